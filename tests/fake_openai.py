@@ -1,0 +1,764 @@
+"""A fake OpenAI-compatible HTTP server for tests and benchmarks (standard library only).
+
+It speaks real HTTP/1.1 on 127.0.0.1 (keep-alive, chunked server-sent events) and serves
+``GET /v1/models`` and ``POST /v1/chat/completions``, streaming or not. Every chat
+completion request is recorded, with server-side timestamps, so tests can assert on
+concurrency, retries, timing and disconnects without trusting the client.
+
+Scripting: each request gets the next scripted ``Reply`` for the persona named by its
+``X-Council-Persona`` header (a FIFO queue per persona); a persona with nothing queued
+takes from the shared ``None`` queue, and when that is empty too, ``fake.default``.
+A default reply's text is ``"<persona> says: w1 w2 ..."``::
+
+    with FakeOpenAI() as fake:                      # listening in a daemon thread
+        fake.default = Reply(ttft=0.2, tokens=5)
+        fake.script("judge", Reply(status=429, retry_after=0.5), Reply(text="Ruling: no."))
+        fake.script("critic", Reply(hang=True))      # never answers; a disconnect is recorded
+        ...  # point a client at fake.base_url
+        fake.wait_for(lambda f: any(r.persona == "critic" for r in f.disconnects))
+        assert fake.peak_concurrency == 2
+        assert [r.status for r in fake.requests_for("judge")] == [429, 200]
+
+Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/reset``,
+``POST /_fake/default`` (a JSON object of ``Reply`` fields), ``POST /_fake/script``
+(``{"persona": name-or-null, "replies": [{...}, ...]}``) and ``POST /_fake/settings``
+(``send_usage`` / ``reject_stream_options`` / ``reject_response_format``).
+
+Command line: ``python -m tests.fake_openai --port 8000 --ttft 0.3 --token-delay 0.05``,
+or ``python -m tests.fake_openai --run council oracle "question"`` to run one command
+against a throw-away server (``COUNCIL_BASE_URL`` is set for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import dataclasses
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+MODEL_ID = "fake-model"
+MAX_HEADER_BYTES = 64 * 1024
+ERROR_KINDS = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_error", None),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+@dataclass
+class Reply:
+    """How the server answers one chat completion request."""
+
+    text: str | None = None  # None: f"{persona or 'model'} says: w1 w2 ..." with `tokens` words
+    tokens: int = 12
+    ttft: float = 0.0  # seconds from the response headers to the first content chunk
+    token_delay: float = 0.0  # seconds between content chunks
+    status: int = 200  # non-200: an OpenAI-shaped JSON error, no stream
+    retry_after: float | None = None  # sent as the Retry-After header
+    error_message: str | None = None
+    hang: bool = False  # never send a byte, until the client goes away
+    drop_after: int | None = None  # send this many content chunks, then abort the connection
+    usage: bool = True  # False: never send usage, even when asked
+
+    def content(self, persona: str | None) -> str:
+        if self.text is not None:
+            return self.text
+        words = " ".join(f"w{i}" for i in range(1, self.tokens + 1))
+        return f"{persona or 'model'} says: {words}".rstrip()
+
+
+@dataclass
+class RecordedRequest:
+    """One chat completion request as the server saw it (times are time.monotonic())."""
+
+    index: int
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+    persona: str | None
+    round: str | None
+    received_at: float
+    responded_at: float | None = None
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    status: int | None = None
+    tokens_sent: int = 0
+    completed: bool = False
+    disconnected: bool = False
+    disconnected_at: float | None = None
+    generation: int = field(default=0, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        del data["generation"]
+        return data
+
+
+class _ClientGone(Exception):
+    """The client closed the connection."""
+
+
+class _BadRequest(Exception):
+    """The request could not be parsed."""
+
+
+@dataclass
+class _Request:
+    method: str
+    path: str
+    version: str
+    headers: dict[str, str]
+    raw_body: bytes
+
+    @property
+    def keep_alive(self) -> bool:
+        connection = self.headers.get("connection", "").lower()
+        if self.version == "HTTP/1.0":
+            return connection == "keep-alive"
+        return connection != "close"
+
+
+class _Connection:
+    """A buffered view of one client socket, with client-disconnect detection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.buffer = bytearray()
+        self.eof_at: float | None = None
+
+    async def _fill(self) -> None:
+        try:
+            data = await self.reader.read(65536)
+        except ConnectionError:
+            data = b""
+        if not data:
+            self.eof_at = self.eof_at or time.monotonic()
+            raise _ClientGone
+        self.buffer += data
+
+    async def _take_until(self, separator: bytes) -> bytes:
+        while (end := self.buffer.find(separator)) < 0:
+            if len(self.buffer) > MAX_HEADER_BYTES:
+                raise _BadRequest("header section too large")
+            await self._fill()
+        data = bytes(self.buffer[:end])
+        del self.buffer[: end + len(separator)]
+        return data
+
+    async def _take(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            await self._fill()
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    async def read_request(self) -> _Request | None:
+        """The next request, or None when the client closed an idle connection."""
+        try:
+            head = await self._take_until(b"\r\n\r\n")
+        except _ClientGone:
+            return None
+        lines = head.decode("latin-1").split("\r\n")
+        try:
+            method, target, version = lines[0].split(" ")
+        except ValueError:
+            raise _BadRequest(f"bad request line {lines[0]!r}") from None
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise _BadRequest(f"bad header line {line!r}")
+            key = name.strip().lower()
+            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+        try:
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                parts = []
+                while size := int((await self._take_until(b"\r\n")).split(b";")[0], 16):
+                    parts.append((await self._take(size + 2))[:-2])
+                while await self._take_until(b"\r\n"):  # trailers
+                    pass
+                body = b"".join(parts)
+            else:
+                body = await self._take(int(headers.get("content-length", "0") or 0))
+        except ValueError as exc:
+            raise _BadRequest(f"bad body framing: {exc}") from None
+        return _Request(method.upper(), target.split("?")[0], version, headers, body)
+
+    async def wait_until_gone(self) -> float:
+        """Return the time the client closed its end (data it sends meanwhile is kept)."""
+        with contextlib.suppress(_ClientGone):
+            while True:
+                await self._fill()
+        assert self.eof_at is not None
+        return self.eof_at
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _sse(payload: dict[str, Any] | str) -> bytes:
+    text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return _chunk(f"data: {text}\n\n".encode())
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def _head(status: int, headers: dict[str, str]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {_reason(status)}", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _error_body(status: int, message: str | None) -> dict[str, Any]:
+    kind, code = ERROR_KINDS.get(status, ("server_error" if status >= 500 else "api_error", None))
+    text = message or f"fake error {status} ({_reason(status)})"
+    return {"error": {"message": text, "type": kind, "param": None, "code": code}}
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    chars = 0
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+    return max(chars // 4, 1)
+
+
+class FakeOpenAI:
+    """The fake server. Use as a context manager, or start()/stop(); see the module doc."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        default: Reply | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._initial_default = default or Reply()
+        self._log = log
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._generation = 0
+        self.reset()
+
+    # -- state, read from any thread -------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget scripts, records and peak; settings back to their defaults."""
+        with self._changed:
+            self.default = copy.copy(self._initial_default)
+            self.send_usage = True
+            self.reject_stream_options = False
+            self.reject_response_format = False
+            self._scripts: dict[str | None, deque[Reply]] = {}
+            self._records: list[RecordedRequest] = []
+            self._generation += 1  # requests still running from before do not count
+            self._in_flight = 0
+            self._peak = 0
+            self._changed.notify_all()
+
+    def script(self, persona: str | None, *replies: Reply) -> None:
+        """Queue replies for `persona` (None: the shared queue for everyone else)."""
+        with self._changed:
+            self._scripts.setdefault(persona, deque()).extend(replies)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [copy.copy(r) for r in self._records]
+
+    def requests_for(self, persona: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.persona == persona]
+
+    @property
+    def peak_concurrency(self) -> int:
+        with self._lock:
+            return self._peak
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def disconnects(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.disconnected]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": len(self._records),
+                "peak_concurrency": self._peak,
+                "in_flight": self._in_flight,
+                "disconnects": [
+                    {"persona": r.persona, "at": r.disconnected_at}
+                    for r in self._records
+                    if r.disconnected
+                ],
+                "records": [r.to_dict() for r in self._records],
+            }
+
+    def wait_for(self, predicate: Callable[[FakeOpenAI], bool], timeout: float = 5.0) -> None:
+        """Block until predicate(self) holds, re-checking on every record change."""
+        with self._changed:
+            if self._changed.wait_for(lambda: predicate(self), timeout):
+                return
+            summary = [
+                f"#{r.index} {r.persona} status={r.status} tokens={r.tokens_sent} "
+                f"completed={r.completed} disconnected={r.disconnected}"
+                for r in self._records
+            ]
+        name = getattr(predicate, "__qualname__", repr(predicate))
+        raise AssertionError(
+            f"fake server: {name} still false after {timeout}s; in_flight={self.in_flight}, "
+            f"peak={self.peak_concurrency}, {len(summary)} requests: " + "; ".join(summary)
+        )
+
+    def _update(self, record: RecordedRequest, **changes: Any) -> None:
+        with self._changed:
+            finishing = "finished_at" in changes and record.finished_at is None
+            if finishing and record.generation == self._generation:
+                self._in_flight -= 1
+            for key, value in changes.items():
+                setattr(record, key, value)
+            self._changed.notify_all()
+
+    def _next_reply(self, persona: str | None) -> Reply:
+        with self._lock:
+            for key in (persona, None):
+                queue = self._scripts.get(key)
+                if queue:
+                    return queue.popleft()
+            return copy.copy(self.default)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> FakeOpenAI:
+        """Serve from a daemon thread; return once listening."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                asyncio.run(self.serve(on_ready=ready.set))
+            except BaseException as exc:  # reported to the starting thread
+                failure.append(exc)
+                ready.set()
+
+        self._thread = threading.Thread(target=run, name="fake-openai", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise RuntimeError("the fake OpenAI server did not start") from failure[0]
+        return self
+
+    def stop(self) -> None:
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                loop.call_soon_threadsafe(stopping.set)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve on the running loop until stop() (or request_stop()) is called."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        server = await asyncio.start_server(
+            self._serve_connection, self.host, self.port, backlog=2048
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        if on_ready is not None:
+            on_ready()
+        try:
+            await self._stopping.wait()
+        finally:
+            server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            await server.wait_closed()
+
+    def request_stop(self) -> None:
+        """Stop serve() from its own loop (e.g. from a signal handler)."""
+        if self._stopping is not None:
+            self._stopping.set()
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        conn = _Connection(reader, writer)
+        graceful = False
+        try:
+            while (request := await conn.read_request()) is not None:
+                if not await self._dispatch(conn, request) or not request.keep_alive:
+                    break
+            graceful = True
+        except _BadRequest as exc:
+            body = json.dumps(_error_body(400, str(exc))).encode()
+            headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+            with contextlib.suppress(ConnectionError):
+                await conn.send(_head(400, {**headers, "Connection": "close"}) + body)
+                graceful = True
+        except (ConnectionError, _ClientGone, asyncio.CancelledError):
+            pass  # (3.11's start_server logs a cancelled handler task as an error)
+        finally:
+            self._connections.discard(task)
+            if graceful:
+                writer.close()  # after what is buffered has been sent
+            else:
+                writer.transport.abort()
+
+    async def _send_json(
+        self, conn: _Connection, request: _Request, status: int, payload: object, **extra: str
+    ) -> None:
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), **extra}
+        headers["Connection"] = "keep-alive" if request.keep_alive else "close"
+        await conn.send(_head(status, headers) + body)
+
+    async def _dispatch(self, conn: _Connection, request: _Request) -> bool:
+        """Answer one request; False means the connection must be closed."""
+        route = (request.method, request.path.removeprefix("/v1"))
+        if route == ("POST", "/chat/completions"):
+            return await self._chat(conn, request)
+        if route == ("GET", "/models"):
+            data = [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "fake"}]
+            payload: object = {"object": "list", "data": data}
+            status = 200
+        elif request.path.startswith("/_fake/"):
+            status, payload = self._control(request)
+        else:
+            status, payload = 404, _error_body(404, f"no route {request.method} {request.path}")
+        await self._send_json(conn, request, status, payload)
+        if self._log:
+            self._log(f"{request.method} {request.path} -> {status}")
+        return True
+
+    def _control(self, request: _Request) -> tuple[int, object]:
+        try:
+            data = json.loads(request.raw_body or b"{}")
+            if request.method == "GET" and request.path == "/_fake/stats":
+                return 200, self.stats()
+            if request.method != "POST":
+                raise LookupError
+            if request.path == "/_fake/reset":
+                self.reset()
+            elif request.path == "/_fake/default":
+                self.default = Reply(**data)
+            elif request.path == "/_fake/script":
+                self.script(data.get("persona"), *(Reply(**r) for r in data.get("replies", [])))
+            elif request.path == "/_fake/settings":
+                for key in ("send_usage", "reject_stream_options", "reject_response_format"):
+                    if key in data:
+                        setattr(self, key, bool(data[key]))
+            else:
+                raise LookupError
+        except LookupError:
+            return 404, _error_body(404, f"no route {request.method} {request.path}")
+        except (ValueError, TypeError, AttributeError) as exc:
+            return 400, _error_body(400, f"bad control request: {exc}")
+        return 200, {"ok": True}
+
+    async def _chat(self, conn: _Connection, request: _Request) -> bool:
+        received_at = time.monotonic()
+        try:
+            body = json.loads(request.raw_body)
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+        except ValueError:
+            body = None
+        persona = request.headers.get("x-council-persona") or None
+        with self._changed:
+            record = RecordedRequest(
+                index=len(self._records),
+                method=request.method,
+                path=request.path,
+                headers=dict(request.headers),
+                body=body,
+                persona=persona,
+                round=request.headers.get("x-council-round"),
+                received_at=received_at,
+                generation=self._generation,
+            )
+            self._records.append(record)
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+            self._changed.notify_all()
+
+        rejected = None
+        if body is None:
+            rejected = "We could not parse the JSON body of your request."
+        else:
+            for key, flag in (
+                ("stream_options", self.reject_stream_options),
+                ("response_format", self.reject_response_format),
+            ):
+                if flag and key in body:
+                    rejected = f"Unrecognized request argument supplied: {key}"
+        reply = Reply(status=400, error_message=rejected) if rejected else self._next_reply(persona)
+        work = self._answer(conn, request, record, reply, body or {})
+        keep = await self._watching(conn, record, work)
+        if self._log:
+            self._log(
+                f"POST {request.path} persona={persona} -> {record.status} "
+                f"tokens={record.tokens_sent} completed={record.completed} "
+                f"disconnected={record.disconnected}"
+            )
+        return keep
+
+    async def _watching(
+        self, conn: _Connection, record: RecordedRequest, work: Coroutine[Any, Any, bool]
+    ) -> bool:
+        """Run `work` (the response) while watching for the client going away."""
+        responding = asyncio.create_task(work)
+        watcher = asyncio.create_task(conn.wait_until_gone())
+        try:
+            await asyncio.wait({responding, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+            if not responding.done():
+                responding.cancel()
+            await asyncio.gather(responding, watcher, return_exceptions=True)
+        failure = None if responding.cancelled() else responding.exception()
+        if responding.done() and not responding.cancelled() and failure is None:
+            return responding.result()
+        if failure is not None and not isinstance(failure, ConnectionError):
+            self._update(record, finished_at=time.monotonic())
+            raise failure  # a bug in the fake: let asyncio log it
+        if record.finished_at is None:  # the client went away (EOF, or a failed write)
+            gone_at = conn.eof_at or time.monotonic()
+            self._update(record, disconnected=True, disconnected_at=gone_at, finished_at=gone_at)
+        return False
+
+    async def _answer(
+        self,
+        conn: _Connection,
+        request: _Request,
+        record: RecordedRequest,
+        reply: Reply,
+        body: dict[str, Any],
+    ) -> bool:
+        """Send the response; True when the connection may be reused."""
+        if reply.hang:
+            await asyncio.get_running_loop().create_future()  # until the client goes away
+        if reply.status != 200:
+            extra = {} if reply.retry_after is None else {"Retry-After": str(reply.retry_after)}
+            self._update(record, responded_at=time.monotonic(), status=reply.status)
+            payload = _error_body(reply.status, reply.error_message)
+            await self._send_json(conn, request, reply.status, payload, **extra)
+            self._update(record, completed=True, finished_at=time.monotonic())
+            return True
+        tokens = re.findall(r"\S+\s*", reply.content(record.persona))
+        created = int(time.time())
+        base = {"id": f"chatcmpl-fake-{record.index}", "created": created}
+        base["model"] = body.get("model") or MODEL_ID
+        want_usage = self.send_usage and reply.usage
+        usage = {"prompt_tokens": _prompt_tokens(body), "completion_tokens": 0}
+        if not body.get("stream"):
+            await asyncio.sleep(reply.ttft + reply.token_delay * max(len(tokens) - 1, 0))
+            if reply.drop_after is not None:
+                self._update(record, finished_at=time.monotonic())
+                return False
+            usage["completion_tokens"] = len(tokens)
+            usage["total_tokens"] = usage["prompt_tokens"] + len(tokens)
+            message = {"role": "assistant", "content": "".join(tokens), "refusal": None}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+            payload = {**base, "object": "chat.completion", "choices": [choice]}
+            if want_usage:
+                payload["usage"] = usage
+            now = time.monotonic()
+            self._update(record, responded_at=now, first_token_at=now, status=200)
+            await self._send_json(conn, request, 200, payload)
+            self._update(
+                record, tokens_sent=len(tokens), completed=True, finished_at=time.monotonic()
+            )
+            return True
+
+        stream_options = body.get("stream_options") or {}
+        want_usage = want_usage and bool(stream_options.get("include_usage"))
+        headers = {
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "Transfer-Encoding": "chunked",
+            "Connection": "keep-alive" if request.keep_alive else "close",
+        }
+        await conn.send(_head(200, headers))
+        self._update(record, responded_at=time.monotonic(), status=200)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        def chunk(delta: dict[str, str], finish: str | None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return _sse({**base, "object": "chat.completion.chunk", "choices": [choice]})
+
+        for i, token in enumerate(tokens):
+            if reply.drop_after is not None and i >= reply.drop_after:
+                break
+            # Absolute deadlines, so that sleep overshoot does not add up over a reply.
+            if (delay := start + reply.ttft + i * reply.token_delay - loop.time()) > 0:
+                await asyncio.sleep(delay)
+            delta = {"role": "assistant", "content": token} if i == 0 else {"content": token}
+            await conn.send(chunk(delta, None))
+            now = time.monotonic()
+            self._update(record, tokens_sent=i + 1, first_token_at=record.first_token_at or now)
+        if reply.drop_after is not None:
+            transport = conn.writer.transport
+            transport.set_write_buffer_limits(high=0)
+            await conn.writer.drain()  # what was sent arrives; then no terminator, no [DONE]
+            self._update(record, finished_at=time.monotonic())
+            transport.abort()
+            return False
+        tail = chunk({"role": "assistant"} if not tokens else {}, "stop")
+        if want_usage:
+            usage["completion_tokens"] = len(tokens)
+            usage["total_tokens"] = usage["prompt_tokens"] + len(tokens)
+            tail += _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        await conn.send(tail + _sse("[DONE]") + b"0\r\n\r\n")
+        self._update(record, completed=True, finished_at=time.monotonic())
+        return True
+
+
+# -- command line --------------------------------------------------------------------------
+
+
+def _write_ready_file(path: str, base_url: str) -> None:
+    target = Path(path)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(base_url + "\n")
+    temporary.replace(target)  # atomic: a reader never sees half a URL
+
+
+def _run_child(fake: FakeOpenAI, command: list[str]) -> int:
+    env = {**os.environ, "COUNCIL_BASE_URL": fake.base_url}
+    try:
+        child = subprocess.Popen(command, env=env)
+    except OSError as exc:
+        print(f"fake_openai: cannot run {command[0]!r}: {exc}", file=sys.stderr)
+        return 127
+
+    def forward(signum: int, frame: object) -> None:
+        # From a terminal, Ctrl-C already reached the child (same process group).
+        with contextlib.suppress(OSError, ValueError):
+            if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
+                return
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    previous = signal.signal(signal.SIGINT, forward)
+    try:
+        code = child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return code if code >= 0 else 128 - code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fake_openai", description="A fake OpenAI-compatible server."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--ttft", type=float, default=0.0, help="seconds to the first token")
+    parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between tokens")
+    parser.add_argument("--tokens", type=int, default=12, help="words in the default reply")
+    parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument("--ready-file", help="write the base URL here once listening")
+    parser.add_argument(
+        "--run", nargs=argparse.REMAINDER, metavar="CMD", help="run CMD against a random port"
+    )
+    args = parser.parse_args(argv)
+    default = Reply(ttft=args.ttft, token_delay=args.token_delay, tokens=args.tokens)
+
+    def log(line: str) -> None:
+        print(f"fake_openai: {line}", file=sys.stderr, flush=True)
+
+    quiet = args.quiet or args.run is not None  # the child's output stays readable
+    port = 0 if args.run is not None else args.port
+    fake = FakeOpenAI(args.host, port, default=default, log=None if quiet else log)
+
+    def ready() -> None:
+        if args.ready_file:
+            _write_ready_file(args.ready_file, fake.base_url)
+        print(f"fake OpenAI server on {fake.base_url}", file=sys.stderr, flush=True)
+
+    if args.run is not None:
+        if not args.run:
+            parser.error("--run needs a command")
+        fake.start()
+        try:
+            ready()
+            return _run_child(fake, args.run)
+        finally:
+            fake.stop()
+
+    async def foreground() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, fake.request_stop)
+        await fake.serve(on_ready=ready)
+
+    try:
+        asyncio.run(foreground())
+    except KeyboardInterrupt:  # a Ctrl-C before the handlers were set
+        pass
+    except OSError as exc:  # e.g. the port is taken
+        print(f"fake_openai: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,539 @@
+"""The fake OpenAI-compatible server, checked with the real openai client and raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.fake_openai import FakeOpenAI, Reply
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = [sys.executable, "-m", "tests.fake_openai"]
+MESSAGES: list[Any] = [
+    {"role": "system", "content": "x" * 40},
+    {"role": "user", "content": "y" * 9},
+]  # 49 characters: 12 prompt tokens
+
+
+def client_for(fake: FakeOpenAI) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
+
+
+def persona_headers(persona: str | None, round_: str | None = None) -> dict[str, str]:
+    headers = {} if persona is None else {"X-Council-Persona": persona}
+    if round_ is not None:
+        headers["X-Council-Round"] = round_
+    return headers
+
+
+async def ask(client: openai.AsyncOpenAI, persona: str | None = None, **kwargs: Any) -> str:
+    """One streamed chat completion; returns the text."""
+    stream = await client.chat.completions.create(
+        model="fake-model",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers=persona_headers(persona),
+        **kwargs,
+    )
+    return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+
+def control(fake: FakeOpenAI, method: str, path: str, payload: object = None) -> tuple[int, Any]:
+    """Call the control API over HTTP, as another process would."""
+    conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=5)
+    try:
+        body = None if payload is None else json.dumps(payload)
+        conn.request(method, path, body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def raw_exchange(fake: FakeOpenAI, request: bytes) -> bytes:
+    """Send one raw request and read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    return received
+
+
+def test_streamed_content_and_usage_round_trip_through_the_sdk(fake: FakeOpenAI) -> None:
+    fake.script(None, Reply(text="Keep the Go service,\nfor now."))
+
+    async def run() -> list[Any]:
+        async with client_for(fake) as client:
+            stream = await client.chat.completions.create(
+                model="fake-model",
+                messages=MESSAGES,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            return [chunk async for chunk in stream]
+
+    chunks = asyncio.run(run())
+    content = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert "".join(c.choices[0].delta.content for c in content) == "Keep the Go service,\nfor now."
+    assert [c.choices[0].delta.content for c in content][:2] == ["Keep ", "the "]
+    assert content[0].choices[0].delta.role == "assistant"
+    assert all(c.choices[0].delta.role is None for c in content[1:])
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == []
+    usage = chunks[-1].usage
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (12, 6, 18)
+
+    (record,) = fake.requests
+    assert record.status == 200 and record.completed and not record.disconnected
+    assert record.tokens_sent == 6
+    assert record.body is not None and record.body["stream_options"] == {"include_usage": True}
+    assert record.persona is None and record.round is None
+    assert record.headers["authorization"] == "Bearer test"
+    assert record.responded_at is not None and record.first_token_at is not None
+    assert record.finished_at is not None
+    assert record.received_at <= record.responded_at <= record.first_token_at
+    assert record.first_token_at <= record.finished_at
+    assert fake.in_flight == 0
+
+
+@pytest.mark.parametrize("switch", ["reply", "server"])
+def test_usage_is_left_out_when_switched_off(fake: FakeOpenAI, switch: str) -> None:
+    if switch == "reply":
+        fake.default = Reply(tokens=3, usage=False)
+    else:
+        fake.default = Reply(tokens=3)
+        fake.send_usage = False
+
+    async def run() -> list[Any]:
+        async with client_for(fake) as client:
+            stream = await client.chat.completions.create(
+                model="fake-model",
+                messages=MESSAGES,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            return [chunk async for chunk in stream]
+
+    chunks = asyncio.run(run())
+    assert all(c.usage is None for c in chunks)
+    assert all(c.choices for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "model says: w1 w2 w3"
+
+
+def test_non_streaming_completion_has_the_default_text_and_usage(fake: FakeOpenAI) -> None:
+    fake.default = Reply(tokens=3)
+
+    async def run() -> Any:
+        async with client_for(fake) as client:
+            return await client.chat.completions.create(
+                model="some-model", messages=MESSAGES, extra_headers=persona_headers("judge")
+            )
+
+    completion = asyncio.run(run())
+    assert completion.object == "chat.completion"
+    assert completion.model == "some-model"
+    assert completion.choices[0].message.content == "judge says: w1 w2 w3"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (12, 5)
+    assert fake.requests[0].tokens_sent == 5 and fake.requests[0].completed
+
+
+def test_models_are_listed(fake: FakeOpenAI) -> None:
+    async def run() -> list[str]:
+        async with client_for(fake) as client:
+            return [model.id async for model in client.models.list()]
+
+    assert asyncio.run(run()) == ["fake-model"]
+    assert fake.requests == []  # only chat completions are recorded
+
+
+def test_429_carries_retry_after_to_the_sdk(fake: FakeOpenAI) -> None:
+    fake.script("judge", Reply(status=429, retry_after=0.25, error_message="Slow down."))
+
+    async def run() -> None:
+        async with client_for(fake) as client:
+            await ask(client, "judge")
+
+    with pytest.raises(openai.RateLimitError) as caught:
+        asyncio.run(run())
+    assert caught.value.status_code == 429
+    assert caught.value.response.headers["retry-after"] == "0.25"
+    assert "Slow down." in str(caught.value)
+    assert isinstance(caught.value.body, dict) and caught.value.body["message"] == "Slow down."
+    (record,) = fake.requests
+    assert record.status == 429 and record.completed and record.tokens_sent == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(400, openai.BadRequestError), (401, openai.AuthenticationError), (503, openai.APIError)],
+)
+def test_error_statuses_reach_the_sdk_as_their_exceptions(
+    fake: FakeOpenAI, status: int, error: type[Exception]
+) -> None:
+    fake.default = Reply(status=status)
+
+    async def run() -> None:
+        async with client_for(fake) as client:
+            await ask(client)
+
+    with pytest.raises(error):
+        asyncio.run(run())
+    assert [r.status for r in fake.requests] == [status]
+
+
+def test_a_hung_request_cancelled_by_the_client_is_a_disconnect(fake: FakeOpenAI) -> None:
+    fake.script("critic", Reply(hang=True))
+
+    async def run() -> None:
+        async with client_for(fake) as client:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ask(client, "critic"), timeout=0.2)
+            fake.wait_for(lambda f: len(f.disconnects) == 1)
+
+    asyncio.run(run())
+    (record,) = fake.disconnects
+    assert record.persona == "critic"
+    assert record.disconnected and not record.completed
+    assert record.responded_at is None and record.status is None
+    assert record.disconnected_at is not None and record.disconnected_at >= record.received_at
+    assert record.finished_at == record.disconnected_at
+    assert fake.in_flight == 0
+    stats = fake.stats()
+    assert stats["disconnects"] == [{"persona": "critic", "at": record.disconnected_at}]
+
+
+def test_closing_a_stream_midway_is_a_disconnect(fake: FakeOpenAI) -> None:
+    fake.script("judge", Reply(tokens=50, token_delay=0.02))
+
+    async def run() -> list[str]:
+        async with client_for(fake) as client:
+            stream = await client.chat.completions.create(
+                model="fake-model",
+                messages=MESSAGES,
+                stream=True,
+                extra_headers=persona_headers("judge"),
+            )
+            received = []
+            async for chunk in stream:
+                received.append(chunk.choices[0].delta.content)
+                if len(received) == 3:
+                    break
+            await stream.close()
+            fake.wait_for(lambda f: len(f.disconnects) == 1)
+            return received
+
+    assert asyncio.run(run()) == ["judge ", "says: ", "w1 "]
+    (record,) = fake.disconnects
+    assert record.status == 200 and not record.completed
+    assert 3 <= record.tokens_sent < 52
+    assert fake.in_flight == 0
+
+
+def test_drop_after_breaks_the_clients_iteration(fake: FakeOpenAI) -> None:
+    fake.script(None, Reply(text="one two three four five", drop_after=2))
+    received: list[str] = []
+
+    async def run() -> None:
+        async with client_for(fake) as client:
+            stream = await client.chat.completions.create(
+                model="fake-model", messages=MESSAGES, stream=True
+            )
+            async for chunk in stream:
+                received.append(chunk.choices[0].delta.content or "")
+
+    with pytest.raises(openai.APIConnectionError):
+        asyncio.run(run())
+    assert received == ["one ", "two "]
+    (record,) = fake.requests
+    assert record.tokens_sent == 2 and record.finished_at is not None
+    assert not record.completed and not record.disconnected
+    assert fake.in_flight == 0
+
+
+def test_peak_concurrency_counts_overlapping_requests(fake: FakeOpenAI) -> None:
+    fake.default = Reply(ttft=0.3, tokens=2)
+
+    async def run() -> list[str]:
+        async with client_for(fake) as client:
+            return await asyncio.gather(*(ask(client, f"p{i}") for i in range(5)))
+
+    assert asyncio.run(run()) == [f"p{i} says: w1 w2" for i in range(5)]
+    assert fake.peak_concurrency == 5
+    assert fake.in_flight == 0
+    fake.reset()
+    assert fake.peak_concurrency == 0 and fake.requests == []
+
+
+def test_more_than_a_hundred_concurrent_streams(fake: FakeOpenAI) -> None:
+    fake.default = Reply(ttft=1.0, token_delay=0.01, tokens=5)
+
+    async def run() -> list[str]:
+        async with client_for(fake) as client:
+            return await asyncio.gather(*(ask(client, f"p{i}") for i in range(120)))
+
+    assert asyncio.run(run()) == [f"p{i} says: w1 w2 w3 w4 w5" for i in range(120)]
+    assert fake.peak_concurrency == 120
+    assert all(r.completed for r in fake.requests)
+
+
+def test_replies_are_scripted_per_persona(fake: FakeOpenAI) -> None:
+    fake.script("judge", Reply(text="First ruling."), Reply(text="Second ruling."))
+    fake.script(None, Reply(text="For anyone."))
+
+    async def run() -> list[str]:
+        async with client_for(fake) as client:
+            order = ["critic", "judge", "critic", "judge", None, "judge"]
+            return [await ask(client, persona) for persona in order]
+
+    assert asyncio.run(run()) == [
+        "For anyone.",  # the critic has no queue of its own
+        "First ruling.",
+        "critic says: w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12",
+        "Second ruling.",
+        "model says: w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12",
+        "judge says: w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12",
+    ]
+    assert [r.index for r in fake.requests] == list(range(6))
+    assert len(fake.requests_for("judge")) == 3
+    assert len(fake.requests_for("critic")) == 2
+
+
+def test_persona_and_round_headers_are_recorded(fake: FakeOpenAI) -> None:
+    async def run() -> None:
+        async with client_for(fake) as client:
+            await client.chat.completions.create(
+                model="fake-model",
+                messages=MESSAGES,
+                extra_headers=persona_headers("judge", round_="2"),
+            )
+
+    asyncio.run(run())
+    (record,) = fake.requests_for("judge")
+    assert record.round == "2"
+    assert record.headers["x-council-persona"] == "judge"
+    assert record.to_dict()["persona"] == "judge"
+
+
+@pytest.mark.parametrize(
+    ("flag", "argument"),
+    [
+        ("reject_stream_options", {"stream_options": {"include_usage": True}}),
+        ("reject_response_format", {"response_format": {"type": "json_object"}}),
+    ],
+)
+def test_rejected_arguments_get_a_400(
+    fake: FakeOpenAI, flag: str, argument: dict[str, Any]
+) -> None:
+    setattr(fake, flag, True)
+    fake.script(None, Reply(text="Still here."))
+
+    async def run() -> str:
+        async with client_for(fake) as client:
+            with pytest.raises(openai.BadRequestError) as caught:
+                await ask(client, **argument)
+            key = next(iter(argument))
+            assert f"Unrecognized request argument supplied: {key}" in str(caught.value)
+            return await ask(client)  # the scripted reply was not used up
+
+    assert asyncio.run(run()) == "Still here."
+    assert [r.status for r in fake.requests] == [400, 200]
+
+
+def test_control_api_over_http(fake: FakeOpenAI) -> None:
+    assert control(fake, "POST", "/_fake/default", {"tokens": 2}) == (200, {"ok": True})
+    assert fake.default == Reply(tokens=2)
+    replies = [{"text": "Over HTTP."}, {"status": 503, "error_message": "busy"}]
+    status, _ = control(fake, "POST", "/_fake/script", {"persona": "critic", "replies": replies})
+    assert status == 200
+    status, _ = control(fake, "POST", "/_fake/settings", {"send_usage": False})
+    assert status == 200 and fake.send_usage is False
+
+    async def run() -> list[str]:
+        async with client_for(fake) as client:
+            first = await ask(client, "critic")
+            with pytest.raises(openai.InternalServerError):
+                await ask(client, "critic")
+            return [first, await ask(client, "judge")]
+
+    assert asyncio.run(run()) == ["Over HTTP.", "judge says: w1 w2"]
+    status, stats = control(fake, "GET", "/_fake/stats")
+    assert status == 200
+    assert stats["requests"] == 3
+    assert stats["peak_concurrency"] == 1 and stats["in_flight"] == 0
+    assert stats["disconnects"] == []
+    assert [r["status"] for r in stats["records"]] == [200, 503, 200]
+    assert [r["persona"] for r in stats["records"]] == ["critic", "critic", "judge"]
+    assert stats["records"][0]["body"]["messages"] == MESSAGES
+
+    status, error = control(fake, "POST", "/_fake/default", {"no_such_field": 1})
+    assert status == 400 and "no_such_field" in error["error"]["message"]
+    assert control(fake, "GET", "/_fake/nothing")[0] == 404
+    assert control(fake, "POST", "/_fake/reset") == (200, {"ok": True})
+    assert control(fake, "GET", "/_fake/stats")[1]["requests"] == 0
+    assert fake.requests == [] and fake.default == Reply() and fake.send_usage is True
+
+
+def test_keep_alive_reuses_one_connection(fake: FakeOpenAI) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=5)
+    body = json.dumps({"model": "m", "messages": MESSAGES, "stream": True})
+    try:
+        conn.request("POST", "/v1/chat/completions", body, persona_headers("judge"))
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Transfer-Encoding") == "chunked"
+        assert response.getheader("Content-Type", "").startswith("text/event-stream")
+        events = response.read().decode().split("\n\n")
+        sock = conn.sock
+        conn.request("GET", "/v1/models")
+        models = json.loads(conn.getresponse().read())
+        assert conn.sock is sock is not None  # same socket, still open
+    finally:
+        conn.close()
+    assert events[-2:] == ["data: [DONE]", ""]
+    assert json.loads(events[0].removeprefix("data: "))["object"] == "chat.completion.chunk"
+    assert models == {
+        "object": "list",
+        "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}],
+    }
+
+
+def test_connection_close_is_honoured_and_the_stream_is_chunked(fake: FakeOpenAI) -> None:
+    fake.default = Reply(text="a b")
+    body = json.dumps({"model": "m", "messages": MESSAGES, "stream": True}).encode()
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    head, _, rest = raw_exchange(fake, request).partition(b"\r\n\r\n")  # to EOF: closed
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"\r\nConnection: close" in head and b"\r\nTransfer-Encoding: chunked" in head
+    payloads = []
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        payloads.append(rest[:size])
+        assert rest[size : size + 2] == b"\r\n"
+        rest = rest[size + 2 :]
+        if size == 0:
+            break
+    assert rest == b""
+    assert payloads[-2:] == [b"data: [DONE]\n\n", b""]
+    assert len(payloads) == 5  # two tokens, the stop chunk, [DONE], the terminator
+    assert fake.requests[0].completed
+
+
+def test_a_malformed_request_gets_a_400_and_a_closed_connection(fake: FakeOpenAI) -> None:
+    response = raw_exchange(fake, b"NONSENSE\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 400 ")
+
+
+def test_wait_for_times_out_with_a_description(fake: FakeOpenAI) -> None:
+    with pytest.raises(AssertionError, match=r"still false after 0\.05s.*0 requests"):
+        fake.wait_for(lambda f: len(f.requests) > 0, timeout=0.05)
+
+
+def test_a_second_server_runs_side_by_side() -> None:
+    with FakeOpenAI(default=Reply(tokens=1)) as other:
+        assert other.port > 0
+        with urllib.request.urlopen(f"{other.base_url}/models", timeout=5) as response:
+            assert json.loads(response.read())["data"][0]["id"] == "fake-model"
+        other.reset()
+        assert other.default == Reply(tokens=1)  # reset goes back to the constructor's default
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_run_mode_gives_the_child_the_url_and_its_exit_code(code: int) -> None:
+    child = (
+        "import os, sys, urllib.request\n"
+        "url = os.environ['COUNCIL_BASE_URL']\n"
+        "print(url)\n"
+        "print(urllib.request.urlopen(url + '/models').read().decode())\n"
+        f"sys.exit({code})\n"
+    )
+    result = subprocess.run(
+        [*SERVER, "--run", sys.executable, "-c", child],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == code, result.stderr
+    url, models = result.stdout.splitlines()
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+    assert json.loads(models)["data"][0]["id"] == "fake-model"
+    assert f"fake OpenAI server on {url}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_mode_forwards_sigint_to_the_child() -> None:
+    child = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGINT, lambda *_: sys.exit(7))\n"
+        "print('ready', flush=True)\n"
+        "signal.pause()\n"
+    )
+    proc = subprocess.Popen(
+        [*SERVER, "--run", sys.executable, "-c", child],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 7, err
+    assert "Traceback" not in err
+
+
+def test_foreground_server_writes_the_ready_file_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(
+        [*SERVER, "--port", "0", "--tokens", "2", "--ready-file", str(ready)],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line.startswith("fake OpenAI server on http://127.0.0.1:")
+        url = line.split()[-1]
+        assert ready.read_text().strip() == url
+        request = urllib.request.Request(
+            f"{url}/chat/completions",
+            data=json.dumps({"model": "m", "messages": MESSAGES}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            reply = json.loads(response.read())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert reply["choices"][0]["message"]["content"] == "model says: w1 w2"
+    assert proc.returncode == 0, err
+    assert "POST /v1/chat/completions" in err  # not --quiet: requests are logged
+    assert "Traceback" not in err
