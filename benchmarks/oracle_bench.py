@@ -1,0 +1,127 @@
+"""How much faster is one oracle call to N personas than asking them one after another?
+
+Starts the fake OpenAI-compatible server in its own process with a fixed per-call
+latency L (time to first token plus a fixed number of tokens), generates N personas
+in a temporary COUNCIL_HOME, and times council's oracle engine in-process (after
+imports and one warm-up run): plan, concurrent calls, aggregated Markdown output.
+
+    python benchmarks/oracle_bench.py            # N = 3, 10, 100; L = 1 s; 5 runs each
+    python benchmarks/oracle_bench.py --runs 3 --latency 0.5
+
+Prints, for each N, the median wall time, L, the sequential sum N·L, the speedup
+N·L / wall, and the overhead wall − L, with the targets from the issue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKENS = 20  # fixed reply length, in streamed chunks
+OVERHEAD_TARGET_MS = {3: 30.0, 100: 150.0}
+
+
+def start_server(latency: float, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The fake server in its own process: first token at L/2, then TOKENS chunks over L/2."""
+    ready = workdir / "ready"
+    ttft = latency / 2
+    token_delay = (latency - ttft) / TOKENS
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_openai", "--port", "0", "--quiet",
+         "--ttft", str(ttft), "--token-delay", str(token_delay), "--tokens", str(TOKENS),
+         "--ready-file", str(ready)],
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 20
+    while not (ready.exists() and ready.read_text().strip()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the fake server did not start")
+        time.sleep(0.05)
+    return proc, ready.read_text().strip()
+
+
+def write_personas(home: Path, count: int) -> list[str]:
+    personas = home / "personas"
+    personas.mkdir(parents=True, exist_ok=True)
+    names = [f"bench-{i:03d}" for i in range(count)]
+    for name in names:
+        (personas / f"{name}.yaml").write_text(
+            f"name: {name}\ndescription: Benchmark persona {name}.\n"
+            f"system: You are {name}. Answer briefly.\n"
+        )
+    return names
+
+
+def run_once(base_url: str, names: list[str]) -> float:
+    """One oracle run as the CLI does it (minus argument parsing); returns wall seconds."""
+    from council.config import resolve_endpoint
+    from council.events import EventBus
+    from council.oracle import OracleRun
+    from council.personas import PersonaCatalog
+    from council.plan import build_oracle_plan
+    from council.render.markdown import oracle_markdown
+    import asyncio
+
+    started = time.perf_counter()
+    endpoint = resolve_endpoint(base_url=base_url, max_concurrency=len(names))
+    personas = PersonaCatalog.discover().resolve(names)
+    plan = build_oracle_plan(query="Benchmark question?", personas=personas, endpoint=endpoint)
+    run = OracleRun(plan, EventBus())
+    result = asyncio.run(run.execute())
+    io.StringIO().write(oracle_markdown(result))
+    wall = time.perf_counter() - started
+    if result.exit_code != 0:
+        raise SystemExit(f"benchmark run failed: {[f.message for f in result.failures][:3]}")
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=1.0, help="per-call latency L, seconds")
+    parser.add_argument("--runs", type=int, default=5, help="runs per N (median reported)")
+    parser.add_argument("--sizes", default="3,10,100", help="comma-separated N")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+    latency = args.latency
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        os.environ["COUNCIL_HOME"] = str(workdir / "home")
+        proc, base_url = start_server(latency, workdir)
+        try:
+            names = write_personas(workdir / "home", max(sizes))
+            run_once(base_url, names[:3])  # warm-up: imports, first connections
+            rows = []
+            for n in sizes:
+                walls = [run_once(base_url, names[:n]) for _ in range(args.runs)]
+                rows.append((n, statistics.median(walls)))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+    print(f"oracle benchmark: L = {latency:g} s per call, {TOKENS} tokens a reply, "
+          f"--max-concurrency N, median of {args.runs} runs, {os.cpu_count()} cores")
+    header = f"{'N':>5} {'wall s':>8} {'L s':>6} {'N·L s':>8} {'speedup':>8} {'≥0.95N':>7}"
+    header += f" {'overhead ms':>12} {'target':>8}"
+    print(header)
+    for n, wall in rows:
+        speedup = n * latency / wall
+        overhead = (wall - latency) * 1000
+        target = OVERHEAD_TARGET_MS.get(n)
+        target_text = f"≤{target:.0f}" if target else "–"
+        verdict = "" if target is None else (" ok" if overhead <= target else " MISSED")
+        speed_ok = "ok" if speedup >= 0.95 * n else "MISSED"
+        print(f"{n:>5} {wall:>8.3f} {latency:>6.2f} {n * latency:>8.1f} {speedup:>7.2f}x "
+              f"{speed_ok:>7} {overhead:>12.1f} {target_text:>8}{verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""The `council` command line: flags -> plan -> engine -> renderer, errors -> exit codes.
+
+Only typer, the standard library and light council modules are imported at the
+top: `council --help` must not pay for openai. The engine is imported inside
+the commands that run it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from council import __version__
+from council.errors import EXIT_FAILURE, CouncilError, UsageError
+
+__all__ = ["app", "main"]
+
+DEFAULT_PERSONAS = "judge,critic,skeptic"
+DEFAULT_ARBITER = "arbiter"
+
+app = typer.Typer(
+    name="council",
+    help=(
+        "Ask several LLM personas at once through any OpenAI-compatible endpoint.\n\n"
+        'Example:  council oracle -p judge,critic,skeptic "Should we rewrite billing in Rust?"'
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+personas_app = typer.Typer(no_args_is_help=True, help="List and inspect personas.")
+app.add_typer(personas_app, name="personas")
+
+_debug = False
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _print_error(message: str) -> None:
+    sys.stderr.write(f"council: error: {message}\n")
+    sys.stderr.flush()
+
+
+def handles_errors(command: F) -> F:
+    """Turn CouncilError into one line on stderr and its exit code; --debug re-raises."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except CouncilError as error:
+            if _debug:
+                raise
+            _print_error(error.one_line())
+            raise typer.Exit(error.exit_code) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            if _debug:
+                raise
+            _print_error(
+                f"unexpected {type(error).__name__}: {error}; "
+                "run again with --debug for the traceback, and please report it"
+            )
+            raise typer.Exit(EXIT_FAILURE) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"council {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug or os.environ.get("COUNCIL_DEBUG", "") not in ("", "0")
+
+
+def _split_names(value: str, flag: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise UsageError(
+            f"{flag} is empty", f"give names separated by commas, e.g. {flag} judge,critic"
+        )
+    return names
+
+
+@app.command(name="oracle")
+@handles_errors
+def oracle_command(
+    query: Annotated[
+        str | None,
+        typer.Argument(help="The question. Use - to read it from stdin.", show_default=False),
+    ] = None,
+    personas: Annotated[
+        str, typer.Option("--personas", "-p", help="Comma-separated persona names.")
+    ] = DEFAULT_PERSONAS,
+    synthesize: Annotated[
+        bool, typer.Option("--synthesize", "-s", help="Have the arbiter write one synthesis.")
+    ] = False,
+    arbiter: Annotated[
+        str, typer.Option("--arbiter", help="Persona that writes the synthesis.")
+    ] = DEFAULT_ARBITER,
+    context: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--context",
+            "-c",
+            help="Attach a text file to the question (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="OpenAI-compatible endpoint. [env: COUNCIL_BASE_URL, "
+            "OPENAI_BASE_URL; default: https://api.openai.com/v1]",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model name. [env: COUNCIL_MODEL; default: gpt-4o-mini]",
+            show_default=False,
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Name of the env var holding the key. [default: OPENAI_API_KEY]",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Deadline per call in seconds, retries included. [default: 120]",
+            show_default=False,
+        ),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            "--retries",
+            help="Retries on 429, 5xx, timeouts, connection errors. [default: 2]",
+            show_default=False,
+        ),
+    ] = None,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--max-concurrency",
+            help="Most calls in flight at once. [default: min(calls, 50)]",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document at the end.")
+    ] = False,
+    jsonl_output: Annotated[
+        bool, typer.Option("--jsonl", help="Stream events as JSON lines.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Answers only: no live view, metrics or footer.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and the exact messages; send nothing.")
+    ] = False,
+) -> None:
+    """Ask every persona the same question at once and print their answers together.
+
+    \b
+    Examples:
+      council oracle "Should we rewrite the billing service in Rust?"
+      council oracle -p judge,critic,security --synthesize "Is this API safe?" -c api.py
+      git diff | council oracle --json -
+    """
+    from council.config import resolve_endpoint
+    from council.inputs import read_context_files, read_query
+    from council.personas import PersonaCatalog
+    from council.plan import build_oracle_plan
+    from council.render import choose_mode
+
+    if json_output and jsonl_output:
+        raise UsageError("--json and --jsonl are exclusive", "pick one")
+    question = read_query(query)
+    attachments = read_context_files(list(context or []))
+    catalog = PersonaCatalog.discover()
+    chosen = catalog.resolve(_split_names(personas, "--personas"))
+    arbiter_persona = catalog.get(arbiter) if synthesize else None
+    endpoint = resolve_endpoint(
+        base_url=base_url,
+        model=model,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        retries=retries,
+        max_concurrency=max_concurrency,
+        require_key=not dry_run,
+    )
+    plan = build_oracle_plan(
+        query=question,
+        personas=chosen,
+        endpoint=endpoint,
+        attachments=attachments,
+        arbiter=arbiter_persona,
+    )
+    if dry_run:
+        from council.render.json_out import dumps
+        from council.render.markdown import plan_markdown
+
+        typer.echo(dumps(plan.to_dict()) if json_output else plan_markdown(plan), nl=json_output)
+        return
+    from council.runner import run_oracle
+
+    mode = choose_mode(
+        json_output=json_output, jsonl_output=jsonl_output, stdout_is_tty=sys.stdout.isatty()
+    )
+    code = run_oracle(plan, mode, quiet=quiet)
+    if code:
+        raise typer.Exit(code)
+
+
+@personas_app.command(name="list")
+@handles_errors
+def personas_list(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the personas you can use, with where each comes from.
+
+    \b
+    Example:
+      council personas list
+    """
+    from council.personas import PersonaCatalog
+
+    catalog = PersonaCatalog.discover()
+    rows = [
+        {
+            "name": e.persona.name,
+            "description": e.persona.description,
+            "origin": e.origin,
+            "path": str(e.persona.source),
+            "shadowed_by": str(e.shadowed_by) if e.shadowed_by else None,
+        }
+        for e in catalog.entries
+    ]
+    if json_output:
+        from council.render.json_out import dumps
+
+        typer.echo(dumps(rows))
+        return
+    width = max((len(r["name"]) for r in rows), default=4)
+    for row in rows:
+        line = f"{row['name']:<{width}}  {row['description']}  [{row['origin']}]"
+        if row["shadowed_by"]:
+            line += f" (shadowed by {row['shadowed_by']})"
+        typer.echo(line)
+
+
+@personas_app.command(name="show")
+@handles_errors
+def personas_show(
+    name: Annotated[str, typer.Argument(help="Persona name.")],
+) -> None:
+    """Show one persona: its settings, file and full system prompt.
+
+    \b
+    Example:
+      council personas show skeptic
+    """
+    from council.personas import PersonaCatalog
+
+    persona = PersonaCatalog.discover().get(name)
+    typer.echo(f"name: {persona.name}")
+    typer.echo(f"description: {persona.description}")
+    typer.echo(f"file: {persona.source}")
+    for key in ("model", "temperature", "max_tokens"):
+        value = getattr(persona, key)
+        if value is not None:
+            typer.echo(f"{key}: {value}")
+    typer.echo("system: |")
+    for line in persona.system.splitlines():
+        typer.echo(f"  {line}" if line else "")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

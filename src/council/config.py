@@ -1,0 +1,180 @@
+"""Resolved settings, and where each value came from.
+
+Precedence, highest first: command-line flag > environment > default. (Presets
+and config files slot in between as later layers; every resolved value keeps a
+`source` so `--dry-run` can say why it is what it is.)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from council.errors import ConfigError, UsageError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "EndpointSettings",
+    "is_loopback_url",
+    "resolve_endpoint",
+    "user_config_dir",
+]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_RETRIES = 2
+# A call that has not produced its first token within this long is stalled
+# (or the connection is): give up on that attempt and retry.
+DEFAULT_FIRST_TOKEN_TIMEOUT = 60.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+# Placeholder sent to loopback servers that need no key: the SDK insists on one.
+NO_KEY_PLACEHOLDER = "no-key-needed"
+
+
+def user_config_dir() -> Path:
+    """Where per-user files live: $COUNCIL_HOME, else the platform's config dir."""
+    home = os.environ.get("COUNCIL_HOME")
+    if home:
+        return Path(home).expanduser()
+    import click  # typer's own dependency; imported here to keep module import light
+
+    return Path(click.get_app_dir("council"))
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for URLs on this machine (127.0.0.0/8, ::1, localhost), which need no key."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    """Everything needed to talk to one endpoint.
+
+    `api_key` is None only for loopback endpoints that were given no key; it is
+    excluded from repr so it can never end up in a log or a traceback.
+    """
+
+    base_url: str
+    model: str
+    api_key_env: str
+    api_key: str | None = field(repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    max_concurrency: int | None = None
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def host(self) -> str:
+        parts = urlsplit(self.base_url)
+        return parts.netloc or self.base_url
+
+    @property
+    def first_token_timeout(self) -> float:
+        return min(DEFAULT_FIRST_TOKEN_TIMEOUT, self.timeout)
+
+    @property
+    def connect_timeout(self) -> float:
+        return min(DEFAULT_CONNECT_TIMEOUT, self.timeout)
+
+    @property
+    def key_for_client(self) -> str:
+        return self.api_key if self.api_key else NO_KEY_PLACEHOLDER
+
+
+def _pick(
+    flag_value: object, flag: str, env_names: tuple[str, ...], default: object
+) -> tuple[object, str]:
+    """The flag's value if given, else the first set env var, else the default; with its source."""
+    if flag_value is not None:
+        return flag_value, f"flag {flag}"
+    for env_name in env_names:
+        value = os.environ.get(env_name)
+        if value:
+            return value, f"env {env_name}"
+    return default, "default"
+
+
+def resolve_endpoint(
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key_env: str | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    max_concurrency: int | None = None,
+    require_key: bool = True,
+) -> EndpointSettings:
+    """Resolve endpoint settings from flags (the arguments) and the environment.
+
+    `require_key=False` is for dry runs, which show the plan without calling anyone.
+    Raises ConfigError for a missing key on a non-loopback endpoint, UsageError for
+    values out of range.
+    """
+    sources: dict[str, str] = {}
+    url, sources["base_url"] = _pick(
+        base_url,
+        "--base-url",
+        ("COUNCIL_BASE_URL", "OPENAI_BASE_URL"),
+        DEFAULT_BASE_URL,
+    )
+    url = str(url).rstrip("/")
+    scheme = urlsplit(url).scheme
+    if scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise UsageError(
+            f"base URL {url!r} ({sources['base_url']}) is not an http(s) URL",
+            "give one like http://127.0.0.1:8000/v1 or https://api.openai.com/v1",
+        )
+    chosen_model, sources["model"] = _pick(model, "--model", ("COUNCIL_MODEL",), DEFAULT_MODEL)
+    key_env = api_key_env or DEFAULT_API_KEY_ENV
+    sources["api_key_env"] = "flag --api-key-env" if api_key_env else "default"
+    if not key_env.replace("_", "").isalnum():
+        raise UsageError(
+            f"--api-key-env {key_env!r} is not an environment variable name",
+            "pass the NAME of the variable holding the key, e.g. --api-key-env OPENROUTER_API_KEY",
+        )
+    key = os.environ.get(key_env) or None
+    if key is None and require_key and not is_loopback_url(url):
+        raise ConfigError(
+            f"no API key for {urlsplit(url).netloc}: ${key_env} is not set",
+            f"export {key_env}=<your key>, or pass --api-key-env NAME to read another variable",
+        )
+    if timeout is not None and timeout <= 0:
+        raise UsageError(
+            f"--timeout must be positive, got {timeout:g}", "give seconds, e.g. --timeout 60"
+        )
+    if retries is not None and retries < 0:
+        raise UsageError(f"--retries must be 0 or more, got {retries}", "e.g. --retries 2")
+    if max_concurrency is not None and max_concurrency < 1:
+        raise UsageError(
+            f"--max-concurrency must be at least 1, got {max_concurrency}",
+            "e.g. --max-concurrency 8",
+        )
+    sources["timeout"] = "flag --timeout" if timeout is not None else "default"
+    sources["retries"] = "flag --retries" if retries is not None else "default"
+    sources["max_concurrency"] = (
+        "flag --max-concurrency" if max_concurrency is not None else "default min(calls, 50)"
+    )
+    return EndpointSettings(
+        base_url=url,
+        model=str(chosen_model),
+        api_key_env=key_env,
+        api_key=key,
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        retries=DEFAULT_RETRIES if retries is None else retries,
+        max_concurrency=max_concurrency,
+        sources=sources,
+    )

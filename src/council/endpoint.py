@@ -1,0 +1,409 @@
+"""Talks to the OpenAI-compatible endpoint; the only module that imports openai.
+
+One `AsyncOpenAI` client per endpoint per run, with the SDK's own retries off:
+council retries itself (tenacity: exponential backoff with full jitter, at least
+`Retry-After` when the server sends one) on 429, 5xx, connection errors and
+timeouts, and never on other 4xx. Every call has three limits: a connect
+timeout, a first-token timeout (per attempt) and a total deadline (the whole
+call, retries included). A semaphore caps calls in flight. Calls always stream,
+so cancelling one closes its connection and the server stops generating.
+
+Endpoints differ, so the client degrades instead of failing: if `stream_options`
+is rejected it asks again without it, and missing token usage is reported as
+None (unknown), never as zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import ssl
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+import openai
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
+
+from council.config import EndpointSettings
+from council.plan import CallSpec
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["CallError", "CallObserver", "Completion", "EndpointClient"]
+
+# Backoff between retries: full jitter over an exponentially growing window.
+BACKOFF_INITIAL = 0.5
+BACKOFF_MAX = 20.0
+# A server's Retry-After is honoured, but one asking for more than this is
+# treated as "not now": the call fails instead of sleeping for minutes.
+MAX_RETRY_AFTER = 120.0
+# Request bodies are small; a write that takes this long means a dead peer.
+WRITE_TIMEOUT = 30.0
+# Optional request fields that some endpoints reject with a 400: on such a
+# rejection the field is dropped for the rest of the run and the call re-sent.
+OPTIONAL_FIELDS = ("stream_options",)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished call. Token counts are None when the endpoint did not report usage."""
+
+    text: str
+    tokens_in: int | None
+    tokens_out: int | None
+    latency: float
+    ttft: float | None
+    retries: int
+    finish_reason: str | None
+
+
+class CallError(Exception):
+    """A call that failed for good (after any retries), or one attempt that failed.
+
+    `kind` is one of: rate_limited, server_error, connection, timeout,
+    first_token_timeout, truncated, auth, not_found, bad_request, http_error.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.retries = 0
+
+
+class CallObserver(Protocol):
+    """What a call reports while it runs; the engine turns these into events."""
+
+    def on_start(self) -> None: ...
+    def on_first_token(self, ttft: float) -> None: ...
+    def on_delta(self, text: str) -> None: ...
+    def on_retry(self, attempt: int, error: CallError, wait: float) -> None: ...
+
+
+class _CallState:
+    """Bookkeeping shared by the attempts of one call."""
+
+    def __init__(self) -> None:
+        self.started_at: float | None = None
+        self.deadline: float | None = None  # time.monotonic() by which the call must end
+        self.attempts = 0
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _status_error(exc: openai.APIStatusError, host: str) -> CallError:
+    status = exc.status_code
+    body = exc.body
+    detail = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(detail, str) or not detail:
+        detail = exc.message
+    detail = " ".join(detail.split())[:300]
+    headers = exc.response.headers if exc.response is not None else None
+    if status in (401, 403):
+        return CallError("auth", f"{host} refused the API key ({status}): {detail}", status=status)
+    if status == 404:
+        return CallError("not_found", f"{host} answered 404: {detail}", status=status)
+    if status == 429:
+        return CallError(
+            "rate_limited",
+            f"rate limited by {host} (429): {detail}",
+            status=status,
+            retryable=True,
+            retry_after=parse_retry_after(headers),
+        )
+    if status >= 500 or status in (408, 409):
+        return CallError(
+            "server_error",
+            f"{host} answered {status}: {detail}",
+            status=status,
+            retryable=True,
+            retry_after=parse_retry_after(headers),
+        )
+    kind = "bad_request" if status in (400, 422) else "http_error"
+    return CallError(kind, f"{host} answered {status}: {detail}", status=status)
+
+
+def classify(exc: BaseException, host: str) -> CallError:
+    """Turn whatever the SDK or transport raised into a CallError with a kind."""
+    if isinstance(exc, CallError):
+        return exc
+    if isinstance(exc, openai.APIStatusError):
+        return _status_error(exc, host)
+    if isinstance(exc, openai.APITimeoutError):
+        return CallError("timeout", f"{host} stopped responding (read timeout)", retryable=True)
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        reason = f": {cause}" if cause and str(cause) else ""
+        return CallError("connection", f"cannot connect to {host}{reason}", retryable=True)
+    if isinstance(exc, openai.APIError):
+        # An error event inside a stream: the server failed mid-answer.
+        return CallError(
+            "server_error", f"{host} reported an error mid-stream: {exc}", retryable=True
+        )
+    if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
+        return CallError("connection", f"connection to {host} failed: {exc}", retryable=True)
+    raise exc
+
+
+class _StopPastDeadline(stop_base):
+    """Stop retrying when the next sleep would end past the call's deadline."""
+
+    def __init__(self, state: _CallState) -> None:
+        self.state = state
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if self.state.deadline is None:
+            return False
+        return time.monotonic() + retry_state.upcoming_sleep >= self.state.deadline
+
+
+def _backoff(retry_state: RetryCallState) -> float:
+    """Full-jitter exponential backoff, but never sooner than the server's Retry-After."""
+    window = min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** (retry_state.attempt_number - 1))
+    wait = random.uniform(0, window)
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    if isinstance(error, CallError) and error.retry_after is not None:
+        # A little jitter on top, so that calls told the same thing don't return in lockstep.
+        wait = error.retry_after + random.uniform(0, min(1.0, 0.1 * error.retry_after))
+    return wait
+
+
+def _report_retry(observer: CallObserver, retry_state: RetryCallState) -> None:
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    if isinstance(error, CallError):
+        observer.on_retry(retry_state.attempt_number, error, retry_state.upcoming_sleep)
+
+
+def _retryable(exc: BaseException) -> bool:
+    if not isinstance(exc, CallError) or not exc.retryable:
+        return False
+    return exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER
+
+
+def _http_client(base_url: str) -> Any:
+    """The SDK's HTTP client; for plain-http endpoints, without loading the CA store.
+
+    Loading the system's certificates costs 20-40 ms per run, the whole overhead
+    budget of a small council against a local server. A plain-http endpoint never
+    uses TLS, so it gets a bare context that verifies against no CA at all: should
+    TLS somehow be used (a redirect to https), verification fails closed.
+    """
+    if urlsplit(base_url).scheme != "http":
+        return None
+    bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, hostname checked, no CAs
+    return openai.DefaultAsyncHttpxClient(verify=bare)
+
+
+class EndpointClient:
+    """Streaming chat calls to one endpoint, with retries, deadlines and a concurrency cap.
+
+    Usage:
+        async with EndpointClient(settings, max_concurrency=8) as client:
+            completion = await client.complete(call, observer)
+
+    `complete` returns a Completion or raises CallError (with `.retries` set); a
+    cancelled call raises CancelledError after closing its stream.
+    """
+
+    def __init__(self, settings: EndpointSettings, max_concurrency: int) -> None:
+        self.settings = settings
+        self.max_concurrency = max_concurrency
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._dropped_fields: set[str] = set()
+        self._client: openai.AsyncOpenAI | None = None
+
+    async def __aenter__(self) -> EndpointClient:
+        s = self.settings
+        self._client = openai.AsyncOpenAI(
+            api_key=s.key_for_client,
+            base_url=s.base_url,
+            max_retries=0,  # council's own retry policy is the only one
+            timeout=openai.Timeout(
+                s.timeout,
+                connect=s.connect_timeout,
+                read=s.first_token_timeout,
+                write=WRITE_TIMEOUT,
+            ),
+            http_client=_http_client(s.base_url),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def complete(self, call: CallSpec, observer: CallObserver) -> Completion:
+        state = _CallState()
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retries + 1) | _StopPastDeadline(state),
+            wait=_backoff,
+            retry=retry_if_exception(_retryable),
+            before_sleep=lambda retry_state: _report_retry(observer, retry_state),
+            reraise=True,
+            sleep=asyncio.sleep,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(call, observer, state)
+        except CallError as error:
+            error.retries = max(0, state.attempts - 1)
+            raise
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _attempt(
+        self, call: CallSpec, observer: CallObserver, state: _CallState
+    ) -> Completion:
+        async with self._slots:
+            now = time.monotonic()
+            if state.started_at is None:
+                # The deadline runs from the moment the call gets a slot, so
+                # calls queued behind the concurrency cap are not punished.
+                state.started_at = now
+                state.deadline = now + self.settings.timeout
+                observer.on_start()
+            state.attempts += 1
+            assert state.deadline is not None
+            if now >= state.deadline:
+                raise self._deadline_error()
+            while True:
+                sent_optional = set(OPTIONAL_FIELDS) - self._dropped_fields
+                try:
+                    return await self._stream(call, observer, state)
+                except openai.BadRequestError as exc:
+                    rejected = [name for name in sent_optional if name in str(exc)]
+                    if not rejected:
+                        raise classify(exc, self.settings.host) from None
+                    # Drop the field for the rest of the run and ask again at once.
+                    self._dropped_fields.update(rejected)
+                except (openai.APIError, CallError) as exc:
+                    raise classify(exc, self.settings.host) from None
+                except Exception as exc:  # transport errors the SDK did not wrap
+                    raise classify(exc, self.settings.host) from exc
+
+    def _deadline_error(self) -> CallError:
+        return CallError(
+            "timeout", f"no complete answer within the {self.settings.timeout:g}s deadline"
+        )
+
+    async def _stream(
+        self, call: CallSpec, observer: CallObserver, state: _CallState
+    ) -> Completion:
+        assert self._client is not None, "use EndpointClient as an async context manager"
+        assert state.deadline is not None and state.started_at is not None
+        kwargs: dict[str, Any] = {
+            "model": call.model,
+            "messages": list(call.messages),
+            "stream": True,
+            # Lets proxies' logs (and council's fake server) tell the personas apart.
+            "extra_headers": {
+                "X-Council-Persona": call.persona,
+                "X-Council-Round": str(call.round),
+            },
+        }
+        if call.temperature is not None:
+            kwargs["temperature"] = call.temperature
+        if call.max_tokens is not None:
+            kwargs["max_tokens"] = call.max_tokens
+        if "stream_options" not in self._dropped_fields:
+            kwargs["stream_options"] = {"include_usage": True}
+
+        loop = asyncio.get_running_loop()
+        sent_at = time.monotonic()
+        total_at = loop.time() + (state.deadline - sent_at)
+        first_token_at = min(total_at, loop.time() + self.settings.first_token_timeout)
+        parts: list[str] = []
+        usage: Any = None
+        finish_reason: str | None = None
+        ttft: float | None = None
+        try:
+            async with asyncio.timeout_at(total_at) as total_limit:
+                async with asyncio.timeout_at(first_token_at) as first_token_limit:
+                    stream = await self._client.chat.completions.create(**kwargs)
+                    async with stream:
+                        async for chunk in stream:
+                            if getattr(chunk, "usage", None):
+                                usage = chunk.usage
+                            if not chunk.choices:
+                                continue
+                            choice = chunk.choices[0]
+                            content = choice.delta.content if choice.delta else None
+                            if content:
+                                if ttft is None:
+                                    ttft = time.monotonic() - sent_at
+                                    first_token_limit.reschedule(None)
+                                    observer.on_first_token(ttft)
+                                parts.append(content)
+                                observer.on_delta(content)
+                            if choice.finish_reason:
+                                finish_reason = choice.finish_reason
+        except TimeoutError:
+            if total_limit.expired():
+                raise self._deadline_error() from None
+            raise CallError(
+                "first_token_timeout",
+                f"no first token from {self.settings.host} within "
+                f"{self.settings.first_token_timeout:g}s",
+                retryable=True,
+            ) from None
+        if finish_reason is None:
+            raise CallError(
+                "truncated",
+                f"{self.settings.host} ended the stream before the answer was complete",
+                retryable=True,
+            )
+        tokens_in = getattr(usage, "prompt_tokens", None) if usage else None
+        tokens_out = getattr(usage, "completion_tokens", None) if usage else None
+        return Completion(
+            text="".join(parts),
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            latency=time.monotonic() - state.started_at,
+            ttft=ttft,
+            retries=state.attempts - 1,
+            finish_reason=finish_reason,
+        )

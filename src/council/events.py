@@ -1,0 +1,167 @@
+"""The events every engine emits and every renderer and recorder reads.
+
+Events are frozen dataclasses stamped with the run id and a monotonic time, so a
+renderer can rebuild everything it shows from the stream alone, and `--jsonl`
+is just this stream written out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = [
+    "CallCancelled",
+    "CallFailed",
+    "CallFinished",
+    "CallRetrying",
+    "CallStarted",
+    "Event",
+    "EventBus",
+    "FirstToken",
+    "RunFinished",
+    "RunStarted",
+    "TextDelta",
+    "event_to_dict",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of all events: which run, and when (time.monotonic())."""
+
+    kind: ClassVar[str] = "event"
+    run_id: str
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    command: str
+    query: str
+    personas: tuple[str, ...]
+    model: str
+    endpoint_host: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallEvent(Event):
+    """An event about one model call; `role` is "persona" or "arbiter"."""
+
+    call_id: str
+    persona: str
+    round: int = 1
+    role: str = "persona"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallStarted(CallEvent):
+    kind: ClassVar[str] = "call_started"
+    model: str
+    speculative: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class FirstToken(CallEvent):
+    kind: ClassVar[str] = "first_token"
+    ttft: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextDelta(CallEvent):
+    kind: ClassVar[str] = "text_delta"
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallRetrying(CallEvent):
+    """An attempt failed with a retryable error; the next starts after `wait` seconds.
+
+    Text streamed by the failed attempt is void: a view should clear it.
+    """
+
+    kind: ClassVar[str] = "call_retrying"
+    attempt: int
+    error_kind: str
+    message: str
+    wait: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallFinished(CallEvent):
+    """A call's whole answer. Token counts are None when the endpoint did not report them."""
+
+    kind: ClassVar[str] = "call_finished"
+    text: str
+    tokens_in: int | None
+    tokens_out: int | None
+    latency: float
+    ttft: float | None
+    retries: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallFailed(CallEvent):
+    kind: ClassVar[str] = "call_failed"
+    error_kind: str
+    message: str
+    retries: int
+    latency: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallCancelled(CallEvent):
+    """A call stopped before it finished; `tokens_out` counts what it streamed so far."""
+
+    kind: ClassVar[str] = "call_cancelled"
+    tokens_out: int
+    latency: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "run_finished"
+    status: str
+    exit_code: int
+    wall: float
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict: the event's fields plus its `type`."""
+    data = dataclasses.asdict(event)
+    return {"type": event.kind, **data}
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Hands every emitted event to every subscriber, in subscription order.
+
+    Usage:
+        bus = EventBus()
+        bus.subscribe(view.handle)
+        bus.emit(CallStarted(...))
+
+    Subscribers run synchronously on the engine's loop: they must be quick and
+    must not raise (a renderer bug should not lose the user's answers), so an
+    exception from one is kept in `errors` and the rest still run.
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self.errors: list[BaseException] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def emit(self, event: Event) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception as exc:  # keep going: the answers matter more than one view
+                self.errors.append(exc)

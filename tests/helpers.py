@@ -1,0 +1,42 @@
+"""Shared helpers for the CLI tests: invoking council in-process and in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from typer.testing import CliRunner
+
+from council.cli import app
+
+
+def invoke(*args: str, input: str | None = None) -> Any:
+    """Run `council ARGS` in-process; stdout is not a TTY, so output is Markdown."""
+    runner = CliRunner()
+    return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+
+def oracle(fake: Any, *args: str, input: str | None = None) -> Any:
+    """`council oracle` against the fake server."""
+    return invoke("oracle", "--base-url", fake.base_url, *args, input=input)
+
+
+def oracle_json(fake: Any, *args: str) -> tuple[int, dict[str, Any]]:
+    result = oracle(fake, "--json", *args)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def council_process(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """Start `python -m council.cli ARGS` as a real process (for signals and imports)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "council.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **kwargs.pop("env", {})},
+        **kwargs,
+    )
