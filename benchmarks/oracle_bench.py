@@ -9,19 +9,24 @@ imports and one warm-up run): plan, concurrent calls, aggregated Markdown output
     python benchmarks/oracle_bench.py --runs 3 --latency 0.5
 
 Prints, for each N, the median wall time, L, the sequential sum N·L, the speedup
-N·L / wall, and the overhead wall − L, with the targets from the issue.
+N·L / wall, and the overhead wall − L, with the targets from the issue. For scale it also
+prints the overhead of the bare openai SDK making the same N streaming calls with
+asyncio.gather (no council), measured in the same runs, and the fake server's own
+median time per call.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,15 +34,24 @@ TOKENS = 20  # fixed reply length, in streamed chunks
 OVERHEAD_TARGET_MS = {3: 30.0, 100: 150.0}
 
 
-def start_server(latency: float, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The fake server in its own process: first token at L/2, then TOKENS chunks over L/2."""
+def start_server(latency: float, workdir: Path) -> tuple[subprocess.Popen[bytes], str, dict]:
+    """The fake server in its own process, replying TOKENS chunks with the last one at L.
+
+    First token at L/2, then the other TOKENS-1 chunks evenly spaced up to L.
+    """
     ready = workdir / "ready"
     ttft = latency / 2
-    token_delay = (latency - ttft) / TOKENS
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_openai", "--port", "0", "--quiet",
-         "--ttft", str(ttft), "--token-delay", str(token_delay), "--tokens", str(TOKENS),
-         "--ready-file", str(ready)],
+        [
+            sys.executable,
+            "-m",
+            "tests.fake_openai",
+            "--port",
+            "0",
+            "--quiet",
+            "--ready-file",
+            str(ready),
+        ],
         cwd=ROOT,
     )
     deadline = time.monotonic() + 20
@@ -45,7 +59,22 @@ def start_server(latency: float, workdir: Path) -> tuple[subprocess.Popen[bytes]
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("the fake server did not start")
         time.sleep(0.05)
-    return proc, ready.read_text().strip()
+    base_url = ready.read_text().strip()
+    reply = {
+        "text": " ".join(f"word{i}" for i in range(TOKENS)),
+        "ttft": ttft,
+        "token_delay": (latency - ttft) / (TOKENS - 1),
+    }
+    return proc, base_url, reply
+
+
+def control(base_url: str, path: str, payload: object | None = None) -> dict:
+    """Call the fake server's control API (same host, outside /v1)."""
+    url = base_url.removesuffix("/v1") + path
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"{}")
 
 
 def write_personas(home: Path, count: int) -> list[str]:
@@ -62,13 +91,14 @@ def write_personas(home: Path, count: int) -> list[str]:
 
 def run_once(base_url: str, names: list[str]) -> float:
     """One oracle run as the CLI does it (minus argument parsing); returns wall seconds."""
+    import asyncio
+
     from council.config import resolve_endpoint
     from council.events import EventBus
     from council.oracle import OracleRun
     from council.personas import PersonaCatalog
     from council.plan import build_oracle_plan
     from council.render.markdown import oracle_markdown
-    import asyncio
 
     started = time.perf_counter()
     endpoint = resolve_endpoint(base_url=base_url, max_concurrency=len(names))
@@ -83,6 +113,30 @@ def run_once(base_url: str, names: list[str]) -> float:
     return wall
 
 
+def run_bare_sdk(base_url: str, n: int) -> float:
+    """The floor: the same N streaming calls with the plain openai SDK and asyncio.gather."""
+    import asyncio
+
+    import openai
+
+    async def ask_all() -> None:
+        client = openai.AsyncOpenAI(api_key="unused", base_url=base_url, max_retries=0)
+
+        async def ask(i: int) -> None:
+            stream = await client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": f"q{i}"}], stream=True
+            )
+            async for _ in stream:
+                pass
+
+        await asyncio.gather(*(ask(i) for i in range(n)))
+        await client.close()
+
+    started = time.perf_counter()
+    asyncio.run(ask_all())
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=1.0, help="per-call latency L, seconds")
@@ -95,32 +149,46 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         os.environ["COUNCIL_HOME"] = str(workdir / "home")
-        proc, base_url = start_server(latency, workdir)
+        proc, base_url, reply = start_server(latency, workdir)
         try:
             names = write_personas(workdir / "home", max(sizes))
+            control(base_url, "/_fake/default", reply)
             run_once(base_url, names[:3])  # warm-up: imports, first connections
             rows = []
             for n in sizes:
-                walls = [run_once(base_url, names[:n]) for _ in range(args.runs)]
-                rows.append((n, statistics.median(walls)))
+                control(base_url, "/_fake/reset", {})
+                control(base_url, "/_fake/default", reply)
+                walls, bare = [], []
+                for _ in range(args.runs):  # paired, so both see the same machine load
+                    walls.append(run_once(base_url, names[:n]))
+                    bare.append(run_bare_sdk(base_url, n))
+                records = control(base_url, "/_fake/stats")["records"]
+                # The server's own time per call, request received to last byte sent.
+                served = statistics.median(r["finished_at"] - r["received_at"] for r in records)
+                rows.append((n, statistics.median(walls), served, statistics.median(bare)))
         finally:
             proc.terminate()
             proc.wait(timeout=10)
 
-    print(f"oracle benchmark: L = {latency:g} s per call, {TOKENS} tokens a reply, "
-          f"--max-concurrency N, median of {args.runs} runs, {os.cpu_count()} cores")
+    print(
+        f"oracle benchmark: L = {latency:g} s per call, {TOKENS} tokens a reply, "
+        f"--max-concurrency N, median of {args.runs} runs, {os.cpu_count()} cores"
+    )
     header = f"{'N':>5} {'wall s':>8} {'L s':>6} {'N·L s':>8} {'speedup':>8} {'≥0.95N':>7}"
-    header += f" {'overhead ms':>12} {'target':>8}"
+    header += f" {'overhead ms':>12} {'target':>8}  {'bare SDK ms':>11}  server time/call"
     print(header)
-    for n, wall in rows:
+    for n, wall, served, bare in rows:
         speedup = n * latency / wall
         overhead = (wall - latency) * 1000
         target = OVERHEAD_TARGET_MS.get(n)
         target_text = f"≤{target:.0f}" if target else "–"
         verdict = "" if target is None else (" ok" if overhead <= target else " MISSED")
         speed_ok = "ok" if speedup >= 0.95 * n else "MISSED"
-        print(f"{n:>5} {wall:>8.3f} {latency:>6.2f} {n * latency:>8.1f} {speedup:>7.2f}x "
-              f"{speed_ok:>7} {overhead:>12.1f} {target_text:>8}{verdict}")
+        print(
+            f"{n:>5} {wall:>8.3f} {latency:>6.2f} {n * latency:>8.1f} {speedup:>7.2f}x "
+            f"{speed_ok:>7} {overhead:>12.1f} {target_text:>8}{verdict:<7} "
+            f"{(bare - latency) * 1000:>11.1f}  {served:.3f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -482,9 +482,9 @@ class FakeOpenAI:
             status, payload = self._control(request)
         else:
             status, payload = 404, _error_body(404, f"no route {request.method} {request.path}")
-        await self._send_json(conn, request, status, payload)
         if self._log:
             self._log(f"{request.method} {request.path} -> {status}")
+        await self._send_json(conn, request, status, payload)
         return True
 
     def _control(self, request: _Request) -> tuple[int, object]:
@@ -549,15 +549,15 @@ class FakeOpenAI:
                 if flag and key in body:
                     rejected = f"Unrecognized request argument supplied: {key}"
         reply = Reply(status=400, error_message=rejected) if rejected else self._next_reply(persona)
-        work = self._answer(conn, request, record, reply, body or {})
-        keep = await self._watching(conn, record, work)
-        if self._log:
-            self._log(
-                f"POST {request.path} persona={persona} -> {record.status} "
-                f"tokens={record.tokens_sent} completed={record.completed} "
-                f"disconnected={record.disconnected}"
-            )
-        return keep
+        try:
+            return await self._watching(conn, record, self._answer(conn, request, record, reply))
+        finally:  # even when the server is stopped right after the response
+            if self._log:
+                self._log(
+                    f"POST {request.path} persona={persona} -> {record.status} "
+                    f"tokens={record.tokens_sent} completed={record.completed} "
+                    f"disconnected={record.disconnected}"
+                )
 
     async def _watching(
         self, conn: _Connection, record: RecordedRequest, work: Coroutine[Any, Any, bool]
@@ -589,9 +589,9 @@ class FakeOpenAI:
         request: _Request,
         record: RecordedRequest,
         reply: Reply,
-        body: dict[str, Any],
     ) -> bool:
         """Send the response; True when the connection may be reused."""
+        body = record.body or {}
         if reply.hang:
             await asyncio.get_running_loop().create_future()  # until the client goes away
         if reply.status != 200:

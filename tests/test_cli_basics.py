@@ -110,7 +110,14 @@ def test_unreachable_endpoint_exits_1():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     result = invoke(
-        "oracle", "--base-url", f"http://127.0.0.1:{port}/v1", "--retries", "0", "-p", "judge", QUESTION
+        "oracle",
+        "--base-url",
+        f"http://127.0.0.1:{port}/v1",
+        "--retries",
+        "0",
+        "-p",
+        "judge",
+        QUESTION,
     )
     assert result.exit_code == 1
     assert f"cannot reach http://127.0.0.1:{port}/v1" in result.stderr
@@ -132,8 +139,16 @@ def test_bad_flags_are_usage_errors():
 def test_personas_list_shows_the_built_ins():
     result = invoke("personas", "list")
     assert result.exit_code == 0
-    for name in ("judge", "critic", "skeptic", "optimist", "pragmatist", "security",
-                 "user-advocate", "arbiter"):
+    for name in (
+        "judge",
+        "critic",
+        "skeptic",
+        "optimist",
+        "pragmatist",
+        "security",
+        "user-advocate",
+        "arbiter",
+    ):
         assert any(line.startswith(name + " ") for line in result.stdout.splitlines()), name
     assert "[built-in]" in result.stdout
 

@@ -33,7 +33,9 @@ def test_ctrl_c_exits_130_and_prints_finished_answers(fake):
 def test_ctrl_c_in_jsonl_mode_ends_the_stream_with_the_status(fake):
     fake.script("judge", Reply(text="Done."))
     fake.script("critic", Reply(hang=True))
-    proc = council_process("oracle", "--base-url", fake.base_url, "-p", "judge,critic", "--jsonl", "Q")
+    proc = council_process(
+        "oracle", "--base-url", fake.base_url, "-p", "judge,critic", "--jsonl", "Q"
+    )
     try:
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -159,6 +159,11 @@ class EventBus:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
+    @property
+    def listening(self) -> bool:
+        """False when nobody subscribed: engines may skip building high-volume events."""
+        return bool(self._subscribers)
+
     def emit(self, event: Event) -> None:
         for subscriber in self._subscribers:
             try:

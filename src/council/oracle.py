@@ -65,7 +65,8 @@ class _CallReporter:
 
     def on_delta(self, text: str) -> None:
         self.tokens_streamed += 1
-        self.run.bus.emit(TextDelta(**self._ids(), text=text))
+        if self.run.bus.listening:  # a delta per token: skip building events nobody reads
+            self.run.bus.emit(TextDelta(**self._ids(), text=text))
 
     def on_retry(self, attempt: int, error: CallError, wait: float) -> None:
         self.tokens_streamed = 0
