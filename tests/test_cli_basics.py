@@ -191,3 +191,18 @@ def test_bad_persona_file_names_file_and_line():
 def test_unknown_persona_show():
     result = invoke("personas", "show", "nobody")
     assert result.exit_code == 2 and "unknown persona 'nobody'" in result.stderr
+
+
+def test_user_dir_without_council_home_is_the_platform_config_dir(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from council.config import user_config_dir
+
+    monkeypatch.delenv("COUNCIL_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert user_config_dir() == Path(tmp_path / "xdg" / "council")
+    personas = tmp_path / "xdg" / "council" / "personas"
+    personas.mkdir(parents=True)
+    (personas / "mine.yaml").write_text("name: mine\ndescription: Mine.\nsystem: Hi.\n")
+    assert "mine " in invoke("personas", "list").stdout

@@ -44,9 +44,9 @@ def user_config_dir() -> Path:
     home = os.environ.get("COUNCIL_HOME")
     if home:
         return Path(home).expanduser()
-    import click  # typer's own dependency; imported here to keep module import light
+    import typer  # already loaded by the CLI; imported here to keep this module light
 
-    return Path(click.get_app_dir("council"))
+    return Path(typer.get_app_dir("council"))
 
 
 def is_loopback_url(url: str) -> bool:

@@ -93,8 +93,11 @@ class OracleResult:
 
     @property
     def sum_of_calls(self) -> float:
-        """What the answers would have taken one after another."""
-        return sum(a.latency for a in self.answers)
+        """What the finished calls (answers and synthesis) would take one after another."""
+        total = sum(a.latency for a in self.answers)
+        if isinstance(self.synthesis, Answer):
+            total += self.synthesis.latency
+        return total
 
     @property
     def exit_code(self) -> int:

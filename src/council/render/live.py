@@ -129,27 +129,30 @@ class LiveView:
 
     def _side_by_side(self, views: list[_CallView]) -> RenderableType:
         width = max(20, self.console.width // max(1, len(views)) - 4)
-        height = max(6, min(24, self.console.height - 4))
-        grid = Table.grid(expand=True, padding=(0, 1))
-        for _ in views:
-            grid.add_column(ratio=1)
-        cells = []
+        most = max(6, min(24, self.console.height - 4)) - 2  # text lines a panel may show
+        wrapped: list[list[str]] = []
         for view in views:
             lines: list[str] = []
             for paragraph in view.text.splitlines() or [""]:
                 lines.extend(textwrap.wrap(paragraph, width) or [""])
-            tail = "\n".join(lines[-(height - 2) :])
-            cells.append(
-                Panel(
-                    Text(tail),
-                    title=f"[bold]{view.label}[/]",
-                    title_align="left",
-                    subtitle=self._status(view),
-                    subtitle_align="right",
-                    height=height,
-                    border_style=STATUS_STYLE.get(view.status, ""),
-                )
+            wrapped.append(lines[-most:])
+        # Panels grow with the longest answer so far, up to what the terminal can show.
+        height = max(3, max(len(lines) for lines in wrapped)) + 2
+        grid = Table.grid(expand=True, padding=(0, 1))
+        for _ in views:
+            grid.add_column(ratio=1)
+        cells = [
+            Panel(
+                Text("\n".join(lines)),
+                title=f"[bold]{view.label}[/]",
+                title_align="left",
+                subtitle=self._status(view),
+                subtitle_align="right",
+                height=height,
+                border_style=STATUS_STYLE.get(view.status, ""),
             )
+            for view, lines in zip(views, wrapped, strict=True)
+        ]
         grid.add_row(*cells)
         return grid
 

@@ -29,7 +29,7 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
         blocks.append(f"## {answer.persona}\n\n_{answer_metrics(answer)}_\n\n{answer.text.strip()}")
     failures = result.failures
     if failures:
-        blocks.append("## Failed\n\n" + "\n".join(_failure_line(f) for f in failures))
+        blocks.append("## Did not answer\n\n" + "\n".join(_failure_line(f) for f in failures))
     if isinstance(synthesis, Answer):
         name = synthesis.persona
         blocks.append(

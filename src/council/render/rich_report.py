@@ -42,7 +42,11 @@ def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> Renderabl
     failures = result.failures
     if failures:
         parts.append(
-            Panel(Group(*(_failure_text(f) for f in failures)), title="failed", border_style="red")
+            Panel(
+                Group(*(_failure_text(f) for f in failures)),
+                title="did not answer",
+                border_style="red",
+            )
         )
     if isinstance(synthesis, Answer):
         parts.append(

@@ -1,0 +1,36 @@
+"""The wheel ships the built-in personas, so a fresh install outside the repo finds them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_contains_the_built_in_personas(tmp_path: Path):
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("council-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {n.rsplit("/", 1)[-1] for n in names if n.startswith("council/_builtin/personas/")}
+    in_repo = {p.name for p in (ROOT / "personas").glob("*.yaml")}
+    assert in_repo and shipped == in_repo
+    assert "council/cli.py" in names
