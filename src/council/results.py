@@ -6,6 +6,7 @@ types without importing the endpoint client and its openai dependency.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,16 +30,10 @@ class Answer:
     role: str = "persona"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "persona": self.persona,
-            "role": self.role,
-            "text": self.text,
-            "latency": round(self.latency, 4),
-            "ttft": None if self.ttft is None else round(self.ttft, 4),
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "retries": self.retries,
-        }
+        data = dataclasses.asdict(self)
+        data["latency"] = round(self.latency, 4)
+        data["ttft"] = None if self.ttft is None else round(self.ttft, 4)
+        return data
 
 
 @dataclass
@@ -52,13 +47,7 @@ class Failure:
     role: str = "persona"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "persona": self.persona,
-            "role": self.role,
-            "error_kind": self.error_kind,
-            "message": self.message,
-            "retries": self.retries,
-        }
+        return dataclasses.asdict(self)
 
 
 CallOutcome = Answer | Failure

@@ -134,4 +134,6 @@ def _all_failed_error(result: OracleResult) -> CouncilError:
     hint = (
         "check --model" if kinds == {"not_found"} else "retry later, or raise --timeout / --retries"
     )
-    return EndpointError(f"all {len(result.plan.personas)} personas failed: {detail}", hint)
+    count = len(result.plan.personas)
+    who = "the only persona" if count == 1 else f"all {count} personas"
+    return EndpointError(f"{who} failed: {detail}", hint)

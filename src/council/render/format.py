@@ -12,6 +12,8 @@ def seconds(value: float | None) -> str:
         return "–"
     if value < 1:
         return f"{value * 1000:.0f} ms"
+    if value >= 60 and value == int(value):
+        return f"{value:.0f} s"  # limits such as a 120 s timeout
     return f"{value:.2f} s"
 
 

@@ -21,6 +21,17 @@ def _failure_text(failure: Failure) -> Text:
     return text
 
 
+def _answer_panel(answer: Answer, title: str, border: str) -> Panel:
+    return Panel(
+        Markdown(answer.text),
+        title=f"[bold]{title}[/]",
+        title_align="left",
+        subtitle=answer_metrics(answer),
+        subtitle_align="right",
+        border_style=border,
+    )
+
+
 def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> RenderableType:
     """One panel per answer, then failures, the synthesis and a footer line."""
     synthesis = result.synthesis
@@ -29,15 +40,7 @@ def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> Renderabl
             return Markdown(synthesis.text)
         return Group(*(Panel(Markdown(a.text), title=a.persona) for a in result.answers))
     parts: list[RenderableType] = [
-        Panel(
-            Markdown(answer.text),
-            title=f"[bold]{answer.persona}[/]",
-            title_align="left",
-            subtitle=answer_metrics(answer),
-            subtitle_align="right",
-            border_style="cyan",
-        )
-        for answer in result.answers
+        _answer_panel(answer, answer.persona, "cyan") for answer in result.answers
     ]
     failures = result.failures
     if failures:
@@ -49,16 +52,7 @@ def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> Renderabl
             )
         )
     if isinstance(synthesis, Answer):
-        parts.append(
-            Panel(
-                Markdown(synthesis.text),
-                title=f"[bold]synthesis · {synthesis.persona}[/]",
-                title_align="left",
-                subtitle=answer_metrics(synthesis),
-                subtitle_align="right",
-                border_style="green",
-            )
-        )
+        parts.append(_answer_panel(synthesis, f"synthesis · {synthesis.persona}", "green"))
     elif isinstance(synthesis, Failure):
         parts.append(Panel(_failure_text(synthesis), title="synthesis failed", border_style="red"))
     parts.append(Text(run_footer(result), style="dim"))
