@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from council import __version__
-from council.errors import EXIT_FAILURE, CouncilError, UsageError
+from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CouncilError, UsageError
 
 __all__ = ["app", "main"]
 
@@ -59,7 +59,10 @@ def handles_errors(command: F) -> F:
                 raise
             _print_error(error.one_line())
             raise typer.Exit(error.exit_code) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            # Ctrl-C outside a run (a run handles its own and prints what finished).
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, typer.Abort):
             raise
         except Exception as error:
             if _debug:

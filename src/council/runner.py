@@ -22,7 +22,7 @@ from council.render.json_out import JsonlWriter, dumps, oracle_document
 from council.render.live import LiveView
 from council.render.markdown import oracle_markdown
 from council.render.rich_report import oracle_renderable
-from council.results import OracleResult
+from council.results import Failure, OracleResult
 
 __all__ = ["run_oracle"]
 
@@ -103,7 +103,7 @@ def _report(result: OracleResult, err: Console) -> None:
             highlight=False,
         )
     synthesis = result.synthesis
-    if synthesis is not None and not hasattr(synthesis, "text"):
+    if isinstance(synthesis, Failure):
         err.print(
             f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
             "the answers are shown",
