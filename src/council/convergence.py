@@ -1,0 +1,136 @@
+"""Reading the arbiter's verdict, and measuring how much an answer moved between rounds.
+
+The arbiter is asked for a JSON object
+`{"converged": bool, "confidence": 0..1, "synthesis": str, "dissent": [str]}`.
+Models wrap it in code fences, add prose around it, write confidence as a
+percentage or booleans as strings; `parse_verdict` accepts all of that, and a
+reply it cannot read becomes a "not converged" verdict carrying the reason,
+never an exception: a bad verdict must not end or crash a council.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Verdict", "ends_council", "parse_verdict", "position_change"]
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The arbiter's judgement of one round.
+
+    `problem` is None for a well-formed verdict; otherwise it says what was wrong
+    and the verdict counts as not converged (`synthesis` then holds the raw reply,
+    so the user still sees what the arbiter wrote).
+    """
+
+    converged: bool
+    confidence: float
+    synthesis: str
+    dissent: tuple[str, ...] = field(default_factory=tuple)
+    problem: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "converged": self.converged,
+            "confidence": self.confidence,
+            "synthesis": self.synthesis,
+            "dissent": list(self.dissent),
+            "problem": self.problem,
+        }
+
+
+def ends_council(verdict: Verdict, threshold: float) -> bool:
+    """A converged verdict at or above the confidence threshold ends the council."""
+    return verdict.problem is None and verdict.converged and verdict.confidence >= threshold
+
+
+def _json_objects(text: str) -> list[Any]:
+    """Every JSON object that starts somewhere in `text`, in order of appearance."""
+    decoder = json.JSONDecoder()
+    found: list[Any] = []
+    index = text.find("{")
+    while index != -1:
+        try:
+            value, end = decoder.raw_decode(text, index)
+        except json.JSONDecodeError:
+            index = text.find("{", index + 1)
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+        index = text.find("{", end)
+    return found
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "no"):
+        return False
+    return None
+
+
+def _as_confidence(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().rstrip("%")) / (100 if "%" in value else 1)
+        except ValueError:
+            return None
+    if not isinstance(value, int | float):
+        return None
+    if 1 < value <= 100:  # "confidence": 85 means 85 %
+        value = value / 100
+    return min(1.0, max(0.0, float(value)))
+
+
+def _unreadable(raw: str, problem: str) -> Verdict:
+    return Verdict(converged=False, confidence=0.0, synthesis=raw.strip(), problem=problem)
+
+
+def parse_verdict(raw: str) -> Verdict:
+    """The verdict in an arbiter's reply: the first JSON object with a `converged` key."""
+    candidates = [o for o in _json_objects(raw) if "converged" in o]
+    if not candidates:
+        return _unreadable(raw, "the arbiter's reply has no JSON object with a 'converged' key")
+    data = candidates[0]
+    converged = _as_bool(data.get("converged"))
+    if converged is None:
+        return _unreadable(raw, "'converged' is not true or false")
+    confidence = _as_confidence(data.get("confidence", 0.0))
+    if confidence is None:
+        return _unreadable(raw, "'confidence' is not a number from 0 to 1")
+    synthesis = data.get("synthesis")
+    if not isinstance(synthesis, str) or not synthesis.strip():
+        return _unreadable(raw, "'synthesis' is missing or empty")
+    dissent = data.get("dissent") or []
+    if isinstance(dissent, str):
+        dissent = [dissent]
+    if not isinstance(dissent, list):
+        return _unreadable(raw, "'dissent' is not a list")
+    return Verdict(
+        converged=converged,
+        confidence=confidence,
+        synthesis=synthesis.strip(),
+        dissent=tuple(str(d).strip() for d in dissent if str(d).strip()),
+    )
+
+
+def position_change(before: str, after: str) -> float:
+    """How much an answer moved between rounds: 0 (same words) to 1 (nothing in common).
+
+    A cheap lexical measure (1 - Jaccard similarity of the word sets), good enough
+    to flag who rewrote their answer and who kept it; not a judgement of meaning.
+    """
+    a, b = set(_WORD.findall(before.lower())), set(_WORD.findall(after.lower()))
+    if not a and not b:
+        return 0.0
+    return 1.0 - len(a & b) / len(a | b)
