@@ -71,8 +71,8 @@ def raw_exchange(fake: FakeOpenAI, request: bytes) -> bytes:
     return received
 
 
-def test_streamed_content_and_usage_round_trip_through_the_sdk(fake: FakeOpenAI) -> None:
-    fake.script(None, Reply(text="Keep the Go service,\nfor now."))
+def stream_chunks(fake: FakeOpenAI) -> list[Any]:
+    """One streaming call through the real SDK, asking for usage; every chunk it yields."""
 
     async def run() -> list[Any]:
         async with client_for(fake) as client:
@@ -84,7 +84,13 @@ def test_streamed_content_and_usage_round_trip_through_the_sdk(fake: FakeOpenAI)
             )
             return [chunk async for chunk in stream]
 
-    chunks = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def test_streamed_content_and_usage_round_trip_through_the_sdk(fake: FakeOpenAI) -> None:
+    fake.script(None, Reply(text="Keep the Go service,\nfor now."))
+
+    chunks = stream_chunks(fake)
     content = [c for c in chunks if c.choices and c.choices[0].delta.content]
     assert "".join(c.choices[0].delta.content for c in content) == "Keep the Go service,\nfor now."
     assert [c.choices[0].delta.content for c in content][:2] == ["Keep ", "the "]
@@ -117,17 +123,7 @@ def test_usage_is_left_out_when_switched_off(fake: FakeOpenAI, switch: str) -> N
         fake.default = Reply(tokens=3)
         fake.send_usage = False
 
-    async def run() -> list[Any]:
-        async with client_for(fake) as client:
-            stream = await client.chat.completions.create(
-                model="fake-model",
-                messages=MESSAGES,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            return [chunk async for chunk in stream]
-
-    chunks = asyncio.run(run())
+    chunks = stream_chunks(fake)
     assert all(c.usage is None for c in chunks)
     assert all(c.choices for c in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "model says: w1 w2 w3"
