@@ -87,6 +87,18 @@ def stream_chunks(fake: FakeOpenAI) -> list[Any]:
     return asyncio.run(run())
 
 
+def server_process(*args: str) -> subprocess.Popen[str]:
+    """`python -m tests.fake_openai ARGS` as a real process, pipes for its output."""
+    return subprocess.Popen(
+        [*SERVER, *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_streamed_content_and_usage_round_trip_through_the_sdk(fake: FakeOpenAI) -> None:
     fake.script(None, Reply(text="Keep the Go service,\nfor now."))
 
@@ -483,14 +495,7 @@ def test_run_mode_forwards_sigint_to_the_child() -> None:
         "print('ready', flush=True)\n"
         "signal.pause()\n"
     )
-    proc = subprocess.Popen(
-        [*SERVER, "--run", sys.executable, "-c", child],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = server_process("--run", sys.executable, "-c", child)
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
@@ -504,14 +509,7 @@ def test_run_mode_forwards_sigint_to_the_child() -> None:
 
 def test_foreground_server_writes_the_ready_file_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
-    proc = subprocess.Popen(
-        [*SERVER, "--port", "0", "--tokens", "2", "--ready-file", str(ready)],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = server_process("--port", "0", "--tokens", "2", "--ready-file", str(ready))
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
