@@ -6,8 +6,9 @@ completion request is recorded, with server-side timestamps, so tests can assert
 concurrency, retries, timing and disconnects without trusting the client.
 
 Scripting: each request gets the next scripted ``Reply`` for the persona named by its
-``X-Council-Persona`` header (a FIFO queue per persona); a persona with nothing queued
-takes from the shared ``None`` queue, and when that is empty too, ``fake.default``.
+``X-Council-Persona`` header (a FIFO queue per persona, or per persona and round with
+``round=N``, matched on the ``X-Council-Round`` header, tried first); a persona with nothing
+queued takes from the shared ``None`` queue, and when that is empty too, ``fake.default``.
 A default reply's text is ``"<persona> says: w1 w2 ..."``::
 
     with FakeOpenAI() as fake:                      # listening in a daemon thread
@@ -21,8 +22,8 @@ A default reply's text is ``"<persona> says: w1 w2 ..."``::
 
 Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/reset``,
 ``POST /_fake/default`` (a JSON object of ``Reply`` fields), ``POST /_fake/script``
-(``{"persona": name-or-null, "replies": [{...}, ...]}``) and ``POST /_fake/settings``
-(``send_usage`` / ``reject_stream_options`` / ``reject_response_format``).
+(``{"persona": name-or-null, "round": N-or-null, "replies": [{...}, ...]}``) and
+``POST /_fake/settings`` (``send_usage`` / ``reject_stream_options`` / ``reject_response_format``).
 
 Command line: ``python -m tests.fake_openai --port 8000 --ttft 0.3 --token-delay 0.05``,
 or ``python -m tests.fake_openai --run council oracle "question"`` to run one command
@@ -286,17 +287,22 @@ class FakeOpenAI:
             self.send_usage = True
             self.reject_stream_options = False
             self.reject_response_format = False
-            self._scripts: dict[str | None, deque[Reply]] = {}
+            self._scripts: dict[tuple[str | None, str | None], deque[Reply]] = {}
             self._records: list[RecordedRequest] = []
             self._generation += 1  # requests still running from before do not count
             self._in_flight = 0
             self._peak = 0
             self._changed.notify_all()
 
-    def script(self, persona: str | None, *replies: Reply) -> None:
-        """Queue replies for `persona` (None: the shared queue for everyone else)."""
+    def script(self, persona: str | None, *replies: Reply, round: int | None = None) -> None:
+        """Queue replies for `persona` (None: the shared queue for everyone else).
+
+        With `round`, the replies are only for requests of that round: a test of a
+        multi-round council then does not depend on the order requests arrive in.
+        """
+        key = (persona, None if round is None else str(round))
         with self._changed:
-            self._scripts.setdefault(persona, deque()).extend(replies)
+            self._scripts.setdefault(key, deque()).extend(replies)
 
     @property
     def base_url(self) -> str:
@@ -363,9 +369,9 @@ class FakeOpenAI:
                 setattr(record, key, value)
             self._changed.notify_all()
 
-    def _next_reply(self, persona: str | None) -> Reply:
+    def _next_reply(self, persona: str | None, round: str | None) -> Reply:
         with self._lock:
-            for key in (persona, None):
+            for key in ((persona, round), (persona, None), (None, None)):
                 queue = self._scripts.get(key)
                 if queue:
                     return queue.popleft()
@@ -499,7 +505,8 @@ class FakeOpenAI:
             elif request.path == "/_fake/default":
                 self.default = Reply(**data)
             elif request.path == "/_fake/script":
-                self.script(data.get("persona"), *(Reply(**r) for r in data.get("replies", [])))
+                replies = (Reply(**r) for r in data.get("replies", []))
+                self.script(data.get("persona"), *replies, round=data.get("round"))
             elif request.path == "/_fake/settings":
                 for key in ("send_usage", "reject_stream_options", "reject_response_format"):
                     if key in data:
@@ -548,7 +555,10 @@ class FakeOpenAI:
             ):
                 if flag and key in body:
                     rejected = f"Unrecognized request argument supplied: {key}"
-        reply = Reply(status=400, error_message=rejected) if rejected else self._next_reply(persona)
+        if rejected:
+            reply = Reply(status=400, error_message=rejected)
+        else:
+            reply = self._next_reply(persona, record.round)
         try:
             return await self._watching(conn, record, self._answer(conn, request, record, reply))
         finally:  # even when the server is stopped right after the response

@@ -37,13 +37,18 @@ def persona_headers(persona: str | None, round_: str | None = None) -> dict[str,
     return headers
 
 
-async def ask(client: openai.AsyncOpenAI, persona: str | None = None, **kwargs: Any) -> str:
+async def ask(
+    client: openai.AsyncOpenAI,
+    persona: str | None = None,
+    round_: str | None = None,
+    **kwargs: Any,
+) -> str:
     """One streamed chat completion; returns the text."""
     stream = await client.chat.completions.create(
         model="fake-model",
         messages=MESSAGES,
         stream=True,
-        extra_headers=persona_headers(persona),
+        extra_headers=persona_headers(persona, round_),
         **kwargs,
     )
     return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
@@ -319,6 +324,26 @@ def test_replies_are_scripted_per_persona(fake: FakeOpenAI) -> None:
     assert [r.index for r in fake.requests] == list(range(6))
     assert len(fake.requests_for("judge")) == 3
     assert len(fake.requests_for("critic")) == 2
+
+
+def test_replies_scripted_for_a_round_go_only_to_that_round(fake: FakeOpenAI) -> None:
+    fake.script("judge", Reply(text="Round two ruling."), round=2)
+    fake.script("judge", Reply(text="Any round."))
+    status, _ = control(
+        fake, "POST", "/_fake/script", {"persona": "judge", "round": 3, "replies": [{"text": "3"}]}
+    )
+    assert status == 200
+
+    async def run() -> list[str]:
+        async with client_for(fake) as client:
+            return [await ask(client, "judge", r) for r in ("3", "2", "1", "2")]
+
+    assert asyncio.run(run()) == [
+        "3",
+        "Round two ruling.",
+        "Any round.",
+        "judge says: w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12",
+    ]
 
 
 def test_persona_and_round_headers_are_recorded(fake: FakeOpenAI) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = [
+    "ArbiterVerdict",
     "CallCancelled",
     "CallFailed",
     "CallFinished",
@@ -22,6 +23,8 @@ __all__ = [
     "Event",
     "EventBus",
     "FirstToken",
+    "RoundDiscarded",
+    "RoundFinished",
     "RunFinished",
     "RunStarted",
     "TextDelta",
@@ -120,6 +123,48 @@ class CallCancelled(CallEvent):
     kind: ClassVar[str] = "call_cancelled"
     tokens_out: int
     latency: float
+    reason: str = "interrupted"  # or "superseded": a verdict ended the council first
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundFinished(Event):
+    """Every persona call of a deliberation round has ended (answered or failed)."""
+
+    kind: ClassVar[str] = "round_finished"
+    round: int
+    answered: tuple[str, ...]
+    failed: tuple[str, ...]
+    speculative: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArbiterVerdict(Event):
+    """The arbiter's verdict on a round; `ends_council` applies the threshold.
+
+    `problem` is set when the reply could not be read (it then counts as not converged).
+    """
+
+    kind: ClassVar[str] = "arbiter_verdict"
+    round: int
+    converged: bool
+    confidence: float
+    synthesis: str
+    dissent: tuple[str, ...]
+    ends_council: bool
+    problem: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundDiscarded(Event):
+    """A round started speculatively was thrown away because the council ended before it.
+
+    Its calls still in flight were cancelled (each has its own CallCancelled); the
+    tokens it had produced, finished calls included, are `wasted_tokens`.
+    """
+
+    kind: ClassVar[str] = "round_discarded"
+    round: int
+    wasted_tokens: int
 
 
 @dataclass(frozen=True, kw_only=True)

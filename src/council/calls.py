@@ -1,0 +1,172 @@
+"""One model call as an engine sees it: run it, turn its progress into events, keep its outcome.
+
+Shared by the oracle and the deliberation engines. A `CallReporter` is the
+endpoint's CallObserver for one call; `run_call` runs the call and always ends
+with an outcome on the reporter (answer, failure, or cancellation), so an engine
+that is cancelled half-way still knows what every call did and what it cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from council.endpoint import CallError, Completion, EndpointClient
+from council.events import (
+    CallCancelled,
+    CallFailed,
+    CallFinished,
+    CallRetrying,
+    CallStarted,
+    EventBus,
+    FirstToken,
+    TextDelta,
+)
+from council.plan import CallSpec
+from council.results import Answer, CallOutcome, Failure
+
+__all__ = ["CallReporter", "run_call"]
+
+
+class CallReporter:
+    """Turns one call's progress into events and remembers when it ran and what it produced.
+
+    `cancel_reason` is what a CallCancelled will say if the call is cancelled:
+    an engine that cancels on purpose sets it first ("superseded").
+    """
+
+    def __init__(
+        self, run_id: str, bus: EventBus, call: CallSpec, *, speculative: bool = False
+    ) -> None:
+        self.run_id = run_id
+        self.bus = bus
+        self.call = call
+        self.speculative = speculative
+        self.started_at: float | None = None  # time.monotonic(), when the call got a slot
+        self.ended_at: float | None = None
+        self.tokens_streamed = 0  # content chunks of the current attempt (about a token each)
+        self.outcome: CallOutcome | None = None
+        self.cancel_reason = "interrupted"
+
+    def _ids(self) -> dict[str, Any]:
+        c = self.call
+        return {
+            "run_id": self.run_id,
+            "call_id": c.call_id,
+            "persona": c.persona,
+            "round": c.round,
+            "role": c.role,
+        }
+
+    # -- the endpoint's CallObserver -----------------------------------------------------
+
+    def on_start(self) -> None:
+        self.started_at = time.monotonic()
+        self.bus.emit(
+            CallStarted(**self._ids(), model=self.call.model, speculative=self.speculative)
+        )
+
+    def on_first_token(self, ttft: float) -> None:
+        self.bus.emit(FirstToken(**self._ids(), ttft=ttft))
+
+    def on_delta(self, text: str) -> None:
+        self.tokens_streamed += 1
+        if self.bus.listening:  # a delta per token: skip building events nobody reads
+            self.bus.emit(TextDelta(**self._ids(), text=text))
+
+    def on_retry(self, attempt: int, error: CallError, wait: float) -> None:
+        self.tokens_streamed = 0
+        self.bus.emit(
+            CallRetrying(
+                **self._ids(),
+                attempt=attempt,
+                error_kind=error.kind,
+                message=error.message,
+                wait=wait,
+            )
+        )
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return 0.0 if self.started_at is None else time.monotonic() - self.started_at
+
+    @property
+    def tokens_spent(self) -> int:
+        """Output tokens this call cost: the endpoint's count when known, else chunks streamed."""
+        if isinstance(self.outcome, Answer) and self.outcome.tokens_out is not None:
+            return self.outcome.tokens_out
+        return self.tokens_streamed
+
+    def finished(self, completion: Completion) -> Answer:
+        self.ended_at = time.monotonic()
+        self.bus.emit(
+            CallFinished(
+                **self._ids(),
+                text=completion.text,
+                tokens_in=completion.tokens_in,
+                tokens_out=completion.tokens_out,
+                latency=completion.latency,
+                ttft=completion.ttft,
+                retries=completion.retries,
+            )
+        )
+        self.outcome = Answer(
+            self.call.persona,
+            completion.text,
+            completion.latency,
+            completion.ttft,
+            completion.tokens_in,
+            completion.tokens_out,
+            completion.retries,
+            role=self.call.role,
+        )
+        return self.outcome
+
+    def failed(self, error: CallError) -> Failure:
+        self.ended_at = time.monotonic()
+        self.bus.emit(
+            CallFailed(
+                **self._ids(),
+                error_kind=error.kind,
+                message=error.message,
+                retries=error.retries,
+                latency=self.elapsed(),
+            )
+        )
+        self.outcome = Failure(
+            self.call.persona, error.kind, error.message, error.retries, self.call.role
+        )
+        return self.outcome
+
+    def cancelled(self) -> Failure:
+        self.ended_at = time.monotonic()
+        if self.started_at is not None:  # a call cancelled while queued never started
+            self.bus.emit(
+                CallCancelled(
+                    **self._ids(),
+                    tokens_out=self.tokens_streamed,
+                    latency=self.elapsed(),
+                    reason=self.cancel_reason,
+                )
+            )
+        message = (
+            "cancelled: the council ended before it was needed"
+            if self.cancel_reason == "superseded"
+            else "interrupted before it finished"
+        )
+        self.outcome = Failure(self.call.persona, "cancelled", message, 0, self.call.role)
+        return self.outcome
+
+
+async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcome:
+    """Run one call to its outcome; on cancellation, record it as cancelled and re-raise."""
+    try:
+        completion = await client.complete(reporter.call, reporter)
+    except CallError as error:
+        return reporter.failed(error)
+    except asyncio.CancelledError:
+        reporter.cancelled()
+        raise
+    return reporter.finished(completion)
