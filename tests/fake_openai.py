@@ -78,11 +78,24 @@ class Reply:
     drop_after: int | None = None  # send this many content chunks, then abort the connection
     usage: bool = True  # False: never send usage, even when asked
 
-    def content(self, persona: str | None) -> str:
+    def content(
+        self, persona: str | None, json_mode: bool = False, round: str | None = None
+    ) -> str:
+        """The reply's text: scripted, or the default for this persona.
+
+        In JSON mode (the request asked for a ``json_object``) the default is shaped
+        like a council arbiter's verdict, converging from round 2 on, so that a demo
+        of ``council deliberate`` against the fake server ends the way a real one would.
+        """
         if self.text is not None:
             return self.text
         words = " ".join(f"w{i}" for i in range(1, self.tokens + 1))
-        return f"{persona or 'model'} says: {words}".rstrip()
+        text = f"{persona or 'model'} says: {words}".rstrip()
+        if not json_mode:
+            return text
+        converged = round is not None and round.isdigit() and int(round) >= 2
+        verdict = {"converged": converged, "confidence": 0.9, "synthesis": text, "dissent": []}
+        return json.dumps(verdict)
 
 
 @dataclass
@@ -611,7 +624,9 @@ class FakeOpenAI:
             await self._send_json(conn, request, reply.status, payload, **extra)
             self._update(record, completed=True, finished_at=time.monotonic())
             return True
-        tokens = re.findall(r"\S+\s*", reply.content(record.persona))
+        json_mode = (body.get("response_format") or {}).get("type") == "json_object"
+        text = reply.content(record.persona, json_mode, record.round)
+        tokens = re.findall(r"\S+\s*", text)
         created = int(time.time())
         base = {"id": f"chatcmpl-fake-{record.index}", "created": created}
         base["model"] = body.get("model") or MODEL_ID

@@ -10,14 +10,21 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from council import __version__
 from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CouncilError, UsageError
+
+if TYPE_CHECKING:
+    from council.config import EndpointSettings
+    from council.inputs import Attachment
+    from council.personas import Persona, PersonaCatalog
+    from council.render import OutputMode
 
 __all__ = ["app", "main"]
 
@@ -104,106 +111,113 @@ def _split_names(value: str, flag: str) -> list[str]:
     return names
 
 
-@app.command(name="oracle")
-@handles_errors
-def oracle_command(
-    query: Annotated[
-        str | None,
-        typer.Argument(help="The question. Use - to read it from stdin.", show_default=False),
-    ] = None,
-    personas: Annotated[
-        str, typer.Option("--personas", "-p", help="Comma-separated persona names.")
-    ] = DEFAULT_PERSONAS,
-    synthesize: Annotated[
-        bool, typer.Option("--synthesize", "-s", help="Have the arbiter write one synthesis.")
-    ] = False,
-    arbiter: Annotated[
-        str, typer.Option("--arbiter", help="Persona that writes the synthesis.")
-    ] = DEFAULT_ARBITER,
-    context: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--context",
-            "-c",
-            help="Attach a text file to the question (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(
-            "--base-url",
-            help="OpenAI-compatible endpoint. [env: COUNCIL_BASE_URL, "
-            "OPENAI_BASE_URL; default: https://api.openai.com/v1]",
-            show_default=False,
-        ),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Model name. [env: COUNCIL_MODEL; default: gpt-4o-mini]",
-            show_default=False,
-        ),
-    ] = None,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key-env",
-            help="Name of the env var holding the key. [default: OPENAI_API_KEY]",
-            show_default=False,
-        ),
-    ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout",
-            help="Deadline per call in seconds, retries included. [default: 120]",
-            show_default=False,
-        ),
-    ] = None,
-    retries: Annotated[
-        int | None,
-        typer.Option(
-            "--retries",
-            help="Retries on 429, 5xx, timeouts, connection errors. [default: 2]",
-            show_default=False,
-        ),
-    ] = None,
-    max_concurrency: Annotated[
-        int | None,
-        typer.Option(
-            "--max-concurrency",
-            help="Most calls in flight at once. [default: min(calls, 50)]",
-            show_default=False,
-        ),
-    ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print one JSON document at the end.")
-    ] = False,
-    jsonl_output: Annotated[
-        bool, typer.Option("--jsonl", help="Stream events as JSON lines.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Answers only: no live view, metrics or footer.")
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan and the exact messages; send nothing.")
-    ] = False,
-) -> None:
-    """Ask every persona the same question at once and print their answers together.
+# Options shared by the commands that ask models (one definition, one help text).
+QueryArgument = Annotated[
+    str | None,
+    typer.Argument(help="The question. Use - to read it from stdin.", show_default=False),
+]
+PersonasOption = Annotated[
+    str, typer.Option("--personas", "-p", help="Comma-separated persona names.")
+]
+ContextOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--context",
+        "-c",
+        help="Attach a text file to the question (repeatable).",
+        show_default=False,
+    ),
+]
+BaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible endpoint. [env: COUNCIL_BASE_URL, "
+        "OPENAI_BASE_URL; default: https://api.openai.com/v1]",
+        show_default=False,
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model name. [env: COUNCIL_MODEL; default: gpt-4o-mini]",
+        show_default=False,
+    ),
+]
+ApiKeyEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key-env",
+        help="Name of the env var holding the key. [default: OPENAI_API_KEY]",
+        show_default=False,
+    ),
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Deadline per call in seconds, retries included. [default: 120]",
+        show_default=False,
+    ),
+]
+RetriesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--retries",
+        help="Retries on 429, 5xx, timeouts, connection errors. [default: 2]",
+        show_default=False,
+    ),
+]
+MaxConcurrencyOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrency",
+        help="Most calls in flight at once. [default: min(calls, 50)]",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document at the end.")]
+JsonlOption = Annotated[bool, typer.Option("--jsonl", help="Stream events as JSON lines.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="The answer only: no live view, metrics or footer.")
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print the plan and the exact messages; send nothing.")
+]
 
-    \b
-    Examples:
-      council oracle "Should we rewrite the billing service in Rust?"
-      council oracle -p judge,critic,security --synthesize "Is this API safe?" -c api.py
-      git diff | council oracle --json -
-    """
+
+@dataclass
+class _Request:
+    """What every model-asking command resolves from its flags before building a plan."""
+
+    question: str
+    attachments: list[Attachment]
+    catalog: PersonaCatalog
+    personas: list[Persona]
+    endpoint: EndpointSettings
+    mode: OutputMode
+
+
+def _resolve_request(
+    *,
+    query: str | None,
+    personas: str,
+    context: list[Path] | None,
+    base_url: str | None,
+    model: str | None,
+    api_key_env: str | None,
+    timeout: float | None,
+    retries: int | None,
+    max_concurrency: int | None,
+    json_output: bool,
+    jsonl_output: bool,
+    dry_run: bool,
+) -> _Request:
     from council.config import resolve_endpoint
     from council.inputs import read_context_files, read_query
     from council.personas import PersonaCatalog
-    from council.plan import build_oracle_plan
     from council.render import choose_mode
 
     if json_output and jsonl_output:
@@ -212,7 +226,6 @@ def oracle_command(
     attachments = read_context_files(list(context or []))
     catalog = PersonaCatalog.discover()
     chosen = catalog.resolve(_split_names(personas, "--personas"))
-    arbiter_persona = catalog.get(arbiter) if synthesize else None
     endpoint = resolve_endpoint(
         base_url=base_url,
         model=model,
@@ -222,25 +235,184 @@ def oracle_command(
         max_concurrency=max_concurrency,
         require_key=not dry_run,
     )
-    plan = build_oracle_plan(
-        query=question,
-        personas=chosen,
-        endpoint=endpoint,
-        attachments=attachments,
-        arbiter=arbiter_persona,
-    )
-    if dry_run:
-        from council.render.json_out import dumps
-        from council.render.markdown import plan_markdown
-
-        typer.echo(dumps(plan.to_dict()) if json_output else plan_markdown(plan), nl=json_output)
-        return
-    from council.runner import run_oracle
-
     mode = choose_mode(
         json_output=json_output, jsonl_output=jsonl_output, stdout_is_tty=sys.stdout.isatty()
     )
-    code = run_oracle(plan, mode, quiet=quiet)
+    return _Request(question, attachments, catalog, chosen, endpoint, mode)
+
+
+def _print_dry_run(plan_dict: dict[str, Any], markdown: str, json_output: bool) -> None:
+    from council.render.json_out import dumps
+
+    typer.echo(dumps(plan_dict) if json_output else markdown, nl=json_output)
+
+
+@app.command(name="oracle")
+@handles_errors
+def oracle_command(
+    query: QueryArgument = None,
+    personas: PersonasOption = DEFAULT_PERSONAS,
+    synthesize: Annotated[
+        bool, typer.Option("--synthesize", "-s", help="Have the arbiter write one synthesis.")
+    ] = False,
+    arbiter: Annotated[
+        str, typer.Option("--arbiter", help="Persona that writes the synthesis.")
+    ] = DEFAULT_ARBITER,
+    context: ContextOption = None,
+    base_url: BaseUrlOption = None,
+    model: ModelOption = None,
+    api_key_env: ApiKeyEnvOption = None,
+    timeout: TimeoutOption = None,
+    retries: RetriesOption = None,
+    max_concurrency: MaxConcurrencyOption = None,
+    json_output: JsonOption = False,
+    jsonl_output: JsonlOption = False,
+    quiet: QuietOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Ask every persona the same question at once and print their answers together.
+
+    \b
+    Examples:
+      council oracle "Should we rewrite the billing service in Rust?"
+      council oracle -p judge,critic,security --synthesize "Is this API safe?" -c api.py
+      git diff | council oracle --json -
+    """
+    from council.plan import build_oracle_plan
+
+    request = _resolve_request(
+        query=query,
+        personas=personas,
+        context=context,
+        base_url=base_url,
+        model=model,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        retries=retries,
+        max_concurrency=max_concurrency,
+        json_output=json_output,
+        jsonl_output=jsonl_output,
+        dry_run=dry_run,
+    )
+    plan = build_oracle_plan(
+        query=request.question,
+        personas=request.personas,
+        endpoint=request.endpoint,
+        attachments=request.attachments,
+        arbiter=request.catalog.get(arbiter) if synthesize else None,
+    )
+    if dry_run:
+        from council.render.markdown import plan_markdown
+
+        _print_dry_run(plan.to_dict(), plan_markdown(plan), json_output)
+        return
+    from council.runner import run_oracle
+
+    code = run_oracle(plan, request.mode, quiet=quiet)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command(name="deliberate")
+@handles_errors
+def deliberate_command(
+    query: QueryArgument = None,
+    personas: PersonasOption = DEFAULT_PERSONAS,
+    rounds: Annotated[
+        int, typer.Option("--rounds", "-r", help="Most rounds before the council stops.", min=1)
+    ] = 3,
+    speculative: Annotated[
+        bool,
+        typer.Option(
+            "--speculative",
+            help="Start each round while the arbiter still judges the last: "
+            "same answer, sooner; a converged verdict cancels the extra round.",
+        ),
+    ] = False,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold",
+            help="Confidence a converged verdict needs to end the council (0 to 1).",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.8,
+    max_wasted_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-wasted-tokens",
+            help="With --speculative: run a round speculatively only while the tokens it "
+            "could waste (estimated from the round before) stay within this.",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
+    arbiter: Annotated[
+        str, typer.Option("--arbiter", help="Persona that judges each round.")
+    ] = DEFAULT_ARBITER,
+    context: ContextOption = None,
+    base_url: BaseUrlOption = None,
+    model: ModelOption = None,
+    api_key_env: ApiKeyEnvOption = None,
+    timeout: TimeoutOption = None,
+    retries: RetriesOption = None,
+    max_concurrency: MaxConcurrencyOption = None,
+    json_output: JsonOption = False,
+    jsonl_output: JsonlOption = False,
+    quiet: QuietOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Run rounds of personas revising against each other until an arbiter says they agree.
+
+    Round 1: every persona answers. Each later round: every persona reads all the
+    previous round's answers and revises. After each round the arbiter writes a
+    synthesis and judges whether the council has converged.
+
+    \b
+    Examples:
+      council deliberate -p judge,critic,skeptic --speculative "Is this migration plan safe?"
+      council deliberate --json -c plan.md "Should we ship this on Friday?"
+    """
+    from council.deliberation_plan import build_deliberation_plan
+
+    if max_wasted_tokens is not None and not speculative:
+        raise UsageError(
+            "--max-wasted-tokens only applies with --speculative", "add --speculative or drop it"
+        )
+    request = _resolve_request(
+        query=query,
+        personas=personas,
+        context=context,
+        base_url=base_url,
+        model=model,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        retries=retries,
+        max_concurrency=max_concurrency,
+        json_output=json_output,
+        jsonl_output=jsonl_output,
+        dry_run=dry_run,
+    )
+    plan = build_deliberation_plan(
+        query=request.question,
+        personas=request.personas,
+        arbiter=request.catalog.get(arbiter),
+        endpoint=request.endpoint,
+        attachments=request.attachments,
+        rounds=rounds,
+        threshold=threshold,
+        speculative=speculative,
+        max_wasted_tokens=max_wasted_tokens,
+    )
+    if dry_run:
+        from council.render.markdown import deliberation_plan_markdown
+
+        _print_dry_run(plan.to_dict(), deliberation_plan_markdown(plan), json_output)
+        return
+    from council.runner import run_deliberation
+
+    code = run_deliberation(plan, request.mode, quiet=quiet)
     if code:
         raise typer.Exit(code)
 

@@ -11,6 +11,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from council.errors import ConfigError, UsageError
@@ -93,6 +94,24 @@ class EndpointSettings:
     @property
     def key_for_client(self) -> str:
         return self.api_key if self.api_key else NO_KEY_PLACEHOLDER
+
+    def describe(self) -> dict[str, Any]:
+        """Where calls go and where that came from, for dry runs: never the key itself."""
+        return {
+            "host": self.host,
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "api_key_set": self.api_key is not None,
+            "sources": self.sources,
+        }
+
+    def limits(self, max_concurrency: int) -> dict[str, Any]:
+        return {
+            "timeout": self.timeout,
+            "first_token_timeout": self.first_token_timeout,
+            "retries": self.retries,
+            "max_concurrency": max_concurrency,
+        }
 
 
 def _pick(

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Verdict", "ends_council", "parse_verdict", "position_change"]
+__all__ = ["Verdict", "ends_council", "parse_verdict", "position_change", "position_label"]
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -134,3 +134,23 @@ def position_change(before: str, after: str) -> float:
     if not a and not b:
         return 0.0
     return 1.0 - len(a & b) / len(a | b)
+
+
+_STATED_POSITION = re.compile(r"^\W*position\W*:\W*(kept|changed)\b", re.IGNORECASE)
+# A revision that shares less than half its words with the previous answer reads as a change.
+_UNSTATED_CHANGE = 0.5
+
+
+def position_label(before: str | None, after: str) -> str:
+    """Did a persona keep or change its position between rounds?
+
+    The persona is asked to say so on its first line ("Position: kept|changed");
+    when it did not, the lexical measure stands in and the label says it is a guess.
+    """
+    if before is None:
+        return "new"  # no answer of its own in the previous round
+    first_line = after.strip().splitlines()[0] if after.strip() else ""
+    stated = _STATED_POSITION.match(first_line)
+    if stated:
+        return stated.group(1).lower()
+    return "changed?" if position_change(before, after) >= _UNSTATED_CHANGE else "kept?"

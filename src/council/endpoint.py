@@ -9,8 +9,9 @@ call, retries included). A semaphore caps calls in flight. Calls always stream,
 so cancelling one closes its connection and the server stops generating.
 
 Endpoints differ, so the client degrades instead of failing: if `stream_options`
-is rejected it asks again without it, and missing token usage is reported as
-None (unknown), never as zero.
+or `response_format` is rejected it asks again without it (a caller asking for
+JSON must read replies leniently), and missing token usage is reported as None
+(unknown), never as zero.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ MAX_RETRY_AFTER = 120.0
 WRITE_TIMEOUT = 30.0
 # Optional request fields that some endpoints reject with a 400: on such a
 # rejection the field is dropped for the rest of the run and the call re-sent.
-OPTIONAL_FIELDS = ("stream_options",)
+OPTIONAL_FIELDS = ("stream_options", "response_format")
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,8 @@ class EndpointClient:
                 raise self._deadline_error()
             while True:
                 sent_optional = set(OPTIONAL_FIELDS) - self._dropped_fields
+                if call.response_format is None:
+                    sent_optional.discard("response_format")
                 try:
                     return await self._stream(call, observer, state)
                 except openai.BadRequestError as exc:
@@ -346,6 +349,8 @@ class EndpointClient:
             body["max_tokens"] = call.max_tokens
         if "stream_options" not in self._dropped_fields:
             body["stream_options"] = {"include_usage": True}
+        if call.response_format is not None and "response_format" not in self._dropped_fields:
+            body["response_format"] = call.response_format
         # Lets proxies' logs (and council's fake server) tell the personas apart.
         headers = {"X-Council-Persona": call.persona, "X-Council-Round": str(call.round)}
 

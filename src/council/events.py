@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ArbiterVerdict",
     "CallCancelled",
+    "CallEvent",
     "CallFailed",
     "CallFinished",
     "CallRetrying",

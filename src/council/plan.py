@@ -43,6 +43,8 @@ class CallSpec:
     max_tokens: int | None = None
     round: int = 1
     role: str = "persona"  # or "arbiter"
+    # e.g. {"type": "json_object"}; sent where the endpoint accepts it, dropped where not.
+    response_format: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +55,7 @@ class CallSpec:
             "model": self.model,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
+            "response_format": self.response_format,
             "messages": list(self.messages),
         }
 
@@ -78,23 +81,12 @@ class OraclePlan:
         return {
             "command": "oracle",
             "query": self.query,
-            "endpoint": {
-                "host": self.endpoint.host,
-                "base_url": self.endpoint.base_url,
-                "api_key_env": self.endpoint.api_key_env,
-                "api_key_set": self.endpoint.api_key is not None,
-                "sources": self.endpoint.sources,
-            },
+            "endpoint": self.endpoint.describe(),
             "model": self.endpoint.model,
             "personas": [p.name for p in self.personas],
             "arbiter": self.arbiter.name if self.arbiter else None,
             "attachments": [a.path for a in self.attachments],
-            "limits": {
-                "timeout": self.endpoint.timeout,
-                "first_token_timeout": self.endpoint.first_token_timeout,
-                "retries": self.endpoint.retries,
-                "max_concurrency": self.max_concurrency,
-            },
+            "limits": self.endpoint.limits(self.max_concurrency),
             "calls": [c.to_dict() for c in self.calls],
             "estimated_input_tokens": sum(estimate_tokens(c.messages) for c in self.calls),
         }

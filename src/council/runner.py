@@ -1,6 +1,6 @@
-"""Runs an oracle plan with its renderers and turns the outcome into an exit code.
+"""Runs an oracle or deliberation plan with its renderers and turns the outcome into an exit code.
 
-The glue between the CLI and the engine: picks the live view and the final
+The glue between the CLI and the engines: picks the live view and the final
 output for where stdout goes, runs the engine, and on Ctrl-C still prints
 everything that finished before exiting 130.
 """
@@ -8,27 +8,58 @@ everything that finished before exiting 130.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from typing import TextIO
+from collections.abc import Callable, Coroutine
+from typing import Any, TextIO
 
 from rich.console import Console
 
-from council.errors import EXIT_INTERRUPTED, EXIT_USAGE, AuthError, CouncilError, EndpointError
+from council.config import EndpointSettings
+from council.deliberation import DeliberationRun
+from council.deliberation_plan import DeliberationPlan
+from council.errors import EXIT_INTERRUPTED, AuthError, CouncilError, EndpointError
 from council.events import EventBus
 from council.oracle import OracleRun
 from council.plan import OraclePlan
 from council.render import OutputMode
-from council.render.json_out import JsonlWriter, dumps, oracle_document
-from council.render.live import LiveView
-from council.render.markdown import oracle_markdown
-from council.render.rich_report import oracle_renderable
-from council.results import Failure, OracleResult
+from council.render.format import deliberation_warnings
+from council.render.json_out import JsonlWriter, deliberation_document, dumps, oracle_document
+from council.render.live import LiveView, RoundsLiveView
+from council.render.markdown import deliberation_markdown, oracle_markdown
+from council.render.rich_report import deliberation_renderable, oracle_renderable
+from council.results import DeliberationResult, Failure, OracleResult
 
-__all__ = ["run_oracle"]
+__all__ = ["run_deliberation", "run_oracle"]
 
 
 def _stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    # soft_wrap: a message is one line, however narrow the terminal (or 80 in a pipe).
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _drive(
+    execute: Callable[[], Coroutine[Any, Any, object]],
+    live: contextlib.AbstractContextManager[Any] | None,
+) -> bool:
+    """Run an engine to its end under the live view; return True if Ctrl-C stopped it.
+
+    The engine's result object holds everything that finished either way.
+    """
+    try:
+        if live is not None:
+            with live:
+                asyncio.run(execute())
+        else:
+            asyncio.run(execute())
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def _live_wanted(mode: OutputMode, quiet: bool, show_live: bool | None, err: Console) -> bool:
+    wanted = show_live if show_live is not None else err.is_terminal
+    return wanted and not quiet and mode in (OutputMode.RICH, OutputMode.MARKDOWN)
 
 
 def run_oracle(
@@ -50,25 +81,53 @@ def run_oracle(
     run = OracleRun(plan, bus)
     if mode is OutputMode.JSONL:
         bus.subscribe(JsonlWriter(out))
-    live_wanted = show_live if show_live is not None else err.is_terminal
-    live = (
-        LiveView(err, [p.name for p in plan.personas])
-        if live_wanted and not quiet and mode in (OutputMode.RICH, OutputMode.MARKDOWN)
-        else None
-    )
-    if live is not None:
+    live: LiveView | RoundsLiveView | None = None
+    if _live_wanted(mode, quiet, show_live, err):
+        live = LiveView(err, [p.name for p in plan.personas])
         bus.subscribe(live.handle)
-    try:
-        if live is not None:
-            with live:
-                asyncio.run(run.execute())
-        else:
-            asyncio.run(run.execute())
-    except KeyboardInterrupt:
+    if _drive(run.execute, live):
         run.result.interrupted = True
     result = run.result
     _print_result(result, mode, quiet, out)
     _report(result, err)
+    return result.exit_code
+
+
+def run_deliberation(
+    plan: DeliberationPlan,
+    mode: OutputMode,
+    *,
+    quiet: bool = False,
+    stdout: TextIO | None = None,
+    show_live: bool | None = None,
+) -> int:
+    """Run a deliberation, print its answer for `mode`, and return the exit code.
+
+    Raises AuthError / EndpointError when no persona answered in the first round.
+    """
+    out = stdout or sys.stdout
+    err = _stderr_console()
+    bus = EventBus()
+    run = DeliberationRun(plan, bus)
+    if mode is OutputMode.JSONL:
+        bus.subscribe(JsonlWriter(out))
+    live: LiveView | RoundsLiveView | None = None
+    if _live_wanted(mode, quiet, show_live, err):
+        live = RoundsLiveView(err, plan.rounds)
+        bus.subscribe(live.handle)
+    if _drive(run.execute, live):
+        run.result.interrupted = True
+        run.result.stop_reason = "interrupted"
+    result = run.result
+    answered = any(r.answers for r in result.rounds)
+    if mode is OutputMode.JSON:
+        out.write(dumps(deliberation_document(result)) + "\n")
+    elif mode is OutputMode.RICH and (answered or result.interrupted):
+        Console(file=out).print(deliberation_renderable(result, quiet=quiet))
+    elif mode is OutputMode.MARKDOWN and (answered or result.interrupted):
+        out.write(deliberation_markdown(result, quiet=quiet))
+    out.flush()
+    _report_deliberation(result, err)
     return result.exit_code
 
 
@@ -94,7 +153,7 @@ def _report(result: OracleResult, err: Console) -> None:
         err.print(f"council: interrupted; {len(result.answers)} of {total} answers had finished")
         return
     if not result.answers:
-        raise _all_failed_error(result)
+        raise _all_failed_error(failures, result.plan.endpoint, total)
     if failures:
         names = ", ".join(f"{f.persona} ({f.error_kind})" for f in failures)
         err.print(
@@ -111,11 +170,22 @@ def _report(result: OracleResult, err: Console) -> None:
         )
 
 
-def _all_failed_error(result: OracleResult) -> CouncilError:
-    failures = result.failures
-    endpoint = result.plan.endpoint
+def _report_deliberation(result: DeliberationResult, err: Console) -> None:
+    """Lines on stderr for what went wrong or was left out; raise when nobody ever answered."""
+    for line in deliberation_warnings(result):
+        err.print(f"council: {line}", highlight=False)
+    if result.interrupted:
+        return
+    if not any(r.answers for r in result.rounds):
+        count = len(result.plan.personas)
+        raise _all_failed_error(result.kept_failures, result.plan.endpoint, count)
+
+
+def _all_failed_error(
+    failures: list[Failure], endpoint: EndpointSettings, count: int
+) -> CouncilError:
     first = failures[0] if failures else None
-    if result.exit_code == EXIT_USAGE and first is not None:
+    if first is not None and all(f.error_kind == "auth" for f in failures):
         return AuthError(
             first.message,
             f"check that ${endpoint.api_key_env} holds a valid key for {endpoint.host} "
@@ -134,6 +204,5 @@ def _all_failed_error(result: OracleResult) -> CouncilError:
     hint = (
         "check --model" if kinds == {"not_found"} else "retry later, or raise --timeout / --retries"
     )
-    count = len(result.plan.personas)
     who = "the only persona" if count == 1 else f"all {count} personas"
     return EndpointError(f"{who} failed: {detail}", hint)

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from council.results import Answer, OracleResult
+from council.results import Answer, DeliberationResult, Failure, OracleResult
 
-__all__ = ["answer_metrics", "count_label", "run_footer", "seconds", "tokens"]
+__all__ = [
+    "ROUND_COLUMNS",
+    "TIMELINE_COLUMNS",
+    "answer_metrics",
+    "answer_status",
+    "count_label",
+    "deliberation_footer",
+    "deliberation_warnings",
+    "round_rows",
+    "run_footer",
+    "seconds",
+    "timeline_rows",
+    "tokens",
+]
 
 
 def seconds(value: float | None) -> str:
@@ -47,3 +60,149 @@ def run_footer(result: OracleResult) -> str:
         parts.append(f"sum of calls {seconds(total)} ({total / result.wall:.1f}× less waiting)")
     parts.append(f"{plan.endpoint.model} @ {plan.endpoint.host}")
     return " · ".join(parts)
+
+
+def answer_status(result: DeliberationResult) -> str:
+    """One line on where the council's answer comes from and how settled it is."""
+    judged = result.verdict_round
+    last = result.final_round
+    total = result.plan.rounds
+    if judged is None or judged.verdict is None:
+        if result.interrupted:
+            return "Interrupted before any verdict: the last round's answers are below."
+        return "No verdict: the last round's answers are below."
+    verdict = judged.verdict
+    confidence = f"confidence {verdict.confidence:.2f}"
+    if result.stop_reason == "converged":
+        text = f"Converged in round {judged.number} of {total} ({confidence})."
+    elif verdict.problem:
+        text = f"The arbiter's verdict on round {judged.number} could not be read; it is shown raw."
+    elif judged.verdict.converged:
+        text = (
+            f"Converged in round {judged.number} of {total}, but with {confidence}, "
+            f"below the threshold {result.plan.threshold:g}."
+        )
+    else:
+        text = f"Not converged after round {judged.number} of {total} ({confidence})."
+    if last is not None and last.number != judged.number:
+        text += f" This synthesis is of round {judged.number}; round {last.number} had no verdict."
+    if result.interrupted:
+        text += " The council was interrupted."
+    return text
+
+
+def _verdict_cell(round_number: int, result: DeliberationResult) -> str:
+    kept = next(r for r in result.rounds if r.number == round_number)
+    if isinstance(kept.arbiter, Failure):
+        return f"arbiter failed ({kept.arbiter.error_kind})"
+    if kept.verdict is None:
+        return "–"
+    if kept.verdict.problem:
+        return "unreadable verdict"
+    state = "converged" if kept.verdict.converged else "not converged"
+    return f"{state}, {kept.verdict.confidence:.2f}"
+
+
+ROUND_COLUMNS = ("round", "verdict", "positions", "did not answer")
+
+
+def round_rows(result: DeliberationResult) -> list[tuple[str, ...]]:
+    """A row per kept round (and the round in which everyone failed, if any)."""
+    rows: list[tuple[str, ...]] = []
+    for kept in result.rounds:
+        positions = ", ".join(f"{name} {label}" for name, label in kept.positions.items())
+        missing = ", ".join(f"{f.persona} ({f.error_kind})" for f in kept.failures) or "–"
+        rows.append((str(kept.number), _verdict_cell(kept.number, result), positions, missing))
+    failed = result.failed_round
+    if failed is not None:
+        missing = ", ".join(f"{f.persona} ({f.error_kind})" for f in failed.failures)
+        rows.append((str(failed.number), "not judged", "nobody answered", missing))
+    return rows
+
+
+TIMELINE_COLUMNS = ("call", "round", "start", "end", "schedule", "outcome", "tokens")
+
+
+def timeline_rows(result: DeliberationResult) -> list[tuple[str, ...]]:
+    """Every call that reached the endpoint, in start order, times from the run's start."""
+    rows: list[tuple[str, ...]] = []
+    for call in result.timeline:
+        who = call.persona if call.role == "persona" else f"{call.persona} (verdict)"
+        rows.append(
+            (
+                who,
+                str(call.round),
+                f"{call.start:.2f} s",
+                f"{call.end:.2f} s",
+                "speculative" if call.speculative else "in order",
+                call.status,
+                str(call.tokens_out),
+            )
+        )
+    return rows
+
+
+def deliberation_footer(result: DeliberationResult) -> str:
+    """Wall time against the same kept calls run one round and one verdict at a time."""
+    plan = result.plan
+    parts = [f"{count_label(len(result.rounds), 'round')} kept", f"wall {seconds(result.wall)}"]
+    sequential = result.sequential_estimate
+    if result.rounds and sequential > 0:
+        saved = sequential - result.wall
+        parts.append(f"sequential {seconds(sequential)}")
+        if plan.speculative:
+            share = saved / sequential * 100
+            parts.append(f"saved {seconds(max(0.0, saved))} ({max(0.0, share):.0f}%)")
+    if plan.speculative:
+        wasted = f"wasted {result.wasted_tokens:,} tokens"
+        if result.discarded_rounds:
+            numbers = ", ".join(str(n) for n in result.discarded_rounds)
+            wasted += f" (speculative round {numbers} discarded)"
+        parts.append(wasted)
+    parts.append(f"{plan.endpoint.model} @ {plan.endpoint.host}")
+    return " · ".join(parts)
+
+
+def deliberation_warnings(result: DeliberationResult) -> list[str]:
+    """What the user should know happened, one line each, for stderr."""
+    lines: list[str] = []
+    for kept in result.rounds:
+        for failure in kept.failures:
+            if failure.error_kind != "cancelled":
+                lines.append(
+                    f"{failure.persona} failed in round {kept.number} ({failure.error_kind}): "
+                    f"{failure.message}; the council went on without it"
+                )
+        if kept.verdict is not None and kept.verdict.problem:
+            lines.append(
+                f"warning: the arbiter's verdict on round {kept.number} could not be read "
+                f"({kept.verdict.problem}); counted as not converged"
+            )
+    last = result.final_round
+    if result.stop_reason == "all_failed" and result.failed_round and last:
+        lines.append(
+            f"every persona failed in round {result.failed_round.number}; "
+            f"showing round {last.number} and its verdict"
+        )
+    if result.stop_reason == "arbiter_failed" and last and isinstance(last.arbiter, Failure):
+        lines.append(
+            f"the arbiter failed on round {last.number} ({last.arbiter.error_kind}): "
+            f"{last.arbiter.message}; showing that round's answers"
+        )
+    if result.speculation_skipped:
+        numbers = ", ".join(str(n) for n in result.speculation_skipped)
+        lines.append(
+            f"round {numbers} ran after its verdict, not speculatively: "
+            f"it could have wasted more than --max-wasted-tokens {result.plan.max_wasted_tokens}"
+        )
+    if result.interrupted:
+        judged = result.verdict_round
+        best = (
+            f"the synthesis of round {judged.number}"
+            if judged
+            else "the last round's answers"
+            if last
+            else "nothing had finished"
+        )
+        lines.append(f"interrupted; showing {best}")
+    return lines

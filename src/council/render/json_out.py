@@ -6,9 +6,9 @@ import json
 from typing import Any, TextIO
 
 from council.events import Event, event_to_dict
-from council.results import OracleResult
+from council.results import DeliberationResult, OracleResult
 
-__all__ = ["JsonlWriter", "dumps", "oracle_document"]
+__all__ = ["JsonlWriter", "deliberation_document", "dumps", "oracle_document"]
 
 
 def dumps(data: Any) -> str:
@@ -35,6 +35,52 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
             "wall": round(result.wall, 4),
             "sum_of_calls": round(result.sum_of_calls, 4),
             "max_concurrency": plan.max_concurrency,
+        },
+    }
+
+
+def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
+    """The answer, every kept round with its verdict, the timeline and the run's metrics."""
+    plan = result.plan
+    judged = result.verdict_round
+    verdict = judged.verdict if judged is not None else None
+    return {
+        "run_id": result.run_id,
+        "command": "deliberate",
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "stop_reason": result.stop_reason,
+        "query": plan.query,
+        "model": plan.endpoint.model,
+        "endpoint": plan.endpoint.host,
+        "personas": [p.name for p in plan.personas],
+        "arbiter": plan.arbiter.name,
+        "settings": {
+            "rounds": plan.rounds,
+            "threshold": plan.threshold,
+            "speculative": plan.speculative,
+            "max_wasted_tokens": plan.max_wasted_tokens,
+            "max_concurrency": plan.max_concurrency,
+        },
+        "answer": None
+        if verdict is None or judged is None
+        else {
+            "text": verdict.synthesis,
+            "round": judged.number,
+            "converged": verdict.converged,
+            "confidence": verdict.confidence,
+            "dissent": list(verdict.dissent),
+        },
+        "rounds": [r.to_dict() for r in result.rounds],
+        "failed_round": result.failed_round.to_dict() if result.failed_round else None,
+        "discarded_rounds": result.discarded_rounds,
+        "timeline": [c.to_dict() for c in result.timeline],
+        "metrics": {
+            "wall": round(result.wall, 4),
+            "sequential_estimate": round(result.sequential_estimate, 4),
+            "saved": round(result.sequential_estimate - result.wall, 4),
+            "wasted_tokens": result.wasted_tokens,
+            "speculation_skipped": result.speculation_skipped,
         },
     }
 

@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console, RenderableType
 from rich.live import Live
@@ -19,18 +20,21 @@ from rich.table import Table
 from rich.text import Text
 
 from council.events import (
+    ArbiterVerdict,
     CallCancelled,
+    CallEvent,
     CallFailed,
     CallFinished,
     CallRetrying,
     CallStarted,
     Event,
     FirstToken,
+    RoundDiscarded,
     TextDelta,
 )
 from council.render.format import seconds
 
-__all__ = ["LiveView"]
+__all__ = ["LiveView", "RoundsLiveView"]
 
 SIDE_BY_SIDE_MAX = 4
 STATUS_STYLE = {
@@ -52,30 +56,53 @@ class _CallView:
     ttft: float | None = None
     chunks: list[str] = field(default_factory=list)
     note: str = ""
+    speculative: bool = False
 
     @property
     def text(self) -> str:
         return "".join(self.chunks)
 
+    def apply(self, event: Event) -> None:
+        """Update the view from one of its call's events."""
+        if isinstance(event, CallStarted):
+            self.status, self.started = "thinking", event.at
+            self.speculative = event.speculative
+        elif isinstance(event, FirstToken):
+            self.status, self.ttft = "streaming", event.ttft
+        elif isinstance(event, TextDelta):
+            self.chunks.append(event.text)
+        elif isinstance(event, CallRetrying):
+            self.status, self.chunks = "retrying", []
+            self.note = f"{event.error_kind}, retry {event.attempt} in {seconds(event.wait)}"
+        elif isinstance(event, CallFinished):
+            self.status, self.note = "done", seconds(event.latency)
+        elif isinstance(event, CallFailed):
+            self.status, self.note = "failed", event.message
+        elif isinstance(event, CallCancelled):
+            self.status = "cancelled"
+            self.note = "speculation discarded" if event.reason == "superseded" else ""
 
-class LiveView:
-    """Subscribe `handle` to the event bus and use the view as a context manager.
 
-    Usage:
-        with LiveView(console, ["judge", "critic"]) as view:
-            bus.subscribe(view.handle)
-            ...run...
-    """
+def _status_text(view: _CallView) -> Text:
+    status = Text(view.status, style=STATUS_STYLE.get(view.status, ""))
+    if view.status in ("thinking", "streaming") and view.started is not None:
+        status.append(f" {time.monotonic() - view.started:.1f}s", style="dim")
+    elif view.note:
+        status.append(f" {view.note}", style="dim")
+    return status
 
-    def __init__(self, console: Console, labels: list[str]) -> None:
+
+class _LiveBase:
+    """A rich Live on stderr, redrawn from `render`, refreshed from rich's own thread."""
+
+    def __init__(self, console: Console) -> None:
         self.console = console
         self._lock = threading.Lock()  # rich refreshes from its own thread
-        self._calls: dict[str, _CallView] = {label: _CallView(label) for label in labels}
         self._live = Live(
             console=console, get_renderable=self.render, refresh_per_second=8, transient=True
         )
 
-    def __enter__(self) -> LiveView:
+    def __enter__(self) -> Self:
         self._live.__enter__()
         return self
 
@@ -87,6 +114,23 @@ class LiveView:
     ) -> None:
         self._live.__exit__(exc_type, exc, tb)
 
+    def render(self) -> RenderableType:
+        raise NotImplementedError
+
+
+class LiveView(_LiveBase):
+    """Subscribe `handle` to the event bus and use the view as a context manager.
+
+    Usage:
+        with LiveView(console, ["judge", "critic"]) as view:
+            bus.subscribe(view.handle)
+            ...run...
+    """
+
+    def __init__(self, console: Console, labels: list[str]) -> None:
+        super().__init__(console)
+        self._calls: dict[str, _CallView] = {label: _CallView(label) for label in labels}
+
     def handle(self, event: Event) -> None:
         persona = getattr(event, "persona", None)
         if persona is None:
@@ -95,22 +139,7 @@ class LiveView:
             persona if getattr(event, "role", "persona") == "persona" else f"synthesis · {persona}"
         )
         with self._lock:
-            view = self._calls.setdefault(label, _CallView(label))
-            if isinstance(event, CallStarted):
-                view.status, view.started = "thinking", event.at
-            elif isinstance(event, FirstToken):
-                view.status, view.ttft = "streaming", event.ttft
-            elif isinstance(event, TextDelta):
-                view.chunks.append(event.text)
-            elif isinstance(event, CallRetrying):
-                view.status, view.chunks = "retrying", []
-                view.note = f"{event.error_kind}, retry {event.attempt} in {seconds(event.wait)}"
-            elif isinstance(event, CallFinished):
-                view.status, view.note = "done", seconds(event.latency)
-            elif isinstance(event, CallFailed):
-                view.status, view.note = "failed", event.message
-            elif isinstance(event, CallCancelled):
-                view.status = "cancelled"
+            self._calls.setdefault(label, _CallView(label)).apply(event)
 
     def render(self) -> RenderableType:
         with self._lock:
@@ -120,12 +149,7 @@ class LiveView:
             return self._table(views)
 
     def _status(self, view: _CallView) -> Text:
-        status = Text(view.status, style=STATUS_STYLE.get(view.status, ""))
-        if view.status in ("thinking", "streaming") and view.started is not None:
-            status.append(f" {time.monotonic() - view.started:.1f}s", style="dim")
-        elif view.note:
-            status.append(f" {view.note}", style="dim")
-        return status
+        return _status_text(view)
 
     def _side_by_side(self, views: list[_CallView]) -> RenderableType:
         width = max(20, self.console.width // max(1, len(views)) - 4)
@@ -171,4 +195,59 @@ class LiveView:
             latest = " ".join(view.text[-200:].split())
             table.add_row(view.label, self._status(view), seconds(view.ttft), latest)
         table.caption = f"{done} of {len(views)} done"
+        return table
+
+
+class RoundsLiveView(_LiveBase):
+    """A deliberation as it runs: one row per persona per round, then the arbiter's.
+
+    Speculative calls are marked, cancelled ones say so, and each verdict shows
+    up in its arbiter's row as soon as the council has read it.
+    """
+
+    def __init__(self, console: Console, rounds: int) -> None:
+        super().__init__(console)
+        self.rounds = rounds
+        self._calls: dict[str, _CallView] = {}  # call id -> view, in start order
+        self._round_of: dict[str, int] = {}
+        self._verdicts: dict[int, str] = {}
+        self._discarded: set[int] = set()
+
+    def handle(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, ArbiterVerdict):
+                state = "converged" if event.converged else "not converged"
+                if event.problem:
+                    state = "unreadable verdict"
+                self._verdicts[event.round] = f"{state}, confidence {event.confidence:.2f}"
+            elif isinstance(event, RoundDiscarded):
+                self._discarded.add(event.round)
+            elif isinstance(event, CallEvent):
+                label = event.persona if event.role == "persona" else f"verdict · {event.persona}"
+                view = self._calls.setdefault(event.call_id, _CallView(label))
+                self._round_of[event.call_id] = event.round
+                view.apply(event)
+
+    def render(self) -> RenderableType:
+        table = Table(expand=True, box=None, show_edge=False, pad_edge=False)
+        table.add_column("round", no_wrap=True, justify="right")
+        table.add_column("who", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("latest", ratio=1, no_wrap=True, overflow="ellipsis")
+        with self._lock:
+            items = list(self._calls.items())
+            limit = max(5, self.console.height - 4)
+            for call_id, view in items[-limit:]:
+                number = self._round_of[call_id]
+                status = _status_text(view)
+                if view.speculative:
+                    status.append(" speculative", style="italic blue")
+                if view.label.startswith("verdict") and number in self._verdicts:
+                    latest = self._verdicts[number]
+                else:
+                    latest = " ".join(view.text[-200:].split())
+                style = "dim" if number in self._discarded else ""
+                table.add_row(str(number), view.label, status, latest, style=style)
+            latest_round = max(self._round_of.values(), default=0)
+        table.caption = f"round {latest_round} of at most {self.rounds}"
         return table

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from council.plan import OraclePlan, estimate_tokens
-from council.render.format import answer_metrics, run_footer, seconds
-from council.results import Answer, Failure, OracleResult
+from council.config import EndpointSettings
+from council.deliberation_plan import DeliberationPlan
+from council.inputs import Attachment
+from council.plan import CallSpec, OraclePlan, estimate_tokens
+from council.render.format import (
+    ROUND_COLUMNS,
+    TIMELINE_COLUMNS,
+    answer_metrics,
+    answer_status,
+    deliberation_footer,
+    round_rows,
+    run_footer,
+    seconds,
+    timeline_rows,
+)
+from council.results import Answer, DeliberationResult, Failure, OracleResult, RoundResult
 
-__all__ = ["oracle_markdown", "plan_markdown"]
+__all__ = [
+    "deliberation_markdown",
+    "deliberation_plan_markdown",
+    "oracle_markdown",
+    "plan_markdown",
+]
 
 
 def _failure_line(failure: Failure) -> str:
@@ -41,33 +59,122 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def plan_markdown(plan: OraclePlan) -> str:
-    """The plan for `--dry-run`: where it would go, with what, and the exact messages."""
-    e = plan.endpoint
-    estimate = sum(estimate_tokens(c.messages) for c in plan.calls)
+def _endpoint_lines(endpoint: EndpointSettings, max_concurrency: int) -> list[str]:
+    e = endpoint
     key_state = "set" if e.api_key else "not set"
-    lines = [
-        "# Dry run: nothing was sent",
-        "",
+    return [
         f"- endpoint: {e.host} ({e.base_url}; {e.sources.get('base_url', 'default')})",
         f"- model: {e.model} ({e.sources.get('model', 'default')})",
         f"- key: ${e.api_key_env} ({key_state})",
-        f"- personas: {', '.join(p.name for p in plan.personas)}",
-        f"- synthesis: {plan.arbiter.name if plan.arbiter else 'no'}",
         f"- limits: timeout {seconds(e.timeout)} · first token {seconds(e.first_token_timeout)}"
-        f" · retries {e.retries} · max concurrency {plan.max_concurrency}",
-        f"- estimate: ~{estimate:,} input tokens over {len(plan.calls)} calls"
-        + (" (plus one synthesis call)" if plan.arbiter else ""),
+        f" · retries {e.retries} · max concurrency {max_concurrency}",
     ]
-    if plan.attachments:
-        lines.append(f"- context: {', '.join(a.path for a in plan.attachments)}")
-    for call in plan.calls:
+
+
+def _calls_markdown(calls: list[CallSpec], attachments: tuple[Attachment, ...]) -> list[str]:
+    lines: list[str] = []
+    if attachments:
+        lines.append(f"- context: {', '.join(a.path for a in attachments)}")
+    for call in calls:
         settings = [f"model {call.model}"]
         if call.temperature is not None:
             settings.append(f"temperature {call.temperature:g}")
         if call.max_tokens is not None:
             settings.append(f"max_tokens {call.max_tokens}")
-        lines += ["", f"## {call.persona} ({', '.join(settings)})"]
+        if call.response_format is not None:
+            settings.append(f"response_format {call.response_format['type']}")
+        title = call.persona if call.role == "persona" else f"{call.persona} (verdict)"
+        if call.round > 1 or call.role == "arbiter":
+            title = f"round {call.round}: {title}"
+        lines += ["", f"## {title} ({', '.join(settings)})"]
         for message in call.messages:
             lines += ["", f"### {message['role']}", "", "````text", message["content"], "````"]
+    return lines
+
+
+def plan_markdown(plan: OraclePlan) -> str:
+    """The plan for `--dry-run`: where it would go, with what, and the exact messages."""
+    estimate = sum(estimate_tokens(c.messages) for c in plan.calls)
+    lines = [
+        "# Dry run: nothing was sent",
+        "",
+        *_endpoint_lines(plan.endpoint, plan.max_concurrency),
+        f"- personas: {', '.join(p.name for p in plan.personas)}",
+        f"- synthesis: {plan.arbiter.name if plan.arbiter else 'no'}",
+        f"- estimate: ~{estimate:,} input tokens over {len(plan.calls)} calls"
+        + (" (plus one synthesis call)" if plan.arbiter else ""),
+        *_calls_markdown(list(plan.calls), plan.attachments),
+    ]
     return "\n".join(lines) + "\n"
+
+
+def deliberation_plan_markdown(plan: DeliberationPlan) -> str:
+    """A deliberation's dry run: settings, round 1 exactly, and the shape of later prompts."""
+    calls = plan.example_calls()
+    first = calls[: len(plan.personas)]
+    estimate = sum(estimate_tokens(c.messages) for c in first)
+    budget = "no limit" if plan.max_wasted_tokens is None else f"{plan.max_wasted_tokens:,}"
+    schedule = (
+        f"speculative (wasted tokens: {budget})"
+        if plan.speculative
+        else "sequential: each round after the previous verdict"
+    )
+    lines = [
+        "# Dry run: nothing was sent",
+        "",
+        *_endpoint_lines(plan.endpoint, plan.max_concurrency),
+        f"- personas: {', '.join(p.name for p in plan.personas)}",
+        f"- arbiter: {plan.arbiter.name}",
+        f"- rounds: at most {plan.rounds}, ending at a converged verdict with "
+        f"confidence ≥ {plan.threshold:g}",
+        f"- schedule: {schedule}",
+        f"- estimate: ~{estimate:,} input tokens for round 1 ({len(first)} calls); "
+        "later rounds also carry the previous round's answers",
+        "",
+        "Round 1's calls are exact; the round-2 call and the verdict below show",
+        "the shape of later prompts, with placeholders for the answers.",
+        *_calls_markdown(calls, plan.attachments),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _round_answers(kept: RoundResult) -> list[str]:
+    blocks = [f"### {a.persona}\n\n_{answer_metrics(a)}_\n\n{a.text.strip()}" for a in kept.answers]
+    blocks += [_failure_line(f) for f in kept.failures]
+    return blocks
+
+
+def deliberation_markdown(result: DeliberationResult, *, quiet: bool = False) -> str:
+    """The answer and dissent, each round in brief, the final answers, and the timeline."""
+    answer = result.answer
+    last = result.final_round
+    if quiet:
+        if answer is not None:
+            return answer.strip() + "\n"
+        if last is None:
+            return ""
+        return "\n\n".join(f"## {a.persona}\n\n{a.text.strip()}" for a in last.answers) + "\n"
+    blocks = ["# Answer", f"_{answer_status(result)}_"]
+    judged = result.verdict_round
+    if answer is not None:
+        blocks.append(answer.strip())
+    if judged is not None and judged.verdict is not None and judged.verdict.dissent:
+        blocks.append("## Dissent\n\n" + "\n".join(f"- {d}" for d in judged.verdict.dissent))
+    if result.rounds or result.failed_round:
+        blocks.append("## Rounds\n\n" + _table(ROUND_COLUMNS, round_rows(result)))
+    if last is not None:
+        blocks.append(f"## Answers in round {last.number}")
+        blocks += _round_answers(last)
+    if result.timeline:
+        blocks.append("## Timeline\n\n" + _table(TIMELINE_COLUMNS, timeline_rows(result)))
+    blocks.append(f"---\n\n_{deliberation_footer(result)}_")
+    return "\n\n".join(blocks) + "\n"

@@ -5,12 +5,22 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.markdown import Markdown
 from rich.panel import Panel
+from rich.table import Table
 from rich.text import Text
 
-from council.render.format import answer_metrics, run_footer
-from council.results import Answer, Failure, OracleResult
+from council.render.format import (
+    ROUND_COLUMNS,
+    TIMELINE_COLUMNS,
+    answer_metrics,
+    answer_status,
+    deliberation_footer,
+    round_rows,
+    run_footer,
+    timeline_rows,
+)
+from council.results import Answer, DeliberationResult, Failure, OracleResult
 
-__all__ = ["oracle_renderable"]
+__all__ = ["deliberation_renderable", "oracle_renderable"]
 
 
 def _failure_text(failure: Failure) -> Text:
@@ -56,4 +66,54 @@ def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> Renderabl
     elif isinstance(synthesis, Failure):
         parts.append(Panel(_failure_text(synthesis), title="synthesis failed", border_style="red"))
     parts.append(Text(run_footer(result), style="dim"))
+    return Group(*parts)
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", expand=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = "dim" if row[-2:-1] in (("discarded",), ("cancelled",)) else ""
+        table.add_row(*row, style=style)
+    return table
+
+
+def deliberation_renderable(result: DeliberationResult, *, quiet: bool = False) -> RenderableType:
+    """The answer in a panel, dissent, the rounds, the final answers, and the timeline."""
+    answer = result.answer
+    last = result.final_round
+    if quiet:
+        if answer is not None:
+            return Markdown(answer)
+        answers = last.answers if last else []
+        return Group(*(Panel(Markdown(a.text), title=a.persona) for a in answers))
+    parts: list[RenderableType] = []
+    judged = result.verdict_round
+    status = Text(answer_status(result), style="italic")
+    if answer is not None:
+        parts.append(
+            Panel(
+                Group(Markdown(answer), Text(), status),
+                title="[bold]answer[/]",
+                title_align="left",
+                border_style="green",
+            )
+        )
+    else:
+        parts.append(status)
+    if judged is not None and judged.verdict is not None and judged.verdict.dissent:
+        dissent = Group(*(Text(f"• {d}") for d in judged.verdict.dissent))
+        parts.append(Panel(dissent, title="dissent", title_align="left", border_style="yellow"))
+    if result.rounds or result.failed_round:
+        parts.append(_table("rounds", ROUND_COLUMNS, round_rows(result)))
+    if last is not None:
+        for a in last.answers:
+            parts.append(_answer_panel(a, f"round {last.number} · {a.persona}", "cyan"))
+        if last.failures:
+            failures = Group(*(_failure_text(f) for f in last.failures))
+            parts.append(Panel(failures, title="did not answer", border_style="red"))
+    if result.timeline:
+        parts.append(_table("timeline", TIMELINE_COLUMNS, timeline_rows(result)))
+    parts.append(Text(deliberation_footer(result), style="dim"))
     return Group(*parts)

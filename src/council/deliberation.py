@@ -1,0 +1,323 @@
+"""Rounds of personas revising against each other, an arbiter's verdict after each, speculation.
+
+Each round runs as one task: its persona calls at once, then (if anyone answered)
+the arbiter's verdict on it. The main loop walks the rounds in order and decides,
+one verdict at a time, whether the council goes on.
+
+With speculation the next round starts the moment a round's answers are in,
+while the arbiter judges that round: its prompts depend only on those answers,
+so it is the same round the sequential schedule would run, only sooner. A
+verdict that ends the council cancels it (its streams close, so the endpoint
+stops generating) and its tokens are counted as wasted. Speculation stays one
+round ahead: round N+1 is started only by the main loop, after verdict N-1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from council.calls import CallReporter, run_call
+from council.convergence import ends_council, parse_verdict, position_label
+from council.deliberation_plan import DeliberationPlan
+from council.endpoint import EndpointClient
+from council.events import (
+    ArbiterVerdict,
+    EventBus,
+    RoundDiscarded,
+    RoundFinished,
+    RunFinished,
+    RunStarted,
+)
+from council.oracle import new_run_id
+from council.results import Answer, CallRecord, DeliberationResult, Failure, RoundResult
+
+__all__ = ["DeliberationRun"]
+
+
+class _Round:
+    """One round in flight: its persona calls, then the arbiter's call on its answers."""
+
+    def __init__(self, number: int, speculative: bool) -> None:
+        self.number = number
+        self.speculative = speculative  # started before the previous verdict was in
+        self.reporters: list[CallReporter] = []
+        self.arbiter: CallReporter | None = None
+        self.answers_in = asyncio.Event()
+        self.verdict_in = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def all_reporters(self) -> list[CallReporter]:
+        return [*self.reporters, *([self.arbiter] if self.arbiter else [])]
+
+    def answered(self) -> list[tuple[str, str]]:
+        return [
+            (r.call.persona, r.outcome.text)
+            for r in self.reporters
+            if isinstance(r.outcome, Answer)
+        ]
+
+    def failed(self) -> list[str]:
+        return [r.call.persona for r in self.reporters if isinstance(r.outcome, Failure)]
+
+
+class DeliberationRun:
+    """Runs a DeliberationPlan to a verdict, the last round, or a failure.
+
+    Usage:
+        run = DeliberationRun(plan, bus)
+        await run.execute()
+        run.result.answer, run.result.exit_code
+
+    `result` is usable at any time, including after the run was cancelled.
+    """
+
+    def __init__(self, plan: DeliberationPlan, bus: EventBus, run_id: str | None = None) -> None:
+        self.plan = plan
+        self.bus = bus
+        self.run_id = run_id or new_run_id()
+        self.result = DeliberationResult(run_id=self.run_id, plan=plan)
+        self._rounds: dict[int, _Round] = {}
+        self._client: EndpointClient | None = None
+        self._started = time.monotonic()
+
+    async def execute(self) -> DeliberationResult:
+        plan = self.plan
+        self._started = time.monotonic()
+        self.bus.emit(
+            RunStarted(
+                run_id=self.run_id,
+                command="deliberate",
+                query=plan.query,
+                personas=tuple(p.name for p in plan.personas),
+                model=plan.endpoint.model,
+                endpoint_host=plan.endpoint.host,
+            )
+        )
+        try:
+            async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
+                self._client = client
+                try:
+                    last_kept = await self._deliberate()
+                except asyncio.CancelledError:
+                    self.result.interrupted = True
+                    self.result.stop_reason = "interrupted"
+                    await self._stop_rounds(after=0, reason="interrupted")
+                    raise
+                await self._stop_rounds(after=last_kept, reason="superseded")
+        finally:
+            self.result.wall = time.monotonic() - self._started
+            self.result.timeline = self._timeline()
+            self.bus.emit(
+                RunFinished(
+                    run_id=self.run_id,
+                    status=self.result.status,
+                    exit_code=self.result.exit_code,
+                    wall=self.result.wall,
+                )
+            )
+        return self.result
+
+    # -- the main loop: one round, one verdict at a time ------------------------------
+
+    async def _deliberate(self) -> int:
+        """Walk the rounds in order; return the number of the last round kept."""
+        plan, result = self.plan, self.result
+        self._start_round(1)
+        number = 1
+        while True:
+            current = self._rounds[number]
+            await self._wait(current, current.answers_in)
+            kept = self._keep(current)
+            if not kept.answers:
+                result.rounds.pop()
+                result.failed_round = kept
+                result.stop_reason = "all_failed"
+                return number
+            if plan.speculative and number < plan.rounds:
+                if self._speculation_affordable(current):
+                    self._start_round(number + 1)
+                else:
+                    result.speculation_skipped.append(number + 1)
+            await self._wait(current, current.verdict_in)
+            assert current.arbiter is not None and current.arbiter.outcome is not None
+            kept.arbiter = current.arbiter.outcome
+            if isinstance(kept.arbiter, Failure):
+                result.stop_reason = "arbiter_failed"
+                return number
+            verdict = parse_verdict(kept.arbiter.text)
+            kept.verdict = verdict
+            ends = ends_council(verdict, plan.threshold)
+            self.bus.emit(
+                ArbiterVerdict(
+                    run_id=self.run_id,
+                    round=number,
+                    converged=verdict.converged,
+                    confidence=verdict.confidence,
+                    synthesis=verdict.synthesis,
+                    dissent=verdict.dissent,
+                    ends_council=ends,
+                    problem=verdict.problem,
+                )
+            )
+            if ends:
+                result.stop_reason = "converged"
+                return number
+            if number == plan.rounds:
+                result.stop_reason = "max_rounds"
+                return number
+            if number + 1 not in self._rounds:
+                self._start_round(number + 1)
+            number += 1
+
+    async def _wait(self, current: _Round, event: asyncio.Event) -> None:
+        """Wait for a round's event; a round task that crashed raises here instead of hanging."""
+        assert current.task is not None
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({waiter, current.task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not event.is_set() and current.task.done():
+            current.task.result()  # re-raises the round's unexpected error
+            raise RuntimeError(f"round {current.number} ended without its result")
+
+    def _keep(self, current: _Round) -> RoundResult:
+        """Record a round whose answers are in as part of the council."""
+        previous = self.result.rounds[-1] if self.result.rounds else None
+        outcomes = {r.call.persona: r.outcome for r in current.reporters if r.outcome}
+        kept = RoundResult(current.number, outcomes, speculative=current.speculative)
+        for answer in kept.answers:
+            before = previous.outcomes.get(answer.persona) if previous else None
+            earlier = before.text if isinstance(before, Answer) else None
+            kept.positions[answer.persona] = (
+                position_label(earlier, answer.text) if previous else "new"
+            )
+        self.result.rounds.append(kept)
+        return kept
+
+    def _speculation_affordable(self, current: _Round) -> bool:
+        """Within --max-wasted-tokens, counting the next round as costing what this one did."""
+        budget = self.plan.max_wasted_tokens
+        if budget is None:
+            return True
+        at_risk = sum(r.tokens_spent for r in current.reporters)
+        return self.result.wasted_tokens + at_risk <= budget
+
+    # -- rounds ----------------------------------------------------------------------------
+
+    def _start_round(self, number: int) -> None:
+        previous = self._rounds.get(number - 1)
+        speculative = previous is not None and not previous.verdict_in.is_set()
+        current = _Round(number, speculative)
+        self._rounds[number] = current
+        current.task = asyncio.create_task(self._run_round(current, previous))
+
+    async def _run_round(self, current: _Round, previous: _Round | None) -> None:
+        assert self._client is not None
+        plan, client = self.plan, self._client
+        earlier = previous.answered() if previous else None
+        missing = previous.failed() if previous else None
+        current.reporters = [
+            CallReporter(
+                self.run_id,
+                self.bus,
+                plan.persona_call(persona, current.number, earlier, missing),
+                speculative=current.speculative,
+            )
+            for persona in plan.personas
+        ]
+        async with asyncio.TaskGroup() as group:
+            for reporter in current.reporters:
+                group.create_task(run_call(client, reporter))
+        current.answers_in.set()
+        self.bus.emit(
+            RoundFinished(
+                run_id=self.run_id,
+                round=current.number,
+                answered=tuple(name for name, _ in current.answered()),
+                failed=tuple(current.failed()),
+                speculative=current.speculative,
+            )
+        )
+        if not current.answered():
+            current.verdict_in.set()
+            return
+        # The verdict is speculative too while the previous one is still out.
+        speculative = previous is not None and not previous.verdict_in.is_set()
+        current.arbiter = CallReporter(
+            self.run_id,
+            self.bus,
+            plan.verdict_call(current.number, current.answered(), current.failed()),
+            speculative=speculative,
+        )
+        try:
+            await run_call(client, current.arbiter)
+        finally:
+            current.verdict_in.set()
+
+    async def _stop_rounds(self, *, after: int, reason: str) -> None:
+        """Cancel every round after `after` and wait until their calls have closed.
+
+        A round the council did not keep ("superseded") is discarded and its tokens
+        are wasted; on an interruption every round still running is cancelled.
+        """
+        superseded = reason == "superseded"
+        stopping = [r for n, r in sorted(self._rounds.items()) if n > after or not superseded]
+        for current in stopping:
+            for reporter in current.all_reporters:
+                reporter.cancel_reason = reason
+            if current.task is not None:
+                current.task.cancel()
+        # Shielded so that a second Ctrl-C cannot leave a stream open behind us.
+        tasks = [r.task for r in stopping if r.task is not None]
+        if tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+        if not superseded:
+            return
+        for current in stopping:
+            wasted = sum(r.tokens_spent for r in current.all_reporters if r.started_at)
+            self.result.discarded_rounds.append(current.number)
+            self.result.wasted_tokens += wasted
+            self.bus.emit(
+                RoundDiscarded(run_id=self.run_id, round=current.number, wasted_tokens=wasted)
+            )
+
+    def _timeline(self) -> list[CallRecord]:
+        kept = {r.number for r in self.result.rounds}
+        if self.result.failed_round is not None:
+            kept.add(self.result.failed_round.number)
+        records: list[CallRecord] = []
+        for number, current in sorted(self._rounds.items()):
+            for reporter in current.all_reporters:
+                if reporter.started_at is None:
+                    continue  # cancelled while queued: it never reached the endpoint
+                outcome = reporter.outcome
+                is_kept = number in kept and not (
+                    isinstance(outcome, Failure) and outcome.error_kind == "cancelled"
+                )
+                if isinstance(outcome, Answer):
+                    status = "answered" if is_kept else "discarded"
+                elif isinstance(outcome, Failure) and outcome.error_kind != "cancelled":
+                    status = "failed"
+                else:
+                    status = "cancelled"
+                end = reporter.ended_at or time.monotonic()
+                records.append(
+                    CallRecord(
+                        call_id=reporter.call.call_id,
+                        persona=reporter.call.persona,
+                        role=reporter.call.role,
+                        round=number,
+                        start=reporter.started_at - self._started,
+                        end=end - self._started,
+                        speculative=reporter.speculative,
+                        status=status,
+                        kept=is_kept,
+                        tokens_out=reporter.tokens_spent,
+                    )
+                )
+        return sorted(records, key=lambda c: (c.start, c.round, c.role != "persona"))
