@@ -15,6 +15,7 @@ A default reply's text is ``"<persona> says: w1 w2 ..."``::
         fake.default = Reply(ttft=0.2, tokens=5)
         fake.script("judge", Reply(status=429, retry_after=0.5), Reply(text="Ruling: no."))
         fake.script("critic", Reply(hang=True))      # never answers; a disconnect is recorded
+        fake.script("skeptic", Reply(gate="go"))     # held until fake.release("go")
         ...  # point a client at fake.base_url
         fake.wait_for(lambda f: any(r.persona == "critic" for r in f.disconnects))
         assert fake.peak_concurrency == 2
@@ -22,8 +23,9 @@ A default reply's text is ``"<persona> says: w1 w2 ..."``::
 
 Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/reset``,
 ``POST /_fake/default`` (a JSON object of ``Reply`` fields), ``POST /_fake/script``
-(``{"persona": name-or-null, "round": N-or-null, "replies": [{...}, ...]}``) and
-``POST /_fake/settings`` (``send_usage`` / ``reject_stream_options`` / ``reject_response_format``).
+(``{"persona": name-or-null, "round": N-or-null, "replies": [{...}, ...]}``),
+``POST /_fake/release`` (``{"gate": name}``) and ``POST /_fake/settings``
+(``send_usage`` / ``reject_stream_options`` / ``reject_response_format``).
 
 Command line: ``python -m tests.fake_openai --port 8000 --ttft 0.3 --token-delay 0.05``,
 or ``python -m tests.fake_openai --run council oracle "question"`` to run one command
@@ -77,6 +79,8 @@ class Reply:
     hang: bool = False  # never send a byte, until the client goes away
     drop_after: int | None = None  # send this many content chunks, then abort the connection
     usage: bool = True  # False: never send usage, even when asked
+    gate: str | None = None  # hold the whole response until fake.release(gate)
+    hang_after: int | None = None  # stream this many content chunks, then hang until cancelled
 
     def content(
         self, persona: str | None, json_mode: bool = False, round: str | None = None
@@ -301,6 +305,12 @@ class FakeOpenAI:
             self.reject_stream_options = False
             self.reject_response_format = False
             self._scripts: dict[tuple[str | None, str | None], deque[Reply]] = {}
+            # Responses held by a gate from before the reset are let go.
+            for event in getattr(self, "_gates", {}).values():
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(event.set)
+            self._gates: dict[str, asyncio.Event] = {}
+            self._open_gates: set[str] = set()
             self._records: list[RecordedRequest] = []
             self._generation += 1  # requests still running from before do not count
             self._in_flight = 0
@@ -316,6 +326,21 @@ class FakeOpenAI:
         key = (persona, None if round is None else str(round))
         with self._changed:
             self._scripts.setdefault(key, deque()).extend(replies)
+
+    def release(self, gate: str) -> None:
+        """Let every response held by `gate` go, now and from now on (until reset)."""
+        with self._lock:
+            self._open_gates.add(gate)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: self._gate(gate).set())
+
+    def _gate(self, name: str) -> asyncio.Event:
+        """The server loop's event for a gate (created there, set if already released)."""
+        with self._lock:
+            event = self._gates.setdefault(name, asyncio.Event())
+            if name in self._open_gates:
+                event.set()
+            return event
 
     @property
     def base_url(self) -> str:
@@ -520,6 +545,8 @@ class FakeOpenAI:
             elif request.path == "/_fake/script":
                 replies = (Reply(**r) for r in data.get("replies", []))
                 self.script(data.get("persona"), *replies, round=data.get("round"))
+            elif request.path == "/_fake/release":
+                self.release(str(data["gate"]))
             elif request.path == "/_fake/settings":
                 for key in ("send_usage", "reject_stream_options", "reject_response_format"):
                     if key in data:
@@ -617,6 +644,8 @@ class FakeOpenAI:
         body = record.body or {}
         if reply.hang:
             await asyncio.get_running_loop().create_future()  # until the client goes away
+        if reply.gate is not None:
+            await self._gate(reply.gate).wait()
         if reply.status != 200:
             extra = {} if reply.retry_after is None else {"Retry-After": str(reply.retry_after)}
             self._update(record, responded_at=time.monotonic(), status=reply.status)
@@ -679,6 +708,8 @@ class FakeOpenAI:
             await conn.send(chunk(delta, None))
             now = time.monotonic()
             self._update(record, tokens_sent=i + 1, first_token_at=record.first_token_at or now)
+            if reply.hang_after is not None and i + 1 >= reply.hang_after:
+                await loop.create_future()  # until the client goes away
         if reply.drop_after is not None:
             transport = conn.writer.transport
             transport.set_write_buffer_limits(high=0)

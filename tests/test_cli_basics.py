@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from council import __version__
 from tests.helpers import invoke, oracle
 
@@ -43,13 +45,14 @@ def test_help_does_not_import_openai():
     assert done.stdout.strip().endswith("clean")
 
 
-def test_dry_run_sends_nothing_and_does_not_import_openai(fake):
+@pytest.mark.parametrize("command", ["oracle", "deliberate"])
+def test_dry_run_sends_nothing_and_does_not_import_openai(fake, command):
     code = (
         "import sys\n"
         "from council.cli import app\n"
         "try:\n"
-        f"    app(['oracle', '--base-url', {fake.base_url!r}, '--dry-run', '-p', 'judge,critic', "
-        "'Ship it?'])\n"
+        f"    app([{command!r}, '--base-url', {fake.base_url!r}, '--dry-run', "
+        "'-p', 'judge,critic', 'Ship it?'])\n"
         "except SystemExit as exit:\n"
         "    assert not exit.code, exit.code\n"
         "assert 'openai' not in sys.modules, 'dry run imported openai'\n"

@@ -346,6 +346,41 @@ def test_replies_scripted_for_a_round_go_only_to_that_round(fake: FakeOpenAI) ->
     ]
 
 
+def test_a_gated_reply_waits_for_release_and_hang_after_streams_then_hangs(
+    fake: FakeOpenAI,
+) -> None:
+    fake.script("judge", Reply(text="Held.", gate="verdict"))
+    fake.script("critic", Reply(tokens=5, hang_after=2))
+
+    async def run() -> tuple[str, list[str]]:
+        async with client_for(fake) as client:
+            held = asyncio.create_task(ask(client, "judge"))
+            stream = await client.chat.completions.create(
+                model="fake-model",
+                messages=MESSAGES,
+                stream=True,
+                extra_headers=persona_headers("critic"),
+            )
+            pieces: list[str] = []
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    pieces.append(chunk.choices[0].delta.content)
+                if len(pieces) == 2:
+                    break  # the third never comes: the stream hangs
+            await stream.close()
+            await asyncio.to_thread(fake.wait_for, lambda f: len(f.requests_for("judge")) == 1)
+            assert not held.done()
+            assert control(fake, "POST", "/_fake/release", {"gate": "verdict"})[0] == 200
+            return await held, pieces
+
+    text, pieces = asyncio.run(run())
+    assert text == "Held."
+    assert pieces == ["critic ", "says: "]
+    fake.wait_for(lambda f: len(f.disconnects) == 1)
+    (critic,) = fake.requests_for("critic")
+    assert critic.tokens_sent == 2 and critic.disconnected and not critic.completed
+
+
 def test_persona_and_round_headers_are_recorded(fake: FakeOpenAI) -> None:
     async def run() -> None:
         async with client_for(fake) as client:

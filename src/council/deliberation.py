@@ -80,6 +80,7 @@ class DeliberationRun:
         self.run_id = run_id or new_run_id()
         self.result = DeliberationResult(run_id=self.run_id, plan=plan)
         self._rounds: dict[int, _Round] = {}
+        self._not_speculated: set[int] = set()  # held back by --max-wasted-tokens
         self._client: EndpointClient | None = None
         self._started = time.monotonic()
 
@@ -140,7 +141,7 @@ class DeliberationRun:
                 if self._speculation_affordable(current):
                     self._start_round(number + 1)
                 else:
-                    result.speculation_skipped.append(number + 1)
+                    self._not_speculated.add(number + 1)
             await self._wait(current, current.verdict_in)
             assert current.arbiter is not None and current.arbiter.outcome is not None
             kept.arbiter = current.arbiter.outcome
@@ -212,6 +213,8 @@ class DeliberationRun:
         previous = self._rounds.get(number - 1)
         speculative = previous is not None and not previous.verdict_in.is_set()
         current = _Round(number, speculative)
+        if number in self._not_speculated:
+            self.result.speculation_skipped.append(number)
         self._rounds[number] = current
         current.task = asyncio.create_task(self._run_round(current, previous))
 
