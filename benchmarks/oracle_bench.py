@@ -19,62 +19,26 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_process import control, timed_reply
+from fake_process import start_server as start_fake_server
+
 TOKENS = 20  # fixed reply length, in streamed chunks
 OVERHEAD_TARGET_MS = {3: 30.0, 100: 150.0}
 
 
 def start_server(latency: float, workdir: Path) -> tuple[subprocess.Popen[bytes], str, dict]:
-    """The fake server in its own process, replying TOKENS chunks with the last one at L.
-
-    First token at L/2, then the other TOKENS-1 chunks evenly spaced up to L.
-    """
-    ready = workdir / "ready"
-    ttft = latency / 2
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.fake_openai",
-            "--port",
-            "0",
-            "--quiet",
-            "--ready-file",
-            str(ready),
-        ],
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 20
-    while not (ready.exists() and ready.read_text().strip()):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the fake server did not start")
-        time.sleep(0.05)
-    base_url = ready.read_text().strip()
-    reply = {
-        "text": " ".join(f"word{i}" for i in range(TOKENS)),
-        "ttft": ttft,
-        "token_delay": (latency - ttft) / (TOKENS - 1),
-    }
-    return proc, base_url, reply
-
-
-def control(base_url: str, path: str, payload: object | None = None) -> dict:
-    """Call the fake server's control API (same host, outside /v1)."""
-    url = base_url.removesuffix("/v1") + path
-    data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"{}")
+    """The fake server, replying TOKENS chunks with the first at L/2 and the last at L."""
+    proc, base_url = start_fake_server(workdir)
+    return proc, base_url, timed_reply(latency, TOKENS)
 
 
 def write_personas(home: Path, count: int) -> list[str]:

@@ -102,9 +102,11 @@ class DeliberationRun:
                 self._client = client
                 try:
                     last_kept = await self._deliberate()
-                except asyncio.CancelledError:
-                    self.result.interrupted = True
-                    self.result.stop_reason = "interrupted"
+                except BaseException as exc:
+                    # Ctrl-C (or a bug): close every stream before the client goes away.
+                    if isinstance(exc, asyncio.CancelledError):
+                        self.result.interrupted = True
+                        self.result.stop_reason = "interrupted"
                     await self._stop_rounds(after=0, reason="interrupted")
                     raise
                 await self._stop_rounds(after=last_kept, reason="superseded")

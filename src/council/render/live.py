@@ -128,8 +128,8 @@ class LiveView(_LiveBase):
     """
 
     def __init__(self, console: Console, labels: list[str]) -> None:
-        super().__init__(console)
         self._calls: dict[str, _CallView] = {label: _CallView(label) for label in labels}
+        super().__init__(console)  # last: rich may render as soon as the Live exists
 
     def handle(self, event: Event) -> None:
         persona = getattr(event, "persona", None)
@@ -206,12 +206,13 @@ class RoundsLiveView(_LiveBase):
     """
 
     def __init__(self, console: Console, rounds: int) -> None:
-        super().__init__(console)
         self.rounds = rounds
         self._calls: dict[str, _CallView] = {}  # call id -> view, in start order
         self._round_of: dict[str, int] = {}
         self._verdicts: dict[int, str] = {}
         self._discarded: set[int] = set()
+        self._confirmed: set[int] = set()  # speculative rounds the council went on to keep
+        super().__init__(console)  # last: rich may render as soon as the Live exists
 
     def handle(self, event: Event) -> None:
         with self._lock:
@@ -220,6 +221,8 @@ class RoundsLiveView(_LiveBase):
                 if event.problem:
                     state = "unreadable verdict"
                 self._verdicts[event.round] = f"{state}, confidence {event.confidence:.2f}"
+                if not event.ends_council:
+                    self._confirmed.add(event.round + 1)
             elif isinstance(event, RoundDiscarded):
                 self._discarded.add(event.round)
             elif isinstance(event, CallEvent):
@@ -240,8 +243,10 @@ class RoundsLiveView(_LiveBase):
             for call_id, view in items[-limit:]:
                 number = self._round_of[call_id]
                 status = _status_text(view)
-                if view.speculative:
+                if view.speculative and number not in self._confirmed:
                     status.append(" speculative", style="italic blue")
+                elif number in self._discarded:
+                    status.append(" discarded", style="dim")
                 if view.label.startswith("verdict") and number in self._verdicts:
                     latest = self._verdicts[number]
                 else:
