@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from typer.testing import CliRunner
@@ -40,3 +42,18 @@ def council_process(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
         env={**os.environ, **kwargs.pop("env", {})},
         **kwargs,
     )
+
+
+def interrupt_when(
+    process: subprocess.Popen[str], fake: Any, ready: Callable[[Any], bool]
+) -> tuple[str, str]:
+    """Send Ctrl-C (SIGINT) to `process` once the fake server's state satisfies `ready`.
+
+    Returns its stdout and stderr; the process is killed if anything goes wrong.
+    """
+    try:
+        fake.wait_for(ready, timeout=20)
+        process.send_signal(signal.SIGINT)
+        return process.communicate(timeout=10)
+    finally:
+        process.kill()

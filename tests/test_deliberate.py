@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.fake_openai import FakeOpenAI, RecordedRequest, Reply
-from tests.helpers import council_process, invoke
+from tests.helpers import council_process, interrupt_when, invoke
 
 PERSONAS = ("judge", "critic", "skeptic")
 
@@ -368,12 +367,7 @@ def test_ctrl_c_prints_the_best_answer_so_far_and_exits_130(fake: FakeOpenAI) ->
     process = council_process(
         "deliberate", "--base-url", fake.base_url, "--rounds", "3", "q", env={"COLUMNS": "120"}
     )
-    try:
-        fake.wait_for(lambda f: len(persona_requests(f, 2)) == 3, timeout=20)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=10)
-    finally:
-        process.kill()
+    stdout, stderr = interrupt_when(process, fake, lambda f: len(persona_requests(f, 2)) == 3)
     assert process.returncode == 130, stderr
     assert "Best so far: round one." in stdout
     assert "interrupted; showing the synthesis of round 1" in stderr

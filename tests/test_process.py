@@ -6,7 +6,7 @@ import json
 import signal
 
 from tests.fake_openai import Reply
-from tests.helpers import council_process
+from tests.helpers import council_process, interrupt_when
 
 
 def test_ctrl_c_exits_130_and_prints_finished_answers(fake):
@@ -15,12 +15,7 @@ def test_ctrl_c_exits_130_and_prints_finished_answers(fake):
     # after the judge's answer has been read, and never finishes.
     fake.script("critic", Reply(status=429, retry_after=0.3), Reply(hang=True))
     proc = council_process("oracle", "--base-url", fake.base_url, "-p", "judge,critic", "Ship?")
-    try:
-        fake.wait_for(lambda f: len(f.requests_for("critic")) == 2, timeout=20)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
-    finally:
-        proc.kill()
+    out, err = interrupt_when(proc, fake, lambda f: len(f.requests_for("critic")) == 2)
     assert proc.returncode == 130, err
     assert "The judge has ruled." in out
     assert "critic" in out and "cancelled" in out

@@ -12,6 +12,7 @@ import asyncio
 import time
 from typing import Any
 
+from council.deliberation_plan import DeliberationPlan
 from council.endpoint import CallError, Completion, EndpointClient
 from council.events import (
     CallCancelled,
@@ -21,12 +22,14 @@ from council.events import (
     CallStarted,
     EventBus,
     FirstToken,
+    RunFinished,
+    RunStarted,
     TextDelta,
 )
-from council.plan import CallSpec
-from council.results import Answer, CallOutcome, Failure
+from council.plan import CallSpec, OraclePlan
+from council.results import Answer, CallOutcome, DeliberationResult, Failure, OracleResult
 
-__all__ = ["CallReporter", "run_call"]
+__all__ = ["CallReporter", "run_call", "run_finished", "run_started"]
 
 
 class CallReporter:
@@ -170,3 +173,20 @@ async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcom
         reporter.cancelled()
         raise
     return reporter.finished(completion)
+
+
+def run_started(run_id: str, command: str, plan: OraclePlan | DeliberationPlan) -> RunStarted:
+    return RunStarted(
+        run_id=run_id,
+        command=command,
+        query=plan.query,
+        personas=tuple(p.name for p in plan.personas),
+        model=plan.endpoint.model,
+        endpoint_host=plan.endpoint.host,
+    )
+
+
+def run_finished(run_id: str, result: OracleResult | DeliberationResult) -> RunFinished:
+    return RunFinished(
+        run_id=run_id, status=result.status, exit_code=result.exit_code, wall=result.wall
+    )

@@ -188,6 +188,22 @@ DryRunOption = Annotated[
 ]
 
 
+_SHARED_FLAGS = (
+    "query",
+    "personas",
+    "context",
+    "base_url",
+    "model",
+    "api_key_env",
+    "timeout",
+    "retries",
+    "max_concurrency",
+    "json_output",
+    "jsonl_output",
+    "dry_run",
+)
+
+
 @dataclass
 class _Request:
     """What every model-asking command resolves from its flags before building a plan."""
@@ -198,6 +214,14 @@ class _Request:
     personas: list[Persona]
     endpoint: EndpointSettings
     mode: OutputMode
+
+
+def _shared_flags(values: dict[str, Any]) -> dict[str, Any]:
+    """The shared options of a command, picked from its locals(), for `_resolve_request`.
+
+    One place lists them, so every model-asking command resolves them the same way.
+    """
+    return {name: values[name] for name in _SHARED_FLAGS}
 
 
 def _resolve_request(
@@ -280,20 +304,7 @@ def oracle_command(
     """
     from council.plan import build_oracle_plan
 
-    request = _resolve_request(
-        query=query,
-        personas=personas,
-        context=context,
-        base_url=base_url,
-        model=model,
-        api_key_env=api_key_env,
-        timeout=timeout,
-        retries=retries,
-        max_concurrency=max_concurrency,
-        json_output=json_output,
-        jsonl_output=jsonl_output,
-        dry_run=dry_run,
-    )
+    request = _resolve_request(**_shared_flags(locals()))
     plan = build_oracle_plan(
         query=request.question,
         personas=request.personas,
@@ -380,20 +391,7 @@ def deliberate_command(
         raise UsageError(
             "--max-wasted-tokens only applies with --speculative", "add --speculative or drop it"
         )
-    request = _resolve_request(
-        query=query,
-        personas=personas,
-        context=context,
-        base_url=base_url,
-        model=model,
-        api_key_env=api_key_env,
-        timeout=timeout,
-        retries=retries,
-        max_concurrency=max_concurrency,
-        json_output=json_output,
-        jsonl_output=jsonl_output,
-        dry_run=dry_run,
-    )
+    request = _resolve_request(**_shared_flags(locals()))
     plan = build_deliberation_plan(
         query=request.question,
         personas=request.personas,

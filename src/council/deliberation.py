@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 
-from council.calls import CallReporter, run_call
+from council.calls import CallReporter, run_call, run_finished, run_started
 from council.convergence import ends_council, parse_verdict, position_label
 from council.deliberation_plan import DeliberationPlan
 from council.endpoint import EndpointClient
@@ -27,8 +27,6 @@ from council.events import (
     EventBus,
     RoundDiscarded,
     RoundFinished,
-    RunFinished,
-    RunStarted,
 )
 from council.oracle import new_run_id
 from council.results import Answer, CallRecord, DeliberationResult, Failure, RoundResult
@@ -87,16 +85,7 @@ class DeliberationRun:
     async def execute(self) -> DeliberationResult:
         plan = self.plan
         self._started = time.monotonic()
-        self.bus.emit(
-            RunStarted(
-                run_id=self.run_id,
-                command="deliberate",
-                query=plan.query,
-                personas=tuple(p.name for p in plan.personas),
-                model=plan.endpoint.model,
-                endpoint_host=plan.endpoint.host,
-            )
-        )
+        self.bus.emit(run_started(self.run_id, "deliberate", plan))
         try:
             async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
                 self._client = client
@@ -113,14 +102,7 @@ class DeliberationRun:
         finally:
             self.result.wall = time.monotonic() - self._started
             self.result.timeline = self._timeline()
-            self.bus.emit(
-                RunFinished(
-                    run_id=self.run_id,
-                    status=self.result.status,
-                    exit_code=self.result.exit_code,
-                    wall=self.result.wall,
-                )
-            )
+            self.bus.emit(run_finished(self.run_id, self.result))
         return self.result
 
     # -- the main loop: one round, one verdict at a time ------------------------------

@@ -12,9 +12,9 @@ import asyncio
 import time
 import uuid
 
-from council.calls import CallReporter, run_call
+from council.calls import CallReporter, run_call, run_finished, run_started
 from council.endpoint import EndpointClient
-from council.events import EventBus, RunFinished, RunStarted
+from council.events import EventBus
 from council.plan import CallSpec, OraclePlan, build_synthesis_call
 from council.results import CallOutcome, OracleResult
 
@@ -47,16 +47,7 @@ class OracleRun:
     async def execute(self) -> OracleResult:
         plan = self.plan
         self._started = time.monotonic()
-        self.bus.emit(
-            RunStarted(
-                run_id=self.run_id,
-                command="oracle",
-                query=plan.query,
-                personas=tuple(p.name for p in plan.personas),
-                model=plan.endpoint.model,
-                endpoint_host=plan.endpoint.host,
-            )
-        )
+        self.bus.emit(run_started(self.run_id, "oracle", plan))
         try:
             async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
                 async with asyncio.TaskGroup() as group:
@@ -69,14 +60,7 @@ class OracleRun:
             raise
         finally:
             self.result.wall = time.monotonic() - self._started
-            self.bus.emit(
-                RunFinished(
-                    run_id=self.run_id,
-                    status=self.result.status,
-                    exit_code=self.result.exit_code,
-                    wall=self.result.wall,
-                )
-            )
+            self.bus.emit(run_finished(self.run_id, self.result))
         return self.result
 
     def _record(self, call: CallSpec, outcome: CallOutcome) -> None:

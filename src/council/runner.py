@@ -38,28 +38,43 @@ def _stderr_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _drive(
-    execute: Callable[[], Coroutine[Any, Any, object]],
-    live: contextlib.AbstractContextManager[Any] | None,
-) -> bool:
-    """Run an engine to its end under the live view; return True if Ctrl-C stopped it.
+class _Views:
+    """What watches a run: the JSON-lines writer or the live view, as the output mode asks."""
 
-    The engine's result object holds everything that finished either way.
-    """
-    try:
+    def __init__(
+        self,
+        mode: OutputMode,
+        out: TextIO,
+        err: Console,
+        *,
+        quiet: bool,
+        show_live: bool | None,
+    ) -> None:
+        self.mode, self.out, self.err = mode, out, err
+        wanted = show_live if show_live is not None else err.is_terminal
+        self.live_wanted = wanted and not quiet and mode in (OutputMode.RICH, OutputMode.MARKDOWN)
+
+    def drive(
+        self,
+        bus: EventBus,
+        execute: Callable[[], Coroutine[Any, Any, object]],
+        make_live: Callable[[Console], LiveView | RoundsLiveView],
+    ) -> bool:
+        """Run an engine to its end under its views; return True if Ctrl-C stopped it.
+
+        The engine's result object holds everything that finished either way.
+        """
+        if self.mode is OutputMode.JSONL:
+            bus.subscribe(JsonlWriter(self.out))
+        live = make_live(self.err) if self.live_wanted else None
         if live is not None:
-            with live:
+            bus.subscribe(live.handle)
+        try:
+            with live if live is not None else contextlib.nullcontext():
                 asyncio.run(execute())
-        else:
-            asyncio.run(execute())
-    except KeyboardInterrupt:
-        return True
-    return False
-
-
-def _live_wanted(mode: OutputMode, quiet: bool, show_live: bool | None, err: Console) -> bool:
-    wanted = show_live if show_live is not None else err.is_terminal
-    return wanted and not quiet and mode in (OutputMode.RICH, OutputMode.MARKDOWN)
+        except KeyboardInterrupt:
+            return True
+        return False
 
 
 def run_oracle(
@@ -79,13 +94,9 @@ def run_oracle(
     err = _stderr_console()
     bus = EventBus()
     run = OracleRun(plan, bus)
-    if mode is OutputMode.JSONL:
-        bus.subscribe(JsonlWriter(out))
-    live: LiveView | RoundsLiveView | None = None
-    if _live_wanted(mode, quiet, show_live, err):
-        live = LiveView(err, [p.name for p in plan.personas])
-        bus.subscribe(live.handle)
-    if _drive(run.execute, live):
+    names = [p.name for p in plan.personas]
+    views = _Views(mode, out, err, quiet=quiet, show_live=show_live)
+    if views.drive(bus, run.execute, lambda console: LiveView(console, names)):
         run.result.interrupted = True
     result = run.result
     _print_result(result, mode, quiet, out)
@@ -109,13 +120,8 @@ def run_deliberation(
     err = _stderr_console()
     bus = EventBus()
     run = DeliberationRun(plan, bus)
-    if mode is OutputMode.JSONL:
-        bus.subscribe(JsonlWriter(out))
-    live: LiveView | RoundsLiveView | None = None
-    if _live_wanted(mode, quiet, show_live, err):
-        live = RoundsLiveView(err, plan.rounds)
-        bus.subscribe(live.handle)
-    if _drive(run.execute, live):
+    views = _Views(mode, out, err, quiet=quiet, show_live=show_live)
+    if views.drive(bus, run.execute, lambda console: RoundsLiveView(console, plan.rounds)):
         run.result.interrupted = True
         run.result.stop_reason = "interrupted"
     result = run.result
