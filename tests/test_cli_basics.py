@@ -187,7 +187,7 @@ def test_bad_persona_file_names_file_and_line():
     )
     result = invoke("personas", "list")
     assert result.exit_code == 2
-    assert "broken.yaml:4: temprature: unknown key (did you mean 'temperature'?)" in result.stderr
+    assert "broken.yaml:4:1: temprature: unknown key (did you mean 'temperature'?)" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -1,4 +1,4 @@
-"""The wheel ships the built-in personas, so a fresh install outside the repo finds them."""
+"""The wheel ships the built-in personas and presets, so an install outside the repo finds them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_wheel_contains_the_built_in_personas(tmp_path: Path):
+def test_wheel_contains_the_built_in_personas_and_presets(tmp_path: Path):
     built = subprocess.run(
         [
             sys.executable,
@@ -33,4 +33,6 @@ def test_wheel_contains_the_built_in_personas(tmp_path: Path):
     shipped = {n.rsplit("/", 1)[-1] for n in names if n.startswith("council/_builtin/personas/")}
     in_repo = {p.name for p in (ROOT / "personas").glob("*.yaml")}
     assert in_repo and shipped == in_repo
-    assert "council/cli.py" in names
+    presets = {n.rsplit("/", 1)[-1] for n in names if n.startswith("council/_builtin/presets/")}
+    assert presets == {p.name for p in (ROOT / "presets").glob("*.yaml")} and presets
+    assert "council/cli/__init__.py" in names

@@ -1,8 +1,8 @@
-"""Resolved settings, and where each value came from.
+"""Endpoint settings, checked, with where each value came from.
 
-Precedence, highest first: command-line flag > environment > default. (Presets
-and config files slot in between as later layers; every resolved value keeps a
-`source` so `--dry-run` can say why it is what it is.)
+`council.settings` resolves every setting through its layers (flag > preset >
+env > project config > user config > default) and calls `build_endpoint` here;
+`resolve_endpoint` is the short path (flags, env, defaults) for scripts.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
     "EndpointSettings",
+    "build_endpoint",
     "is_loopback_url",
     "resolve_endpoint",
     "user_config_dir",
@@ -76,6 +77,7 @@ class EndpointSettings:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     max_concurrency: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # extra headers from a profile
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -100,8 +102,9 @@ class EndpointSettings:
         return {
             "host": self.host,
             "base_url": self.base_url,
-            "api_key_env": self.api_key_env,
+            "api_key_env": self.api_key_env or None,
             "api_key_set": self.api_key is not None,
+            "headers": sorted(self.headers),
             "sources": self.sources,
         }
 
@@ -137,39 +140,70 @@ def resolve_endpoint(
     max_concurrency: int | None = None,
     require_key: bool = True,
 ) -> EndpointSettings:
-    """Resolve endpoint settings from flags (the arguments) and the environment.
+    """Endpoint settings from flags (the arguments), the environment and defaults only.
 
-    `require_key=False` is for dry runs, which show the plan without calling anyone.
-    Raises ConfigError for a missing key on a non-loopback endpoint, UsageError for
-    values out of range.
+    For scripts and benchmarks; the CLI resolves through `council.settings`, which
+    adds presets and config files.
     """
     sources: dict[str, str] = {}
     url, sources["base_url"] = _pick(
-        base_url,
-        "--base-url",
-        ("COUNCIL_BASE_URL", "OPENAI_BASE_URL"),
-        DEFAULT_BASE_URL,
+        base_url, "--base-url", ("COUNCIL_BASE_URL", "OPENAI_BASE_URL"), DEFAULT_BASE_URL
     )
-    url = str(url).rstrip("/")
-    scheme = urlsplit(url).scheme
-    if scheme not in ("http", "https") or not urlsplit(url).hostname:
+    chosen_model, sources["model"] = _pick(model, "--model", ("COUNCIL_MODEL",), DEFAULT_MODEL)
+    sources["api_key_env"] = "flag --api-key-env" if api_key_env else "default"
+    sources["timeout"] = "flag --timeout" if timeout is not None else "default"
+    sources["retries"] = "flag --retries" if retries is not None else "default"
+    sources["max_concurrency"] = (
+        "flag --max-concurrency" if max_concurrency is not None else "default min(calls, 50)"
+    )
+    return build_endpoint(
+        base_url=str(url),
+        model=str(chosen_model),
+        api_key_env=api_key_env or DEFAULT_API_KEY_ENV,
+        timeout=timeout,
+        retries=retries,
+        max_concurrency=max_concurrency,
+        sources=sources,
+        require_key=require_key,
+    )
+
+
+def build_endpoint(
+    *,
+    base_url: str,
+    model: str,
+    api_key_env: str | None,
+    timeout: float | None,
+    retries: int | None,
+    max_concurrency: int | None,
+    sources: dict[str, str],
+    headers: dict[str, str] | None = None,
+    require_key: bool = True,
+) -> EndpointSettings:
+    """Check resolved endpoint values and read the key from `$api_key_env`.
+
+    `api_key_env` None means no key is sent (a loopback URL named by a shared file,
+    or a profile without one). `require_key=False` is for dry runs, which show the
+    plan without calling anyone. Raises ConfigError for a missing key on a
+    non-loopback endpoint, UsageError for values out of range.
+    """
+    url = base_url.rstrip("/")
+    where = sources.get("base_url", "default")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         raise UsageError(
-            f"base URL {url!r} ({sources['base_url']}) is not an http(s) URL",
+            f"base URL {url!r} ({where}) is not an http(s) URL",
             "give one like http://127.0.0.1:8000/v1 or https://api.openai.com/v1",
         )
-    chosen_model, sources["model"] = _pick(model, "--model", ("COUNCIL_MODEL",), DEFAULT_MODEL)
-    key_env = api_key_env or DEFAULT_API_KEY_ENV
-    sources["api_key_env"] = "flag --api-key-env" if api_key_env else "default"
-    if not key_env.replace("_", "").isalnum():
+    if api_key_env is not None and not api_key_env.replace("_", "").isalnum():
         raise UsageError(
-            f"--api-key-env {key_env!r} is not an environment variable name",
+            f"--api-key-env {api_key_env!r} is not an environment variable name",
             "pass the NAME of the variable holding the key, e.g. --api-key-env OPENROUTER_API_KEY",
         )
-    key = os.environ.get(key_env) or None
-    if key is None and require_key and not is_loopback_url(url):
+    key = (os.environ.get(api_key_env) or None) if api_key_env else None
+    if api_key_env and key is None and require_key and not is_loopback_url(url):
         raise ConfigError(
-            f"no API key for {urlsplit(url).netloc}: ${key_env} is not set",
-            f"export {key_env}=<your key>, or pass --api-key-env NAME to read another variable",
+            f"no API key for {urlsplit(url).netloc}: ${api_key_env} is not set",
+            f"export {api_key_env}=<your key>, or pass --api-key-env NAME to read another variable",
         )
     if timeout is not None and timeout <= 0:
         raise UsageError(
@@ -182,18 +216,14 @@ def resolve_endpoint(
             f"--max-concurrency must be at least 1, got {max_concurrency}",
             "e.g. --max-concurrency 8",
         )
-    sources["timeout"] = "flag --timeout" if timeout is not None else "default"
-    sources["retries"] = "flag --retries" if retries is not None else "default"
-    sources["max_concurrency"] = (
-        "flag --max-concurrency" if max_concurrency is not None else "default min(calls, 50)"
-    )
     return EndpointSettings(
         base_url=url,
-        model=str(chosen_model),
-        api_key_env=key_env,
+        model=model,
+        api_key_env=api_key_env or "",
         api_key=key,
-        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
         retries=DEFAULT_RETRIES if retries is None else retries,
         max_concurrency=max_concurrency,
+        headers=dict(headers or {}),
         sources=sources,
     )

@@ -264,6 +264,7 @@ class EndpointClient:
                 write=WRITE_TIMEOUT,
             ),
             http_client=_http_client(s.base_url),
+            default_headers=s.headers or None,
         )
         return self
 
@@ -276,6 +277,15 @@ class EndpointClient:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+    async def list_models(self) -> list[str]:
+        """The model ids the endpoint lists (GET /models); CallError when it cannot."""
+        assert self._client is not None, "use EndpointClient as an async context manager"
+        try:
+            page = await self._client.models.list()
+        except Exception as exc:
+            raise classify(exc, self.settings.host) from None
+        return sorted(model.id for model in page.data)
 
     async def complete(self, call: CallSpec, observer: CallObserver) -> Completion:
         state = _CallState()

@@ -10,6 +10,9 @@ A persona file is YAML:
     max_tokens: 800       # optional
     model: gpt-4o         # optional, overrides the run's model
 
+(`system_file: prompt.md` instead of `system:` reads the prompt from a file in the
+same directory.)
+
 Search order, first match wins: the project's `.council/personas/` (from the
 current directory up to the repository root), `$COUNCIL_PERSONA_PATH`
 (colon-separated), the user's `personas/` dir, and the built-ins shipped with
@@ -24,10 +27,16 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from council.config import user_config_dir
 from council.errors import ConfigError, UsageError
+from council.yamlfile import (
+    FileProblem,
+    Located,
+    load_yaml_file,
+    problems_error,
+    unknown_key_problem,
+)
 
 __all__ = [
     "MAX_PERSONA_FILE_BYTES",
@@ -35,12 +44,12 @@ __all__ = [
     "PersonaCatalog",
     "builtin_persona_dir",
     "load_persona_file",
+    "persona_from_mapping",
 ]
 
 MAX_PERSONA_FILE_BYTES = 256 * 1024
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-REQUIRED_KEYS = ("name", "description", "system")
-OPTIONAL_KEYS = ("model", "temperature", "max_tokens")
+PERSONA_KEYS = ("name", "description", "system", "model", "temperature", "max_tokens")
 
 
 @dataclass(frozen=True)
@@ -94,91 +103,133 @@ def persona_search_path(cwd: Path | None = None) -> list[tuple[Path, str]]:
     return path
 
 
-def _field_error(path: Path, key: str, problem: str, line: int | None = None) -> ConfigError:
-    where = f"{path}:{line}" if line else str(path)
-    return ConfigError(
-        f"{where}: {key}: {problem}", "fix the persona file, then run the command again"
+def _problem(path: Path, data: Located, key: str, problem: str) -> FileProblem:
+    return FileProblem(path, data.key_position(key), key, problem)
+
+
+def read_system_file(
+    path: Path, data: Located, reference: str
+) -> tuple[str | None, FileProblem | None]:
+    """The text of a `system_file:`, which must stay inside the referring file's directory.
+
+    A shared preset is someone else's file: it may not make council read (and send to a
+    model) a file outside its own directory, by `..`, an absolute path or a symlink.
+    """
+    base = path.parent.resolve()
+    position = data.value_position("system_file")
+
+    def problem(text: str) -> tuple[None, FileProblem]:
+        return None, FileProblem(path, position, "system_file", text)
+
+    candidate = Path(reference)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        return problem(f"{reference!r} must be a relative path inside {base}")
+    target = (base / candidate).resolve()
+    if not target.is_relative_to(base):
+        return problem(f"{reference!r} leads outside {base} (a symlink?)")
+    try:
+        if target.stat().st_size > MAX_PERSONA_FILE_BYTES:
+            return None, FileProblem(
+                path,
+                position,
+                "system_file",
+                f"{reference!r} is over {MAX_PERSONA_FILE_BYTES:,} bytes",
+            )
+        return target.read_text(encoding="utf-8"), None
+    except FileNotFoundError:
+        return problem(f"{reference!r} does not exist")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, FileProblem(
+            path, position, "system_file", f"cannot read {reference!r} ({exc})"
+        )
+
+
+def persona_from_mapping(
+    data: Located, path: Path, *, inline: bool = False
+) -> tuple[Persona | None, list[FileProblem]]:
+    """Validate a persona mapping (a file, or inline in a preset); the persona or the problems.
+
+    `system_file:` (instead of `system:`) reads the prompt from a file next to `path`.
+    An inline persona may leave out its description.
+    """
+    problems: list[FileProblem] = []
+    allowed = (*PERSONA_KEYS, "system_file")
+    for key in data:
+        if key not in allowed:
+            problems.append(unknown_key_problem(path, data, key, allowed))
+    required = ("name",) if inline else ("name", "description")
+    for key in required:
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(_problem(path, data, key, "required, a non-empty string"))
+    name = data.get("name")
+    if isinstance(name, str) and name.strip() and not NAME_PATTERN.match(name.strip()):
+        problems.append(
+            _problem(path, data, "name", f"{name!r} must be lowercase letters, digits, - or _")
+        )
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        problems.append(_problem(path, data, "description", "a string"))
+    system = data.get("system")
+    if "system" in data and "system_file" in data:
+        problems.append(_problem(path, data, "system_file", "give system or system_file, not both"))
+    elif "system_file" in data:
+        reference = data["system_file"]
+        if not isinstance(reference, str) or not reference.strip():
+            problems.append(_problem(path, data, "system_file", "a file name"))
+        else:
+            system, problem = read_system_file(path, data, reference.strip())
+            if problem:
+                problems.append(problem)
+    system_missing = not isinstance(system, str) or not system.strip()
+    if system_missing and not any(p.key in ("system", "system_file") for p in problems):
+        problems.append(
+            _problem(path, data, "system", "required, a non-empty string (or system_file)")
+        )
+    temperature = data.get("temperature")
+    if temperature is not None and not _is_number(temperature, 0, 2):
+        problems.append(_problem(path, data, "temperature", "a number from 0 to 2"))
+    max_tokens = data.get("max_tokens")
+    if max_tokens is not None and not _is_count(max_tokens, 1):
+        problems.append(_problem(path, data, "max_tokens", "a positive whole number"))
+    model = data.get("model")
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        problems.append(_problem(path, data, "model", "a model name"))
+    if problems:
+        return None, problems
+    assert isinstance(name, str) and isinstance(system, str)
+    return (
+        Persona(
+            name=name.strip(),
+            description=(description or f"defined in {path.name}").strip(),
+            system=system.strip(),
+            model=model,
+            temperature=float(temperature) if temperature is not None else None,
+            max_tokens=max_tokens,
+            source=path,
+        ),
+        [],
     )
 
 
-def _key_lines(text: str) -> dict[str, int]:
-    """Line numbers of top-level keys, for error messages (persona files are flat)."""
-    lines: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = re.match(r"^([A-Za-z_][\w-]*)\s*:", line)
-        if match and match.group(1) not in lines:
-            lines[match.group(1)] = number
-    return lines
+def _is_number(value: object, low: float, high: float) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and low <= value <= high
+
+
+def _is_count(value: object, low: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= low
 
 
 def load_persona_file(path: Path) -> Persona:
     """Read and validate one persona file; ConfigError names the file, line and key."""
-    import yaml  # only commands that read personas pay for yaml
-
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read persona file ({exc.strerror})") from exc
-    if size > MAX_PERSONA_FILE_BYTES:
-        raise ConfigError(
-            f"{path}: persona file is {size} bytes, over the {MAX_PERSONA_FILE_BYTES} byte limit",
-            "persona prompts should be short; trim the file",
-        )
-    text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        # The C SafeLoader when libyaml is present: the same safe subset, faster.
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{where}: {problem}", "fix the YAML syntax") from exc
-    if not isinstance(data, dict):
+    data = load_yaml_file(path, what="persona file", max_bytes=MAX_PERSONA_FILE_BYTES)
+    if not isinstance(data, Located):
         raise ConfigError(f"{path}: expected a mapping with name, description and system")
-    return _persona_from_mapping(data, path, _key_lines(text))
-
-
-def _persona_from_mapping(data: dict[str, Any], path: Path, lines: dict[str, int]) -> Persona:
-    allowed = REQUIRED_KEYS + OPTIONAL_KEYS
-    for key in data:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
-            raise _field_error(path, str(key), f"unknown key ({hint})", lines.get(str(key)))
-    for key in REQUIRED_KEYS:
-        value = data.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise _field_error(path, key, "required, a non-empty string", lines.get(key))
-    name = data["name"].strip()
-    if not NAME_PATTERN.match(name):
-        raise _field_error(
-            path, "name", f"{name!r} must be lowercase letters, digits, - or _", lines.get("name")
-        )
-    temperature = data.get("temperature")
-    if temperature is not None and (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, int | float)
-        or not 0 <= temperature <= 2
-    ):
-        raise _field_error(path, "temperature", "a number from 0 to 2", lines.get("temperature"))
-    max_tokens = data.get("max_tokens")
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
-    ):
-        raise _field_error(path, "max_tokens", "a positive whole number", lines.get("max_tokens"))
-    model = data.get("model")
-    if model is not None and (not isinstance(model, str) or not model.strip()):
-        raise _field_error(path, "model", "a model name", lines.get("model"))
-    return Persona(
-        name=name,
-        description=data["description"].strip(),
-        system=data["system"].strip(),
-        model=model,
-        temperature=float(temperature) if temperature is not None else None,
-        max_tokens=max_tokens,
-        source=path,
-    )
+    persona, problems = persona_from_mapping(data, path)
+    if problems:
+        raise problems_error(problems, "fix the persona file, then run the command again")
+    assert persona is not None
+    return persona
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from council.config import EndpointSettings
 from council.deliberation_plan import DeliberationPlan
 from council.inputs import Attachment
@@ -19,11 +21,15 @@ from council.render.format import (
 )
 from council.results import Answer, DeliberationResult, Failure, OracleResult, RoundResult
 
+if TYPE_CHECKING:
+    from council.settings import ResolvedSettings
+
 __all__ = [
     "deliberation_markdown",
     "deliberation_plan_markdown",
     "oracle_markdown",
     "plan_markdown",
+    "sources_markdown",
 ]
 
 
@@ -61,11 +67,13 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
 
 def _endpoint_lines(endpoint: EndpointSettings, max_concurrency: int) -> list[str]:
     e = endpoint
-    key_state = "set" if e.api_key else "not set"
+    key = (
+        f"${e.api_key_env} ({'set' if e.api_key else 'not set'})" if e.api_key_env else "none sent"
+    )
     return [
         f"- endpoint: {e.host} ({e.base_url}; {e.sources.get('base_url', 'default')})",
         f"- model: {e.model} ({e.sources.get('model', 'default')})",
-        f"- key: ${e.api_key_env} ({key_state})",
+        f"- key: {key}",
         f"- limits: timeout {seconds(e.timeout)} · first token {seconds(e.first_token_timeout)}"
         f" · retries {e.retries} · max concurrency {max_concurrency}",
     ]
@@ -178,3 +186,14 @@ def deliberation_markdown(result: DeliberationResult, *, quiet: bool = False) ->
         blocks.append("## Timeline\n\n" + _table(TIMELINE_COLUMNS, timeline_rows(result)))
     blocks.append(f"---\n\n_{deliberation_footer(result)}_")
     return "\n\n".join(blocks) + "\n"
+
+
+def sources_markdown(settings: ResolvedSettings) -> str:
+    """Where each resolved setting came from: flag, preset, env, config file or default."""
+    lines = ["", "## Where each setting came from", ""]
+    from council.settings import display_value
+
+    for key in sorted(settings.sources):
+        shown = display_value(settings.values.get(key))
+        lines.append(f"- {key}: {shown} ({settings.sources[key]})")
+    return "\n".join(lines) + "\n"

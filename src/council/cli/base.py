@@ -1,0 +1,112 @@
+"""The `council` app itself: the Typer app and sub-apps, the error handler, global options.
+
+Only typer, the standard library and light council modules are imported at the
+top of any `council.cli` module: `council --help` must not pay for openai (or
+yaml). Everything else is imported inside the commands that need it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from council import __version__
+from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CouncilError, UsageError
+
+__all__ = ["app", "config_app", "endpoints_app", "handles_errors", "personas_app", "presets_app"]
+
+app = typer.Typer(
+    name="council",
+    help=(
+        "Ask several LLM personas at once through any OpenAI-compatible endpoint.\n\n"
+        'Example:  council oracle -p judge,critic,skeptic "Should we rewrite billing in Rust?"'
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+personas_app = typer.Typer(no_args_is_help=True, help="List and inspect personas.")
+presets_app = typer.Typer(
+    no_args_is_help=True, help="List, inspect and validate presets (shared council setups)."
+)
+config_app = typer.Typer(
+    no_args_is_help=True, help="Where your config is, and what it resolves to."
+)
+endpoints_app = typer.Typer(
+    no_args_is_help=True, help="The endpoint profiles in your config, and checking one works."
+)
+app.add_typer(personas_app, name="personas")
+app.add_typer(presets_app, name="presets")
+app.add_typer(config_app, name="config")
+app.add_typer(endpoints_app, name="endpoints")
+
+_debug = False
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _print_error(message: str) -> None:
+    sys.stderr.write(f"council: error: {message}\n")
+    sys.stderr.flush()
+
+
+def handles_errors(command: F) -> F:
+    """Turn CouncilError into one line on stderr and its exit code; --debug re-raises."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except CouncilError as error:
+            if _debug:
+                raise
+            _print_error(error.one_line())
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            # Ctrl-C outside a run (a run handles its own and prints what finished).
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as error:
+            if _debug:
+                raise
+            _print_error(
+                f"unexpected {type(error).__name__}: {error}; "
+                "run again with --debug for the traceback, and please report it"
+            )
+            raise typer.Exit(EXIT_FAILURE) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"council {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug or os.environ.get("COUNCIL_DEBUG", "") not in ("", "0")
+
+
+def split_names(value: str, flag: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise UsageError(
+            f"{flag} is empty", f"give names separated by commas, e.g. {flag} judge,critic"
+        )
+    return names

@@ -1,0 +1,296 @@
+"""Commands about the files a council is made of: personas, presets, and `council init`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from council.cli.base import app, handles_errors, personas_app, presets_app
+from council.errors import ConfigError
+
+__all__ = [
+    "init_command",
+    "personas_list",
+    "personas_show",
+    "presets_list",
+    "presets_show",
+    "presets_validate",
+]
+
+
+@personas_app.command(name="list")
+@handles_errors
+def personas_list(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the personas you can use, with where each comes from.
+
+    \b
+    Example:
+      council personas list
+    """
+    from council.personas import PersonaCatalog
+
+    catalog = PersonaCatalog.discover()
+    rows = [
+        {
+            "name": e.persona.name,
+            "description": e.persona.description,
+            "origin": e.origin,
+            "path": str(e.persona.source),
+            "shadowed_by": str(e.shadowed_by) if e.shadowed_by else None,
+        }
+        for e in catalog.entries
+    ]
+    if json_output:
+        from council.render.json_out import dumps
+
+        typer.echo(dumps(rows))
+        return
+    width = max((len(r["name"]) for r in rows), default=4)
+    for row in rows:
+        line = f"{row['name']:<{width}}  {row['description']}  [{row['origin']}]"
+        if row["shadowed_by"]:
+            line += f" (shadowed by {row['shadowed_by']})"
+        typer.echo(line)
+
+
+@personas_app.command(name="show")
+@handles_errors
+def personas_show(
+    name: Annotated[str, typer.Argument(help="Persona name.")],
+) -> None:
+    """Show one persona: its settings, file and full system prompt.
+
+    \b
+    Example:
+      council personas show skeptic
+    """
+    from council.personas import PersonaCatalog
+
+    persona = PersonaCatalog.discover().get(name)
+    typer.echo(f"name: {persona.name}")
+    typer.echo(f"description: {persona.description}")
+    typer.echo(f"file: {persona.source}")
+    for key in ("model", "temperature", "max_tokens"):
+        value = getattr(persona, key)
+        if value is not None:
+            typer.echo(f"{key}: {value}")
+    typer.echo("system: |")
+    for line in persona.system.splitlines():
+        typer.echo(f"  {line}" if line else "")
+
+
+def _user_and_personas() -> tuple[Any, Any]:
+    from council.configfiles import load_user_config
+    from council.personas import PersonaCatalog
+
+    return load_user_config(), PersonaCatalog.discover()
+
+
+@presets_app.command(name="list")
+@handles_errors
+def presets_list(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the presets you can use, with where each comes from (shadowed ones marked).
+
+    \b
+    Example:
+      council presets list
+    """
+    from council.presets import PresetCatalog
+
+    catalog = PresetCatalog.discover()
+    rows = [
+        {
+            "name": e.name,
+            "description": e.description,
+            "origin": e.origin,
+            "path": str(e.path),
+            "shadowed_by": str(e.shadowed_by) if e.shadowed_by else None,
+        }
+        for e in catalog.entries
+    ]
+    if json_output:
+        from council.render.json_out import dumps
+
+        typer.echo(dumps(rows))
+        return
+    if not rows:
+        typer.echo("no presets found; 'council init' writes a starter one")
+        return
+    width = max(len(r["name"]) for r in rows)
+    for row in rows:
+        line = f"{row['name']:<{width}}  {row['description']}  [{row['origin']}: {row['path']}]"
+        if row["shadowed_by"]:
+            line += f" (shadowed by {row['shadowed_by']})"
+        typer.echo(line)
+
+
+@presets_app.command(name="show")
+@handles_errors
+def presets_show(
+    name: Annotated[str, typer.Argument(help="Preset name.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a preset as council resolves it, with the file and line of every value.
+
+    \b
+    Example:
+      council presets show review
+    """
+    from council.presets import PresetCatalog
+
+    user, personas = _user_and_personas()
+    preset = PresetCatalog.discover().load(name, personas=personas, user=user)
+    data = preset.to_dict()
+    if json_output:
+        from council.render.json_out import dumps
+
+        typer.echo(dumps(data))
+        return
+    typer.echo(f"name: {preset.name}")
+    typer.echo(f"description: {preset.description}")
+    typer.echo(f"file: {preset.path}")
+    for parent in preset.chain[1:]:
+        typer.echo(f"extends: {parent}")
+    from council.settings import display_value
+
+    width = max((len(k) for k in data["values"]), default=0)
+    for key, value in data["values"].items():
+        shown = display_value(value)
+        typer.echo(f"{key + ':':<{width + 1}} {shown}  # {preset.where.get(key, '')}")
+
+
+@presets_app.command(name="validate")
+@handles_errors
+def presets_validate(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Preset files to check. [default: every preset council can find]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Check preset files, every problem on its own line; exit 0 when all are fine, 2 if not.
+
+    For a team's CI: the same checks council makes before using a preset, including
+    the trust rules (no keys, no endpoints you did not configure, no files outside
+    the preset's directory).
+
+    \b
+    Examples:
+      council presets validate                      # every preset council can find
+      council presets validate .council/presets/*.yaml
+    """
+    from council.presets import PresetCatalog
+
+    user, personas = _user_and_personas()
+    catalog = PresetCatalog.discover()
+    paths = [Path(f) for f in files] if files else [e.path for e in catalog.entries]
+    bad = 0
+    for path in paths:
+        if not path.is_file():
+            typer.echo(f"{path}: no such file", err=True)
+            bad += 1
+            continue
+        problems = catalog.problems(path.resolve(), personas, user)
+        for problem in problems:
+            typer.echo(str(problem), err=True)
+        if problems:
+            bad += 1
+        else:
+            typer.echo(f"ok  {path}")
+    if bad:
+        raise ConfigError(
+            f"{bad} of {len(paths)} preset files have problems (listed above)",
+            "fix them and run 'council presets validate' again",
+        )
+
+
+STARTER_PRESET = """\
+# A council preset: commit this file so everyone on the team runs the same council.
+#   council oracle --preset starter "question"
+#   council deliberate --preset starter "question"
+# Flags on the command line still win over anything set here.
+name: starter
+description: A starter council; edit me.
+
+# Persona names (see 'council personas list'), or definitions inline:
+personas:
+  - judge
+  - critic
+  - name: domain-expert
+    description: Knows this project.
+    system_file: domain-expert.md      # a prompt file next to this one
+arbiter: arbiter
+
+# Where calls go: the name of an endpoint profile in each user's own config
+# ('council endpoints list'). A preset never holds a key or a remote URL.
+# endpoint: openrouter
+# model: gpt-4o-mini
+
+rounds: 2             # for council deliberate
+speculative: true
+threshold: 0.8
+# temperature: 0.7
+# max_tokens: 800
+# max_concurrency: 8
+# timeout: 120
+# retries: 2
+"""
+
+STARTER_PROMPT = """\
+You are the council's domain expert for this project. Answer from what you know of
+its code, its users and its history; say plainly when something is outside it.
+"""
+
+STARTER_PERSONA = """\
+# A persona of this project: use it by name, e.g. --personas judge,reviewer
+name: reviewer
+description: Reviews changes the way this team does.
+system: |
+  You review changes for this team. Check correctness first, then clarity, then
+  whether the change fits how the codebase already does things. Be specific.
+# temperature: 0.5
+# model: gpt-4o
+"""
+
+
+@app.command(name="init")
+@handles_errors
+def init_command(
+    directory: Annotated[
+        Path, typer.Argument(help="Where to create .council/. [default: the current directory]")
+    ] = Path("."),
+) -> None:
+    """Write a commented starter preset and persona into ./.council/, never overwriting.
+
+    \b
+    Example:
+      council init && council presets show starter
+    """
+    root = directory / ".council"
+    files = {
+        root / "presets" / "starter.yaml": STARTER_PRESET,
+        root / "presets" / "domain-expert.md": STARTER_PROMPT,
+        root / "personas" / "reviewer.yaml": STARTER_PERSONA,
+    }
+    for path, text in files.items():
+        if path.exists():
+            typer.echo(f"kept     {path} (already there)")
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
+                handle.write(text)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path} ({exc.strerror})") from exc
+        typer.echo(f"created  {path}")
+    typer.echo(
+        'next: council presets validate && council deliberate --preset starter --dry-run "q"'
+    )

@@ -1,0 +1,257 @@
+"""Options shared by the commands that ask models, and resolving them into one request.
+
+Flags default to None ("not given"), so that a preset or a config file can supply
+the value and `--dry-run` can say which one did.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from council.cli.base import split_names
+from council.errors import UsageError
+
+if TYPE_CHECKING:
+    from council.inputs import Attachment
+    from council.personas import Persona, PersonaCatalog
+    from council.render import OutputMode
+    from council.settings import ResolvedSettings
+
+__all__ = ["AskRequest", "resolve_ask"]
+
+QueryArgument = Annotated[
+    str | None,
+    typer.Argument(help="The question. Use - to read it from stdin.", show_default=False),
+]
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        "-P",
+        help="Use a preset: its personas, arbiter, model, endpoint and limits "
+        "(flags still win). See 'council presets list'.",
+        show_default=False,
+    ),
+]
+PersonasOption = Annotated[
+    str | None,
+    typer.Option(
+        "--personas",
+        "-p",
+        help="Comma-separated persona names. [default: judge,critic,skeptic]",
+        show_default=False,
+    ),
+]
+ArbiterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--arbiter",
+        help="Persona that writes the synthesis and verdicts. [default: arbiter]",
+        show_default=False,
+    ),
+]
+ContextOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--context",
+        "-c",
+        help="Attach a text file to the question (repeatable).",
+        show_default=False,
+    ),
+]
+EndpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint",
+        "-e",
+        help="An endpoint profile from your config (see 'council endpoints list').",
+        show_default=False,
+    ),
+]
+BaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible endpoint. [env: COUNCIL_BASE_URL, "
+        "OPENAI_BASE_URL; default: https://api.openai.com/v1]",
+        show_default=False,
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model name. [env: COUNCIL_MODEL; default: gpt-4o-mini]",
+        show_default=False,
+    ),
+]
+ApiKeyEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key-env",
+        help="Name of the env var holding the key. [default: OPENAI_API_KEY]",
+        show_default=False,
+    ),
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Deadline per call in seconds, retries included. [default: 120]",
+        show_default=False,
+    ),
+]
+RetriesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--retries",
+        help="Retries on 429, 5xx, timeouts, connection errors. [default: 2]",
+        show_default=False,
+    ),
+]
+MaxConcurrencyOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrency",
+        help="Most calls in flight at once. [default: min(calls, 50)]",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document at the end.")]
+JsonlOption = Annotated[bool, typer.Option("--jsonl", help="Stream events as JSON lines.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="The answer only: no live view, metrics or footer.")
+]
+DryRunOption = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print the resolved plan, where each setting came from, and the exact messages; "
+        "send nothing.",
+    ),
+]
+
+# Flags that map to a setting: parameter name -> (setting, flag as typed).
+SETTING_FLAGS = {
+    "personas": ("personas", "--personas"),
+    "arbiter": ("arbiter", "--arbiter"),
+    "endpoint": ("endpoint", "--endpoint"),
+    "base_url": ("base_url", "--base-url"),
+    "model": ("model", "--model"),
+    "api_key_env": ("api_key_env", "--api-key-env"),
+    "timeout": ("timeout", "--timeout"),
+    "retries": ("retries", "--retries"),
+    "max_concurrency": ("max_concurrency", "--max-concurrency"),
+    "rounds": ("rounds", "--rounds"),
+    "speculative": ("speculative", "--speculative"),
+    "threshold": ("threshold", "--threshold"),
+}
+
+
+@dataclass
+class AskRequest:
+    """Everything a model-asking command resolved from its flags, preset and config."""
+
+    question: str
+    attachments: list[Attachment]
+    catalog: PersonaCatalog
+    personas: list[Persona]
+    arbiter: Persona
+    settings: ResolvedSettings
+    mode: OutputMode
+
+
+def _personas_from(
+    settings: ResolvedSettings, preset: Any, catalog: PersonaCatalog
+) -> list[Persona]:
+    value = settings.get("personas")
+    if settings.sources["personas"].startswith("preset") and preset.personas is not None:
+        chosen = list(preset.personas)
+    else:
+        names = split_names(value, "--personas") if isinstance(value, str) else list(value)
+        chosen = catalog.resolve(names)
+    return [_with_defaults(p, settings) for p in chosen]
+
+
+def _with_defaults(persona: Persona, settings: ResolvedSettings) -> Persona:
+    """A persona with the run's temperature/max_tokens where it sets none of its own."""
+    from dataclasses import replace
+
+    temperature = settings.get("temperature")
+    max_tokens = settings.get("max_tokens")
+    return replace(
+        persona,
+        temperature=persona.temperature if persona.temperature is not None else temperature,
+        max_tokens=persona.max_tokens if persona.max_tokens is not None else max_tokens,
+    )
+
+
+def resolve_ask(
+    values: dict[str, Any],
+    *,
+    query: str | None,
+    context: list[Path] | None,
+    preset: str | None,
+    json_output: bool,
+    jsonl_output: bool,
+    dry_run: bool,
+) -> AskRequest:
+    """Read the question and context, load config and preset, and resolve every setting.
+
+    `values` are the command's setting flags by parameter name (None: not given).
+    """
+    from council.configfiles import load_project_config, load_user_config
+    from council.inputs import read_context_files, read_query
+    from council.personas import PersonaCatalog
+    from council.presets import PresetCatalog
+    from council.render import choose_mode
+    from council.settings import layers_for, resolve_settings
+
+    if json_output and jsonl_output:
+        raise UsageError("--json and --jsonl are exclusive", "pick one")
+    if values.get("endpoint") is not None and values.get("base_url") is not None:
+        raise UsageError("--endpoint and --base-url are exclusive", "give one of them")
+    question = read_query(query)
+    attachments = read_context_files(list(context or []))
+    user = load_user_config()
+    project = load_project_config(user)
+    catalog = PersonaCatalog.discover()
+    chosen_preset = (
+        PresetCatalog.discover().load(preset, personas=catalog, user=user) if preset else None
+    )
+    flags: dict[str, Any] = {}
+    flag_names: dict[str, str] = {}
+    for parameter, value in values.items():
+        if value is None:
+            continue
+        setting, flag = SETTING_FLAGS[parameter]
+        flags[setting] = split_names(value, flag) if setting == "personas" else value
+        flag_names[setting] = flag
+    layers = layers_for(
+        flags=flags, flag_names=flag_names, preset=chosen_preset, project=project, user=user
+    )
+    settings = resolve_settings(layers, user, require_key=not dry_run)
+    personas = _personas_from(settings, chosen_preset, catalog)
+    arbiter_value = settings.get("arbiter")
+    if settings.sources["arbiter"].startswith("preset") and chosen_preset.arbiter is not None:
+        arbiter = chosen_preset.arbiter
+    else:
+        arbiter = catalog.get(arbiter_value)
+    mode = choose_mode(
+        json_output=json_output, jsonl_output=jsonl_output, stdout_is_tty=sys.stdout.isatty()
+    )
+    return AskRequest(
+        question=question,
+        attachments=attachments,
+        catalog=catalog,
+        personas=personas,
+        arbiter=_with_defaults(arbiter, settings),
+        settings=settings,
+        mode=mode,
+    )

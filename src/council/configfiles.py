@@ -1,0 +1,302 @@
+"""The user's `config.yaml` (endpoint profiles, personal defaults) and a project's
+`.council/config.yaml` (a team's shared defaults): finding, loading, validating.
+
+The user's file is theirs: it defines endpoint profiles, each naming the
+environment variable that holds its key (never the key itself):
+
+    endpoints:
+      - name: openrouter
+        base_url: https://openrouter.ai/api/v1
+        api_key_env: OPENROUTER_API_KEY
+        model: openai/gpt-4o-mini        # optional default model
+        max_concurrency: 8               # optional
+        headers: {X-Title: council}      # optional extra headers
+    default_endpoint: openrouter         # optional
+    model: gpt-4o-mini                   # optional defaults for any run setting
+    rounds: 3
+
+A project's file is shared (committed), so it gets the trust rules of a preset:
+it may set run defaults and name one of the user's endpoint profiles, but not
+define endpoints, carry a key, or point anywhere but this machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from council.config import user_config_dir
+from council.personas import NAME_PATTERN
+from council.schema import ENV_NAME_PATTERN, RUN_SETTINGS, check_settings, is_env_name, is_http_url
+from council.trust import secret_problems, shared_endpoint_problems
+from council.yamlfile import (
+    FileProblem,
+    Located,
+    load_yaml_file,
+    problems_error,
+    unknown_key_problem,
+)
+
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "EndpointProfile",
+    "ProjectConfig",
+    "UserConfig",
+    "find_project_config",
+    "load_project_config",
+    "load_user_config",
+    "user_config_path",
+]
+
+CONFIG_FILE_NAME = "config.yaml"
+MAX_CONFIG_BYTES = 1024 * 1024
+PROFILE_KEYS = ("name", "base_url", "api_key_env", "model", "max_concurrency", "headers")
+NAMED_SETTINGS = ("personas", "arbiter")  # names only in config files; presets may inline
+USER_KEYS = ("endpoints", "default_endpoint", "api_key_env", *RUN_SETTINGS, *NAMED_SETTINGS)
+PROJECT_KEYS = tuple(k for k in (*RUN_SETTINGS, *NAMED_SETTINGS))
+
+
+@dataclass(frozen=True)
+class EndpointProfile:
+    """A named endpoint from the user's config; `api_key_env` None means no key is sent."""
+
+    name: str
+    base_url: str
+    api_key_env: str | None
+    model: str | None = None
+    max_concurrency: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    where: str = ""  # "path:line" of its definition
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "model": self.model,
+            "max_concurrency": self.max_concurrency,
+            "headers": sorted(self.headers),  # names only: values are nobody's business
+            "defined_at": self.where,
+        }
+
+
+@dataclass(frozen=True)
+class SettingsFile:
+    """Run settings read from a config file, each with the `path:line` it came from."""
+
+    path: Path | None
+    values: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UserConfig(SettingsFile):
+    profiles: dict[str, EndpointProfile] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProjectConfig(SettingsFile):
+    pass
+
+
+def user_config_path() -> Path:
+    return user_config_dir() / CONFIG_FILE_NAME
+
+
+def _at(path: Path, data: Located, key: str) -> str:
+    position = data.key_position(key)
+    return f"{path}:{position.line}"
+
+
+def _names_problems(data: Located, path: Path) -> list[FileProblem]:
+    problems: list[FileProblem] = []
+    personas = data.get("personas")
+    if "personas" in data and (
+        not isinstance(personas, list)
+        or not personas
+        or not all(isinstance(p, str) and p.strip() for p in personas)
+    ):
+        problems.append(
+            FileProblem(
+                path, data.value_position("personas"), "personas", "expected a list of names"
+            )
+        )
+    if "arbiter" in data and not (isinstance(data["arbiter"], str) and data["arbiter"].strip()):
+        problems.append(
+            FileProblem(path, data.value_position("arbiter"), "arbiter", "expected a name")
+        )
+    return problems
+
+
+def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProfile | None:
+    if not isinstance(item, Located):
+        problems.append(FileProblem(path, None, "endpoints", "each profile is a mapping"))
+        return None
+    before = len(problems)
+    problems += [
+        unknown_key_problem(path, item, k, PROFILE_KEYS) for k in item if k not in PROFILE_KEYS
+    ]
+
+    def bad(key: str, expected: str) -> None:
+        problems.append(FileProblem(path, item.value_position(key), key, f"expected {expected}"))
+
+    name = item.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        bad("name", "a profile name: lowercase letters, digits, - or _")
+    if not is_http_url(item.get("base_url")):
+        bad("base_url", "an http(s) URL, e.g. https://openrouter.ai/api/v1")
+    if "api_key_env" in item and not is_env_name(item["api_key_env"]):
+        bad("api_key_env", f"the NAME of an environment variable ({ENV_NAME_PATTERN})")
+    if "model" in item and not (isinstance(item["model"], str) and item["model"].strip()):
+        bad("model", "a model name")
+    concurrency = item.get("max_concurrency")
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+    ):
+        bad("max_concurrency", "a whole number of at least 1")
+    headers = item.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        bad("headers", "a mapping of header names to text values")
+    if len(problems) > before:
+        return None
+    return EndpointProfile(
+        name=name,
+        base_url=str(item["base_url"]).rstrip("/"),
+        api_key_env=item.get("api_key_env"),
+        model=item.get("model"),
+        max_concurrency=concurrency,
+        headers=dict(headers),
+        where=f"{path}:{item.start.line}",
+    )
+
+
+def _settings(
+    data: Located, path: Path, keys: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    values = {k: data[k] for k in keys if k in data}
+    return values, {k: _at(path, data, k) for k in values}
+
+
+def _read_mapping(path: Path, what: str) -> Located:
+    data = load_yaml_file(path, what=what, max_bytes=MAX_CONFIG_BYTES)
+    if data is None:
+        data = Located()
+    if not isinstance(data, Located):
+        raise problems_error(
+            [FileProblem(path, None, None, f"expected a mapping of settings in the {what}")],
+            "see 'council config --help' for the format",
+        )
+    return data
+
+
+def user_config_problems(
+    data: Located, path: Path
+) -> tuple[dict[str, EndpointProfile], list[FileProblem]]:
+    problems = [unknown_key_problem(path, data, k, USER_KEYS) for k in data if k not in USER_KEYS]
+    problems += secret_problems(data, path)
+    problems += check_settings(data, path)
+    problems += _names_problems(data, path)
+    profiles: dict[str, EndpointProfile] = {}
+    endpoints = data.get("endpoints", [])
+    if not isinstance(endpoints, list):
+        problems.append(
+            FileProblem(
+                path, data.value_position("endpoints"), "endpoints", "expected a list of profiles"
+            )
+        )
+        endpoints = []
+    for item in endpoints:
+        profile = _profile(item, path, problems)
+        if profile is None:
+            continue
+        if profile.name in profiles:
+            problems.append(
+                FileProblem(path, item.start, "name", f"profile {profile.name!r} is defined twice")
+            )
+        profiles[profile.name] = profile
+    for key in ("default_endpoint", "endpoint"):
+        name = data.get(key)
+        if isinstance(name, str) and name not in profiles:
+            problems.append(
+                FileProblem(
+                    path,
+                    data.value_position(key),
+                    key,
+                    f"no profile {name!r} under endpoints "
+                    f"(profiles: {', '.join(profiles) or 'none'})",
+                )
+            )
+    if "api_key_env" in data and not is_env_name(data["api_key_env"]):
+        problems.append(
+            FileProblem(
+                path,
+                data.value_position("api_key_env"),
+                "api_key_env",
+                f"expected the NAME of an environment variable ({ENV_NAME_PATTERN})",
+            )
+        )
+    return profiles, problems
+
+
+def load_user_config(path: Path | None = None) -> UserConfig:
+    """The user's config, or an empty one when the file does not exist."""
+    path = path or user_config_path()
+    if not path.is_file():
+        return UserConfig(path=None)
+    data = _read_mapping(path, "config file")
+    profiles, problems = user_config_problems(data, path)
+    if problems:
+        raise problems_error(problems, "fix your config file (council config path)")
+    values, where = _settings(data, path, (*RUN_SETTINGS, *NAMED_SETTINGS, "api_key_env"))
+    if "default_endpoint" in data and "endpoint" not in values:
+        values["endpoint"] = data["default_endpoint"]
+        where["endpoint"] = _at(path, data, "default_endpoint")
+    return UserConfig(path=path, values=values, where=where, profiles=profiles)
+
+
+def find_project_config(cwd: Path | None = None) -> Path | None:
+    """`.council/config.yaml` in the current directory or a parent, up to the repository root."""
+    start = (cwd or Path.cwd()).resolve()
+    for directory in [start, *start.parents]:
+        candidate = directory / ".council" / CONFIG_FILE_NAME
+        if candidate.is_file():
+            return candidate
+        if (directory / ".git").exists():
+            return None
+    return None
+
+
+def project_config_problems(data: Located, path: Path, user: UserConfig) -> list[FileProblem]:
+    problems: list[FileProblem] = []
+    for key in data:
+        if key in ("endpoints", "default_endpoint", "api_key_env"):
+            problems.append(
+                FileProblem(
+                    path,
+                    data.key_position(key),
+                    key,
+                    "belongs in each user's own config (council config path), not a shared file",
+                )
+            )
+        elif key not in PROJECT_KEYS:
+            problems.append(unknown_key_problem(path, data, key, PROJECT_KEYS))
+    problems += secret_problems(data, path)
+    problems += check_settings(data, path)
+    problems += _names_problems(data, path)
+    problems += shared_endpoint_problems(data, path, user.profiles, user.path or user_config_path())
+    return problems
+
+
+def load_project_config(user: UserConfig, cwd: Path | None = None) -> ProjectConfig | None:
+    path = find_project_config(cwd)
+    if path is None:
+        return None
+    data = _read_mapping(path, "project config")
+    problems = project_config_problems(data, path, user)
+    if problems:
+        raise problems_error(problems, "fix the project's .council/config.yaml")
+    values, where = _settings(data, path, PROJECT_KEYS)
+    return ProjectConfig(path=path, values=values, where=where)

@@ -1,0 +1,418 @@
+"""The Preset model: finding preset files, `extends`, validation with file:line:column errors.
+
+A preset fixes a council a team runs often, and is committed with their code:
+
+    name: review
+    description: Code and design review.
+    extends: base               # optional: another preset, merged underneath this one
+    personas: [critic, security, pragmatist]
+    arbiter: arbiter
+    endpoint: openrouter        # a profile in each user's own config
+    model: openai/gpt-4o-mini
+    rounds: 2
+    speculative: true
+
+Personas may also be written inline (a mapping with name, system or system_file,
+and optionally description, model, temperature, max_tokens).
+
+Search order, first match wins: `.council/presets/` from the current directory up
+to the repository root, `$COUNCIL_PRESET_PATH` (colon-separated), the user's
+`presets/`, the built-ins. A preset that `extends` its own name continues with
+the next preset of that name down the search path, so a team can adjust a built-in.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from council.config import user_config_dir
+from council.configfiles import NAMED_SETTINGS, UserConfig, user_config_path
+from council.errors import ConfigError, UsageError
+from council.personas import NAME_PATTERN, Persona, PersonaCatalog, persona_from_mapping
+from council.schema import RUN_SETTINGS, check_settings
+from council.trust import secret_problems, shared_endpoint_problems
+from council.yamlfile import (
+    FileProblem,
+    Located,
+    load_yaml_file,
+    problems_error,
+    unknown_key_problem,
+)
+
+__all__ = [
+    "MAX_PRESET_BYTES",
+    "Preset",
+    "PresetCatalog",
+    "PresetEntry",
+    "builtin_preset_dir",
+]
+
+MAX_PRESET_BYTES = 1024 * 1024
+PRESET_KEYS = ("name", "description", "extends", *NAMED_SETTINGS, *RUN_SETTINGS)
+
+
+def builtin_preset_dir() -> Path:
+    """The built-in presets: inside the installed wheel, or the repository's `presets/`."""
+    packaged = Path(str(resources.files("council"))) / "_builtin" / "presets"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "presets"
+
+
+def preset_search_path(cwd: Path | None = None) -> list[tuple[Path, str]]:
+    """Directories to search, highest priority first, each with a label for listings."""
+    start = (cwd or Path.cwd()).resolve()
+    path: list[tuple[Path, str]] = []
+    for directory in [start, *start.parents]:
+        candidate = directory / ".council" / "presets"
+        if candidate.is_dir():
+            path.append((candidate, "project"))
+        if (directory / ".git").exists():
+            break
+    for entry in os.environ.get("COUNCIL_PRESET_PATH", "").split(os.pathsep):
+        if entry:
+            path.append((Path(entry).expanduser(), "COUNCIL_PRESET_PATH"))
+    path.append((user_config_dir() / "presets", "user"))
+    path.append((builtin_preset_dir(), "built-in"))
+    return path
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    """One preset file on the search path (read, not yet validated)."""
+
+    name: str
+    path: Path
+    origin: str
+    description: str
+    shadowed_by: Path | None = None
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A preset with its `extends` chain merged: every value, and the `file:line` it came from.
+
+    `personas` and `arbiter` are resolved Persona objects (None when the preset
+    leaves them to the command line and config).
+    """
+
+    name: str
+    description: str
+    path: Path
+    chain: tuple[Path, ...]
+    values: dict[str, Any]
+    where: dict[str, str]
+    personas: tuple[Persona, ...] | None = None
+    arbiter: Persona | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {k: v for k, v in self.values.items() if k not in ("personas", "arbiter")}
+        if self.personas is not None:
+            values["personas"] = [p.name for p in self.personas]
+        if self.arbiter is not None:
+            values["arbiter"] = self.arbiter.name
+        return {
+            "name": self.name,
+            "description": self.description,
+            "path": str(self.path),
+            "extends": [str(p) for p in self.chain[1:]],
+            "values": values,
+            "sources": self.where,
+        }
+
+
+@dataclass
+class _Loaded:
+    entry: PresetEntry
+    data: Located
+
+
+def _description(path: Path) -> str:
+    """The description for listings, read cheaply; the real check happens on use."""
+    try:
+        data = load_yaml_file(path, what="preset", max_bytes=MAX_PRESET_BYTES)
+    except ConfigError:
+        return "(unreadable: run 'council presets validate')"
+    value = data.get("description") if isinstance(data, dict) else None
+    return value.strip() if isinstance(value, str) else ""
+
+
+class PresetCatalog:
+    """All presets on the search path; the first of a name wins.
+
+    Usage:
+        catalog = PresetCatalog.discover()
+        preset = catalog.load("review", personas=PersonaCatalog.discover(), user=user_config)
+    """
+
+    def __init__(self, entries: list[PresetEntry]) -> None:
+        self.entries = entries
+
+    @classmethod
+    def discover(cls, cwd: Path | None = None) -> PresetCatalog:
+        entries: list[PresetEntry] = []
+        winners: dict[str, Path] = {}
+        for directory, origin in preset_search_path(cwd):
+            if not directory.is_dir():
+                continue
+            for file in sorted(directory.iterdir()):
+                if file.suffix not in (".yaml", ".yml") or not file.is_file():
+                    continue
+                name = file.stem
+                entries.append(
+                    PresetEntry(name, file, origin, _description(file), winners.get(name))
+                )
+                winners.setdefault(name, file)
+        return cls(entries)
+
+    def names(self) -> list[str]:
+        return sorted({e.name for e in self.entries})
+
+    def find(self, name: str, below: Path | None = None) -> PresetEntry:
+        """The first preset called `name` (after the file `below`, for self-extension)."""
+        candidates = [e for e in self.entries if e.name == name]
+        if below is not None:
+            paths = [e.path for e in candidates]
+            candidates = candidates[paths.index(below) + 1 :] if below in paths else []
+        if not candidates:
+            close = difflib.get_close_matches(name, self.names(), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UsageError(
+                f"unknown preset {name!r}",
+                f"{hint}run 'council presets list' to see the {len(self.names())} available",
+            )
+        return candidates[0]
+
+    # -- validation --------------------------------------------------------------------
+
+    def problems(self, path: Path, personas: PersonaCatalog, user: UserConfig) -> list[FileProblem]:
+        """Everything wrong with one preset file and the chain it extends."""
+        try:
+            chain = self._chain(path)
+        except ConfigError as error:
+            return [FileProblem(path, None, None, error.message)]
+        except _ChainProblem as error:
+            return [error.problem]
+        problems: list[FileProblem] = []
+        for loaded in chain:
+            problems += _file_problems(loaded, personas, user)
+        return problems
+
+    def _chain(self, path: Path) -> list[_Loaded]:
+        """The preset at `path`, then each preset it extends, root last."""
+        chain: list[_Loaded] = []
+        seen: list[Path] = []
+        current = path
+        while True:
+            if current in seen:
+                names = " -> ".join(p.stem for p in [*seen, current])
+                raise _ChainProblem(
+                    FileProblem(
+                        seen[-1], None, "extends", f"extends goes round in a cycle: {names}"
+                    )
+                )
+            seen.append(current)
+            data = load_yaml_file(current, what="preset", max_bytes=MAX_PRESET_BYTES)
+            if not isinstance(data, Located):
+                raise _ChainProblem(
+                    FileProblem(current, None, None, "expected a mapping (name, personas, ...)")
+                )
+            entry = next((e for e in self.entries if e.path == current), None)
+            if entry is None:
+                entry = PresetEntry(current.stem, current, "file", "")
+            chain.append(_Loaded(entry, data))
+            parent = data.get("extends")
+            if parent is None:
+                return chain
+            if not isinstance(parent, str) or not parent.strip():
+                raise _ChainProblem(
+                    FileProblem(
+                        current, data.value_position("extends"), "extends", "expected a preset name"
+                    )
+                )
+            below = current if parent == current.stem else None
+            try:
+                current = self.find(parent.strip(), below=below).path
+            except UsageError as error:
+                raise _ChainProblem(
+                    FileProblem(
+                        current,
+                        data.value_position("extends"),
+                        "extends",
+                        f"{error.message} ({error.hint})" if error.hint else error.message,
+                    )
+                ) from None
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self, name: str, *, personas: PersonaCatalog, user: UserConfig) -> Preset:
+        """The named preset, validated and merged; ConfigError (exit 2) with file:line:col."""
+        return self.load_file(self.find(name).path, personas=personas, user=user)
+
+    def load_file(self, path: Path, *, personas: PersonaCatalog, user: UserConfig) -> Preset:
+        problems = self.problems(path, personas, user)
+        if problems:
+            raise problems_error(problems, "fix the preset (council presets validate shows all)")
+        chain = self._chain(path)
+        values: dict[str, Any] = {}
+        where: dict[str, str] = {}
+        for loaded in reversed(chain):  # root first, so each child overrides its parent
+            for key, value in loaded.data.items():
+                if key in ("name", "extends"):
+                    continue
+                values[key] = _merge(values.get(key), value)
+                position = loaded.data.key_position(key)
+                where[key] = f"{loaded.entry.path}:{position.line}"
+        top = chain[0]
+        return Preset(
+            name=top.entry.name,
+            description=str(values.pop("description", "")).strip(),
+            path=top.entry.path,
+            chain=tuple(loaded.entry.path for loaded in chain),
+            values=values,
+            where=where,
+            personas=_personas(values.get("personas"), chain, personas),
+            arbiter=_arbiter(values.get("arbiter"), chain, personas),
+        )
+
+
+class _ChainProblem(Exception):
+    def __init__(self, problem: FileProblem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _merge(base: Any, override: Any) -> Any:
+    """Deep merge: mappings key by key, anything else (lists included) replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = _merge(base.get(key), value)
+        return merged
+    return override
+
+
+def _owner(key: str, chain: list[_Loaded]) -> Path:
+    """The file whose value of `key` won: inline personas resolve system_file next to it."""
+    for loaded in chain:
+        if key in loaded.data:
+            return loaded.entry.path
+    return chain[0].entry.path
+
+
+def _inline(item: Any, path: Path) -> Persona:
+    persona, problems = persona_from_mapping(item, path, inline=True)
+    if problems or persona is None:  # validated already; a file changed underneath us
+        raise problems_error(problems, "fix the preset")
+    return persona
+
+
+def _personas(
+    value: Any, chain: list[_Loaded], catalog: PersonaCatalog
+) -> tuple[Persona, ...] | None:
+    if value is None:
+        return None
+    path = _owner("personas", chain)
+    found = [catalog.get(item) if isinstance(item, str) else _inline(item, path) for item in value]
+    return tuple(found)
+
+
+def _arbiter(value: Any, chain: list[_Loaded], catalog: PersonaCatalog) -> Persona | None:
+    if value is None:
+        return None
+    return (
+        catalog.get(value) if isinstance(value, str) else _inline(value, _owner("arbiter", chain))
+    )
+
+
+def _persona_problems(
+    data: Located, key: str, path: Path, catalog: PersonaCatalog
+) -> list[FileProblem]:
+    value = data[key]
+    items = value if key == "personas" else [value]
+    if key == "personas" and (not isinstance(value, list) or not value):
+        return [
+            FileProblem(
+                path,
+                data.value_position(key),
+                key,
+                "expected a list of persona names or definitions",
+            )
+        ]
+    problems: list[FileProblem] = []
+    names: list[str] = []
+    for item in items:
+        if isinstance(item, str) and item.strip():
+            if item not in catalog.names():
+                close = difflib.get_close_matches(item, catalog.names(), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(
+                    FileProblem(
+                        path, data.value_position(key), key, f"unknown persona {item!r}{hint}"
+                    )
+                )
+            names.append(item)
+        elif isinstance(item, Located):
+            persona, found = persona_from_mapping(item, path, inline=True)
+            problems += found
+            if persona is not None:
+                names.append(persona.name)
+        else:
+            problems.append(
+                FileProblem(
+                    path,
+                    data.value_position(key),
+                    key,
+                    f"expected a persona name or definition, got {item!r}",
+                )
+            )
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        problems.append(
+            FileProblem(
+                path, data.value_position(key), key, f"listed twice: {', '.join(duplicates)}"
+            )
+        )
+    return problems
+
+
+def _file_problems(loaded: _Loaded, catalog: PersonaCatalog, user: UserConfig) -> list[FileProblem]:
+    data, path = loaded.data, loaded.entry.path
+    problems = [
+        unknown_key_problem(path, data, k, PRESET_KEYS) for k in data if k not in PRESET_KEYS
+    ]
+    problems += secret_problems(data, path)
+    name = data.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        problems.append(
+            FileProblem(
+                path,
+                data.value_position("name"),
+                "name",
+                "required: lowercase letters, digits, - or _",
+            )
+        )
+    elif name != path.stem:
+        problems.append(
+            FileProblem(
+                path,
+                data.value_position("name"),
+                "name",
+                f"{name!r} does not match the file name {path.stem!r}; rename one of them",
+            )
+        )
+    if "description" in data and not isinstance(data["description"], str):
+        problems.append(
+            FileProblem(path, data.value_position("description"), "description", "expected text")
+        )
+    problems += check_settings(data, path)
+    problems += shared_endpoint_problems(data, path, user.profiles, user.path or user_config_path())
+    for key in NAMED_SETTINGS:
+        if key in data:
+            problems += _persona_problems(data, key, path, catalog)
+    return problems

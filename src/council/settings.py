@@ -1,0 +1,231 @@
+"""Every setting of a run, resolved through its layers, with where each value came from.
+
+Highest first: flag > preset > env > project config (`.council/config.yaml`) >
+user config (`config.yaml`) > default. A preset the user chose wins over ambient
+environment variables, so everyone running `--preset review` gets the same council.
+
+Where calls go is decided once, by the highest layer that says: a flag
+(`--endpoint` or `--base-url`), a preset, `COUNCIL_BASE_URL`/`OPENAI_BASE_URL`, the
+project config, the user config (`default_endpoint`), or the default (OpenAI). An
+endpoint profile brings its base URL, key variable and headers, and its model and
+concurrency as defaults just below the layer that chose it. A base URL chosen by a
+shared file (a preset or project config) is a loopback URL, and no key is sent to it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from council.config import (
+    DEFAULT_API_KEY_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_MODEL,
+    EndpointSettings,
+    build_endpoint,
+)
+from council.configfiles import EndpointProfile, ProjectConfig, UserConfig
+from council.errors import UsageError
+from council.presets import Preset
+
+__all__ = [
+    "DEFAULTS",
+    "Layer",
+    "ResolvedSettings",
+    "display_value",
+    "layers_for",
+    "resolve_settings",
+]
+
+DEFAULTS: dict[str, Any] = {
+    "base_url": DEFAULT_BASE_URL,
+    "model": DEFAULT_MODEL,
+    "personas": ["judge", "critic", "skeptic"],
+    "arbiter": "arbiter",
+    "rounds": 3,
+    "threshold": 0.8,
+    "speculative": False,
+}
+# Settings resolved by "first layer that has it wins" (where calls go is decided apart).
+PLAIN_SETTINGS = (
+    "model",
+    "timeout",
+    "retries",
+    "max_concurrency",
+    "personas",
+    "arbiter",
+    "rounds",
+    "speculative",
+    "threshold",
+    "temperature",
+    "max_tokens",
+)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of settings: its values, and per key a description of where it came from.
+
+    `shared` marks files someone else wrote (a preset, a project config): a base URL
+    from one of them gets no key.
+    """
+
+    name: str
+    values: dict[str, Any]
+    where: dict[str, str] = field(default_factory=dict)
+    shared: bool = False
+
+    def source(self, key: str) -> str:
+        detail = self.where.get(key)
+        return f"{self.name} ({detail})" if detail else self.name
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """The winning value of every setting, its source, and the endpoint built from them."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+    endpoint: EndpointSettings
+    profile: EndpointProfile | None = None
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+
+def display_value(value: Any) -> str:
+    """A setting as a person reads it: YAML booleans, lists joined, inline personas by name."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ", ".join(display_value(item) for item in value)
+    if isinstance(value, dict):
+        return str(value.get("name", "(inline)"))
+    return str(value)
+
+
+def _env_layer() -> Layer:
+    values: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for name in ("COUNCIL_BASE_URL", "OPENAI_BASE_URL"):
+        if os.environ.get(name):
+            values["base_url"], where["base_url"] = os.environ[name], name
+            break
+    if os.environ.get("COUNCIL_MODEL"):
+        values["model"], where["model"] = os.environ["COUNCIL_MODEL"], "COUNCIL_MODEL"
+    return Layer("env", values, where)
+
+
+def layers_for(
+    *,
+    flags: dict[str, Any],
+    flag_names: dict[str, str],
+    preset: Preset | None,
+    project: ProjectConfig | None,
+    user: UserConfig,
+) -> list[Layer]:
+    """The layers of a run, highest first. `flags` holds only the flags given."""
+    layers = [Layer("flag", flags, flag_names)]
+    if preset is not None:
+        layers.append(
+            Layer(f"preset {preset.name}", dict(preset.values), preset.where, shared=True)
+        )
+    layers.append(_env_layer())
+    if project is not None:
+        layers.append(Layer("project config", project.values, project.where, shared=True))
+    if user.path is not None:
+        layers.append(Layer("user config", user.values, user.where))
+    layers.append(Layer("default", DEFAULTS))
+    return layers
+
+
+def _unknown_profile(name: str, user: UserConfig, source: str) -> UsageError:
+    close = difflib.get_close_matches(name, list(user.profiles), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    where = user.path or "your config file (council config path)"
+    return UsageError(
+        f"no endpoint profile {name!r} ({source})",
+        f"{hint}define it under endpoints: in {where}; 'council endpoints list' shows yours",
+    )
+
+
+def _key_variable(
+    flags: Layer,
+    chooser: Layer,
+    profile: EndpointProfile | None,
+    user: UserConfig,
+    sources: dict[str, str],
+) -> tuple[str | None, str]:
+    """Which environment variable's key is sent (None: no key), and why."""
+    if "api_key_env" in flags.values:
+        return flags.values["api_key_env"], flags.source("api_key_env")
+    if profile is not None:
+        return profile.api_key_env, sources["base_url"]
+    if chooser.shared:
+        # A shared file may point at this machine only, and its URL gets no key.
+        return None, f"none sent: the URL comes from a shared file ({chooser.name})"
+    if "api_key_env" in user.values:
+        return user.values["api_key_env"], f"user config ({user.where['api_key_env']})"
+    return DEFAULT_API_KEY_ENV, "default"
+
+
+def resolve_settings(
+    layers: list[Layer], user: UserConfig, *, require_key: bool = True
+) -> ResolvedSettings:
+    """Resolve every setting from `layers` (highest first) and build the endpoint."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    profile: EndpointProfile | None = None
+    chooser = next(layer for layer in layers if {"endpoint", "base_url"} & set(layer.values))
+    if "endpoint" in chooser.values and "base_url" in chooser.values:
+        raise UsageError(
+            f"both an endpoint and a base URL are given ({chooser.source('endpoint')})",
+            "use --endpoint NAME or --base-url URL, not both",
+        )
+    if "endpoint" in chooser.values:
+        name = chooser.values["endpoint"]
+        profile = user.profiles.get(name)
+        if profile is None:
+            raise _unknown_profile(name, user, chooser.source("endpoint"))
+        values["endpoint"], sources["endpoint"] = name, chooser.source("endpoint")
+        values["base_url"] = profile.base_url
+        sources["base_url"] = f"endpoint {name} ({profile.where})"
+        # The profile's defaults rank just below the layer that chose it.
+        defaults = {
+            key: value
+            for key, value in (
+                ("model", profile.model),
+                ("max_concurrency", profile.max_concurrency),
+            )
+            if value is not None
+        }
+        index = layers.index(chooser) + 1
+        profile_layer = Layer(f"endpoint {name}", defaults, {k: profile.where for k in defaults})
+        layers = [*layers[:index], profile_layer, *layers[index:]]
+    else:
+        values["base_url"] = chooser.values["base_url"]
+        sources["base_url"] = chooser.source("base_url")
+    api_key_env, sources["api_key_env"] = _key_variable(layers[0], chooser, profile, user, sources)
+    for key in PLAIN_SETTINGS:
+        for layer in layers:
+            if key in layer.values:
+                values[key], sources[key] = layer.values[key], layer.source(key)
+                break
+    endpoint = build_endpoint(
+        base_url=str(values["base_url"]),
+        model=str(values["model"]),
+        api_key_env=api_key_env,
+        timeout=values.get("timeout"),
+        retries=values.get("retries"),
+        max_concurrency=values.get("max_concurrency"),
+        headers=profile.headers if profile else None,
+        sources={k: sources[k] for k in ("base_url", "model", "api_key_env") if k in sources}
+        | {k: sources.get(k, "default") for k in ("timeout", "retries", "max_concurrency")},
+        require_key=require_key,
+    )
+    values["api_key_env"] = api_key_env
+    return ResolvedSettings(values=values, sources=sources, endpoint=endpoint, profile=profile)
