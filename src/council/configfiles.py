@@ -29,7 +29,7 @@ from typing import Any
 from council.config import user_config_dir
 from council.personas import NAME_PATTERN
 from council.schema import ENV_NAME_PATTERN, RUN_SETTINGS, check_settings, is_env_name, is_http_url
-from council.trust import secret_problems, shared_endpoint_problems
+from council.trust import is_secret_name, secret_problems, shared_endpoint_problems
 from council.yamlfile import (
     FileProblem,
     Located,
@@ -135,7 +135,9 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
         return None
     before = len(problems)
     problems += [
-        unknown_key_problem(path, item, k, PROFILE_KEYS) for k in item if k not in PROFILE_KEYS
+        unknown_key_problem(path, item, k, PROFILE_KEYS)
+        for k in item
+        if k not in PROFILE_KEYS and not is_secret_name(k)
     ]
 
     def bad(key: str, expected: str) -> None:
@@ -195,8 +197,12 @@ def _read_mapping(path: Path, what: str) -> Located:
 def user_config_problems(
     data: Located, path: Path
 ) -> tuple[dict[str, EndpointProfile], list[FileProblem]]:
-    problems = [unknown_key_problem(path, data, k, USER_KEYS) for k in data if k not in USER_KEYS]
-    problems += secret_problems(data, path)
+    problems = secret_problems(data, path)
+    problems += [
+        unknown_key_problem(path, data, k, USER_KEYS)
+        for k in data
+        if k not in USER_KEYS and not is_secret_name(k)
+    ]
     problems += check_settings(data, path)
     problems += _names_problems(data, path)
     profiles: dict[str, EndpointProfile] = {}
@@ -270,8 +276,10 @@ def find_project_config(cwd: Path | None = None) -> Path | None:
 
 
 def project_config_problems(data: Located, path: Path, user: UserConfig) -> list[FileProblem]:
-    problems: list[FileProblem] = []
+    problems = secret_problems(data, path)
     for key in data:
+        if is_secret_name(key):
+            continue
         if key in ("endpoints", "default_endpoint", "api_key_env"):
             problems.append(
                 FileProblem(
@@ -283,7 +291,6 @@ def project_config_problems(data: Located, path: Path, user: UserConfig) -> list
             )
         elif key not in PROJECT_KEYS:
             problems.append(unknown_key_problem(path, data, key, PROJECT_KEYS))
-    problems += secret_problems(data, path)
     problems += check_settings(data, path)
     problems += _names_problems(data, path)
     problems += shared_endpoint_problems(data, path, user.profiles, user.path or user_config_path())

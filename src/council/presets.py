@@ -35,7 +35,7 @@ from council.configfiles import NAMED_SETTINGS, UserConfig, user_config_path
 from council.errors import ConfigError, UsageError
 from council.personas import NAME_PATTERN, Persona, PersonaCatalog, persona_from_mapping
 from council.schema import RUN_SETTINGS, check_settings
-from council.trust import secret_problems, shared_endpoint_problems
+from council.trust import is_secret_name, secret_problems, shared_endpoint_problems
 from council.yamlfile import (
     FileProblem,
     Located,
@@ -383,10 +383,23 @@ def _persona_problems(
 
 def _file_problems(loaded: _Loaded, catalog: PersonaCatalog, user: UserConfig) -> list[FileProblem]:
     data, path = loaded.data, loaded.entry.path
-    problems = [
-        unknown_key_problem(path, data, k, PRESET_KEYS) for k in data if k not in PRESET_KEYS
-    ]
-    problems += secret_problems(data, path)
+    # Secrets first: they matter most, and a secret-looking key is not also "unknown".
+    problems = secret_problems(data, path)
+    for key in data:
+        if is_secret_name(key):
+            continue
+        if key == "api_key_env":
+            problems.append(
+                FileProblem(
+                    path,
+                    data.key_position(key),
+                    key,
+                    "a preset may not choose which of your keys is sent; name an endpoint "
+                    "profile from your own config instead (endpoint: NAME)",
+                )
+            )
+        elif key not in PRESET_KEYS:
+            problems.append(unknown_key_problem(path, data, key, PRESET_KEYS))
     name = data.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         problems.append(

@@ -22,7 +22,7 @@ from typing import Any
 from council.config import is_loopback_url
 from council.yamlfile import FileProblem, Located
 
-__all__ = ["secret_problems", "shared_endpoint_problems"]
+__all__ = ["is_secret_name", "secret_problems", "shared_endpoint_problems"]
 
 # Field names that hold secrets. `max_tokens` is a count, not a token.
 _SECRET_NAME = re.compile(
@@ -38,19 +38,25 @@ _SECRET_VALUE = re.compile(
 )
 
 
+def is_secret_name(name: str) -> bool:
+    """A field name that suggests it holds a secret (`api_key`, `token`, `password`...)."""
+    lowered = name.lower()
+    return lowered not in _NOT_SECRET and bool(_SECRET_NAME.search(lowered))
+
+
 def _walk(data: Any, path: Path, owner: Located | None, key: str | None) -> list[FileProblem]:
     problems: list[FileProblem] = []
     if isinstance(data, Located):
         for name, value in data.items():
-            lowered = name.lower()
-            if lowered not in _NOT_SECRET and _SECRET_NAME.search(lowered):
+            if is_secret_name(name):
                 problems.append(
                     FileProblem(
                         path,
                         data.key_position(name),
                         name,
-                        "looks like a secret: keys never go in a shared file; the user's own "
-                        "config names the environment variable that holds the key (api_key_env)",
+                        "looks like a secret: keys never go in council's files; an endpoint "
+                        "profile in your own config names the environment variable that holds "
+                        "the key (api_key_env)",
                     )
                 )
             else:

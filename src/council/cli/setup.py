@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -154,6 +152,8 @@ def endpoints_list(json_output: JsonFlag = False) -> None:
 
 
 async def _check(endpoint: EndpointSettings, model: str) -> tuple[list[str], Any, float]:
+    import time
+
     from council.endpoint import CallError, EndpointClient
     from council.plan import CallSpec
 
@@ -199,6 +199,8 @@ def endpoints_check(
     Example:
       council endpoints check openrouter
     """
+    import asyncio
+
     from council.config import DEFAULT_MODEL, build_endpoint
     from council.endpoint import CallError
 
