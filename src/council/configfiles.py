@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from council.config import user_config_dir
+from council.locations import project_paths
 from council.personas import NAME_PATTERN
 from council.schema import ENV_NAME_PATTERN, RUN_SETTINGS, check_settings, is_env_name, is_http_url
 from council.trust import is_secret_name, secret_problems, shared_endpoint_problems
@@ -265,14 +266,8 @@ def load_user_config(path: Path | None = None) -> UserConfig:
 
 def find_project_config(cwd: Path | None = None) -> Path | None:
     """`.council/config.yaml` in the current directory or a parent, up to the repository root."""
-    start = (cwd or Path.cwd()).resolve()
-    for directory in [start, *start.parents]:
-        candidate = directory / ".council" / CONFIG_FILE_NAME
-        if candidate.is_file():
-            return candidate
-        if (directory / ".git").exists():
-            return None
-    return None
+    found = [p for p in project_paths(CONFIG_FILE_NAME, cwd) if p.is_file()]
+    return found[0] if found else None
 
 
 def project_config_problems(data: Located, path: Path, user: UserConfig) -> list[FileProblem]:

@@ -22,14 +22,12 @@ council.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-from council.config import user_config_dir
 from council.errors import ConfigError, UsageError
+from council.locations import builtin_dir, search_path
 from council.yamlfile import (
     FileProblem,
     Located,
@@ -70,37 +68,12 @@ class Persona:
 
 
 def builtin_persona_dir() -> Path:
-    """The built-in personas: inside the installed wheel, or the repository's `personas/`."""
-    packaged = Path(str(resources.files("council"))) / "_builtin" / "personas"
-    if packaged.is_dir():
-        return packaged
-    # An editable install or a source checkout: src/council/ -> repository root.
-    return Path(__file__).resolve().parents[2] / "personas"
-
-
-def _project_persona_dirs(start: Path) -> list[Path]:
-    """`.council/personas/` in `start` and each parent, stopping at the repository root."""
-    found: list[Path] = []
-    for directory in [start, *start.parents]:
-        candidate = directory / ".council" / "personas"
-        if candidate.is_dir():
-            found.append(candidate)
-        if (directory / ".git").exists():
-            break
-    return found
+    return builtin_dir("personas")
 
 
 def persona_search_path(cwd: Path | None = None) -> list[tuple[Path, str]]:
     """Directories to search, highest priority first, each with a label for listings."""
-    path: list[tuple[Path, str]] = [
-        (d, "project") for d in _project_persona_dirs((cwd or Path.cwd()).resolve())
-    ]
-    for entry in os.environ.get("COUNCIL_PERSONA_PATH", "").split(os.pathsep):
-        if entry:
-            path.append((Path(entry).expanduser(), "COUNCIL_PERSONA_PATH"))
-    path.append((user_config_dir() / "personas", "user"))
-    path.append((builtin_persona_dir(), "built-in"))
-    return path
+    return search_path("personas", cwd)
 
 
 def _problem(path: Path, data: Located, key: str, problem: str) -> FileProblem:

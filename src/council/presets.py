@@ -24,15 +24,13 @@ the next preset of that name down the search path, so a team can adjust a built-
 from __future__ import annotations
 
 import difflib
-import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from council.config import user_config_dir
 from council.configfiles import NAMED_SETTINGS, UserConfig, user_config_path
 from council.errors import ConfigError, UsageError
+from council.locations import builtin_dir, search_path
 from council.personas import NAME_PATTERN, Persona, PersonaCatalog, persona_from_mapping
 from council.schema import RUN_SETTINGS, check_settings
 from council.trust import is_secret_name, secret_problems, shared_endpoint_problems
@@ -57,29 +55,7 @@ PRESET_KEYS = ("name", "description", "extends", *NAMED_SETTINGS, *RUN_SETTINGS)
 
 
 def builtin_preset_dir() -> Path:
-    """The built-in presets: inside the installed wheel, or the repository's `presets/`."""
-    packaged = Path(str(resources.files("council"))) / "_builtin" / "presets"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "presets"
-
-
-def preset_search_path(cwd: Path | None = None) -> list[tuple[Path, str]]:
-    """Directories to search, highest priority first, each with a label for listings."""
-    start = (cwd or Path.cwd()).resolve()
-    path: list[tuple[Path, str]] = []
-    for directory in [start, *start.parents]:
-        candidate = directory / ".council" / "presets"
-        if candidate.is_dir():
-            path.append((candidate, "project"))
-        if (directory / ".git").exists():
-            break
-    for entry in os.environ.get("COUNCIL_PRESET_PATH", "").split(os.pathsep):
-        if entry:
-            path.append((Path(entry).expanduser(), "COUNCIL_PRESET_PATH"))
-    path.append((user_config_dir() / "presets", "user"))
-    path.append((builtin_preset_dir(), "built-in"))
-    return path
+    return builtin_dir("presets")
 
 
 @dataclass(frozen=True)
@@ -157,7 +133,7 @@ class PresetCatalog:
     def discover(cls, cwd: Path | None = None) -> PresetCatalog:
         entries: list[PresetEntry] = []
         winners: dict[str, Path] = {}
-        for directory, origin in preset_search_path(cwd):
+        for directory, origin in search_path("presets", cwd):
             if not directory.is_dir():
                 continue
             for file in sorted(directory.iterdir()):

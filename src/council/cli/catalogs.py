@@ -20,6 +20,36 @@ __all__ = [
 ]
 
 
+def _row(
+    name: str, description: str, origin: str, path: Path | None, shadowed_by: Path | None
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": description,
+        "origin": origin,
+        "path": str(path),
+        "shadowed_by": str(shadowed_by) if shadowed_by else None,
+    }
+
+
+def _print_listing(rows: list[dict[str, Any]], json_output: bool, *, empty: str) -> None:
+    """One line per file found, in search order, shadowed ones marked; or JSON."""
+    if json_output:
+        from council.render.json_out import dumps
+
+        typer.echo(dumps(rows))
+        return
+    if not rows:
+        typer.echo(empty)
+        return
+    width = max(len(r["name"]) for r in rows)
+    for row in rows:
+        line = f"{row['name']:<{width}}  {row['description']}  [{row['origin']}: {row['path']}]"
+        if row["shadowed_by"]:
+            line += f" (shadowed by {row['shadowed_by']})"
+        typer.echo(line)
+
+
 @personas_app.command(name="list")
 @handles_errors
 def personas_list(
@@ -34,27 +64,14 @@ def personas_list(
     from council.personas import PersonaCatalog
 
     catalog = PersonaCatalog.discover()
-    rows = [
-        {
-            "name": e.persona.name,
-            "description": e.persona.description,
-            "origin": e.origin,
-            "path": str(e.persona.source),
-            "shadowed_by": str(e.shadowed_by) if e.shadowed_by else None,
-        }
-        for e in catalog.entries
-    ]
-    if json_output:
-        from council.render.json_out import dumps
-
-        typer.echo(dumps(rows))
-        return
-    width = max((len(r["name"]) for r in rows), default=4)
-    for row in rows:
-        line = f"{row['name']:<{width}}  {row['description']}  [{row['origin']}]"
-        if row["shadowed_by"]:
-            line += f" (shadowed by {row['shadowed_by']})"
-        typer.echo(line)
+    _print_listing(
+        [
+            _row(e.persona.name, e.persona.description, e.origin, e.persona.source, e.shadowed_by)
+            for e in catalog.entries
+        ],
+        json_output,
+        empty="no personas found",
+    )
 
 
 @personas_app.command(name="show")
@@ -104,30 +121,11 @@ def presets_list(
     from council.presets import PresetCatalog
 
     catalog = PresetCatalog.discover()
-    rows = [
-        {
-            "name": e.name,
-            "description": e.description,
-            "origin": e.origin,
-            "path": str(e.path),
-            "shadowed_by": str(e.shadowed_by) if e.shadowed_by else None,
-        }
-        for e in catalog.entries
-    ]
-    if json_output:
-        from council.render.json_out import dumps
-
-        typer.echo(dumps(rows))
-        return
-    if not rows:
-        typer.echo("no presets found; 'council init' writes a starter one")
-        return
-    width = max(len(r["name"]) for r in rows)
-    for row in rows:
-        line = f"{row['name']:<{width}}  {row['description']}  [{row['origin']}: {row['path']}]"
-        if row["shadowed_by"]:
-            line += f" (shadowed by {row['shadowed_by']})"
-        typer.echo(line)
+    _print_listing(
+        [_row(e.name, e.description, e.origin, e.path, e.shadowed_by) for e in catalog.entries],
+        json_output,
+        empty="no presets found; 'council init' writes a starter one",
+    )
 
 
 @presets_app.command(name="show")
