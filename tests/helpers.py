@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -55,5 +56,41 @@ def interrupt_when(
         fake.wait_for(ready, timeout=20)
         process.send_signal(signal.SIGINT)
         return process.communicate(timeout=10)
+    finally:
+        process.kill()
+
+
+def interrupt_after_event(
+    process: subprocess.Popen[str], seen: Callable[[dict[str, Any]], bool], timeout: float = 20
+) -> tuple[str, str]:
+    """Ctrl-C a `--jsonl` council process once it has emitted an event `seen` accepts.
+
+    The event stream is council's own account of what it has finished, so this
+    waits on the client's state, not the server's. Returns stdout and stderr.
+    """
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and seen(event):
+                found.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        if not found.wait(timeout):
+            raise AssertionError(f"no such event within {timeout}s; got {lines[-3:]}")
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+        reader.join(10)
+        assert process.stderr is not None
+        return "".join(lines), process.stderr.read()
     finally:
         process.kill()

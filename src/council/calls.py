@@ -51,6 +51,7 @@ class CallReporter:
         self.tokens_streamed = 0  # content chunks of the current attempt (about a token each)
         self.outcome: CallOutcome | None = None
         self.cancel_reason = "interrupted"
+        self.reused_from: str | None = None  # set when a resumed run reuses an old answer
 
     def _ids(self) -> dict[str, Any]:
         c = self.call
@@ -126,6 +127,26 @@ class CallReporter:
             role=self.call.role,
         )
         return self.outcome
+
+    def reuse(self, answer: Answer, from_run: str) -> Answer:
+        """Take an answer an earlier run of the same council already had, without a call."""
+        self.started_at = self.ended_at = time.monotonic()
+        self.reused_from = from_run
+        self.bus.emit(CallStarted(**self._ids(), model=self.call.model))
+        self.bus.emit(
+            CallFinished(
+                **self._ids(),
+                text=answer.text,
+                tokens_in=answer.tokens_in,
+                tokens_out=answer.tokens_out,
+                latency=answer.latency,
+                ttft=answer.ttft,
+                retries=answer.retries,
+                reused_from=from_run,
+            )
+        )
+        self.outcome = answer
+        return answer
 
     def failed(self, error: CallError) -> Failure:
         self.ended_at = time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "is_loopback_url",
     "resolve_endpoint",
     "user_config_dir",
+    "user_data_dir",
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -49,6 +51,20 @@ def user_config_dir() -> Path:
     import typer  # already loaded by the CLI; imported here to keep this module light
 
     return Path(typer.get_app_dir("council"))
+
+
+def user_data_dir() -> Path:
+    """Where council keeps data (history.db): $COUNCIL_HOME, else the platform's data dir."""
+    home = os.environ.get("COUNCIL_HOME")
+    if home:
+        return Path(home).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "council"
 
 
 def is_loopback_url(url: str) -> bool:

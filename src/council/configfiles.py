@@ -14,6 +14,8 @@ environment variable that holds its key (never the key itself):
     default_endpoint: openrouter         # optional
     model: gpt-4o-mini                   # optional defaults for any run setting
     rounds: 3
+    history: true                        # record runs (false: never)
+    store_text: true                     # keep questions and answers (false: metrics only)
 
 A project's file is shared (committed), so it gets the trust rules of a preset:
 it may set run defaults and name one of the user's endpoint profiles, but not
@@ -54,7 +56,15 @@ CONFIG_FILE_NAME = "config.yaml"
 MAX_CONFIG_BYTES = 1024 * 1024
 PROFILE_KEYS = ("name", "base_url", "api_key_env", "model", "max_concurrency", "headers")
 NAMED_SETTINGS = ("personas", "arbiter")  # names only in config files; presets may inline
-USER_KEYS = ("endpoints", "default_endpoint", "api_key_env", *RUN_SETTINGS, *NAMED_SETTINGS)
+HISTORY_SWITCHES = ("history", "store_text")  # record runs; keep their texts
+USER_KEYS = (
+    "endpoints",
+    "default_endpoint",
+    "api_key_env",
+    *HISTORY_SWITCHES,
+    *RUN_SETTINGS,
+    *NAMED_SETTINGS,
+)
 PROJECT_KEYS = tuple(k for k in (*RUN_SETTINGS, *NAMED_SETTINGS))
 
 
@@ -236,6 +246,11 @@ def user_config_problems(
                     f"(profiles: {', '.join(profiles) or 'none'})",
                 )
             )
+    for key in HISTORY_SWITCHES:
+        if key in data and not isinstance(data[key], bool):
+            problems.append(
+                FileProblem(path, data.value_position(key), key, "expected true or false")
+            )
     if "api_key_env" in data and not is_env_name(data["api_key_env"]):
         problems.append(
             FileProblem(
@@ -257,7 +272,8 @@ def load_user_config(path: Path | None = None) -> UserConfig:
     profiles, problems = user_config_problems(data, path)
     if problems:
         raise problems_error(problems, "fix your config file (council config path)")
-    values, where = _settings(data, path, (*RUN_SETTINGS, *NAMED_SETTINGS, "api_key_env"))
+    keys = (*RUN_SETTINGS, *NAMED_SETTINGS, *HISTORY_SWITCHES, "api_key_env")
+    values, where = _settings(data, path, keys)
     if "default_endpoint" in data and "endpoint" not in values:
         values["endpoint"] = data["default_endpoint"]
         where["endpoint"] = _at(path, data, "default_endpoint")

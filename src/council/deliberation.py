@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass, field
 
 from council.calls import CallReporter, run_call, run_finished, run_started
 from council.convergence import ends_council, parse_verdict, position_label
@@ -31,7 +32,21 @@ from council.events import (
 from council.oracle import new_run_id
 from council.results import Answer, CallRecord, DeliberationResult, Failure, RoundResult
 
-__all__ = ["DeliberationRun"]
+__all__ = ["DeliberationRun", "ResumeState"]
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """What an unfinished earlier run of the same council already had.
+
+    `answers[round][persona]` and `verdicts[round]` come from its kept, answered
+    calls. Because a round's prompts depend only on the previous round's answers,
+    reusing them yields the same council; only what is missing is asked.
+    """
+
+    run_id: str
+    answers: dict[int, dict[str, Answer]] = field(default_factory=dict)
+    verdicts: dict[int, Answer] = field(default_factory=dict)
 
 
 class _Round:
@@ -72,9 +87,16 @@ class DeliberationRun:
     `result` is usable at any time, including after the run was cancelled.
     """
 
-    def __init__(self, plan: DeliberationPlan, bus: EventBus, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        plan: DeliberationPlan,
+        bus: EventBus,
+        run_id: str | None = None,
+        resume: ResumeState | None = None,
+    ) -> None:
         self.plan = plan
         self.bus = bus
+        self.resume = resume
         self.run_id = run_id or new_run_id()
         self.result = DeliberationResult(run_id=self.run_id, plan=plan)
         self._rounds: dict[int, _Round] = {}
@@ -216,9 +238,14 @@ class DeliberationRun:
             )
             for persona in plan.personas
         ]
+        reused = self.resume.answers.get(current.number, {}) if self.resume else {}
         async with asyncio.TaskGroup() as group:
             for reporter in current.reporters:
-                group.create_task(run_call(client, reporter))
+                earlier_answer = reused.get(reporter.call.persona)
+                if earlier_answer is not None and self.resume is not None:
+                    reporter.reuse(earlier_answer, self.resume.run_id)
+                else:
+                    group.create_task(run_call(client, reporter))
         current.answers_in.set()
         self.bus.emit(
             RoundFinished(
@@ -240,8 +267,12 @@ class DeliberationRun:
             plan.verdict_call(current.number, current.answered(), current.failed()),
             speculative=speculative,
         )
+        earlier_verdict = self.resume.verdicts.get(current.number) if self.resume else None
         try:
-            await run_call(client, current.arbiter)
+            if earlier_verdict is not None and self.resume is not None:
+                current.arbiter.reuse(earlier_verdict, self.resume.run_id)
+            else:
+                await run_call(client, current.arbiter)
         finally:
             current.verdict_in.set()
 
@@ -286,7 +317,9 @@ class DeliberationRun:
                 is_kept = number in kept and not (
                     isinstance(outcome, Failure) and outcome.error_kind == "cancelled"
                 )
-                if isinstance(outcome, Answer):
+                if reporter.reused_from is not None:
+                    status = "reused"
+                elif isinstance(outcome, Answer):
                     status = "answered" if is_kept else "discarded"
                 elif isinstance(outcome, Failure) and outcome.error_kind != "cancelled":
                     status = "failed"

@@ -76,9 +76,14 @@ class DeliberationPlan:
     speculative: bool = False
     max_wasted_tokens: int | None = None
     max_concurrency: int = 1
+    # The exact question as first sent, context included: a resumed council reuses it
+    # rather than re-reading files that may have changed since.
+    question_text: str | None = None
 
     @property
     def question(self) -> str:
+        if self.question_text is not None:
+            return self.question_text
         return user_message(self.query, self.attachments)
 
     def persona_call(
@@ -178,6 +183,7 @@ def build_deliberation_plan(
     threshold: float = DEFAULT_THRESHOLD,
     speculative: bool = False,
     max_wasted_tokens: int | None = None,
+    question_text: str | None = None,
 ) -> DeliberationPlan:
     # With speculation a round's personas and the previous round's arbiter run at once.
     calls_at_once = len(personas) + 1
@@ -193,4 +199,5 @@ def build_deliberation_plan(
         speculative=speculative,
         max_wasted_tokens=max_wasted_tokens,
         max_concurrency=max(1, cap),
+        question_text=question_text,
     )

@@ -106,6 +106,7 @@ class CallFinished(CallEvent):
     latency: float
     ttft: float | None
     retries: int
+    reused_from: str | None = None  # a resumed run: the answer came from this earlier run
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 
@@ -28,9 +29,13 @@ from council.render.json_out import JsonlWriter, deliberation_document, dumps, o
 from council.render.live import LiveView, RoundsLiveView
 from council.render.markdown import deliberation_markdown, oracle_markdown
 from council.render.rich_report import deliberation_renderable, oracle_renderable
-from council.results import DeliberationResult, Failure, OracleResult
+from council.results import Answer, DeliberationResult, Failure, OracleResult
 
-__all__ = ["run_deliberation", "run_oracle"]
+if TYPE_CHECKING:
+    from council.deliberation import ResumeState
+    from council.history import Recorder
+
+__all__ = ["RecordOptions", "run_deliberation", "run_oracle"]
 
 
 def _stderr_console() -> Console:
@@ -77,6 +82,49 @@ class _Views:
         return False
 
 
+@dataclass(frozen=True)
+class RecordOptions:
+    """How a run is recorded in the history (None instead of this: not at all)."""
+
+    store_text: bool = True
+    preset: str | None = None
+    resumed_from: str | None = None
+
+
+def _start_recording(
+    options: RecordOptions | None, command: str, plan: dict[str, Any], bus: EventBus, err: Console
+) -> Recorder | None:
+    """A recorder subscribed to the run's events; None (with a warning) if history is unusable."""
+    if options is None:
+        return None
+    from council.history import HistoryDB, Recorder
+
+    try:
+        history = HistoryDB.open()
+    except CouncilError as error:
+        err.print(f"council: warning: {error.one_line()}; this run is not recorded")
+        return None
+    recorder = Recorder(
+        history,
+        command=command,
+        plan=plan,
+        store_text=options.store_text,
+        preset=options.preset,
+        resumed_from=options.resumed_from,
+    )
+    bus.subscribe(recorder.handle)
+    return recorder
+
+
+def _stop_recording(recorder: Recorder | None, err: Console) -> None:
+    if recorder is None:
+        return
+    recorder.close()
+    recorder.history.close()
+    if recorder.problem:
+        err.print(f"council: warning: {recorder.problem}")
+
+
 def run_oracle(
     plan: OraclePlan,
     mode: OutputMode,
@@ -84,6 +132,7 @@ def run_oracle(
     quiet: bool = False,
     stdout: TextIO | None = None,
     show_live: bool | None = None,
+    record: RecordOptions | None = None,
 ) -> int:
     """Run the plan, print the result for `mode`, and return the exit code.
 
@@ -96,10 +145,21 @@ def run_oracle(
     run = OracleRun(plan, bus)
     names = [p.name for p in plan.personas]
     views = _Views(mode, out, err, quiet=quiet, show_live=show_live)
-    if views.drive(bus, run.execute, lambda console: LiveView(console, names)):
-        run.result.interrupted = True
-    result = run.result
-    _print_result(result, mode, quiet, out)
+    recorder = _start_recording(record, "oracle", plan.to_dict(), bus, err)
+    try:
+        if views.drive(bus, run.execute, lambda console: LiveView(console, names)):
+            run.result.interrupted = True
+        result = run.result
+        shown = bool(result.answers) or result.interrupted
+        markdown = oracle_markdown(result, quiet=quiet) if shown else ""
+        document = oracle_document(result)
+        _print_result(result, mode, quiet, out, markdown, document)
+        if recorder is not None:
+            synthesis = result.synthesis
+            answer = synthesis.text if isinstance(synthesis, Answer) else None
+            recorder.finish(answer=answer, document=document, markdown=markdown)
+    finally:
+        _stop_recording(recorder, err)
     _report(result, err)
     return result.exit_code
 
@@ -111,6 +171,8 @@ def run_deliberation(
     quiet: bool = False,
     stdout: TextIO | None = None,
     show_live: bool | None = None,
+    record: RecordOptions | None = None,
+    resume: ResumeState | None = None,
 ) -> int:
     """Run a deliberation, print its answer for `mode`, and return the exit code.
 
@@ -119,27 +181,52 @@ def run_deliberation(
     out = stdout or sys.stdout
     err = _stderr_console()
     bus = EventBus()
-    run = DeliberationRun(plan, bus)
+    run = DeliberationRun(plan, bus, resume=resume)
     views = _Views(mode, out, err, quiet=quiet, show_live=show_live)
-    if views.drive(bus, run.execute, lambda console: RoundsLiveView(console, plan.rounds)):
-        run.result.interrupted = True
-        run.result.stop_reason = "interrupted"
-    result = run.result
-    answered = any(r.answers for r in result.rounds)
-    if mode is OutputMode.JSON:
-        out.write(dumps(deliberation_document(result)) + "\n")
-    elif mode is OutputMode.RICH and (answered or result.interrupted):
-        Console(file=out).print(deliberation_renderable(result, quiet=quiet))
-    elif mode is OutputMode.MARKDOWN and (answered or result.interrupted):
-        out.write(deliberation_markdown(result, quiet=quiet))
-    out.flush()
+    recorder = _start_recording(record, "deliberate", plan.to_dict(), bus, err)
+    try:
+        if views.drive(bus, run.execute, lambda console: RoundsLiveView(console, plan.rounds)):
+            run.result.interrupted = True
+            run.result.stop_reason = "interrupted"
+        result = run.result
+        shown = any(r.answers for r in result.rounds) or result.interrupted
+        markdown = deliberation_markdown(result, quiet=quiet) if shown else ""
+        document = deliberation_document(result)
+        if mode is OutputMode.JSON:
+            out.write(dumps(document) + "\n")
+        elif mode is OutputMode.RICH and shown:
+            Console(file=out).print(deliberation_renderable(result, quiet=quiet))
+        elif mode is OutputMode.MARKDOWN:
+            out.write(markdown)
+        out.flush()
+        if recorder is not None:
+            recorder.finish(
+                answer=result.answer,
+                document=document,
+                markdown=markdown,
+                metrics={
+                    "rounds": len(result.rounds),
+                    "converged": int(result.stop_reason == "converged"),
+                    "saved": result.sequential_estimate - result.wall if plan.speculative else 0.0,
+                    "wasted_tokens": result.wasted_tokens,
+                },
+            )
+    finally:
+        _stop_recording(recorder, err)
     _report_deliberation(result, err)
     return result.exit_code
 
 
-def _print_result(result: OracleResult, mode: OutputMode, quiet: bool, out: TextIO) -> None:
+def _print_result(
+    result: OracleResult,
+    mode: OutputMode,
+    quiet: bool,
+    out: TextIO,
+    markdown: str,
+    document: dict[str, Any],
+) -> None:
     if mode is OutputMode.JSON:
-        out.write(dumps(oracle_document(result)) + "\n")
+        out.write(dumps(document) + "\n")
     elif mode is OutputMode.JSONL:
         return  # the events already went out as they happened
     elif not result.answers and not result.interrupted:
@@ -147,7 +234,7 @@ def _print_result(result: OracleResult, mode: OutputMode, quiet: bool, out: Text
     elif mode is OutputMode.RICH:
         Console(file=out).print(oracle_renderable(result, quiet=quiet))
     else:
-        out.write(oracle_markdown(result, quiet=quiet))
+        out.write(markdown)
     out.flush()
 
 

@@ -165,6 +165,8 @@ def _key_variable(
         return flags.values["api_key_env"], flags.source("api_key_env")
     if profile is not None:
         return profile.api_key_env, sources["base_url"]
+    if "api_key_env" in chooser.values and not chooser.shared:  # e.g. a resumed run's own
+        return chooser.values["api_key_env"], chooser.source("api_key_env")
     if chooser.shared:
         # A shared file may point at this machine only, and its URL gets no key.
         return None, f"none sent: the URL comes from a shared file ({chooser.name})"

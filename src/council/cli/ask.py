@@ -18,6 +18,8 @@ from council.cli.options import (
     JsonOption,
     MaxConcurrencyOption,
     ModelOption,
+    NoHistoryOption,
+    NoStoreTextOption,
     PersonasOption,
     PresetOption,
     QueryArgument,
@@ -30,6 +32,7 @@ from council.errors import UsageError
 
 if TYPE_CHECKING:
     from council.cli.options import AskRequest
+    from council.resume import ResumedCouncil
 
 __all__ = ["deliberate_command", "oracle_command"]
 
@@ -69,6 +72,8 @@ def oracle_command(
     jsonl_output: JsonlOption = False,
     quiet: QuietOption = False,
     dry_run: DryRunOption = False,
+    no_history: NoHistoryOption = False,
+    no_store_text: NoStoreTextOption = False,
 ) -> None:
     """Ask every persona the same question at once and print their answers together.
 
@@ -114,7 +119,8 @@ def oracle_command(
         return
     from council.runner import run_oracle
 
-    code = run_oracle(plan, request.mode, quiet=quiet)
+    record = request.record_options(no_history=no_history, no_store_text=no_store_text)
+    code = run_oracle(plan, request.mode, quiet=quiet, record=record)
     if code:
         raise typer.Exit(code)
 
@@ -177,6 +183,17 @@ def deliberate_command(
     jsonl_output: JsonlOption = False,
     quiet: QuietOption = False,
     dry_run: DryRunOption = False,
+    no_history: NoHistoryOption = False,
+    no_store_text: NoStoreTextOption = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted council from the history (its id from "
+            "'council history'), asking only what it had not answered yet.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run rounds of personas revising against each other until an arbiter says they agree.
 
@@ -192,6 +209,23 @@ def deliberate_command(
     """
     from council.deliberation_plan import build_deliberation_plan
 
+    resumed = None
+    if resume is not None:
+        resumed = _load_resumed(
+            resume,
+            query=query,
+            preset=preset,
+            personas=personas,
+            arbiter=arbiter,
+            rounds=rounds,
+            threshold=threshold,
+            context=context,
+        )
+        max_wasted_tokens = (
+            max_wasted_tokens
+            if max_wasted_tokens is not None
+            else resumed.settings.get("max_wasted_tokens")
+        )
     request = resolve_ask(
         {
             "personas": personas,
@@ -213,6 +247,7 @@ def deliberate_command(
         json_output=json_output,
         jsonl_output=jsonl_output,
         dry_run=dry_run,
+        resumed=resumed,
     )
     settings = request.settings
     is_speculative = bool(settings.get("speculative"))
@@ -230,6 +265,7 @@ def deliberate_command(
         threshold=float(settings.get("threshold")),
         speculative=is_speculative,
         max_wasted_tokens=max_wasted_tokens,
+        question_text=resumed.question if resumed else None,
     )
     if dry_run:
         from council.render.markdown import deliberation_plan_markdown
@@ -238,6 +274,36 @@ def deliberate_command(
         return
     from council.runner import run_deliberation
 
-    code = run_deliberation(plan, request.mode, quiet=quiet)
+    record = request.record_options(no_history=no_history, no_store_text=no_store_text)
+    if record is not None and resumed is not None:
+        from dataclasses import replace
+
+        record = replace(record, resumed_from=resumed.run_id)
+    code = run_deliberation(
+        plan,
+        request.mode,
+        quiet=quiet,
+        record=record,
+        resume=resumed.state if resumed else None,
+    )
     if code:
         raise typer.Exit(code)
+
+
+def _load_resumed(run_id: str, **council_flags: Any) -> ResumedCouncil:
+    """The recorded council to continue; flags that would change it are refused."""
+    from council.history import HistoryDB
+    from council.resume import load_resume
+
+    given = [name for name, value in council_flags.items() if value is not None]
+    if given:
+        flags = ", ".join(f"--{name}" if name != "query" else "a question" for name in given)
+        raise UsageError(
+            f"--resume continues the recorded council; it takes no {flags}",
+            "drop them, or start a new council instead",
+        )
+    history = HistoryDB.open()
+    try:
+        return load_resume(history, run_id)
+    finally:
+        history.close()

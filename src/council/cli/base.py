@@ -18,7 +18,15 @@ import typer
 from council import __version__
 from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CouncilError, UsageError
 
-__all__ = ["app", "config_app", "endpoints_app", "handles_errors", "personas_app", "presets_app"]
+__all__ = [
+    "app",
+    "config_app",
+    "endpoints_app",
+    "handles_errors",
+    "history_app",
+    "personas_app",
+    "presets_app",
+]
 
 app = typer.Typer(
     name="council",
@@ -44,7 +52,11 @@ endpoints_app = typer.Typer(
 app.add_typer(personas_app, name="personas")
 app.add_typer(presets_app, name="presets")
 app.add_typer(config_app, name="config")
+history_app = typer.Typer(
+    help="Recent runs (bare 'council history' lists them), and tidying the history."
+)
 app.add_typer(endpoints_app, name="endpoints")
+app.add_typer(history_app, name="history")
 
 _debug = False
 F = TypeVar("F", bound=Callable[..., Any])

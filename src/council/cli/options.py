@@ -17,9 +17,12 @@ from council.cli.base import split_names
 from council.errors import UsageError
 
 if TYPE_CHECKING:
+    from council.configfiles import UserConfig
     from council.inputs import Attachment
     from council.personas import Persona, PersonaCatalog
     from council.render import OutputMode
+    from council.resume import ResumedCouncil
+    from council.runner import RecordOptions
     from council.settings import ResolvedSettings
 
 __all__ = ["AskRequest", "resolve_ask"]
@@ -137,6 +140,22 @@ DryRunOption = Annotated[
     ),
 ]
 
+NoHistoryOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-history",
+        help="Do not record this run. [env: COUNCIL_HISTORY=off; config: history: false]",
+    ),
+]
+NoStoreTextOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-store-text",
+        help="Record metrics only: not the question, context or answers. "
+        "[config: store_text: false]",
+    ),
+]
+
 # Flags that map to a setting: parameter name -> (setting, flag as typed).
 SETTING_FLAGS = {
     "personas": ("personas", "--personas"),
@@ -165,6 +184,18 @@ class AskRequest:
     arbiter: Persona
     settings: ResolvedSettings
     mode: OutputMode
+    user: UserConfig
+    preset: str | None = None
+
+    def record_options(self, *, no_history: bool, no_store_text: bool) -> RecordOptions | None:
+        """How to record the run: None when the flag, COUNCIL_HISTORY or the config says not."""
+        from council.history import history_disabled_by_env
+        from council.runner import RecordOptions
+
+        if no_history or history_disabled_by_env() or self.user.values.get("history") is False:
+            return None
+        store_text = not no_store_text and self.user.values.get("store_text") is not False
+        return RecordOptions(store_text=store_text, preset=self.preset)
 
 
 def _personas_from(
@@ -201,24 +232,27 @@ def resolve_ask(
     json_output: bool,
     jsonl_output: bool,
     dry_run: bool,
+    resumed: ResumedCouncil | None = None,
 ) -> AskRequest:
     """Read the question and context, load config and preset, and resolve every setting.
 
     `values` are the command's setting flags by parameter name (None: not given).
+    With `resumed`, the council (question, personas, arbiter, rounds...) is the
+    recorded one, and the endpoint it used ranks just below the flags.
     """
     from council.configfiles import load_project_config, load_user_config
     from council.inputs import read_context_files, read_query
     from council.personas import PersonaCatalog
     from council.presets import PresetCatalog
     from council.render import choose_mode
-    from council.settings import layers_for, resolve_settings
+    from council.settings import Layer, layers_for, resolve_settings
 
     if json_output and jsonl_output:
         raise UsageError("--json and --jsonl are exclusive", "pick one")
     if values.get("endpoint") is not None and values.get("base_url") is not None:
         raise UsageError("--endpoint and --base-url are exclusive", "give one of them")
-    question = read_query(query)
-    attachments = read_context_files(list(context or []))
+    question = resumed.question if resumed else read_query(query)
+    attachments = [] if resumed else read_context_files(list(context or []))
     user = load_user_config()
     project = load_project_config(user)
     catalog = PersonaCatalog.discover()
@@ -236,13 +270,23 @@ def resolve_ask(
     layers = layers_for(
         flags=flags, flag_names=flag_names, preset=chosen_preset, project=project, user=user
     )
+    if resumed is not None:
+        recorded = {
+            k: v for k, v in {**resumed.endpoint, **resumed.settings}.items() if v is not None
+        }
+        layers.insert(1, Layer(f"run {resumed.run_id}", recorded, {}))
     settings = resolve_settings(layers, user, require_key=not dry_run)
-    personas = _personas_from(settings, chosen_preset, catalog)
-    arbiter_value = settings.get("arbiter")
-    if settings.sources["arbiter"].startswith("preset") and chosen_preset.arbiter is not None:
-        arbiter = chosen_preset.arbiter
+    if resumed is not None:
+        personas = [_with_defaults(p, settings) for p in resumed.personas]
+        arbiter = resumed.arbiter
     else:
-        arbiter = catalog.get(arbiter_value)
+        personas = _personas_from(settings, chosen_preset, catalog)
+        arbiter_value = settings.get("arbiter")
+        from_preset = settings.sources["arbiter"].startswith("preset")
+        if from_preset and chosen_preset is not None and chosen_preset.arbiter is not None:
+            arbiter = chosen_preset.arbiter
+        else:
+            arbiter = catalog.get(arbiter_value)
     mode = choose_mode(
         json_output=json_output, jsonl_output=jsonl_output, stdout_is_tty=sys.stdout.isatty()
     )
@@ -254,4 +298,6 @@ def resolve_ask(
         arbiter=_with_defaults(arbiter, settings),
         settings=settings,
         mode=mode,
+        user=user,
+        preset=resumed.preset if resumed else preset,
     )

@@ -1,0 +1,296 @@
+"""Commands on the local history: `council history`, `council show`, `council stats`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from council.cli.base import app, handles_errors, history_app
+
+if TYPE_CHECKING:
+    from council.history import HistoryDB
+    from council.stats import StatsReport
+
+__all__ = ["history_list", "history_prune", "history_rm", "show_command", "stats_command"]
+
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="Only runs this recent: 90m, 12h, 7d, 2w.", show_default=False),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _open() -> HistoryDB:
+    from council.history import HistoryDB
+
+    return HistoryDB.open()
+
+
+def _since(text: str | None) -> float | None:
+    from council.history import parse_age
+
+    return None if text is None else time.time() - parse_age(text, "--since")
+
+
+def _when(started_at: float) -> str:
+    return datetime.fromtimestamp(started_at).strftime("%Y-%m-%d %H:%M")
+
+
+def _short(text: str | None, width: int) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+@history_app.callback(invoke_without_command=True)
+@handles_errors
+def history_list(
+    context: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Most runs to list.", min=1)] = 20,
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="Only runs of this preset.", show_default=False)
+    ] = None,
+    since: SinceOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Recent runs, newest first, one line each (subcommands: rm, export, prune).
+
+    \b
+    Examples:
+      council history
+      council history --since 7d --preset review
+      council show "$(council history --json -n 1 | jq -r '.[0].id')"
+    """
+    if context.invoked_subcommand is not None:
+        return
+    history = _open()
+    try:
+        runs = history.runs(limit=limit, preset=preset, since=_since(since))
+    finally:
+        history.close()
+    rows = [
+        {
+            "id": run["id"],
+            "started_at": run["started_at"],
+            "command": run["command"],
+            "status": run["status"],
+            "exit_code": run["exit_code"],
+            "wall": run["wall"],
+            "preset": run["preset"],
+            "query": run["query"],
+        }
+        for run in runs
+    ]
+    if json_output:
+        from council.render.json_out import dumps
+
+        typer.echo(dumps(rows))
+        return
+    if not rows:
+        typer.echo("no runs recorded yet" + (" that match" if preset or since else ""))
+        return
+    for row in rows:
+        wall = f"{row['wall']:.1f}s" if row["wall"] is not None else "–"
+        preset_text = f" [{row['preset']}]" if row["preset"] else ""
+        query = _short(row["query"], 60) if row["query"] is not None else "(text not stored)"
+        typer.echo(
+            f"{row['id']}  {_when(row['started_at'])}  {row['command']:<10} "
+            f"{row['status']:<11} {wall:>7}{preset_text}  {query}"
+        )
+
+
+@history_app.command(name="rm")
+@handles_errors
+def history_rm(
+    run_id: Annotated[str, typer.Argument(help="The run's id (or a unique start of it).")],
+) -> None:
+    """Delete one run and its calls from the history.
+
+    \b
+    Example:
+      council history rm 6742a1b2c3d4e5
+    """
+    history = _open()
+    try:
+        run = history.find_run(run_id)
+        history.delete(run["id"])
+    finally:
+        history.close()
+    typer.echo(f"deleted {run['id']}")
+
+
+@history_app.command(name="export")
+@handles_errors
+def history_export(
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="One JSON object per run, with its calls.")
+    ] = True,
+) -> None:
+    """Write the whole history to stdout as JSON lines, oldest run first.
+
+    \b
+    Example:
+      council history export --jsonl > council-history.jsonl
+    """
+    import json
+
+    history = _open()
+    try:
+        for run in history.export():
+            sys.stdout.write(json.dumps(run, ensure_ascii=False) + "\n")
+    finally:
+        history.close()
+
+
+@history_app.command(name="prune")
+@handles_errors
+def history_prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Delete runs older than this: 30d, 12h, 2w.")
+    ],
+) -> None:
+    """Delete runs older than an age, with their calls.
+
+    \b
+    Example:
+      council history prune --older-than 30d
+    """
+    from council.history import parse_age
+
+    cutoff = time.time() - parse_age(older_than, "--older-than")
+    history = _open()
+    try:
+        removed = history.prune(cutoff)
+        history.db.execute("VACUUM")  # give the space back, and drop deleted text for good
+    finally:
+        history.close()
+    typer.echo(f"deleted {removed} run{'s' if removed != 1 else ''} older than {older_than}")
+
+
+@app.command(name="show")
+@handles_errors
+def show_command(
+    run_id: Annotated[str, typer.Argument(help="The run's id (or a unique start of it).")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="The run's --json document, as it was printed.")
+    ] = False,
+) -> None:
+    """Show a past run again from the history, with no network.
+
+    Piped, the output is exactly what the run printed when piped; `--json` is its
+    `--json` document.
+
+    \b
+    Examples:
+      council show 6742a1b2c3d4e5
+      council show 6742a1b2 --json | jq .answers
+    """
+    import json
+
+    history = _open()
+    try:
+        run = history.find_run(run_id)
+        calls = history.calls(run["id"])
+    finally:
+        history.close()
+    if not run["store_text"] or run["document"] is None:
+        _show_metrics(run, calls, json_output)
+        return
+    if json_output:
+        from council.render.json_out import dumps
+
+        typer.echo(dumps(json.loads(run["document"])))
+    elif sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(run["markdown"] or ""))
+    else:
+        sys.stdout.write(run["markdown"] or "")
+
+
+def _show_metrics(run: Any, calls: list[Any], json_output: bool) -> None:
+    """A run recorded without its texts (or before it finished): what is known."""
+    if json_output:
+        from council.render.json_out import dumps
+
+        typer.echo(dumps({"run": dict(run), "calls": [dict(c) for c in calls]}))
+        return
+    reason = "texts were not stored" if not run["store_text"] else f"status {run['status']}"
+    typer.echo(f"run {run['id']} ({run['command']}, {reason}); its calls:")
+    for call in calls:
+        latency = f"{call['latency']:.2f}s" if call["latency"] is not None else "–"
+        typer.echo(
+            f"  round {call['round']}  {call['persona']:<16} {call['status']:<9} {latency:>7}"
+            f"  tokens {call['tokens_out'] if call['tokens_out'] is not None else '?'}"
+        )
+
+
+@app.command(name="stats")
+@handles_errors
+def stats_command(
+    since: SinceOption = None,
+    by: Annotated[
+        str,
+        typer.Option("--by", help="Group calls by persona, model or endpoint."),
+    ] = "persona",
+    json_output: JsonFlag = False,
+) -> None:
+    """Where the time goes: latency, first token, errors and tokens per persona, model or endpoint.
+
+    \b
+    Examples:
+      council stats --since 7d
+      council stats --by endpoint --json
+    """
+    from council.errors import UsageError
+    from council.stats import GROUPINGS, build_stats
+
+    if by not in GROUPINGS:
+        raise UsageError(f"--by {by!r} is not one of {', '.join(GROUPINGS)}", "e.g. --by model")
+    history = _open()
+    try:
+        report = build_stats(history, by=by, since=_since(since))
+    finally:
+        history.close()
+    if json_output:
+        from council.render.json_out import dumps
+
+        typer.echo(dumps(report.to_dict()))
+        return
+    typer.echo(_stats_text(report))
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}s"
+
+
+def _stats_text(report: StatsReport) -> str:
+    if not report.groups:
+        return "no calls recorded yet" + ("" if report.runs else "; run a council first")
+    header = (
+        f"{report.by:<16} {'calls':>5} {'errors':>7} {'retries':>7} {'p50':>7} {'p95':>7} "
+        f"{'ttft p50':>8} {'ttft p95':>8} {'tokens in':>10} {'out':>8}"
+    )
+    lines = [f"{report.runs} runs; slowest first (p95 latency)", header]
+    for g in report.groups:
+        unknown = f" ({g.tokens_unknown} ?)" if g.tokens_unknown else ""
+        lines.append(
+            f"{g.name[:16]:<16} {g.calls:>5} {g.error_rate * 100:>6.1f}% {g.retries:>7} "
+            f"{_seconds(g.p50_latency):>7} {_seconds(g.p95_latency):>7} "
+            f"{_seconds(g.p50_ttft):>8} {_seconds(g.p95_ttft):>8} "
+            f"{g.tokens_in:>10,} {g.tokens_out:>8,}{unknown}"
+        )
+    d = report.deliberations
+    if d.runs:
+        lines.append(
+            f"deliberations: {d.runs}, {d.rounds / d.runs:.1f} rounds on average, "
+            f"{d.convergence_rate * 100:.0f}% converged; speculation saved {d.saved:.1f}s "
+            f"and wasted {d.wasted_tokens:,} tokens"
+        )
+    for suggestion in report.suggestions:
+        lines.append(f"suggestion: {suggestion}")
+    return "\n".join(lines)

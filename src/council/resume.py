@@ -1,0 +1,115 @@
+"""Continuing an unfinished deliberation from the history, asking only what is missing.
+
+The recorded plan holds the exact first-round messages (the question as sent,
+context included, and every persona's system prompt) and the arbiter's prompt, so
+the resumed council is the one that started, even if persona files changed since.
+Kept, answered calls become a `ResumeState`; the engine reuses them and asks the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from council.deliberation import ResumeState
+from council.errors import UsageError
+from council.history import HistoryDB
+from council.personas import Persona
+from council.results import Answer
+
+__all__ = ["ResumedCouncil", "load_resume"]
+
+RESUMABLE = ("interrupted", "crashed", "running", "partial", "failed")
+
+
+@dataclass(frozen=True)
+class ResumedCouncil:
+    """What `deliberate --resume` needs to rebuild the plan, and the answers to reuse."""
+
+    run_id: str
+    query: str
+    question: str
+    personas: list[Persona]
+    arbiter: Persona
+    settings: dict[str, Any]  # rounds, threshold, speculative, max_wasted_tokens
+    endpoint: dict[str, Any]  # base_url, model, api_key_env as the run used them
+    preset: str | None
+    state: ResumeState
+
+
+def _persona(call: dict[str, Any], default_model: str) -> Persona:
+    messages = call.get("messages") or []
+    system = next((m["content"] for m in messages if m.get("role") == "system"), "")
+    model = call.get("model")
+    return Persona(
+        name=call["persona"],
+        description="resumed from the history",
+        system=system,
+        model=model if model and model != default_model else None,
+        temperature=call.get("temperature"),
+        max_tokens=call.get("max_tokens"),
+    )
+
+
+def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
+    """The council of an unfinished `deliberate` run and its answers; UsageError if it can't be."""
+    run = history.find_run(run_id)
+    rid = run["id"]
+    if run["command"] != "deliberate":
+        raise UsageError(f"run {rid} is a {run['command']} run", "only deliberations resume")
+    if run["status"] not in RESUMABLE:
+        raise UsageError(
+            f"run {rid} finished ({run['status']}); there is nothing to resume",
+            f"see it with 'council show {rid}'",
+        )
+    if not run["store_text"]:
+        raise UsageError(
+            f"run {rid} was recorded without its texts (--no-store-text)",
+            "it cannot be resumed; start the council again",
+        )
+    plan = json.loads(run["plan"])
+    model = plan.get("model") or ""
+    calls = plan.get("calls") or []
+    first_round = [c for c in calls if c.get("role") == "persona" and c.get("round") == 1]
+    verdict = next((c for c in calls if c.get("role") == "arbiter"), None)
+    if not first_round or verdict is None:
+        raise UsageError(f"run {rid} has no recorded plan to resume from", "start it again")
+    question = next(m["content"] for m in first_round[0]["messages"] if m["role"] == "user")
+    state = ResumeState(run_id=rid)
+    for row in history.calls(rid):
+        if row["status"] != "answered" or not row["kept"] or row["text"] is None:
+            continue
+        answer = Answer(
+            row["persona"],
+            row["text"],
+            row["latency"] or 0.0,
+            row["ttft"],
+            row["tokens_in"],
+            row["tokens_out"],
+            row["retries"] or 0,
+            role=row["role"],
+        )
+        if row["role"] == "arbiter":
+            state.verdicts[row["round"]] = answer
+        else:
+            state.answers.setdefault(row["round"], {})[row["persona"]] = answer
+    endpoint = plan.get("endpoint") or {}
+    return ResumedCouncil(
+        run_id=rid,
+        query=run["query"] or plan.get("query") or "",
+        question=question,
+        personas=[_persona(c, model) for c in first_round],
+        arbiter=_persona(verdict, model),
+        settings={
+            key: plan.get(key)
+            for key in ("rounds", "threshold", "speculative", "max_wasted_tokens")
+        },
+        endpoint={
+            "base_url": endpoint.get("base_url"),
+            "model": model,
+            "api_key_env": endpoint.get("api_key_env"),
+        },
+        preset=run["preset"],
+        state=state,
+    )
