@@ -104,19 +104,7 @@ class CallReporter:
         return self.tokens_streamed
 
     def finished(self, completion: Completion) -> Answer:
-        self.ended_at = time.monotonic()
-        self.bus.emit(
-            CallFinished(
-                **self._ids(),
-                text=completion.text,
-                tokens_in=completion.tokens_in,
-                tokens_out=completion.tokens_out,
-                latency=completion.latency,
-                ttft=completion.ttft,
-                retries=completion.retries,
-            )
-        )
-        self.outcome = Answer(
+        answer = Answer(
             self.call.persona,
             completion.text,
             completion.latency,
@@ -126,13 +114,17 @@ class CallReporter:
             completion.retries,
             role=self.call.role,
         )
-        return self.outcome
+        return self._answered(answer)
 
     def reuse(self, answer: Answer, from_run: str) -> Answer:
         """Take an answer an earlier run of the same council already had, without a call."""
-        self.started_at = self.ended_at = time.monotonic()
+        self.started_at = time.monotonic()
         self.reused_from = from_run
         self.bus.emit(CallStarted(**self._ids(), model=self.call.model))
+        return self._answered(answer)
+
+    def _answered(self, answer: Answer) -> Answer:
+        self.ended_at = time.monotonic()
         self.bus.emit(
             CallFinished(
                 **self._ids(),
@@ -142,7 +134,7 @@ class CallReporter:
                 latency=answer.latency,
                 ttft=answer.ttft,
                 retries=answer.retries,
-                reused_from=from_run,
+                reused_from=self.reused_from,
             )
         )
         self.outcome = answer

@@ -27,6 +27,7 @@ from council.cli.options import (
     RetriesOption,
     TimeoutOption,
     resolve_ask,
+    setting_flags,
 )
 from council.errors import UsageError
 
@@ -87,17 +88,7 @@ def oracle_command(
     from council.plan import build_oracle_plan
 
     request = resolve_ask(
-        {
-            "personas": personas,
-            "arbiter": arbiter,
-            "endpoint": endpoint,
-            "base_url": base_url,
-            "model": model,
-            "api_key_env": api_key_env,
-            "timeout": timeout,
-            "retries": retries,
-            "max_concurrency": max_concurrency,
-        },
+        setting_flags(locals()),
         query=query,
         context=context,
         preset=preset,
@@ -227,20 +218,7 @@ def deliberate_command(
             else resumed.settings.get("max_wasted_tokens")
         )
     request = resolve_ask(
-        {
-            "personas": personas,
-            "arbiter": arbiter,
-            "endpoint": endpoint,
-            "base_url": base_url,
-            "model": model,
-            "api_key_env": api_key_env,
-            "timeout": timeout,
-            "retries": retries,
-            "max_concurrency": max_concurrency,
-            "rounds": rounds,
-            "speculative": speculative,
-            "threshold": threshold,
-        },
+        setting_flags(locals()),
         query=query,
         context=context,
         preset=preset,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from council.runner import RecordOptions
     from council.settings import ResolvedSettings
 
-__all__ = ["AskRequest", "resolve_ask"]
+__all__ = ["AskRequest", "resolve_ask", "setting_flags"]
 
 QueryArgument = Annotated[
     str | None,
@@ -171,6 +171,15 @@ SETTING_FLAGS = {
     "speculative": ("speculative", "--speculative"),
     "threshold": ("threshold", "--threshold"),
 }
+
+
+def setting_flags(values: dict[str, Any]) -> dict[str, Any]:
+    """A command's setting flags, picked from its `locals()` by parameter name.
+
+    One list (SETTING_FLAGS) says which flags are settings, so every command that
+    asks models resolves them the same way.
+    """
+    return {name: values[name] for name in SETTING_FLAGS if name in values}
 
 
 @dataclass
