@@ -184,7 +184,10 @@ def test_endpoints_list_shows_profiles_and_whether_keys_are_set(
     assert "team" in listed and "$TEAM_KEY NOT SET" in listed and "(default)" in listed
     monkeypatch.setenv("TEAM_KEY", TEST_KEY)
     rows = json.loads(invoke("endpoints", "list", "--json").stdout)
-    assert [r["name"] for r in rows] == ["team", "other"] and rows[0]["api_key_set"] is True
+    assert [r["name"] for r in rows] == ["team", "other", "local"] and rows[0][
+        "api_key_set"
+    ] is True
+    assert rows[2]["builtin"] is True
     assert TEST_KEY not in json.dumps(rows)
 
 

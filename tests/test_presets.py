@@ -190,6 +190,8 @@ def test_flags_beat_the_preset_which_beats_env(
 def test_each_layer_wins_over_the_ones_below(
     project: Path, monkeypatch: pytest.MonkeyPatch, layers: set[str], expected: str
 ) -> None:
+    # A key, so that "nothing configured" does not fall back to the embedded model.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-layers-0123456789abcdef")
     if "user" in layers:
         user_config("model: user-model\n")
     if "project" in layers:

@@ -95,9 +95,14 @@ class EndpointSettings:
     max_concurrency: int | None = None
     headers: dict[str, str] = field(default_factory=dict)  # extra headers from a profile
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+    # A GGUF file council serves itself (the `local` endpoint); base_url is a
+    # placeholder until that server runs.
+    local_model_path: str | None = None
 
     @property
     def host(self) -> str:
+        if self.local_model_path is not None:
+            return "local"  # one name across runs, whatever port the server had
         parts = urlsplit(self.base_url)
         return parts.netloc or self.base_url
 
@@ -118,6 +123,7 @@ class EndpointSettings:
         return {
             "host": self.host,
             "base_url": self.base_url,
+            "local_model_path": self.local_model_path,
             "api_key_env": self.api_key_env or None,
             "api_key_set": self.api_key is not None,
             "headers": sorted(self.headers),
@@ -195,6 +201,7 @@ def build_endpoint(
     sources: dict[str, str],
     headers: dict[str, str] | None = None,
     require_key: bool = True,
+    local_model_path: str | None = None,
 ) -> EndpointSettings:
     """Check resolved endpoint values and read the key from `$api_key_env`.
 
@@ -242,4 +249,5 @@ def build_endpoint(
         max_concurrency=max_concurrency,
         headers=dict(headers or {}),
         sources=sources,
+        local_model_path=local_model_path,
     )

@@ -49,12 +49,22 @@ __all__ = [
     "find_project_config",
     "load_project_config",
     "load_user_config",
+    "local_profile",
     "user_config_path",
 ]
 
 CONFIG_FILE_NAME = "config.yaml"
+LOCAL_MAX_TOKENS = 300  # the local profile's default answer length: a 135M model rambles
 MAX_CONFIG_BYTES = 1024 * 1024
-PROFILE_KEYS = ("name", "base_url", "api_key_env", "model", "max_concurrency", "headers")
+PROFILE_KEYS = (
+    "name",
+    "base_url",
+    "api_key_env",
+    "model",
+    "max_concurrency",
+    "headers",
+    "model_path",  # a GGUF file: council runs it on the embedded local server
+)
 NAMED_SETTINGS = ("personas", "arbiter")  # names only in config files; presets may inline
 HISTORY_SWITCHES = ("history", "store_text")  # record runs; keep their texts
 USER_KEYS = (
@@ -79,6 +89,12 @@ class EndpointProfile:
     max_concurrency: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     where: str = ""  # "path:line" of its definition
+    model_path: str | None = None  # run this GGUF file on the embedded local server
+    max_tokens: int | None = None  # a default answer length (the built-in local profile's)
+
+    @property
+    def is_local(self) -> bool:
+        return self.model_path is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -157,7 +173,12 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
     name = item.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         bad("name", "a profile name: lowercase letters, digits, - or _")
-    if not is_http_url(item.get("base_url")):
+    model_path = item.get("model_path")
+    if model_path is not None and not (isinstance(model_path, str) and model_path.strip()):
+        bad("model_path", "the path of a .gguf model file")
+    if model_path is not None and "base_url" in item:
+        bad("base_url", "no base_url with model_path: council runs the model itself")
+    elif model_path is None and not is_http_url(item.get("base_url")):
         bad("base_url", "an http(s) URL, e.g. https://openrouter.ai/api/v1")
     if "api_key_env" in item and not is_env_name(item["api_key_env"]):
         bad("api_key_env", f"the NAME of an environment variable ({ENV_NAME_PATTERN})")
@@ -175,6 +196,14 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
         bad("headers", "a mapping of header names to text values")
     if len(problems) > before:
         return None
+    if model_path is not None:
+        return local_profile(
+            name=name,
+            model_path=str(Path(model_path).expanduser()),
+            where=f"{path}:{item.start.line}",
+            model=item.get("model"),
+            max_concurrency=concurrency,
+        )
     return EndpointProfile(
         name=name,
         base_url=str(item["base_url"]).rstrip("/"),
@@ -183,6 +212,33 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
         max_concurrency=concurrency,
         headers=dict(headers),
         where=f"{path}:{item.start.line}",
+    )
+
+
+def local_profile(
+    *,
+    name: str = "local",
+    model_path: str,
+    where: str = "built in",
+    model: str | None = None,
+    max_concurrency: int | None = None,
+) -> EndpointProfile:
+    """A profile served by the embedded local server: no key, one call at a time by default.
+
+    Small local servers answer one request at a time, and a 135M model rambles:
+    the defaults keep a run short and its timeline honest.
+    """
+    from council.local import LOCAL_MODEL_ALIAS, LOCAL_PLACEHOLDER_URL
+
+    return EndpointProfile(
+        name=name,
+        base_url=LOCAL_PLACEHOLDER_URL,
+        api_key_env=None,
+        model=model or LOCAL_MODEL_ALIAS,
+        max_concurrency=max_concurrency or 1,
+        where=where,
+        model_path=model_path,
+        max_tokens=LOCAL_MAX_TOKENS,
     )
 
 

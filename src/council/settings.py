@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from council.config import (
@@ -27,13 +27,15 @@ from council.config import (
     build_endpoint,
 )
 from council.configfiles import EndpointProfile, ProjectConfig, UserConfig
-from council.errors import UsageError
+from council.errors import ConfigError, UsageError
 from council.presets import Preset
 
 __all__ = [
     "DEFAULTS",
+    "NOTHING_CONFIGURED",
     "Layer",
     "ResolvedSettings",
+    "builtin_profile",
     "display_value",
     "layers_for",
     "resolve_settings",
@@ -153,6 +155,48 @@ def _unknown_profile(name: str, user: UserConfig, source: str) -> UsageError:
     )
 
 
+NOTHING_CONFIGURED = "no endpoint is configured and $OPENAI_API_KEY is not set"
+
+
+def _nothing_configured(flags: Layer, user: UserConfig) -> bool:
+    """No flag, preset, env or config file says where calls go or which key to use,
+    and the default key variable is empty."""
+    if "api_key_env" in flags.values or "api_key_env" in user.values:
+        return False
+    return not os.environ.get(DEFAULT_API_KEY_ENV)
+
+
+def builtin_profile(name: str) -> EndpointProfile | None:
+    """`local`, the embedded model, unless the user defined a profile of that name."""
+    from council.configfiles import local_profile
+    from council.local import LOCAL_ENDPOINT, bundled_model_path
+
+    if name != LOCAL_ENDPOINT:
+        return None
+    bundled = bundled_model_path()
+    return local_profile(model_path=str(bundled) if bundled else "")
+
+
+def _fallback_to_local(require_key: bool) -> Layer:
+    """With nothing configured: the embedded model if installed, else say how to configure."""
+    from council.local import (
+        INSTALL_HINT,
+        LOCAL_ENDPOINT,
+        bundled_model_path,
+        local_extra_installed,
+    )
+
+    if local_extra_installed() and bundled_model_path() is not None:
+        return Layer("default", {"endpoint": LOCAL_ENDPOINT}, {"endpoint": NOTHING_CONFIGURED})
+    if require_key:
+        raise ConfigError(
+            NOTHING_CONFIGURED,
+            "export OPENAI_API_KEY=<your key>, or pass --base-url URL or --endpoint NAME "
+            f"(see 'council endpoints list'), or {INSTALL_HINT} for a small model that runs here",
+        )
+    return Layer("default", DEFAULTS)
+
+
 def _key_variable(
     flags: Layer,
     chooser: Layer,
@@ -183,6 +227,9 @@ def resolve_settings(
     sources: dict[str, str] = {}
     profile: EndpointProfile | None = None
     chooser = next(layer for layer in layers if {"endpoint", "base_url"} & set(layer.values))
+    if chooser.name == "default" and _nothing_configured(layers[0], user):
+        chooser = _fallback_to_local(require_key)
+        layers = [*layers[:-1], chooser, layers[-1]]
     if "endpoint" in chooser.values and "base_url" in chooser.values:
         raise UsageError(
             f"both an endpoint and a base URL are given ({chooser.source('endpoint')})",
@@ -190,21 +237,27 @@ def resolve_settings(
         )
     if "endpoint" in chooser.values:
         name = chooser.values["endpoint"]
-        profile = user.profiles.get(name)
+        profile = user.profiles.get(name) or builtin_profile(name)
         if profile is None:
             raise _unknown_profile(name, user, chooser.source("endpoint"))
+        flagged_path = layers[0].values.get("model_path")
+        if flagged_path and not profile.is_local:
+            raise UsageError(
+                f"--model-path needs a local endpoint; {name!r} calls {profile.base_url}",
+                "drop --endpoint (or use a profile with model_path)",
+            )
+        if flagged_path:
+            profile = replace(profile, model_path=flagged_path)
         values["endpoint"], sources["endpoint"] = name, chooser.source("endpoint")
         values["base_url"] = profile.base_url
         sources["base_url"] = f"endpoint {name} ({profile.where})"
         # The profile's defaults rank just below the layer that chose it.
-        defaults = {
-            key: value
-            for key, value in (
-                ("model", profile.model),
-                ("max_concurrency", profile.max_concurrency),
-            )
-            if value is not None
+        offered = {
+            "model": profile.model,
+            "max_concurrency": profile.max_concurrency,
+            "max_tokens": profile.max_tokens,
         }
+        defaults = {key: value for key, value in offered.items() if value is not None}
         index = layers.index(chooser) + 1
         profile_layer = Layer(f"endpoint {name}", defaults, {k: profile.where for k in defaults})
         layers = [*layers[:index], profile_layer, *layers[index:]]
@@ -225,6 +278,7 @@ def resolve_settings(
         retries=values.get("retries"),
         max_concurrency=values.get("max_concurrency"),
         headers=profile.headers if profile else None,
+        local_model_path=profile.model_path if profile else None,
         sources={k: sources[k] for k in ("base_url", "model", "api_key_env") if k in sources}
         | {k: sources.get(k, "default") for k in ("timeout", "retries", "max_concurrency")},
         require_key=require_key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,6 +19,7 @@ from council.cli.options import (
     JsonOption,
     MaxConcurrencyOption,
     ModelOption,
+    ModelPathOption,
     NoHistoryOption,
     NoStoreTextOption,
     PersonasOption,
@@ -64,6 +66,7 @@ def oracle_command(
     context: ContextOption = None,
     endpoint: EndpointOption = None,
     base_url: BaseUrlOption = None,
+    model_path: ModelPathOption = None,
     model: ModelOption = None,
     api_key_env: ApiKeyEnvOption = None,
     timeout: TimeoutOption = None,
@@ -108,10 +111,13 @@ def oracle_command(
 
         _print_dry_run(plan.to_dict(), plan_markdown(plan), request, json_output)
         return
+    from council.local import serving
     from council.runner import run_oracle
 
     record = request.record_options(no_history=no_history, no_store_text=no_store_text)
-    code = run_oracle(plan, request.mode, quiet=quiet, record=record)
+    with serving(plan.endpoint) as endpoint:
+        plan = replace(plan, endpoint=endpoint)
+        code = run_oracle(plan, request.mode, quiet=quiet, record=record)
     if code:
         raise typer.Exit(code)
 
@@ -165,6 +171,7 @@ def deliberate_command(
     context: ContextOption = None,
     endpoint: EndpointOption = None,
     base_url: BaseUrlOption = None,
+    model_path: ModelPathOption = None,
     model: ModelOption = None,
     api_key_env: ApiKeyEnvOption = None,
     timeout: TimeoutOption = None,
@@ -250,20 +257,21 @@ def deliberate_command(
 
         _print_dry_run(plan.to_dict(), deliberation_plan_markdown(plan), request, json_output)
         return
+    from council.local import serving
     from council.runner import run_deliberation
 
     record = request.record_options(no_history=no_history, no_store_text=no_store_text)
     if record is not None and resumed is not None:
-        from dataclasses import replace
-
         record = replace(record, resumed_from=resumed.run_id)
-    code = run_deliberation(
-        plan,
-        request.mode,
-        quiet=quiet,
-        record=record,
-        resume=resumed.state if resumed else None,
-    )
+    with serving(plan.endpoint) as endpoint:
+        plan = replace(plan, endpoint=endpoint)
+        code = run_deliberation(
+            plan,
+            request.mode,
+            quiet=quiet,
+            record=record,
+            resume=resumed.state if resumed else None,
+        )
     if code:
         raise typer.Exit(code)
 

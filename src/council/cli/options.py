@@ -140,6 +140,14 @@ DryRunOption = Annotated[
     ),
 ]
 
+ModelPathOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model-path",
+        help="Run this .gguf model on the embedded local server (needs council[local]).",
+        show_default=False,
+    ),
+]
 NoHistoryOption = Annotated[
     bool,
     typer.Option(
@@ -170,6 +178,7 @@ SETTING_FLAGS = {
     "rounds": ("rounds", "--rounds"),
     "speculative": ("speculative", "--speculative"),
     "threshold": ("threshold", "--threshold"),
+    "model_path": ("model_path", "--model-path"),
 }
 
 
@@ -254,12 +263,20 @@ def resolve_ask(
     from council.personas import PersonaCatalog
     from council.presets import PresetCatalog
     from council.render import choose_mode
-    from council.settings import Layer, layers_for, resolve_settings
+    from council.settings import NOTHING_CONFIGURED, Layer, layers_for, resolve_settings
 
     if json_output and jsonl_output:
         raise UsageError("--json and --jsonl are exclusive", "pick one")
     if values.get("endpoint") is not None and values.get("base_url") is not None:
         raise UsageError("--endpoint and --base-url are exclusive", "give one of them")
+    if values.get("model_path") is not None:
+        if values.get("base_url") is not None:
+            raise UsageError(
+                "--model-path runs a model here; it does not go with --base-url",
+                "drop one of them",
+            )
+        endpoint = values.get("endpoint") or "local"
+        values = {**values, "model_path": str(values["model_path"]), "endpoint": endpoint}
     question = resumed.question if resumed else read_query(query)
     attachments = [] if resumed else read_context_files(list(context or []))
     user = load_user_config()
@@ -285,6 +302,11 @@ def resolve_ask(
         }
         layers.insert(1, Layer(f"run {resumed.run_id}", recorded, {}))
     settings = resolve_settings(layers, user, require_key=not dry_run)
+    if NOTHING_CONFIGURED in settings.sources.get("endpoint", ""):
+        sys.stderr.write(
+            f"council: {NOTHING_CONFIGURED}; using the embedded local model "
+            "(SmolLM2-135M, small and rough). 'council endpoints list' shows how to set one.\n"
+        )
     if resumed is not None:
         personas = [_with_defaults(p, settings) for p in resumed.personas]
         arbiter = resumed.arbiter

@@ -129,10 +129,11 @@ def endpoints_list(json_output: JsonFlag = False) -> None:
         env = profile.api_key_env
         row["api_key_set"] = bool(env and os.environ.get(env))
         rows.append(row)
+    local = _builtin_local_row(user)
     if json_output:
         from council.render.json_out import dumps
 
-        typer.echo(dumps(rows))
+        typer.echo(dumps([*rows, *([local] if local else [])]))
         return
     if not rows:
         from council.configfiles import user_config_path
@@ -141,7 +142,6 @@ def endpoints_list(json_output: JsonFlag = False) -> None:
             f"no endpoint profiles yet; add them under endpoints: in {user_config_path()} "
             "(see the README, 'Configuration')"
         )
-        return
     default = user.values.get("endpoint")
     for row in rows:
         env = row["api_key_env"]
@@ -149,6 +149,24 @@ def endpoints_list(json_output: JsonFlag = False) -> None:
         mark = "  (default)" if row["name"] == default else ""
         model = f"  model {row['model']}" if row["model"] else ""
         typer.echo(f"{row['name']}  {row['base_url']}  {key}{model}{mark}")
+    if local is not None:
+        typer.echo(f"local  (built in) {local['description']}")
+
+
+def _builtin_local_row(user: UserConfig) -> dict[str, Any] | None:
+    """The built-in `local` endpoint, unless the user defined their own of that name."""
+    from council.local import INSTALL_HINT, bundled_model_path, local_extra_installed
+
+    if "local" in user.profiles:
+        return None
+    ready = local_extra_installed() and bundled_model_path() is not None
+    state = "installed" if ready else f"not installed: {INSTALL_HINT}"
+    return {
+        "name": "local",
+        "builtin": True,
+        "installed": ready,
+        "description": f"the embedded SmolLM2-135M model, run here; {state}",
+    }
 
 
 async def _check(endpoint: EndpointSettings, model: str) -> tuple[list[str], Any, float]:
@@ -203,9 +221,11 @@ def endpoints_check(
 
     from council.config import DEFAULT_MODEL, build_endpoint
     from council.endpoint import CallError
+    from council.local import serving
+    from council.settings import builtin_profile
 
     user = _load_user()
-    profile = user.profiles.get(name)
+    profile = user.profiles.get(name) or builtin_profile(name)
     if profile is None:
         known = ", ".join(sorted(user.profiles)) or "none yet"
         raise UsageError(
@@ -221,10 +241,13 @@ def endpoints_check(
         max_concurrency=1,
         headers=profile.headers,
         sources={"base_url": f"endpoint {name} ({profile.where})"},
+        local_model_path=profile.model_path,
     )
-    typer.echo(f"endpoint {name}: {endpoint.base_url}, key {_key_state(endpoint)}")
+    where = endpoint.local_model_path or endpoint.base_url
+    typer.echo(f"endpoint {name}: {where}, key {_key_state(endpoint)}")
     try:
-        models, completion, took = asyncio.run(_check(endpoint, chosen_model))
+        with serving(endpoint) as running:
+            models, completion, took = asyncio.run(_check(running, chosen_model))
     except CallError as error:
         if error.kind == "auth":
             raise AuthError(

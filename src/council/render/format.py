@@ -12,6 +12,7 @@ __all__ = [
     "count_label",
     "deliberation_footer",
     "deliberation_warnings",
+    "queued_note",
     "round_rows",
     "run_footer",
     "seconds",
@@ -59,7 +60,17 @@ def run_footer(result: OracleResult) -> str:
     if answered > 1 and result.wall > 0:
         parts.append(f"sum of calls {seconds(total)} ({total / result.wall:.1f}× less waiting)")
     parts.append(f"{plan.endpoint.model} @ {plan.endpoint.host}")
-    return " · ".join(parts)
+    queued = queued_note(plan.max_concurrency, len(plan.calls))
+    return " · ".join([*parts, queued] if queued else parts)
+
+
+def queued_note(max_concurrency: int, calls_at_once: int) -> str:
+    """Say so when calls had to wait for a slot (a local server takes one at a time)."""
+    if max_concurrency >= calls_at_once:
+        return ""
+    if max_concurrency == 1:
+        return "max concurrency 1: calls were queued and ran one at a time"
+    return f"max concurrency {max_concurrency}: some calls were queued"
 
 
 def answer_status(result: DeliberationResult) -> str:
@@ -160,7 +171,8 @@ def deliberation_footer(result: DeliberationResult) -> str:
             wasted += f" (speculative round {numbers} discarded)"
         parts.append(wasted)
     parts.append(f"{plan.endpoint.model} @ {plan.endpoint.host}")
-    return " · ".join(parts)
+    queued = queued_note(plan.max_concurrency, len(plan.personas) + int(plan.speculative))
+    return " · ".join([*parts, queued] if queued else parts)
 
 
 def deliberation_warnings(result: DeliberationResult) -> list[str]:
