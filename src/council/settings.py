@@ -91,7 +91,6 @@ class ResolvedSettings:
     values: dict[str, Any]
     sources: dict[str, str]
     endpoint: EndpointSettings
-    profile: EndpointProfile | None = None
 
     def get(self, key: str) -> Any:
         return self.values.get(key)
@@ -284,4 +283,4 @@ def resolve_settings(
         require_key=require_key,
     )
     values["api_key_env"] = api_key_env
-    return ResolvedSettings(values=values, sources=sources, endpoint=endpoint, profile=profile)
+    return ResolvedSettings(values=values, sources=sources, endpoint=endpoint)

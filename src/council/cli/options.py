@@ -20,12 +20,13 @@ if TYPE_CHECKING:
     from council.configfiles import UserConfig
     from council.inputs import Attachment
     from council.personas import Persona, PersonaCatalog
+    from council.presets import Preset
     from council.render import OutputMode
     from council.resume import ResumedCouncil
     from council.runner import RecordOptions
-    from council.settings import ResolvedSettings
+    from council.settings import Layer, ResolvedSettings
 
-__all__ = ["AskRequest", "resolve_ask", "setting_flags"]
+__all__ = ["AskRequest", "LoadedSettings", "load_settings", "resolve_ask", "setting_flags"]
 
 QueryArgument = Annotated[
     str | None,
@@ -241,6 +242,54 @@ def _with_defaults(persona: Persona, settings: ResolvedSettings) -> Persona:
     )
 
 
+@dataclass
+class LoadedSettings:
+    """The user's config, the persona catalog, the chosen preset, and the resolved settings."""
+
+    user: UserConfig
+    catalog: PersonaCatalog
+    preset: Preset | None
+    settings: ResolvedSettings
+
+
+def load_settings(
+    values: dict[str, Any],
+    preset: str | None,
+    *,
+    require_key: bool,
+    below_flags: Layer | None = None,
+) -> LoadedSettings:
+    """Load config files and the preset, and resolve every setting through its layers.
+
+    `values` are setting flags by parameter name (None: not given); `below_flags` is
+    an extra layer ranked just under them (a resumed run's own settings).
+    """
+    from council.configfiles import load_project_config, load_user_config
+    from council.personas import PersonaCatalog
+    from council.presets import PresetCatalog
+    from council.settings import layers_for, resolve_settings
+
+    user = load_user_config()
+    project = load_project_config(user)
+    catalog = PersonaCatalog.discover()
+    chosen = PresetCatalog.discover().load(preset, personas=catalog, user=user) if preset else None
+    flags: dict[str, Any] = {}
+    flag_names: dict[str, str] = {}
+    for parameter, value in values.items():
+        if value is None:
+            continue
+        setting, flag = SETTING_FLAGS[parameter]
+        flags[setting] = split_names(value, flag) if setting == "personas" else value
+        flag_names[setting] = flag
+    layers = layers_for(
+        flags=flags, flag_names=flag_names, preset=chosen, project=project, user=user
+    )
+    if below_flags is not None:
+        layers.insert(1, below_flags)
+    settings = resolve_settings(layers, user, require_key=require_key)
+    return LoadedSettings(user=user, catalog=catalog, preset=chosen, settings=settings)
+
+
 def resolve_ask(
     values: dict[str, Any],
     *,
@@ -258,12 +307,9 @@ def resolve_ask(
     With `resumed`, the council (question, personas, arbiter, rounds...) is the
     recorded one, and the endpoint it used ranks just below the flags.
     """
-    from council.configfiles import load_project_config, load_user_config
     from council.inputs import read_context_files, read_query
-    from council.personas import PersonaCatalog
-    from council.presets import PresetCatalog
     from council.render import choose_mode
-    from council.settings import NOTHING_CONFIGURED, Layer, layers_for, resolve_settings
+    from council.settings import NOTHING_CONFIGURED, Layer
 
     if json_output and jsonl_output:
         raise UsageError("--json and --jsonl are exclusive", "pick one")
@@ -279,29 +325,19 @@ def resolve_ask(
         values = {**values, "model_path": str(values["model_path"]), "endpoint": endpoint}
     question = resumed.question if resumed else read_query(query)
     attachments = [] if resumed else read_context_files(list(context or []))
-    user = load_user_config()
-    project = load_project_config(user)
-    catalog = PersonaCatalog.discover()
-    chosen_preset = (
-        PresetCatalog.discover().load(preset, personas=catalog, user=user) if preset else None
-    )
-    flags: dict[str, Any] = {}
-    flag_names: dict[str, str] = {}
-    for parameter, value in values.items():
-        if value is None:
-            continue
-        setting, flag = SETTING_FLAGS[parameter]
-        flags[setting] = split_names(value, flag) if setting == "personas" else value
-        flag_names[setting] = flag
-    layers = layers_for(
-        flags=flags, flag_names=flag_names, preset=chosen_preset, project=project, user=user
-    )
+    extra = None
     if resumed is not None:
         recorded = {
             k: v for k, v in {**resumed.endpoint, **resumed.settings}.items() if v is not None
         }
-        layers.insert(1, Layer(f"run {resumed.run_id}", recorded, {}))
-    settings = resolve_settings(layers, user, require_key=not dry_run)
+        extra = Layer(f"run {resumed.run_id}", recorded, {})
+    loaded = load_settings(values, preset, require_key=not dry_run, below_flags=extra)
+    user, catalog, chosen_preset, settings = (
+        loaded.user,
+        loaded.catalog,
+        loaded.preset,
+        loaded.settings,
+    )
     if NOTHING_CONFIGURED in settings.sources.get("endpoint", ""):
         sys.stderr.write(
             f"council: {NOTHING_CONFIGURED}; using the embedded local model "

@@ -59,27 +59,13 @@ def config_show(
       council config show
       council config show --preset review
     """
-    from council.configfiles import find_project_config, load_project_config, load_user_config
-    from council.personas import PersonaCatalog
-    from council.presets import PresetCatalog
-    from council.settings import display_value, layers_for, resolve_settings
+    from council.cli.options import load_settings
+    from council.configfiles import find_project_config
+    from council.settings import display_value
 
-    user = load_user_config()
-    project = load_project_config(user)
-    chosen = (
-        PresetCatalog.discover().load(preset, personas=PersonaCatalog.discover(), user=user)
-        if preset
-        else None
-    )
-    flags = {"endpoint": endpoint} if endpoint else {}
-    layers = layers_for(
-        flags=flags,
-        flag_names={"endpoint": "--endpoint"},
-        preset=chosen,
-        project=project,
-        user=user,
-    )
-    settings = resolve_settings(layers, user, require_key=False)
+    loaded = load_settings({"endpoint": endpoint}, preset, require_key=False)
+    user, settings = loaded.user, loaded.settings
+    project = find_project_config()
     rows: dict[str, dict[str, Any]] = {}
     for key in sorted(settings.sources):
         value = settings.values.get(key)
@@ -90,7 +76,7 @@ def config_show(
         rows[key] = {"value": value, "source": settings.sources[key]}
     files = {
         "user_config": str(user.path) if user.path else None,
-        "project_config": str(find_project_config()) if project else None,
+        "project_config": str(project) if project else None,
     }
     if json_output:
         from council.render.json_out import dumps
