@@ -98,11 +98,11 @@ def script(base_url: str, case: Case, p: float) -> None:
 
 def run_once(base_url: str, speculative: bool) -> tuple[float, int, int]:
     """One deliberation as the CLI runs it; returns (wall s, kept rounds, wasted tokens)."""
-    from council.config import resolve_endpoint
-    from council.deliberation import DeliberationRun
-    from council.deliberation_plan import build_deliberation_plan
-    from council.events import EventBus
-    from council.personas import PersonaCatalog
+    from council.config.endpoint_settings import resolve_endpoint
+    from council.config.personas import PersonaCatalog
+    from council.engine.deliberation import DeliberationRun
+    from council.engine.deliberation_plan import build_deliberation_plan
+    from council.engine.events import EventBus
     from council.render.markdown import deliberation_markdown
 
     started = time.perf_counter()

@@ -29,11 +29,11 @@ TARGET = 1.02
 
 def run_once(base_url: str, names: list[str], record: bool) -> float:
     """One oracle run through council's runner; returns wall seconds."""
-    from council.config import resolve_endpoint
-    from council.personas import PersonaCatalog
-    from council.plan import build_oracle_plan
+    from council.app.run import RecordOptions, run_oracle
+    from council.config.endpoint_settings import resolve_endpoint
+    from council.config.personas import PersonaCatalog
+    from council.engine.plan import build_oracle_plan
     from council.render import OutputMode
-    from council.runner import RecordOptions, run_oracle
 
     started = time.perf_counter()
     endpoint = resolve_endpoint(base_url=base_url, max_concurrency=len(names))

@@ -57,11 +57,11 @@ def run_once(base_url: str, names: list[str]) -> float:
     """One oracle run as the CLI does it (minus argument parsing); returns wall seconds."""
     import asyncio
 
-    from council.config import resolve_endpoint
-    from council.events import EventBus
-    from council.oracle import OracleRun
-    from council.personas import PersonaCatalog
-    from council.plan import build_oracle_plan
+    from council.config.endpoint_settings import resolve_endpoint
+    from council.config.personas import PersonaCatalog
+    from council.engine.events import EventBus
+    from council.engine.oracle import OracleRun
+    from council.engine.plan import build_oracle_plan
     from council.render.markdown import oracle_markdown
 
     started = time.perf_counter()

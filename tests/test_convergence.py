@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from council.convergence import Verdict, ends_council, parse_verdict, position_change
+from council.engine.convergence import Verdict, ends_council, parse_verdict, position_change
 
 GOOD = '{"converged": true, "confidence": 0.9, "synthesis": "Do it.", "dissent": ["critic: risk"]}'
 

@@ -7,9 +7,11 @@ import json
 
 from rich.console import Console
 
-from council.config import resolve_endpoint
-from council.deliberation_plan import build_deliberation_plan
-from council.events import (
+from council.app.run import run_deliberation
+from council.config.endpoint_settings import resolve_endpoint
+from council.config.personas import PersonaCatalog
+from council.engine.deliberation_plan import build_deliberation_plan
+from council.engine.events import (
     ArbiterVerdict,
     CallCancelled,
     CallFinished,
@@ -17,10 +19,8 @@ from council.events import (
     RoundDiscarded,
     TextDelta,
 )
-from council.personas import PersonaCatalog
 from council.render import OutputMode
 from council.render.live import RoundsLiveView
-from council.runner import run_deliberation
 from tests.fake_openai import FakeOpenAI, Reply
 
 

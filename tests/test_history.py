@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from council.events import CallStarted, RunStarted
-from council.history import MIGRATIONS, HistoryDB, Recorder
+from council.engine.events import CallStarted, RunStarted
+from council.store.db import MIGRATIONS, HistoryDB, Recorder
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.helpers import council_process, interrupt_after_event, invoke
 

@@ -35,7 +35,7 @@ from council.errors import UsageError
 
 if TYPE_CHECKING:
     from council.cli.options import AskRequest
-    from council.resume import ResumedCouncil
+    from council.store.resume import ResumedCouncil
 
 __all__ = ["deliberate_command", "oracle_command"]
 
@@ -88,7 +88,7 @@ def oracle_command(
       council oracle --preset review -c design.md "Review this design"
       git diff | council oracle --json -
     """
-    from council.plan import build_oracle_plan
+    from council.engine.plan import build_oracle_plan
 
     request = resolve_ask(
         setting_flags(locals()),
@@ -111,8 +111,8 @@ def oracle_command(
 
         _print_dry_run(plan.to_dict(), plan_markdown(plan), request, json_output)
         return
-    from council.local import serving
-    from council.runner import run_oracle
+    from council.app.run import run_oracle
+    from council.endpoint.local import serving
 
     record = request.record_options(no_history=no_history, no_store_text=no_store_text)
     with serving(plan.endpoint) as endpoint:
@@ -205,7 +205,7 @@ def deliberate_command(
       council deliberate --preset review -c plan.md "Should we ship this on Friday?"
       council deliberate --json --rounds 2 "Monorepo or not?"
     """
-    from council.deliberation_plan import build_deliberation_plan
+    from council.engine.deliberation_plan import build_deliberation_plan
 
     resumed = None
     if resume is not None:
@@ -257,8 +257,8 @@ def deliberate_command(
 
         _print_dry_run(plan.to_dict(), deliberation_plan_markdown(plan), request, json_output)
         return
-    from council.local import serving
-    from council.runner import run_deliberation
+    from council.app.run import run_deliberation
+    from council.endpoint.local import serving
 
     record = request.record_options(no_history=no_history, no_store_text=no_store_text)
     if record is not None and resumed is not None:
@@ -278,8 +278,8 @@ def deliberate_command(
 
 def _load_resumed(run_id: str, **council_flags: Any) -> ResumedCouncil:
     """The recorded council to continue; flags that would change it are refused."""
-    from council.history import HistoryDB
-    from council.resume import load_resume
+    from council.store.db import HistoryDB
+    from council.store.resume import load_resume
 
     given = [name for name, value in council_flags.items() if value is not None]
     if given:

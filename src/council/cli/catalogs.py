@@ -61,7 +61,7 @@ def personas_list(
     Example:
       council personas list
     """
-    from council.personas import PersonaCatalog
+    from council.config.personas import PersonaCatalog
 
     catalog = PersonaCatalog.discover()
     _print_listing(
@@ -85,7 +85,7 @@ def personas_show(
     Example:
       council personas show skeptic
     """
-    from council.personas import PersonaCatalog
+    from council.config.personas import PersonaCatalog
 
     persona = PersonaCatalog.discover().get(name)
     typer.echo(f"name: {persona.name}")
@@ -101,8 +101,8 @@ def personas_show(
 
 
 def _user_and_personas() -> tuple[Any, Any]:
-    from council.configfiles import load_user_config
-    from council.personas import PersonaCatalog
+    from council.config.files import load_user_config
+    from council.config.personas import PersonaCatalog
 
     return load_user_config(), PersonaCatalog.discover()
 
@@ -118,7 +118,7 @@ def presets_list(
     Example:
       council presets list
     """
-    from council.presets import PresetCatalog
+    from council.config.presets import PresetCatalog
 
     catalog = PresetCatalog.discover()
     _print_listing(
@@ -140,7 +140,7 @@ def presets_show(
     Example:
       council presets show review
     """
-    from council.presets import PresetCatalog
+    from council.config.presets import PresetCatalog
 
     user, personas = _user_and_personas()
     preset = PresetCatalog.discover().load(name, personas=personas, user=user)
@@ -155,7 +155,7 @@ def presets_show(
     typer.echo(f"file: {preset.path}")
     for parent in preset.chain[1:]:
         typer.echo(f"extends: {parent}")
-    from council.settings import display_value
+    from council.config.settings import display_value
 
     width = max((len(k) for k in data["values"]), default=0)
     for key, value in data["values"].items():
@@ -185,7 +185,7 @@ def presets_validate(
       council presets validate                      # every preset council can find
       council presets validate .council/presets/*.yaml
     """
-    from council.presets import PresetCatalog
+    from council.config.presets import PresetCatalog
 
     user, personas = _user_and_personas()
     catalog = PresetCatalog.discover()

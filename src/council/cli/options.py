@@ -17,14 +17,14 @@ from council.cli.base import split_names
 from council.errors import UsageError
 
 if TYPE_CHECKING:
-    from council.configfiles import UserConfig
-    from council.inputs import Attachment
-    from council.personas import Persona, PersonaCatalog
-    from council.presets import Preset
+    from council.app.inputs import Attachment
+    from council.app.run import RecordOptions
+    from council.config.files import UserConfig
+    from council.config.personas import Persona, PersonaCatalog
+    from council.config.presets import Preset
+    from council.config.settings import Layer, ResolvedSettings
     from council.render import OutputMode
-    from council.resume import ResumedCouncil
-    from council.runner import RecordOptions
-    from council.settings import Layer, ResolvedSettings
+    from council.store.resume import ResumedCouncil
 
 __all__ = ["AskRequest", "LoadedSettings", "load_settings", "resolve_ask", "setting_flags"]
 
@@ -208,8 +208,8 @@ class AskRequest:
 
     def record_options(self, *, no_history: bool, no_store_text: bool) -> RecordOptions | None:
         """How to record the run: None when the flag, COUNCIL_HISTORY or the config says not."""
-        from council.history import history_disabled_by_env
-        from council.runner import RecordOptions
+        from council.app.run import RecordOptions
+        from council.store.db import history_disabled_by_env
 
         if no_history or history_disabled_by_env() or self.user.values.get("history") is False:
             return None
@@ -264,10 +264,10 @@ def load_settings(
     `values` are setting flags by parameter name (None: not given); `below_flags` is
     an extra layer ranked just under them (a resumed run's own settings).
     """
-    from council.configfiles import load_project_config, load_user_config
-    from council.personas import PersonaCatalog
-    from council.presets import PresetCatalog
-    from council.settings import layers_for, resolve_settings
+    from council.config.files import load_project_config, load_user_config
+    from council.config.personas import PersonaCatalog
+    from council.config.presets import PresetCatalog
+    from council.config.settings import layers_for, resolve_settings
 
     user = load_user_config()
     project = load_project_config(user)
@@ -307,9 +307,9 @@ def resolve_ask(
     With `resumed`, the council (question, personas, arbiter, rounds...) is the
     recorded one, and the endpoint it used ranks just below the flags.
     """
-    from council.inputs import read_context_files, read_query
+    from council.app.inputs import read_context_files, read_query
+    from council.config.settings import NOTHING_CONFIGURED, Layer
     from council.render import choose_mode
-    from council.settings import NOTHING_CONFIGURED, Layer
 
     if json_output and jsonl_output:
         raise UsageError("--json and --jsonl are exclusive", "pick one")

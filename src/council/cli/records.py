@@ -12,8 +12,8 @@ import typer
 from council.cli.base import app, handles_errors, history_app
 
 if TYPE_CHECKING:
-    from council.history import HistoryDB
-    from council.stats import StatsReport
+    from council.store.db import HistoryDB
+    from council.store.stats import StatsReport
 
 __all__ = ["history_list", "history_prune", "history_rm", "show_command", "stats_command"]
 
@@ -25,13 +25,13 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _open() -> HistoryDB:
-    from council.history import HistoryDB
+    from council.store.db import HistoryDB
 
     return HistoryDB.open()
 
 
 def _since(text: str | None) -> float | None:
-    from council.history import parse_age
+    from council.store.db import parse_age
 
     return None if text is None else time.time() - parse_age(text, "--since")
 
@@ -158,7 +158,7 @@ def history_prune(
     Example:
       council history prune --older-than 30d
     """
-    from council.history import parse_age
+    from council.store.db import parse_age
 
     cutoff = time.time() - parse_age(older_than, "--older-than")
     history = _open()
@@ -247,7 +247,7 @@ def stats_command(
       council stats --by endpoint --json
     """
     from council.errors import UsageError
-    from council.stats import GROUPINGS, build_stats
+    from council.store.stats import GROUPINGS, build_stats
 
     if by not in GROUPINGS:
         raise UsageError(f"--by {by!r} is not one of {', '.join(GROUPINGS)}", "e.g. --by model")

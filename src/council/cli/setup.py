@@ -11,8 +11,8 @@ from council.cli.options import EndpointOption, PresetOption
 from council.errors import AuthError, EndpointError, UsageError
 
 if TYPE_CHECKING:
-    from council.config import EndpointSettings
-    from council.configfiles import UserConfig
+    from council.config.endpoint_settings import EndpointSettings
+    from council.config.files import UserConfig
 
 __all__ = ["config_path", "config_show", "endpoints_check", "endpoints_list"]
 
@@ -37,7 +37,7 @@ def config_path() -> None:
     Example:
       ${EDITOR:-vi} "$(council config path)"
     """
-    from council.configfiles import user_config_path
+    from council.config.files import user_config_path
 
     typer.echo(str(user_config_path()))
 
@@ -60,8 +60,8 @@ def config_show(
       council config show --preset review
     """
     from council.cli.options import load_settings
-    from council.configfiles import find_project_config
-    from council.settings import display_value
+    from council.config.files import find_project_config
+    from council.config.settings import display_value
 
     loaded = load_settings({"endpoint": endpoint}, preset, require_key=False)
     user, settings = loaded.user, loaded.settings
@@ -92,7 +92,7 @@ def config_show(
 
 
 def _load_user() -> UserConfig:
-    from council.configfiles import load_user_config
+    from council.config.files import load_user_config
 
     return load_user_config()
 
@@ -122,7 +122,7 @@ def endpoints_list(json_output: JsonFlag = False) -> None:
         typer.echo(dumps([*rows, *([local] if local else [])]))
         return
     if not rows:
-        from council.configfiles import user_config_path
+        from council.config.files import user_config_path
 
         typer.echo(
             f"no endpoint profiles yet; add them under endpoints: in {user_config_path()} "
@@ -141,7 +141,7 @@ def endpoints_list(json_output: JsonFlag = False) -> None:
 
 def _builtin_local_row(user: UserConfig) -> dict[str, Any] | None:
     """The built-in `local` endpoint, unless the user defined their own of that name."""
-    from council.local import INSTALL_HINT, bundled_model_path, local_extra_installed
+    from council.endpoint.local import INSTALL_HINT, bundled_model_path, local_extra_installed
 
     if "local" in user.profiles:
         return None
@@ -158,8 +158,8 @@ def _builtin_local_row(user: UserConfig) -> dict[str, Any] | None:
 async def _check(endpoint: EndpointSettings, model: str) -> tuple[list[str], Any, float]:
     import time
 
-    from council.endpoint import CallError, EndpointClient
-    from council.plan import CallSpec
+    from council.endpoint.client import CallError, EndpointClient
+    from council.engine.plan import CallSpec
 
     class _Quiet:
         def on_start(self) -> None: ...
@@ -205,10 +205,10 @@ def endpoints_check(
     """
     import asyncio
 
-    from council.config import DEFAULT_MODEL, build_endpoint
-    from council.endpoint import CallError
-    from council.local import serving
-    from council.settings import builtin_profile
+    from council.config.endpoint_settings import DEFAULT_MODEL, build_endpoint
+    from council.config.settings import builtin_profile
+    from council.endpoint.client import CallError
+    from council.endpoint.local import serving
 
     user = _load_user()
     profile = user.profiles.get(name) or builtin_profile(name)

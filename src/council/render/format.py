@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from council.results import Answer, DeliberationResult, Failure, OracleResult
+from council.engine.results import Answer, DeliberationResult, Failure, OracleResult
 
 __all__ = [
     "ROUND_COLUMNS",

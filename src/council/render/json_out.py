@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from council.events import Event, event_to_dict
-from council.results import DeliberationResult, OracleResult
+from council.engine.events import Event, event_to_dict
+from council.engine.results import DeliberationResult, OracleResult
 
 __all__ = ["JsonlWriter", "deliberation_document", "dumps", "oracle_document"]
 

@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from council.events import (
+from council.engine.events import (
     ArbiterVerdict,
     CallCancelled,
     CallEvent,

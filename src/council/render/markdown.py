@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from council.config import EndpointSettings
-from council.deliberation_plan import DeliberationPlan
-from council.inputs import Attachment
-from council.plan import CallSpec, OraclePlan, estimate_tokens
+from council.app.inputs import Attachment
+from council.config.endpoint_settings import EndpointSettings
+from council.engine.deliberation_plan import DeliberationPlan
+from council.engine.plan import CallSpec, OraclePlan, estimate_tokens
+from council.engine.results import Answer, DeliberationResult, Failure, OracleResult, RoundResult
 from council.render.format import (
     ROUND_COLUMNS,
     TIMELINE_COLUMNS,
@@ -19,10 +20,9 @@ from council.render.format import (
     seconds,
     timeline_rows,
 )
-from council.results import Answer, DeliberationResult, Failure, OracleResult, RoundResult
 
 if TYPE_CHECKING:
-    from council.settings import ResolvedSettings
+    from council.config.settings import ResolvedSettings
 
 __all__ = [
     "deliberation_markdown",
@@ -191,7 +191,7 @@ def deliberation_markdown(result: DeliberationResult, *, quiet: bool = False) ->
 def sources_markdown(settings: ResolvedSettings) -> str:
     """Where each resolved setting came from: flag, preset, env, config file or default."""
     lines = ["", "## Where each setting came from", ""]
-    from council.settings import display_value
+    from council.config.settings import display_value
 
     for key in sorted(settings.sources):
         shown = display_value(settings.values.get(key))

@@ -8,6 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from council.engine.results import Answer, DeliberationResult, Failure, OracleResult
 from council.render.format import (
     ROUND_COLUMNS,
     TIMELINE_COLUMNS,
@@ -18,7 +19,6 @@ from council.render.format import (
     run_footer,
     timeline_rows,
 )
-from council.results import Answer, DeliberationResult, Failure, OracleResult
 
 __all__ = ["deliberation_renderable", "oracle_renderable"]
 

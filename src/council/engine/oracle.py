@@ -12,11 +12,11 @@ import asyncio
 import time
 import uuid
 
-from council.calls import CallReporter, run_call, run_finished, run_started
-from council.endpoint import EndpointClient
-from council.events import EventBus
-from council.plan import CallSpec, OraclePlan, build_synthesis_call
-from council.results import CallOutcome, OracleResult
+from council.endpoint.client import EndpointClient
+from council.engine.calls import CallReporter, run_call, run_finished, run_started
+from council.engine.events import EventBus
+from council.engine.plan import CallSpec, OraclePlan, build_synthesis_call
+from council.engine.results import CallOutcome, OracleResult
 
 __all__ = ["OracleRun", "new_run_id"]
 

@@ -28,19 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from council.configfiles import NAMED_SETTINGS, UserConfig, user_config_path
-from council.errors import ConfigError, UsageError
-from council.locations import builtin_dir, search_path
-from council.personas import NAME_PATTERN, Persona, PersonaCatalog, persona_from_mapping
-from council.schema import RUN_SETTINGS, check_settings
-from council.trust import is_secret_name, secret_problems, shared_endpoint_problems
-from council.yamlfile import (
+from council.config.checks import RUN_SETTINGS, check_settings
+from council.config.files import NAMED_SETTINGS, UserConfig, user_config_path
+from council.config.paths import builtin_dir, search_path
+from council.config.personas import NAME_PATTERN, Persona, PersonaCatalog, persona_from_mapping
+from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
+from council.config.yamlfile import (
     FileProblem,
     Located,
     load_yaml_file,
     problems_error,
     unknown_key_problem,
 )
+from council.errors import ConfigError, UsageError
 
 __all__ = [
     "MAX_PRESET_BYTES",

@@ -10,10 +10,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from council.convergence import Verdict
-from council.deliberation_plan import DeliberationPlan
+from council.engine.convergence import Verdict
+from council.engine.deliberation_plan import DeliberationPlan
+from council.engine.plan import OraclePlan
 from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
-from council.plan import OraclePlan
 
 __all__ = [
     "Answer",

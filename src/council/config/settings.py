@@ -19,16 +19,16 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from council.config import (
+from council.config.endpoint_settings import (
     DEFAULT_API_KEY_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_MODEL,
     EndpointSettings,
     build_endpoint,
 )
-from council.configfiles import EndpointProfile, ProjectConfig, UserConfig
+from council.config.files import EndpointProfile, ProjectConfig, UserConfig
+from council.config.presets import Preset
 from council.errors import ConfigError, UsageError
-from council.presets import Preset
 
 __all__ = [
     "DEFAULTS",
@@ -167,8 +167,8 @@ def _nothing_configured(flags: Layer, user: UserConfig) -> bool:
 
 def builtin_profile(name: str) -> EndpointProfile | None:
     """`local`, the embedded model, unless the user defined a profile of that name."""
-    from council.configfiles import local_profile
-    from council.local import LOCAL_ENDPOINT, bundled_model_path
+    from council.config.files import local_profile
+    from council.endpoint.local import LOCAL_ENDPOINT, bundled_model_path
 
     if name != LOCAL_ENDPOINT:
         return None
@@ -178,7 +178,7 @@ def builtin_profile(name: str) -> EndpointProfile | None:
 
 def _fallback_to_local(require_key: bool) -> Layer:
     """With nothing configured: the embedded model if installed, else say how to configure."""
-    from council.local import (
+    from council.endpoint.local import (
         INSTALL_HINT,
         LOCAL_ENDPOINT,
         bundled_model_path,

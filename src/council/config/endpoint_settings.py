@@ -1,6 +1,6 @@
 """Endpoint settings, checked, with where each value came from.
 
-`council.settings` resolves every setting through its layers (flag > preset >
+`council.config.settings` resolves every setting through its layers (flag > preset >
 env > project config > user config > default) and calls `build_endpoint` here;
 `resolve_endpoint` is the short path (flags, env, defaults) for scripts.
 """
@@ -164,7 +164,7 @@ def resolve_endpoint(
 ) -> EndpointSettings:
     """Endpoint settings from flags (the arguments), the environment and defaults only.
 
-    For scripts and benchmarks; the CLI resolves through `council.settings`, which
+    For scripts and benchmarks; the CLI resolves through `council.config.settings`, which
     adds presets and config files.
     """
     sources: dict[str, str] = {}

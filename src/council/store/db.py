@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from council.config import user_data_dir
-from council.errors import ConfigError, UsageError
-from council.events import (
+from council.config.endpoint_settings import user_data_dir
+from council.engine.events import (
     CallCancelled,
     CallFailed,
     CallFinished,
@@ -41,6 +40,7 @@ from council.events import (
     RunFinished,
     RunStarted,
 )
+from council.errors import ConfigError, UsageError
 
 __all__ = [
     "MIGRATIONS",

@@ -26,15 +26,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from council.errors import ConfigError, UsageError
-from council.locations import builtin_dir, search_path
-from council.yamlfile import (
+from council.config.paths import builtin_dir, search_path
+from council.config.yamlfile import (
     FileProblem,
     Located,
     load_yaml_file,
     problems_error,
     unknown_key_problem,
 )
+from council.errors import ConfigError, UsageError
 
 __all__ = [
     "MAX_PERSONA_FILE_BYTES",

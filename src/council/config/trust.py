@@ -19,8 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from council.config import is_loopback_url
-from council.yamlfile import FileProblem, Located
+from council.config.endpoint_settings import is_loopback_url
+from council.config.yamlfile import FileProblem, Located
 
 __all__ = ["is_secret_name", "secret_problems", "shared_endpoint_problems"]
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from council.errors import ConfigError, EndpointError
 
 if TYPE_CHECKING:
-    from council.config import EndpointSettings
+    from council.config.endpoint_settings import EndpointSettings
 
 __all__ = [
     "LOCAL_ENDPOINT",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from council.yamlfile import FileProblem, Located
+from council.config.yamlfile import FileProblem, Located
 
 __all__ = [
     "ENV_NAME_PATTERN",

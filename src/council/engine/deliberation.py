@@ -19,18 +19,18 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from council.calls import CallReporter, run_call, run_finished, run_started
-from council.convergence import ends_council, parse_verdict, position_label
-from council.deliberation_plan import DeliberationPlan
-from council.endpoint import EndpointClient
-from council.events import (
+from council.endpoint.client import EndpointClient
+from council.engine.calls import CallReporter, run_call, run_finished, run_started
+from council.engine.convergence import ends_council, parse_verdict, position_label
+from council.engine.deliberation_plan import DeliberationPlan
+from council.engine.events import (
     ArbiterVerdict,
     EventBus,
     RoundDiscarded,
     RoundFinished,
 )
-from council.oracle import new_run_id
-from council.results import Answer, CallRecord, DeliberationResult, Failure, RoundResult
+from council.engine.oracle import new_run_id
+from council.engine.results import Answer, CallRecord, DeliberationResult, Failure, RoundResult
 
 __all__ = ["DeliberationRun", "ResumeState"]
 

@@ -14,7 +14,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from council.history import HistoryDB
+from council.store.db import HistoryDB
 
 __all__ = ["GROUPINGS", "GroupStats", "StatsReport", "build_stats"]
 

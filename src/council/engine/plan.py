@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from council.config import EndpointSettings
-from council.inputs import Attachment
-from council.personas import Persona
+from council.app.inputs import Attachment
+from council.config.endpoint_settings import EndpointSettings
+from council.config.personas import Persona
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY_CAP",

@@ -29,8 +29,8 @@ import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
-from council.config import EndpointSettings
-from council.plan import CallSpec
+from council.config.endpoint_settings import EndpointSettings
+from council.engine.plan import CallSpec
 
 if TYPE_CHECKING:
     from types import TracebackType

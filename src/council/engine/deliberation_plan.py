@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from council.config import EndpointSettings
-from council.inputs import Attachment
-from council.personas import Persona
-from council.plan import (
+from council.app.inputs import Attachment
+from council.config.endpoint_settings import EndpointSettings
+from council.config.personas import Persona
+from council.engine.plan import (
     DEFAULT_MAX_CONCURRENCY_CAP,
     CallSpec,
     estimate_tokens,

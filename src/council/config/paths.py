@@ -13,7 +13,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from council.config import user_config_dir
+from council.config.endpoint_settings import user_config_dir
 
 __all__ = ["builtin_dir", "project_paths", "search_path"]
 
@@ -37,8 +37,8 @@ def builtin_dir(kind: str) -> Path:
     packaged = Path(str(resources.files("council"))) / "_builtin" / kind
     if packaged.is_dir():
         return packaged
-    # An editable install or a source checkout: src/council/ -> repository root.
-    return Path(__file__).resolve().parents[2] / kind
+    # An editable install or a source checkout: src/council/config/ -> repository root.
+    return Path(__file__).resolve().parents[3] / kind
 
 
 def search_path(kind: str, cwd: Path | None = None) -> list[tuple[Path, str]]:

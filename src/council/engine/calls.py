@@ -12,9 +12,9 @@ import asyncio
 import time
 from typing import Any
 
-from council.deliberation_plan import DeliberationPlan
-from council.endpoint import CallError, Completion, EndpointClient
-from council.events import (
+from council.endpoint.client import CallError, Completion, EndpointClient
+from council.engine.deliberation_plan import DeliberationPlan
+from council.engine.events import (
     CallCancelled,
     CallFailed,
     CallFinished,
@@ -26,8 +26,8 @@ from council.events import (
     RunStarted,
     TextDelta,
 )
-from council.plan import CallSpec, OraclePlan
-from council.results import Answer, CallOutcome, DeliberationResult, Failure, OracleResult
+from council.engine.plan import CallSpec, OraclePlan
+from council.engine.results import Answer, CallOutcome, DeliberationResult, Failure, OracleResult
 
 __all__ = ["CallReporter", "run_call", "run_finished", "run_started"]
 

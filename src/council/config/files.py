@@ -28,12 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from council.config import user_config_dir
-from council.locations import project_paths
-from council.personas import NAME_PATTERN
-from council.schema import ENV_NAME_PATTERN, RUN_SETTINGS, check_settings, is_env_name, is_http_url
-from council.trust import is_secret_name, secret_problems, shared_endpoint_problems
-from council.yamlfile import (
+from council.config.checks import (
+    ENV_NAME_PATTERN,
+    RUN_SETTINGS,
+    check_settings,
+    is_env_name,
+    is_http_url,
+)
+from council.config.endpoint_settings import user_config_dir
+from council.config.paths import project_paths
+from council.config.personas import NAME_PATTERN
+from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
+from council.config.yamlfile import (
     FileProblem,
     Located,
     load_yaml_file,
@@ -228,7 +234,7 @@ def local_profile(
     Small local servers answer one request at a time, and a 135M model rambles:
     the defaults keep a run short and its timeline honest.
     """
-    from council.local import LOCAL_MODEL_ALIAS, LOCAL_PLACEHOLDER_URL
+    from council.endpoint.local import LOCAL_MODEL_ALIAS, LOCAL_PLACEHOLDER_URL
 
     return EndpointProfile(
         name=name,

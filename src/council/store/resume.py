@@ -12,11 +12,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from council.deliberation import ResumeState
+from council.config.personas import Persona
+from council.engine.deliberation import ResumeState
+from council.engine.results import Answer
 from council.errors import UsageError
-from council.history import HistoryDB
-from council.personas import Persona
-from council.results import Answer
+from council.store.db import HistoryDB
 
 __all__ = ["ResumedCouncil", "load_resume"]
 

@@ -16,24 +16,24 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 
-from council.config import EndpointSettings
-from council.deliberation import DeliberationRun
-from council.deliberation_plan import DeliberationPlan
+from council.config.endpoint_settings import EndpointSettings
+from council.engine.deliberation import DeliberationRun
+from council.engine.deliberation_plan import DeliberationPlan
+from council.engine.events import EventBus
+from council.engine.oracle import OracleRun
+from council.engine.plan import OraclePlan
+from council.engine.results import Answer, DeliberationResult, Failure, OracleResult
 from council.errors import EXIT_INTERRUPTED, AuthError, CouncilError, EndpointError
-from council.events import EventBus
-from council.oracle import OracleRun
-from council.plan import OraclePlan
 from council.render import OutputMode
 from council.render.format import deliberation_warnings
 from council.render.json_out import JsonlWriter, deliberation_document, dumps, oracle_document
 from council.render.live import LiveView, RoundsLiveView
 from council.render.markdown import deliberation_markdown, oracle_markdown
 from council.render.rich_report import deliberation_renderable, oracle_renderable
-from council.results import Answer, DeliberationResult, Failure, OracleResult
 
 if TYPE_CHECKING:
-    from council.deliberation import ResumeState
-    from council.history import Recorder
+    from council.engine.deliberation import ResumeState
+    from council.store.db import Recorder
 
 __all__ = ["RecordOptions", "run_deliberation", "run_oracle"]
 
@@ -97,7 +97,7 @@ def _start_recording(
     """A recorder subscribed to the run's events; None (with a warning) if history is unusable."""
     if options is None:
         return None
-    from council.history import HistoryDB, Recorder
+    from council.store.db import HistoryDB, Recorder
 
     try:
         history = HistoryDB.open()
