@@ -199,7 +199,7 @@ def test_unknown_persona_show():
 def test_user_dir_without_council_home_is_the_platform_config_dir(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from council.config.endpoint_settings import user_config_dir
+    from council.config.paths import user_config_dir
 
     monkeypatch.delenv("COUNCIL_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from council.engine.events import CallStarted, RunStarted
-from council.store.db import MIGRATIONS, HistoryDB, Recorder
+from council.store.db import HistoryDB
+from council.store.migrations import MIGRATIONS
+from council.store.recorder import Recorder
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.helpers import council_process, interrupt_after_event, invoke
 

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
@@ -33,9 +32,11 @@ from council.render.rich_report import deliberation_renderable, oracle_renderabl
 
 if TYPE_CHECKING:
     from council.engine.deliberation import ResumeState
-    from council.store.db import Recorder
+    from council.store.recorder import Recorder
 
-__all__ = ["RecordOptions", "run_deliberation", "run_oracle"]
+from council.store.recorder import RecordOptions
+
+__all__ = ["run_deliberation", "run_oracle"]
 
 
 def _stderr_console() -> Console:
@@ -82,22 +83,14 @@ class _Views:
         return False
 
 
-@dataclass(frozen=True)
-class RecordOptions:
-    """How a run is recorded in the history (None instead of this: not at all)."""
-
-    store_text: bool = True
-    preset: str | None = None
-    resumed_from: str | None = None
-
-
 def _start_recording(
     options: RecordOptions | None, command: str, plan: dict[str, Any], bus: EventBus, err: Console
 ) -> Recorder | None:
     """A recorder subscribed to the run's events; None (with a warning) if history is unusable."""
     if options is None:
         return None
-    from council.store.db import HistoryDB, Recorder
+    from council.store.db import HistoryDB
+    from council.store.recorder import Recorder
 
     try:
         history = HistoryDB.open()

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from council import __version__
-from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CouncilError, UsageError
+from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CouncilError
 
 __all__ = [
     "app",
@@ -113,12 +113,3 @@ def main_options(
 ) -> None:
     global _debug
     _debug = debug or os.environ.get("COUNCIL_DEBUG", "") not in ("", "0")
-
-
-def split_names(value: str, flag: str) -> list[str]:
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    if not names:
-        raise UsageError(
-            f"{flag} is empty", f"give names separated by commas, e.g. {flag} judge,critic"
-        )
-    return names

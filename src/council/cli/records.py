@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from council.cli.base import app, handles_errors, history_app
+from council.errors import UsageError
 
 if TYPE_CHECKING:
-    from council.store.db import HistoryDB
-    from council.store.stats import StatsReport
+    from council.app.history import StatsReport
 
 __all__ = ["history_list", "history_prune", "history_rm", "show_command", "stats_command"]
 
@@ -24,15 +24,23 @@ SinceOption = Annotated[
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _open() -> HistoryDB:
-    from council.store.db import HistoryDB
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-    return HistoryDB.open()
+
+def parse_age(text: str, flag: str) -> float:
+    """Seconds in '90s', '15m', '12h', '7d' or '2w'; UsageError otherwise."""
+    value = text.strip().lower()
+    try:
+        number, unit = float(value[:-1]), _AGE_UNITS[value[-1]]
+    except (ValueError, KeyError, IndexError):
+        raise UsageError(
+            f"{flag} {text!r} is not an age",
+            f"give a number and a unit, e.g. {flag} 7d (s m h d w)",
+        ) from None
+    return number * unit
 
 
 def _since(text: str | None) -> float | None:
-    from council.store.db import parse_age
-
     return None if text is None else time.time() - parse_age(text, "--since")
 
 
@@ -66,11 +74,9 @@ def history_list(
     """
     if context.invoked_subcommand is not None:
         return
-    history = _open()
-    try:
-        runs = history.runs(limit=limit, preset=preset, since=_since(since))
-    finally:
-        history.close()
+    from council.app.history import list_runs
+
+    runs = list_runs(limit=limit, preset=preset, since=_since(since))
     rows = [
         {
             "id": run["id"],
@@ -113,13 +119,9 @@ def history_rm(
     Example:
       council history rm 6742a1b2c3d4e5
     """
-    history = _open()
-    try:
-        run = history.find_run(run_id)
-        history.delete(run["id"])
-    finally:
-        history.close()
-    typer.echo(f"deleted {run['id']}")
+    from council.app.history import delete_run
+
+    typer.echo(f"deleted {delete_run(run_id)}")
 
 
 @history_app.command(name="export")
@@ -137,12 +139,10 @@ def history_export(
     """
     import json
 
-    history = _open()
-    try:
-        for run in history.export():
-            sys.stdout.write(json.dumps(run, ensure_ascii=False) + "\n")
-    finally:
-        history.close()
+    from council.app.history import export_runs
+
+    for run in export_runs():
+        sys.stdout.write(json.dumps(run, ensure_ascii=False) + "\n")
 
 
 @history_app.command(name="prune")
@@ -158,15 +158,9 @@ def history_prune(
     Example:
       council history prune --older-than 30d
     """
-    from council.store.db import parse_age
+    from council.app.history import prune_runs
 
-    cutoff = time.time() - parse_age(older_than, "--older-than")
-    history = _open()
-    try:
-        removed = history.prune(cutoff)
-        history.db.execute("VACUUM")  # give the space back, and drop deleted text for good
-    finally:
-        history.close()
+    removed = prune_runs(time.time() - parse_age(older_than, "--older-than"))
     typer.echo(f"deleted {removed} run{'s' if removed != 1 else ''} older than {older_than}")
 
 
@@ -190,12 +184,9 @@ def show_command(
     """
     import json
 
-    history = _open()
-    try:
-        run = history.find_run(run_id)
-        calls = history.calls(run["id"])
-    finally:
-        history.close()
+    from council.app.history import find_run
+
+    run, calls = find_run(run_id)
     if not run["store_text"] or run["document"] is None:
         _show_metrics(run, calls, json_output)
         return
@@ -246,16 +237,11 @@ def stats_command(
       council stats --since 7d
       council stats --by endpoint --json
     """
-    from council.errors import UsageError
-    from council.store.stats import GROUPINGS, build_stats
+    from council.app.history import GROUPINGS, compute_stats
 
     if by not in GROUPINGS:
         raise UsageError(f"--by {by!r} is not one of {', '.join(GROUPINGS)}", "e.g. --by model")
-    history = _open()
-    try:
-        report = build_stats(history, by=by, since=_since(since))
-    finally:
-        history.close()
+    report = compute_stats(by=by, since=_since(since))
     if json_output:
         from council.render.json_out import dumps
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,8 +24,6 @@ __all__ = [
     "build_endpoint",
     "is_loopback_url",
     "resolve_endpoint",
-    "user_config_dir",
-    "user_data_dir",
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -41,30 +37,6 @@ DEFAULT_FIRST_TOKEN_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 # Placeholder sent to loopback servers that need no key: the SDK insists on one.
 NO_KEY_PLACEHOLDER = "no-key-needed"
-
-
-def user_config_dir() -> Path:
-    """Where per-user files live: $COUNCIL_HOME, else the platform's config dir."""
-    home = os.environ.get("COUNCIL_HOME")
-    if home:
-        return Path(home).expanduser()
-    import typer  # already loaded by the CLI; imported here to keep this module light
-
-    return Path(typer.get_app_dir("council"))
-
-
-def user_data_dir() -> Path:
-    """Where council keeps data (history.db): $COUNCIL_HOME, else the platform's data dir."""
-    home = os.environ.get("COUNCIL_HOME")
-    if home:
-        return Path(home).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "council"
 
 
 def is_loopback_url(url: str) -> bool:

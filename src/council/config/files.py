@@ -35,8 +35,7 @@ from council.config.checks import (
     is_env_name,
     is_http_url,
 )
-from council.config.endpoint_settings import user_config_dir
-from council.config.paths import project_paths
+from council.config.paths import project_paths, user_config_dir
 from council.config.personas import NAME_PATTERN
 from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
 from council.config.yamlfile import (

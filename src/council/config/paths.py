@@ -10,12 +10,35 @@ shipped in the wheel (the repository's top-level `<kind>/` in a source checkout)
 from __future__ import annotations
 
 import os
+import sys
 from importlib import resources
 from pathlib import Path
 
-from council.config.endpoint_settings import user_config_dir
+__all__ = ["builtin_dir", "project_paths", "search_path", "user_config_dir", "user_data_dir"]
 
-__all__ = ["builtin_dir", "project_paths", "search_path"]
+
+def user_config_dir() -> Path:
+    """Where per-user files live: $COUNCIL_HOME, else the platform's config dir."""
+    home = os.environ.get("COUNCIL_HOME")
+    if home:
+        return Path(home).expanduser()
+    import typer  # already loaded by the CLI; imported here to keep this module light
+
+    return Path(typer.get_app_dir("council"))
+
+
+def user_data_dir() -> Path:
+    """Where council keeps data (history.db): $COUNCIL_HOME, else the platform's data dir."""
+    home = os.environ.get("COUNCIL_HOME")
+    if home:
+        return Path(home).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "council"
 
 
 def project_paths(relative: str, cwd: Path | None = None) -> list[Path]:

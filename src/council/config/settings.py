@@ -27,6 +27,7 @@ from council.config.endpoint_settings import (
     build_endpoint,
 )
 from council.config.files import EndpointProfile, ProjectConfig, UserConfig
+from council.config.personas import PersonaCatalog
 from council.config.presets import Preset
 from council.errors import ConfigError, UsageError
 
@@ -34,11 +35,15 @@ __all__ = [
     "DEFAULTS",
     "NOTHING_CONFIGURED",
     "Layer",
+    "LoadedSettings",
     "ResolvedSettings",
     "builtin_profile",
     "display_value",
+    "history_disabled_by_env",
     "layers_for",
+    "load_settings",
     "resolve_settings",
+    "split_names",
 ]
 
 DEFAULTS: dict[str, Any] = {
@@ -284,3 +289,59 @@ def resolve_settings(
     )
     values["api_key_env"] = api_key_env
     return ResolvedSettings(values=values, sources=sources, endpoint=endpoint)
+
+
+def split_names(value: str, flag: str) -> list[str]:
+    """`judge, critic` -> ["judge", "critic"]; UsageError naming `flag` when nothing is left."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise UsageError(
+            f"{flag} is empty", f"give names separated by commas, e.g. {flag} judge,critic"
+        )
+    return names
+
+
+def history_disabled_by_env() -> bool:
+    """COUNCIL_HISTORY=off (or 0, false, no) turns recording off for every run."""
+    return os.environ.get("COUNCIL_HISTORY", "").strip().lower() in ("off", "0", "false", "no")
+
+
+@dataclass
+class LoadedSettings:
+    """The user's config, the persona catalog, the chosen preset, and the resolved settings."""
+
+    user: UserConfig
+    catalog: PersonaCatalog
+    preset: Preset | None
+    settings: ResolvedSettings
+
+
+def load_settings(
+    flags: dict[str, Any],
+    flag_names: dict[str, str],
+    preset: str | None,
+    *,
+    require_key: bool,
+    below_flags: Layer | None = None,
+) -> LoadedSettings:
+    """Load config files and the preset, and resolve every setting through its layers.
+
+    `flags` holds the settings given as flags (by setting name), `flag_names` the flag
+    each was given as; `below_flags` is an extra layer ranked just under them (a
+    resumed run's own settings).
+    """
+    from council.config.files import load_project_config, load_user_config
+    from council.config.personas import PersonaCatalog
+    from council.config.presets import PresetCatalog
+
+    user = load_user_config()
+    project = load_project_config(user)
+    catalog = PersonaCatalog.discover()
+    chosen = PresetCatalog.discover().load(preset, personas=catalog, user=user) if preset else None
+    layers = layers_for(
+        flags=flags, flag_names=flag_names, preset=chosen, project=project, user=user
+    )
+    if below_flags is not None:
+        layers.insert(1, below_flags)
+    settings = resolve_settings(layers, user, require_key=require_key)
+    return LoadedSettings(user=user, catalog=catalog, preset=chosen, settings=settings)

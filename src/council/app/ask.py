@@ -1,0 +1,290 @@
+"""Asking models, from flags to exit code: resolve settings, build the plan, dry-run or run it.
+
+`council oracle` and `council deliberate` share everything but the plan they build
+and the engine that runs it: one `resolve` (question, context, config, preset,
+personas) and one tail (`--dry-run` prints the plan; otherwise start the embedded
+server if needed, run, record, and return the exit code).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from council.app.flags import SETTING_FLAGS, AskFlags
+from council.app.inputs import read_context_files, read_query
+from council.config.files import UserConfig
+from council.config.personas import Persona, PersonaCatalog
+from council.config.settings import (
+    NOTHING_CONFIGURED,
+    Layer,
+    ResolvedSettings,
+    history_disabled_by_env,
+    load_settings,
+    split_names,
+)
+from council.engine.deliberation_plan import build_deliberation_plan
+from council.engine.plan import build_oracle_plan
+from council.errors import UsageError
+from council.render import OutputMode, choose_mode
+from council.render.json_out import dumps
+from council.render.markdown import (
+    deliberation_plan_markdown,
+    plan_markdown,
+    sources_markdown,
+)
+from council.store.recorder import RecordOptions
+
+if TYPE_CHECKING:
+    from council.store.resume import ResumedCouncil
+
+__all__ = ["AskRequest", "ask_deliberation", "ask_oracle", "setting_flags_given"]
+
+
+@dataclass
+class AskRequest:
+    """Everything a model-asking command resolved from its flags, preset and config."""
+
+    question: str
+    attachments: list[Any]
+    catalog: PersonaCatalog
+    personas: list[Persona]
+    arbiter: Persona
+    settings: ResolvedSettings
+    mode: OutputMode
+    user: UserConfig
+    preset: str | None = None
+
+    def record_options(self, *, no_history: bool, no_store_text: bool) -> RecordOptions | None:
+        """How to record the run: None when the flag, COUNCIL_HISTORY or the config says not."""
+        if no_history or history_disabled_by_env() or self.user.values.get("history") is False:
+            return None
+        store_text = not no_store_text and self.user.values.get("store_text") is not False
+        return RecordOptions(store_text=store_text, preset=self.preset)
+
+
+def setting_flags_given(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Setting flags by parameter name -> the given ones by setting name, and their flags."""
+    flags: dict[str, Any] = {}
+    flag_names: dict[str, str] = {}
+    for parameter, value in values.items():
+        if value is None:
+            continue
+        setting, flag = SETTING_FLAGS[parameter]
+        flags[setting] = split_names(value, flag) if setting == "personas" else value
+        flag_names[setting] = flag
+    return flags, flag_names
+
+
+def _personas_from(
+    settings: ResolvedSettings, preset: Any, catalog: PersonaCatalog
+) -> list[Persona]:
+    value = settings.get("personas")
+    if settings.sources["personas"].startswith("preset") and preset.personas is not None:
+        chosen = list(preset.personas)
+    else:
+        names = split_names(value, "--personas") if isinstance(value, str) else list(value)
+        chosen = catalog.resolve(names)
+    return [_with_defaults(p, settings) for p in chosen]
+
+
+def _with_defaults(persona: Persona, settings: ResolvedSettings) -> Persona:
+    """A persona with the run's temperature/max_tokens where it sets none of its own."""
+    temperature = settings.get("temperature")
+    max_tokens = settings.get("max_tokens")
+    return replace(
+        persona,
+        temperature=persona.temperature if persona.temperature is not None else temperature,
+        max_tokens=persona.max_tokens if persona.max_tokens is not None else max_tokens,
+    )
+
+
+def _resolve(
+    flags: AskFlags, values: dict[str, Any], resumed: ResumedCouncil | None = None
+) -> AskRequest:
+    """Read the question and context, load config and preset, and resolve every setting.
+
+    `values` are the command's setting flags by parameter name (None: not given).
+    With `resumed`, the council (question, personas, arbiter, rounds...) is the
+    recorded one, and the endpoint it used ranks just below the flags.
+    """
+    if flags.json_output and flags.jsonl_output:
+        raise UsageError("--json and --jsonl are exclusive", "pick one")
+    if values.get("endpoint") is not None and values.get("base_url") is not None:
+        raise UsageError("--endpoint and --base-url are exclusive", "give one of them")
+    if values.get("model_path") is not None:
+        if values.get("base_url") is not None:
+            raise UsageError(
+                "--model-path runs a model here; it does not go with --base-url",
+                "drop one of them",
+            )
+        endpoint = values.get("endpoint") or "local"
+        values = {**values, "model_path": str(values["model_path"]), "endpoint": endpoint}
+    question = resumed.question if resumed else read_query(flags.query)
+    attachments = [] if resumed else read_context_files(list(flags.context or []))
+    extra = None
+    if resumed is not None:
+        recorded = {
+            k: v for k, v in {**resumed.endpoint, **resumed.settings}.items() if v is not None
+        }
+        extra = Layer(f"run {resumed.run_id}", recorded, {})
+    given, flag_names = setting_flags_given(values)
+    loaded = load_settings(
+        given, flag_names, flags.preset, require_key=not flags.dry_run, below_flags=extra
+    )
+    catalog, chosen_preset, settings = loaded.catalog, loaded.preset, loaded.settings
+    if NOTHING_CONFIGURED in settings.sources.get("endpoint", ""):
+        sys.stderr.write(
+            f"council: {NOTHING_CONFIGURED}; using the embedded local model "
+            "(SmolLM2-135M, small and rough). 'council endpoints list' shows how to set one.\n"
+        )
+    if resumed is not None:
+        personas = [_with_defaults(p, settings) for p in resumed.personas]
+        arbiter = resumed.arbiter
+    else:
+        personas = _personas_from(settings, chosen_preset, catalog)
+        from_preset = settings.sources["arbiter"].startswith("preset")
+        if from_preset and chosen_preset is not None and chosen_preset.arbiter is not None:
+            arbiter = chosen_preset.arbiter
+        else:
+            arbiter = catalog.get(settings.get("arbiter"))
+    mode = choose_mode(
+        json_output=flags.json_output,
+        jsonl_output=flags.jsonl_output,
+        stdout_is_tty=sys.stdout.isatty(),
+    )
+    return AskRequest(
+        question=question,
+        attachments=attachments,
+        catalog=catalog,
+        personas=personas,
+        arbiter=_with_defaults(arbiter, settings),
+        settings=settings,
+        mode=mode,
+        user=loaded.user,
+        preset=resumed.preset if resumed else flags.preset,
+    )
+
+
+def _dry_run_or_run(
+    plan: Any,
+    request: AskRequest,
+    flags: AskFlags,
+    *,
+    dry_run_markdown: Callable[[Any], str],
+    engine: str,
+    record: RecordOptions | None,
+    **run_options: Any,
+) -> int:
+    """`--dry-run` prints the plan and where each setting came from; otherwise run it."""
+    if flags.dry_run:
+        if flags.json_output:
+            plan_dict = plan.to_dict()
+            plan_dict["sources"] = request.settings.sources
+            sys.stdout.write(dumps(plan_dict) + "\n")
+        else:
+            sys.stdout.write(dry_run_markdown(plan) + sources_markdown(request.settings))
+        return 0
+    # Only a real run pays for the engine and openai: a dry run never imports them.
+    from council.app.run import run_deliberation, run_oracle
+    from council.endpoint.local import serving
+
+    run = run_oracle if engine == "oracle" else run_deliberation
+    with serving(plan.endpoint) as endpoint:
+        plan = replace(plan, endpoint=endpoint)
+        return run(plan, request.mode, quiet=flags.quiet, record=record, **run_options)
+
+
+def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
+    """`council oracle`: every persona at once, optionally a synthesis; the exit code."""
+    request = _resolve(flags, flags.setting_values())
+    plan = build_oracle_plan(
+        query=request.question,
+        personas=request.personas,
+        endpoint=request.settings.endpoint,
+        attachments=request.attachments,
+        arbiter=request.arbiter if synthesize else None,
+    )
+    record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
+    return _dry_run_or_run(
+        plan, request, flags, dry_run_markdown=plan_markdown, engine="oracle", record=record
+    )
+
+
+def ask_deliberation(
+    flags: AskFlags,
+    *,
+    rounds: int | None,
+    speculative: bool | None,
+    threshold: float | None,
+    max_wasted_tokens: int | None,
+    resume: str | None,
+) -> int:
+    """`council deliberate`, new or resumed from the history; the exit code."""
+    resumed = None
+    if resume is not None:
+        resumed = _load_resumed(
+            resume,
+            query=flags.query,
+            preset=flags.preset,
+            personas=flags.personas,
+            arbiter=flags.arbiter,
+            rounds=rounds,
+            threshold=threshold,
+            context=flags.context,
+        )
+        if max_wasted_tokens is None:
+            max_wasted_tokens = resumed.settings.get("max_wasted_tokens")
+    values = flags.setting_values(rounds=rounds, speculative=speculative, threshold=threshold)
+    request = _resolve(flags, values, resumed)
+    settings = request.settings
+    is_speculative = bool(settings.get("speculative"))
+    if max_wasted_tokens is not None and not is_speculative:
+        raise UsageError(
+            "--max-wasted-tokens only applies with --speculative", "add --speculative or drop it"
+        )
+    plan = build_deliberation_plan(
+        query=request.question,
+        personas=request.personas,
+        arbiter=request.arbiter,
+        endpoint=settings.endpoint,
+        attachments=request.attachments,
+        rounds=int(settings.get("rounds")),
+        threshold=float(settings.get("threshold")),
+        speculative=is_speculative,
+        max_wasted_tokens=max_wasted_tokens,
+        question_text=resumed.question if resumed else None,
+    )
+    record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
+    if record is not None and resumed is not None:
+        record = replace(record, resumed_from=resumed.run_id)
+    return _dry_run_or_run(
+        plan,
+        request,
+        flags,
+        dry_run_markdown=deliberation_plan_markdown,
+        engine="deliberate",
+        record=record,
+        resume=resumed.state if resumed else None,
+    )
+
+
+def _load_resumed(run_id: str, **council_flags: Any) -> ResumedCouncil:
+    """The recorded council to continue; flags that would change it are refused."""
+    from council.store.db import HistoryDB
+    from council.store.resume import load_resume
+
+    given = [name for name, value in council_flags.items() if value is not None]
+    if given:
+        names = ", ".join(f"--{name}" if name != "query" else "a question" for name in given)
+        raise UsageError(
+            f"--resume continues the recorded council; it takes no {names}",
+            "drop them, or start a new council instead",
+        )
+    history = HistoryDB.open()
+    try:
+        return load_resume(history, run_id)
+    finally:
+        history.close()

@@ -1,0 +1,176 @@
+"""Where calls go, as the `config` and `endpoints` commands show it, and checking an endpoint.
+
+resolved_config(preset=None, endpoint=None)   # every setting, its value and source
+endpoint_listing()                            # the profiles, and the built-in `local`
+check_endpoint("openrouter", model=None, say=print)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from council.config.endpoint_settings import DEFAULT_MODEL, EndpointSettings, build_endpoint
+from council.config.files import UserConfig, find_project_config, load_user_config
+from council.config.settings import builtin_profile, display_value, load_settings
+from council.errors import AuthError, EndpointError, UsageError
+
+__all__ = [
+    "CHECK_PROMPT",
+    "CheckReport",
+    "check_endpoint",
+    "endpoint_listing",
+    "key_state",
+    "resolved_config",
+]
+
+CHECK_PROMPT = "Reply with the single word: ready"
+
+
+def key_state(endpoint: EndpointSettings) -> str:
+    """Whether a key will be sent; never any part of the key itself."""
+    if not endpoint.api_key_env:
+        return "none sent"
+    state = "set" if endpoint.api_key else "NOT SET"
+    return f"${endpoint.api_key_env} ({state}; the value is never shown)"
+
+
+def resolved_config(preset: str | None, endpoint: str | None) -> dict[str, Any]:
+    """The config files in play, and every setting a run would use with where it came from."""
+    flags = {"endpoint": endpoint} if endpoint is not None else {}
+    names = {"endpoint": "--endpoint"} if endpoint is not None else {}
+    loaded = load_settings(flags, names, preset, require_key=False)
+    user, settings = loaded.user, loaded.settings
+    project = find_project_config()
+    rows: dict[str, dict[str, Any]] = {}
+    for key in sorted(settings.sources):
+        value = settings.values.get(key)
+        if key == "api_key_env":
+            value = key_state(settings.endpoint)
+        elif key in ("personas", "arbiter"):  # inline definitions by name
+            value = display_value(value).split(", ") if key == "personas" else display_value(value)
+        rows[key] = {"value": value, "source": settings.sources[key]}
+    files = {
+        "user_config": str(user.path) if user.path else None,
+        "project_config": str(project) if project else None,
+    }
+    return {"files": files, "settings": rows}
+
+
+def endpoint_listing() -> tuple[UserConfig, list[dict[str, Any]], dict[str, Any] | None]:
+    """The user's config, a row per endpoint profile, and the built-in `local` (or None)."""
+    user = load_user_config()
+    rows = []
+    for profile in user.profiles.values():
+        row = profile.to_dict()
+        env = profile.api_key_env
+        row["api_key_set"] = bool(env and os.environ.get(env))
+        rows.append(row)
+    return user, rows, _builtin_local_row(user)
+
+
+def _builtin_local_row(user: UserConfig) -> dict[str, Any] | None:
+    """The built-in `local` endpoint, unless the user defined their own of that name."""
+    from council.endpoint.local import INSTALL_HINT, bundled_model_path, local_extra_installed
+
+    if "local" in user.profiles:
+        return None
+    ready = local_extra_installed() and bundled_model_path() is not None
+    state = "installed" if ready else f"not installed: {INSTALL_HINT}"
+    return {
+        "name": "local",
+        "builtin": True,
+        "installed": ready,
+        "description": f"the embedded SmolLM2-135M model, run here; {state}",
+    }
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What `endpoints check` learned: the models listed, the reply, and how long it took."""
+
+    model: str
+    models: list[str]
+    reply: str
+    took: float
+    ttft: float | None
+
+
+async def _check(endpoint: EndpointSettings, model: str) -> tuple[list[str], Any, float]:
+    from council.endpoint.client import CallError, EndpointClient
+    from council.engine.plan import CallSpec
+
+    class _Quiet:
+        def on_start(self) -> None: ...
+        def on_first_token(self, ttft: float) -> None: ...
+        def on_delta(self, text: str) -> None: ...
+        def on_retry(self, attempt: int, error: CallError, wait: float) -> None: ...
+
+    call = CallSpec(
+        call_id="check",
+        persona="endpoint-check",
+        messages=({"role": "user", "content": CHECK_PROMPT},),
+        model=model,
+        max_tokens=16,
+    )
+    async with EndpointClient(endpoint, max_concurrency=1) as client:
+        try:
+            models = await client.list_models()
+        except CallError as error:
+            if error.kind in ("auth", "connection"):
+                raise
+            models = []  # some servers do not list models; the call below still tells
+        started = time.monotonic()
+        completion = await client.complete(call, _Quiet())
+        return models, completion, time.monotonic() - started
+
+
+def check_endpoint(name: str, model: str | None, say: Callable[[str], None]) -> CheckReport:
+    """List a profile's models and make one tiny call; `say` hears where it is going first.
+
+    Raises UsageError for an unknown profile, AuthError for a refused key and
+    EndpointError for anything else that stops the call.
+    """
+    from council.endpoint.client import CallError
+    from council.endpoint.local import serving
+
+    user = load_user_config()
+    profile = user.profiles.get(name) or builtin_profile(name)
+    if profile is None:
+        known = ", ".join(sorted(user.profiles)) or "none yet"
+        raise UsageError(
+            f"no endpoint profile {name!r} (profiles: {known})", "see 'council endpoints list'"
+        )
+    chosen_model = model or profile.model or DEFAULT_MODEL
+    endpoint = build_endpoint(
+        base_url=profile.base_url,
+        model=chosen_model,
+        api_key_env=profile.api_key_env,
+        timeout=30.0,
+        retries=0,
+        max_concurrency=1,
+        headers=profile.headers,
+        sources={"base_url": f"endpoint {name} ({profile.where})"},
+        local_model_path=profile.model_path,
+    )
+    where = endpoint.local_model_path or endpoint.base_url
+    say(f"endpoint {name}: {where}, key {key_state(endpoint)}")
+    try:
+        with serving(endpoint) as running:
+            models, completion, took = asyncio.run(_check(running, chosen_model))
+    except CallError as error:
+        if error.kind == "auth":
+            raise AuthError(
+                error.message, f"check that ${endpoint.api_key_env} holds a valid key for it"
+            ) from None
+        if error.kind == "not_found":
+            raise EndpointError(
+                error.message, "check the model name (--model, or model: in the profile)"
+            ) from None
+        hint = "is the server running? check base_url in the profile"
+        raise EndpointError(error.message, hint) from None
+    return CheckReport(chosen_model, models, completion.text, took, completion.ttft)

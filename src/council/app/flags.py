@@ -1,0 +1,65 @@
+"""The flags the model-asking commands share, as the CLI hands them to the application layer.
+
+Light on purpose (dataclasses only): the CLI imports it at start-up. A flag that was
+not given is None, so that a preset or a config file can supply the value and
+`--dry-run` can say which one did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SETTING_FLAGS", "AskFlags"]
+
+# Flags that map to a setting: parameter name -> (setting, flag as typed).
+SETTING_FLAGS = {
+    "personas": ("personas", "--personas"),
+    "arbiter": ("arbiter", "--arbiter"),
+    "endpoint": ("endpoint", "--endpoint"),
+    "base_url": ("base_url", "--base-url"),
+    "model": ("model", "--model"),
+    "api_key_env": ("api_key_env", "--api-key-env"),
+    "timeout": ("timeout", "--timeout"),
+    "retries": ("retries", "--retries"),
+    "max_concurrency": ("max_concurrency", "--max-concurrency"),
+    "rounds": ("rounds", "--rounds"),
+    "speculative": ("speculative", "--speculative"),
+    "threshold": ("threshold", "--threshold"),
+    "model_path": ("model_path", "--model-path"),
+}
+
+
+@dataclass(frozen=True)
+class AskFlags:
+    """Every flag `council oracle` and `council deliberate` both take, as given."""
+
+    query: str | None = None
+    preset: str | None = None
+    personas: str | None = None
+    arbiter: str | None = None
+    context: list[Path] | None = None
+    endpoint: str | None = None
+    base_url: str | None = None
+    model_path: Path | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    max_concurrency: int | None = None
+    json_output: bool = False
+    jsonl_output: bool = False
+    quiet: bool = False
+    dry_run: bool = False
+    no_history: bool = False
+    no_store_text: bool = False
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def setting_values(self, **command_settings: Any) -> dict[str, Any]:
+        """The setting flags (given or not) by parameter name, with a command's own ones."""
+        shared = {name: getattr(self, name) for name in SETTING_FLAGS if hasattr(self, name)}
+        return {**shared, **command_settings}

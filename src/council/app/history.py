@@ -1,0 +1,85 @@
+"""The history as the `history`, `show` and `stats` commands read it: each call opens and closes it.
+
+runs = list_runs(limit=20, preset=None, since=None)
+run, calls = find_run("6742a1")
+report = compute_stats(by="persona", since=None)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+from council.store.db import HistoryDB
+from council.store.stats import GROUPINGS, StatsReport, build_stats
+
+__all__ = [
+    "GROUPINGS",
+    "StatsReport",
+    "compute_stats",
+    "delete_run",
+    "export_runs",
+    "find_run",
+    "list_runs",
+    "prune_runs",
+]
+
+
+def list_runs(*, limit: int, preset: str | None, since: float | None) -> list[sqlite3.Row]:
+    """Recent runs, newest first."""
+    history = HistoryDB.open()
+    try:
+        return history.runs(limit=limit, preset=preset, since=since)
+    finally:
+        history.close()
+
+
+def find_run(run_id: str) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
+    """A run by its id (or a unique start of it) and its calls; UsageError if there is none."""
+    history = HistoryDB.open()
+    try:
+        run = history.find_run(run_id)
+        return run, history.calls(run["id"])
+    finally:
+        history.close()
+
+
+def delete_run(run_id: str) -> str:
+    """Delete one run and its calls; its full id."""
+    history = HistoryDB.open()
+    try:
+        run = history.find_run(run_id)
+        history.delete(run["id"])
+    finally:
+        history.close()
+    return str(run["id"])
+
+
+def export_runs() -> Iterator[dict[str, Any]]:
+    """Every run, oldest first, with its calls."""
+    history = HistoryDB.open()
+    try:
+        yield from history.export()
+    finally:
+        history.close()
+
+
+def prune_runs(older_than: float) -> int:
+    """Delete runs started before `older_than` (unix time); how many went."""
+    history = HistoryDB.open()
+    try:
+        removed = history.prune(older_than)
+        history.db.execute("VACUUM")  # give the space back, and drop deleted text for good
+    finally:
+        history.close()
+    return removed
+
+
+def compute_stats(*, by: str, since: float | None) -> StatsReport:
+    """Latency, first token, errors and tokens per persona, model or endpoint."""
+    history = HistoryDB.open()
+    try:
+        return build_stats(history, by=by, since=since)
+    finally:
+        history.close()

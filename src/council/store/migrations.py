@@ -1,0 +1,101 @@
+"""The history's schema, as numbered migrations applied in order when the file is opened.
+
+Each migration runs once, in its own transaction, and its name is recorded in
+`_council_migrations`, so a newer council opens an older file. A shipped migration
+is never edited: a change to the schema is a new migration at the end.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+__all__ = ["MIGRATIONS", "Migration", "migration"]
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(function: Migration) -> Migration:
+    """Register a migration; its name (m001_..., m002_...) is recorded once applied."""
+    MIGRATIONS.append((function.__name__, function))
+    return function
+
+
+def _execute_script(db: sqlite3.Connection, script: str) -> None:
+    """Run each statement of `script` inside the caller's transaction.
+
+    (`executescript` would commit first, so a failed migration could not roll back.)
+    """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise sqlite3.ProgrammingError(f"incomplete SQL statement: {statement.strip()[:60]}")
+
+
+@migration
+def m001_runs_and_calls(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            started_at REAL NOT NULL,          -- unix time
+            command TEXT NOT NULL,             -- oracle, deliberate
+            query TEXT,                        -- NULL when texts are not stored
+            preset TEXT,
+            plan TEXT NOT NULL,                -- JSON: the plan as --dry-run --json shows it
+            status TEXT NOT NULL,              -- running, ok, partial, failed, interrupted, crashed
+            exit_code INTEGER,
+            wall REAL,
+            answer TEXT
+        );
+        CREATE TABLE calls (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            call_id TEXT NOT NULL,
+            round INTEGER NOT NULL,
+            persona TEXT NOT NULL,
+            role TEXT NOT NULL,                -- persona, arbiter
+            model TEXT,
+            endpoint_host TEXT,
+            speculative INTEGER NOT NULL DEFAULT 0,
+            kept INTEGER NOT NULL DEFAULT 1,   -- 0: cancelled, or its round was discarded
+            status TEXT NOT NULL,              -- answered, failed, cancelled
+            error_kind TEXT,
+            started REAL,                      -- seconds from the run's start
+            ended REAL,
+            ttft REAL,
+            latency REAL,
+            tokens_in INTEGER,                 -- NULL: the endpoint did not say
+            tokens_out INTEGER,
+            retries INTEGER NOT NULL DEFAULT 0,
+            text TEXT,
+            PRIMARY KEY (run_id, call_id)
+        );
+        """,
+    )
+
+
+@migration
+def m002_outputs_metrics_and_indexes(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        ALTER TABLE runs ADD COLUMN document TEXT;       -- the run's --json document
+        ALTER TABLE runs ADD COLUMN markdown TEXT;       -- its output when piped
+        ALTER TABLE runs ADD COLUMN store_text INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE runs ADD COLUMN rounds INTEGER;      -- deliberations: rounds kept
+        ALTER TABLE runs ADD COLUMN converged INTEGER;
+        ALTER TABLE runs ADD COLUMN saved REAL;          -- seconds speculation saved
+        ALTER TABLE runs ADD COLUMN wasted_tokens INTEGER;
+        ALTER TABLE runs ADD COLUMN resumed_from TEXT;
+        ALTER TABLE calls ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0;  -- 429s seen
+        ALTER TABLE calls ADD COLUMN reused_from TEXT;   -- a resumed run's answer from this run
+        CREATE INDEX runs_by_start ON runs(started_at);
+        CREATE INDEX calls_by_persona ON calls(persona);
+        """,
+    )

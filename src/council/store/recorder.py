@@ -1,0 +1,236 @@
+"""Writes a run's events into the history as they happen (a subscriber of the event bus).
+
+    recorder = Recorder(db, command="oracle", plan=plan.to_dict(), store_text=True)
+    bus.subscribe(recorder.handle)             # calls are written as they finish
+    ...
+    recorder.finish(document=..., markdown=..., answer=...)
+
+Never stored: an API key or any header. With `store_text` off, the metrics are
+kept but not the question, the context, the answers or the rendered output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from council.engine.events import (
+    CallCancelled,
+    CallFailed,
+    CallFinished,
+    CallRetrying,
+    CallStarted,
+    Event,
+    RoundDiscarded,
+    RunFinished,
+    RunStarted,
+)
+from council.store.db import HistoryDB
+
+__all__ = ["RecordOptions", "Recorder"]
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """How a run is recorded in the history (None instead of this: not at all)."""
+
+    store_text: bool = True
+    preset: str | None = None
+    resumed_from: str | None = None
+
+
+@dataclass
+class _Call:
+    speculative: bool = False
+    started: float | None = None
+    rate_limited: int = 0
+    model: str | None = None
+
+
+class Recorder:
+    """Writes a run's events into the history as they happen.
+
+    A finished call is committed the moment it ends, so a run that is interrupted
+    or crashes keeps everything that finished; `close()` marks a run that never
+    reported its end as crashed. A database error stops the recording (noted in
+    `problem`) but never the run.
+    """
+
+    def __init__(
+        self,
+        history: HistoryDB,
+        *,
+        command: str,
+        plan: dict[str, Any],
+        store_text: bool,
+        preset: str | None = None,
+        resumed_from: str | None = None,
+    ) -> None:
+        self.history = history
+        self.command = command
+        self.plan = plan if store_text else _without_text(plan)
+        self.store_text = store_text
+        self.preset = preset
+        self.resumed_from = resumed_from
+        self.run_id: str | None = None
+        self.finished = False
+        self.problem: str | None = None
+        self._origin = 0.0
+        self._calls: dict[str, _Call] = {}
+        self._endpoint_host: str | None = None
+
+    def handle(self, event: Event) -> None:
+        if self.problem is not None:
+            return
+        try:
+            self._handle(event)
+        except sqlite3.Error as exc:
+            self.problem = f"history not recorded ({exc}); the run itself is unaffected"
+
+    def _text(self, value: str | None) -> str | None:
+        return value if self.store_text else None
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.run_id, self._origin = event.run_id, event.at
+            self._endpoint_host = event.endpoint_host
+            self.history.write(
+                "INSERT INTO runs (id, started_at, command, query, preset, plan, status, "
+                "store_text, resumed_from) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                (
+                    event.run_id,
+                    time.time(),
+                    self.command,
+                    self._text(event.query),
+                    self.preset,
+                    json.dumps(self.plan, ensure_ascii=False),
+                    int(self.store_text),
+                    self.resumed_from,
+                ),
+            )
+        elif isinstance(event, CallStarted):
+            self._calls[event.call_id] = _Call(
+                speculative=event.speculative, started=event.at - self._origin, model=event.model
+            )
+        elif isinstance(event, CallRetrying):
+            if event.error_kind == "rate_limited":
+                self._calls.setdefault(event.call_id, _Call()).rate_limited += 1
+        elif isinstance(event, CallFinished):
+            self._insert_call(
+                event,
+                "answered",
+                latency=event.latency,
+                ttft=event.ttft,
+                tokens_in=event.tokens_in,
+                tokens_out=event.tokens_out,
+                retries=event.retries,
+                text=self._text(event.text),
+                reused_from=event.reused_from,
+            )
+        elif isinstance(event, CallFailed):
+            if event.error_kind == "rate_limited":
+                self._calls.setdefault(event.call_id, _Call()).rate_limited += 1
+            self._insert_call(
+                event,
+                "failed",
+                latency=event.latency,
+                retries=event.retries,
+                error_kind=event.error_kind,
+            )
+        elif isinstance(event, CallCancelled):
+            self._insert_call(
+                event,
+                "cancelled",
+                latency=event.latency,
+                tokens_out=event.tokens_out,
+                kept=0,
+                error_kind=event.reason,
+            )
+        elif isinstance(event, RoundDiscarded):
+            self.history.write(
+                "UPDATE calls SET kept = 0 WHERE run_id = ? AND round = ?",
+                (event.run_id, event.round),
+            )
+        elif isinstance(event, RunFinished):
+            self.finished = True
+            self.history.write(
+                "UPDATE runs SET status = ?, exit_code = ?, wall = ? WHERE id = ?",
+                (event.status, event.exit_code, event.wall, event.run_id),
+            )
+
+    def _insert_call(self, event: Any, status: str, **values: Any) -> None:
+        call = self._calls.get(event.call_id, _Call())
+        row = {
+            "run_id": event.run_id,
+            "call_id": event.call_id,
+            "round": event.round,
+            "persona": event.persona,
+            "role": event.role,
+            "model": call.model,
+            "endpoint_host": self._endpoint_host,
+            "speculative": int(call.speculative),
+            "kept": 1,
+            "status": status,
+            "error_kind": None,
+            "started": call.started,
+            "ended": event.at - self._origin,
+            "ttft": None,
+            "latency": None,
+            "tokens_in": None,
+            "tokens_out": None,
+            "retries": 0,
+            "text": None,
+            "rate_limited": call.rate_limited,
+            "reused_from": None,
+        }
+        row.update(values)
+        columns = ", ".join(row)
+        marks = ", ".join(f":{name}" for name in row)
+        self.history.write(f"INSERT OR REPLACE INTO calls ({columns}) VALUES ({marks})", row)
+
+    def finish(
+        self,
+        *,
+        answer: str | None,
+        document: dict[str, Any],
+        markdown: str,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
+        """Store what the run printed (for `council show`) and its run-level metrics."""
+        if self.run_id is None or self.problem is not None:
+            return
+        values = {
+            "answer": self._text(answer),
+            "document": self._text(json.dumps(document, ensure_ascii=False)),
+            "markdown": self._text(markdown),
+            **(metrics or {}),
+        }
+        assignments = ", ".join(f"{k} = :{k}" for k in values)
+        try:
+            self.history.write(
+                f"UPDATE runs SET {assignments} WHERE id = :id", {**values, "id": self.run_id}
+            )
+        except sqlite3.Error as exc:
+            self.problem = f"history not recorded ({exc}); the run itself is unaffected"
+
+    def close(self) -> None:
+        """Mark a run that never reported its end (a crash) as such."""
+        if self.run_id is not None and not self.finished and self.problem is None:
+            with contextlib.suppress(sqlite3.Error):
+                self.history.write(
+                    "UPDATE runs SET status = 'crashed' WHERE id = ? AND status = 'running'",
+                    (self.run_id,),
+                )
+
+
+def _without_text(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan with the question, context and prompts taken out (`--no-store-text`)."""
+    kept = {k: v for k, v in plan.items() if k not in ("query", "calls", "attachments")}
+    kept["calls"] = [
+        {k: v for k, v in call.items() if k != "messages"} for call in plan.get("calls", [])
+    ]
+    return kept
