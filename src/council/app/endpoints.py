@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from council.config.endpoint_settings import DEFAULT_MODEL, EndpointSettings, build_endpoint
+from council.config.defaults import DEFAULT_MODEL
+from council.config.endpoint_settings import EndpointSettings, build_endpoint
 from council.config.files import UserConfig, find_project_config, load_user_config
 from council.config.settings import builtin_profile, display_value, load_settings
 from council.errors import AuthError, EndpointError, UsageError

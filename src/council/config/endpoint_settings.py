@@ -13,28 +13,25 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from council.config.defaults import (
+    DEFAULT_API_KEY_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_FIRST_TOKEN_TIMEOUT,
+    DEFAULT_MAX_CONCURRENCY_CAP,
+    DEFAULT_MODEL,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+)
 from council.errors import ConfigError, UsageError
 
 __all__ = [
-    "DEFAULT_BASE_URL",
-    "DEFAULT_MODEL",
-    "DEFAULT_RETRIES",
-    "DEFAULT_TIMEOUT",
     "EndpointSettings",
     "build_endpoint",
     "is_loopback_url",
     "resolve_endpoint",
 ]
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_MODEL = "gpt-4o-mini"
-DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
-DEFAULT_TIMEOUT = 120.0
-DEFAULT_RETRIES = 2
-# A call that has not produced its first token within this long is stalled
-# (or the connection is): give up on that attempt and retry.
-DEFAULT_FIRST_TOKEN_TIMEOUT = 60.0
-DEFAULT_CONNECT_TIMEOUT = 10.0
 # Placeholder sent to loopback servers that need no key: the SDK insists on one.
 NO_KEY_PLACEHOLDER = "no-key-needed"
 
@@ -148,7 +145,9 @@ def resolve_endpoint(
     sources["timeout"] = "flag --timeout" if timeout is not None else "default"
     sources["retries"] = "flag --retries" if retries is not None else "default"
     sources["max_concurrency"] = (
-        "flag --max-concurrency" if max_concurrency is not None else "default min(calls, 50)"
+        "flag --max-concurrency"
+        if max_concurrency is not None
+        else f"default min(calls, {DEFAULT_MAX_CONCURRENCY_CAP})"
     )
     return build_endpoint(
         base_url=str(url),

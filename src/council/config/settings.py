@@ -19,20 +19,14 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from council.config.endpoint_settings import (
-    DEFAULT_API_KEY_ENV,
-    DEFAULT_BASE_URL,
-    DEFAULT_MODEL,
-    EndpointSettings,
-    build_endpoint,
-)
+from council.config.defaults import DEFAULT_API_KEY_ENV, DEFAULTS
+from council.config.endpoint_settings import EndpointSettings, build_endpoint
 from council.config.files import EndpointProfile, ProjectConfig, UserConfig
 from council.config.personas import PersonaCatalog
 from council.config.presets import Preset
 from council.errors import ConfigError, UsageError
 
 __all__ = [
-    "DEFAULTS",
     "NOTHING_CONFIGURED",
     "Layer",
     "LoadedSettings",
@@ -46,15 +40,6 @@ __all__ = [
     "split_names",
 ]
 
-DEFAULTS: dict[str, Any] = {
-    "base_url": DEFAULT_BASE_URL,
-    "model": DEFAULT_MODEL,
-    "personas": ["judge", "critic", "skeptic"],
-    "arbiter": "arbiter",
-    "rounds": 3,
-    "threshold": 0.8,
-    "speculative": False,
-}
 # Settings resolved by "first layer that has it wins" (where calls go is decided apart).
 PLAIN_SETTINGS = (
     "model",

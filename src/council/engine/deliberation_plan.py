@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from council.app.inputs import Attachment
+from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
 from council.engine.plan import (
-    DEFAULT_MAX_CONCURRENCY_CAP,
     CallSpec,
     estimate_tokens,
     persona_call,
@@ -23,14 +23,10 @@ from council.engine.plan import (
 )
 
 __all__ = [
-    "DEFAULT_ROUNDS",
-    "DEFAULT_THRESHOLD",
     "DeliberationPlan",
     "build_deliberation_plan",
 ]
 
-DEFAULT_ROUNDS = 3
-DEFAULT_THRESHOLD = 0.8
 # Asked of the arbiter where the endpoint supports it; replies are parsed leniently anyway.
 VERDICT_RESPONSE_FORMAT = {"type": "json_object"}
 

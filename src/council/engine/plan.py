@@ -10,20 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from council.app.inputs import Attachment
+from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
 
 __all__ = [
-    "DEFAULT_MAX_CONCURRENCY_CAP",
     "CallSpec",
     "OraclePlan",
     "build_oracle_plan",
     "build_synthesis_call",
     "estimate_tokens",
 ]
-
-# design.md: default cap on calls in flight is min(calls, 50).
-DEFAULT_MAX_CONCURRENCY_CAP = 50
 
 Message = dict[str, str]
 
