@@ -283,8 +283,5 @@ def _load_resumed(run_id: str, **council_flags: Any) -> ResumedCouncil:
             f"--resume continues the recorded council; it takes no {names}",
             "drop them, or start a new council instead",
         )
-    history = HistoryDB.open()
-    try:
+    with HistoryDB.open() as history:
         return load_resume(history, run_id)
-    finally:
-        history.close()

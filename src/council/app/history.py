@@ -28,58 +28,40 @@ __all__ = [
 
 def list_runs(*, limit: int, preset: str | None, since: float | None) -> list[sqlite3.Row]:
     """Recent runs, newest first."""
-    history = HistoryDB.open()
-    try:
+    with HistoryDB.open() as history:
         return history.runs(limit=limit, preset=preset, since=since)
-    finally:
-        history.close()
 
 
 def find_run(run_id: str) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
     """A run by its id (or a unique start of it) and its calls; UsageError if there is none."""
-    history = HistoryDB.open()
-    try:
+    with HistoryDB.open() as history:
         run = history.find_run(run_id)
         return run, history.calls(run["id"])
-    finally:
-        history.close()
 
 
 def delete_run(run_id: str) -> str:
     """Delete one run and its calls; its full id."""
-    history = HistoryDB.open()
-    try:
+    with HistoryDB.open() as history:
         run = history.find_run(run_id)
         history.delete(run["id"])
-    finally:
-        history.close()
     return str(run["id"])
 
 
 def export_runs() -> Iterator[dict[str, Any]]:
     """Every run, oldest first, with its calls."""
-    history = HistoryDB.open()
-    try:
+    with HistoryDB.open() as history:
         yield from history.export()
-    finally:
-        history.close()
 
 
 def prune_runs(older_than: float) -> int:
     """Delete runs started before `older_than` (unix time); how many went."""
-    history = HistoryDB.open()
-    try:
+    with HistoryDB.open() as history:
         removed = history.prune(older_than)
         history.db.execute("VACUUM")  # give the space back, and drop deleted text for good
-    finally:
-        history.close()
     return removed
 
 
 def compute_stats(*, by: str, since: float | None) -> StatsReport:
     """Latency, first token, errors and tokens per persona, model or endpoint."""
-    history = HistoryDB.open()
-    try:
+    with HistoryDB.open() as history:
         return build_stats(history, by=by, since=since)
-    finally:
-        history.close()

@@ -1,7 +1,7 @@
 """The local history database: one SQLite file with a row per run and per model call.
 
-    db = HistoryDB.open()                      # creates history.db (mode 0600), migrates it
-    db.runs(limit=20), db.find_run("6742a1"), db.calls(run_id)
+    with HistoryDB.open() as db:              # creates history.db (mode 0600), migrates it
+        db.runs(limit=20), db.find_run("6742a1"), db.calls(run_id)
 
 The file lives in the user data dir (`$COUNCIL_HOME/history.db` when set). WAL mode
 and a busy timeout let several council processes write at once. The schema is
@@ -100,6 +100,12 @@ class HistoryDB:
 
     def close(self) -> None:
         self.db.close()
+
+    def __enter__(self) -> HistoryDB:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- writing -------------------------------------------------------------------------
 
