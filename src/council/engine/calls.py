@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Any
 
-from council.endpoint.client import CallError, Completion, EndpointClient
+from council.endpoint.client import CallError, EndpointClient, StreamResult
 from council.engine.deliberation_plan import DeliberationPlan
 from council.engine.events import (
     CallCancelled,
@@ -103,15 +103,15 @@ class CallReporter:
             return self.outcome.tokens_out
         return self.tokens_streamed
 
-    def finished(self, completion: Completion) -> Answer:
+    def finished(self, stream: StreamResult) -> Answer:
         answer = Answer(
             self.call.persona,
-            completion.text,
-            completion.latency,
-            completion.ttft,
-            completion.tokens_in,
-            completion.tokens_out,
-            completion.retries,
+            stream.text,
+            self.elapsed(),  # from on_start: when the call got a slot, retries included
+            stream.ttft,
+            stream.tokens_in,
+            stream.tokens_out,
+            stream.retries,
             role=self.call.role,
         )
         return self._answered(answer)
@@ -179,13 +179,13 @@ class CallReporter:
 async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcome:
     """Run one call to its outcome; on cancellation, record it as cancelled and re-raise."""
     try:
-        completion = await client.complete(reporter.call, reporter)
+        stream = await client.complete(reporter.call, reporter)
     except CallError as error:
         return reporter.failed(error)
     except asyncio.CancelledError:
         reporter.cancelled()
         raise
-    return reporter.finished(completion)
+    return reporter.finished(stream)
 
 
 def run_started(run_id: str, command: str, plan: OraclePlan | DeliberationPlan) -> RunStarted:
