@@ -9,6 +9,7 @@ that is cancelled half-way still knows what every call did and what it cost.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -26,8 +27,9 @@ from council.engine.events import (
     RunStarted,
     TextDelta,
 )
-from council.engine.plan import CallSpec, OraclePlan
-from council.engine.results import Answer, CallOutcome, DeliberationResult, Failure, OracleResult
+from council.engine.model import CANCELLED, CallOutcome, CallSpec
+from council.engine.plan import OraclePlan
+from council.engine.results import DeliberationResult, OracleResult
 
 __all__ = ["CallReporter", "run_call", "run_finished", "run_started"]
 
@@ -51,7 +53,6 @@ class CallReporter:
         self.tokens_streamed = 0  # content chunks of the current attempt (about a token each)
         self.outcome: CallOutcome | None = None
         self.cancel_reason = "interrupted"
-        self.reused_from: str | None = None  # set when a resumed run reuses an old answer
 
     def _ids(self) -> dict[str, Any]:
         c = self.call
@@ -99,31 +100,31 @@ class CallReporter:
     @property
     def tokens_spent(self) -> int:
         """Output tokens this call cost: the endpoint's count when known, else chunks streamed."""
-        if isinstance(self.outcome, Answer) and self.outcome.tokens_out is not None:
+        if self.outcome is not None and self.outcome.tokens_out is not None:
             return self.outcome.tokens_out
         return self.tokens_streamed
 
-    def finished(self, stream: StreamResult) -> Answer:
-        answer = Answer(
-            self.call.persona,
-            stream.text,
-            self.elapsed(),  # from on_start: when the call got a slot, retries included
-            stream.ttft,
-            stream.tokens_in,
-            stream.tokens_out,
-            stream.retries,
-            role=self.call.role,
+    def _outcome(self, **fields: Any) -> CallOutcome:
+        return CallOutcome(persona=self.call.persona, role=self.call.role, **fields)
+
+    def finished(self, stream: StreamResult) -> CallOutcome:
+        answer = self._outcome(
+            text=stream.text,
+            latency=self.elapsed(),  # from on_start: when the call got a slot, retries included
+            ttft=stream.ttft,
+            tokens_in=stream.tokens_in,
+            tokens_out=stream.tokens_out,
+            retries=stream.retries,
         )
         return self._answered(answer)
 
-    def reuse(self, answer: Answer, from_run: str) -> Answer:
+    def reuse(self, answer: CallOutcome, from_run: str) -> CallOutcome:
         """Take an answer an earlier run of the same council already had, without a call."""
         self.started_at = time.monotonic()
-        self.reused_from = from_run
         self.bus.emit(CallStarted(**self._ids(), model=self.call.model))
-        return self._answered(answer)
+        return self._answered(dataclasses.replace(answer, reused_from=from_run))
 
-    def _answered(self, answer: Answer) -> Answer:
+    def _answered(self, answer: CallOutcome) -> CallOutcome:
         self.ended_at = time.monotonic()
         self.bus.emit(
             CallFinished(
@@ -134,45 +135,53 @@ class CallReporter:
                 latency=answer.latency,
                 ttft=answer.ttft,
                 retries=answer.retries,
-                reused_from=self.reused_from,
+                reused_from=answer.reused_from,
             )
         )
         self.outcome = answer
         return answer
 
-    def failed(self, error: CallError) -> Failure:
+    def failed(self, error: CallError) -> CallOutcome:
         self.ended_at = time.monotonic()
+        self.outcome = self._outcome(
+            error_kind=error.kind,
+            message=error.message,
+            retries=error.retries,
+            latency=self.elapsed(),
+        )
         self.bus.emit(
             CallFailed(
                 **self._ids(),
                 error_kind=error.kind,
                 message=error.message,
                 retries=error.retries,
-                latency=self.elapsed(),
+                latency=self.outcome.latency,
             )
-        )
-        self.outcome = Failure(
-            self.call.persona, error.kind, error.message, error.retries, self.call.role
         )
         return self.outcome
 
-    def cancelled(self) -> Failure:
+    def cancelled(self) -> CallOutcome:
         self.ended_at = time.monotonic()
-        if self.started_at is not None:  # a call cancelled while queued never started
-            self.bus.emit(
-                CallCancelled(
-                    **self._ids(),
-                    tokens_out=self.tokens_streamed,
-                    latency=self.elapsed(),
-                    reason=self.cancel_reason,
-                )
-            )
         message = (
             "cancelled: the council ended before it was needed"
             if self.cancel_reason == "superseded"
             else "interrupted before it finished"
         )
-        self.outcome = Failure(self.call.persona, "cancelled", message, 0, self.call.role)
+        self.outcome = self._outcome(
+            error_kind=CANCELLED,
+            message=message,
+            latency=self.elapsed(),
+            tokens_out=self.tokens_streamed,
+        )
+        if self.started_at is not None:  # a call cancelled while queued never started
+            self.bus.emit(
+                CallCancelled(
+                    **self._ids(),
+                    tokens_out=self.tokens_streamed,
+                    latency=self.outcome.latency,
+                    reason=self.cancel_reason,
+                )
+            )
         return self.outcome
 
 

@@ -11,16 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from council.app.inputs import Attachment
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
-from council.engine.plan import (
-    CallSpec,
-    estimate_tokens,
-    persona_call,
-    user_message,
-)
+from council.engine.model import Attachment, CallSpec
+from council.engine.plan import estimate_tokens, persona_call, user_message
 
 __all__ = [
     "DeliberationPlan",

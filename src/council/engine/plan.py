@@ -9,52 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from council.app.inputs import Attachment
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
+from council.engine.model import Attachment, CallSpec, Message
 
 __all__ = [
-    "CallSpec",
     "OraclePlan",
     "build_oracle_plan",
     "build_synthesis_call",
     "estimate_tokens",
 ]
-
-Message = dict[str, str]
-
-
-@dataclass(frozen=True)
-class CallSpec:
-    """One model call: who, with which exact messages and settings.
-
-    `temperature`/`max_tokens` None means the endpoint's default.
-    """
-
-    call_id: str
-    persona: str
-    messages: tuple[Message, ...]
-    model: str
-    temperature: float | None = None
-    max_tokens: int | None = None
-    round: int = 1
-    role: str = "persona"  # or "arbiter"
-    # e.g. {"type": "json_object"}; sent where the endpoint accepts it, dropped where not.
-    response_format: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "call_id": self.call_id,
-            "persona": self.persona,
-            "role": self.role,
-            "round": self.round,
-            "model": self.model,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "response_format": self.response_format,
-            "messages": list(self.messages),
-        }
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from council.engine.results import Answer, DeliberationResult, Failure, OracleResult
+from council.engine.model import CallOutcome
+from council.engine.results import DeliberationResult, OracleResult
 
 __all__ = [
     "ROUND_COLUMNS",
@@ -40,7 +41,7 @@ def count_label(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def answer_metrics(answer: Answer) -> str:
+def answer_metrics(answer: CallOutcome) -> str:
     parts = [seconds(answer.latency), f"first token {seconds(answer.ttft)}"]
     parts.append(f"{tokens(answer.tokens_in)} → {tokens(answer.tokens_out)} tokens")
     if answer.retries:
@@ -104,7 +105,7 @@ def answer_status(result: DeliberationResult) -> str:
 
 def _verdict_cell(round_number: int, result: DeliberationResult) -> str:
     kept = next(r for r in result.rounds if r.number == round_number)
-    if isinstance(kept.arbiter, Failure):
+    if kept.arbiter is not None and not kept.arbiter.answered:
         return f"arbiter failed ({kept.arbiter.error_kind})"
     if kept.verdict is None:
         return "–"
@@ -196,10 +197,12 @@ def deliberation_warnings(result: DeliberationResult) -> list[str]:
             f"every persona failed in round {result.failed_round.number}; "
             f"showing round {last.number} and its verdict"
         )
-    if result.stop_reason == "arbiter_failed" and last and isinstance(last.arbiter, Failure):
+    arbiter = last.arbiter if last is not None else None
+    if result.stop_reason == "arbiter_failed" and arbiter is not None and not arbiter.answered:
+        assert last is not None
         lines.append(
-            f"the arbiter failed on round {last.number} ({last.arbiter.error_kind}): "
-            f"{last.arbiter.message}; showing that round's answers"
+            f"the arbiter failed on round {last.number} ({arbiter.error_kind}): "
+            f"{arbiter.message}; showing that round's answers"
         )
     if result.speculation_skipped:
         numbers = ", ".join(str(n) for n in result.speculation_skipped)

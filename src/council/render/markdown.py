@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from council.app.inputs import Attachment
 from council.config.endpoint_settings import EndpointSettings
 from council.engine.deliberation_plan import DeliberationPlan
-from council.engine.plan import CallSpec, OraclePlan, estimate_tokens
-from council.engine.results import Answer, DeliberationResult, Failure, OracleResult, RoundResult
+from council.engine.model import Attachment, CallOutcome, CallSpec
+from council.engine.plan import OraclePlan, estimate_tokens
+from council.engine.results import DeliberationResult, OracleResult, RoundResult
 from council.render.format import (
     ROUND_COLUMNS,
     TIMELINE_COLUMNS,
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-def _failure_line(failure: Failure) -> str:
+def _failure_line(failure: CallOutcome) -> str:
     retries = f" after {failure.retries} retries" if failure.retries else ""
     return f"- **{failure.persona}**: {failure.error_kind}{retries} — {failure.message}"
 
@@ -43,7 +43,7 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
     blocks: list[str] = []
     synthesis = result.synthesis
     if quiet:
-        if isinstance(synthesis, Answer):
+        if synthesis is not None and synthesis.answered:
             return synthesis.text.strip() + "\n"
         answers = result.answers
         if len(result.plan.personas) == 1 and answers:
@@ -54,12 +54,12 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
     failures = result.failures
     if failures:
         blocks.append("## Did not answer\n\n" + "\n".join(_failure_line(f) for f in failures))
-    if isinstance(synthesis, Answer):
+    if synthesis is not None and synthesis.answered:
         name = synthesis.persona
         blocks.append(
             f"## Synthesis ({name})\n\n_{answer_metrics(synthesis)}_\n\n{synthesis.text.strip()}"
         )
-    elif isinstance(synthesis, Failure):
+    elif synthesis is not None:
         blocks.append("## Synthesis failed\n\n" + _failure_line(synthesis))
     blocks.append(f"---\n\n_{run_footer(result)}_")
     return "\n\n".join(blocks) + "\n"

@@ -8,7 +8,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from council.engine.results import Answer, DeliberationResult, Failure, OracleResult
+from council.engine.model import CallOutcome
+from council.engine.results import DeliberationResult, OracleResult
 from council.render.format import (
     ROUND_COLUMNS,
     TIMELINE_COLUMNS,
@@ -23,7 +24,7 @@ from council.render.format import (
 __all__ = ["deliberation_renderable", "oracle_renderable"]
 
 
-def _failure_text(failure: Failure) -> Text:
+def _failure_text(failure: CallOutcome) -> Text:
     retries = f" after {failure.retries} retries" if failure.retries else ""
     text = Text()
     text.append(failure.persona, style="bold")
@@ -31,7 +32,7 @@ def _failure_text(failure: Failure) -> Text:
     return text
 
 
-def _answer_panel(answer: Answer, title: str, border: str) -> Panel:
+def _answer_panel(answer: CallOutcome, title: str, border: str) -> Panel:
     return Panel(
         Markdown(answer.text),
         title=f"[bold]{title}[/]",
@@ -46,7 +47,7 @@ def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> Renderabl
     """One panel per answer, then failures, the synthesis and a footer line."""
     synthesis = result.synthesis
     if quiet:
-        if isinstance(synthesis, Answer):
+        if synthesis is not None and synthesis.answered:
             return Markdown(synthesis.text)
         return Group(*(Panel(Markdown(a.text), title=a.persona) for a in result.answers))
     parts: list[RenderableType] = [
@@ -61,9 +62,9 @@ def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> Renderabl
                 border_style="red",
             )
         )
-    if isinstance(synthesis, Answer):
+    if synthesis is not None and synthesis.answered:
         parts.append(_answer_panel(synthesis, f"synthesis · {synthesis.persona}", "green"))
-    elif isinstance(synthesis, Failure):
+    elif synthesis is not None:
         parts.append(Panel(_failure_text(synthesis), title="synthesis failed", border_style="red"))
     parts.append(Text(run_footer(result), style="dim"))
     return Group(*parts)
