@@ -17,6 +17,7 @@ from council.endpoint.client import CallError, EndpointClient, StreamResult
 from council.engine.deliberation_plan import DeliberationPlan
 from council.engine.events import (
     CallCancelled,
+    CallEnded,
     CallFailed,
     CallFinished,
     CallRetrying,
@@ -107,6 +108,17 @@ class CallReporter:
     def _outcome(self, **fields: Any) -> CallOutcome:
         return CallOutcome(persona=self.call.persona, role=self.call.role, **fields)
 
+    def _end(self, event: type[CallEnded], outcome: CallOutcome, **extra: Any) -> CallOutcome:
+        """Keep the call's outcome and report it on the bus.
+
+        A call cancelled while still queued never started: it gets an outcome but no event.
+        """
+        self.ended_at = time.monotonic()
+        self.outcome = outcome
+        if self.started_at is not None:
+            self.bus.emit(event(**self._ids(), outcome=outcome, **extra))
+        return outcome
+
     def finished(self, stream: StreamResult) -> CallOutcome:
         answer = self._outcome(
             text=stream.text,
@@ -116,73 +128,36 @@ class CallReporter:
             tokens_out=stream.tokens_out,
             retries=stream.retries,
         )
-        return self._answered(answer)
+        return self._end(CallFinished, answer)
 
     def reuse(self, answer: CallOutcome, from_run: str) -> CallOutcome:
         """Take an answer an earlier run of the same council already had, without a call."""
         self.started_at = time.monotonic()
         self.bus.emit(CallStarted(**self._ids(), model=self.call.model))
-        return self._answered(dataclasses.replace(answer, reused_from=from_run))
-
-    def _answered(self, answer: CallOutcome) -> CallOutcome:
-        self.ended_at = time.monotonic()
-        self.bus.emit(
-            CallFinished(
-                **self._ids(),
-                text=answer.text,
-                tokens_in=answer.tokens_in,
-                tokens_out=answer.tokens_out,
-                latency=answer.latency,
-                ttft=answer.ttft,
-                retries=answer.retries,
-                reused_from=answer.reused_from,
-            )
-        )
-        self.outcome = answer
-        return answer
+        return self._end(CallFinished, dataclasses.replace(answer, reused_from=from_run))
 
     def failed(self, error: CallError) -> CallOutcome:
-        self.ended_at = time.monotonic()
-        self.outcome = self._outcome(
+        failure = self._outcome(
             error_kind=error.kind,
             message=error.message,
             retries=error.retries,
             latency=self.elapsed(),
         )
-        self.bus.emit(
-            CallFailed(
-                **self._ids(),
-                error_kind=error.kind,
-                message=error.message,
-                retries=error.retries,
-                latency=self.outcome.latency,
-            )
-        )
-        return self.outcome
+        return self._end(CallFailed, failure)
 
     def cancelled(self) -> CallOutcome:
-        self.ended_at = time.monotonic()
         message = (
             "cancelled: the council ended before it was needed"
             if self.cancel_reason == "superseded"
             else "interrupted before it finished"
         )
-        self.outcome = self._outcome(
+        stopped = self._outcome(
             error_kind=CANCELLED,
             message=message,
             latency=self.elapsed(),
             tokens_out=self.tokens_streamed,
         )
-        if self.started_at is not None:  # a call cancelled while queued never started
-            self.bus.emit(
-                CallCancelled(
-                    **self._ids(),
-                    tokens_out=self.tokens_streamed,
-                    latency=self.outcome.latency,
-                    reason=self.cancel_reason,
-                )
-            )
-        return self.outcome
+        return self._end(CallCancelled, stopped, reason=self.cancel_reason)
 
 
 async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcome:
