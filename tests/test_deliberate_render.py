@@ -10,7 +10,6 @@ from rich.console import Console
 from council.app.run import run_deliberation
 from council.config.endpoint_settings import resolve_endpoint
 from council.config.personas import PersonaCatalog
-from council.engine.deliberation_plan import build_deliberation_plan
 from council.engine.events import (
     ArbiterVerdict,
     CallCancelled,
@@ -20,6 +19,7 @@ from council.engine.events import (
     TextDelta,
 )
 from council.engine.model import CANCELLED, CallOutcome
+from council.engine.plan import build_deliberation_plan
 from council.render import OutputMode
 from council.render.live import RoundsLiveView
 from tests.fake_openai import FakeOpenAI, Reply

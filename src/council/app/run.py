@@ -17,11 +17,10 @@ from rich.console import Console
 
 from council.config.endpoint_settings import EndpointSettings
 from council.engine.deliberation import DeliberationRun
-from council.engine.deliberation_plan import DeliberationPlan
 from council.engine.events import EventBus
 from council.engine.model import CallOutcome
 from council.engine.oracle import OracleRun
-from council.engine.plan import OraclePlan
+from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
 from council.errors import EXIT_INTERRUPTED, AuthError, CouncilError, EndpointError
 from council.render import OutputMode

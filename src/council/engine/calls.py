@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 from council.endpoint.client import CallError, EndpointClient, StreamResult
-from council.engine.deliberation_plan import DeliberationPlan
 from council.engine.events import (
     CallCancelled,
     CallEnded,
@@ -29,7 +28,7 @@ from council.engine.events import (
     TextDelta,
 )
 from council.engine.model import CANCELLED, CallOutcome, CallSpec
-from council.engine.plan import OraclePlan
+from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
 
 __all__ = ["CallReporter", "run_call", "run_finished", "run_started"]

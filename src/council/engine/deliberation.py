@@ -21,7 +21,6 @@ import time
 from council.endpoint.client import EndpointClient
 from council.engine.calls import CallReporter, run_call, run_finished, run_started
 from council.engine.convergence import ends_council, parse_verdict, position_label
-from council.engine.deliberation_plan import DeliberationPlan
 from council.engine.events import (
     ArbiterVerdict,
     EventBus,
@@ -29,6 +28,7 @@ from council.engine.events import (
     RoundFinished,
 )
 from council.engine.model import CallRecord, ResumeState, new_run_id
+from council.engine.plan import DeliberationPlan
 from council.engine.results import DeliberationResult, RoundResult
 
 __all__ = ["DeliberationRun"]

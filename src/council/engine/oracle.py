@@ -15,7 +15,7 @@ from council.endpoint.client import EndpointClient
 from council.engine.calls import CallReporter, run_call, run_finished, run_started
 from council.engine.events import EventBus
 from council.engine.model import CallOutcome, CallSpec, new_run_id
-from council.engine.plan import OraclePlan, build_synthesis_call
+from council.engine.plan import OraclePlan
 from council.engine.results import OracleResult
 
 __all__ = ["OracleRun"]
@@ -76,4 +76,4 @@ class OracleRun:
     async def _synthesize(self, client: EndpointClient) -> None:
         answers = [(a.persona, a.text) for a in self.result.answers]
         failed = [f.persona for f in self.result.failures]
-        await self._call(client, build_synthesis_call(self.plan, answers, failed))
+        await self._call(client, self.plan.synthesis_call(answers, failed))

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from council.engine.deliberation_plan import DeliberationPlan
 from council.engine.model import CANCELLED, CallOutcome, CallRecord, Verdict, status_of
-from council.engine.plan import OraclePlan
+from council.engine.plan import DeliberationPlan, OraclePlan
 from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
 __all__ = ["DeliberationResult", "OracleResult", "RoundResult"]

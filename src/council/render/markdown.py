@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from council.config.endpoint_settings import EndpointSettings
-from council.engine.deliberation_plan import DeliberationPlan
 from council.engine.model import Attachment, CallOutcome, CallSpec
-from council.engine.plan import OraclePlan, estimate_tokens
+from council.engine.plan import DeliberationPlan, OraclePlan, estimated_input_tokens
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
 from council.render.format import (
     ROUND_COLUMNS,
@@ -102,7 +101,7 @@ def _calls_markdown(calls: list[CallSpec], attachments: tuple[Attachment, ...]) 
 
 def plan_markdown(plan: OraclePlan) -> str:
     """The plan for `--dry-run`: where it would go, with what, and the exact messages."""
-    estimate = sum(estimate_tokens(c.messages) for c in plan.calls)
+    estimate = estimated_input_tokens(plan.calls)
     lines = [
         "# Dry run: nothing was sent",
         "",
@@ -120,7 +119,7 @@ def deliberation_plan_markdown(plan: DeliberationPlan) -> str:
     """A deliberation's dry run: settings, round 1 exactly, and the shape of later prompts."""
     calls = plan.example_calls()
     first = calls[: len(plan.personas)]
-    estimate = sum(estimate_tokens(c.messages) for c in first)
+    estimate = estimated_input_tokens(first)
     budget = "no limit" if plan.max_wasted_tokens is None else f"{plan.max_wasted_tokens:,}"
     schedule = (
         f"speculative (wasted tokens: {budget})"
