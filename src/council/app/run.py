@@ -148,9 +148,7 @@ def run_oracle(
         document = oracle_document(result)
         _print_result(result, mode, quiet, out, markdown, document)
         if recorder is not None:
-            synthesis = result.synthesis
-            answer = synthesis.text if synthesis is not None and synthesis.answered else None
-            recorder.finish(answer=answer, document=document, markdown=markdown)
+            recorder.finish(answer=result.answer, document=document, markdown=markdown)
     finally:
         _stop_recording(recorder, err)
     _report(result, err)

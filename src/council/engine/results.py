@@ -49,6 +49,12 @@ class OracleResult:
         return failures
 
     @property
+    def answer(self) -> str | None:
+        """The council's one answer: the arbiter's synthesis, when it wrote one."""
+        synthesis = self.synthesis
+        return synthesis.text if synthesis is not None and synthesis.answered else None
+
+    @property
     def sum_of_calls(self) -> float:
         """What the finished calls (answers and synthesis) would take one after another."""
         total = sum(a.latency for a in self.answers)

@@ -1,4 +1,8 @@
-"""Small formatting helpers shared by the renderers: durations, token counts, metric lines."""
+"""What the renderers share: durations, token counts, metric and footer lines, table rows.
+
+Also what a report shows where the terminal and Markdown output must agree (what
+`--quiet` prints, how a failure reads); each renderer decides only how it looks.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ __all__ = [
     "count_label",
     "deliberation_footer",
     "deliberation_warnings",
+    "failure_detail",
     "queued_note",
+    "quiet_selection",
     "round_rows",
     "run_footer",
     "seconds",
@@ -47,6 +53,26 @@ def answer_metrics(answer: CallOutcome) -> str:
     if answer.retries:
         parts.append(count_label(answer.retries, "retry").replace("retrys", "retries"))
     return " · ".join(parts)
+
+
+def failure_detail(failure: CallOutcome) -> str:
+    """Why a call has no answer: its error kind, any retries, and the message."""
+    retries = f" after {failure.retries} retries" if failure.retries else ""
+    return f"{failure.error_kind}{retries} — {failure.message}"
+
+
+def quiet_selection(
+    result: OracleResult | DeliberationResult,
+) -> tuple[str | None, list[CallOutcome]]:
+    """What `--quiet` shows: the council's one answer if it has one, else these answers.
+
+    An oracle's one answer is its synthesis; a deliberation's is the verdict's, and
+    without one, the answers of its last kept round are shown.
+    """
+    if isinstance(result, OracleResult):
+        return result.answer, result.answers
+    last = result.final_round
+    return result.answer, last.answers if last is not None else []
 
 
 def run_footer(result: OracleResult) -> str:

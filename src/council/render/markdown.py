@@ -14,6 +14,8 @@ from council.render.format import (
     answer_metrics,
     answer_status,
     deliberation_footer,
+    failure_detail,
+    quiet_selection,
     round_rows,
     run_footer,
     seconds,
@@ -33,31 +35,33 @@ __all__ = [
 
 
 def _failure_line(failure: CallOutcome) -> str:
-    retries = f" after {failure.retries} retries" if failure.retries else ""
-    return f"- **{failure.persona}**: {failure.error_kind}{retries} — {failure.message}"
+    return f"- **{failure.persona}**: {failure_detail(failure)}"
+
+
+def _answer_block(heading: str, answer: CallOutcome) -> str:
+    return f"{heading}\n\n_{answer_metrics(answer)}_\n\n{answer.text.strip()}"
+
+
+def _quiet(answers: list[CallOutcome]) -> str:
+    return "\n\n".join(f"## {a.persona}\n\n{a.text.strip()}" for a in answers) + "\n"
 
 
 def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
     """Each answer under its persona's name, failures, the synthesis, and a footer."""
-    blocks: list[str] = []
-    synthesis = result.synthesis
     if quiet:
-        if synthesis is not None and synthesis.answered:
-            return synthesis.text.strip() + "\n"
-        answers = result.answers
+        one, answers = quiet_selection(result)
+        if one is not None:
+            return one.strip() + "\n"
         if len(result.plan.personas) == 1 and answers:
             return answers[0].text.strip() + "\n"
-        return "\n\n".join(f"## {a.persona}\n\n{a.text.strip()}" for a in answers) + "\n"
-    for answer in result.answers:
-        blocks.append(f"## {answer.persona}\n\n_{answer_metrics(answer)}_\n\n{answer.text.strip()}")
+        return _quiet(answers)
+    blocks = [_answer_block(f"## {a.persona}", a) for a in result.answers]
     failures = result.failures
     if failures:
         blocks.append("## Did not answer\n\n" + "\n".join(_failure_line(f) for f in failures))
+    synthesis = result.synthesis
     if synthesis is not None and synthesis.answered:
-        name = synthesis.persona
-        blocks.append(
-            f"## Synthesis ({name})\n\n_{answer_metrics(synthesis)}_\n\n{synthesis.text.strip()}"
-        )
+        blocks.append(_answer_block(f"## Synthesis ({synthesis.persona})", synthesis))
     elif synthesis is not None:
         blocks.append("## Synthesis failed\n\n" + _failure_line(synthesis))
     blocks.append(f"---\n\n_{run_footer(result)}_")
@@ -155,21 +159,20 @@ def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def _round_answers(kept: RoundResult) -> list[str]:
-    blocks = [f"### {a.persona}\n\n_{answer_metrics(a)}_\n\n{a.text.strip()}" for a in kept.answers]
+    blocks = [_answer_block(f"### {a.persona}", a) for a in kept.answers]
     blocks += [_failure_line(f) for f in kept.failures]
     return blocks
 
 
 def deliberation_markdown(result: DeliberationResult, *, quiet: bool = False) -> str:
     """The answer and dissent, each round in brief, the final answers, and the timeline."""
-    answer = result.answer
     last = result.final_round
     if quiet:
-        if answer is not None:
-            return answer.strip() + "\n"
-        if last is None:
-            return ""
-        return "\n\n".join(f"## {a.persona}\n\n{a.text.strip()}" for a in last.answers) + "\n"
+        one, answers = quiet_selection(result)
+        if one is not None:
+            return one.strip() + "\n"
+        return _quiet(answers) if last is not None else ""
+    answer = result.answer
     blocks = ["# Answer", f"_{answer_status(result)}_"]
     judged = result.verdict_round
     if answer is not None:
