@@ -4,6 +4,8 @@ Shared by the oracle and the deliberation engines. A `CallReporter` is the
 endpoint's CallObserver for one call; `run_call` runs the call and always ends
 with an outcome on the reporter (answer, failure, or cancellation), so an engine
 that is cancelled half-way still knows what every call did and what it cost.
+The reporter is the one place where what the endpoint returned (a StreamResult
+or a CallError) becomes a CallOutcome, and it measures the call's latency.
 """
 
 from __future__ import annotations

@@ -139,8 +139,7 @@ class Recorder:
         """One row per call, written when it ends: answered, failed or cancelled."""
         call = self._calls.get(event.call_id, _Call())
         outcome = event.outcome
-        cancelled = isinstance(event, CallCancelled)
-        if cancelled:
+        if isinstance(event, CallCancelled):
             status, error_kind = "cancelled", event.reason  # interrupted, or superseded
         elif outcome.answered:
             status, error_kind = "answered", None
@@ -155,7 +154,7 @@ class Recorder:
             "model": call.model,
             "endpoint_host": self._endpoint_host,
             "speculative": int(call.speculative),
-            "kept": int(not cancelled),
+            "kept": int(status != "cancelled"),
             "status": status,
             "error_kind": error_kind,
             "started": call.started,
