@@ -101,8 +101,8 @@ def run_once(base_url: str, speculative: bool) -> tuple[float, int, int]:
     from council.config.endpoint_settings import resolve_endpoint
     from council.config.personas import PersonaCatalog
     from council.engine.deliberation import DeliberationRun
-    from council.engine.deliberation_plan import build_deliberation_plan
     from council.engine.events import EventBus
+    from council.engine.plan import build_deliberation_plan
     from council.render.markdown import deliberation_markdown
 
     started = time.perf_counter()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from council.engine.convergence import Verdict, ends_council, parse_verdict, position_change
+from council.engine.convergence import ends_council, parse_verdict, position_change
+from council.engine.model import Verdict
 
 GOOD = '{"converged": true, "confidence": 0.9, "synthesis": "Do it.", "dissent": ["critic: risk"]}'
 

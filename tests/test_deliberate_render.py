@@ -10,7 +10,6 @@ from rich.console import Console
 from council.app.run import run_deliberation
 from council.config.endpoint_settings import resolve_endpoint
 from council.config.personas import PersonaCatalog
-from council.engine.deliberation_plan import build_deliberation_plan
 from council.engine.events import (
     ArbiterVerdict,
     CallCancelled,
@@ -19,6 +18,8 @@ from council.engine.events import (
     RoundDiscarded,
     TextDelta,
 )
+from council.engine.model import CANCELLED, CallOutcome
+from council.engine.plan import build_deliberation_plan
 from council.render import OutputMode
 from council.render.live import RoundsLiveView
 from tests.fake_openai import FakeOpenAI, Reply
@@ -42,7 +43,16 @@ def test_live_rows_mark_speculation_until_the_verdict_keeps_or_cancels_it() -> N
     view.handle(TextDelta(**round_1, text="Ship it "))
     view.handle(
         CallFinished(
-            **round_1, text="Ship it", tokens_in=1, tokens_out=2, latency=0.5, ttft=0.1, retries=0
+            **round_1,
+            outcome=CallOutcome(
+                persona="judge",
+                text="Ship it",
+                tokens_in=1,
+                tokens_out=2,
+                latency=0.5,
+                ttft=0.1,
+                retries=0,
+            ),
         )
     )
     verdict_1 = call_ids(1, "arbiter", role="arbiter")
@@ -73,7 +83,13 @@ def test_live_rows_mark_speculation_until_the_verdict_keeps_or_cancels_it() -> N
 
     round_3 = call_ids(3, "judge")
     view.handle(CallStarted(**round_3, model="m", speculative=True))
-    view.handle(CallCancelled(**round_3, tokens_out=3, latency=0.2, reason="superseded"))
+    view.handle(
+        CallCancelled(
+            **round_3,
+            outcome=CallOutcome(persona="judge", error_kind=CANCELLED, tokens_out=3, latency=0.2),
+            reason="superseded",
+        )
+    )
     view.handle(RoundDiscarded(run_id="run", round=3, wasted_tokens=3))
     final = rendered(view)
     assert "cancelled" in final and "speculation discarded" in final

@@ -25,8 +25,7 @@ from council.config.settings import (
     load_settings,
     split_names,
 )
-from council.engine.deliberation_plan import build_deliberation_plan
-from council.engine.plan import build_oracle_plan
+from council.engine.plan import build_deliberation_plan, build_oracle_plan
 from council.errors import UsageError
 from council.render import OutputMode, choose_mode
 from council.render.json_out import dumps

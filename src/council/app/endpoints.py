@@ -103,7 +103,7 @@ class CheckReport:
 
 async def _check(endpoint: EndpointSettings, model: str) -> tuple[list[str], Any, float]:
     from council.endpoint.client import CallError, EndpointClient
-    from council.engine.plan import CallSpec
+    from council.engine.model import CallSpec
 
     class _Quiet:
         def on_start(self) -> None: ...

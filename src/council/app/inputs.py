@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from council.engine.model import Attachment
 from council.errors import UsageError
 
 __all__ = [
     "MAX_CONTEXT_BYTES_PER_FILE",
     "MAX_CONTEXT_BYTES_TOTAL",
-    "Attachment",
     "read_context_files",
     "read_query",
 ]
@@ -21,14 +20,6 @@ __all__ = [
 # mistaken `--context build.log` fails here instead of as a 400 or a large bill.
 MAX_CONTEXT_BYTES_PER_FILE = 200_000
 MAX_CONTEXT_BYTES_TOTAL = 500_000
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """A file attached to the question: the path as given, and its text."""
-
-    path: str
-    text: str
 
 
 def read_query(argument: str | None, stdin: TextIO | None = None) -> str:

@@ -17,11 +17,11 @@ from rich.console import Console
 
 from council.config.endpoint_settings import EndpointSettings
 from council.engine.deliberation import DeliberationRun
-from council.engine.deliberation_plan import DeliberationPlan
 from council.engine.events import EventBus
+from council.engine.model import CallOutcome
 from council.engine.oracle import OracleRun
-from council.engine.plan import OraclePlan
-from council.engine.results import Answer, DeliberationResult, Failure, OracleResult
+from council.engine.plan import DeliberationPlan, OraclePlan
+from council.engine.results import DeliberationResult, OracleResult
 from council.errors import EXIT_INTERRUPTED, AuthError, CouncilError, EndpointError
 from council.render import OutputMode
 from council.render.format import deliberation_warnings
@@ -31,7 +31,7 @@ from council.render.markdown import deliberation_markdown, oracle_markdown
 from council.render.rich_report import deliberation_renderable, oracle_renderable
 
 if TYPE_CHECKING:
-    from council.engine.deliberation import ResumeState
+    from council.engine.model import ResumeState
     from council.store.recorder import Recorder
 
 from council.store.recorder import RecordOptions
@@ -148,9 +148,7 @@ def run_oracle(
         document = oracle_document(result)
         _print_result(result, mode, quiet, out, markdown, document)
         if recorder is not None:
-            synthesis = result.synthesis
-            answer = synthesis.text if isinstance(synthesis, Answer) else None
-            recorder.finish(answer=answer, document=document, markdown=markdown)
+            recorder.finish(answer=result.answer, document=document, markdown=markdown)
     finally:
         _stop_recording(recorder, err)
     _report(result, err)
@@ -248,7 +246,7 @@ def _report(result: OracleResult, err: Console) -> None:
             highlight=False,
         )
     synthesis = result.synthesis
-    if isinstance(synthesis, Failure):
+    if synthesis is not None and not synthesis.answered:
         err.print(
             f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
             "the answers are shown",
@@ -268,7 +266,7 @@ def _report_deliberation(result: DeliberationResult, err: Console) -> None:
 
 
 def _all_failed_error(
-    failures: list[Failure], endpoint: EndpointSettings, count: int
+    failures: list[CallOutcome], endpoint: EndpointSettings, count: int
 ) -> CouncilError:
     first = failures[0] if failures else None
     if first is not None and all(f.error_kind == "auth" for f in failures):

@@ -17,10 +17,10 @@ JSON must read replies leniently), and missing token usage is reported as None
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
 import ssl
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -30,12 +30,12 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.stop import stop_base
 
 from council.config.endpoint_settings import EndpointSettings
-from council.engine.plan import CallSpec
+from council.endpoint.errors import CallError, classify
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["CallError", "CallObserver", "Completion", "EndpointClient"]
+__all__ = ["CallError", "CallObserver", "ChatRequest", "EndpointClient", "StreamResult"]
 
 # Backoff between retries: full jitter over an exponentially growing window.
 BACKOFF_INITIAL = 0.5
@@ -50,46 +50,51 @@ WRITE_TIMEOUT = 30.0
 OPTIONAL_FIELDS = ("stream_options", "response_format")
 
 
+class ChatRequest(Protocol):
+    """What the client reads from a call to send it (the engine's CallSpec is one).
+
+    `temperature`/`max_tokens`/`response_format` None: not sent (the endpoint's default).
+    `persona` and `round` go out as headers, so a proxy's logs can tell calls apart.
+    """
+
+    @property
+    def persona(self) -> str: ...
+    @property
+    def round(self) -> int: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def messages(self) -> Sequence[Mapping[str, str]]: ...
+    @property
+    def temperature(self) -> float | None: ...
+    @property
+    def max_tokens(self) -> int | None: ...
+    @property
+    def response_format(self) -> Mapping[str, Any] | None: ...
+
+
 @dataclass(frozen=True)
-class Completion:
-    """A finished call. Token counts are None when the endpoint did not report usage."""
+class StreamResult:
+    """What a completed stream gave: the text, usage (None when not reported), timing.
+
+    `ttft` is seconds from sending the successful attempt to its first token;
+    `retries` counts the attempts before it.
+    """
 
     text: str
     tokens_in: int | None
     tokens_out: int | None
-    latency: float
     ttft: float | None
+    finish_reason: str
     retries: int
-    finish_reason: str | None
-
-
-class CallError(Exception):
-    """A call that failed for good (after any retries), or one attempt that failed.
-
-    `kind` is one of: rate_limited, server_error, connection, timeout,
-    first_token_timeout, truncated, auth, not_found, bad_request, http_error.
-    """
-
-    def __init__(
-        self,
-        kind: str,
-        message: str,
-        *,
-        status: int | None = None,
-        retryable: bool = False,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.status = status
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.retries = 0
 
 
 class CallObserver(Protocol):
-    """What a call reports while it runs; the engine turns these into events."""
+    """What a call reports while it runs; the engine turns these into events.
+
+    `on_start` is called once, when the call gets a slot: its deadline (and its
+    latency, for whoever measures it) runs from then.
+    """
 
     def on_start(self) -> None: ...
     def on_first_token(self, ttft: float) -> None: ...
@@ -104,84 +109,6 @@ class _CallState:
         self.started_at: float | None = None
         self.deadline: float | None = None  # time.monotonic() by which the call must end
         self.attempts = 0
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _status_error(exc: openai.APIStatusError, host: str) -> CallError:
-    status = exc.status_code
-    body = exc.body
-    detail = body.get("message") if isinstance(body, dict) else None
-    if not isinstance(detail, str) or not detail:
-        detail = exc.message
-    detail = " ".join(detail.split())[:300]
-    headers = exc.response.headers if exc.response is not None else None
-    if status in (401, 403):
-        return CallError("auth", f"{host} refused the API key ({status}): {detail}", status=status)
-    if status == 404:
-        return CallError("not_found", f"{host} answered 404: {detail}", status=status)
-    if status == 429:
-        return CallError(
-            "rate_limited",
-            f"rate limited by {host} (429): {detail}",
-            status=status,
-            retryable=True,
-            retry_after=parse_retry_after(headers),
-        )
-    if status >= 500 or status in (408, 409):
-        return CallError(
-            "server_error",
-            f"{host} answered {status}: {detail}",
-            status=status,
-            retryable=True,
-            retry_after=parse_retry_after(headers),
-        )
-    kind = "bad_request" if status in (400, 422) else "http_error"
-    return CallError(kind, f"{host} answered {status}: {detail}", status=status)
-
-
-def classify(exc: BaseException, host: str) -> CallError:
-    """Turn whatever the SDK or transport raised into a CallError with a kind."""
-    if isinstance(exc, CallError):
-        return exc
-    if isinstance(exc, openai.APIStatusError):
-        return _status_error(exc, host)
-    if isinstance(exc, openai.APITimeoutError):
-        return CallError("timeout", f"{host} stopped responding (read timeout)", retryable=True)
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        reason = f": {cause}" if cause and str(cause) else ""
-        return CallError("connection", f"cannot connect to {host}{reason}", retryable=True)
-    if isinstance(exc, openai.APIError):
-        # An error event inside a stream: the server failed mid-answer.
-        return CallError(
-            "server_error", f"{host} reported an error mid-stream: {exc}", retryable=True
-        )
-    if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
-        return CallError("connection", f"connection to {host} failed: {exc}", retryable=True)
-    raise exc
 
 
 class _StopPastDeadline(stop_base):
@@ -238,9 +165,9 @@ class EndpointClient:
 
     Usage:
         async with EndpointClient(settings, max_concurrency=8) as client:
-            completion = await client.complete(call, observer)
+            result = await client.complete(request, observer)
 
-    `complete` returns a Completion or raises CallError (with `.retries` set); a
+    `complete` returns a StreamResult or raises CallError (with `.retries` set); a
     cancelled call raises CancelledError after closing its stream.
     """
 
@@ -287,7 +214,7 @@ class EndpointClient:
             raise classify(exc, self.settings.host) from None
         return sorted(model.id for model in page.data)
 
-    async def complete(self, call: CallSpec, observer: CallObserver) -> Completion:
+    async def complete(self, call: ChatRequest, observer: CallObserver) -> StreamResult:
         state = _CallState()
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries + 1) | _StopPastDeadline(state),
@@ -307,8 +234,8 @@ class EndpointClient:
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _attempt(
-        self, call: CallSpec, observer: CallObserver, state: _CallState
-    ) -> Completion:
+        self, call: ChatRequest, observer: CallObserver, state: _CallState
+    ) -> StreamResult:
         async with self._slots:
             now = time.monotonic()
             if state.started_at is None:
@@ -344,8 +271,8 @@ class EndpointClient:
         )
 
     async def _stream(
-        self, call: CallSpec, observer: CallObserver, state: _CallState
-    ) -> Completion:
+        self, call: ChatRequest, observer: CallObserver, state: _CallState
+    ) -> StreamResult:
         assert self._client is not None, "use EndpointClient as an async context manager"
         assert state.deadline is not None and state.started_at is not None
         body: dict[str, Any] = {
@@ -423,12 +350,11 @@ class EndpointClient:
         usage = usage if isinstance(usage, dict) else {}
         tokens_in = usage.get("prompt_tokens")
         tokens_out = usage.get("completion_tokens")
-        return Completion(
+        return StreamResult(
             text="".join(parts),
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            latency=time.monotonic() - state.started_at,
             ttft=ttft,
-            retries=state.attempts - 1,
             finish_reason=finish_reason,
+            retries=state.attempts - 1,
         )

@@ -4,18 +4,21 @@ Shared by the oracle and the deliberation engines. A `CallReporter` is the
 endpoint's CallObserver for one call; `run_call` runs the call and always ends
 with an outcome on the reporter (answer, failure, or cancellation), so an engine
 that is cancelled half-way still knows what every call did and what it cost.
+The reporter is the one place where what the endpoint returned (a StreamResult
+or a CallError) becomes a CallOutcome, and it measures the call's latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
-from council.endpoint.client import CallError, Completion, EndpointClient
-from council.engine.deliberation_plan import DeliberationPlan
+from council.endpoint.client import CallError, EndpointClient, StreamResult
 from council.engine.events import (
     CallCancelled,
+    CallEnded,
     CallFailed,
     CallFinished,
     CallRetrying,
@@ -26,8 +29,9 @@ from council.engine.events import (
     RunStarted,
     TextDelta,
 )
-from council.engine.plan import CallSpec, OraclePlan
-from council.engine.results import Answer, CallOutcome, DeliberationResult, Failure, OracleResult
+from council.engine.model import CANCELLED, CallOutcome, CallSpec
+from council.engine.plan import DeliberationPlan, OraclePlan
+from council.engine.results import DeliberationResult, OracleResult
 
 __all__ = ["CallReporter", "run_call", "run_finished", "run_started"]
 
@@ -51,7 +55,6 @@ class CallReporter:
         self.tokens_streamed = 0  # content chunks of the current attempt (about a token each)
         self.outcome: CallOutcome | None = None
         self.cancel_reason = "interrupted"
-        self.reused_from: str | None = None  # set when a resumed run reuses an old answer
 
     def _ids(self) -> dict[str, Any]:
         c = self.call
@@ -99,93 +102,75 @@ class CallReporter:
     @property
     def tokens_spent(self) -> int:
         """Output tokens this call cost: the endpoint's count when known, else chunks streamed."""
-        if isinstance(self.outcome, Answer) and self.outcome.tokens_out is not None:
+        if self.outcome is not None and self.outcome.tokens_out is not None:
             return self.outcome.tokens_out
         return self.tokens_streamed
 
-    def finished(self, completion: Completion) -> Answer:
-        answer = Answer(
-            self.call.persona,
-            completion.text,
-            completion.latency,
-            completion.ttft,
-            completion.tokens_in,
-            completion.tokens_out,
-            completion.retries,
-            role=self.call.role,
-        )
-        return self._answered(answer)
+    def _outcome(self, **fields: Any) -> CallOutcome:
+        return CallOutcome(persona=self.call.persona, role=self.call.role, **fields)
 
-    def reuse(self, answer: Answer, from_run: str) -> Answer:
+    def _end(self, event: type[CallEnded], outcome: CallOutcome, **extra: Any) -> CallOutcome:
+        """Keep the call's outcome and report it on the bus.
+
+        A call cancelled while still queued never started: it gets an outcome but no event.
+        """
+        self.ended_at = time.monotonic()
+        self.outcome = outcome
+        if self.started_at is not None:
+            self.bus.emit(event(**self._ids(), outcome=outcome, **extra))
+        return outcome
+
+    def finished(self, stream: StreamResult) -> CallOutcome:
+        answer = self._outcome(
+            text=stream.text,
+            latency=self.elapsed(),  # from on_start: when the call got a slot, retries included
+            ttft=stream.ttft,
+            tokens_in=stream.tokens_in,
+            tokens_out=stream.tokens_out,
+            retries=stream.retries,
+        )
+        return self._end(CallFinished, answer)
+
+    def reuse(self, answer: CallOutcome, from_run: str) -> CallOutcome:
         """Take an answer an earlier run of the same council already had, without a call."""
         self.started_at = time.monotonic()
-        self.reused_from = from_run
         self.bus.emit(CallStarted(**self._ids(), model=self.call.model))
-        return self._answered(answer)
+        return self._end(CallFinished, dataclasses.replace(answer, reused_from=from_run))
 
-    def _answered(self, answer: Answer) -> Answer:
-        self.ended_at = time.monotonic()
-        self.bus.emit(
-            CallFinished(
-                **self._ids(),
-                text=answer.text,
-                tokens_in=answer.tokens_in,
-                tokens_out=answer.tokens_out,
-                latency=answer.latency,
-                ttft=answer.ttft,
-                retries=answer.retries,
-                reused_from=self.reused_from,
-            )
+    def failed(self, error: CallError) -> CallOutcome:
+        failure = self._outcome(
+            error_kind=error.kind,
+            message=error.message,
+            retries=error.retries,
+            latency=self.elapsed(),
         )
-        self.outcome = answer
-        return answer
+        return self._end(CallFailed, failure)
 
-    def failed(self, error: CallError) -> Failure:
-        self.ended_at = time.monotonic()
-        self.bus.emit(
-            CallFailed(
-                **self._ids(),
-                error_kind=error.kind,
-                message=error.message,
-                retries=error.retries,
-                latency=self.elapsed(),
-            )
-        )
-        self.outcome = Failure(
-            self.call.persona, error.kind, error.message, error.retries, self.call.role
-        )
-        return self.outcome
-
-    def cancelled(self) -> Failure:
-        self.ended_at = time.monotonic()
-        if self.started_at is not None:  # a call cancelled while queued never started
-            self.bus.emit(
-                CallCancelled(
-                    **self._ids(),
-                    tokens_out=self.tokens_streamed,
-                    latency=self.elapsed(),
-                    reason=self.cancel_reason,
-                )
-            )
+    def cancelled(self) -> CallOutcome:
         message = (
             "cancelled: the council ended before it was needed"
             if self.cancel_reason == "superseded"
             else "interrupted before it finished"
         )
-        self.outcome = Failure(self.call.persona, "cancelled", message, 0, self.call.role)
-        return self.outcome
+        stopped = self._outcome(
+            error_kind=CANCELLED,
+            message=message,
+            latency=self.elapsed(),
+            tokens_out=self.tokens_streamed,
+        )
+        return self._end(CallCancelled, stopped, reason=self.cancel_reason)
 
 
 async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcome:
     """Run one call to its outcome; on cancellation, record it as cancelled and re-raise."""
     try:
-        completion = await client.complete(reporter.call, reporter)
+        stream = await client.complete(reporter.call, reporter)
     except CallError as error:
         return reporter.failed(error)
     except asyncio.CancelledError:
         reporter.cancelled()
         raise
-    return reporter.finished(completion)
+    return reporter.finished(stream)
 
 
 def run_started(run_id: str, command: str, plan: OraclePlan | DeliberationPlan) -> RunStarted:

@@ -12,37 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Verdict", "ends_council", "parse_verdict", "position_change", "position_label"]
+from council.engine.model import Verdict
+
+__all__ = ["ends_council", "parse_verdict", "position_change", "position_label"]
 
 _WORD = re.compile(r"[a-z0-9']+")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The arbiter's judgement of one round.
-
-    `problem` is None for a well-formed verdict; otherwise it says what was wrong
-    and the verdict counts as not converged (`synthesis` then holds the raw reply,
-    so the user still sees what the arbiter wrote).
-    """
-
-    converged: bool
-    confidence: float
-    synthesis: str
-    dissent: tuple[str, ...] = field(default_factory=tuple)
-    problem: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "converged": self.converged,
-            "confidence": self.confidence,
-            "synthesis": self.synthesis,
-            "dissent": list(self.dissent),
-            "problem": self.problem,
-        }
 
 
 def ends_council(verdict: Verdict, threshold: float) -> bool:

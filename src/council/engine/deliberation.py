@@ -17,36 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
 
 from council.endpoint.client import EndpointClient
 from council.engine.calls import CallReporter, run_call, run_finished, run_started
 from council.engine.convergence import ends_council, parse_verdict, position_label
-from council.engine.deliberation_plan import DeliberationPlan
 from council.engine.events import (
     ArbiterVerdict,
     EventBus,
     RoundDiscarded,
     RoundFinished,
 )
-from council.engine.oracle import new_run_id
-from council.engine.results import Answer, CallRecord, DeliberationResult, Failure, RoundResult
+from council.engine.model import CallRecord, ResumeState, new_run_id
+from council.engine.plan import DeliberationPlan
+from council.engine.results import DeliberationResult, RoundResult
 
-__all__ = ["DeliberationRun", "ResumeState"]
-
-
-@dataclass(frozen=True)
-class ResumeState:
-    """What an unfinished earlier run of the same council already had.
-
-    `answers[round][persona]` and `verdicts[round]` come from its kept, answered
-    calls. Because a round's prompts depend only on the previous round's answers,
-    reusing them yields the same council; only what is missing is asked.
-    """
-
-    run_id: str
-    answers: dict[int, dict[str, Answer]] = field(default_factory=dict)
-    verdicts: dict[int, Answer] = field(default_factory=dict)
+__all__ = ["DeliberationRun"]
 
 
 class _Round:
@@ -66,14 +51,12 @@ class _Round:
         return [*self.reporters, *([self.arbiter] if self.arbiter else [])]
 
     def answered(self) -> list[tuple[str, str]]:
-        return [
-            (r.call.persona, r.outcome.text)
-            for r in self.reporters
-            if isinstance(r.outcome, Answer)
-        ]
+        outcomes = [r.outcome for r in self.reporters if r.outcome is not None]
+        return [(o.persona, o.text) for o in outcomes if o.answered]
 
     def failed(self) -> list[str]:
-        return [r.call.persona for r in self.reporters if isinstance(r.outcome, Failure)]
+        outcomes = [r.outcome for r in self.reporters if r.outcome is not None]
+        return [o.persona for o in outcomes if not o.answered]
 
 
 class DeliberationRun:
@@ -151,7 +134,7 @@ class DeliberationRun:
             await self._wait(current, current.verdict_in)
             assert current.arbiter is not None and current.arbiter.outcome is not None
             kept.arbiter = current.arbiter.outcome
-            if isinstance(kept.arbiter, Failure):
+            if not kept.arbiter.answered:
                 result.stop_reason = "arbiter_failed"
                 return number
             verdict = parse_verdict(kept.arbiter.text)
@@ -198,7 +181,7 @@ class DeliberationRun:
         kept = RoundResult(current.number, outcomes, speculative=current.speculative)
         for answer in kept.answers:
             before = previous.outcomes.get(answer.persona) if previous else None
-            earlier = before.text if isinstance(before, Answer) else None
+            earlier = before.text if before is not None and before.answered else None
             kept.positions[answer.persona] = (
                 position_label(earlier, answer.text) if previous else "new"
             )
@@ -314,17 +297,15 @@ class DeliberationRun:
                 if reporter.started_at is None:
                     continue  # cancelled while queued: it never reached the endpoint
                 outcome = reporter.outcome
-                is_kept = number in kept and not (
-                    isinstance(outcome, Failure) and outcome.error_kind == "cancelled"
-                )
-                if reporter.reused_from is not None:
-                    status = "reused"
-                elif isinstance(outcome, Answer):
-                    status = "answered" if is_kept else "discarded"
-                elif isinstance(outcome, Failure) and outcome.error_kind != "cancelled":
-                    status = "failed"
-                else:
+                is_kept = number in kept and not (outcome is not None and outcome.cancelled)
+                if outcome is None or outcome.cancelled:
                     status = "cancelled"
+                elif outcome.reused_from is not None:
+                    status = "reused"
+                elif outcome.answered:
+                    status = "answered" if is_kept else "discarded"
+                else:
+                    status = "failed"
                 end = reporter.ended_at or time.monotonic()
                 records.append(
                     CallRecord(

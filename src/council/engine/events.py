@@ -13,9 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from council.engine.model import CallOutcome
+
 __all__ = [
     "ArbiterVerdict",
     "CallCancelled",
+    "CallEnded",
     "CallEvent",
     "CallFailed",
     "CallFinished",
@@ -96,35 +99,48 @@ class CallRetrying(CallEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CallFinished(CallEvent):
-    """A call's whole answer. Token counts are None when the endpoint did not report them."""
+class CallEnded(CallEvent):
+    """A call's end, carrying its outcome (the same object the run's result keeps).
+
+    `event_to_dict` writes the outcome flat where it stands, as the `outcome_fields`
+    each kind names, in that order: every `--jsonl` event type keeps one flat shape.
+    """
+
+    outcome_fields: ClassVar[tuple[str, ...]] = ()
+    outcome: CallOutcome
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallFinished(CallEnded):
+    """A call's whole answer. Token counts are None when the endpoint did not report them.
+
+    `outcome.reused_from` is set when a resumed run took the answer from an earlier run.
+    """
 
     kind: ClassVar[str] = "call_finished"
-    text: str
-    tokens_in: int | None
-    tokens_out: int | None
-    latency: float
-    ttft: float | None
-    retries: int
-    reused_from: str | None = None  # a resumed run: the answer came from this earlier run
+    outcome_fields = (
+        "text",
+        "tokens_in",
+        "tokens_out",
+        "latency",
+        "ttft",
+        "retries",
+        "reused_from",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
-class CallFailed(CallEvent):
+class CallFailed(CallEnded):
     kind: ClassVar[str] = "call_failed"
-    error_kind: str
-    message: str
-    retries: int
-    latency: float
+    outcome_fields = ("error_kind", "message", "retries", "latency")
 
 
 @dataclass(frozen=True, kw_only=True)
-class CallCancelled(CallEvent):
-    """A call stopped before it finished; `tokens_out` counts what it streamed so far."""
+class CallCancelled(CallEnded):
+    """A call stopped before it finished; `outcome.tokens_out` counts what it streamed so far."""
 
     kind: ClassVar[str] = "call_cancelled"
-    tokens_out: int
-    latency: float
+    outcome_fields = ("tokens_out", "latency")
     reason: str = "interrupted"  # or "superseded": a verdict ended the council first
 
 
@@ -178,9 +194,14 @@ class RunFinished(Event):
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    """A JSON-ready dict: the event's fields plus its `type`."""
-    data = dataclasses.asdict(event)
-    return {"type": event.kind, **data}
+    """A JSON-ready dict: its `type`, then the event's fields, a call's outcome written flat."""
+    data: dict[str, Any] = {"type": event.kind}
+    for item in dataclasses.fields(event):
+        if isinstance(event, CallEnded) and item.name == "outcome":
+            data.update((name, getattr(event.outcome, name)) for name in event.outcome_fields)
+        else:
+            data[item.name] = getattr(event, item.name)
+    return data
 
 
 Subscriber = Callable[[Event], None]

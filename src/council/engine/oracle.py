@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 from council.endpoint.client import EndpointClient
 from council.engine.calls import CallReporter, run_call, run_finished, run_started
 from council.engine.events import EventBus
-from council.engine.plan import CallSpec, OraclePlan, build_synthesis_call
-from council.engine.results import CallOutcome, OracleResult
+from council.engine.model import CallOutcome, CallSpec, new_run_id
+from council.engine.plan import OraclePlan
+from council.engine.results import OracleResult
 
-__all__ = ["OracleRun", "new_run_id"]
-
-
-def new_run_id() -> str:
-    """A short, time-ordered run id: seconds since the epoch (hex) plus randomness."""
-    return f"{int(time.time()):08x}{uuid.uuid4().hex[:6]}"
+__all__ = ["OracleRun"]
 
 
 class OracleRun:
@@ -81,4 +76,4 @@ class OracleRun:
     async def _synthesize(self, client: EndpointClient) -> None:
         answers = [(a.persona, a.text) for a in self.result.answers]
         failed = [f.persona for f in self.result.failures]
-        await self._call(client, build_synthesis_call(self.plan, answers, failed))
+        await self._call(client, self.plan.synthesis_call(answers, failed))

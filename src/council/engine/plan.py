@@ -1,92 +1,40 @@
-"""What a run will do, decided before anything runs: personas, exact messages, limits.
+"""What a run will do, decided before anything runs: personas, exact calls, rounds, limits.
 
 Building a plan does no I/O, so `--dry-run` is simply the plan printed, and the
-engines only execute what the plan says.
+engines only execute what the plan says. An oracle plan holds its calls; a
+deliberation plan builds each round's calls from the previous round's answers.
+The plans decide which calls a run makes and with which ids; prompts.py holds
+what the calls say.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from council.app.inputs import Attachment
-from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP
+from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
+from council.engine.model import Attachment, CallSpec, Message
+from council.engine.prompts import (
+    VERDICT_RESPONSE_FORMAT,
+    build_call,
+    revision_prompt,
+    synthesis_prompt,
+    user_message,
+    verdict_prompt,
+)
 
 __all__ = [
-    "CallSpec",
+    "DeliberationPlan",
     "OraclePlan",
+    "build_deliberation_plan",
     "build_oracle_plan",
-    "build_synthesis_call",
     "estimate_tokens",
+    "estimated_input_tokens",
+    "max_concurrency_for",
 ]
-
-Message = dict[str, str]
-
-
-@dataclass(frozen=True)
-class CallSpec:
-    """One model call: who, with which exact messages and settings.
-
-    `temperature`/`max_tokens` None means the endpoint's default.
-    """
-
-    call_id: str
-    persona: str
-    messages: tuple[Message, ...]
-    model: str
-    temperature: float | None = None
-    max_tokens: int | None = None
-    round: int = 1
-    role: str = "persona"  # or "arbiter"
-    # e.g. {"type": "json_object"}; sent where the endpoint accepts it, dropped where not.
-    response_format: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "call_id": self.call_id,
-            "persona": self.persona,
-            "role": self.role,
-            "round": self.round,
-            "model": self.model,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "response_format": self.response_format,
-            "messages": list(self.messages),
-        }
-
-
-@dataclass(frozen=True)
-class OraclePlan:
-    """One question to N personas at once, optionally followed by an arbiter's synthesis."""
-
-    query: str
-    attachments: tuple[Attachment, ...]
-    personas: tuple[Persona, ...]
-    endpoint: EndpointSettings
-    calls: tuple[CallSpec, ...]
-    arbiter: Persona | None = None
-    max_concurrency: int = field(default=1)
-
-    @property
-    def synthesize(self) -> bool:
-        return self.arbiter is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as `--dry-run --json` prints it (never the API key)."""
-        return {
-            "command": "oracle",
-            "query": self.query,
-            "endpoint": self.endpoint.describe(),
-            "model": self.endpoint.model,
-            "personas": [p.name for p in self.personas],
-            "arbiter": self.arbiter.name if self.arbiter else None,
-            "attachments": [a.path for a in self.attachments],
-            "limits": self.endpoint.limits(self.max_concurrency),
-            "calls": [c.to_dict() for c in self.calls],
-            "estimated_input_tokens": sum(estimate_tokens(c.messages) for c in self.calls),
-        }
 
 
 def estimate_tokens(messages: tuple[Message, ...] | list[Message]) -> int:
@@ -94,37 +42,149 @@ def estimate_tokens(messages: tuple[Message, ...] | list[Message]) -> int:
     return sum(len(m.get("content", "")) // 4 + 4 for m in messages)
 
 
-def user_message(query: str, attachments: tuple[Attachment, ...]) -> str:
-    """The question, with any attached files after it, each fenced and labelled."""
-    if not attachments:
-        return query
-    parts = [query, "", "Attached files:"]
-    for attachment in attachments:
-        parts += ["", f'<file path="{attachment.path}">', attachment.text.rstrip("\n"), "</file>"]
-    return "\n".join(parts)
+def estimated_input_tokens(calls: Sequence[CallSpec]) -> int:
+    return sum(estimate_tokens(c.messages) for c in calls)
 
 
-def persona_call(
-    persona: Persona,
-    content: str,
-    default_model: str,
-    call_id: str,
-    round_number: int = 1,
-    role: str = "persona",
-) -> CallSpec:
-    return CallSpec(
-        call_id=call_id,
-        persona=persona.name,
-        messages=(
-            {"role": "system", "content": persona.system},
-            {"role": "user", "content": content},
-        ),
-        model=persona.model or default_model,
-        temperature=persona.temperature,
-        max_tokens=persona.max_tokens,
-        round=round_number,
-        role=role,
-    )
+def max_concurrency_for(endpoint: EndpointSettings, calls_at_once: int) -> int:
+    """The endpoint's own cap if it has one, else every call at once up to the default cap."""
+    return max(1, endpoint.max_concurrency or min(calls_at_once, DEFAULT_MAX_CONCURRENCY_CAP))
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Plan:
+    """What every plan has: the question, who answers it, where, and how many calls at once."""
+
+    query: str
+    attachments: tuple[Attachment, ...]
+    personas: tuple[Persona, ...]
+    endpoint: EndpointSettings
+    max_concurrency: int = 1
+
+    @property
+    def question(self) -> str:
+        """The question as sent: the query, with the attached files after it."""
+        return user_message(self.query, self.attachments)
+
+    def _described(
+        self, command: str, arbiter: Persona | None, calls: Sequence[CallSpec], **settings: Any
+    ) -> dict[str, Any]:
+        """The plan as `--dry-run --json` prints it (never the API key), less the estimate."""
+        return {
+            "command": command,
+            "query": self.query,
+            "endpoint": self.endpoint.describe(),
+            "model": self.endpoint.model,
+            "personas": [p.name for p in self.personas],
+            "arbiter": arbiter.name if arbiter else None,
+            "attachments": [a.path for a in self.attachments],
+            **settings,
+            "limits": self.endpoint.limits(self.max_concurrency),
+            "calls": [c.to_dict() for c in calls],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class OraclePlan(_Plan):
+    """One question to N personas at once, optionally followed by an arbiter's synthesis."""
+
+    calls: tuple[CallSpec, ...]
+    arbiter: Persona | None = None
+
+    @property
+    def synthesize(self) -> bool:
+        return self.arbiter is not None
+
+    def synthesis_call(
+        self, answers: list[tuple[str, str]], failed: list[str] | None = None
+    ) -> CallSpec:
+        """The arbiter's call: the question and every member's answer, by name."""
+        assert self.arbiter is not None, "synthesis_call needs a plan with an arbiter"
+        content = synthesis_prompt(self.question, answers, failed)
+        return build_call(
+            self.arbiter, content, self.endpoint.model, call_id="synthesis", role="arbiter"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self._described("oracle", self.arbiter, self.calls)
+        data["estimated_input_tokens"] = estimated_input_tokens(self.calls)
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliberationPlan(_Plan):
+    """Rounds of personas revising against each other, judged after each round by an arbiter."""
+
+    arbiter: Persona
+    rounds: int = DEFAULT_ROUNDS
+    threshold: float = DEFAULT_THRESHOLD
+    speculative: bool = False
+    max_wasted_tokens: int | None = None
+    # The exact question as first sent, context included: a resumed council reuses it
+    # rather than re-reading files that may have changed since.
+    question_text: str | None = None
+
+    @property
+    def question(self) -> str:
+        if self.question_text is not None:
+            return self.question_text
+        return super().question
+
+    def persona_call(
+        self,
+        persona: Persona,
+        round_number: int,
+        previous: list[tuple[str, str]] | None = None,
+        failed: list[str] | None = None,
+    ) -> CallSpec:
+        """A persona's call in a round; from round 2 on, with `previous` (name, answer) pairs."""
+        content = (
+            self.question
+            if round_number == 1
+            else revision_prompt(self.question, round_number, persona.name, previous or [], failed)
+        )
+        call_id = f"r{round_number}-{persona.name}"
+        return build_call(persona, content, self.endpoint.model, call_id, round_number)
+
+    def verdict_call(
+        self, round_number: int, answers: list[tuple[str, str]], failed: list[str] | None = None
+    ) -> CallSpec:
+        """The arbiter's call on one round's answers."""
+        return build_call(
+            self.arbiter,
+            verdict_prompt(self.question, round_number, self.rounds, answers, failed),
+            self.endpoint.model,
+            call_id=f"r{round_number}-verdict",
+            round_number=round_number,
+            role="arbiter",
+            response_format=VERDICT_RESPONSE_FORMAT,
+        )
+
+    def example_calls(self) -> list[CallSpec]:
+        """Round 1's calls, then a round-2 call and a verdict with placeholder answers.
+
+        What `--dry-run` shows: the exact first round, and the shape of the rest.
+        """
+        calls = [self.persona_call(p, 1) for p in self.personas]
+        placeholders = [(p.name, f"(round 1 answer of {p.name})") for p in self.personas]
+        if self.rounds > 1:
+            calls.append(self.persona_call(self.personas[0], 2, placeholders))
+        calls.append(self.verdict_call(1, placeholders))
+        return calls
+
+    def to_dict(self) -> dict[str, Any]:
+        calls = self.example_calls()
+        data = self._described(
+            "deliberate",
+            self.arbiter,
+            calls,
+            rounds=self.rounds,
+            threshold=self.threshold,
+            speculative=self.speculative,
+            max_wasted_tokens=self.max_wasted_tokens,
+        )
+        data["estimated_input_tokens_round_1"] = estimated_input_tokens(calls[: len(self.personas)])
+        return data
 
 
 def build_oracle_plan(
@@ -139,10 +199,9 @@ def build_oracle_plan(
     attached = tuple(attachments or ())
     content = user_message(query, attached)
     calls = tuple(
-        persona_call(persona, content, endpoint.model, call_id=f"r1-{persona.name}")
+        build_call(persona, content, endpoint.model, call_id=f"r1-{persona.name}")
         for persona in personas
     )
-    cap = endpoint.max_concurrency or min(len(calls), DEFAULT_MAX_CONCURRENCY_CAP)
     return OraclePlan(
         query=query,
         attachments=attached,
@@ -150,43 +209,34 @@ def build_oracle_plan(
         endpoint=endpoint,
         calls=calls,
         arbiter=arbiter,
-        max_concurrency=max(1, cap),
+        max_concurrency=max_concurrency_for(endpoint, len(calls)),
     )
 
 
-SYNTHESIS_INSTRUCTIONS = """\
-You are chairing a council. Its members answered the question below independently.
-Write one synthesis for the person who asked, in Markdown, with these sections:
-
-## Agreements
-What the members agree on, and how firmly.
-
-## Disagreements
-Where they differ, who holds which position (by name), and which side the reasoning supports.
-
-## Recommendation
-Your recommendation, weighing arguments on their merit rather than by majority, with the
-confidence it deserves and what would change it.
-
-Be concise. Do not invent positions the members did not take."""
-
-
-def build_synthesis_call(
-    plan: OraclePlan, answers: list[tuple[str, str]], failed: list[str] | None = None
-) -> CallSpec:
-    """The arbiter's call: the question and every member's answer, by name."""
-    assert plan.arbiter is not None, "build_synthesis_call needs a plan with an arbiter"
-    lines = [
-        SYNTHESIS_INSTRUCTIONS,
-        "",
-        "<question>",
-        user_message(plan.query, plan.attachments),
-        "</question>",
-    ]
-    for name, text in answers:
-        lines += ["", f'<answer member="{name}">', text.strip(), "</answer>"]
-    if failed:
-        lines += ["", f"(No answer from: {', '.join(failed)}.)"]
-    return persona_call(
-        plan.arbiter, "\n".join(lines), plan.endpoint.model, call_id="synthesis", role="arbiter"
+def build_deliberation_plan(
+    *,
+    query: str,
+    personas: list[Persona],
+    arbiter: Persona,
+    endpoint: EndpointSettings,
+    attachments: list[Attachment] | None = None,
+    rounds: int = DEFAULT_ROUNDS,
+    threshold: float = DEFAULT_THRESHOLD,
+    speculative: bool = False,
+    max_wasted_tokens: int | None = None,
+    question_text: str | None = None,
+) -> DeliberationPlan:
+    return DeliberationPlan(
+        query=query,
+        attachments=tuple(attachments or ()),
+        personas=tuple(personas),
+        arbiter=arbiter,
+        endpoint=endpoint,
+        rounds=rounds,
+        threshold=threshold,
+        speculative=speculative,
+        max_wasted_tokens=max_wasted_tokens,
+        # With speculation a round's personas and the previous round's arbiter run at once.
+        max_concurrency=max_concurrency_for(endpoint, len(personas) + 1),
+        question_text=question_text,
     )

@@ -1,66 +1,20 @@
-"""What a run produced: answers, failures and the run's result, filled in as it goes.
+"""What a run produced: an oracle's outcomes, a deliberation's rounds, exit codes and status.
 
-Kept apart from the engines so that renderers (and `--dry-run`) can use these
-types without importing the endpoint client and its openai dependency.
+Filled in while a run goes, so whoever holds a result (the CLI on Ctrl-C) has
+everything that finished. Built from the model and the plans only, so renderers
+and the history use results without importing the engines or the endpoint client.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from council.engine.convergence import Verdict
-from council.engine.deliberation_plan import DeliberationPlan
-from council.engine.plan import OraclePlan
+from council.engine.model import CANCELLED, CallOutcome, CallRecord, Verdict, status_of
+from council.engine.plan import DeliberationPlan, OraclePlan
 from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
-__all__ = [
-    "Answer",
-    "CallOutcome",
-    "CallRecord",
-    "DeliberationResult",
-    "Failure",
-    "OracleResult",
-    "RoundResult",
-]
-
-
-@dataclass
-class Answer:
-    """A persona's (or the arbiter's) finished answer and what it cost."""
-
-    persona: str
-    text: str
-    latency: float
-    ttft: float | None
-    tokens_in: int | None
-    tokens_out: int | None
-    retries: int
-    role: str = "persona"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["latency"] = round(self.latency, 4)
-        data["ttft"] = None if self.ttft is None else round(self.ttft, 4)
-        return data
-
-
-@dataclass
-class Failure:
-    """A call that did not produce an answer: failed (error_kind) or cancelled."""
-
-    persona: str
-    error_kind: str
-    message: str
-    retries: int
-    role: str = "persona"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-CallOutcome = Answer | Failure
+__all__ = ["DeliberationResult", "OracleResult", "RoundResult"]
 
 
 @dataclass
@@ -75,26 +29,36 @@ class OracleResult:
     interrupted: bool = False
 
     @property
-    def answers(self) -> list[Answer]:
-        return [o for p in self.plan.personas if isinstance(o := self.outcomes.get(p.name), Answer)]
+    def answers(self) -> list[CallOutcome]:
+        """The personas that answered, in plan order."""
+        outcomes = (self.outcomes.get(p.name) for p in self.plan.personas)
+        return [o for o in outcomes if o is not None and o.answered]
 
     @property
-    def failures(self) -> list[Failure]:
+    def failures(self) -> list[CallOutcome]:
         """Failed or unfinished persona calls, in plan order (unfinished ones as cancelled)."""
-        failures: list[Failure] = []
+        failures: list[CallOutcome] = []
         for persona in self.plan.personas:
             outcome = self.outcomes.get(persona.name)
-            if isinstance(outcome, Failure):
+            if outcome is None:
+                outcome = CallOutcome(
+                    persona=persona.name, error_kind=CANCELLED, message="did not finish"
+                )
+            if not outcome.answered:
                 failures.append(outcome)
-            elif outcome is None:
-                failures.append(Failure(persona.name, "cancelled", "did not finish", 0))
         return failures
+
+    @property
+    def answer(self) -> str | None:
+        """The council's one answer: the arbiter's synthesis, when it wrote one."""
+        synthesis = self.synthesis
+        return synthesis.text if synthesis is not None and synthesis.answered else None
 
     @property
     def sum_of_calls(self) -> float:
         """What the finished calls (answers and synthesis) would take one after another."""
         total = sum(a.latency for a in self.answers)
-        if isinstance(self.synthesis, Answer):
+        if self.synthesis is not None and self.synthesis.answered:
             total += self.synthesis.latency
         return total
 
@@ -104,7 +68,7 @@ class OracleResult:
             return EXIT_INTERRUPTED
         if not self.answers:
             return _nothing_answered(self.failures)
-        if self.failures or isinstance(self.synthesis, Failure):
+        if self.failures or (self.synthesis is not None and not self.synthesis.answered):
             return EXIT_PARTIAL
         return EXIT_OK
 
@@ -113,43 +77,11 @@ class OracleResult:
         return status_of(self.exit_code)
 
 
-def _nothing_answered(failures: list[Failure]) -> int:
+def _nothing_answered(failures: list[CallOutcome]) -> int:
     """Exit code when no persona answered: a usage error if every call was refused the key."""
     if failures and all(f.error_kind == "auth" for f in failures):
         return EXIT_USAGE
     return EXIT_FAILURE
-
-
-def status_of(exit_code: int) -> str:
-    return {EXIT_OK: "ok", EXIT_PARTIAL: "partial", EXIT_INTERRUPTED: "interrupted"}.get(
-        exit_code, "failed"
-    )
-
-
-@dataclass
-class CallRecord:
-    """One call on a deliberation's timeline; times are seconds from the run's start.
-
-    `status`: answered, failed, cancelled (stopped in flight), or discarded (it finished,
-    but its round was speculative and the council ended before it). Only calls of kept
-    rounds count towards the answer; the tokens of the others are the wasted ones.
-    """
-
-    call_id: str
-    persona: str
-    role: str
-    round: int
-    start: float
-    end: float
-    speculative: bool
-    status: str
-    kept: bool
-    tokens_out: int
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["start"], data["end"] = round(self.start, 4), round(self.end, 4)
-        return data
 
 
 @dataclass
@@ -169,19 +101,19 @@ class RoundResult:
     verdict: Verdict | None = None
 
     @property
-    def answers(self) -> list[Answer]:
-        return [o for o in self.outcomes.values() if isinstance(o, Answer)]
+    def answers(self) -> list[CallOutcome]:
+        return [o for o in self.outcomes.values() if o.answered]
 
     @property
-    def failures(self) -> list[Failure]:
-        return [o for o in self.outcomes.values() if isinstance(o, Failure)]
+    def failures(self) -> list[CallOutcome]:
+        return [o for o in self.outcomes.values() if not o.answered]
 
     @property
     def critical_path(self) -> float:
         """This round's time run on its own: its slowest persona, then its arbiter."""
         slowest = max((a.latency for a in self.answers), default=0.0)
-        arbiter = self.arbiter.latency if isinstance(self.arbiter, Answer) else 0.0
-        return slowest + arbiter
+        arbiter = self.arbiter
+        return slowest + (arbiter.latency if arbiter is not None and arbiter.answered else 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -193,16 +125,6 @@ class RoundResult:
             "arbiter": self.arbiter.to_dict() if self.arbiter is not None else None,
             "verdict": self.verdict.to_dict() if self.verdict is not None else None,
         }
-
-
-# Why a deliberation stopped.
-STOP_REASONS = {
-    "converged": "the arbiter judged the council converged",
-    "max_rounds": "the last round was reached",
-    "all_failed": "every persona failed in a round",
-    "arbiter_failed": "the arbiter failed",
-    "interrupted": "interrupted",
-}
 
 
 @dataclass
@@ -241,7 +163,7 @@ class DeliberationResult:
         return sum(r.critical_path for r in self.rounds)
 
     @property
-    def kept_failures(self) -> list[Failure]:
+    def kept_failures(self) -> list[CallOutcome]:
         rounds = [*self.rounds, *([self.failed_round] if self.failed_round else [])]
         return [f for r in rounds for f in r.failures]
 

@@ -1,8 +1,13 @@
-"""Small formatting helpers shared by the renderers: durations, token counts, metric lines."""
+"""What the renderers share: durations, token counts, metric and footer lines, table rows.
+
+Also what a report shows where the terminal and Markdown output must agree (what
+`--quiet` prints, how a failure reads); each renderer decides only how it looks.
+"""
 
 from __future__ import annotations
 
-from council.engine.results import Answer, DeliberationResult, Failure, OracleResult
+from council.engine.model import CallOutcome
+from council.engine.results import DeliberationResult, OracleResult
 
 __all__ = [
     "ROUND_COLUMNS",
@@ -12,7 +17,9 @@ __all__ = [
     "count_label",
     "deliberation_footer",
     "deliberation_warnings",
+    "failure_detail",
     "queued_note",
+    "quiet_selection",
     "round_rows",
     "run_footer",
     "seconds",
@@ -40,12 +47,32 @@ def count_label(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def answer_metrics(answer: Answer) -> str:
+def answer_metrics(answer: CallOutcome) -> str:
     parts = [seconds(answer.latency), f"first token {seconds(answer.ttft)}"]
     parts.append(f"{tokens(answer.tokens_in)} → {tokens(answer.tokens_out)} tokens")
     if answer.retries:
         parts.append(count_label(answer.retries, "retry").replace("retrys", "retries"))
     return " · ".join(parts)
+
+
+def failure_detail(failure: CallOutcome) -> str:
+    """Why a call has no answer: its error kind, any retries, and the message."""
+    retries = f" after {failure.retries} retries" if failure.retries else ""
+    return f"{failure.error_kind}{retries} — {failure.message}"
+
+
+def quiet_selection(
+    result: OracleResult | DeliberationResult,
+) -> tuple[str | None, list[CallOutcome]]:
+    """What `--quiet` shows: the council's one answer if it has one, else these answers.
+
+    An oracle's one answer is its synthesis; a deliberation's is the verdict's, and
+    without one, the answers of its last kept round are shown.
+    """
+    if isinstance(result, OracleResult):
+        return result.answer, result.answers
+    last = result.final_round
+    return result.answer, last.answers if last is not None else []
 
 
 def run_footer(result: OracleResult) -> str:
@@ -104,7 +131,7 @@ def answer_status(result: DeliberationResult) -> str:
 
 def _verdict_cell(round_number: int, result: DeliberationResult) -> str:
     kept = next(r for r in result.rounds if r.number == round_number)
-    if isinstance(kept.arbiter, Failure):
+    if kept.arbiter is not None and not kept.arbiter.answered:
         return f"arbiter failed ({kept.arbiter.error_kind})"
     if kept.verdict is None:
         return "–"
@@ -196,10 +223,12 @@ def deliberation_warnings(result: DeliberationResult) -> list[str]:
             f"every persona failed in round {result.failed_round.number}; "
             f"showing round {last.number} and its verdict"
         )
-    if result.stop_reason == "arbiter_failed" and last and isinstance(last.arbiter, Failure):
+    arbiter = last.arbiter if last is not None else None
+    if result.stop_reason == "arbiter_failed" and arbiter is not None and not arbiter.answered:
+        assert last is not None
         lines.append(
-            f"the arbiter failed on round {last.number} ({last.arbiter.error_kind}): "
-            f"{last.arbiter.message}; showing that round's answers"
+            f"the arbiter failed on round {last.number} ({arbiter.error_kind}): "
+            f"{arbiter.message}; showing that round's answers"
         )
     if result.speculation_skipped:
         numbers = ", ".join(str(n) for n in result.speculation_skipped)

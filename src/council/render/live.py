@@ -75,9 +75,9 @@ class _CallView:
             self.status, self.chunks = "retrying", []
             self.note = f"{event.error_kind}, retry {event.attempt} in {seconds(event.wait)}"
         elif isinstance(event, CallFinished):
-            self.status, self.note = "done", seconds(event.latency)
+            self.status, self.note = "done", seconds(event.outcome.latency)
         elif isinstance(event, CallFailed):
-            self.status, self.note = "failed", event.message
+            self.status, self.note = "failed", event.outcome.message
         elif isinstance(event, CallCancelled):
             self.status = "cancelled"
             self.note = "speculation discarded" if event.reason == "superseded" else ""

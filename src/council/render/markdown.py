@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from council.app.inputs import Attachment
 from council.config.endpoint_settings import EndpointSettings
-from council.engine.deliberation_plan import DeliberationPlan
-from council.engine.plan import CallSpec, OraclePlan, estimate_tokens
-from council.engine.results import Answer, DeliberationResult, Failure, OracleResult, RoundResult
+from council.engine.model import Attachment, CallOutcome, CallSpec
+from council.engine.plan import DeliberationPlan, OraclePlan, estimated_input_tokens
+from council.engine.results import DeliberationResult, OracleResult, RoundResult
 from council.render.format import (
     ROUND_COLUMNS,
     TIMELINE_COLUMNS,
     answer_metrics,
     answer_status,
     deliberation_footer,
+    failure_detail,
+    quiet_selection,
     round_rows,
     run_footer,
     seconds,
@@ -33,33 +34,35 @@ __all__ = [
 ]
 
 
-def _failure_line(failure: Failure) -> str:
-    retries = f" after {failure.retries} retries" if failure.retries else ""
-    return f"- **{failure.persona}**: {failure.error_kind}{retries} — {failure.message}"
+def _failure_line(failure: CallOutcome) -> str:
+    return f"- **{failure.persona}**: {failure_detail(failure)}"
+
+
+def _answer_block(heading: str, answer: CallOutcome) -> str:
+    return f"{heading}\n\n_{answer_metrics(answer)}_\n\n{answer.text.strip()}"
+
+
+def _quiet(answers: list[CallOutcome]) -> str:
+    return "\n\n".join(f"## {a.persona}\n\n{a.text.strip()}" for a in answers) + "\n"
 
 
 def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
     """Each answer under its persona's name, failures, the synthesis, and a footer."""
-    blocks: list[str] = []
-    synthesis = result.synthesis
     if quiet:
-        if isinstance(synthesis, Answer):
-            return synthesis.text.strip() + "\n"
-        answers = result.answers
+        one, answers = quiet_selection(result)
+        if one is not None:
+            return one.strip() + "\n"
         if len(result.plan.personas) == 1 and answers:
             return answers[0].text.strip() + "\n"
-        return "\n\n".join(f"## {a.persona}\n\n{a.text.strip()}" for a in answers) + "\n"
-    for answer in result.answers:
-        blocks.append(f"## {answer.persona}\n\n_{answer_metrics(answer)}_\n\n{answer.text.strip()}")
+        return _quiet(answers)
+    blocks = [_answer_block(f"## {a.persona}", a) for a in result.answers]
     failures = result.failures
     if failures:
         blocks.append("## Did not answer\n\n" + "\n".join(_failure_line(f) for f in failures))
-    if isinstance(synthesis, Answer):
-        name = synthesis.persona
-        blocks.append(
-            f"## Synthesis ({name})\n\n_{answer_metrics(synthesis)}_\n\n{synthesis.text.strip()}"
-        )
-    elif isinstance(synthesis, Failure):
+    synthesis = result.synthesis
+    if synthesis is not None and synthesis.answered:
+        blocks.append(_answer_block(f"## Synthesis ({synthesis.persona})", synthesis))
+    elif synthesis is not None:
         blocks.append("## Synthesis failed\n\n" + _failure_line(synthesis))
     blocks.append(f"---\n\n_{run_footer(result)}_")
     return "\n\n".join(blocks) + "\n"
@@ -102,7 +105,7 @@ def _calls_markdown(calls: list[CallSpec], attachments: tuple[Attachment, ...]) 
 
 def plan_markdown(plan: OraclePlan) -> str:
     """The plan for `--dry-run`: where it would go, with what, and the exact messages."""
-    estimate = sum(estimate_tokens(c.messages) for c in plan.calls)
+    estimate = estimated_input_tokens(plan.calls)
     lines = [
         "# Dry run: nothing was sent",
         "",
@@ -120,7 +123,7 @@ def deliberation_plan_markdown(plan: DeliberationPlan) -> str:
     """A deliberation's dry run: settings, round 1 exactly, and the shape of later prompts."""
     calls = plan.example_calls()
     first = calls[: len(plan.personas)]
-    estimate = sum(estimate_tokens(c.messages) for c in first)
+    estimate = estimated_input_tokens(first)
     budget = "no limit" if plan.max_wasted_tokens is None else f"{plan.max_wasted_tokens:,}"
     schedule = (
         f"speculative (wasted tokens: {budget})"
@@ -156,21 +159,20 @@ def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def _round_answers(kept: RoundResult) -> list[str]:
-    blocks = [f"### {a.persona}\n\n_{answer_metrics(a)}_\n\n{a.text.strip()}" for a in kept.answers]
+    blocks = [_answer_block(f"### {a.persona}", a) for a in kept.answers]
     blocks += [_failure_line(f) for f in kept.failures]
     return blocks
 
 
 def deliberation_markdown(result: DeliberationResult, *, quiet: bool = False) -> str:
     """The answer and dissent, each round in brief, the final answers, and the timeline."""
-    answer = result.answer
     last = result.final_round
     if quiet:
-        if answer is not None:
-            return answer.strip() + "\n"
-        if last is None:
-            return ""
-        return "\n\n".join(f"## {a.persona}\n\n{a.text.strip()}" for a in last.answers) + "\n"
+        one, answers = quiet_selection(result)
+        if one is not None:
+            return one.strip() + "\n"
+        return _quiet(answers) if last is not None else ""
+    answer = result.answer
     blocks = ["# Answer", f"_{answer_status(result)}_"]
     judged = result.verdict_round
     if answer is not None:

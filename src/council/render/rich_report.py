@@ -8,13 +8,16 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from council.engine.results import Answer, DeliberationResult, Failure, OracleResult
+from council.engine.model import CallOutcome
+from council.engine.results import DeliberationResult, OracleResult
 from council.render.format import (
     ROUND_COLUMNS,
     TIMELINE_COLUMNS,
     answer_metrics,
     answer_status,
     deliberation_footer,
+    failure_detail,
+    quiet_selection,
     round_rows,
     run_footer,
     timeline_rows,
@@ -23,15 +26,20 @@ from council.render.format import (
 __all__ = ["deliberation_renderable", "oracle_renderable"]
 
 
-def _failure_text(failure: Failure) -> Text:
-    retries = f" after {failure.retries} retries" if failure.retries else ""
+def _failure_text(failure: CallOutcome) -> Text:
     text = Text()
     text.append(failure.persona, style="bold")
-    text.append(f": {failure.error_kind}{retries} — {failure.message}")
+    text.append(f": {failure_detail(failure)}")
     return text
 
 
-def _answer_panel(answer: Answer, title: str, border: str) -> Panel:
+def _failures_panel(failures: list[CallOutcome]) -> Panel:
+    return Panel(
+        Group(*(_failure_text(f) for f in failures)), title="did not answer", border_style="red"
+    )
+
+
+def _answer_panel(answer: CallOutcome, title: str, border: str) -> Panel:
     return Panel(
         Markdown(answer.text),
         title=f"[bold]{title}[/]",
@@ -42,28 +50,24 @@ def _answer_panel(answer: Answer, title: str, border: str) -> Panel:
     )
 
 
+def _quiet(result: OracleResult | DeliberationResult) -> RenderableType:
+    answer, answers = quiet_selection(result)
+    if answer is not None:
+        return Markdown(answer)
+    return Group(*(Panel(Markdown(a.text), title=a.persona) for a in answers))
+
+
 def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> RenderableType:
     """One panel per answer, then failures, the synthesis and a footer line."""
-    synthesis = result.synthesis
     if quiet:
-        if isinstance(synthesis, Answer):
-            return Markdown(synthesis.text)
-        return Group(*(Panel(Markdown(a.text), title=a.persona) for a in result.answers))
-    parts: list[RenderableType] = [
-        _answer_panel(answer, answer.persona, "cyan") for answer in result.answers
-    ]
-    failures = result.failures
-    if failures:
-        parts.append(
-            Panel(
-                Group(*(_failure_text(f) for f in failures)),
-                title="did not answer",
-                border_style="red",
-            )
-        )
-    if isinstance(synthesis, Answer):
+        return _quiet(result)
+    parts: list[RenderableType] = [_answer_panel(a, a.persona, "cyan") for a in result.answers]
+    if result.failures:
+        parts.append(_failures_panel(result.failures))
+    synthesis = result.synthesis
+    if synthesis is not None and synthesis.answered:
         parts.append(_answer_panel(synthesis, f"synthesis · {synthesis.persona}", "green"))
-    elif isinstance(synthesis, Failure):
+    elif synthesis is not None:
         parts.append(Panel(_failure_text(synthesis), title="synthesis failed", border_style="red"))
     parts.append(Text(run_footer(result), style="dim"))
     return Group(*parts)
@@ -81,13 +85,10 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) ->
 
 def deliberation_renderable(result: DeliberationResult, *, quiet: bool = False) -> RenderableType:
     """The answer in a panel, dissent, the rounds, the final answers, and the timeline."""
+    if quiet:
+        return _quiet(result)
     answer = result.answer
     last = result.final_round
-    if quiet:
-        if answer is not None:
-            return Markdown(answer)
-        answers = last.answers if last else []
-        return Group(*(Panel(Markdown(a.text), title=a.persona) for a in answers))
     parts: list[RenderableType] = []
     judged = result.verdict_round
     status = Text(answer_status(result), style="italic")
@@ -111,8 +112,7 @@ def deliberation_renderable(result: DeliberationResult, *, quiet: bool = False) 
         for a in last.answers:
             parts.append(_answer_panel(a, f"round {last.number} · {a.persona}", "cyan"))
         if last.failures:
-            failures = Group(*(_failure_text(f) for f in last.failures))
-            parts.append(Panel(failures, title="did not answer", border_style="red"))
+            parts.append(_failures_panel(last.failures))
     if result.timeline:
         parts.append(_table("timeline", TIMELINE_COLUMNS, timeline_rows(result)))
     parts.append(Text(deliberation_footer(result), style="dim"))

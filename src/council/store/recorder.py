@@ -20,8 +20,8 @@ from typing import Any
 
 from council.engine.events import (
     CallCancelled,
+    CallEnded,
     CallFailed,
-    CallFinished,
     CallRetrying,
     CallStarted,
     Event,
@@ -119,37 +119,10 @@ class Recorder:
         elif isinstance(event, CallRetrying):
             if event.error_kind == "rate_limited":
                 self._calls.setdefault(event.call_id, _Call()).rate_limited += 1
-        elif isinstance(event, CallFinished):
-            self._insert_call(
-                event,
-                "answered",
-                latency=event.latency,
-                ttft=event.ttft,
-                tokens_in=event.tokens_in,
-                tokens_out=event.tokens_out,
-                retries=event.retries,
-                text=self._text(event.text),
-                reused_from=event.reused_from,
-            )
-        elif isinstance(event, CallFailed):
-            if event.error_kind == "rate_limited":
+        elif isinstance(event, CallEnded):
+            if isinstance(event, CallFailed) and event.outcome.error_kind == "rate_limited":
                 self._calls.setdefault(event.call_id, _Call()).rate_limited += 1
-            self._insert_call(
-                event,
-                "failed",
-                latency=event.latency,
-                retries=event.retries,
-                error_kind=event.error_kind,
-            )
-        elif isinstance(event, CallCancelled):
-            self._insert_call(
-                event,
-                "cancelled",
-                latency=event.latency,
-                tokens_out=event.tokens_out,
-                kept=0,
-                error_kind=event.reason,
-            )
+            self._insert_call(event)
         elif isinstance(event, RoundDiscarded):
             self.history.write(
                 "UPDATE calls SET kept = 0 WHERE run_id = ? AND round = ?",
@@ -162,8 +135,16 @@ class Recorder:
                 (event.status, event.exit_code, event.wall, event.run_id),
             )
 
-    def _insert_call(self, event: Any, status: str, **values: Any) -> None:
+    def _insert_call(self, event: CallEnded) -> None:
+        """One row per call, written when it ends: answered, failed or cancelled."""
         call = self._calls.get(event.call_id, _Call())
+        outcome = event.outcome
+        if isinstance(event, CallCancelled):
+            status, error_kind = "cancelled", event.reason  # interrupted, or superseded
+        elif outcome.answered:
+            status, error_kind = "answered", None
+        else:
+            status, error_kind = "failed", outcome.error_kind
         row = {
             "run_id": event.run_id,
             "call_id": event.call_id,
@@ -173,21 +154,22 @@ class Recorder:
             "model": call.model,
             "endpoint_host": self._endpoint_host,
             "speculative": int(call.speculative),
-            "kept": 1,
+            "kept": int(status != "cancelled"),
             "status": status,
-            "error_kind": None,
+            "error_kind": error_kind,
             "started": call.started,
             "ended": event.at - self._origin,
-            "ttft": None,
-            "latency": None,
-            "tokens_in": None,
-            "tokens_out": None,
-            "retries": 0,
-            "text": None,
+            # An outcome leaves unset what its kind does not have (a failure's tokens,
+            # a cancelled call's ttft), so these are NULL where they were never known.
+            "ttft": outcome.ttft,
+            "latency": outcome.latency,
+            "tokens_in": outcome.tokens_in,
+            "tokens_out": outcome.tokens_out,
+            "retries": outcome.retries,
+            "text": self._text(outcome.text) if outcome.answered else None,
             "rate_limited": call.rate_limited,
-            "reused_from": None,
+            "reused_from": outcome.reused_from,
         }
-        row.update(values)
         columns = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)
         self.history.write(f"INSERT OR REPLACE INTO calls ({columns}) VALUES ({marks})", row)

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from council.config.personas import Persona
-from council.engine.deliberation import ResumeState
-from council.engine.results import Answer
+from council.engine.model import CallOutcome, ResumeState
 from council.errors import UsageError
 from council.store.db import HistoryDB
 
@@ -80,15 +79,15 @@ def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
     for row in history.calls(rid):
         if row["status"] != "answered" or not row["kept"] or row["text"] is None:
             continue
-        answer = Answer(
-            row["persona"],
-            row["text"],
-            row["latency"] or 0.0,
-            row["ttft"],
-            row["tokens_in"],
-            row["tokens_out"],
-            row["retries"] or 0,
+        answer = CallOutcome(
+            persona=row["persona"],
             role=row["role"],
+            text=row["text"],
+            latency=row["latency"] or 0.0,
+            ttft=row["ttft"],
+            tokens_in=row["tokens_in"],
+            tokens_out=row["tokens_out"],
+            retries=row["retries"] or 0,
         )
         if row["role"] == "arbiter":
             state.verdicts[row["round"]] = answer

@@ -1,0 +1,222 @@
+"""The engine's data model: call requests, call outcomes, verdicts, run ids, resume state.
+
+Plain dataclasses that engines build and renderers, the recorder and the history
+read. This module imports nothing of council but `errors`, so whoever reads a
+result never pulls in the endpoint client (and openai) with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from council.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
+
+__all__ = [
+    "CANCELLED",
+    "STOP_REASONS",
+    "Attachment",
+    "CallOutcome",
+    "CallRecord",
+    "CallSpec",
+    "Message",
+    "ResumeState",
+    "Verdict",
+    "new_run_id",
+    "status_of",
+]
+
+Message = dict[str, str]
+
+# The error kind of a call stopped before it finished (Ctrl-C, or a verdict that
+# ended the council first); every other error kind comes from the endpoint.
+CANCELLED = "cancelled"
+
+# Why a deliberation stopped.
+STOP_REASONS = {
+    "converged": "the arbiter judged the council converged",
+    "max_rounds": "the last round was reached",
+    "all_failed": "every persona failed in a round",
+    "arbiter_failed": "the arbiter failed",
+    "interrupted": "interrupted",
+}
+
+
+def new_run_id() -> str:
+    """A short, time-ordered run id: seconds since the epoch (hex) plus randomness."""
+    return f"{int(time.time()):08x}{uuid.uuid4().hex[:6]}"
+
+
+def status_of(exit_code: int) -> str:
+    """A run's status word for its exit code: ok, partial, interrupted or failed."""
+    return {EXIT_OK: "ok", EXIT_PARTIAL: "partial", EXIT_INTERRUPTED: "interrupted"}.get(
+        exit_code, "failed"
+    )
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to the question: the path as given, and its text."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """One model call: who, with which exact messages and settings.
+
+    `temperature`/`max_tokens` None means the endpoint's default.
+    """
+
+    call_id: str
+    persona: str
+    messages: tuple[Message, ...]
+    model: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+    round: int = 1
+    role: str = "persona"  # or "arbiter"
+    # e.g. {"type": "json_object"}; sent where the endpoint accepts it, dropped where not.
+    response_format: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "persona": self.persona,
+            "role": self.role,
+            "round": self.round,
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "response_format": self.response_format,
+            "messages": list(self.messages),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallOutcome:
+    """How one call ended, answered, failed or cancelled, and what it cost.
+
+    Usage:
+        CallOutcome(persona="judge", text="No.", latency=1.2, ttft=0.3, tokens_in=40,
+                    tokens_out=2, retries=0)
+        CallOutcome(persona="critic", error_kind="timeout", message="...", retries=2)
+
+    `error_kind` None means the call answered and `text` is its answer; otherwise
+    `error_kind` says why not (CANCELLED for a call stopped before it finished) and
+    `message` says it for a person. Token counts None: the endpoint did not report
+    them; for a cancelled call `tokens_out` counts the chunks it streamed. `latency`
+    runs from when the call got a slot to its end, retries included. `reused_from`
+    is the earlier run a resumed council took this answer from, without a call.
+    """
+
+    persona: str
+    role: str = "persona"  # or "arbiter"
+    text: str = ""
+    error_kind: str | None = None
+    message: str = ""
+    latency: float = 0.0
+    ttft: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    retries: int = 0
+    reused_from: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.error_kind is None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.error_kind == CANCELLED
+
+    def to_dict(self) -> dict[str, Any]:
+        """An answer with its metrics, or a failure with its reason (the `--json` shapes)."""
+        if not self.answered:
+            return {
+                "persona": self.persona,
+                "error_kind": self.error_kind,
+                "message": self.message,
+                "retries": self.retries,
+                "role": self.role,
+            }
+        return {
+            "persona": self.persona,
+            "text": self.text,
+            "latency": round(self.latency, 4),
+            "ttft": None if self.ttft is None else round(self.ttft, 4),
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "retries": self.retries,
+            "role": self.role,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The arbiter's judgement of one round.
+
+    `problem` is None for a well-formed verdict; otherwise it says what was wrong
+    and the verdict counts as not converged (`synthesis` then holds the raw reply,
+    so the user still sees what the arbiter wrote).
+    """
+
+    converged: bool
+    confidence: float
+    synthesis: str
+    dissent: tuple[str, ...] = field(default_factory=tuple)
+    problem: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "converged": self.converged,
+            "confidence": self.confidence,
+            "synthesis": self.synthesis,
+            "dissent": list(self.dissent),
+            "problem": self.problem,
+        }
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call on a deliberation's timeline; times are seconds from the run's start.
+
+    `status`: answered, failed, cancelled (stopped in flight), discarded (it finished,
+    but its round was speculative and the council ended before it), or reused (a
+    resumed run took it from an earlier one). Only calls of kept rounds count towards
+    the answer; the tokens of the others are the wasted ones.
+    """
+
+    call_id: str
+    persona: str
+    role: str
+    round: int
+    start: float
+    end: float
+    speculative: bool
+    status: str
+    kept: bool
+    tokens_out: int
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["start"], data["end"] = round(self.start, 4), round(self.end, 4)
+        return data
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """What an unfinished earlier run of the same council already had.
+
+    `answers[round][persona]` and `verdicts[round]` come from its kept, answered
+    calls. Because a round's prompts depend only on the previous round's answers,
+    reusing them yields the same council; only what is missing is asked.
+    """
+
+    run_id: str
+    answers: dict[int, dict[str, CallOutcome]] = field(default_factory=dict)
+    verdicts: dict[int, CallOutcome] = field(default_factory=dict)

@@ -1,0 +1,161 @@
+"""The words council sends: instructions, the question as asked, and each call's messages.
+
+Every prompt is built here, from the question and earlier answers in the personas'
+fixed order, never from the arbiter's verdicts: a round's prompts depend only on
+the previous round's answers, which is what lets round N start while the arbiter
+still judges round N-1. The plans decide which calls a run makes; this module
+decides what each says. Changing a text here changes what every model reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from council.config.personas import Persona
+from council.engine.model import Attachment, CallSpec
+
+__all__ = [
+    "REVISION_INSTRUCTIONS",
+    "SYNTHESIS_INSTRUCTIONS",
+    "VERDICT_INSTRUCTIONS",
+    "VERDICT_RESPONSE_FORMAT",
+    "build_call",
+    "revision_prompt",
+    "synthesis_prompt",
+    "user_message",
+    "verdict_prompt",
+]
+
+SYNTHESIS_INSTRUCTIONS = """\
+You are chairing a council. Its members answered the question below independently.
+Write one synthesis for the person who asked, in Markdown, with these sections:
+
+## Agreements
+What the members agree on, and how firmly.
+
+## Disagreements
+Where they differ, who holds which position (by name), and which side the reasoning supports.
+
+## Recommendation
+Your recommendation, weighing arguments on their merit rather than by majority, with the
+confidence it deserves and what would change it.
+
+Be concise. Do not invent positions the members did not take."""
+
+REVISION_INSTRUCTIONS = """\
+This is round {round} of a council deliberation. Below are every member's answers from
+round {previous}, in a fixed order; the one marked yours="true" is your own.
+
+Reconsider your answer in the light of the others. Weigh their arguments on their merit:
+change your position only for a reason, never just because others disagree.
+
+Begin your reply with exactly one line, either "Position: kept" or "Position: changed",
+then give your full revised answer (not a diff), with the reasons for what you kept
+or changed."""
+
+VERDICT_INSTRUCTIONS = """\
+You are the arbiter of a council. Its members have answered the question below; this is
+round {round} of at most {rounds}. Judge whether they have converged: whether they agree
+in substance on the answer (different wording or emphasis is still agreement), and write
+the council's answer for the person who asked.
+
+Reply with a single JSON object and nothing else, with these keys:
+  "converged": true or false,
+  "confidence": a number from 0 to 1, how sure you are of your converged judgement,
+  "synthesis": the council's answer in Markdown: what they agree on, your recommendation
+               weighing arguments on their merit (not by majority), and what would change it,
+  "dissent": a list of strings, one per remaining disagreement, naming who holds it
+             (an empty list when there is none)."""
+
+# Asked of the arbiter where the endpoint supports it; replies are parsed leniently anyway.
+VERDICT_RESPONSE_FORMAT = {"type": "json_object"}
+
+_SYNTHESIS_MISSING = "(No answer from: {names}.)"
+_ROUND_MISSING = "(no answer from: {names}; their calls failed)"
+
+
+def user_message(query: str, attachments: tuple[Attachment, ...]) -> str:
+    """The question, with any attached files after it, each fenced and labelled."""
+    if not attachments:
+        return query
+    parts = [query, "", "Attached files:"]
+    for attachment in attachments:
+        parts += ["", f'<file path="{attachment.path}">', attachment.text.rstrip("\n"), "</file>"]
+    return "\n".join(parts)
+
+
+def build_call(
+    persona: Persona,
+    content: str,
+    default_model: str,
+    call_id: str,
+    round_number: int = 1,
+    role: str = "persona",
+    response_format: dict[str, Any] | None = None,
+) -> CallSpec:
+    """A call with the persona's system prompt and settings, and `content` as the user's turn."""
+    return CallSpec(
+        call_id=call_id,
+        persona=persona.name,
+        messages=(
+            {"role": "system", "content": persona.system},
+            {"role": "user", "content": content},
+        ),
+        model=persona.model or default_model,
+        temperature=persona.temperature,
+        max_tokens=persona.max_tokens,
+        round=round_number,
+        role=role,
+        response_format=response_format,
+    )
+
+
+def _question(question: str) -> list[str]:
+    return ["<question>", question, "</question>"]
+
+
+def _answers(answers: list[tuple[str, str]], own: str | None = None) -> list[str]:
+    """Each (name, answer) in order, fenced and labelled; `own`'s marked as the reader's."""
+    lines: list[str] = []
+    for name, text in answers:
+        mine = ' yours="true"' if name == own else ""
+        lines += ["", f'<answer member="{name}"{mine}>', text.strip(), "</answer>"]
+    return lines
+
+
+def _missing(note: str, failed: list[str] | None) -> list[str]:
+    return ["", note.format(names=", ".join(failed))] if failed else []
+
+
+def synthesis_prompt(
+    question: str, answers: list[tuple[str, str]], failed: list[str] | None = None
+) -> str:
+    """The oracle's arbiter: the question and every member's answer, by name."""
+    lines = [SYNTHESIS_INSTRUCTIONS, "", *_question(question), *_answers(answers)]
+    return "\n".join([*lines, *_missing(_SYNTHESIS_MISSING, failed)])
+
+
+def revision_prompt(
+    question: str,
+    round_number: int,
+    persona: str,
+    previous: list[tuple[str, str]],
+    failed: list[str] | None = None,
+) -> str:
+    """A persona's turn from round 2 on: the question and the previous round's answers."""
+    instructions = REVISION_INSTRUCTIONS.format(round=round_number, previous=round_number - 1)
+    lines = [*_question(question), "", instructions, *_answers(previous, own=persona)]
+    return "\n".join([*lines, *_missing(_ROUND_MISSING, failed)])
+
+
+def verdict_prompt(
+    question: str,
+    round_number: int,
+    rounds: int,
+    answers: list[tuple[str, str]],
+    failed: list[str] | None = None,
+) -> str:
+    """The deliberation's arbiter on one round: judge it, and reply in JSON."""
+    instructions = VERDICT_INSTRUCTIONS.format(round=round_number, rounds=rounds)
+    lines = [instructions, "", *_question(question), *_answers(answers)]
+    return "\n".join([*lines, *_missing(_ROUND_MISSING, failed)])

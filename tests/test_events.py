@@ -1,0 +1,55 @@
+"""The event stream's wire shapes: `--jsonl` lines and `--json` outcomes, key order included."""
+
+from __future__ import annotations
+
+from council.engine.events import CallCancelled, CallFailed, CallFinished, event_to_dict
+from council.engine.model import CANCELLED, CallOutcome
+
+IDS = {"run_id": "run", "at": 1.0, "call_id": "r1-judge", "persona": "judge", "round": 1}
+ANSWER = CallOutcome(
+    persona="judge", text="Yes.", latency=0.123456, ttft=0.01, tokens_in=5, tokens_out=2
+)
+FAILURE = CallOutcome(
+    persona="judge", error_kind="timeout", message="too slow", retries=2, latency=3.0
+)
+STOPPED = CallOutcome(persona="judge", error_kind=CANCELLED, message="m", tokens_out=4, latency=1)
+CALL_KEYS = ["type", "run_id", "at", "call_id", "persona", "round", "role"]
+
+
+def test_call_end_events_are_written_flat_in_a_fixed_key_order() -> None:
+    finished = event_to_dict(CallFinished(**IDS, outcome=ANSWER))
+    assert list(finished) == [
+        *CALL_KEYS,
+        *("text", "tokens_in", "tokens_out", "latency", "ttft", "retries", "reused_from"),
+    ]
+    assert finished["type"] == "call_finished" and finished["latency"] == 0.123456
+    failed = event_to_dict(CallFailed(**IDS, outcome=FAILURE))
+    assert list(failed) == [*CALL_KEYS, "error_kind", "message", "retries", "latency"]
+    assert (failed["error_kind"], failed["retries"]) == ("timeout", 2)
+    cancelled = event_to_dict(CallCancelled(**IDS, outcome=STOPPED, reason="superseded"))
+    assert list(cancelled) == [*CALL_KEYS, "tokens_out", "latency", "reason"]
+    assert (cancelled["tokens_out"], cancelled["reason"]) == (4, "superseded")
+
+
+def test_outcome_to_dict_keeps_the_answer_and_failure_shapes() -> None:
+    assert ANSWER.to_dict() == {
+        "persona": "judge",
+        "text": "Yes.",
+        "latency": 0.1235,
+        "ttft": 0.01,
+        "tokens_in": 5,
+        "tokens_out": 2,
+        "retries": 0,
+        "role": "persona",
+    }
+    assert list(ANSWER.to_dict()) == [
+        *("persona", "text", "latency", "ttft", "tokens_in", "tokens_out", "retries", "role")
+    ]
+    assert list(FAILURE.to_dict().items()) == [
+        ("persona", "judge"),
+        ("error_kind", "timeout"),
+        ("message", "too slow"),
+        ("retries", 2),
+        ("role", "persona"),
+    ]
+    assert ANSWER.answered and not FAILURE.answered and STOPPED.cancelled
