@@ -17,8 +17,9 @@ from typing import Any
 from council.config.defaults import DEFAULT_MODEL
 from council.config.endpoint_settings import EndpointSettings, build_endpoint
 from council.config.files import UserConfig, find_project_config, load_user_config
-from council.config.settings import builtin_profile, display_value, load_settings
+from council.config.settings import builtin_profile, load_settings
 from council.errors import AuthError, EndpointError, UsageError
+from council.render.display import display_value
 
 __all__ = [
     "CHECK_PROMPT",

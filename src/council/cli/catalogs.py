@@ -155,7 +155,7 @@ def presets_show(
     typer.echo(f"file: {preset.path}")
     for parent in preset.chain[1:]:
         typer.echo(f"extends: {parent}")
-    from council.config.settings import display_value
+    from council.render.display import display_value
 
     width = max((len(k) for k in data["values"]), default=0)
     for key, value in data["values"].items():

@@ -32,7 +32,6 @@ __all__ = [
     "LoadedSettings",
     "ResolvedSettings",
     "builtin_profile",
-    "display_value",
     "history_disabled_by_env",
     "layers_for",
     "load_settings",
@@ -84,19 +83,6 @@ class ResolvedSettings:
 
     def get(self, key: str) -> Any:
         return self.values.get(key)
-
-
-def display_value(value: Any) -> str:
-    """A setting as a person reads it: YAML booleans, lists joined, inline personas by name."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, list):
-        return ", ".join(display_value(item) for item in value)
-    if isinstance(value, dict):
-        return str(value.get("name", "(inline)"))
-    return str(value)
 
 
 def _env_layer() -> Layer:
