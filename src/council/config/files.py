@@ -35,6 +35,7 @@ from council.config.checks import (
     is_env_name,
     is_http_url,
 )
+from council.config.local_model import LOCAL_MAX_TOKENS, LOCAL_MODEL_ALIAS, LOCAL_PLACEHOLDER_URL
 from council.config.paths import project_paths, user_config_dir
 from council.config.personas import NAME_PATTERN
 from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
@@ -59,7 +60,6 @@ __all__ = [
 ]
 
 CONFIG_FILE_NAME = "config.yaml"
-LOCAL_MAX_TOKENS = 300  # the local profile's default answer length: a 135M model rambles
 MAX_CONFIG_BYTES = 1024 * 1024
 PROFILE_KEYS = (
     "name",
@@ -233,8 +233,6 @@ def local_profile(
     Small local servers answer one request at a time, and a 135M model rambles:
     the defaults keep a run short and its timeline honest.
     """
-    from council.endpoint.local import LOCAL_MODEL_ALIAS, LOCAL_PLACEHOLDER_URL
-
     return EndpointProfile(
         name=name,
         base_url=LOCAL_PLACEHOLDER_URL,

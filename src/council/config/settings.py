@@ -19,9 +19,10 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from council.config import local_model
 from council.config.defaults import DEFAULT_API_KEY_ENV, DEFAULTS
 from council.config.endpoint_settings import EndpointSettings, build_endpoint
-from council.config.files import EndpointProfile, ProjectConfig, UserConfig
+from council.config.files import EndpointProfile, ProjectConfig, UserConfig, local_profile
 from council.config.personas import PersonaCatalog
 from council.config.presets import Preset
 from council.errors import ConfigError, UsageError
@@ -143,31 +144,25 @@ def _nothing_configured(flags: Layer, user: UserConfig) -> bool:
 
 def builtin_profile(name: str) -> EndpointProfile | None:
     """`local`, the embedded model, unless the user defined a profile of that name."""
-    from council.config.files import local_profile
-    from council.endpoint.local import LOCAL_ENDPOINT, bundled_model_path
-
-    if name != LOCAL_ENDPOINT:
+    if name != local_model.LOCAL_ENDPOINT:
         return None
-    bundled = bundled_model_path()
+    bundled = local_model.bundled_model_path()
     return local_profile(model_path=str(bundled) if bundled else "")
 
 
 def _fallback_to_local(require_key: bool) -> Layer:
     """With nothing configured: the embedded model if installed, else say how to configure."""
-    from council.endpoint.local import (
-        INSTALL_HINT,
-        LOCAL_ENDPOINT,
-        bundled_model_path,
-        local_extra_installed,
-    )
-
-    if local_extra_installed() and bundled_model_path() is not None:
-        return Layer("default", {"endpoint": LOCAL_ENDPOINT}, {"endpoint": NOTHING_CONFIGURED})
+    # The probes are looked up on their module at call time, so tests can stand in for them.
+    if local_model.local_extra_installed() and local_model.bundled_model_path() is not None:
+        return Layer(
+            "default", {"endpoint": local_model.LOCAL_ENDPOINT}, {"endpoint": NOTHING_CONFIGURED}
+        )
     if require_key:
         raise ConfigError(
             NOTHING_CONFIGURED,
             "export OPENAI_API_KEY=<your key>, or pass --base-url URL or --endpoint NAME "
-            f"(see 'council endpoints list'), or {INSTALL_HINT} for a small model that runs here",
+            f"(see 'council endpoints list'), or {local_model.INSTALL_HINT} for a small model "
+            "that runs here",
         )
     return Layer("default", DEFAULTS)
 
