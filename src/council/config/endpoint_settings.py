@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from council.config.checks import is_http_url
 from council.config.defaults import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_FIRST_TOKEN_TIMEOUT,
@@ -125,7 +126,7 @@ def build_endpoint(
     """
     url = base_url.rstrip("/")
     where = sources.get("base_url", "default")
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+    if not is_http_url(url):
         raise UsageError(
             f"base URL {url!r} ({where}) is not an http(s) URL",
             "give one like http://127.0.0.1:8000/v1 or https://api.openai.com/v1",

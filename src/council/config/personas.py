@@ -22,10 +22,10 @@ council.
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from council.config.checks import NAME_CHARACTERS, RUN_SETTINGS, is_name
 from council.config.paths import builtin_dir, search_path
 from council.config.yamlfile import (
     FileProblem,
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 MAX_PERSONA_FILE_BYTES = 256 * 1024
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+PERSONA_SETTINGS = ("temperature", "max_tokens", "model")
 PERSONA_KEYS = ("name", "description", "system", "model", "temperature", "max_tokens")
 
 
@@ -136,10 +136,8 @@ def persona_from_mapping(
         if not isinstance(value, str) or not value.strip():
             problems.append(_problem(path, data, key, "required, a non-empty string"))
     name = data.get("name")
-    if isinstance(name, str) and name.strip() and not NAME_PATTERN.match(name.strip()):
-        problems.append(
-            _problem(path, data, "name", f"{name!r} must be lowercase letters, digits, - or _")
-        )
+    if isinstance(name, str) and name.strip() and not is_name(name.strip()):
+        problems.append(_problem(path, data, "name", f"{name!r} must be {NAME_CHARACTERS}"))
     description = data.get("description")
     if description is not None and not isinstance(description, str):
         problems.append(_problem(path, data, "description", "a string"))
@@ -159,38 +157,28 @@ def persona_from_mapping(
         problems.append(
             _problem(path, data, "system", "required, a non-empty string (or system_file)")
         )
-    temperature = data.get("temperature")
-    if temperature is not None and not _is_number(temperature, 0, 2):
-        problems.append(_problem(path, data, "temperature", "a number from 0 to 2"))
-    max_tokens = data.get("max_tokens")
-    if max_tokens is not None and not _is_count(max_tokens, 1):
-        problems.append(_problem(path, data, "max_tokens", "a positive whole number"))
-    model = data.get("model")
-    if model is not None and (not isinstance(model, str) or not model.strip()):
-        problems.append(_problem(path, data, "model", "a model name"))
+    # The run settings a persona may set, checked as in presets and config files; left
+    # out or null, the run's own value applies.
+    for key in PERSONA_SETTINGS:
+        value = data.get(key)
+        if value is not None and not RUN_SETTINGS[key].accepts(value):
+            problems.append(_problem(path, data, key, RUN_SETTINGS[key].expects))
     if problems:
         return None, problems
     assert isinstance(name, str) and isinstance(system, str)
+    temperature = data.get("temperature")
     return (
         Persona(
             name=name.strip(),
             description=(description or f"defined in {path.name}").strip(),
             system=system.strip(),
-            model=model,
+            model=data.get("model"),
             temperature=float(temperature) if temperature is not None else None,
-            max_tokens=max_tokens,
+            max_tokens=data.get("max_tokens"),
             source=path,
         ),
         [],
     )
-
-
-def _is_number(value: object, low: float, high: float) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and low <= value <= high
-
-
-def _is_count(value: object, low: int) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and value >= low
 
 
 def load_persona_file(path: Path) -> Persona:

@@ -28,10 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from council.config.checks import RUN_SETTINGS, check_settings
-from council.config.files import NAMED_SETTINGS, UserConfig, user_config_path
+from council.config.checks import (
+    NAME_CHARACTERS,
+    NAMED_SETTINGS,
+    PRESET_FIELDS,
+    RUN_SETTINGS,
+    check_fields,
+    check_settings,
+    expected,
+    is_name,
+)
+from council.config.files import UserConfig, user_config_path
 from council.config.paths import builtin_dir, search_path
-from council.config.personas import NAME_PATTERN, Persona, PersonaCatalog, persona_from_mapping
+from council.config.personas import Persona, PersonaCatalog, persona_from_mapping
 from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
 from council.config.yamlfile import (
     FileProblem,
@@ -205,12 +214,8 @@ class PresetCatalog:
             parent = data.get("extends")
             if parent is None:
                 return chain
-            if not isinstance(parent, str) or not parent.strip():
-                raise _ChainProblem(
-                    FileProblem(
-                        current, data.value_position("extends"), "extends", "expected a preset name"
-                    )
-                )
+            if not PRESET_FIELDS["extends"].accepts(parent):
+                raise _ChainProblem(expected(current, data, "extends", PRESET_FIELDS["extends"]))
             below = current if parent == current.stem else None
             try:
                 current = self.find(parent.strip(), below=below).path
@@ -377,14 +382,9 @@ def _file_problems(loaded: _Loaded, catalog: PersonaCatalog, user: UserConfig) -
         elif key not in PRESET_KEYS:
             problems.append(unknown_key_problem(path, data, key, PRESET_KEYS))
     name = data.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not is_name(name):
         problems.append(
-            FileProblem(
-                path,
-                data.value_position("name"),
-                "name",
-                "required: lowercase letters, digits, - or _",
-            )
+            FileProblem(path, data.value_position("name"), "name", f"required: {NAME_CHARACTERS}")
         )
     elif name != path.stem:
         problems.append(
@@ -395,10 +395,7 @@ def _file_problems(loaded: _Loaded, catalog: PersonaCatalog, user: UserConfig) -
                 f"{name!r} does not match the file name {path.stem!r}; rename one of them",
             )
         )
-    if "description" in data and not isinstance(data["description"], str):
-        problems.append(
-            FileProblem(path, data.value_position("description"), "description", "expected text")
-        )
+    problems += check_fields(data, path, {"description": PRESET_FIELDS["description"]})
     problems += check_settings(data, path)
     problems += shared_endpoint_problems(data, path, user.profiles, user.path or user_config_path())
     for key in NAMED_SETTINGS:
