@@ -9,6 +9,7 @@ was expected in the same words.
     TEMPERATURE.expects                      # "a number from 0 to 2"
     check_settings(data, path)               # every run setting present in a file
     check_fields(data, path, PROFILE_FIELDS) # "path:3:5: model: expected a model name"
+    key_problems(data, path, ALLOWED)        # "path:4:1: temprature: unknown key (...)"
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from council.config.yamlfile import FileProblem, Located
+from council.config.yamlfile import FileProblem, Located, unknown_key_problem
 
 __all__ = [
     "ENV_NAME",
@@ -41,6 +42,7 @@ __all__ = [
     "is_http_url",
     "is_name",
     "is_text",
+    "key_problems",
 ]
 
 ENV_NAME_PATTERN = "letters, digits and _, e.g. OPENROUTER_API_KEY"
@@ -190,3 +192,27 @@ def check_fields(
 def check_settings(data: Located, path: Path) -> list[FileProblem]:
     """Type and range problems of the run settings present in `data`, with the value found."""
     return check_fields(data, path, RUN_SETTINGS, got=True)
+
+
+def key_problems(
+    data: Located,
+    path: Path,
+    allowed: tuple[str, ...],
+    *,
+    ignore: Callable[[str], bool] | None = None,
+    refused: Mapping[str, str] | None = None,
+) -> list[FileProblem]:
+    """A problem for each key of `data`, in file order, that is refused (saying why) or unknown.
+
+    `ignore` leaves keys to another check: secret-looking names, which the trust rules
+    report, are not also "unknown".
+    """
+    problems: list[FileProblem] = []
+    for key in data:
+        if ignore is not None and ignore(key):
+            continue
+        if refused and key in refused:
+            problems.append(FileProblem(path, data.key_position(key), key, refused[key]))
+        elif key not in allowed:
+            problems.append(unknown_key_problem(path, data, key, allowed))
+    return problems

@@ -37,17 +37,12 @@ from council.config.checks import (
     check_fields,
     check_settings,
     expected,
+    key_problems,
 )
 from council.config.local_model import LOCAL_MAX_TOKENS, LOCAL_MODEL_ALIAS, LOCAL_PLACEHOLDER_URL
 from council.config.paths import project_paths, user_config_dir
 from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
-from council.config.yamlfile import (
-    FileProblem,
-    Located,
-    load_yaml_file,
-    problems_error,
-    unknown_key_problem,
-)
+from council.config.yamlfile import FileProblem, Located, load_yaml_file, problems_error
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -81,6 +76,11 @@ USER_KEYS = (
     *NAMED_SETTINGS,
 )
 PROJECT_KEYS = tuple(k for k in (*RUN_SETTINGS, *NAMED_SETTINGS))
+# What a shared project config may not say: each user's endpoints and keys are their own.
+USER_ONLY = dict.fromkeys(
+    ("endpoints", "default_endpoint", "api_key_env"),
+    "belongs in each user's own config (council config path), not a shared file",
+)
 
 
 @dataclass(frozen=True)
@@ -146,11 +146,7 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
         problems.append(FileProblem(path, None, "endpoints", "each profile is a mapping"))
         return None
     before = len(problems)
-    problems += [
-        unknown_key_problem(path, item, k, PROFILE_KEYS)
-        for k in item
-        if k not in PROFILE_KEYS and not is_secret_name(k)
-    ]
+    problems += key_problems(item, path, PROFILE_KEYS, ignore=is_secret_name)
 
     def check(key: str, value: Any) -> None:
         if not PROFILE_FIELDS[key].accepts(value):
@@ -249,11 +245,7 @@ def user_config_problems(
     data: Located, path: Path
 ) -> tuple[dict[str, EndpointProfile], list[FileProblem]]:
     problems = secret_problems(data, path)
-    problems += [
-        unknown_key_problem(path, data, k, USER_KEYS)
-        for k in data
-        if k not in USER_KEYS and not is_secret_name(k)
-    ]
+    problems += key_problems(data, path, USER_KEYS, ignore=is_secret_name)
     problems += check_settings(data, path)
     problems += check_fields(data, path, NAMED_SETTINGS)
     profiles: dict[str, EndpointProfile] = {}
@@ -316,20 +308,7 @@ def find_project_config(cwd: Path | None = None) -> Path | None:
 
 def project_config_problems(data: Located, path: Path, user: UserConfig) -> list[FileProblem]:
     problems = secret_problems(data, path)
-    for key in data:
-        if is_secret_name(key):
-            continue
-        if key in ("endpoints", "default_endpoint", "api_key_env"):
-            problems.append(
-                FileProblem(
-                    path,
-                    data.key_position(key),
-                    key,
-                    "belongs in each user's own config (council config path), not a shared file",
-                )
-            )
-        elif key not in PROJECT_KEYS:
-            problems.append(unknown_key_problem(path, data, key, PROJECT_KEYS))
+    problems += key_problems(data, path, PROJECT_KEYS, ignore=is_secret_name, refused=USER_ONLY)
     problems += check_settings(data, path)
     problems += check_fields(data, path, NAMED_SETTINGS)
     problems += shared_endpoint_problems(data, path, user.profiles, user.path or user_config_path())

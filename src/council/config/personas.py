@@ -21,19 +21,13 @@ council.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from council.config.checks import NAME_CHARACTERS, RUN_SETTINGS, is_name
-from council.config.paths import builtin_dir, search_path
-from council.config.yamlfile import (
-    FileProblem,
-    Located,
-    load_yaml_file,
-    problems_error,
-    unknown_key_problem,
-)
+from council.config.catalog import Catalog, Found
+from council.config.checks import NAME_CHARACTERS, RUN_SETTINGS, is_name, key_problems
+from council.config.paths import builtin_dir
+from council.config.yamlfile import FileProblem, Located, load_yaml_file, problems_error
 from council.errors import ConfigError, UsageError
 
 __all__ = [
@@ -69,11 +63,6 @@ class Persona:
 
 def builtin_persona_dir() -> Path:
     return builtin_dir("personas")
-
-
-def persona_search_path(cwd: Path | None = None) -> list[tuple[Path, str]]:
-    """Directories to search, highest priority first, each with a label for listings."""
-    return search_path("personas", cwd)
 
 
 def _problem(path: Path, data: Located, key: str, problem: str) -> FileProblem:
@@ -126,10 +115,7 @@ def persona_from_mapping(
     An inline persona may leave out its description.
     """
     problems: list[FileProblem] = []
-    allowed = (*PERSONA_KEYS, "system_file")
-    for key in data:
-        if key not in allowed:
-            problems.append(unknown_key_problem(path, data, key, allowed))
+    problems += key_problems(data, path, (*PERSONA_KEYS, "system_file"))
     required = ("name",) if inline else ("name", "description")
     for key in required:
         value = data.get(key)
@@ -193,14 +179,7 @@ def load_persona_file(path: Path) -> Persona:
     return persona
 
 
-@dataclass(frozen=True)
-class CatalogEntry:
-    persona: Persona
-    origin: str  # "project", "user", "built-in", ...
-    shadowed_by: Path | None = None
-
-
-class PersonaCatalog:
+class PersonaCatalog(Catalog[Persona]):
     """All personas on the search path, by name; the first found wins.
 
     Usage:
@@ -208,43 +187,17 @@ class PersonaCatalog:
         judge, critic = catalog.resolve(["judge", "critic"])
     """
 
-    def __init__(self, entries: list[CatalogEntry]) -> None:
-        self.entries = entries
-        self._by_name: dict[str, Persona] = {}
-        for entry in entries:
-            if entry.shadowed_by is None:
-                self._by_name[entry.persona.name] = entry.persona
+    kind = "persona"
 
     @classmethod
-    def discover(cls, cwd: Path | None = None) -> PersonaCatalog:
-        entries: list[CatalogEntry] = []
-        winners: dict[str, Path] = {}
-        for directory, origin in persona_search_path(cwd):
-            if not directory.is_dir():
-                continue
-            for file in sorted(directory.glob("*.y*ml")):
-                if file.suffix not in (".yaml", ".yml"):
-                    continue
-                persona = load_persona_file(file)
-                if persona.name != file.stem:
-                    raise ConfigError(
-                        f"{file}: name {persona.name!r} does not match the file name {file.stem!r}",
-                        f"rename the file to {persona.name}.yaml or change its name",
-                    )
-                shadowed_by = winners.get(persona.name)
-                if shadowed_by is None:
-                    winners[persona.name] = file
-                entries.append(CatalogEntry(persona, origin, shadowed_by))
-        return cls(entries)
-
-    def names(self) -> list[str]:
-        return sorted(self._by_name)
-
-    def get(self, name: str) -> Persona:
-        persona = self._by_name.get(name)
-        if persona is None:
-            raise self._unknown(name)
-        return persona
+    def read(cls, file: Path) -> Found[Persona]:
+        persona = load_persona_file(file)
+        if persona.name != file.stem:
+            raise ConfigError(
+                f"{file}: name {persona.name!r} does not match the file name {file.stem!r}",
+                f"rename the file to {persona.name}.yaml or change its name",
+            )
+        return Found(persona.name, persona.description, persona)
 
     def resolve(self, names: list[str]) -> list[Persona]:
         """Personas for the given names, in order; UsageError for unknown or repeated names."""
@@ -256,11 +209,3 @@ class PersonaCatalog:
             seen.add(name)
             personas.append(self.get(name))
         return personas
-
-    def _unknown(self, name: str) -> UsageError:
-        close = difflib.get_close_matches(name, self.names(), n=1)
-        suggestion = f"did you mean {close[0]!r}? " if close else ""
-        return UsageError(
-            f"unknown persona {name!r}",
-            f"{suggestion}run 'council personas list' to see the {len(self._by_name)} available",
-        )
