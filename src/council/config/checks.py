@@ -5,8 +5,8 @@ user's `config.yaml`, an endpoint profile and a persona file all test `rounds: 0
 `temperature: 3` or `api_key_env: my-key` with the same function, and say what
 was expected in the same words.
 
-    TEMPERATURE.accepts(0.7)                 # True
-    TEMPERATURE.expects                      # "a number from 0 to 2"
+    RUN_SETTINGS["temperature"].accepts(0.7) # True
+    RUN_SETTINGS["temperature"].expects      # "a number from 0 to 2"
     check_settings(data, path)               # every run setting present in a file
     check_fields(data, path, PROFILE_FIELDS) # "path:3:5: model: expected a model name"
     key_problems(data, path, ALLOWED)        # "path:4:1: temprature: unknown key (...)"
