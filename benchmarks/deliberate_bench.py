@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_process import control, start_server, timed_reply
+from fake_process import control, resolved_settings, start_server, timed_reply
 
 PERSONAS = ["judge", "critic", "skeptic"]
 PERSONA_TOKENS = 20
@@ -98,20 +98,19 @@ def script(base_url: str, case: Case, p: float) -> None:
 
 def run_once(base_url: str, speculative: bool) -> tuple[float, int, int]:
     """One deliberation as the CLI runs it; returns (wall s, kept rounds, wasted tokens)."""
-    from council.config.endpoint_settings import resolve_endpoint
-    from council.config.personas import PersonaCatalog
     from council.engine.deliberation import DeliberationRun
     from council.engine.events import EventBus
     from council.engine.plan import build_deliberation_plan
     from council.render.markdown import deliberation_markdown
 
     started = time.perf_counter()
-    catalog = PersonaCatalog.discover()
+    loaded = resolved_settings(base_url)
+    catalog = loaded.catalog
     plan = build_deliberation_plan(
         query="Is this migration plan safe?",
         personas=catalog.resolve(PERSONAS),
         arbiter=catalog.get("arbiter"),
-        endpoint=resolve_endpoint(base_url=base_url),
+        endpoint=loaded.settings.endpoint,
         rounds=ROUNDS,
         speculative=speculative,
     )

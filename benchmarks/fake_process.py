@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,3 +59,15 @@ def control(base_url: str, path: str, payload: object | None = None) -> dict:
     request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read() or b"{}")
+
+
+def resolved_settings(base_url: str, max_concurrency: int | None = None) -> Any:
+    """Settings as `--base-url URL [--max-concurrency N]` resolve in the CLI (a LoadedSettings:
+    `.settings.endpoint`, and `.catalog`, the personas found on the way)."""
+    from council.config.settings import load_settings
+
+    flags: dict[str, Any] = {"base_url": base_url}
+    if max_concurrency is not None:
+        flags["max_concurrency"] = max_concurrency
+    names = {"base_url": "--base-url", "max_concurrency": "--max-concurrency"}
+    return load_settings(flags, {k: names[k] for k in flags}, None, require_key=False)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_process import control, start_server, timed_reply
+from fake_process import control, resolved_settings, start_server, timed_reply
 from oracle_bench import TOKENS, write_personas
 
 TARGET = 1.02
@@ -30,14 +30,13 @@ TARGET = 1.02
 def run_once(base_url: str, names: list[str], record: bool) -> float:
     """One oracle run through council's runner; returns wall seconds."""
     from council.app.run import RecordOptions, run_oracle
-    from council.config.endpoint_settings import resolve_endpoint
-    from council.config.personas import PersonaCatalog
     from council.engine.plan import build_oracle_plan
     from council.render import OutputMode
 
     started = time.perf_counter()
-    endpoint = resolve_endpoint(base_url=base_url, max_concurrency=len(names))
-    personas = PersonaCatalog.discover().resolve(names)
+    loaded = resolved_settings(base_url, max_concurrency=len(names))
+    endpoint = loaded.settings.endpoint
+    personas = loaded.catalog.resolve(names)
     plan = build_oracle_plan(query="Benchmark question?", personas=personas, endpoint=endpoint)
     code = run_oracle(
         plan,

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_process import control, timed_reply
+from fake_process import control, resolved_settings, timed_reply
 from fake_process import start_server as start_fake_server
 
 TOKENS = 20  # fixed reply length, in streamed chunks
@@ -57,16 +57,15 @@ def run_once(base_url: str, names: list[str]) -> float:
     """One oracle run as the CLI does it (minus argument parsing); returns wall seconds."""
     import asyncio
 
-    from council.config.endpoint_settings import resolve_endpoint
-    from council.config.personas import PersonaCatalog
     from council.engine.events import EventBus
     from council.engine.oracle import OracleRun
     from council.engine.plan import build_oracle_plan
     from council.render.markdown import oracle_markdown
 
     started = time.perf_counter()
-    endpoint = resolve_endpoint(base_url=base_url, max_concurrency=len(names))
-    personas = PersonaCatalog.discover().resolve(names)
+    loaded = resolved_settings(base_url, max_concurrency=len(names))
+    endpoint = loaded.settings.endpoint
+    personas = loaded.catalog.resolve(names)
     plan = build_oracle_plan(query="Benchmark question?", personas=personas, endpoint=endpoint)
     run = OracleRun(plan, EventBus())
     result = asyncio.run(run.execute())

@@ -22,6 +22,18 @@ def invoke(*args: str, input: str | None = None) -> Any:
     return runner.invoke(app, list(args), input=input, catch_exceptions=False)
 
 
+def resolved_endpoint(base_url: str, max_concurrency: int | None = None) -> Any:
+    """The EndpointSettings `--base-url URL [--max-concurrency N]` resolve to, as in the CLI."""
+    from council.config.settings import load_settings
+
+    flags: dict[str, Any] = {"base_url": base_url}
+    if max_concurrency is not None:
+        flags["max_concurrency"] = max_concurrency
+    names = {"base_url": "--base-url", "max_concurrency": "--max-concurrency"}
+    loaded = load_settings(flags, {k: names[k] for k in flags}, None, require_key=False)
+    return loaded.settings.endpoint
+
+
 def oracle(fake: Any, *args: str, input: str | None = None) -> Any:
     """`council oracle` against the fake server."""
     return invoke("oracle", "--base-url", fake.base_url, *args, input=input)

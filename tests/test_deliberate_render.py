@@ -8,7 +8,6 @@ import json
 from rich.console import Console
 
 from council.app.run import run_deliberation
-from council.config.endpoint_settings import resolve_endpoint
 from council.config.personas import PersonaCatalog
 from council.engine.events import (
     ArbiterVerdict,
@@ -23,6 +22,7 @@ from council.engine.plan import build_deliberation_plan
 from council.render import OutputMode
 from council.render.live import RoundsLiveView
 from tests.fake_openai import FakeOpenAI, Reply
+from tests.helpers import resolved_endpoint
 
 
 def rendered(view: RoundsLiveView) -> str:
@@ -124,7 +124,7 @@ def test_terminal_output_has_the_answer_rounds_answers_and_timeline(fake: FakeOp
         query="Ship on Friday?",
         personas=catalog.resolve(["judge", "critic"]),
         arbiter=catalog.get("arbiter"),
-        endpoint=resolve_endpoint(base_url=fake.base_url),
+        endpoint=resolved_endpoint(fake.base_url),
         speculative=True,
     )
     out = io.StringIO()

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from council.endpoint import local as local_module
-from council.endpoint.local import bundled_model_path, local_extra_installed
+from council.config import local_model as local_module
+from council.config.local_model import bundled_model_path, local_extra_installed
 from tests.helpers import council_process, interrupt_after_event, invoke
 
 LOCAL_READY = local_extra_installed() and bundled_model_path() is not None

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from council.config import local_model
 from council.config.defaults import DEFAULT_MODEL
 from council.config.endpoint_settings import EndpointSettings, build_endpoint
 from council.config.files import UserConfig, find_project_config, load_user_config
-from council.config.settings import builtin_profile, display_value, load_settings
+from council.config.settings import builtin_profile, load_settings
 from council.errors import AuthError, EndpointError, UsageError
+from council.render.display import display_value
 
 __all__ = [
     "CHECK_PROMPT",
@@ -76,12 +78,11 @@ def endpoint_listing() -> tuple[UserConfig, list[dict[str, Any]], dict[str, Any]
 
 def _builtin_local_row(user: UserConfig) -> dict[str, Any] | None:
     """The built-in `local` endpoint, unless the user defined their own of that name."""
-    from council.endpoint.local import INSTALL_HINT, bundled_model_path, local_extra_installed
-
     if "local" in user.profiles:
         return None
-    ready = local_extra_installed() and bundled_model_path() is not None
-    state = "installed" if ready else f"not installed: {INSTALL_HINT}"
+    # Looked up on their module at call time, so tests can stand in for the runtime.
+    ready = local_model.local_extra_installed() and local_model.bundled_model_path() is not None
+    state = "installed" if ready else f"not installed: {local_model.INSTALL_HINT}"
     return {
         "name": "local",
         "builtin": True,

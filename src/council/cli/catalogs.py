@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from council.cli.base import app, handles_errors, personas_app, presets_app
 from council.errors import ConfigError
+
+if TYPE_CHECKING:
+    from council.config.catalog import Catalog
 
 __all__ = [
     "init_command",
@@ -20,20 +24,18 @@ __all__ = [
 ]
 
 
-def _row(
-    name: str, description: str, origin: str, path: Path | None, shadowed_by: Path | None
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "description": description,
-        "origin": origin,
-        "path": str(path),
-        "shadowed_by": str(shadowed_by) if shadowed_by else None,
-    }
-
-
-def _print_listing(rows: list[dict[str, Any]], json_output: bool, *, empty: str) -> None:
+def _print_listing(catalog: Catalog[Any], json_output: bool, *, empty: str) -> None:
     """One line per file found, in search order, shadowed ones marked; or JSON."""
+    rows = [
+        {
+            "name": e.name,
+            "description": e.description,
+            "origin": e.origin,
+            "path": str(e.path),
+            "shadowed_by": str(e.shadowed_by) if e.shadowed_by else None,
+        }
+        for e in catalog.entries
+    ]
     if json_output:
         from council.render.json_out import dumps
 
@@ -50,28 +52,46 @@ def _print_listing(rows: list[dict[str, Any]], json_output: bool, *, empty: str)
         typer.echo(line)
 
 
-@personas_app.command(name="list")
-@handles_errors
-def personas_list(
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """List the personas you can use, with where each comes from.
+def _list_command(
+    sub_app: typer.Typer,
+    kind: str,
+    discover: Callable[[], Catalog[Any]],
+    *,
+    empty: str,
+    note: str = "",
+) -> Callable[..., None]:
+    """`council personas list` and `council presets list`: one command over either catalog.
 
-    \b
-    Example:
-      council personas list
+    `discover` imports its catalog when the command runs, so `--help` stays light.
     """
+
+    def list_command(
+        json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        _print_listing(discover(), json_output, empty=empty)
+
+    list_command.__doc__ = (
+        f"List the {kind} you can use, with where each comes from{note}.\n\n"
+        f"\b\nExample:\n  council {kind} list\n"
+    )
+    return sub_app.command(name="list")(handles_errors(list_command))
+
+
+def _discover_personas() -> Catalog[Any]:
     from council.config.personas import PersonaCatalog
 
-    catalog = PersonaCatalog.discover()
-    _print_listing(
-        [
-            _row(e.persona.name, e.persona.description, e.origin, e.persona.source, e.shadowed_by)
-            for e in catalog.entries
-        ],
-        json_output,
-        empty="no personas found",
-    )
+    return PersonaCatalog.discover()
+
+
+def _discover_presets() -> Catalog[Any]:
+    from council.config.presets import PresetCatalog
+
+    return PresetCatalog.discover()
+
+
+personas_list = _list_command(
+    personas_app, "personas", _discover_personas, empty="no personas found"
+)
 
 
 @personas_app.command(name="show")
@@ -107,25 +127,13 @@ def _user_and_personas() -> tuple[Any, Any]:
     return load_user_config(), PersonaCatalog.discover()
 
 
-@presets_app.command(name="list")
-@handles_errors
-def presets_list(
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """List the presets you can use, with where each comes from (shadowed ones marked).
-
-    \b
-    Example:
-      council presets list
-    """
-    from council.config.presets import PresetCatalog
-
-    catalog = PresetCatalog.discover()
-    _print_listing(
-        [_row(e.name, e.description, e.origin, e.path, e.shadowed_by) for e in catalog.entries],
-        json_output,
-        empty="no presets found; 'council init' writes a starter one",
-    )
+presets_list = _list_command(
+    presets_app,
+    "presets",
+    _discover_presets,
+    empty="no presets found; 'council init' writes a starter one",
+    note=" (shadowed ones marked)",
+)
 
 
 @presets_app.command(name="show")
@@ -155,7 +163,7 @@ def presets_show(
     typer.echo(f"file: {preset.path}")
     for parent in preset.chain[1:]:
         typer.echo(f"extends: {parent}")
-    from council.config.settings import display_value
+    from council.render.display import display_value
 
     width = max((len(k) for k in data["values"]), default=0)
     for key, value in data["values"].items():

@@ -46,7 +46,7 @@ def config_show(
       council config show --preset review
     """
     from council.app.endpoints import resolved_config
-    from council.config.settings import display_value
+    from council.render.display import display_value
 
     resolved = resolved_config(preset, endpoint)
     files, rows = resolved["files"], resolved["settings"]

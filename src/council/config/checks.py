@@ -1,27 +1,67 @@
-"""The settings a preset or a config file may set, and what each one accepts.
+"""What each setting and field in council's files accepts, and the words that say so.
 
-One table, so that a preset, a project's `.council/config.yaml` and the user's
-`config.yaml` check `rounds: 0` or `threshold: high` with the same words.
+The one place a check is defined: a preset, a project's `.council/config.yaml`, the
+user's `config.yaml`, an endpoint profile and a persona file all test `rounds: 0`,
+`temperature: 3` or `api_key_env: my-key` with the same function, and say what
+was expected in the same words.
+
+    RUN_SETTINGS["temperature"].accepts(0.7) # True
+    RUN_SETTINGS["temperature"].expects      # "a number from 0 to 2"
+    check_settings(data, path)               # every run setting present in a file
+    check_fields(data, path, PROFILE_FIELDS) # "path:3:5: model: expected a model name"
+    key_problems(data, path, ALLOWED)        # "path:4:1: temprature: unknown key (...)"
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from council.config.yamlfile import FileProblem, Located
+from council.config.yamlfile import FileProblem, Located, unknown_key_problem
 
 __all__ = [
+    "ENV_NAME",
     "ENV_NAME_PATTERN",
+    "HISTORY_SETTINGS",
+    "MODEL",
+    "NAMED_SETTINGS",
+    "NAME_CHARACTERS",
+    "NAME_PATTERN",
+    "PRESET_FIELDS",
+    "PROFILE_FIELDS",
     "RUN_SETTINGS",
+    "Check",
+    "check_fields",
     "check_settings",
+    "expected",
     "is_env_name",
     "is_http_url",
+    "is_name",
+    "is_text",
+    "key_problems",
 ]
 
 ENV_NAME_PATTERN = "letters, digits and _, e.g. OPENROUTER_API_KEY"
+# Names of personas, presets and endpoint profiles; they become file names.
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_CHARACTERS = "lowercase letters, digits, - or _"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule: a test of a value, and the words for what it expects.
+
+    Usage:
+        RUN_SETTINGS["rounds"].accepts(0)      # False
+        RUN_SETTINGS["rounds"].expects         # "a whole number from 1 to 20"
+    """
+
+    accepts: Callable[[Any], bool]
+    expects: str
 
 
 def is_env_name(value: object) -> bool:
@@ -33,6 +73,16 @@ def is_http_url(value: object) -> bool:
         return False
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def is_text(value: object) -> bool:
+    """A string with something in it besides spaces."""
+    return isinstance(value, str) and bool(value.strip())
+
+
+def is_name(value: object) -> bool:
+    """A name for a persona, preset or profile: NAME_PATTERN."""
+    return isinstance(value, str) and bool(NAME_PATTERN.match(value))
 
 
 def _number(
@@ -56,35 +106,113 @@ def _whole(low: int, high: int | None = None) -> Callable[..., bool]:
     return check
 
 
-def _text(value: object) -> bool:
-    return isinstance(value, str) and bool(value.strip())
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
 
 
-# setting -> (check, what it expects). Personas and arbiter are checked by their owners:
-# presets allow inline definitions, config files only names.
-RUN_SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "model": (_text, "a model name"),
-    "endpoint": (_text, "the name of an endpoint profile in your config"),
-    "base_url": (is_http_url, "an http(s) URL, e.g. http://127.0.0.1:8000/v1"),
-    "rounds": (_whole(1, 20), "a whole number from 1 to 20"),
-    "speculative": (lambda v: isinstance(v, bool), "true or false"),
-    "threshold": (_number(0, 1), "a number from 0 to 1"),
-    "temperature": (_number(0, 2), "a number from 0 to 2"),
-    "max_tokens": (_whole(1), "a positive whole number"),
-    "max_concurrency": (_whole(1, 1000), "a whole number from 1 to 1000"),
-    "timeout": (_number(0, low_open=True), "a number of seconds above 0"),
-    "retries": (_whole(0, 10), "a whole number from 0 to 10"),
+def _is_names(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(is_text(item) for item in value)
+
+
+def _is_headers(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+MODEL = Check(is_text, "a model name")
+SWITCH = Check(_is_bool, "true or false")
+ENV_NAME = Check(is_env_name, f"the NAME of an environment variable ({ENV_NAME_PATTERN})")
+
+# The settings of a run, which presets and both config files may set (and persona
+# files, for model, temperature and max_tokens). In this order problems are listed.
+RUN_SETTINGS: dict[str, Check] = {
+    "model": MODEL,
+    "endpoint": Check(is_text, "the name of an endpoint profile in your config"),
+    "base_url": Check(is_http_url, "an http(s) URL, e.g. http://127.0.0.1:8000/v1"),
+    "rounds": Check(_whole(1, 20), "a whole number from 1 to 20"),
+    "speculative": SWITCH,
+    "threshold": Check(_number(0, 1), "a number from 0 to 1"),
+    "temperature": Check(_number(0, 2), "a number from 0 to 2"),
+    "max_tokens": Check(_whole(1), "a positive whole number"),
+    "max_concurrency": Check(_whole(1, 1000), "a whole number from 1 to 1000"),
+    "timeout": Check(_number(0, low_open=True), "a number of seconds above 0"),
+    "retries": Check(_whole(0, 10), "a whole number from 0 to 10"),
+}
+
+# Who sits on the council, by name, in config files (presets may also define personas
+# inline, and check them themselves).
+NAMED_SETTINGS: dict[str, Check] = {
+    "personas": Check(_is_names, "a list of names"),
+    "arbiter": Check(is_text, "a name"),
+}
+
+# The user's switches for the history: record runs; keep their texts.
+HISTORY_SETTINGS: dict[str, Check] = {"history": SWITCH, "store_text": SWITCH}
+
+# A preset's own fields (its name is checked against its file name by the preset).
+PRESET_FIELDS: dict[str, Check] = {
+    "description": Check(lambda value: isinstance(value, str), "text"),
+    "extends": Check(is_text, "a preset name"),
+}
+
+# An endpoint profile's fields, except base_url and model_path, which depend on each other.
+PROFILE_FIELDS: dict[str, Check] = {
+    "name": Check(is_name, f"a profile name: {NAME_CHARACTERS}"),
+    "model_path": Check(is_text, "the path of a .gguf model file"),
+    "base_url": Check(is_http_url, "an http(s) URL, e.g. https://openrouter.ai/api/v1"),
+    "api_key_env": ENV_NAME,
+    "model": MODEL,
+    "max_concurrency": Check(_whole(1), "a whole number of at least 1"),
+    "headers": Check(_is_headers, "a mapping of header names to text values"),
 }
 
 
+def expected(
+    path: Path, data: Located, key: str, check: Check, *, got: bool = False
+) -> FileProblem:
+    """`file:line:column: key: expected <what>` at the value (`, got <value>` if asked)."""
+    problem = f"expected {check.expects}"
+    if got:
+        problem += f", got {data[key]!r}"
+    return FileProblem(path, data.value_position(key), key, problem)
+
+
+def check_fields(
+    data: Located, path: Path, checks: Mapping[str, Check], *, got: bool = False
+) -> list[FileProblem]:
+    """Problems of the keys of `checks` that `data` has, in the order of `checks`."""
+    return [
+        expected(path, data, key, check, got=got)
+        for key, check in checks.items()
+        if key in data and not check.accepts(data[key])
+    ]
+
+
 def check_settings(data: Located, path: Path) -> list[FileProblem]:
-    """Type and range problems of the run settings present in `data`."""
+    """Type and range problems of the run settings present in `data`, with the value found."""
+    return check_fields(data, path, RUN_SETTINGS, got=True)
+
+
+def key_problems(
+    data: Located,
+    path: Path,
+    allowed: tuple[str, ...],
+    *,
+    ignore: Callable[[str], bool] | None = None,
+    refused: Mapping[str, str] | None = None,
+) -> list[FileProblem]:
+    """A problem for each key of `data`, in file order, that is refused (saying why) or unknown.
+
+    `ignore` leaves keys to another check: secret-looking names, which the trust rules
+    report, are not also "unknown".
+    """
     problems: list[FileProblem] = []
-    for key, (check, expected) in RUN_SETTINGS.items():
-        if key in data and not check(data[key]):
-            problems.append(
-                FileProblem(
-                    path, data.value_position(key), key, f"expected {expected}, got {data[key]!r}"
-                )
-            )
+    for key in data:
+        if ignore is not None and ignore(key):
+            continue
+        if refused and key in refused:
+            problems.append(FileProblem(path, data.key_position(key), key, refused[key]))
+        elif key not in allowed:
+            problems.append(unknown_key_problem(path, data, key, allowed))
     return problems

@@ -1,8 +1,8 @@
 """Endpoint settings, checked, with where each value came from.
 
 `council.config.settings` resolves every setting through its layers (flag > preset >
-env > project config > user config > default) and calls `build_endpoint` here;
-`resolve_endpoint` is the short path (flags, env, defaults) for scripts.
+env > project config > user config > default) and calls `build_endpoint` here. It is
+the one resolver: scripts and tests go through `load_settings` too.
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from council.config.checks import is_http_url
 from council.config.defaults import (
-    DEFAULT_API_KEY_ENV,
-    DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_FIRST_TOKEN_TIMEOUT,
-    DEFAULT_MAX_CONCURRENCY_CAP,
-    DEFAULT_MODEL,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
 )
@@ -29,7 +26,6 @@ __all__ = [
     "EndpointSettings",
     "build_endpoint",
     "is_loopback_url",
-    "resolve_endpoint",
 ]
 
 # Placeholder sent to loopback servers that need no key: the SDK insists on one.
@@ -108,59 +104,6 @@ class EndpointSettings:
         }
 
 
-def _pick(
-    flag_value: object, flag: str, env_names: tuple[str, ...], default: object
-) -> tuple[object, str]:
-    """The flag's value if given, else the first set env var, else the default; with its source."""
-    if flag_value is not None:
-        return flag_value, f"flag {flag}"
-    for env_name in env_names:
-        value = os.environ.get(env_name)
-        if value:
-            return value, f"env {env_name}"
-    return default, "default"
-
-
-def resolve_endpoint(
-    *,
-    base_url: str | None = None,
-    model: str | None = None,
-    api_key_env: str | None = None,
-    timeout: float | None = None,
-    retries: int | None = None,
-    max_concurrency: int | None = None,
-    require_key: bool = True,
-) -> EndpointSettings:
-    """Endpoint settings from flags (the arguments), the environment and defaults only.
-
-    For scripts and benchmarks; the CLI resolves through `council.config.settings`, which
-    adds presets and config files.
-    """
-    sources: dict[str, str] = {}
-    url, sources["base_url"] = _pick(
-        base_url, "--base-url", ("COUNCIL_BASE_URL", "OPENAI_BASE_URL"), DEFAULT_BASE_URL
-    )
-    chosen_model, sources["model"] = _pick(model, "--model", ("COUNCIL_MODEL",), DEFAULT_MODEL)
-    sources["api_key_env"] = "flag --api-key-env" if api_key_env else "default"
-    sources["timeout"] = "flag --timeout" if timeout is not None else "default"
-    sources["retries"] = "flag --retries" if retries is not None else "default"
-    sources["max_concurrency"] = (
-        "flag --max-concurrency"
-        if max_concurrency is not None
-        else f"default min(calls, {DEFAULT_MAX_CONCURRENCY_CAP})"
-    )
-    return build_endpoint(
-        base_url=str(url),
-        model=str(chosen_model),
-        api_key_env=api_key_env or DEFAULT_API_KEY_ENV,
-        timeout=timeout,
-        retries=retries,
-        max_concurrency=max_concurrency,
-        sources=sources,
-        require_key=require_key,
-    )
-
-
 def build_endpoint(
     *,
     base_url: str,
@@ -183,7 +126,7 @@ def build_endpoint(
     """
     url = base_url.rstrip("/")
     where = sources.get("base_url", "default")
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+    if not is_http_url(url):
         raise UsageError(
             f"base URL {url!r} ({where}) is not an http(s) URL",
             "give one like http://127.0.0.1:8000/v1 or https://api.openai.com/v1",

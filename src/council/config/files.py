@@ -29,22 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from council.config.checks import (
-    ENV_NAME_PATTERN,
+    ENV_NAME,
+    HISTORY_SETTINGS,
+    NAMED_SETTINGS,
+    PROFILE_FIELDS,
     RUN_SETTINGS,
+    check_fields,
     check_settings,
-    is_env_name,
-    is_http_url,
+    expected,
+    key_problems,
 )
+from council.config.local_model import LOCAL_MAX_TOKENS, LOCAL_MODEL_ALIAS, LOCAL_PLACEHOLDER_URL
 from council.config.paths import project_paths, user_config_dir
-from council.config.personas import NAME_PATTERN
 from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
-from council.config.yamlfile import (
-    FileProblem,
-    Located,
-    load_yaml_file,
-    problems_error,
-    unknown_key_problem,
-)
+from council.config.yamlfile import FileProblem, Located, load_yaml_file, problems_error
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -59,7 +57,6 @@ __all__ = [
 ]
 
 CONFIG_FILE_NAME = "config.yaml"
-LOCAL_MAX_TOKENS = 300  # the local profile's default answer length: a 135M model rambles
 MAX_CONFIG_BYTES = 1024 * 1024
 PROFILE_KEYS = (
     "name",
@@ -70,17 +67,20 @@ PROFILE_KEYS = (
     "headers",
     "model_path",  # a GGUF file: council runs it on the embedded local server
 )
-NAMED_SETTINGS = ("personas", "arbiter")  # names only in config files; presets may inline
-HISTORY_SWITCHES = ("history", "store_text")  # record runs; keep their texts
 USER_KEYS = (
     "endpoints",
     "default_endpoint",
     "api_key_env",
-    *HISTORY_SWITCHES,
+    *HISTORY_SETTINGS,
     *RUN_SETTINGS,
     *NAMED_SETTINGS,
 )
 PROJECT_KEYS = tuple(k for k in (*RUN_SETTINGS, *NAMED_SETTINGS))
+# What a shared project config may not say: each user's endpoints and keys are their own.
+USER_ONLY = dict.fromkeys(
+    ("endpoints", "default_endpoint", "api_key_env"),
+    "belongs in each user's own config (council config path), not a shared file",
+)
 
 
 @dataclass(frozen=True)
@@ -141,64 +141,41 @@ def _at(path: Path, data: Located, key: str) -> str:
     return f"{path}:{position.line}"
 
 
-def _names_problems(data: Located, path: Path) -> list[FileProblem]:
-    problems: list[FileProblem] = []
-    personas = data.get("personas")
-    if "personas" in data and (
-        not isinstance(personas, list)
-        or not personas
-        or not all(isinstance(p, str) and p.strip() for p in personas)
-    ):
-        problems.append(
-            FileProblem(
-                path, data.value_position("personas"), "personas", "expected a list of names"
-            )
-        )
-    if "arbiter" in data and not (isinstance(data["arbiter"], str) and data["arbiter"].strip()):
-        problems.append(
-            FileProblem(path, data.value_position("arbiter"), "arbiter", "expected a name")
-        )
-    return problems
-
-
 def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProfile | None:
     if not isinstance(item, Located):
         problems.append(FileProblem(path, None, "endpoints", "each profile is a mapping"))
         return None
     before = len(problems)
-    problems += [
-        unknown_key_problem(path, item, k, PROFILE_KEYS)
-        for k in item
-        if k not in PROFILE_KEYS and not is_secret_name(k)
-    ]
+    problems += key_problems(item, path, PROFILE_KEYS, ignore=is_secret_name)
 
-    def bad(key: str, expected: str) -> None:
-        problems.append(FileProblem(path, item.value_position(key), key, f"expected {expected}"))
+    def check(key: str, value: Any) -> None:
+        if not PROFILE_FIELDS[key].accepts(value):
+            problems.append(expected(path, item, key, PROFILE_FIELDS[key]))
 
     name = item.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        bad("name", "a profile name: lowercase letters, digits, - or _")
+    check("name", name)
     model_path = item.get("model_path")
-    if model_path is not None and not (isinstance(model_path, str) and model_path.strip()):
-        bad("model_path", "the path of a .gguf model file")
+    if model_path is not None:
+        check("model_path", model_path)
     if model_path is not None and "base_url" in item:
-        bad("base_url", "no base_url with model_path: council runs the model itself")
-    elif model_path is None and not is_http_url(item.get("base_url")):
-        bad("base_url", "an http(s) URL, e.g. https://openrouter.ai/api/v1")
-    if "api_key_env" in item and not is_env_name(item["api_key_env"]):
-        bad("api_key_env", f"the NAME of an environment variable ({ENV_NAME_PATTERN})")
-    if "model" in item and not (isinstance(item["model"], str) and item["model"].strip()):
-        bad("model", "a model name")
+        problems.append(
+            FileProblem(
+                path,
+                item.value_position("base_url"),
+                "base_url",
+                "expected no base_url with model_path: council runs the model itself",
+            )
+        )
+    elif model_path is None:
+        check("base_url", item.get("base_url"))
+    for key in ("api_key_env", "model"):
+        if key in item:
+            check(key, item[key])
     concurrency = item.get("max_concurrency")
-    if concurrency is not None and (
-        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
-    ):
-        bad("max_concurrency", "a whole number of at least 1")
+    if concurrency is not None:
+        check("max_concurrency", concurrency)
     headers = item.get("headers", {})
-    if not isinstance(headers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-    ):
-        bad("headers", "a mapping of header names to text values")
+    check("headers", headers)
     if len(problems) > before:
         return None
     if model_path is not None:
@@ -233,8 +210,6 @@ def local_profile(
     Small local servers answer one request at a time, and a 135M model rambles:
     the defaults keep a run short and its timeline honest.
     """
-    from council.endpoint.local import LOCAL_MODEL_ALIAS, LOCAL_PLACEHOLDER_URL
-
     return EndpointProfile(
         name=name,
         base_url=LOCAL_PLACEHOLDER_URL,
@@ -270,13 +245,9 @@ def user_config_problems(
     data: Located, path: Path
 ) -> tuple[dict[str, EndpointProfile], list[FileProblem]]:
     problems = secret_problems(data, path)
-    problems += [
-        unknown_key_problem(path, data, k, USER_KEYS)
-        for k in data
-        if k not in USER_KEYS and not is_secret_name(k)
-    ]
+    problems += key_problems(data, path, USER_KEYS, ignore=is_secret_name)
     problems += check_settings(data, path)
-    problems += _names_problems(data, path)
+    problems += check_fields(data, path, NAMED_SETTINGS)
     profiles: dict[str, EndpointProfile] = {}
     endpoints = data.get("endpoints", [])
     if not isinstance(endpoints, list):
@@ -307,20 +278,8 @@ def user_config_problems(
                     f"(profiles: {', '.join(profiles) or 'none'})",
                 )
             )
-    for key in HISTORY_SWITCHES:
-        if key in data and not isinstance(data[key], bool):
-            problems.append(
-                FileProblem(path, data.value_position(key), key, "expected true or false")
-            )
-    if "api_key_env" in data and not is_env_name(data["api_key_env"]):
-        problems.append(
-            FileProblem(
-                path,
-                data.value_position("api_key_env"),
-                "api_key_env",
-                f"expected the NAME of an environment variable ({ENV_NAME_PATTERN})",
-            )
-        )
+    problems += check_fields(data, path, HISTORY_SETTINGS)
+    problems += check_fields(data, path, {"api_key_env": ENV_NAME})
     return profiles, problems
 
 
@@ -333,7 +292,7 @@ def load_user_config(path: Path | None = None) -> UserConfig:
     profiles, problems = user_config_problems(data, path)
     if problems:
         raise problems_error(problems, "fix your config file (council config path)")
-    keys = (*RUN_SETTINGS, *NAMED_SETTINGS, *HISTORY_SWITCHES, "api_key_env")
+    keys = (*RUN_SETTINGS, *NAMED_SETTINGS, *HISTORY_SETTINGS, "api_key_env")
     values, where = _settings(data, path, keys)
     if "default_endpoint" in data and "endpoint" not in values:
         values["endpoint"] = data["default_endpoint"]
@@ -349,22 +308,9 @@ def find_project_config(cwd: Path | None = None) -> Path | None:
 
 def project_config_problems(data: Located, path: Path, user: UserConfig) -> list[FileProblem]:
     problems = secret_problems(data, path)
-    for key in data:
-        if is_secret_name(key):
-            continue
-        if key in ("endpoints", "default_endpoint", "api_key_env"):
-            problems.append(
-                FileProblem(
-                    path,
-                    data.key_position(key),
-                    key,
-                    "belongs in each user's own config (council config path), not a shared file",
-                )
-            )
-        elif key not in PROJECT_KEYS:
-            problems.append(unknown_key_problem(path, data, key, PROJECT_KEYS))
+    problems += key_problems(data, path, PROJECT_KEYS, ignore=is_secret_name, refused=USER_ONLY)
     problems += check_settings(data, path)
-    problems += _names_problems(data, path)
+    problems += check_fields(data, path, NAMED_SETTINGS)
     problems += shared_endpoint_problems(data, path, user.profiles, user.path or user_config_path())
     return problems
 

@@ -10,7 +10,6 @@ shipped in the wheel (the repository's top-level `<kind>/` in a source checkout)
 from __future__ import annotations
 
 import os
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -18,27 +17,34 @@ __all__ = ["builtin_dir", "project_paths", "search_path", "user_config_dir", "us
 
 
 def user_config_dir() -> Path:
-    """Where per-user files live: $COUNCIL_HOME, else the platform's config dir."""
+    """Where per-user files live: $COUNCIL_HOME, else the platform's config dir.
+
+    Linux `$XDG_CONFIG_HOME/council` or `~/.config/council`, macOS
+    `~/Library/Application Support/council`, Windows `%APPDATA%\\council` (roaming): the
+    places click's get_app_dir chose before. (Recent platformdirs releases also honour
+    an absolute $XDG_CONFIG_HOME on macOS.)
+    """
     home = os.environ.get("COUNCIL_HOME")
     if home:
         return Path(home).expanduser()
-    import typer  # already loaded by the CLI; imported here to keep this module light
+    # Imported here: tests and scripts set COUNCIL_HOME and never pay for it.
+    import platformdirs
 
-    return Path(typer.get_app_dir("council"))
+    return Path(platformdirs.user_config_dir("council", appauthor=False, roaming=True))
 
 
 def user_data_dir() -> Path:
-    """Where council keeps data (history.db): $COUNCIL_HOME, else the platform's data dir."""
+    """Where council keeps data (history.db): $COUNCIL_HOME, else the platform's data dir.
+
+    Linux `$XDG_DATA_HOME/council` or `~/.local/share/council`, macOS
+    `~/Library/Application Support/council`, Windows `%LOCALAPPDATA%\\council`.
+    """
     home = os.environ.get("COUNCIL_HOME")
     if home:
         return Path(home).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "council"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("council", appauthor=False))
 
 
 def project_paths(relative: str, cwd: Path | None = None) -> list[Path]:

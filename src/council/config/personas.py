@@ -21,19 +21,13 @@ council.
 
 from __future__ import annotations
 
-import difflib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from council.config.paths import builtin_dir, search_path
-from council.config.yamlfile import (
-    FileProblem,
-    Located,
-    load_yaml_file,
-    problems_error,
-    unknown_key_problem,
-)
+from council.config.catalog import Catalog, Found
+from council.config.checks import NAME_CHARACTERS, RUN_SETTINGS, is_name, key_problems
+from council.config.paths import builtin_dir
+from council.config.yamlfile import FileProblem, Located, load_yaml_file, problems_error
 from council.errors import ConfigError, UsageError
 
 __all__ = [
@@ -46,7 +40,7 @@ __all__ = [
 ]
 
 MAX_PERSONA_FILE_BYTES = 256 * 1024
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+PERSONA_SETTINGS = ("temperature", "max_tokens", "model")
 PERSONA_KEYS = ("name", "description", "system", "model", "temperature", "max_tokens")
 
 
@@ -69,11 +63,6 @@ class Persona:
 
 def builtin_persona_dir() -> Path:
     return builtin_dir("personas")
-
-
-def persona_search_path(cwd: Path | None = None) -> list[tuple[Path, str]]:
-    """Directories to search, highest priority first, each with a label for listings."""
-    return search_path("personas", cwd)
 
 
 def _problem(path: Path, data: Located, key: str, problem: str) -> FileProblem:
@@ -126,20 +115,15 @@ def persona_from_mapping(
     An inline persona may leave out its description.
     """
     problems: list[FileProblem] = []
-    allowed = (*PERSONA_KEYS, "system_file")
-    for key in data:
-        if key not in allowed:
-            problems.append(unknown_key_problem(path, data, key, allowed))
+    problems += key_problems(data, path, (*PERSONA_KEYS, "system_file"))
     required = ("name",) if inline else ("name", "description")
     for key in required:
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
             problems.append(_problem(path, data, key, "required, a non-empty string"))
     name = data.get("name")
-    if isinstance(name, str) and name.strip() and not NAME_PATTERN.match(name.strip()):
-        problems.append(
-            _problem(path, data, "name", f"{name!r} must be lowercase letters, digits, - or _")
-        )
+    if isinstance(name, str) and name.strip() and not is_name(name.strip()):
+        problems.append(_problem(path, data, "name", f"{name!r} must be {NAME_CHARACTERS}"))
     description = data.get("description")
     if description is not None and not isinstance(description, str):
         problems.append(_problem(path, data, "description", "a string"))
@@ -159,38 +143,28 @@ def persona_from_mapping(
         problems.append(
             _problem(path, data, "system", "required, a non-empty string (or system_file)")
         )
-    temperature = data.get("temperature")
-    if temperature is not None and not _is_number(temperature, 0, 2):
-        problems.append(_problem(path, data, "temperature", "a number from 0 to 2"))
-    max_tokens = data.get("max_tokens")
-    if max_tokens is not None and not _is_count(max_tokens, 1):
-        problems.append(_problem(path, data, "max_tokens", "a positive whole number"))
-    model = data.get("model")
-    if model is not None and (not isinstance(model, str) or not model.strip()):
-        problems.append(_problem(path, data, "model", "a model name"))
+    # The run settings a persona may set, checked as in presets and config files; left
+    # out or null, the run's own value applies.
+    for key in PERSONA_SETTINGS:
+        value = data.get(key)
+        if value is not None and not RUN_SETTINGS[key].accepts(value):
+            problems.append(_problem(path, data, key, RUN_SETTINGS[key].expects))
     if problems:
         return None, problems
     assert isinstance(name, str) and isinstance(system, str)
+    temperature = data.get("temperature")
     return (
         Persona(
             name=name.strip(),
             description=(description or f"defined in {path.name}").strip(),
             system=system.strip(),
-            model=model,
+            model=data.get("model"),
             temperature=float(temperature) if temperature is not None else None,
-            max_tokens=max_tokens,
+            max_tokens=data.get("max_tokens"),
             source=path,
         ),
         [],
     )
-
-
-def _is_number(value: object, low: float, high: float) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and low <= value <= high
-
-
-def _is_count(value: object, low: int) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and value >= low
 
 
 def load_persona_file(path: Path) -> Persona:
@@ -205,14 +179,7 @@ def load_persona_file(path: Path) -> Persona:
     return persona
 
 
-@dataclass(frozen=True)
-class CatalogEntry:
-    persona: Persona
-    origin: str  # "project", "user", "built-in", ...
-    shadowed_by: Path | None = None
-
-
-class PersonaCatalog:
+class PersonaCatalog(Catalog[Persona]):
     """All personas on the search path, by name; the first found wins.
 
     Usage:
@@ -220,43 +187,17 @@ class PersonaCatalog:
         judge, critic = catalog.resolve(["judge", "critic"])
     """
 
-    def __init__(self, entries: list[CatalogEntry]) -> None:
-        self.entries = entries
-        self._by_name: dict[str, Persona] = {}
-        for entry in entries:
-            if entry.shadowed_by is None:
-                self._by_name[entry.persona.name] = entry.persona
+    kind = "persona"
 
     @classmethod
-    def discover(cls, cwd: Path | None = None) -> PersonaCatalog:
-        entries: list[CatalogEntry] = []
-        winners: dict[str, Path] = {}
-        for directory, origin in persona_search_path(cwd):
-            if not directory.is_dir():
-                continue
-            for file in sorted(directory.glob("*.y*ml")):
-                if file.suffix not in (".yaml", ".yml"):
-                    continue
-                persona = load_persona_file(file)
-                if persona.name != file.stem:
-                    raise ConfigError(
-                        f"{file}: name {persona.name!r} does not match the file name {file.stem!r}",
-                        f"rename the file to {persona.name}.yaml or change its name",
-                    )
-                shadowed_by = winners.get(persona.name)
-                if shadowed_by is None:
-                    winners[persona.name] = file
-                entries.append(CatalogEntry(persona, origin, shadowed_by))
-        return cls(entries)
-
-    def names(self) -> list[str]:
-        return sorted(self._by_name)
-
-    def get(self, name: str) -> Persona:
-        persona = self._by_name.get(name)
-        if persona is None:
-            raise self._unknown(name)
-        return persona
+    def read(cls, file: Path) -> Found[Persona]:
+        persona = load_persona_file(file)
+        if persona.name != file.stem:
+            raise ConfigError(
+                f"{file}: name {persona.name!r} does not match the file name {file.stem!r}",
+                f"rename the file to {persona.name}.yaml or change its name",
+            )
+        return Found(persona.name, persona.description, persona)
 
     def resolve(self, names: list[str]) -> list[Persona]:
         """Personas for the given names, in order; UsageError for unknown or repeated names."""
@@ -268,11 +209,3 @@ class PersonaCatalog:
             seen.add(name)
             personas.append(self.get(name))
         return personas
-
-    def _unknown(self, name: str) -> UsageError:
-        close = difflib.get_close_matches(name, self.names(), n=1)
-        suggestion = f"did you mean {close[0]!r}? " if close else ""
-        return UsageError(
-            f"unknown persona {name!r}",
-            f"{suggestion}run 'council personas list' to see the {len(self._by_name)} available",
-        )

@@ -23,50 +23,46 @@ the next preset of that name down the search path, so a team can adjust a built-
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from council.config.checks import RUN_SETTINGS, check_settings
-from council.config.files import NAMED_SETTINGS, UserConfig, user_config_path
-from council.config.paths import builtin_dir, search_path
-from council.config.personas import NAME_PATTERN, Persona, PersonaCatalog, persona_from_mapping
-from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
-from council.config.yamlfile import (
-    FileProblem,
-    Located,
-    load_yaml_file,
-    problems_error,
-    unknown_key_problem,
+from council.config.catalog import Catalog, Entry, Found
+from council.config.checks import (
+    NAME_CHARACTERS,
+    NAMED_SETTINGS,
+    PRESET_FIELDS,
+    RUN_SETTINGS,
+    check_fields,
+    check_settings,
+    expected,
+    is_name,
+    key_problems,
 )
+from council.config.files import UserConfig, user_config_path
+from council.config.paths import builtin_dir
+from council.config.personas import Persona, PersonaCatalog, persona_from_mapping
+from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
+from council.config.yamlfile import FileProblem, Located, load_yaml_file, problems_error
 from council.errors import ConfigError, UsageError
 
 __all__ = [
     "MAX_PRESET_BYTES",
     "Preset",
     "PresetCatalog",
-    "PresetEntry",
     "builtin_preset_dir",
 ]
 
 MAX_PRESET_BYTES = 1024 * 1024
 PRESET_KEYS = ("name", "description", "extends", *NAMED_SETTINGS, *RUN_SETTINGS)
+NOT_IN_PRESET = {
+    "api_key_env": "a preset may not choose which of your keys is sent; name an endpoint "
+    "profile from your own config instead (endpoint: NAME)",
+}
 
 
 def builtin_preset_dir() -> Path:
     return builtin_dir("presets")
-
-
-@dataclass(frozen=True)
-class PresetEntry:
-    """One preset file on the search path (read, not yet validated)."""
-
-    name: str
-    path: Path
-    origin: str
-    description: str
-    shadowed_by: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +100,7 @@ class Preset:
 
 @dataclass
 class _Loaded:
-    entry: PresetEntry
+    entry: Entry[None]
     data: Located
 
 
@@ -118,50 +114,31 @@ def _description(path: Path) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-class PresetCatalog:
+class PresetCatalog(Catalog[None]):
     """All presets on the search path; the first of a name wins.
+
+    Entries hold no item: a preset is read and checked when it is used (`load`).
 
     Usage:
         catalog = PresetCatalog.discover()
         preset = catalog.load("review", personas=PersonaCatalog.discover(), user=user_config)
     """
 
-    def __init__(self, entries: list[PresetEntry]) -> None:
-        self.entries = entries
+    kind = "preset"
 
     @classmethod
-    def discover(cls, cwd: Path | None = None) -> PresetCatalog:
-        entries: list[PresetEntry] = []
-        winners: dict[str, Path] = {}
-        for directory, origin in search_path("presets", cwd):
-            if not directory.is_dir():
-                continue
-            for file in sorted(directory.iterdir()):
-                if file.suffix not in (".yaml", ".yml") or not file.is_file():
-                    continue
-                name = file.stem
-                entries.append(
-                    PresetEntry(name, file, origin, _description(file), winners.get(name))
-                )
-                winners.setdefault(name, file)
-        return cls(entries)
+    def read(cls, file: Path) -> Found[None] | None:
+        return Found(file.stem, _description(file), None) if file.is_file() else None
 
-    def names(self) -> list[str]:
-        return sorted({e.name for e in self.entries})
-
-    def find(self, name: str, below: Path | None = None) -> PresetEntry:
+    def find(self, name: str, below: Path | None = None) -> Entry[None]:
         """The first preset called `name` (after the file `below`, for self-extension)."""
+        if below is None:
+            return super().find(name)
         candidates = [e for e in self.entries if e.name == name]
-        if below is not None:
-            paths = [e.path for e in candidates]
-            candidates = candidates[paths.index(below) + 1 :] if below in paths else []
+        paths = [e.path for e in candidates]
+        candidates = candidates[paths.index(below) + 1 :] if below in paths else []
         if not candidates:
-            close = difflib.get_close_matches(name, self.names(), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise UsageError(
-                f"unknown preset {name!r}",
-                f"{hint}run 'council presets list' to see the {len(self.names())} available",
-            )
+            raise self.unknown(name)
         return candidates[0]
 
     # -- validation --------------------------------------------------------------------
@@ -200,17 +177,13 @@ class PresetCatalog:
                 )
             entry = next((e for e in self.entries if e.path == current), None)
             if entry is None:
-                entry = PresetEntry(current.stem, current, "file", "")
+                entry = Entry(current.stem, current, "file", "", None)
             chain.append(_Loaded(entry, data))
             parent = data.get("extends")
             if parent is None:
                 return chain
-            if not isinstance(parent, str) or not parent.strip():
-                raise _ChainProblem(
-                    FileProblem(
-                        current, data.value_position("extends"), "extends", "expected a preset name"
-                    )
-                )
+            if not PRESET_FIELDS["extends"].accepts(parent):
+                raise _ChainProblem(expected(current, data, "extends", PRESET_FIELDS["extends"]))
             below = current if parent == current.stem else None
             try:
                 current = self.find(parent.strip(), below=below).path
@@ -325,8 +298,8 @@ def _persona_problems(
     for item in items:
         if isinstance(item, str) and item.strip():
             if item not in catalog.names():
-                close = difflib.get_close_matches(item, catalog.names(), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                close = catalog.closest(item)
+                hint = f" (did you mean {close!r}?)" if close else ""
                 problems.append(
                     FileProblem(
                         path, data.value_position(key), key, f"unknown persona {item!r}{hint}"
@@ -361,30 +334,11 @@ def _file_problems(loaded: _Loaded, catalog: PersonaCatalog, user: UserConfig) -
     data, path = loaded.data, loaded.entry.path
     # Secrets first: they matter most, and a secret-looking key is not also "unknown".
     problems = secret_problems(data, path)
-    for key in data:
-        if is_secret_name(key):
-            continue
-        if key == "api_key_env":
-            problems.append(
-                FileProblem(
-                    path,
-                    data.key_position(key),
-                    key,
-                    "a preset may not choose which of your keys is sent; name an endpoint "
-                    "profile from your own config instead (endpoint: NAME)",
-                )
-            )
-        elif key not in PRESET_KEYS:
-            problems.append(unknown_key_problem(path, data, key, PRESET_KEYS))
+    problems += key_problems(data, path, PRESET_KEYS, ignore=is_secret_name, refused=NOT_IN_PRESET)
     name = data.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not is_name(name):
         problems.append(
-            FileProblem(
-                path,
-                data.value_position("name"),
-                "name",
-                "required: lowercase letters, digits, - or _",
-            )
+            FileProblem(path, data.value_position("name"), "name", f"required: {NAME_CHARACTERS}")
         )
     elif name != path.stem:
         problems.append(
@@ -395,10 +349,7 @@ def _file_problems(loaded: _Loaded, catalog: PersonaCatalog, user: UserConfig) -
                 f"{name!r} does not match the file name {path.stem!r}; rename one of them",
             )
         )
-    if "description" in data and not isinstance(data["description"], str):
-        problems.append(
-            FileProblem(path, data.value_position("description"), "description", "expected text")
-        )
+    problems += check_fields(data, path, {"description": PRESET_FIELDS["description"]})
     problems += check_settings(data, path)
     problems += shared_endpoint_problems(data, path, user.profiles, user.path or user_config_path())
     for key in NAMED_SETTINGS:

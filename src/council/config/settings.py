@@ -19,9 +19,10 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from council.config import local_model
 from council.config.defaults import DEFAULT_API_KEY_ENV, DEFAULTS
 from council.config.endpoint_settings import EndpointSettings, build_endpoint
-from council.config.files import EndpointProfile, ProjectConfig, UserConfig
+from council.config.files import EndpointProfile, ProjectConfig, UserConfig, local_profile
 from council.config.personas import PersonaCatalog
 from council.config.presets import Preset
 from council.errors import ConfigError, UsageError
@@ -32,7 +33,6 @@ __all__ = [
     "LoadedSettings",
     "ResolvedSettings",
     "builtin_profile",
-    "display_value",
     "history_disabled_by_env",
     "layers_for",
     "load_settings",
@@ -84,19 +84,6 @@ class ResolvedSettings:
 
     def get(self, key: str) -> Any:
         return self.values.get(key)
-
-
-def display_value(value: Any) -> str:
-    """A setting as a person reads it: YAML booleans, lists joined, inline personas by name."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, list):
-        return ", ".join(display_value(item) for item in value)
-    if isinstance(value, dict):
-        return str(value.get("name", "(inline)"))
-    return str(value)
 
 
 def _env_layer() -> Layer:
@@ -157,31 +144,25 @@ def _nothing_configured(flags: Layer, user: UserConfig) -> bool:
 
 def builtin_profile(name: str) -> EndpointProfile | None:
     """`local`, the embedded model, unless the user defined a profile of that name."""
-    from council.config.files import local_profile
-    from council.endpoint.local import LOCAL_ENDPOINT, bundled_model_path
-
-    if name != LOCAL_ENDPOINT:
+    if name != local_model.LOCAL_ENDPOINT:
         return None
-    bundled = bundled_model_path()
+    bundled = local_model.bundled_model_path()
     return local_profile(model_path=str(bundled) if bundled else "")
 
 
 def _fallback_to_local(require_key: bool) -> Layer:
     """With nothing configured: the embedded model if installed, else say how to configure."""
-    from council.endpoint.local import (
-        INSTALL_HINT,
-        LOCAL_ENDPOINT,
-        bundled_model_path,
-        local_extra_installed,
-    )
-
-    if local_extra_installed() and bundled_model_path() is not None:
-        return Layer("default", {"endpoint": LOCAL_ENDPOINT}, {"endpoint": NOTHING_CONFIGURED})
+    # The probes are looked up on their module at call time, so tests can stand in for them.
+    if local_model.local_extra_installed() and local_model.bundled_model_path() is not None:
+        return Layer(
+            "default", {"endpoint": local_model.LOCAL_ENDPOINT}, {"endpoint": NOTHING_CONFIGURED}
+        )
     if require_key:
         raise ConfigError(
             NOTHING_CONFIGURED,
             "export OPENAI_API_KEY=<your key>, or pass --base-url URL or --endpoint NAME "
-            f"(see 'council endpoints list'), or {INSTALL_HINT} for a small model that runs here",
+            f"(see 'council endpoints list'), or {local_model.INSTALL_HINT} for a small model "
+            "that runs here",
         )
     return Layer("default", DEFAULTS)
 

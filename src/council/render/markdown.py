@@ -193,7 +193,7 @@ def deliberation_markdown(result: DeliberationResult, *, quiet: bool = False) ->
 def sources_markdown(settings: ResolvedSettings) -> str:
     """Where each resolved setting came from: flag, preset, env, config file or default."""
     lines = ["", "## Where each setting came from", ""]
-    from council.config.settings import display_value
+    from council.render.display import display_value
 
     for key in sorted(settings.sources):
         shown = display_value(settings.values.get(key))

@@ -1,0 +1,121 @@
+"""A catalog of named files on a search path (personas, presets): discovery, shadowing, lookup.
+
+Both kinds are found the same way (`council.config.paths.search_path`): every
+`*.yaml`/`*.yml` file in each directory, highest priority first. The first file of
+a name wins; a later one of the same name is kept, marked `shadowed_by` the winner,
+so that `council personas list` and `council presets list` can show it.
+
+    class PersonaCatalog(Catalog[Persona]):
+        kind = "persona"
+        @classmethod
+        def read(cls, file): ...        # -> Found(name, description, item), or None to skip
+
+    catalog = PersonaCatalog.discover()
+    catalog.get("judge")                # the winning item; UsageError with "did you mean"
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, Self, TypeVar
+
+from council.config.paths import search_path
+from council.errors import UsageError
+
+__all__ = ["Catalog", "Entry", "Found"]
+
+T = TypeVar("T")
+
+CATALOG_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Found(Generic[T]):
+    """What reading one file found: its name, its one-line description, and its item."""
+
+    name: str
+    description: str
+    item: T
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One file on the search path. `shadowed_by` is the file of the same name that wins
+    (None for the winner itself); `origin` says where it was found ("project", "user",
+    "built-in", or the environment variable that listed its directory)."""
+
+    name: str
+    path: Path
+    origin: str
+    description: str
+    item: T
+    shadowed_by: Path | None = None
+
+
+class Catalog(Generic[T]):
+    """Every file of one kind on the search path, in search order; the first of a name wins.
+
+    A subclass names its `kind` ("persona": searched in `personas/`, listed by
+    `council personas list`) and says how to `read` one file.
+    """
+
+    kind: str = ""
+
+    def __init__(self, entries: list[Entry[T]]) -> None:
+        self.entries = entries
+        self._winners: dict[str, Entry[T]] = {}
+        for entry in entries:
+            self._winners.setdefault(entry.name, entry)
+
+    @classmethod
+    def read(cls, file: Path) -> Found[T] | None:
+        """Read one file found on the search path; None to leave it out."""
+        raise NotImplementedError
+
+    @classmethod
+    def discover(cls, cwd: Path | None = None) -> Self:
+        entries: list[Entry[T]] = []
+        winners: dict[str, Path] = {}
+        for directory, origin in search_path(f"{cls.kind}s", cwd):
+            if not directory.is_dir():
+                continue
+            for file in sorted(directory.iterdir()):
+                if file.suffix not in CATALOG_SUFFIXES:
+                    continue
+                found = cls.read(file)
+                if found is None:
+                    continue
+                shadowed_by = winners.get(found.name)
+                winners.setdefault(found.name, file)
+                entries.append(
+                    Entry(found.name, file, origin, found.description, found.item, shadowed_by)
+                )
+        return cls(entries)
+
+    def names(self) -> list[str]:
+        return sorted(self._winners)
+
+    def find(self, name: str) -> Entry[T]:
+        """The winning entry called `name`; UsageError (with a suggestion) when there is none."""
+        entry = self._winners.get(name)
+        if entry is None:
+            raise self.unknown(name)
+        return entry
+
+    def get(self, name: str) -> T:
+        return self.find(name).item
+
+    def closest(self, name: str) -> str | None:
+        """The known name nearest to a mistyped one, if any is near."""
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        return close[0] if close else None
+
+    def unknown(self, name: str) -> UsageError:
+        close = self.closest(name)
+        hint = f"did you mean {close!r}? " if close else ""
+        return UsageError(
+            f"unknown {self.kind} {name!r}",
+            f"{hint}run 'council {self.kind}s list' to see the {len(self.names())} available",
+        )
