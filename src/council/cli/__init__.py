@@ -1,4 +1,4 @@
-"""The `council` command line: flags -> plan -> engine -> renderer, errors -> exit codes.
+"""The `council` command line: flags in, a call to the application layer, errors -> exit codes.
 
 One module per group of commands; importing them registers their commands on
 the app. Each imports only typer and light council modules at the top, so that

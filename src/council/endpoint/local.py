@@ -27,7 +27,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from council.config import local_model
@@ -93,13 +92,8 @@ class LocalServer:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()  # however the block ended, Ctrl-C included
 
     def start(self) -> None:
         # Looked up on its module at call time, so tests can stand in for the runtime.
