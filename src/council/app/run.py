@@ -29,6 +29,7 @@ from council.render.json_out import JsonlWriter, deliberation_document, dumps, o
 from council.render.live import LiveView, RoundsLiveView
 from council.render.markdown import deliberation_markdown, oracle_markdown
 from council.render.rich_report import deliberation_renderable, oracle_renderable
+from council.render.safe_text import strip_controls
 
 if TYPE_CHECKING:
     from council.engine.model import ResumeState
@@ -42,6 +43,12 @@ __all__ = ["run_deliberation", "run_oracle"]
 def _stderr_console() -> Console:
     # soft_wrap: a message is one line, however narrow the terminal (or 80 in a pipe).
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _say(err: Console, line: str) -> None:
+    """One line on stderr. It may quote a server or a model, so it is cleaned of control
+    sequences and never read as rich markup (`[link=...]` would make a disguised link)."""
+    err.print(strip_controls(line), markup=False, highlight=False)
 
 
 class _Views:
@@ -95,7 +102,7 @@ def _start_recording(
     try:
         history = HistoryDB.open()
     except CouncilError as error:
-        err.print(f"council: warning: {error.one_line()}; this run is not recorded")
+        _say(err, f"council: warning: {error.one_line()}; this run is not recorded")
         return None
     recorder = Recorder(
         history,
@@ -115,7 +122,7 @@ def _stop_recording(recorder: Recorder | None, err: Console) -> None:
     recorder.close()
     recorder.history.close()
     if recorder.problem:
-        err.print(f"council: warning: {recorder.problem}")
+        _say(err, f"council: warning: {recorder.problem}")
 
 
 def run_oracle(
@@ -234,30 +241,30 @@ def _report(result: OracleResult, err: Console) -> None:
     failures = result.failures
     total = len(result.plan.personas)
     if result.exit_code == EXIT_INTERRUPTED:
-        err.print(f"council: interrupted; {len(result.answers)} of {total} answers had finished")
+        _say(err, f"council: interrupted; {len(result.answers)} of {total} answers had finished")
         return
     if not result.answers:
         raise _all_failed_error(failures, result.plan.endpoint, total)
     if failures:
         names = ", ".join(f"{f.persona} ({f.error_kind})" for f in failures)
-        err.print(
+        _say(
+            err,
             f"council: {len(failures)} of {total} personas failed: {names}; "
             "the other answers are shown",
-            highlight=False,
         )
     synthesis = result.synthesis
     if synthesis is not None and not synthesis.answered:
-        err.print(
+        _say(
+            err,
             f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
             "the answers are shown",
-            highlight=False,
         )
 
 
 def _report_deliberation(result: DeliberationResult, err: Console) -> None:
     """Lines on stderr for what went wrong or was left out; raise when nobody ever answered."""
     for line in deliberation_warnings(result):
-        err.print(f"council: {line}", highlight=False)
+        _say(err, f"council: {line}")
     if result.interrupted:
         return
     if not any(r.answers for r in result.rounds):

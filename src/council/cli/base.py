@@ -17,6 +17,7 @@ import typer
 
 from council import __version__
 from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CouncilError
+from council.render.safe_text import strip_controls
 
 __all__ = [
     "app",
@@ -26,6 +27,7 @@ __all__ = [
     "history_app",
     "personas_app",
     "presets_app",
+    "say",
 ]
 
 app = typer.Typer(
@@ -62,8 +64,14 @@ _debug = False
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def say(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print a line a person reads. It may quote a model, a server or someone's file, so
+    it is cleaned of terminal control sequences first (JSON output is printed as is)."""
+    typer.echo(strip_controls(text), err=err, nl=nl)
+
+
 def _print_error(message: str) -> None:
-    sys.stderr.write(f"council: error: {message}\n")
+    sys.stderr.write(f"council: error: {strip_controls(message)}\n")
     sys.stderr.flush()
 
 

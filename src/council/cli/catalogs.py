@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from council.cli.base import app, handles_errors, personas_app, presets_app
+from council.cli.base import app, handles_errors, personas_app, presets_app, say
 from council.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -42,14 +42,14 @@ def _print_listing(catalog: Catalog[Any], json_output: bool, *, empty: str) -> N
         typer.echo(dumps(rows))
         return
     if not rows:
-        typer.echo(empty)
+        say(empty)
         return
     width = max(len(r["name"]) for r in rows)
     for row in rows:
         line = f"{row['name']:<{width}}  {row['description']}  [{row['origin']}: {row['path']}]"
         if row["shadowed_by"]:
             line += f" (shadowed by {row['shadowed_by']})"
-        typer.echo(line)
+        say(line)
 
 
 def _list_command(
@@ -108,16 +108,16 @@ def personas_show(
     from council.config.personas import PersonaCatalog
 
     persona = PersonaCatalog.discover().get(name)
-    typer.echo(f"name: {persona.name}")
-    typer.echo(f"description: {persona.description}")
-    typer.echo(f"file: {persona.source}")
+    say(f"name: {persona.name}")
+    say(f"description: {persona.description}")
+    say(f"file: {persona.source}")
     for key in ("model", "temperature", "max_tokens"):
         value = getattr(persona, key)
         if value is not None:
-            typer.echo(f"{key}: {value}")
-    typer.echo("system: |")
+            say(f"{key}: {value}")
+    say("system: |")
     for line in persona.system.splitlines():
-        typer.echo(f"  {line}" if line else "")
+        say(f"  {line}" if line else "")
 
 
 def _user_and_personas() -> tuple[Any, Any]:
@@ -158,17 +158,17 @@ def presets_show(
 
         typer.echo(dumps(data))
         return
-    typer.echo(f"name: {preset.name}")
-    typer.echo(f"description: {preset.description}")
-    typer.echo(f"file: {preset.path}")
+    say(f"name: {preset.name}")
+    say(f"description: {preset.description}")
+    say(f"file: {preset.path}")
     for parent in preset.chain[1:]:
-        typer.echo(f"extends: {parent}")
+        say(f"extends: {parent}")
     from council.render.display import display_value
 
     width = max((len(k) for k in data["values"]), default=0)
     for key, value in data["values"].items():
         shown = display_value(value)
-        typer.echo(f"{key + ':':<{width + 1}} {shown}  # {preset.where.get(key, '')}")
+        say(f"{key + ':':<{width + 1}} {shown}  # {preset.where.get(key, '')}")
 
 
 @presets_app.command(name="validate")
@@ -201,16 +201,16 @@ def presets_validate(
     bad = 0
     for path in paths:
         if not path.is_file():
-            typer.echo(f"{path}: no such file", err=True)
+            say(f"{path}: no such file", err=True)
             bad += 1
             continue
         problems = catalog.problems(path.resolve(), personas, user)
         for problem in problems:
-            typer.echo(str(problem), err=True)
+            say(str(problem), err=True)
         if problems:
             bad += 1
         else:
-            typer.echo(f"ok  {path}")
+            say(f"ok  {path}")
     if bad:
         raise ConfigError(
             f"{bad} of {len(paths)} preset files have problems (listed above)",
@@ -288,7 +288,7 @@ def init_command(
     }
     for path, text in files.items():
         if path.exists():
-            typer.echo(f"kept     {path} (already there)")
+            say(f"kept     {path} (already there)")
             continue
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +296,5 @@ def init_command(
                 handle.write(text)
         except OSError as exc:
             raise ConfigError(f"cannot write {path} ({exc.strerror})") from exc
-        typer.echo(f"created  {path}")
-    typer.echo(
-        'next: council presets validate && council deliberate --preset starter --dry-run "q"'
-    )
+        say(f"created  {path}")
+    say('next: council presets validate && council deliberate --preset starter --dry-run "q"')

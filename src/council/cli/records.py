@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from council.cli.base import app, handles_errors, history_app
+from council.cli.base import app, handles_errors, history_app, say
 from council.errors import UsageError
+from council.render.safe_text import strip_controls
 
 if TYPE_CHECKING:
     from council.app.history import StatsReport
@@ -96,13 +97,13 @@ def history_list(
         typer.echo(dumps(rows))
         return
     if not rows:
-        typer.echo("no runs recorded yet" + (" that match" if preset or since else ""))
+        say("no runs recorded yet" + (" that match" if preset or since else ""))
         return
     for row in rows:
         wall = f"{row['wall']:.1f}s" if row["wall"] is not None else "–"
         preset_text = f" [{row['preset']}]" if row["preset"] else ""
         query = _short(row["query"], 60) if row["query"] is not None else "(text not stored)"
-        typer.echo(
+        say(
             f"{row['id']}  {_when(row['started_at'])}  {row['command']:<10} "
             f"{row['status']:<11} {wall:>7}{preset_text}  {query}"
         )
@@ -121,7 +122,7 @@ def history_rm(
     """
     from council.app.history import delete_run
 
-    typer.echo(f"deleted {delete_run(run_id)}")
+    say(f"deleted {delete_run(run_id)}")
 
 
 @history_app.command(name="export")
@@ -137,12 +138,11 @@ def history_export(
     Example:
       council history export --jsonl > council-history.jsonl
     """
-    import json
-
     from council.app.history import export_runs
+    from council.render.json_out import dumps
 
     for run in export_runs():
-        sys.stdout.write(json.dumps(run, ensure_ascii=False) + "\n")
+        sys.stdout.write(dumps(run, indent=None) + "\n")
 
 
 @history_app.command(name="prune")
@@ -161,7 +161,7 @@ def history_prune(
     from council.app.history import prune_runs
 
     removed = prune_runs(time.time() - parse_age(older_than, "--older-than"))
-    typer.echo(f"deleted {removed} run{'s' if removed != 1 else ''} older than {older_than}")
+    say(f"deleted {removed} run{'s' if removed != 1 else ''} older than {older_than}")
 
 
 @app.command(name="show")
@@ -198,9 +198,10 @@ def show_command(
         from rich.console import Console
         from rich.markdown import Markdown
 
-        Console().print(Markdown(run["markdown"] or ""))
+        # Cleaned again: a run recorded by an older council may hold raw model text.
+        Console().print(Markdown(strip_controls(run["markdown"] or ""), hyperlinks=False))
     else:
-        sys.stdout.write(run["markdown"] or "")
+        sys.stdout.write(strip_controls(run["markdown"] or ""))
 
 
 def _show_metrics(run: Any, calls: list[Any], json_output: bool) -> None:
@@ -211,10 +212,10 @@ def _show_metrics(run: Any, calls: list[Any], json_output: bool) -> None:
         typer.echo(dumps({"run": dict(run), "calls": [dict(c) for c in calls]}))
         return
     reason = "texts were not stored" if not run["store_text"] else f"status {run['status']}"
-    typer.echo(f"run {run['id']} ({run['command']}, {reason}); its calls:")
+    say(f"run {run['id']} ({run['command']}, {reason}); its calls:")
     for call in calls:
         latency = f"{call['latency']:.2f}s" if call["latency"] is not None else "–"
-        typer.echo(
+        say(
             f"  round {call['round']}  {call['persona']:<16} {call['status']:<9} {latency:>7}"
             f"  tokens {call['tokens_out'] if call['tokens_out'] is not None else '?'}"
         )
@@ -247,7 +248,7 @@ def stats_command(
 
         typer.echo(dumps(report.to_dict()))
         return
-    typer.echo(_stats_text(report))
+    say(_stats_text(report))
 
 
 def _seconds(value: float | None) -> str:

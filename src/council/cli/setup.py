@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from council.cli.base import config_app, endpoints_app, handles_errors
+from council.cli.base import config_app, endpoints_app, handles_errors, say
 from council.cli.options import EndpointOption, PresetOption
 
 __all__ = ["config_path", "config_show", "endpoints_check", "endpoints_list"]
@@ -25,7 +25,7 @@ def config_path() -> None:
     """
     from council.config.files import user_config_path
 
-    typer.echo(str(user_config_path()))
+    say(str(user_config_path()))
 
 
 @config_app.command(name="show")
@@ -55,12 +55,12 @@ def config_show(
 
         typer.echo(dumps(resolved))
         return
-    typer.echo(f"user config:    {files['user_config'] or 'none (council config path)'}")
-    typer.echo(f"project config: {files['project_config'] or 'none'}")
+    say(f"user config:    {files['user_config'] or 'none (council config path)'}")
+    say(f"project config: {files['project_config'] or 'none'}")
     width = max(len(k) for k in rows)
     for key, row in rows.items():
         shown = display_value(row["value"])
-        typer.echo(f"{key + ':':<{width + 1}} {shown}  ({row['source']})")
+        say(f"{key + ':':<{width + 1}} {shown}  ({row['source']})")
 
 
 @endpoints_app.command(name="list")
@@ -83,7 +83,7 @@ def endpoints_list(json_output: JsonFlag = False) -> None:
     if not rows:
         from council.config.files import user_config_path
 
-        typer.echo(
+        say(
             f"no endpoint profiles yet; add them under endpoints: in {user_config_path()} "
             "(see the README, 'Configuration')"
         )
@@ -93,9 +93,9 @@ def endpoints_list(json_output: JsonFlag = False) -> None:
         key = f"${env} {'set' if row['api_key_set'] else 'NOT SET'}" if env else "no key"
         mark = "  (default)" if row["name"] == default else ""
         model = f"  model {row['model']}" if row["model"] else ""
-        typer.echo(f"{row['name']}  {row['base_url']}  {key}{model}{mark}")
+        say(f"{row['name']}  {row['base_url']}  {key}{model}{mark}")
     if local is not None:
-        typer.echo(f"local  (built in) {local['description']}")
+        say(f"local  (built in) {local['description']}")
 
 
 @endpoints_app.command(name="check")
@@ -117,19 +117,19 @@ def endpoints_check(
     """
     from council.app.endpoints import check_endpoint
 
-    report = check_endpoint(name, model, say=typer.echo)
+    report = check_endpoint(name, model, say=say)
     models, chosen_model = report.models, report.model
     if models:
         listed = ", ".join(models[:10]) + (
             f", … ({len(models)} in all)" if len(models) > 10 else ""
         )
-        typer.echo(f"models: {listed}")
+        say(f"models: {listed}")
         if chosen_model not in models:
-            typer.echo(f"note: {chosen_model} is not in the list, but the endpoint answered it")
+            say(f"note: {chosen_model} is not in the list, but the endpoint answered it")
     else:
-        typer.echo("models: the endpoint does not list them")
+        say("models: the endpoint does not list them")
     reply = " ".join(report.reply.split())[:60]
-    typer.echo(
+    say(
         f"ok: {chosen_model} answered {reply!r} in {report.took:.2f} s "
         f"(first token {report.ttft or 0:.2f} s)"
     )

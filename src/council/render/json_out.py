@@ -7,12 +7,14 @@ from typing import Any, TextIO
 
 from council.engine.events import Event, event_to_dict
 from council.engine.results import DeliberationResult, OracleResult
+from council.render.safe_text import json_safe
 
 __all__ = ["JsonlWriter", "deliberation_document", "dumps", "oracle_document"]
 
 
-def dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2)
+def dumps(data: Any, *, indent: int | None = 2) -> str:
+    """JSON for programs: every text exactly as it was, escaped so a terminal obeys none of it."""
+    return json_safe(json.dumps(data, ensure_ascii=False, indent=indent))
 
 
 def oracle_document(result: OracleResult) -> dict[str, Any]:
@@ -92,5 +94,5 @@ class JsonlWriter:
         self.stream = stream
 
     def __call__(self, event: Event) -> None:
-        self.stream.write(json.dumps(event_to_dict(event), ensure_ascii=False) + "\n")
+        self.stream.write(dumps(event_to_dict(event), indent=None) + "\n")
         self.stream.flush()

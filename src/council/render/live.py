@@ -33,6 +33,7 @@ from council.engine.events import (
     TextDelta,
 )
 from council.render.format import seconds
+from council.render.safe_text import strip_controls
 
 __all__ = ["LiveView", "RoundsLiveView"]
 
@@ -60,7 +61,8 @@ class _CallView:
 
     @property
     def text(self) -> str:
-        return "".join(self.chunks)
+        # Cleaned as a whole: a control sequence may be split across deltas.
+        return strip_controls("".join(self.chunks))
 
     def apply(self, event: Event) -> None:
         """Update the view from one of its call's events."""
@@ -88,7 +90,7 @@ def _status_text(view: _CallView) -> Text:
     if view.status in ("thinking", "streaming") and view.started is not None:
         status.append(f" {time.monotonic() - view.started:.1f}s", style="dim")
     elif view.note:
-        status.append(f" {view.note}", style="dim")
+        status.append(f" {strip_controls(view.note)}", style="dim")  # may quote the server
     return status
 
 
@@ -192,7 +194,7 @@ class LiveView(_LiveBase):
             v for v in views if v.status == "waiting"
         ]
         for view in active[:limit]:
-            latest = " ".join(view.text[-200:].split())
+            latest = Text(" ".join(view.text[-200:].split()))  # Text: never read as markup
             table.add_row(view.label, self._status(view), seconds(view.ttft), latest)
         table.caption = f"{done} of {len(views)} done"
         return table
@@ -248,9 +250,9 @@ class RoundsLiveView(_LiveBase):
                 elif number in self._discarded:
                     status.append(" discarded", style="dim")
                 if view.label.startswith("verdict") and number in self._verdicts:
-                    latest = self._verdicts[number]
-                else:
-                    latest = " ".join(view.text[-200:].split())
+                    latest = Text(self._verdicts[number])
+                else:  # Text: model output is never read as rich markup
+                    latest = Text(" ".join(view.text[-200:].split()))
                 style = "dim" if number in self._discarded else ""
                 table.add_row(str(number), view.label, status, latest, style=style)
             latest_round = max(self._round_of.values(), default=0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, ParamSpec
 
 from council.config.endpoint_settings import EndpointSettings
 from council.engine.model import Attachment, CallOutcome, CallSpec
@@ -21,6 +23,7 @@ from council.render.format import (
     seconds,
     timeline_rows,
 )
+from council.render.safe_text import strip_controls
 
 if TYPE_CHECKING:
     from council.config.settings import ResolvedSettings
@@ -32,6 +35,21 @@ __all__ = [
     "plan_markdown",
     "sources_markdown",
 ]
+
+
+P = ParamSpec("P")
+
+
+def _for_people(render: Callable[P, str]) -> Callable[P, str]:
+    """The one exit of this module: whatever it writes, answers and files included, is
+    shown to a person (piped, `-q`, `council show`), so it leaves without control
+    sequences. Markdown syntax itself needs none."""
+
+    @wraps(render)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> str:
+        return strip_controls(render(*args, **kwargs))
+
+    return wrapper
 
 
 def _failure_line(failure: CallOutcome) -> str:
@@ -46,6 +64,7 @@ def _quiet(answers: list[CallOutcome]) -> str:
     return "\n\n".join(f"## {a.persona}\n\n{a.text.strip()}" for a in answers) + "\n"
 
 
+@_for_people
 def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
     """Each answer under its persona's name, failures, the synthesis, and a footer."""
     if quiet:
@@ -103,6 +122,7 @@ def _calls_markdown(calls: list[CallSpec], attachments: tuple[Attachment, ...]) 
     return lines
 
 
+@_for_people
 def plan_markdown(plan: OraclePlan) -> str:
     """The plan for `--dry-run`: where it would go, with what, and the exact messages."""
     estimate = estimated_input_tokens(plan.calls)
@@ -119,6 +139,7 @@ def plan_markdown(plan: OraclePlan) -> str:
     return "\n".join(lines) + "\n"
 
 
+@_for_people
 def deliberation_plan_markdown(plan: DeliberationPlan) -> str:
     """A deliberation's dry run: settings, round 1 exactly, and the shape of later prompts."""
     calls = plan.example_calls()
@@ -164,6 +185,7 @@ def _round_answers(kept: RoundResult) -> list[str]:
     return blocks
 
 
+@_for_people
 def deliberation_markdown(result: DeliberationResult, *, quiet: bool = False) -> str:
     """The answer and dissent, each round in brief, the final answers, and the timeline."""
     last = result.final_round
@@ -190,6 +212,7 @@ def deliberation_markdown(result: DeliberationResult, *, quiet: bool = False) ->
     return "\n\n".join(blocks) + "\n"
 
 
+@_for_people
 def sources_markdown(settings: ResolvedSettings) -> str:
     """Where each resolved setting came from: flag, preset, env, config file or default."""
     lines = ["", "## Where each setting came from", ""]

@@ -22,14 +22,24 @@ from council.render.format import (
     run_footer,
     timeline_rows,
 )
+from council.render.safe_text import strip_controls
 
 __all__ = ["deliberation_renderable", "oracle_renderable"]
+
+
+def _model_markdown(text: str) -> Markdown:
+    """A model's Markdown, cleaned of control sequences; links show their real target.
+
+    With hyperlinks on, `[trusted text](https://elsewhere)` would be a clickable link
+    that hides where it goes: a prompt injection's disguised link.
+    """
+    return Markdown(strip_controls(text), hyperlinks=False)
 
 
 def _failure_text(failure: CallOutcome) -> Text:
     text = Text()
     text.append(failure.persona, style="bold")
-    text.append(f": {failure_detail(failure)}")
+    text.append(f": {strip_controls(failure_detail(failure))}")  # quotes the server
     return text
 
 
@@ -41,7 +51,7 @@ def _failures_panel(failures: list[CallOutcome]) -> Panel:
 
 def _answer_panel(answer: CallOutcome, title: str, border: str) -> Panel:
     return Panel(
-        Markdown(answer.text),
+        _model_markdown(answer.text),
         title=f"[bold]{title}[/]",
         title_align="left",
         subtitle=answer_metrics(answer),
@@ -53,8 +63,8 @@ def _answer_panel(answer: CallOutcome, title: str, border: str) -> Panel:
 def _quiet(result: OracleResult | DeliberationResult) -> RenderableType:
     answer, answers = quiet_selection(result)
     if answer is not None:
-        return Markdown(answer)
-    return Group(*(Panel(Markdown(a.text), title=a.persona) for a in answers))
+        return _model_markdown(answer)
+    return Group(*(Panel(_model_markdown(a.text), title=a.persona) for a in answers))
 
 
 def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> RenderableType:
@@ -95,7 +105,7 @@ def deliberation_renderable(result: DeliberationResult, *, quiet: bool = False) 
     if answer is not None:
         parts.append(
             Panel(
-                Group(Markdown(answer), Text(), status),
+                Group(_model_markdown(answer), Text(), status),
                 title="[bold]answer[/]",
                 title_align="left",
                 border_style="green",
@@ -104,7 +114,7 @@ def deliberation_renderable(result: DeliberationResult, *, quiet: bool = False) 
     else:
         parts.append(status)
     if judged is not None and judged.verdict is not None and judged.verdict.dissent:
-        dissent = Group(*(Text(f"• {d}") for d in judged.verdict.dissent))
+        dissent = Group(*(Text(f"• {strip_controls(d)}") for d in judged.verdict.dissent))
         parts.append(Panel(dissent, title="dissent", title_align="left", border_style="yellow"))
     if result.rounds or result.failed_round:
         parts.append(_table("rounds", ROUND_COLUMNS, round_rows(result)))
