@@ -194,8 +194,9 @@ class CallRecord:
     """One call on a deliberation's timeline; times are seconds from the run's start.
 
     `status`: answered, failed, cancelled (stopped in flight), discarded (it finished,
-    but its round was speculative and the council ended before it), or reused (a
-    resumed run took it from an earlier one). Only calls of kept rounds count towards
+    but its round was speculative and the council ended before it), reused (a
+    resumed run took it from an earlier one), or retried (a verdict cut at
+    max_tokens, asked again with more room). Only calls of kept rounds count towards
     the answer; the tokens of the others are the wasted ones.
     """
 
