@@ -21,6 +21,21 @@ A default reply's text is ``"<persona> says: w1 w2 ..."``::
         assert fake.peak_concurrency == 2
         assert [r.status for r in fake.requests_for("judge")] == [429, 200]
 
+Odd and hostile servers are ``Reply`` fields too, shaped on what real servers send
+(llama.cpp, vLLM, OpenAI, OpenRouter)::
+
+    Reply(events=[chunk("Hi"), "data: {not json\n\n", chunk(finish="stop"), DONE])
+    Reply(usage_body={"prompt_tokens": "lots", "completion_tokens": -5})
+    Reply(reasoning="Let me think.", text="42")   # reasoning_content deltas first
+    Reply(finish_reason="length")                # or "content_filter", or None: no finish
+    Reply(text="")                               # an empty answer: only finish_reason stop
+    Reply(plain_json=True)                       # one JSON completion for a streamed request
+    Reply(body="<html>Log in</html>")            # a captive portal: 200 text/html
+    Reply(status=429, retry_after="nan")         # any Retry-After text, sent as is
+    Reply(status=400, error_param="response_format", error_code="unknown_parameter")
+
+Any text (ESC sequences, lone surrogate halves) goes out exactly as given: JSON escapes it.
+
 Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/reset``,
 ``POST /_fake/default`` (a JSON object of ``Reply`` fields), ``POST /_fake/script``
 (``{"persona": name-or-null, "round": N-or-null, "replies": [{...}, ...]}``),
@@ -55,6 +70,8 @@ from pathlib import Path
 from typing import Any
 
 MODEL_ID = "fake-model"
+# The end of a stream, for scripted `events`.
+DONE = "data: [DONE]\n\n"
 MAX_HEADER_BYTES = 64 * 1024
 ERROR_KINDS = {
     400: ("invalid_request_error", None),
@@ -74,13 +91,31 @@ class Reply:
     ttft: float = 0.0  # seconds from the response headers to the first content chunk
     token_delay: float = 0.0  # seconds between content chunks
     status: int = 200  # non-200: an OpenAI-shaped JSON error, no stream
-    retry_after: float | None = None  # sent as the Retry-After header
+    retry_after: float | str | None = None  # sent as the Retry-After header (a str as is)
     error_message: str | None = None
+    error_param: str | None = None  # the error's structured `param` (the field it names)
+    error_code: str | None = None  # the error's `code`; None: the usual one for the status
+    error_body: Any = None  # the whole JSON error body, instead of OpenAI's shape
     hang: bool = False  # never send a byte, until the client goes away
     drop_after: int | None = None  # send this many content chunks, then abort the connection
     usage: bool = True  # False: never send usage, even when asked
     gate: str | None = None  # hold the whole response until fake.release(gate)
     hang_after: int | None = None  # stream this many content chunks, then hang until cancelled
+    # -- odd and hostile servers --
+    # The streamed body verbatim: a str goes out as raw bytes (SSE lines, malformed or
+    # not: end them with "\n\n"), anything else as `data: <json>`; nothing is added,
+    # so a scripted stream ends with DONE or it ends early. ttft and token_delay apply.
+    events: list[Any] | None = None
+    # Reasoning streamed before the answer, a word a chunk, as deltas with this key
+    # and content null (llama.cpp, DeepSeek and older vLLM say reasoning_content;
+    # OpenRouter and newer vLLM say reasoning).
+    reasoning: str | None = None
+    reasoning_key: str = "reasoning_content"
+    finish_reason: str | None = "stop"  # None: the stream ends (with [DONE]) without one
+    usage_body: Any = None  # sent as "usage" instead of the real counts (when usage is sent)
+    plain_json: bool = False  # answer a streamed request with one non-streamed completion
+    body: str | None = None  # a raw 200 body instead of an answer (a captive portal's page)
+    content_type: str = "text/html; charset=utf-8"  # the Content-Type of `body`
 
     def content(
         self, persona: str | None, json_mode: bool = False, round: str | None = None
@@ -238,6 +273,39 @@ def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+def chunk(
+    content: str | None = None,
+    *,
+    reasoning: str | None = None,
+    finish: str | None = None,
+    usage: Any = None,
+) -> dict[str, Any]:
+    """One OpenAI-shaped streamed chunk, for scripted `events`."""
+    delta: dict[str, Any] = {}
+    if content is not None:
+        delta["content"] = content
+    if reasoning is not None:
+        delta["reasoning_content"] = reasoning
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    data: dict[str, Any] = {"id": "chatcmpl-fake", "object": "chat.completion.chunk"}
+    data["choices"] = [choice] if usage is None or delta or finish else []
+    if usage is not None:
+        data["usage"] = usage
+    return data
+
+
+def _event(item: Any) -> bytes:
+    """A scripted event: a str as raw bytes (invalid UTF-8 from surrogates, on purpose)."""
+    if isinstance(item, str):
+        return _chunk(item.encode("utf-8", "surrogatepass"))
+    return _sse(item)
+
+
+def _tokens(text: str) -> list[str]:
+    """The chunks a text is streamed in: a word each, with its spaces; all of the text."""
+    return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
+
+
 def _sse(payload: dict[str, Any] | str) -> bytes:
     text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
     return _chunk(f"data: {text}\n\n".encode())
@@ -255,10 +323,12 @@ def _head(status: int, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _error_body(status: int, message: str | None) -> dict[str, Any]:
-    kind, code = ERROR_KINDS.get(status, ("server_error" if status >= 500 else "api_error", None))
+def _error_body(
+    status: int, message: str | None, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    kind, usual = ERROR_KINDS.get(status, ("server_error" if status >= 500 else "api_error", None))
     text = message or f"fake error {status} ({_reason(status)})"
-    return {"error": {"message": text, "type": kind, "param": None, "code": code}}
+    return {"error": {"message": text, "type": kind, "param": param, "code": code or usual}}
 
 
 def _prompt_tokens(body: dict[str, Any]) -> int:
@@ -513,6 +583,21 @@ class FakeOpenAI:
         headers["Connection"] = "keep-alive" if request.keep_alive else "close"
         await conn.send(_head(status, headers) + body)
 
+    async def _send_raw(
+        self, conn: _Connection, request: _Request, record: RecordedRequest, reply: Reply
+    ) -> bool:
+        """A 200 that is not an API answer at all, e.g. a captive portal's login page."""
+        assert reply.body is not None
+        await asyncio.sleep(reply.ttft)
+        data = reply.body.encode("utf-8", "surrogatepass")
+        headers = {"Content-Type": reply.content_type, "Content-Length": str(len(data))}
+        headers["Connection"] = "keep-alive" if request.keep_alive else "close"
+        now = time.monotonic()
+        self._update(record, responded_at=now, status=200)
+        await conn.send(_head(200, headers) + data)
+        self._update(record, completed=True, finished_at=time.monotonic())
+        return True
+
     async def _dispatch(self, conn: _Connection, request: _Request) -> bool:
         """Answer one request; False means the connection must be closed."""
         route = (request.method, request.path.removeprefix("/v1"))
@@ -585,19 +670,23 @@ class FakeOpenAI:
             self._peak = max(self._peak, self._in_flight)
             self._changed.notify_all()
 
-        rejected = None
+        reply = None
         if body is None:
-            rejected = "We could not parse the JSON body of your request."
+            reply = Reply(status=400, error_message="We could not parse the JSON body.")
         else:
             for key, flag in (
                 ("stream_options", self.reject_stream_options),
                 ("response_format", self.reject_response_format),
             ):
-                if flag and key in body:
-                    rejected = f"Unrecognized request argument supplied: {key}"
-        if rejected:
-            reply = Reply(status=400, error_message=rejected)
-        else:
+                if flag and key in body:  # what OpenAI says of a parameter it does not know
+                    message = f"Unknown parameter: '{key}'."
+                    reply = Reply(
+                        status=400,
+                        error_message=message,
+                        error_param=key,
+                        error_code="unknown_parameter",
+                    )
+        if reply is None:
             reply = self._next_reply(persona, record.round)
         try:
             return await self._watching(conn, record, self._answer(conn, request, record, reply))
@@ -649,30 +738,47 @@ class FakeOpenAI:
         if reply.status != 200:
             extra = {} if reply.retry_after is None else {"Retry-After": str(reply.retry_after)}
             self._update(record, responded_at=time.monotonic(), status=reply.status)
-            payload = _error_body(reply.status, reply.error_message)
+            payload = reply.error_body
+            if payload is None:
+                payload = _error_body(
+                    reply.status, reply.error_message, reply.error_param, reply.error_code
+                )
             await self._send_json(conn, request, reply.status, payload, **extra)
             self._update(record, completed=True, finished_at=time.monotonic())
             return True
+        if reply.body is not None:
+            return await self._send_raw(conn, request, record, reply)
         json_mode = (body.get("response_format") or {}).get("type") == "json_object"
         text = reply.content(record.persona, json_mode, record.round)
-        tokens = re.findall(r"\S+\s*", text)
+        tokens = _tokens(text)
+        thoughts = _tokens(reply.reasoning or "")
         created = int(time.time())
         base = {"id": f"chatcmpl-fake-{record.index}", "created": created}
         base["model"] = body.get("model") or MODEL_ID
         want_usage = self.send_usage and reply.usage
-        usage = {"prompt_tokens": _prompt_tokens(body), "completion_tokens": 0}
-        if not body.get("stream"):
-            await asyncio.sleep(reply.ttft + reply.token_delay * max(len(tokens) - 1, 0))
+        usage: dict[str, Any] = {"prompt_tokens": _prompt_tokens(body), "completion_tokens": 0}
+        # Servers count reasoning tokens as completion tokens.
+        completion_tokens = len(tokens) + len(thoughts)
+        if not body.get("stream") or reply.plain_json:
+            chunks = len(tokens) + len(thoughts)
+            await asyncio.sleep(reply.ttft + reply.token_delay * max(chunks - 1, 0))
             if reply.drop_after is not None:
                 self._update(record, finished_at=time.monotonic())
                 return False
-            usage["completion_tokens"] = len(tokens)
-            usage["total_tokens"] = usage["prompt_tokens"] + len(tokens)
+            usage["completion_tokens"] = completion_tokens
+            usage["total_tokens"] = usage["prompt_tokens"] + completion_tokens
             message = {"role": "assistant", "content": "".join(tokens), "refusal": None}
-            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+            if reply.reasoning is not None:
+                message[reply.reasoning_key] = reply.reasoning
+            choice = {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": reply.finish_reason,
+            }
             payload = {**base, "object": "chat.completion", "choices": [choice]}
             if want_usage:
-                payload["usage"] = usage
+                payload["usage"] = usage if reply.usage_body is None else reply.usage_body
             now = time.monotonic()
             self._update(record, responded_at=now, first_token_at=now, status=200)
             await self._send_json(conn, request, 200, payload)
@@ -694,17 +800,33 @@ class FakeOpenAI:
         loop = asyncio.get_running_loop()
         start = loop.time()
 
-        def chunk(delta: dict[str, str], finish: str | None) -> bytes:
+        def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
             return _sse({**base, "object": "chat.completion.chunk", "choices": [choice]})
 
-        for i, token in enumerate(tokens):
-            if reply.drop_after is not None and i >= reply.drop_after:
-                break
+        async def wait_for_chunk(i: int) -> None:
             # Absolute deadlines, so that sleep overshoot does not add up over a reply.
             if (delay := start + reply.ttft + i * reply.token_delay - loop.time()) > 0:
                 await asyncio.sleep(delay)
-            delta = {"role": "assistant", "content": token} if i == 0 else {"content": token}
+
+        if reply.events is not None:
+            for i, item in enumerate(reply.events):
+                await wait_for_chunk(i)
+                await conn.send(_event(item))
+            await conn.send(b"0\r\n\r\n")
+            self._update(record, completed=True, finished_at=time.monotonic())
+            return True
+
+        for i, thought in enumerate(thoughts):
+            await wait_for_chunk(i)
+            delta: dict[str, Any] = {"content": None, reply.reasoning_key: thought}
+            await conn.send(chunk({"role": "assistant", **delta} if i == 0 else delta, None))
+        for i, token in enumerate(tokens):
+            if reply.drop_after is not None and i >= reply.drop_after:
+                break
+            await wait_for_chunk(len(thoughts) + i)
+            first = i == 0 and not thoughts
+            delta = {"role": "assistant", "content": token} if first else {"content": token}
             await conn.send(chunk(delta, None))
             now = time.monotonic()
             self._update(record, tokens_sent=i + 1, first_token_at=record.first_token_at or now)
@@ -717,11 +839,12 @@ class FakeOpenAI:
             self._update(record, finished_at=time.monotonic())
             transport.abort()
             return False
-        tail = chunk({"role": "assistant"} if not tokens else {}, "stop")
+        tail = chunk({"role": "assistant"} if not tokens else {}, reply.finish_reason)
         if want_usage:
-            usage["completion_tokens"] = len(tokens)
-            usage["total_tokens"] = usage["prompt_tokens"] + len(tokens)
-            tail += _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+            usage["completion_tokens"] = completion_tokens
+            usage["total_tokens"] = usage["prompt_tokens"] + completion_tokens
+            sent = usage if reply.usage_body is None else reply.usage_body
+            tail += _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": sent})
         await conn.send(tail + _sse("[DONE]") + b"0\r\n\r\n")
         self._update(record, completed=True, finished_at=time.monotonic())
         return True

@@ -21,6 +21,7 @@ def test_call_end_events_are_written_flat_in_a_fixed_key_order() -> None:
     assert list(finished) == [
         *CALL_KEYS,
         *("text", "tokens_in", "tokens_out", "latency", "ttft", "retries", "reused_from"),
+        *("finish_reason", "reasoning"),  # appended by issue 13
     ]
     assert finished["type"] == "call_finished" and finished["latency"] == 0.123456
     failed = event_to_dict(CallFailed(**IDS, outcome=FAILURE))
@@ -41,9 +42,12 @@ def test_outcome_to_dict_keeps_the_answer_and_failure_shapes() -> None:
         "tokens_out": 2,
         "retries": 0,
         "role": "persona",
+        "finish_reason": None,
+        "reasoning": None,
     }
     assert list(ANSWER.to_dict()) == [
-        *("persona", "text", "latency", "ttft", "tokens_in", "tokens_out", "retries", "role")
+        *("persona", "text", "latency", "ttft", "tokens_in", "tokens_out", "retries", "role"),
+        *("finish_reason", "reasoning"),  # appended by issue 13
     ]
     assert list(FAILURE.to_dict().items()) == [
         ("persona", "judge"),

@@ -16,7 +16,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.fake_openai import FakeOpenAI, Reply
+from tests.fake_openai import DONE, FakeOpenAI, Reply, chunk
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = [sys.executable, "-m", "tests.fake_openai"]
@@ -415,7 +415,10 @@ def test_rejected_arguments_get_a_400(
             with pytest.raises(openai.BadRequestError) as caught:
                 await ask(client, **argument)
             key = next(iter(argument))
-            assert f"Unrecognized request argument supplied: {key}" in str(caught.value)
+            # Shaped like OpenAI's: the field is named in the structured `param`.
+            assert f"Unknown parameter: '{key}'" in str(caught.value)
+            assert caught.value.body["param"] == key
+            assert caught.value.body["code"] == "unknown_parameter"
             return await ask(client)  # the scripted reply was not used up
 
     assert asyncio.run(run()) == "Still here."
@@ -591,3 +594,158 @@ def test_foreground_server_writes_the_ready_file_and_stops_on_ctrl_c(tmp_path: P
     assert proc.returncode == 0, err
     assert "POST /v1/chat/completions" in err  # not --quiet: requests are logged
     assert "Traceback" not in err
+
+
+# -- odd and hostile servers (issue 13) -----------------------------------------------------
+
+
+def raw_chat(
+    fake: FakeOpenAI, persona: str, *, stream: bool = True, usage: bool = True
+) -> tuple[int, dict[str, str], bytes]:
+    """One chat completion over plain HTTP: status, headers (lower case), the body's bytes."""
+    body: dict[str, Any] = {"model": "m", "messages": MESSAGES, "stream": stream}
+    if usage:
+        body["stream_options"] = {"include_usage": True}
+    conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=5)
+    try:
+        conn.request(
+            "POST", "/v1/chat/completions", json.dumps(body), {"X-Council-Persona": persona}
+        )
+        response = conn.getresponse()
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        return response.status, headers, response.read()
+    finally:
+        conn.close()
+
+
+def sse_data(body: bytes) -> list[Any]:
+    """The `data:` payloads of an event stream, JSON decoded ([DONE] kept as is)."""
+    payloads = [line[6:] for line in body.decode().split("\n") if line.startswith("data: ")]
+    return [p if p == "[DONE]" else json.loads(p) for p in payloads]
+
+
+def test_scripted_events_go_out_verbatim(fake: FakeOpenAI) -> None:
+    events = [chunk("Hi"), "data: {not json\n\n", [1, 2, 3], ": comment\n\n", DONE]
+    fake.script("judge", Reply(events=events))
+    status, headers, body = raw_chat(fake, "judge")
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    expected = (
+        b"data: " + json.dumps(chunk("Hi"), separators=(",", ":")).encode() + b"\n\n"
+        b"data: {not json\n\ndata: [1,2,3]\n\n: comment\n\ndata: [DONE]\n\n"
+    )
+    assert body == expected
+    fake.wait_for(lambda f: f.requests[0].completed)  # recorded just after the last byte
+
+
+@pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
+def test_reasoning_streams_before_the_answer(fake: FakeOpenAI, key: str) -> None:
+    fake.script("judge", Reply(reasoning="Think first.", reasoning_key=key, text="Then answer."))
+    _, _, body = raw_chat(fake, "judge")
+    chunks = sse_data(body)
+    deltas = [c["choices"][0]["delta"] for c in chunks[:-1] if c != "[DONE]" and c["choices"]]
+    assert deltas[0] == {"role": "assistant", "content": None, key: "Think "}
+    assert "".join(d.get(key) or "" for d in deltas) == "Think first."
+    assert "".join(d.get("content") or "" for d in deltas) == "Then answer."
+    last_thought = max(i for i, d in enumerate(deltas) if d.get(key))
+    assert all(not d.get("content") for d in deltas[: last_thought + 1])
+    usage = chunks[-2]["usage"]
+    assert usage["completion_tokens"] == 4  # two words of reasoning, two of answer
+
+
+def test_finish_reasons_and_usage_are_as_scripted(fake: FakeOpenAI) -> None:
+    fake.script("judge", Reply(text="Cut", finish_reason="length"))
+    fake.script("critic", Reply(text="Open", finish_reason=None, usage_body={"x": -1}))
+    fake.script("skeptic", Reply(text=""))
+    judge = sse_data(raw_chat(fake, "judge")[2])
+    assert [c["choices"][0]["finish_reason"] for c in judge[:-2]] == [None, "length"]
+    critic = sse_data(raw_chat(fake, "critic")[2])
+    assert all(c["choices"][0]["finish_reason"] is None for c in critic[:-2])
+    assert critic[-2]["usage"] == {"x": -1} and critic[-1] == "[DONE]"
+    skeptic = sse_data(raw_chat(fake, "skeptic")[2])  # an empty answer: only the finish
+    assert [c["choices"][0] for c in skeptic[:-2]] == [
+        {"index": 0, "delta": {"role": "assistant"}, "logprobs": None, "finish_reason": "stop"}
+    ]
+
+
+def test_a_streamed_request_can_get_a_plain_json_completion(fake: FakeOpenAI) -> None:
+    fake.script("judge", Reply(plain_json=True, text="At once.", reasoning="Hm."))
+    status, headers, body = raw_chat(fake, "judge")
+    assert status == 200 and headers["content-type"] == "application/json"
+    data = json.loads(body)
+    assert data["object"] == "chat.completion"
+    message = data["choices"][0]["message"]
+    assert (message["content"], message["reasoning_content"]) == ("At once.", "Hm.")
+    assert data["choices"][0]["finish_reason"] == "stop" and data["usage"]["completion_tokens"] == 3
+
+
+def test_a_raw_body_goes_out_with_its_content_type(fake: FakeOpenAI) -> None:
+    fake.script("judge", Reply(body="<html>Log in</html>"))
+    fake.script("critic", Reply(body="plain", content_type="text/plain"))
+    status, headers, body = raw_chat(fake, "judge")
+    assert (status, headers["content-type"], body) == (
+        200,
+        "text/html; charset=utf-8",
+        b"<html>Log in</html>",
+    )
+    assert raw_chat(fake, "critic")[1]["content-type"] == "text/plain"
+
+
+def test_error_fields_and_any_retry_after_are_sent_as_scripted(fake: FakeOpenAI) -> None:
+    fake.script("judge", Reply(status=429, retry_after="nan"))
+    fake.script(
+        "critic",
+        Reply(status=400, error_message="No.", error_param="response_format", error_code="x"),
+    )
+    fake.script("skeptic", Reply(status=422, error_body={"detail": [{"loc": ["body", "n"]}]}))
+    status, headers, _ = raw_chat(fake, "judge")
+    assert (status, headers["retry-after"]) == (429, "nan")
+    status, _, body = raw_chat(fake, "critic")
+    assert json.loads(body)["error"] == {
+        "message": "No.",
+        "type": "invalid_request_error",
+        "param": "response_format",
+        "code": "x",
+    }
+    status, _, body = raw_chat(fake, "skeptic")
+    assert (status, json.loads(body)) == (422, {"detail": [{"loc": ["body", "n"]}]})
+
+
+CONTROL_TEXT = (
+    "  indented\x1b]52;c;cGF5bG9hZA==\x07 title\x1b]0;pwned\x07 "
+    "\x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\ \x1b[2J\x1b[1A\x1b[2K "
+    "half \ud83d end\n"
+)
+
+
+def test_any_text_passes_through_intact(fake: FakeOpenAI) -> None:
+    fake.script("judge", Reply(text=CONTROL_TEXT), Reply(text=CONTROL_TEXT, plain_json=True))
+
+    async def run() -> tuple[str, str]:
+        async with client_for(fake) as client:
+            streamed = await ask(client, "judge")
+            whole = await client.chat.completions.create(
+                model="m", messages=MESSAGES, extra_headers=persona_headers("judge")
+            )
+            return streamed, whole.choices[0].message.content or ""
+
+    assert asyncio.run(run()) == (CONTROL_TEXT, CONTROL_TEXT)
+
+
+def test_hostile_modes_over_the_control_api(fake: FakeOpenAI) -> None:
+    replies = [
+        {"events": [chunk("a"), "data: {oops\n\n", "data: [DONE]\n\n"]},
+        {"text": "x", "finish_reason": None, "usage_body": {"prompt_tokens": "lots"}},
+        {"reasoning": "hm", "reasoning_key": "reasoning", "plain_json": True},
+        {"body": "<p>portal</p>"},
+        {"status": 429, "retry_after": "-3", "error_param": "p", "error_code": "c"},
+    ]
+    assert (
+        control(fake, "POST", "/_fake/script", {"persona": "judge", "replies": replies})[0] == 200
+    )
+    assert b"data: {oops" in raw_chat(fake, "judge")[2]
+    assert sse_data(raw_chat(fake, "judge")[2])[-2]["usage"] == {"prompt_tokens": "lots"}
+    message = json.loads(raw_chat(fake, "judge")[2])["choices"][0]["message"]
+    assert message["reasoning"] == "hm"
+    assert raw_chat(fake, "judge")[2] == b"<p>portal</p>"
+    status, headers, body = raw_chat(fake, "judge")
+    assert (status, headers["retry-after"], json.loads(body)["error"]["param"]) == (429, "-3", "p")

@@ -147,9 +147,11 @@ def test_a_two_round_deliberation_completes_on_the_embedded_model(model_link: Pa
         QUESTION,
     )
     stdout, stderr = process.communicate(timeout=900)
-    # A 135M model rarely writes a valid verdict: the council must complete, not converge.
-    assert process.returncode == 0, stderr
+    # A 135M model rarely writes a valid verdict: the council must complete, not converge;
+    # when no verdict was ever readable, it is partial (exit 3, issue 13).
     document = json.loads(stdout)
+    readable = any(r["verdict"] and not r["verdict"]["problem"] for r in document["rounds"])
+    assert process.returncode == (0 if readable else 3), stderr
     assert 1 <= len(document["rounds"]) <= 2
     assert all(len(r["answers"]) == 2 for r in document["rounds"])
     assert document["stop_reason"] in ("converged", "max_rounds")

@@ -2,11 +2,19 @@
 
 One `AsyncOpenAI` client per endpoint per run, with the SDK's own retries off:
 council retries itself (tenacity: exponential backoff with full jitter, at least
-`Retry-After` when the server sends one) on 429, 5xx, connection errors and
-timeouts, and never on other 4xx. Every call has three limits: a connect
-timeout, a first-token timeout (per attempt) and a total deadline (the whole
-call, retries included). A semaphore caps calls in flight. Calls always stream,
-so cancelling one closes its connection and the server stops generating.
+`Retry-After` when the server sends a usable one) on 429, 5xx, connection errors,
+timeouts and broken streams, and never on other 4xx. Every call has three limits:
+a connect timeout, a first-token timeout (per attempt: until the first token of
+any kind, reasoning or answer, so a model that thinks for long before answering
+is not cut off while its tokens flow) and a total deadline (the whole call,
+retries included). A semaphore caps calls in flight. Calls always stream, so
+cancelling one closes its connection and the server stops generating.
+
+`complete` is total: it returns a StreamResult or raises a CallError (or
+CancelledError), whatever the server sent or a library raised. What comes back
+is validated in `stream.py`; a streamed request answered with one plain JSON
+completion is read as one, and a body that is neither (a captive portal's HTML)
+fails at once with kind `not_api`.
 
 Endpoints differ, so the client degrades instead of failing: if `stream_options`
 or `response_format` is rejected it asks again without it (a caller asking for
@@ -17,7 +25,9 @@ JSON must read replies leniently), and missing token usage is reported as None
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import re
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -30,7 +40,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.stop import stop_base
 
 from council.config.endpoint_settings import EndpointSettings
-from council.endpoint.errors import CallError, classify
+from council.endpoint.errors import CallError, classify, rejected_fields
+from council.endpoint.stream import Piece, ShapeError, StreamReader
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -77,27 +88,34 @@ class ChatRequest(Protocol):
 class StreamResult:
     """What a completed stream gave: the text, usage (None when not reported), timing.
 
-    `ttft` is seconds from sending the successful attempt to its first token;
-    `retries` counts the attempts before it.
+    `ttft` is seconds from sending the successful attempt to its first token of any
+    kind (reasoning or answer); `retries` counts the attempts before it.
+    `reasoning` is what a reasoning model streamed apart from its answer (None:
+    none). `finish_reason` is the server's ("stop", "length", "content_filter", ...);
+    None only for a plain JSON completion that did not say.
     """
 
     text: str
     tokens_in: int | None
     tokens_out: int | None
     ttft: float | None
-    finish_reason: str
+    finish_reason: str | None
     retries: int
+    reasoning: str | None = None
 
 
 class CallObserver(Protocol):
     """What a call reports while it runs; the engine turns these into events.
 
     `on_start` is called once, when the call gets a slot: its deadline (and its
-    latency, for whoever measures it) runs from then.
+    latency, for whoever measures it) runs from then. `on_first_token` comes with
+    the first token of an attempt, reasoning or answer; `on_reasoning` and
+    `on_delta` bring the reasoning and the answer's text, never mixed.
     """
 
     def on_start(self) -> None: ...
     def on_first_token(self, ttft: float) -> None: ...
+    def on_reasoning(self, text: str) -> None: ...
     def on_delta(self, text: str) -> None: ...
     def on_retry(self, attempt: int, error: CallError, wait: float) -> None: ...
 
@@ -175,7 +193,8 @@ class EndpointClient:
         self.settings = settings
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._dropped_fields: set[str] = set()
+        self._dropped_fields: set[str] = set()  # rejected: never sent again this run
+        self._accepted_fields: set[str] = set()  # sent in a call that answered
         self._client: openai.AsyncOpenAI | None = None
 
     async def __aenter__(self) -> EndpointClient:
@@ -233,9 +252,16 @@ class EndpointClient:
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")
 
+    def _optional_fields(self, call: ChatRequest) -> set[str]:
+        fields = set(OPTIONAL_FIELDS) - self._dropped_fields
+        if call.response_format is None:
+            fields.discard("response_format")
+        return fields
+
     async def _attempt(
         self, call: ChatRequest, observer: CallObserver, state: _CallState
     ) -> StreamResult:
+        """One attempt, as a StreamResult or a CallError: nothing else leaves it."""
         async with self._slots:
             now = time.monotonic()
             if state.started_at is None:
@@ -245,36 +271,41 @@ class EndpointClient:
                 state.deadline = now + self.settings.timeout
                 observer.on_start()
             state.attempts += 1
-            assert state.deadline is not None
-            if now >= state.deadline:
+            if state.deadline is not None and now >= state.deadline:
                 raise self._deadline_error()
+            # Optional fields left out of this attempt only: a 400 saying that some
+            # field is unknown, without naming it, may be about any of those not yet
+            # seen working; asked once without them, they stay dropped if it works.
+            left_out: set[str] = set()
             while True:
-                sent_optional = set(OPTIONAL_FIELDS) - self._dropped_fields
-                if call.response_format is None:
-                    sent_optional.discard("response_format")
+                fields = self._optional_fields(call) - left_out
                 try:
-                    return await self._stream(call, observer, state)
-                except openai.BadRequestError as exc:
-                    rejected = [name for name in sent_optional if name in str(exc)]
-                    if not rejected:
-                        raise classify(exc, self.settings.host) from None
-                    # Drop the field for the rest of the run and ask again at once.
-                    self._dropped_fields.update(rejected)
+                    result = await self._stream(call, observer, state, fields)
+                except openai.APIStatusError as exc:
+                    rejected = rejected_fields(exc, fields)
+                    unproven = fields - self._accepted_fields
+                    if rejected:
+                        # Drop the field for the rest of the run and ask again at once.
+                        self._dropped_fields.update(rejected)
+                        continue
+                    if rejected is None and unproven and not left_out:
+                        left_out = unproven  # once: without them, does it work?
+                        continue
+                    raise classify(exc, self.settings.host) from None
                 except (openai.APIError, CallError) as exc:
                     raise classify(exc, self.settings.host) from None
-                except Exception as exc:  # transport errors the SDK did not wrap
+                except Exception as exc:  # transport errors the SDK did not wrap, and bugs
                     raise classify(exc, self.settings.host) from exc
+                self._accepted_fields.update(fields)
+                self._dropped_fields.update(left_out)  # it worked without them
+                return result
 
     def _deadline_error(self) -> CallError:
         return CallError(
             "timeout", f"no complete answer within the {self.settings.timeout:g}s deadline"
         )
 
-    async def _stream(
-        self, call: ChatRequest, observer: CallObserver, state: _CallState
-    ) -> StreamResult:
-        assert self._client is not None, "use EndpointClient as an async context manager"
-        assert state.deadline is not None and state.started_at is not None
+    def _body(self, call: ChatRequest, fields: set[str]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": call.model,
             "messages": list(call.messages),
@@ -284,10 +315,27 @@ class EndpointClient:
             body["temperature"] = call.temperature
         if call.max_tokens is not None:
             body["max_tokens"] = call.max_tokens
-        if "stream_options" not in self._dropped_fields:
+        if "stream_options" in fields:
             body["stream_options"] = {"include_usage": True}
-        if call.response_format is not None and "response_format" not in self._dropped_fields:
+        if "response_format" in fields and call.response_format is not None:
             body["response_format"] = call.response_format
+        return body
+
+    def _protocol_error(self, what: str) -> CallError:
+        return CallError(
+            "protocol",
+            f"{self.settings.host} broke the chat completion format: {what}",
+            retryable=True,
+        )
+
+    async def _stream(
+        self, call: ChatRequest, observer: CallObserver, state: _CallState, fields: set[str]
+    ) -> StreamResult:
+        if self._client is None:
+            raise RuntimeError("use EndpointClient as an async context manager")
+        if state.deadline is None:
+            raise RuntimeError("an attempt must start before it streams")
+        body = self._body(call, fields)
         # Lets proxies' logs (and council's fake server) tell the personas apart.
         headers = {"X-Council-Persona": call.persona, "X-Council-Round": str(call.round)}
 
@@ -295,10 +343,23 @@ class EndpointClient:
         sent_at = time.monotonic()
         total_at = loop.time() + (state.deadline - sent_at)
         first_token_at = min(total_at, loop.time() + self.settings.first_token_timeout)
-        parts: list[str] = []
-        usage: Any = None
-        finish_reason: str | None = None
+        reader = StreamReader()
         ttft: float | None = None
+        whole = False  # a plain JSON completion: complete even without a finish reason
+
+        def report(piece: Piece) -> None:
+            nonlocal ttft
+            if ttft is None and (piece.text or piece.reasoning):
+                # A token of reasoning is a token: the model is working, the
+                # connection is alive, and the first-token limit has done its job.
+                ttft = time.monotonic() - sent_at
+                first_token_limit.reschedule(None)
+                observer.on_first_token(ttft)
+            if piece.reasoning:
+                observer.on_reasoning(piece.reasoning)
+            if piece.text:
+                observer.on_delta(piece.text)
+
         try:
             async with asyncio.timeout_at(total_at) as total_limit:
                 async with asyncio.timeout_at(first_token_at) as first_token_limit:
@@ -315,23 +376,29 @@ class EndpointClient:
                         stream_cls=openai.AsyncStream[dict[str, Any]],
                     )
                     async with stream:
-                        async for chunk in stream:
-                            if chunk.get("usage"):
-                                usage = chunk["usage"]
-                            choices = chunk.get("choices") or ()
-                            if not choices:
-                                continue
-                            choice = choices[0]
-                            content = (choice.get("delta") or {}).get("content")
-                            if content:
-                                if ttft is None:
-                                    ttft = time.monotonic() - sent_at
-                                    first_token_limit.reschedule(None)
-                                    observer.on_first_token(ttft)
-                                parts.append(content)
-                                observer.on_delta(content)
-                            if choice.get("finish_reason"):
-                                finish_reason = choice["finish_reason"]
+                        media = _media_type(stream.response.headers.get("content-type"))
+                        if media == "application/json" or media.endswith("+json"):
+                            whole = True  # the server ignored stream: true
+                            report(await self._read_completion(stream.response, reader))
+                        elif media not in ("", "text/event-stream"):
+                            raise CallError(
+                                "not_api",
+                                f"{self.settings.host} did not answer like an "
+                                f"OpenAI-compatible API: {media}",
+                            )
+                        else:
+                            chunks = stream.__aiter__()
+                            while True:
+                                try:
+                                    chunk = await anext(chunks)
+                                except StopAsyncIteration:
+                                    break
+                                except ValueError as exc:  # not JSON, or not UTF-8
+                                    raise self._protocol_error(
+                                        f"an event is not JSON ({exc})"
+                                    ) from None
+                                report(reader.feed(chunk))
+                    report(reader.end())
         except TimeoutError:
             if total_limit.expired():
                 raise self._deadline_error() from None
@@ -341,20 +408,56 @@ class EndpointClient:
                 f"{self.settings.first_token_timeout:g}s",
                 retryable=True,
             ) from None
-        if finish_reason is None:
+        except ShapeError as exc:
+            raise self._protocol_error(str(exc)) from None
+        if reader.finish_reason is None and not whole:
             raise CallError(
                 "truncated",
                 f"{self.settings.host} ended the stream before the answer was complete",
                 retryable=True,
             )
-        usage = usage if isinstance(usage, dict) else {}
-        tokens_in = usage.get("prompt_tokens")
-        tokens_out = usage.get("completion_tokens")
+        if not reader.text.strip():
+            raise self._empty_error(reader)
         return StreamResult(
-            text="".join(parts),
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
+            text=reader.text,
+            tokens_in=reader.tokens_in,
+            tokens_out=reader.tokens_out,
             ttft=ttft,
-            finish_reason=finish_reason,
+            finish_reason=reader.finish_reason,
             retries=state.attempts - 1,
+            reasoning=reader.reasoning or None,
         )
+
+    async def _read_completion(self, response: Any, reader: StreamReader) -> Piece:
+        """A whole JSON completion (or a JSON error) where a stream was asked for."""
+        try:
+            body = json.loads(await response.aread())
+        except ValueError:
+            raise self._protocol_error("its JSON answer is not valid JSON") from None
+        error = body.get("error") if isinstance(body, dict) else None
+        if error:
+            detail = error.get("message") if isinstance(error, dict) else error
+            detail = " ".join(str(detail).split())[:300] if detail else "no detail"
+            raise CallError(
+                "server_error",
+                f"{self.settings.host} answered with an error: {detail!r}",
+                retryable=True,
+            )
+        return reader.feed_completion(body)
+
+    def _empty_error(self, reader: StreamReader) -> CallError:
+        """An answer with no text: worth another try unless a limit or a filter stopped it."""
+        host, reason = self.settings.host, reader.finish_reason
+        thought = f" (after {len(reader.reasoning):,} characters of reasoning)"
+        thought = thought if reader.reasoning else ""
+        if reason == "length":
+            return CallError("empty", f"{host} reached max_tokens before any answer{thought}")
+        if reason == "content_filter":
+            return CallError("empty", f"{host}'s content filter stopped the answer{thought}")
+        return CallError("empty", f"{host} sent an empty answer{thought}", retryable=True)
+
+
+def _media_type(content_type: str | None) -> str:
+    """A Content-Type's media type, lower case, and only the characters one may have."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return re.sub(r"[^a-z0-9!#$&^_.+/-]", "", media)[:80]

@@ -2,25 +2,40 @@
 
 `classify` maps whatever the SDK or the transport raised to a kind the engine and
 the user can act on, and says which kinds are worth a retry (429, 5xx, connection
-errors, timeouts; never other 4xx), honouring the server's `Retry-After`.
+errors, timeouts, a broken stream; never other 4xx), honouring the server's
+`Retry-After` when it is a usable number. Anything else is a bug: kind `internal`,
+not retried, with the exception's type in the message. `rejected_fields` reads
+from an error's structured fields which optional request fields a server refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import math
+import re
 import time
+from collections.abc import Set
 from typing import Any
 
 import openai
 
-__all__ = ["CallError", "classify", "parse_retry_after"]
+try:
+    import httpx2 as httpx  # the SDK's HTTP client from openai 3 on
+except ImportError:  # pragma: no cover - older SDKs use httpx itself
+    import httpx  # type: ignore[no-redef]
+
+__all__ = ["CallError", "classify", "internal_error", "parse_retry_after", "rejected_fields"]
 
 
 class CallError(Exception):
     """A call that failed for good (after any retries), or one attempt that failed.
 
     `kind` is one of: rate_limited, server_error, connection, timeout,
-    first_token_timeout, truncated, auth, not_found, bad_request, http_error.
+    first_token_timeout, truncated, protocol (a server that broke the format: a
+    malformed or wrongly shaped chunk), not_api (a body that is no API answer at
+    all, e.g. a captive portal's HTML), empty (an answer with no text), auth,
+    not_found, bad_request, http_error, internal (a bug in council or a library).
     """
 
     def __init__(
@@ -41,28 +56,38 @@ class CallError(Exception):
         self.retries = 0
 
 
+def _seconds(value: str) -> float | None:
+    """A finite, non-negative number of seconds; None for any other number (nan, inf, -3)."""
+    seconds = float(value)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 def parse_retry_after(headers: Any) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date).
+
+    None when there is none, or when it is garbage (`nan`, `inf`, negative, unparsable):
+    the normal jittered backoff then applies, never an immediate retry.
+    """
     if headers is None:
         return None
     value = headers.get("retry-after-ms")
     if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):
+            milliseconds = _seconds(value)
+            if milliseconds is not None:
+                return milliseconds / 1000
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return _seconds(value)
     except ValueError:
-        pass
+        pass  # not a number: an HTTP date, or garbage
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - time.time())  # a date in the past means now
 
 
 def _status_error(exc: openai.APIStatusError, host: str) -> CallError:
@@ -97,6 +122,84 @@ def _status_error(exc: openai.APIStatusError, host: str) -> CallError:
     return CallError(kind, f"{host} answered {status}: {detail}", status=status)
 
 
+def _top_level(name: str) -> str:
+    """The request field a path names: response_format.type -> response_format."""
+    return re.split(r"[.\[]", name, maxsplit=1)[0]
+
+
+def _named_fields(body: object) -> set[str]:
+    """The request fields an error body names in its structured fields.
+
+    OpenAI and its proxies: `{"param": "stream_options", "code": "unknown_parameter"}`
+    (the SDK hands over the inner `error` object); FastAPI/pydantic servers (422):
+    `{"detail": [{"loc": ["body", "stream_options"], "type": "extra_forbidden"}]}`.
+    """
+    if not isinstance(body, dict):
+        return set()
+    inner = body.get("error")
+    fields = inner if isinstance(inner, dict) else body
+    names: set[str] = set()
+    param = fields.get("param")
+    if isinstance(param, str) and param:
+        names.add(_top_level(param))
+    detail = body.get("detail")
+    for item in detail if isinstance(detail, list) else ():
+        location = item.get("loc") if isinstance(item, dict) else None
+        if isinstance(location, list):
+            path = [part for part in location if isinstance(part, str)]
+            if path and path[0] == "body":
+                path = path[1:]
+            if path:
+                names.add(_top_level(path[0]))
+    return names
+
+
+# Error codes (or types) that say "a field you sent is unknown here" without naming it.
+UNKNOWN_FIELD_CODES = frozenset(
+    {
+        "unknown_parameter",
+        "unsupported_parameter",
+        "unrecognized_parameter",
+        "unrecognized_request_argument",
+        "extra_forbidden",
+    }
+)
+
+
+def _says_unknown_field(body: object) -> bool:
+    if not isinstance(body, dict):
+        return False
+    inner = body.get("error")
+    fields = inner if isinstance(inner, dict) else body
+    return any(
+        isinstance(value, str) and value.lower() in UNKNOWN_FIELD_CODES
+        for value in (fields.get("code"), fields.get("type"))
+    )
+
+
+def rejected_fields(exc: openai.APIStatusError, sent: Set[str]) -> set[str] | None:
+    """Which of the optional fields `sent` a 400/422 refused, from its structured fields.
+
+    The fields the error names (`param`, a pydantic `loc`) among `sent`; None when
+    its `code` or `type` says a field is unknown but not which, so any of them may
+    be. Never read from the message text: a message that merely mentions
+    `response_format` (a context error quoting the request, say) drops nothing.
+    """
+    if exc.status_code not in (400, 422):
+        return set()
+    named = _named_fields(exc.body)
+    if named:
+        return {name for name in sent if name in named}
+    return None if _says_unknown_field(exc.body) else set()
+
+
+def internal_error(exc: BaseException) -> CallError:
+    """A bug (in council or a library) during a call: reported, not retried."""
+    detail = " ".join(str(exc).split())[:200]
+    message = f"internal error ({type(exc).__name__}{': ' + detail if detail else ''})"
+    return CallError("internal", message + "; please report it")
+
+
 def classify(exc: BaseException, host: str) -> CallError:
     """Turn whatever the SDK or transport raised into a CallError with a kind."""
     if isinstance(exc, CallError):
@@ -114,6 +217,13 @@ def classify(exc: BaseException, host: str) -> CallError:
         return CallError(
             "server_error", f"{host} reported an error mid-stream: {exc}", retryable=True
         )
-    if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
+    # Transport errors the SDK did not wrap (a body read outside its stream class).
+    if isinstance(exc, httpx.TimeoutException):
+        return CallError("timeout", f"{host} stopped responding (read timeout)", retryable=True)
+    if isinstance(exc, httpx.TransportError | OSError):  # OSError: TLS and socket errors
         return CallError("connection", f"connection to {host} failed: {exc}", retryable=True)
-    raise exc
+    if isinstance(exc, httpx.DecodingError):
+        return CallError(
+            "protocol", f"{host} sent a body that cannot be decoded: {exc}", retryable=True
+        )
+    return internal_error(exc)

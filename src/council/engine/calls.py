@@ -2,10 +2,12 @@
 
 Shared by the oracle and the deliberation engines. A `CallReporter` is the
 endpoint's CallObserver for one call; `run_call` runs the call and always ends
-with an outcome on the reporter (answer, failure, or cancellation), so an engine
-that is cancelled half-way still knows what every call did and what it cost.
-The reporter is the one place where what the endpoint returned (a StreamResult
-or a CallError) becomes a CallOutcome, and it measures the call's latency.
+with exactly one outcome on the reporter (answer, failure, or cancellation),
+whatever happened inside it, a bug included, so one call can never cost the
+others theirs, and an engine that is cancelled half-way still knows what every
+call did and what it cost. The reporter is the one place where what the
+endpoint returned (a StreamResult or a CallError) becomes a CallOutcome, and it
+measures the call's latency.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from typing import Any
 
 from council.endpoint.client import CallError, EndpointClient, StreamResult
+from council.endpoint.errors import internal_error
 from council.engine.events import (
     CallCancelled,
     CallEnded,
@@ -25,6 +28,7 @@ from council.engine.events import (
     CallStarted,
     EventBus,
     FirstToken,
+    ReasoningDelta,
     RunFinished,
     RunStarted,
     TextDelta,
@@ -52,7 +56,8 @@ class CallReporter:
         self.speculative = speculative
         self.started_at: float | None = None  # time.monotonic(), when the call got a slot
         self.ended_at: float | None = None
-        self.tokens_streamed = 0  # content chunks of the current attempt (about a token each)
+        # Chunks of the current attempt, answer and reasoning (about a token each).
+        self.tokens_streamed = 0
         self.outcome: CallOutcome | None = None
         self.cancel_reason = "interrupted"
 
@@ -76,6 +81,11 @@ class CallReporter:
 
     def on_first_token(self, ttft: float) -> None:
         self.bus.emit(FirstToken(**self._ids(), ttft=ttft))
+
+    def on_reasoning(self, text: str) -> None:
+        self.tokens_streamed += 1
+        if self.bus.listening:
+            self.bus.emit(ReasoningDelta(**self._ids(), text=text))
 
     def on_delta(self, text: str) -> None:
         self.tokens_streamed += 1
@@ -128,6 +138,8 @@ class CallReporter:
             tokens_in=stream.tokens_in,
             tokens_out=stream.tokens_out,
             retries=stream.retries,
+            finish_reason=stream.finish_reason,
+            reasoning=stream.reasoning,
         )
         return self._end(CallFinished, answer)
 
@@ -138,6 +150,8 @@ class CallReporter:
         return self._end(CallFinished, dataclasses.replace(answer, reused_from=from_run))
 
     def failed(self, error: CallError) -> CallOutcome:
+        if self.started_at is None:  # it failed before it got a slot: still an event
+            self.on_start()
         failure = self._outcome(
             error_kind=error.kind,
             message=error.message,
@@ -162,7 +176,11 @@ class CallReporter:
 
 
 async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcome:
-    """Run one call to its outcome; on cancellation, record it as cancelled and re-raise."""
+    """Run one call to its one outcome; on cancellation, record it as cancelled and re-raise.
+
+    Nothing but cancellation leaves: a failure of any kind, a bug included (kind
+    `internal`, its exception type in the message), is the call's outcome.
+    """
     try:
         stream = await client.complete(reporter.call, reporter)
     except CallError as error:
@@ -170,7 +188,12 @@ async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcom
     except asyncio.CancelledError:
         reporter.cancelled()
         raise
-    return reporter.finished(stream)
+    except Exception as exc:  # the endpoint should have classified it: a bug
+        return reporter.failed(internal_error(exc))
+    try:
+        return reporter.finished(stream)
+    except Exception as exc:
+        return reporter.failed(internal_error(exc))
 
 
 def run_started(run_id: str, command: str, plan: OraclePlan | DeliberationPlan) -> RunStarted:

@@ -10,12 +10,16 @@ so it is the same round the sequential schedule would run, only sooner. A
 verdict that ends the council cancels it (its streams close, so the endpoint
 stops generating) and its tokens are counted as wasted. Speculation stays one
 round ahead: round N+1 is started only by the main loop, after verdict N-1.
+
+A verdict cut at max_tokens before it could be read is asked for once more, with
+twice the room (or VERDICT_ROOM when the arbiter had no limit), before it counts
+as unreadable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import time
 
 from council.endpoint.client import EndpointClient
@@ -27,11 +31,24 @@ from council.engine.events import (
     RoundDiscarded,
     RoundFinished,
 )
-from council.engine.model import CallRecord, ResumeState, new_run_id
+from council.engine.model import CallOutcome, CallRecord, ResumeState, new_run_id
 from council.engine.plan import DeliberationPlan
 from council.engine.results import DeliberationResult, RoundResult
 
-__all__ = ["DeliberationRun"]
+__all__ = ["VERDICT_ROOM", "DeliberationRun"]
+
+# max_tokens for the second try of a verdict cut at the server's own limit: enough
+# for a synthesis of several answers, not so much that a runaway reply costs a lot.
+VERDICT_ROOM = 4096
+
+
+def _cut_before_readable(outcome: CallOutcome) -> bool:
+    """A verdict that stopped at max_tokens before the JSON object was complete."""
+    return (
+        outcome.answered
+        and outcome.finish_reason == "length"
+        and parse_verdict(outcome.text).problem is not None
+    )
 
 
 class _Round:
@@ -42,13 +59,15 @@ class _Round:
         self.speculative = speculative  # started before the previous verdict was in
         self.reporters: list[CallReporter] = []
         self.arbiter: CallReporter | None = None
+        self.cut_verdicts: list[CallReporter] = []  # asked again with more room
         self.answers_in = asyncio.Event()
         self.verdict_in = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     @property
     def all_reporters(self) -> list[CallReporter]:
-        return [*self.reporters, *([self.arbiter] if self.arbiter else [])]
+        arbiter = [self.arbiter] if self.arbiter else []
+        return [*self.reporters, *self.cut_verdicts, *arbiter]
 
     def answered(self) -> list[tuple[str, str]]:
         outcomes = [r.outcome for r in self.reporters if r.outcome is not None]
@@ -103,7 +122,13 @@ class DeliberationRun:
                         self.result.stop_reason = "interrupted"
                     await self._stop_rounds(after=0, reason="interrupted")
                     raise
-                await self._stop_rounds(after=last_kept, reason="superseded")
+                try:
+                    await self._stop_rounds(after=last_kept, reason="superseded")
+                except asyncio.CancelledError:
+                    # Ctrl-C while the discarded round closed: the council is done,
+                    # but the user asked to stop, and that is what the exit says.
+                    self.result.interrupted = True
+                    raise
         finally:
             self.result.wall = time.monotonic() - self._started
             self.result.timeline = self._timeline()
@@ -132,12 +157,14 @@ class DeliberationRun:
                 else:
                     self._not_speculated.add(number + 1)
             await self._wait(current, current.verdict_in)
-            assert current.arbiter is not None and current.arbiter.outcome is not None
-            kept.arbiter = current.arbiter.outcome
+            kept.arbiter = self._verdict_outcome(current)
             if not kept.arbiter.answered:
                 result.stop_reason = "arbiter_failed"
                 return number
             verdict = parse_verdict(kept.arbiter.text)
+            if verdict.problem and kept.arbiter.finish_reason == "length":
+                problem = f"{verdict.problem}; the reply was cut at max_tokens, twice"
+                verdict = dataclasses.replace(verdict, problem=problem)
             kept.verdict = verdict
             ends = ends_council(verdict, plan.threshold)
             self.bus.emit(
@@ -162,16 +189,32 @@ class DeliberationRun:
                 self._start_round(number + 1)
             number += 1
 
+    def _verdict_outcome(self, current: _Round) -> CallOutcome:
+        """The outcome of the round's verdict call (a failure should there be none)."""
+        arbiter = current.arbiter
+        if arbiter is not None and arbiter.outcome is not None:
+            return arbiter.outcome
+        # A round with answers always asks for its verdict, and run_call always
+        # leaves an outcome; should that ever break, the council still ends cleanly.
+        return CallOutcome(
+            persona=self.plan.arbiter.name,
+            role="arbiter",
+            error_kind="internal",
+            message="internal error (the round ended without its verdict); please report it",
+        )
+
     async def _wait(self, current: _Round, event: asyncio.Event) -> None:
         """Wait for a round's event; a round task that crashed raises here instead of hanging."""
-        assert current.task is not None
+        task = current.task
+        if task is None:
+            raise RuntimeError(f"round {current.number} was never started")
         waiter = asyncio.ensure_future(event.wait())
         try:
-            await asyncio.wait({waiter, current.task}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
-        if not event.is_set() and current.task.done():
-            current.task.result()  # re-raises the round's unexpected error
+        if not event.is_set() and task.done():
+            task.result()  # re-raises the round's unexpected error
             raise RuntimeError(f"round {current.number} ended without its result")
 
     def _keep(self, current: _Round) -> RoundResult:
@@ -208,8 +251,9 @@ class DeliberationRun:
         current.task = asyncio.create_task(self._run_round(current, previous))
 
     async def _run_round(self, current: _Round, previous: _Round | None) -> None:
-        assert self._client is not None
         plan, client = self.plan, self._client
+        if client is None:
+            raise RuntimeError("rounds run inside execute()")
         earlier = previous.answered() if previous else None
         missing = previous.failed() if previous else None
         current.reporters = [
@@ -254,10 +298,23 @@ class DeliberationRun:
         try:
             if earlier_verdict is not None and self.resume is not None:
                 current.arbiter.reuse(earlier_verdict, self.resume.run_id)
-            else:
-                await run_call(client, current.arbiter)
+            elif _cut_before_readable(await run_call(client, current.arbiter)):
+                await self._verdict_with_more_room(client, current)
         finally:
             current.verdict_in.set()
+
+    async def _verdict_with_more_room(self, client: EndpointClient, current: _Round) -> None:
+        """Ask once more for a verdict that max_tokens cut before it could be read."""
+        first = current.arbiter
+        if first is None or first.outcome is None:
+            return
+        call = first.call
+        spent = first.outcome.tokens_out or 0
+        room = 2 * call.max_tokens if call.max_tokens else max(VERDICT_ROOM, 2 * spent)
+        again = dataclasses.replace(call, call_id=f"{call.call_id}-more-room", max_tokens=room)
+        current.cut_verdicts.append(first)
+        current.arbiter = CallReporter(self.run_id, self.bus, again, speculative=first.speculative)
+        await run_call(client, current.arbiter)
 
     async def _stop_rounds(self, *, after: int, reason: str) -> None:
         """Cancel every round after `after` and wait until their calls have closed.
@@ -272,20 +329,27 @@ class DeliberationRun:
                 reporter.cancel_reason = reason
             if current.task is not None:
                 current.task.cancel()
-        # Shielded so that a second Ctrl-C cannot leave a stream open behind us.
         tasks = [r.task for r in stopping if r.task is not None]
+        interrupted = False
         if tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
-        if not superseded:
-            return
-        for current in stopping:
-            wasted = sum(r.tokens_spent for r in current.all_reporters if r.started_at)
-            self.result.discarded_rounds.append(current.number)
-            self.result.wasted_tokens += wasted
-            self.bus.emit(
-                RoundDiscarded(run_id=self.run_id, round=current.number, wasted_tokens=wasted)
-            )
+            closing = asyncio.gather(*tasks, return_exceptions=True)
+            # Shielded, so that a Ctrl-C meanwhile cannot leave a stream open behind
+            # us; it is not swallowed either: once every stream is closed, it stands.
+            while not closing.done():
+                try:
+                    await asyncio.shield(closing)
+                except asyncio.CancelledError:
+                    interrupted = True
+        if superseded:
+            for current in stopping:
+                wasted = sum(r.tokens_spent for r in current.all_reporters if r.started_at)
+                self.result.discarded_rounds.append(current.number)
+                self.result.wasted_tokens += wasted
+                self.bus.emit(
+                    RoundDiscarded(run_id=self.run_id, round=current.number, wasted_tokens=wasted)
+                )
+        if interrupted:
+            raise asyncio.CancelledError
 
     def _timeline(self) -> list[CallRecord]:
         kept = {r.number for r in self.result.rounds}
@@ -298,7 +362,9 @@ class DeliberationRun:
                     continue  # cancelled while queued: it never reached the endpoint
                 outcome = reporter.outcome
                 is_kept = number in kept and not (outcome is not None and outcome.cancelled)
-                if outcome is None or outcome.cancelled:
+                if reporter in current.cut_verdicts:
+                    status, is_kept = "retried", False
+                elif outcome is None or outcome.cancelled:
                     status = "cancelled"
                 elif outcome.reused_from is not None:
                     status = "reused"

@@ -27,6 +27,7 @@ __all__ = [
     "Event",
     "EventBus",
     "FirstToken",
+    "ReasoningDelta",
     "RoundDiscarded",
     "RoundFinished",
     "RunFinished",
@@ -74,8 +75,21 @@ class CallStarted(CallEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class FirstToken(CallEvent):
+    """The attempt's first token, of reasoning or of the answer (`ttft` from sending it)."""
+
     kind: ClassVar[str] = "first_token"
     ttft: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReasoningDelta(CallEvent):
+    """Reasoning a model streamed before (or beside) its answer; never part of the answer.
+
+    While a call has sent only these, a view can show it as thinking.
+    """
+
+    kind: ClassVar[str] = "reasoning_delta"
+    text: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +128,8 @@ class CallEnded(CallEvent):
 class CallFinished(CallEnded):
     """A call's whole answer. Token counts are None when the endpoint did not report them.
 
-    `outcome.reused_from` is set when a resumed run took the answer from an earlier run.
+    `outcome.reused_from` is set when a resumed run took the answer from an earlier run;
+    `finish_reason` and `reasoning` are None when the server sent none.
     """
 
     kind: ClassVar[str] = "call_finished"
@@ -126,6 +141,8 @@ class CallFinished(CallEnded):
         "ttft",
         "retries",
         "reused_from",
+        "finish_reason",
+        "reasoning",
     )
 
 

@@ -109,9 +109,13 @@ class CallOutcome:
     `error_kind` None means the call answered and `text` is its answer; otherwise
     `error_kind` says why not (CANCELLED for a call stopped before it finished) and
     `message` says it for a person. Token counts None: the endpoint did not report
-    them; for a cancelled call `tokens_out` counts the chunks it streamed. `latency`
-    runs from when the call got a slot to its end, retries included. `reused_from`
-    is the earlier run a resumed council took this answer from, without a call.
+    them (or sent something that is not a count); for a cancelled call `tokens_out`
+    counts the chunks it streamed. `latency` runs from when the call got a slot to
+    its end, retries included. `reused_from` is the earlier run a resumed council
+    took this answer from, without a call. `finish_reason` is the server's reason
+    for ending the answer ("stop"; "length": cut at max_tokens; "content_filter")
+    and None when it gave none; `reasoning` is what a reasoning model thought
+    before answering, kept apart from `text` (None: it sent none).
     """
 
     persona: str
@@ -125,6 +129,8 @@ class CallOutcome:
     tokens_out: int | None = None
     retries: int = 0
     reused_from: str | None = None
+    finish_reason: str | None = None
+    reasoning: str | None = None
 
     @property
     def answered(self) -> bool:
@@ -153,6 +159,8 @@ class CallOutcome:
             "tokens_out": self.tokens_out,
             "retries": self.retries,
             "role": self.role,
+            "finish_reason": self.finish_reason,
+            "reasoning": self.reasoning,
         }
 
 
@@ -186,8 +194,9 @@ class CallRecord:
     """One call on a deliberation's timeline; times are seconds from the run's start.
 
     `status`: answered, failed, cancelled (stopped in flight), discarded (it finished,
-    but its round was speculative and the council ended before it), or reused (a
-    resumed run took it from an earlier one). Only calls of kept rounds count towards
+    but its round was speculative and the council ended before it), reused (a
+    resumed run took it from an earlier one), or retried (a verdict cut at
+    max_tokens, asked again with more room). Only calls of kept rounds count towards
     the answer; the tokens of the others are the wasted ones.
     """
 

@@ -12,6 +12,7 @@ import asyncio
 import time
 
 from council.endpoint.client import EndpointClient
+from council.endpoint.errors import internal_error
 from council.engine.calls import CallReporter, run_call, run_finished, run_started
 from council.engine.events import EventBus
 from council.engine.model import CallOutcome, CallSpec, new_run_id
@@ -70,8 +71,12 @@ class OracleRun:
         try:
             await run_call(client, reporter)
         finally:
-            assert reporter.outcome is not None
-            self._record(call, reporter.outcome)
+            # run_call always leaves an outcome (a cancelled call's included); should
+            # that ever fail, the call still ends as a failure, never as nothing.
+            outcome = reporter.outcome or reporter.failed(
+                internal_error(RuntimeError("the call ended without an outcome"))
+            )
+            self._record(call, outcome)
 
     async def _synthesize(self, client: EndpointClient) -> None:
         answers = [(a.persona, a.text) for a in self.result.answers]

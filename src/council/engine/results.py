@@ -175,6 +175,8 @@ class DeliberationResult:
             return _nothing_answered(self.kept_failures)
         if self.stop_reason in ("all_failed", "arbiter_failed") or self.kept_failures:
             return EXIT_PARTIAL
+        if not any(r.verdict is not None and r.verdict.problem is None for r in self.rounds):
+            return EXIT_PARTIAL  # no verdict could ever be read: no real answer
         return EXIT_OK
 
     @property

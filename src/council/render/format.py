@@ -10,6 +10,7 @@ from council.engine.model import CallOutcome
 from council.engine.results import DeliberationResult, OracleResult
 
 __all__ = [
+    "CUT_NOTES",
     "ROUND_COLUMNS",
     "TIMELINE_COLUMNS",
     "answer_metrics",
@@ -47,11 +48,18 @@ def count_label(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+# What an answer's finish reason says when the answer may not be whole.
+CUT_NOTES = {"length": "cut at max_tokens", "content_filter": "stopped by content filter"}
+
+
 def answer_metrics(answer: CallOutcome) -> str:
+    """An answer's metrics line (the rich subtitle, the Markdown line); says if it was cut."""
     parts = [seconds(answer.latency), f"first token {seconds(answer.ttft)}"]
     parts.append(f"{tokens(answer.tokens_in)} → {tokens(answer.tokens_out)} tokens")
     if answer.retries:
         parts.append(count_label(answer.retries, "retry").replace("retrys", "retries"))
+    if answer.finish_reason in CUT_NOTES:
+        parts.append(CUT_NOTES[answer.finish_reason])
     return " · ".join(parts)
 
 

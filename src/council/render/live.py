@@ -29,6 +29,7 @@ from council.engine.events import (
     CallStarted,
     Event,
     FirstToken,
+    ReasoningDelta,
     RoundDiscarded,
     TextDelta,
 )
@@ -65,13 +66,21 @@ class _CallView:
         return strip_controls("".join(self.chunks))
 
     def apply(self, event: Event) -> None:
-        """Update the view from one of its call's events."""
+        """Update the view from one of its call's events.
+
+        "thinking" until the answer's text starts: waiting for the first token, or a
+        reasoning model streaming its reasoning (which is not shown as the answer).
+        """
         if isinstance(event, CallStarted):
             self.status, self.started = "thinking", event.at
             self.speculative = event.speculative
         elif isinstance(event, FirstToken):
-            self.status, self.ttft = "streaming", event.ttft
+            self.ttft = event.ttft
+        elif isinstance(event, ReasoningDelta):
+            if not self.chunks:
+                self.status = "thinking"
         elif isinstance(event, TextDelta):
+            self.status = "streaming"
             self.chunks.append(event.text)
         elif isinstance(event, CallRetrying):
             self.status, self.chunks = "retrying", []

@@ -99,3 +99,14 @@ def m002_outputs_metrics_and_indexes(db: sqlite3.Connection) -> None:
         CREATE INDEX calls_by_persona ON calls(persona);
         """,
     )
+
+
+@migration
+def m003_call_finish_and_reasoning(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        ALTER TABLE calls ADD COLUMN finish_reason TEXT; -- stop, length, content_filter; NULL: none
+        ALTER TABLE calls ADD COLUMN reasoning TEXT;     -- a reasoning model's thinking; NULL: none
+        """,
+    )

@@ -169,6 +169,8 @@ class Recorder:
             "text": self._text(outcome.text) if outcome.answered else None,
             "rate_limited": call.rate_limited,
             "reused_from": outcome.reused_from,
+            "finish_reason": outcome.finish_reason,
+            "reasoning": self._text(outcome.reasoning),
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)
