@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from datetime import datetime
@@ -32,6 +33,8 @@ def parse_age(text: str, flag: str) -> float:
     value = text.strip().lower()
     try:
         number, unit = float(value[:-1]), _AGE_UNITS[value[-1]]
+        if not (0 <= number < math.inf):  # `-1d` or `infd` would prune everything or nothing
+            raise ValueError(value)
     except (ValueError, KeyError, IndexError):
         raise UsageError(
             f"{flag} {text!r} is not an age",
