@@ -51,6 +51,13 @@ def _when(started_at: float) -> str:
     return datetime.fromtimestamp(started_at).strftime("%Y-%m-%d %H:%M")
 
 
+def _timed(value: Any, digits: int) -> str:
+    """Seconds as recorded, or "–" when unknown (or not a number: a history edited by hand)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.{digits}f}s"
+    return "–"
+
+
 def _short(text: str | None, width: int) -> str:
     flat = " ".join((text or "").split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
@@ -102,7 +109,7 @@ def history_list(
         typer.echo("no runs recorded yet" + (" that match" if preset or since else ""))
         return
     for row in rows:
-        wall = f"{row['wall']:.1f}s" if row["wall"] is not None else "–"
+        wall = _timed(row["wall"], 1)
         preset_text = f" [{row['preset']}]" if row["preset"] else ""
         query = _short(row["query"], 60) if row["query"] is not None else "(text not stored)"
         typer.echo(
@@ -216,7 +223,7 @@ def _show_metrics(run: Any, calls: list[Any], json_output: bool) -> None:
     reason = "texts were not stored" if not run["store_text"] else f"status {run['status']}"
     typer.echo(f"run {run['id']} ({run['command']}, {reason}); its calls:")
     for call in calls:
-        latency = f"{call['latency']:.2f}s" if call["latency"] is not None else "–"
+        latency = _timed(call["latency"], 2)
         typer.echo(
             f"  round {call['round']}  {call['persona']:<16} {call['status']:<9} {latency:>7}"
             f"  tokens {call['tokens_out'] if call['tokens_out'] is not None else '?'}"
