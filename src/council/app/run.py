@@ -169,21 +169,21 @@ class _Output:
 
 
 def _start_recording(
-    options: RecordOptions | None, command: str, plan: dict[str, Any], bus: EventBus, err: Console
+    options: RecordOptions | None, command: str, plan: dict[str, Any], bus: EventBus
 ) -> Recorder | None:
-    """A recorder subscribed to the run's events; None (with a warning) if history is unusable."""
+    """A recorder subscribed to the run's events (None: not recording).
+
+    The history is opened by the recorder's writer thread, so that a busy or broken
+    file delays nothing; if it cannot be used, a warning says so after the run.
+    """
     if options is None:
         return None
     from council.store.db import HistoryDB
     from council.store.recorder import Recorder
+    from council.store.writer import HistoryWriter
 
-    try:
-        history = HistoryDB.open()
-    except CouncilError as error:
-        err.print(f"council: warning: {error.one_line()}; this run is not recorded")
-        return None
     recorder = Recorder(
-        history,
+        HistoryWriter(HistoryDB.default_path()),
         command=command,
         plan=plan,
         store_text=options.store_text,
@@ -197,10 +197,9 @@ def _start_recording(
 def _stop_recording(recorder: Recorder | None, err: Console) -> None:
     if recorder is None:
         return
-    recorder.close()
-    recorder.history.close()
+    recorder.close()  # waits for the writer: the history is complete when the command ends
     if recorder.problem:
-        err.print(f"council: warning: {recorder.problem}")
+        err.print(f"council: warning: {recorder.problem}", highlight=False, markup=False)
 
 
 def run_oracle(
@@ -223,7 +222,7 @@ def run_oracle(
     run = OracleRun(plan, bus)
     names = [p.name for p in plan.personas]
     views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
-    recorder = _start_recording(record, "oracle", plan.to_dict(), bus, err)
+    recorder = _start_recording(record, "oracle", plan.to_dict(), bus)
     try:
         stopped = views.drive(
             bus, run.execute, lambda console: LiveView(console, names), _stopping(run.result)
@@ -263,7 +262,7 @@ def run_deliberation(
     bus = EventBus()
     run = DeliberationRun(plan, bus, resume=resume)
     views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
-    recorder = _start_recording(record, "deliberate", plan.to_dict(), bus, err)
+    recorder = _start_recording(record, "deliberate", plan.to_dict(), bus)
     try:
         stopped = views.drive(
             bus,
