@@ -110,10 +110,11 @@ class _Views:
 
             def stop(code: int) -> None:
                 # Cancelled as Ctrl-C cancels it: calls end, streams close, results stay.
+                # Once: a second signal must not cut short the closing of the streams.
                 if not stopped:
                     stopped.append(code)
                     on_stop(code)
-                task.cancel()
+                    task.cancel()
 
             installed = []
             for signum, code in STOP_SIGNALS.items():
