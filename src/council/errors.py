@@ -5,8 +5,11 @@
     ├── ConfigError             exit 2   missing API key, bad endpoint settings, bad persona file
     │   └── AuthError           exit 2   the endpoint refused the key (401/403)
     └── EndpointError           exit 1   endpoint unreachable, or every call failed
-    Partial failures (exit 3) and Ctrl-C (exit 130) are outcomes, not exceptions:
-    the answers that arrived are still printed, so they travel in the result.
+    Partial failures (exit 3) and a stopped run are outcomes, not exceptions: the
+    answers that arrived are still printed, so they travel in the result. A run is
+    stopped by Ctrl-C (exit 130), SIGTERM (143: `timeout`, `docker stop`, CI
+    cancellation) or SIGHUP (129: the terminal went away), 128 + the signal's number
+    as shells report it.
 
 Every error renders as one line: what went wrong, then what to do about it.
 """
@@ -17,13 +20,17 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_HANGUP = 129
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 __all__ = [
     "EXIT_FAILURE",
+    "EXIT_HANGUP",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_PARTIAL",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "AuthError",
     "ConfigError",

@@ -32,7 +32,7 @@ def list_runs(*, limit: int, preset: str | None, since: float | None) -> list[sq
         return history.runs(limit=limit, preset=preset, since=since)
 
 
-def find_run(run_id: str) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
+def find_run(run_id: str) -> tuple[dict[str, Any], list[sqlite3.Row]]:
     """A run by its id (or a unique start of it) and its calls; UsageError if there is none."""
     with HistoryDB.open() as history:
         run = history.find_run(run_id)

@@ -1,20 +1,26 @@
 """Runs an oracle or deliberation plan with its renderers and turns the outcome into an exit code.
 
 The glue between the CLI and the engines: picks the live view and the final
-output for where stdout goes, runs the engine, and on Ctrl-C still prints
-everything that finished before exiting 130.
+output for where stdout goes, runs the engine, and when the run is stopped still
+prints and records everything that finished: Ctrl-C exits 130, SIGTERM 143 and
+SIGHUP 129 (what `timeout`, `docker stop`, CI cancellation and a closed terminal
+send). A reader of stdout that goes away (`| head`) ends the output quietly; the
+run is still recorded. Errors of a view or of the recorder never change an
+answer: they are reported in one line at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 
+from council.app.streams import is_gone, stdout_gone
 from council.config.endpoint_settings import EndpointSettings
 from council.engine.deliberation import DeliberationRun
 from council.engine.events import EventBus
@@ -22,7 +28,14 @@ from council.engine.model import CallOutcome
 from council.engine.oracle import OracleRun
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
-from council.errors import EXIT_INTERRUPTED, AuthError, CouncilError, EndpointError
+from council.errors import (
+    EXIT_HANGUP,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    AuthError,
+    CouncilError,
+    EndpointError,
+)
 from council.render import OutputMode
 from council.render.format import deliberation_warnings
 from council.render.json_out import JsonlWriter, deliberation_document, dumps, oracle_document
@@ -38,6 +51,15 @@ if TYPE_CHECKING:
 from council.store.recorder import RecordOptions
 
 __all__ = ["run_deliberation", "run_oracle"]
+
+# Signals that stop a run as Ctrl-C does, and the exit code each ends it with
+# (128 + the signal's number, as a shell reports a process it killed).
+STOP_SIGNALS = {
+    getattr(signal, name): code
+    for name, code in (("SIGTERM", EXIT_TERMINATED), ("SIGHUP", EXIT_HANGUP))
+    if hasattr(signal, name)  # no SIGHUP on Windows
+}
+STOPPED_BY = {EXIT_INTERRUPTED: "Ctrl-C", EXIT_TERMINATED: "SIGTERM", EXIT_HANGUP: "SIGHUP"}
 
 
 def _stderr_console() -> Console:
@@ -72,40 +94,104 @@ class _Views:
         bus: EventBus,
         execute: Callable[[], Coroutine[Any, Any, object]],
         make_live: Callable[[Console], LiveView | RoundsLiveView],
-    ) -> bool:
-        """Run an engine to its end under its views; return True if Ctrl-C stopped it.
+        on_stop: Callable[[int], None],
+    ) -> int | None:
+        """Run an engine to its end under its views; None, or the exit code of what stopped it.
 
-        The engine's result object holds everything that finished either way.
+        Ctrl-C gives 130, SIGTERM 143, SIGHUP 129. For a signal, `on_stop(code)` is
+        called on the loop before the engine is cancelled, so that the result (and
+        the events it ends with) say why. The engine's result holds everything that
+        finished either way.
         """
         if self.mode is OutputMode.JSONL:
             bus.subscribe(JsonlWriter(self.out))
         live = make_live(self.err) if self.live_wanted else None
         if live is not None:
             bus.subscribe(live.handle)
+        stopped: list[int] = []
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task()
+            assert task is not None
+
+            def stop(code: int) -> None:
+                # Cancelled as Ctrl-C cancels it: calls end, streams close, results stay.
+                # Once: a second signal must not cut short the closing of the streams.
+                if not stopped:
+                    stopped.append(code)
+                    on_stop(code)
+                    task.cancel()
+
+            installed = []
+            for signum, code in STOP_SIGNALS.items():
+                # Not on Windows, nor from a thread other than the main one (tests).
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(signum, stop, code)
+                    installed.append(signum)
+            try:
+                await execute()
+            finally:
+                for signum in installed:
+                    loop.remove_signal_handler(signum)
+
         try:
             with live if live is not None else contextlib.nullcontext():
-                asyncio.run(execute())
+                asyncio.run(main())
         except KeyboardInterrupt:
-            return True
-        return False
+            return EXIT_INTERRUPTED
+        except asyncio.CancelledError:
+            if stopped:
+                return stopped[0]
+            raise
+        except OSError as error:
+            if stopped and is_gone(error):  # the live view's terminal hung up
+                return stopped[0]
+            raise
+        return None
+
+
+class _Output:
+    """Writes the run's final output to stdout, and notices when its reader went away."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.gone = False
+
+    def write(self, write: Callable[[], object]) -> None:
+        if self.gone:
+            return
+        try:
+            write()
+            self.out.flush()
+        except OSError as error:
+            if not is_gone(error):
+                raise
+            self.closed()
+
+    def closed(self) -> None:
+        """The reader left (`| head`): nothing more is written, and nothing fails at exit."""
+        self.gone = True
+        if self.out is sys.stdout:
+            stdout_gone()
 
 
 def _start_recording(
-    options: RecordOptions | None, command: str, plan: dict[str, Any], bus: EventBus, err: Console
+    options: RecordOptions | None, command: str, plan: dict[str, Any], bus: EventBus
 ) -> Recorder | None:
-    """A recorder subscribed to the run's events; None (with a warning) if history is unusable."""
+    """A recorder subscribed to the run's events (None: not recording).
+
+    The history is opened by the recorder's writer thread, so that a busy or broken
+    file delays nothing; if it cannot be used, a warning says so after the run.
+    """
     if options is None:
         return None
     from council.store.db import HistoryDB
     from council.store.recorder import Recorder
+    from council.store.writer import HistoryWriter
 
-    try:
-        history = HistoryDB.open()
-    except CouncilError as error:
-        _say(err, f"council: warning: {error.one_line()}; this run is not recorded")
-        return None
     recorder = Recorder(
-        history,
+        HistoryWriter(HistoryDB.default_path()),
         command=command,
         plan=plan,
         store_text=options.store_text,
@@ -119,8 +205,7 @@ def _start_recording(
 def _stop_recording(recorder: Recorder | None, err: Console) -> None:
     if recorder is None:
         return
-    recorder.close()
-    recorder.history.close()
+    recorder.close()  # waits for the writer: the history is complete when the command ends
     if recorder.problem:
         _say(err, f"council: warning: {recorder.problem}")
 
@@ -139,25 +224,29 @@ def run_oracle(
     Raises AuthError / EndpointError when no persona answered, after printing
     whatever a program asked for (`--json` always gets its document).
     """
-    out = stdout or sys.stdout
+    out = _Output(stdout or sys.stdout)
     err = _stderr_console()
     bus = EventBus()
     run = OracleRun(plan, bus)
     names = [p.name for p in plan.personas]
-    views = _Views(mode, out, err, quiet=quiet, show_live=show_live)
-    recorder = _start_recording(record, "oracle", plan.to_dict(), bus, err)
+    views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
+    recorder = _start_recording(record, "oracle", plan.to_dict(), bus)
     try:
-        if views.drive(bus, run.execute, lambda console: LiveView(console, names)):
-            run.result.interrupted = True
+        stopped = views.drive(
+            bus, run.execute, lambda console: LiveView(console, names), _stopping(run.result)
+        )
+        if stopped is not None:
+            _stopped(run.result, stopped)
         result = run.result
         shown = bool(result.answers) or result.interrupted
         markdown = oracle_markdown(result, quiet=quiet) if shown else ""
         document = oracle_document(result)
-        _print_result(result, mode, quiet, out, markdown, document)
+        out.write(lambda: _print_result(result, mode, quiet, out.out, markdown, document))
         if recorder is not None:
             recorder.finish(answer=result.answer, document=document, markdown=markdown)
     finally:
         _stop_recording(recorder, err)
+    _report_views(bus, out, err)
     _report(result, err)
     return result.exit_code
 
@@ -176,27 +265,33 @@ def run_deliberation(
 
     Raises AuthError / EndpointError when no persona answered in the first round.
     """
-    out = stdout or sys.stdout
+    out = _Output(stdout or sys.stdout)
     err = _stderr_console()
     bus = EventBus()
     run = DeliberationRun(plan, bus, resume=resume)
-    views = _Views(mode, out, err, quiet=quiet, show_live=show_live)
-    recorder = _start_recording(record, "deliberate", plan.to_dict(), bus, err)
+    views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
+    recorder = _start_recording(record, "deliberate", plan.to_dict(), bus)
     try:
-        if views.drive(bus, run.execute, lambda console: RoundsLiveView(console, plan.rounds)):
-            run.result.interrupted = True
+        stopped = views.drive(
+            bus,
+            run.execute,
+            lambda console: RoundsLiveView(console, plan.rounds),
+            _stopping(run.result),
+        )
+        if stopped is not None:
+            _stopped(run.result, stopped)
             run.result.stop_reason = "interrupted"
         result = run.result
         shown = any(r.answers for r in result.rounds) or result.interrupted
         markdown = deliberation_markdown(result, quiet=quiet) if shown else ""
         document = deliberation_document(result)
         if mode is OutputMode.JSON:
-            out.write(dumps(document) + "\n")
+            out.write(lambda: out.out.write(dumps(document) + "\n"))
         elif mode is OutputMode.RICH and shown:
-            Console(file=out).print(deliberation_renderable(result, quiet=quiet))
+            renderable = deliberation_renderable(result, quiet=quiet)
+            out.write(lambda: Console(file=out.out).print(renderable))
         elif mode is OutputMode.MARKDOWN:
-            out.write(markdown)
-        out.flush()
+            out.write(lambda: out.out.write(markdown))
         if recorder is not None:
             recorder.finish(
                 answer=result.answer,
@@ -211,8 +306,42 @@ def run_deliberation(
             )
     finally:
         _stop_recording(recorder, err)
+    _report_views(bus, out, err)
     _report_deliberation(result, err)
     return result.exit_code
+
+
+def _stopping(result: OracleResult | DeliberationResult) -> Callable[[int], None]:
+    """What a stop signal does first: say in the result which exit code the run ends with."""
+
+    def stopping(code: int) -> None:
+        result.interrupted_exit = code
+
+    return stopping
+
+
+def _stopped(result: OracleResult | DeliberationResult, code: int) -> None:
+    result.interrupted = True
+    result.interrupted_exit = code
+
+
+def _report_views(bus: EventBus, out: _Output, err: Console) -> None:
+    """One line for what failed in a view or the recorder; quiet about a reader gone away.
+
+    The bus keeps a subscriber's exception and goes on, so that a bug in a view never
+    costs an answer; here it is said, once, after the answers.
+    """
+    errors = [e for e in bus.errors if not is_gone(e)]
+    if len(errors) < len(bus.errors):
+        out.closed()  # --jsonl's reader went away: the run went on, and is recorded
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        _say(
+            err,
+            f"council: warning: showing or recording the run failed: "
+            f"{type(first).__name__}: {first}{more}; the answers are unaffected",
+        )
 
 
 def _print_result(
@@ -233,15 +362,15 @@ def _print_result(
         Console(file=out).print(oracle_renderable(result, quiet=quiet))
     else:
         out.write(markdown)
-    out.flush()
 
 
 def _report(result: OracleResult, err: Console) -> None:
     """One line on stderr for anything short of full success; raise when nothing answered."""
     failures = result.failures
     total = len(result.plan.personas)
-    if result.exit_code == EXIT_INTERRUPTED:
-        _say(err, f"council: interrupted; {len(result.answers)} of {total} answers had finished")
+    if result.interrupted:
+        how = _stopped_how(result.interrupted_exit)
+        _say(err, f"council: {how}; {len(result.answers)} of {total} answers had finished")
         return
     if not result.answers:
         raise _all_failed_error(failures, result.plan.endpoint, total)
@@ -263,6 +392,8 @@ def _report(result: OracleResult, err: Console) -> None:
 
 def _report_deliberation(result: DeliberationResult, err: Console) -> None:
     """Lines on stderr for what went wrong or was left out; raise when nobody ever answered."""
+    if result.interrupted and result.interrupted_exit != EXIT_INTERRUPTED:
+        _say(err, f"council: {_stopped_how(result.interrupted_exit)}")
     for line in deliberation_warnings(result):
         _say(err, f"council: {line}")
     if result.interrupted:
@@ -270,6 +401,12 @@ def _report_deliberation(result: DeliberationResult, err: Console) -> None:
     if not any(r.answers for r in result.rounds):
         count = len(result.plan.personas)
         raise _all_failed_error(result.kept_failures, result.plan.endpoint, count)
+
+
+def _stopped_how(code: int) -> str:
+    if code == EXIT_INTERRUPTED:
+        return "interrupted"
+    return f"stopped by {STOPPED_BY.get(code, f'exit {code}')}"
 
 
 def _all_failed_error(

@@ -51,8 +51,7 @@ def deliberate_command(
         typer.Option(
             "--rounds",
             "-r",
-            help="Most rounds before the council stops. [default: 3]",
-            min=1,
+            help="Most rounds before the council stops (1 to 20). [default: 3]",
             show_default=False,
         ),
     ] = None,
@@ -70,8 +69,6 @@ def deliberate_command(
         typer.Option(
             "--threshold",
             help="Confidence a converged verdict needs to end the council (0 to 1). [default: 0.8]",
-            min=0.0,
-            max=1.0,
             show_default=False,
         ),
     ] = None,

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from council import __version__
-from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CouncilError
+from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CouncilError
 from council.render.safe_text import strip_controls
 
 __all__ = [
@@ -76,7 +76,10 @@ def _print_error(message: str) -> None:
 
 
 def handles_errors(command: F) -> F:
-    """Turn CouncilError into one line on stderr and its exit code; --debug re-raises."""
+    """Turn CouncilError into one line on stderr and its exit code; --debug re-raises.
+
+    A closed stdout (the reader of a pipe went away) ends the command quietly, exit 0.
+    """
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -90,6 +93,12 @@ def handles_errors(command: F) -> F:
         except KeyboardInterrupt:
             # Ctrl-C outside a run (a run handles its own and prints what finished).
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            # `council history | head -1`: the reader has what it wanted. Not an error.
+            from council.app.streams import stdout_gone
+
+            stdout_gone()
+            raise typer.Exit(EXIT_OK) from None
         except (typer.Exit, typer.Abort):
             raise
         except Exception as error:

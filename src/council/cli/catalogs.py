@@ -36,6 +36,8 @@ def _print_listing(catalog: Catalog[Any], json_output: bool, *, empty: str) -> N
         }
         for e in catalog.entries
     ]
+    for skipped in catalog.skipped:
+        typer.echo(f"council: warning: {skipped}", err=True)
     if json_output:
         from council.render.json_out import dumps
 
@@ -181,24 +183,45 @@ def presets_validate(
             show_default=False,
         ),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Count warnings as problems: a preset file council ignores "
+            "(a broken symlink, a FIFO, a device) fails the check too.",
+        ),
+    ] = False,
 ) -> None:
     """Check preset files, every problem on its own line; exit 0 when all are fine, 2 if not.
 
     For a team's CI: the same checks council makes before using a preset, including
     the trust rules (no keys, no endpoints you did not configure, no files outside
-    the preset's directory).
+    the preset's directory). A preset file council ignores (a broken symlink, or
+    anything but a regular file) is a warning, or a problem with --strict.
 
     \b
     Examples:
       council presets validate                      # every preset council can find
-      council presets validate .council/presets/*.yaml
+      council presets validate --strict .council/presets/*.yaml
     """
+    from council.config.catalog import Skipped, not_a_regular_file
     from council.config.presets import PresetCatalog
 
     user, personas = _user_and_personas()
     catalog = PresetCatalog.discover()
-    paths = [Path(f) for f in files] if files else [e.path for e in catalog.entries]
-    bad = 0
+    if files:
+        # A path given that is there but no regular file is one discovery would ignore.
+        given = [Path(f) for f in files]
+        reasons = {p: not_a_regular_file(p) for p in given if p.exists() or p.is_symlink()}
+        ignored = [Skipped(p, "argument", r) for p, r in reasons.items() if r is not None]
+        paths = [p for p in given if reasons.get(p) is None]
+    else:
+        ignored = catalog.skipped
+        paths = [e.path for e in catalog.entries]
+    for skipped in ignored:
+        typer.echo(f"council: {'error' if strict else 'warning'}: {skipped}", err=True)
+    bad = len(ignored) if strict else 0
+    checked = len(paths) + len(ignored)
     for path in paths:
         if not path.is_file():
             say(f"{path}: no such file", err=True)
@@ -213,7 +236,7 @@ def presets_validate(
             say(f"ok  {path}")
     if bad:
         raise ConfigError(
-            f"{bad} of {len(paths)} preset files have problems (listed above)",
+            f"{bad} of {checked} preset files have problems (listed above)",
             "fix them and run 'council presets validate' again",
         )
 

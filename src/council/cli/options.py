@@ -21,7 +21,10 @@ __all__ = ["EndpointOption", "PresetOption", "ask_options"]
 
 QueryArgument = Annotated[
     str | None,
-    typer.Argument(help="The question. Use - to read it from stdin.", show_default=False),
+    typer.Argument(
+        help="The question (up to 200,000 bytes). Use - to read it from stdin.",
+        show_default=False,
+    ),
 ]
 PresetOption = Annotated[
     str | None,
@@ -55,7 +58,8 @@ ContextOption = Annotated[
     typer.Option(
         "--context",
         "-c",
-        help="Attach a text file to the question (repeatable).",
+        help="Attach a text file to the question (repeatable; a regular file of up to "
+        "200,000 bytes, 500,000 in all).",
         show_default=False,
     ),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from datetime import datetime
@@ -33,6 +34,8 @@ def parse_age(text: str, flag: str) -> float:
     value = text.strip().lower()
     try:
         number, unit = float(value[:-1]), _AGE_UNITS[value[-1]]
+        if not (0 <= number < math.inf):  # `-1d` or `infd` would prune everything or nothing
+            raise ValueError(value)
     except (ValueError, KeyError, IndexError):
         raise UsageError(
             f"{flag} {text!r} is not an age",
@@ -47,6 +50,13 @@ def _since(text: str | None) -> float | None:
 
 def _when(started_at: float) -> str:
     return datetime.fromtimestamp(started_at).strftime("%Y-%m-%d %H:%M")
+
+
+def _timed(value: Any, digits: int) -> str:
+    """Seconds as recorded, or "–" when unknown (or not a number: a history edited by hand)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.{digits}f}s"
+    return "–"
 
 
 def _short(text: str | None, width: int) -> str:
@@ -100,7 +110,7 @@ def history_list(
         say("no runs recorded yet" + (" that match" if preset or since else ""))
         return
     for row in rows:
-        wall = f"{row['wall']:.1f}s" if row["wall"] is not None else "–"
+        wall = _timed(row["wall"], 1)
         preset_text = f" [{row['preset']}]" if row["preset"] else ""
         query = _short(row["query"], 60) if row["query"] is not None else "(text not stored)"
         say(
@@ -214,7 +224,7 @@ def _show_metrics(run: Any, calls: list[Any], json_output: bool) -> None:
     reason = "texts were not stored" if not run["store_text"] else f"status {run['status']}"
     say(f"run {run['id']} ({run['command']}, {reason}); its calls:")
     for call in calls:
-        latency = f"{call['latency']:.2f}s" if call["latency"] is not None else "–"
+        latency = _timed(call["latency"], 2)
         say(
             f"  round {call['round']}  {call['persona']:<16} {call['status']:<9} {latency:>7}"
             f"  tokens {call['tokens_out'] if call['tokens_out'] is not None else '?'}"

@@ -12,19 +12,26 @@ so that `council personas list` and `council presets list` can show it.
 
     catalog = PersonaCatalog.discover()
     catalog.get("judge")                # the winning item; UsageError with "did you mean"
+    catalog.skipped                     # files left out unread: broken symlinks, FIFOs...
+
+Only regular files are read: a broken symlink, a directory, a FIFO or a device with
+a catalog name is left out (never opened: a FIFO would block, a device never end),
+and kept in `skipped` so that `council presets validate` can say so.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Self, TypeVar
 
 from council.config.paths import search_path
+from council.config.reading import file_kind
 from council.errors import UsageError
 
-__all__ = ["Catalog", "Entry", "Found"]
+__all__ = ["Catalog", "Entry", "Found", "Skipped", "not_a_regular_file"]
 
 T = TypeVar("T")
 
@@ -54,6 +61,32 @@ class Entry(Generic[T]):
     shadowed_by: Path | None = None
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file on the search path that was left out unread, and why ("a broken symlink to x")."""
+
+    path: Path
+    origin: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}; council ignores it"
+
+
+def not_a_regular_file(path: Path) -> str | None:
+    """Why `path` is no file to read (a broken symlink, a FIFO, ...), or None when it is one."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"a broken symlink to {os.readlink(path)}"
+        return "gone"
+    except OSError as exc:  # a symlink loop, no permission
+        return f"unreadable ({exc.strerror})"
+    kind = file_kind(mode)
+    return None if kind == "a regular file" else f"{kind}, not a regular file"
+
+
 class Catalog(Generic[T]):
     """Every file of one kind on the search path, in search order; the first of a name wins.
 
@@ -63,8 +96,9 @@ class Catalog(Generic[T]):
 
     kind: str = ""
 
-    def __init__(self, entries: list[Entry[T]]) -> None:
+    def __init__(self, entries: list[Entry[T]], skipped: list[Skipped] | None = None) -> None:
         self.entries = entries
+        self.skipped = skipped or []
         self._winners: dict[str, Entry[T]] = {}
         for entry in entries:
             self._winners.setdefault(entry.name, entry)
@@ -77,12 +111,17 @@ class Catalog(Generic[T]):
     @classmethod
     def discover(cls, cwd: Path | None = None) -> Self:
         entries: list[Entry[T]] = []
+        skipped: list[Skipped] = []
         winners: dict[str, Path] = {}
         for directory, origin in search_path(f"{cls.kind}s", cwd):
             if not directory.is_dir():
                 continue
             for file in sorted(directory.iterdir()):
                 if file.suffix not in CATALOG_SUFFIXES:
+                    continue
+                reason = not_a_regular_file(file)
+                if reason is not None:
+                    skipped.append(Skipped(file, origin, reason))
                     continue
                 found = cls.read(file)
                 if found is None:
@@ -92,7 +131,7 @@ class Catalog(Generic[T]):
                 entries.append(
                     Entry(found.name, file, origin, found.description, found.item, shadowed_by)
                 )
-        return cls(entries)
+        return cls(entries, skipped)
 
     def names(self) -> list[str]:
         return sorted(self._winners)

@@ -8,12 +8,14 @@ was expected in the same words.
     RUN_SETTINGS["temperature"].accepts(0.7) # True
     RUN_SETTINGS["temperature"].expects      # "a number from 0 to 2"
     check_settings(data, path)               # every run setting present in a file
+    check_flags({"rounds": 1000}, names)     # UsageError: "--rounds 1000: expected ..."
     check_fields(data, path, PROFILE_FIELDS) # "path:3:5: model: expected a model name"
     key_problems(data, path, ALLOWED)        # "path:4:1: temprature: unknown key (...)"
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from council.config.yamlfile import FileProblem, Located, unknown_key_problem
+from council.errors import UsageError
 
 __all__ = [
     "ENV_NAME",
@@ -31,11 +34,13 @@ __all__ = [
     "NAMED_SETTINGS",
     "NAME_CHARACTERS",
     "NAME_PATTERN",
+    "NUMERIC_SETTINGS",
     "PRESET_FIELDS",
     "PROFILE_FIELDS",
     "RUN_SETTINGS",
     "Check",
     "check_fields",
+    "check_flags",
     "check_settings",
     "expected",
     "is_env_name",
@@ -91,6 +96,8 @@ def _number(
     def check(value: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
+        if not math.isfinite(value):  # nan passes no comparison; .inf passes "above 0"
+            return False
         above = value > low if low_open else value >= low
         return above and (high is None or value <= high)
 
@@ -139,6 +146,17 @@ RUN_SETTINGS: dict[str, Check] = {
     "timeout": Check(_number(0, low_open=True), "a number of seconds above 0"),
     "retries": Check(_whole(0, 10), "a whole number from 0 to 10"),
 }
+
+# The run settings that are numbers, which flags are checked for too.
+NUMERIC_SETTINGS = (
+    "rounds",
+    "threshold",
+    "temperature",
+    "max_tokens",
+    "max_concurrency",
+    "timeout",
+    "retries",
+)
 
 # Who sits on the council, by name, in config files (presets may also define personas
 # inline, and check them themselves).
@@ -192,6 +210,26 @@ def check_fields(
 def check_settings(data: Located, path: Path) -> list[FileProblem]:
     """Type and range problems of the run settings present in `data`, with the value found."""
     return check_fields(data, path, RUN_SETTINGS, got=True)
+
+
+def check_flags(flags: Mapping[str, Any], flag_names: Mapping[str, str]) -> None:
+    """Refuse a numeric flag a file could not say either: `--rounds 1000`, `--timeout nan`.
+
+    `flags` are settings given on the command line by setting name, `flag_names` the
+    flag each was given as. The checks are the files' own (RUN_SETTINGS); raises
+    UsageError for the first value out of range.
+    """
+    for key, value in flags.items():
+        check = RUN_SETTINGS.get(key)
+        if key in NUMERIC_SETTINGS and check is not None and not check.accepts(value):
+            flag = flag_names.get(key, f"--{key.replace('_', '-')}")
+            if isinstance(value, float):
+                shown = f"{value:g}"
+                if not math.isfinite(value):
+                    shown += " (not a finite number)"
+            else:
+                shown = str(value)
+            raise UsageError(f"{flag} {shown}: expected {check.expects}")
 
 
 def key_problems(

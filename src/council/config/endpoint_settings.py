@@ -8,6 +8,7 @@ the one resolver: scripts and tests go through `load_settings` too.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,9 +143,10 @@ def build_endpoint(
             f"no API key for {urlsplit(url).netloc}: ${api_key_env} is not set",
             f"export {api_key_env}=<your key>, or pass --api-key-env NAME to read another variable",
         )
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and not (0 < timeout < math.inf):  # nan fails this too
         raise UsageError(
-            f"--timeout must be positive, got {timeout:g}", "give seconds, e.g. --timeout 60"
+            f"--timeout must be a positive number, got {timeout:g}",
+            "give seconds, e.g. --timeout 60",
         )
     if retries is not None and retries < 0:
         raise UsageError(f"--retries must be 0 or more, got {retries}", "e.g. --retries 2")

@@ -27,6 +27,7 @@ from pathlib import Path
 from council.config.catalog import Catalog, Found
 from council.config.checks import NAME_CHARACTERS, RUN_SETTINGS, is_name, key_problems
 from council.config.paths import builtin_dir
+from council.config.reading import NotARegularFile, read_limited
 from council.config.yamlfile import FileProblem, Located, load_yaml_file, problems_error
 from council.errors import ConfigError, UsageError
 
@@ -90,20 +91,16 @@ def read_system_file(
     if not target.is_relative_to(base):
         return problem(f"{reference!r} leads outside {base} (a symlink?)")
     try:
-        if target.stat().st_size > MAX_PERSONA_FILE_BYTES:
-            return None, FileProblem(
-                path,
-                position,
-                "system_file",
-                f"{reference!r} is over {MAX_PERSONA_FILE_BYTES:,} bytes",
-            )
-        return target.read_text(encoding="utf-8"), None
+        data = read_limited(target, MAX_PERSONA_FILE_BYTES)
+        if len(data) > MAX_PERSONA_FILE_BYTES:
+            return problem(f"{reference!r} is over {MAX_PERSONA_FILE_BYTES:,} bytes")
+        return data.decode("utf-8"), None
     except FileNotFoundError:
         return problem(f"{reference!r} does not exist")
+    except NotARegularFile as exc:
+        return problem(f"{reference!r} is {exc.kind}, not a regular file")
     except (OSError, UnicodeDecodeError) as exc:
-        return None, FileProblem(
-            path, position, "system_file", f"cannot read {reference!r} ({exc})"
-        )
+        return problem(f"cannot read {reference!r} ({exc})")
 
 
 def persona_from_mapping(

@@ -43,7 +43,13 @@ from council.config.files import UserConfig, user_config_path
 from council.config.paths import builtin_dir
 from council.config.personas import Persona, PersonaCatalog, persona_from_mapping
 from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
-from council.config.yamlfile import FileProblem, Located, load_yaml_file, problems_error
+from council.config.yamlfile import (
+    FileError,
+    FileProblem,
+    Located,
+    load_yaml_file,
+    problems_error,
+)
 from council.errors import ConfigError, UsageError
 
 __all__ = [
@@ -128,7 +134,7 @@ class PresetCatalog(Catalog[None]):
 
     @classmethod
     def read(cls, file: Path) -> Found[None] | None:
-        return Found(file.stem, _description(file), None) if file.is_file() else None
+        return Found(file.stem, _description(file), None)
 
     def find(self, name: str, below: Path | None = None) -> Entry[None]:
         """The first preset called `name` (after the file `below`, for self-extension)."""
@@ -147,6 +153,8 @@ class PresetCatalog(Catalog[None]):
         """Everything wrong with one preset file and the chain it extends."""
         try:
             chain = self._chain(path)
+        except FileError as error:
+            return [error.problem]
         except ConfigError as error:
             return [FileProblem(path, None, None, error.message)]
         except _ChainProblem as error:

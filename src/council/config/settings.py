@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from council.config import local_model
+from council.config.checks import check_flags
 from council.config.defaults import DEFAULT_API_KEY_ENV, DEFAULTS
 from council.config.endpoint_settings import EndpointSettings, build_endpoint
 from council.config.files import EndpointProfile, ProjectConfig, UserConfig, local_profile
@@ -300,6 +301,7 @@ def load_settings(
     from council.config.personas import PersonaCatalog
     from council.config.presets import PresetCatalog
 
+    check_flags(flags, flag_names)
     user = load_user_config()
     project = load_project_config(user)
     catalog = PersonaCatalog.discover()

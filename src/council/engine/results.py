@@ -27,6 +27,7 @@ class OracleResult:
     synthesis: CallOutcome | None = None
     wall: float = 0.0
     interrupted: bool = False
+    interrupted_exit: int = EXIT_INTERRUPTED  # 143 for SIGTERM, 129 for SIGHUP
 
     @property
     def answers(self) -> list[CallOutcome]:
@@ -65,7 +66,7 @@ class OracleResult:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return EXIT_INTERRUPTED
+            return self.interrupted_exit
         if not self.answers:
             return _nothing_answered(self.failures)
         if self.failures or (self.synthesis is not None and not self.synthesis.answered):
@@ -74,7 +75,7 @@ class OracleResult:
 
     @property
     def status(self) -> str:
-        return status_of(self.exit_code)
+        return "interrupted" if self.interrupted else status_of(self.exit_code)
 
 
 def _nothing_answered(failures: list[CallOutcome]) -> int:
@@ -142,6 +143,7 @@ class DeliberationResult:
     wasted_tokens: int = 0
     wall: float = 0.0
     interrupted: bool = False
+    interrupted_exit: int = EXIT_INTERRUPTED  # 143 for SIGTERM, 129 for SIGHUP
 
     @property
     def final_round(self) -> RoundResult | None:
@@ -170,7 +172,7 @@ class DeliberationResult:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return EXIT_INTERRUPTED
+            return self.interrupted_exit
         if not any(r.answers for r in self.rounds):
             return _nothing_answered(self.kept_failures)
         if self.stop_reason in ("all_failed", "arbiter_failed") or self.kept_failures:
@@ -181,4 +183,4 @@ class DeliberationResult:
 
     @property
     def status(self) -> str:
-        return status_of(self.exit_code)
+        return "interrupted" if self.interrupted else status_of(self.exit_code)

@@ -5,7 +5,10 @@
 
 The file lives in the user data dir (`$COUNCIL_HOME/history.db` when set). WAL mode
 and a busy timeout let several council processes write at once. The schema is
-`council.store.migrations`, applied on open.
+`council.store.migrations`, applied on open. A file SQLite cannot use (not a
+database, or corrupted anywhere) is one ConfigError, the same whether it shows at
+open or in a query inside `with HistoryDB.open() as db:`. A run's plan and
+document are returned as recorded, the question rebuilt (`council.store.question`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from council.config.paths import user_data_dir
 from council.errors import ConfigError, UsageError
 from council.store.migrations import MIGRATIONS, Migration
+from council.store.question import full_document, full_plan
 
 __all__ = ["HistoryDB"]
 
@@ -34,6 +38,52 @@ def _secure_file(path: Path) -> None:
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     os.chmod(path, 0o600)
+
+
+def unusable(path: Path, exc: BaseException) -> ConfigError:
+    """The one message for a history file SQLite cannot use, whenever that shows."""
+    return ConfigError(
+        f"cannot use the history database {path}: {exc}",
+        "move the file away to start a new history, or pass --no-history",
+    )
+
+
+def _full_run(row: sqlite3.Row) -> dict[str, Any]:
+    """A run's row, its plan and document as recorded (the question put back where it was)."""
+    run = {key: row[key] for key in row.keys()}  # noqa: SIM118 - a Row has no items()
+    for column, rebuild in (("plan", full_plan), ("document", full_document)):
+        text = run.get(column)
+        if not isinstance(text, str):
+            continue
+        try:
+            stored = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(stored, dict):
+            full = rebuild(stored, run.get("query"))
+            if full is not stored:  # stored once: rebuilt exactly as it was written
+                run[column] = json.dumps(full, ensure_ascii=False)
+    return run
+
+
+def _switch_to_wal(connection: sqlite3.Connection) -> None:
+    """Put the file in WAL mode, waiting out other processes doing the same.
+
+    Switching needs an exclusive lock, and SQLite answers "database is locked" at once
+    instead of calling the busy handler when two processes open a new file together
+    (two councils started by one script): so wait and try again, up to the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)  # another process holds the lock for a moment; nothing to wait on
+        pause = min(0.1, pause * 2)
 
 
 class HistoryDB:
@@ -55,19 +105,23 @@ class HistoryDB:
         path = path or cls.default_path()
         try:
             _secure_file(path)
-            connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            # check_same_thread off: a run's writes go from a thread of their own
+            # (store.writer), one thread at a time.
+            connection = sqlite3.connect(
+                path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             connection.row_factory = sqlite3.Row
             connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(connection)
             connection.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints
             connection.execute("PRAGMA foreign_keys = ON")
             history = cls(connection, path)
             history._migrate(MIGRATIONS if migrations is None else migrations)
         except (sqlite3.Error, OSError) as exc:
-            raise ConfigError(
-                f"cannot use the history database {path}: {exc}",
-                "move the file away to start a new history, or pass --no-history",
-            ) from exc
+            raise unusable(path, exc) from exc
         for suffix in ("-wal", "-shm"):  # SQLite creates these with the umask's mode
             companion = path.with_name(path.name + suffix)
             if companion.exists():
@@ -80,7 +134,10 @@ class HistoryDB:
             "CREATE TABLE IF NOT EXISTS _council_migrations "
             "(name TEXT PRIMARY KEY, applied_at REAL)"
         )
+        applied = {row[0] for row in db.execute("SELECT name FROM _council_migrations")}
         for name, function in migrations:
+            if name in applied:
+                continue  # no write lock taken: another process's long write delays nothing
             db.execute("BEGIN IMMEDIATE")  # one writer migrates; the others wait, then skip
             try:
                 done = db.execute(
@@ -104,8 +161,12 @@ class HistoryDB:
     def __enter__(self) -> HistoryDB:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         self.close()
+        if isinstance(exc, sqlite3.Error):  # "database disk image is malformed", mid-query
+            raise unusable(self.path, exc) from exc
 
     # -- writing -------------------------------------------------------------------------
 
@@ -129,8 +190,8 @@ class HistoryDB:
             sql += f" LIMIT {int(limit)}"
         return self.db.execute(sql, parameters).fetchall()
 
-    def find_run(self, run_id: str) -> sqlite3.Row:
-        """A run by its id or a unique prefix of it; UsageError otherwise."""
+    def find_run(self, run_id: str) -> dict[str, Any]:
+        """A run by its id or a unique prefix of it, as recorded; UsageError otherwise."""
         rows = self.db.execute(
             "SELECT * FROM runs WHERE id LIKE ? ORDER BY started_at DESC LIMIT 2",
             (run_id.replace("%", "").replace("_", "") + "%",),
@@ -139,7 +200,7 @@ class HistoryDB:
             raise UsageError(f"no run {run_id!r} in {self.path}", "see 'council history'")
         if len(rows) > 1 and rows[0]["id"] != run_id:
             raise UsageError(f"run id {run_id!r} is ambiguous", "give more of its characters")
-        return rows[0]
+        return _full_run(rows[0])
 
     def calls(self, run_id: str) -> list[sqlite3.Row]:
         return self.db.execute(
@@ -157,8 +218,8 @@ class HistoryDB:
     def export(self) -> Iterator[dict[str, Any]]:
         """Every run, oldest first, with its calls: one JSON-ready dict per run."""
         for run in self.db.execute("SELECT * FROM runs ORDER BY started_at, id").fetchall():
-            names = run.keys()  # a sqlite3.Row iterates over values, not names
-            data = {k: run[k] for k in names if k not in ("document", "markdown")}
-            data["plan"] = json.loads(run["plan"])
+            full = _full_run(run)
+            data = {k: v for k, v in full.items() if k not in ("document", "markdown")}
+            data["plan"] = json.loads(full["plan"])
             data["calls"] = [dict(call) for call in self.calls(run["id"])]
             yield data

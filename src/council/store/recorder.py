@@ -1,19 +1,24 @@
 """Writes a run's events into the history as they happen (a subscriber of the event bus).
 
-    recorder = Recorder(db, command="oracle", plan=plan.to_dict(), store_text=True)
+    recorder = Recorder(HistoryWriter(path), command="oracle", plan=plan.to_dict(),
+                        store_text=True)
     bus.subscribe(recorder.handle)             # calls are written as they finish
     ...
     recorder.finish(document=..., markdown=..., answer=...)
+    recorder.close()                           # every write done; recorder.problem says if not
 
-Never stored: an API key or any header. With `store_text` off, the metrics are
-kept but not the question, the context, the answers or the rendered output.
+The recorder runs on the engine's event loop, so it never waits on SQLite: its
+statements go to a `HistoryWriter`, whose own thread executes them. The question is
+stored once (`council.store.question`). While the run goes, its process holds the
+run's lock (`council.store.liveness`), so a live run is never resumed as if it had
+died. Never stored: an API key or any header.
+With `store_text` off, the metrics are kept but not the question, the context, the
+answers or the rendered output.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +35,9 @@ from council.engine.events import (
     RunStarted,
 )
 from council.store.db import HistoryDB
+from council.store.liveness import RunLock
+from council.store.question import stored_document, stored_plan
+from council.store.writer import HistoryWriter
 
 __all__ = ["RecordOptions", "Recorder"]
 
@@ -54,15 +62,17 @@ class _Call:
 class Recorder:
     """Writes a run's events into the history as they happen.
 
-    A finished call is committed the moment it ends, so a run that is interrupted
-    or crashes keeps everything that finished; `close()` marks a run that never
-    reported its end as crashed. A database error stops the recording (noted in
-    `problem`) but never the run.
+    A finished call is written the moment it ends (by the writer's thread), so a
+    run that is interrupted or crashes keeps everything that finished; `close()`
+    marks a run that never reported its end as crashed, and waits for the writes.
+    A database error stops the recording (noted in `problem`) but never the run.
+    Given a HistoryDB rather than a writer, the recorder writes to it through a
+    writer of its own and leaves it open.
     """
 
     def __init__(
         self,
-        history: HistoryDB,
+        history: HistoryDB | HistoryWriter,
         *,
         command: str,
         plan: dict[str, Any],
@@ -70,7 +80,7 @@ class Recorder:
         preset: str | None = None,
         resumed_from: str | None = None,
     ) -> None:
-        self.history = history
+        self.writer = history if isinstance(history, HistoryWriter) else HistoryWriter.on(history)
         self.command = command
         self.plan = plan if store_text else _without_text(plan)
         self.store_text = store_text
@@ -78,18 +88,21 @@ class Recorder:
         self.resumed_from = resumed_from
         self.run_id: str | None = None
         self.finished = False
-        self.problem: str | None = None
+        self._query: str | None = None
+        self._locks: list[RunLock] = []
         self._origin = 0.0
         self._calls: dict[str, _Call] = {}
         self._endpoint_host: str | None = None
 
+    @property
+    def problem(self) -> str | None:
+        """Why the history of this run is incomplete (None: it is not, as far as known yet)."""
+        return self.writer.problem
+
     def handle(self, event: Event) -> None:
         if self.problem is not None:
             return
-        try:
-            self._handle(event)
-        except sqlite3.Error as exc:
-            self.problem = f"history not recorded ({exc}); the run itself is unaffected"
+        self._handle(event)
 
     def _text(self, value: str | None) -> str | None:
         return value if self.store_text else None
@@ -98,16 +111,22 @@ class Recorder:
         if isinstance(event, RunStarted):
             self.run_id, self._origin = event.run_id, event.at
             self._endpoint_host = event.endpoint_host
-            self.history.write(
+            self._query = self._text(event.query)
+            # This run is live, and so is the one it resumes: neither may be resumed meanwhile.
+            for run_id in (event.run_id, self.resumed_from):
+                lock = RunLock.hold(self.writer.path, run_id) if run_id else None
+                if lock is not None:
+                    self._locks.append(lock)
+            self.writer.write(
                 "INSERT INTO runs (id, started_at, command, query, preset, plan, status, "
                 "store_text, resumed_from) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
                 (
                     event.run_id,
                     time.time(),
                     self.command,
-                    self._text(event.query),
+                    self._query,
                     self.preset,
-                    json.dumps(self.plan, ensure_ascii=False),
+                    json.dumps(stored_plan(self.plan, self._query), ensure_ascii=False),
                     int(self.store_text),
                     self.resumed_from,
                 ),
@@ -124,13 +143,13 @@ class Recorder:
                 self._calls.setdefault(event.call_id, _Call()).rate_limited += 1
             self._insert_call(event)
         elif isinstance(event, RoundDiscarded):
-            self.history.write(
+            self.writer.write(
                 "UPDATE calls SET kept = 0 WHERE run_id = ? AND round = ?",
                 (event.run_id, event.round),
             )
         elif isinstance(event, RunFinished):
             self.finished = True
-            self.history.write(
+            self.writer.write(
                 "UPDATE runs SET status = ?, exit_code = ?, wall = ? WHERE id = ?",
                 (event.status, event.exit_code, event.wall, event.run_id),
             )
@@ -174,7 +193,7 @@ class Recorder:
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)
-        self.history.write(f"INSERT OR REPLACE INTO calls ({columns}) VALUES ({marks})", row)
+        self.writer.write(f"INSERT OR REPLACE INTO calls ({columns}) VALUES ({marks})", row)
 
     def finish(
         self,
@@ -187,28 +206,28 @@ class Recorder:
         """Store what the run printed (for `council show`) and its run-level metrics."""
         if self.run_id is None or self.problem is not None:
             return
+        stored = stored_document(document, self._query)
         values = {
             "answer": self._text(answer),
-            "document": self._text(json.dumps(document, ensure_ascii=False)),
+            "document": self._text(json.dumps(stored, ensure_ascii=False)),
             "markdown": self._text(markdown),
             **(metrics or {}),
         }
         assignments = ", ".join(f"{k} = :{k}" for k in values)
-        try:
-            self.history.write(
-                f"UPDATE runs SET {assignments} WHERE id = :id", {**values, "id": self.run_id}
-            )
-        except sqlite3.Error as exc:
-            self.problem = f"history not recorded ({exc}); the run itself is unaffected"
+        self.writer.write(
+            f"UPDATE runs SET {assignments} WHERE id = :id", {**values, "id": self.run_id}
+        )
 
     def close(self) -> None:
-        """Mark a run that never reported its end (a crash) as such."""
+        """Mark a run that never reported its end (a crash) as such; wait for every write."""
         if self.run_id is not None and not self.finished and self.problem is None:
-            with contextlib.suppress(sqlite3.Error):
-                self.history.write(
-                    "UPDATE runs SET status = 'crashed' WHERE id = ? AND status = 'running'",
-                    (self.run_id,),
-                )
+            self.writer.write(
+                "UPDATE runs SET status = 'crashed' WHERE id = ? AND status = 'running'",
+                (self.run_id,),
+            )
+        self.writer.close()
+        for lock in self._locks:  # after the last write: the row is final
+            lock.release()
 
 
 def _without_text(plan: dict[str, Any]) -> dict[str, Any]:

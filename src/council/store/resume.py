@@ -4,6 +4,10 @@ The recorded plan holds the exact first-round messages (the question as sent,
 context included, and every persona's system prompt) and the arbiter's prompt, so
 the resumed council is the one that started, even if persona files changed since.
 Kept, answered calls become a `ResumeState`; the engine reuses them and asks the rest.
+
+A run still going in another process (its lock is held: `council.store.liveness`)
+is not resumed: its calls would be asked twice. A row left `running` by a process
+that died is resumed like an interrupted one.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from council.config.personas import Persona
 from council.engine.model import CallOutcome, ResumeState
 from council.errors import UsageError
 from council.store.db import HistoryDB
+from council.store.liveness import RunLock
 
 __all__ = ["ResumedCouncil", "load_resume"]
 
@@ -51,8 +56,17 @@ def _persona(call: dict[str, Any], default_model: str) -> Persona:
     )
 
 
+def _refuse_if_live(history: HistoryDB, run_id: str) -> None:
+    if RunLock.held(history.path, run_id):
+        raise UsageError(
+            f"run {run_id} is still going in another council process (or being resumed there)",
+            "wait for it to end, or stop it (Ctrl-C) and resume it then",
+        )
+
+
 def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
     """The council of an unfinished `deliberate` run and its answers; UsageError if it can't be."""
+    _refuse_if_live(history, run_id)  # by the id given: its row may not be written yet
     run = history.find_run(run_id)
     rid = run["id"]
     if run["command"] != "deliberate":
@@ -62,6 +76,7 @@ def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
             f"run {rid} finished ({run['status']}); there is nothing to resume",
             f"see it with 'council show {rid}'",
         )
+    _refuse_if_live(history, rid)
     if not run["store_text"]:
         raise UsageError(
             f"run {rid} was recorded without its texts (--no-store-text)",

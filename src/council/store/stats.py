@@ -6,10 +6,15 @@
 Slowest groups first (by p95 latency). Deliberations get their own line: rounds
 run, how often they converged, what speculation saved and wasted. Suggestions are
 made only when the data shows something actionable.
+
+A value the history should not hold (a token count that is text or negative, a
+latency that is not a number: written by an older council, or by hand) counts as
+unknown, like a count the endpoint never sent; it never stops the report.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +29,22 @@ SLOW_FACTOR = 3.0
 # An endpoint that answers 429 to more than this share of calls is being pushed too hard.
 RATE_LIMIT_SHARE = 0.05
 MIN_CALLS_FOR_ADVICE = 3
+
+
+def _count(value: Any) -> int | None:
+    """A whole number of at least 0, or None (unknown) for anything else the row holds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        return None
+    return int(value)
+
+
+def _seconds(value: Any) -> float | None:
+    """A finite, non-negative number of seconds, or None (unknown)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -89,21 +110,23 @@ class StatsReport:
 
 def _group(name: str, rows: list[Any]) -> GroupStats:
     answered = [r for r in rows if r["status"] == "answered"]
-    latencies = [r["latency"] for r in answered if r["latency"] is not None]
-    ttfts = [r["ttft"] for r in answered if r["ttft"] is not None]
+    latencies = [v for r in answered if (v := _seconds(r["latency"])) is not None]
+    ttfts = [v for r in answered if (v := _seconds(r["ttft"])) is not None]
+    tokens_in = [_count(r["tokens_in"]) for r in answered]
+    tokens_out = [_count(r["tokens_out"]) for r in answered]
     return GroupStats(
-        name=name or "(unknown)",
+        name=str(name) if name else "(unknown)",
         calls=len(rows),
         errors=sum(1 for r in rows if r["status"] == "failed"),
-        retries=sum(r["retries"] or 0 for r in rows),
-        rate_limited=sum(r["rate_limited"] or 0 for r in rows),
+        retries=sum(_count(r["retries"]) or 0 for r in rows),
+        rate_limited=sum(_count(r["rate_limited"]) or 0 for r in rows),
         p50_latency=_percentile(latencies, 0.5),
         p95_latency=_percentile(latencies, 0.95),
         p50_ttft=_percentile(ttfts, 0.5),
         p95_ttft=_percentile(ttfts, 0.95),
-        tokens_in=sum(r["tokens_in"] or 0 for r in answered),
-        tokens_out=sum(r["tokens_out"] or 0 for r in answered),
-        tokens_unknown=sum(1 for r in answered if r["tokens_out"] is None),
+        tokens_in=sum(n or 0 for n in tokens_in),
+        tokens_out=sum(n or 0 for n in tokens_out),
+        tokens_unknown=sum(1 for n in tokens_out if n is None),
     )
 
 
@@ -151,7 +174,7 @@ def build_stats(
     def grouped(key: str) -> list[GroupStats]:
         buckets: dict[str, list[Any]] = {}
         for row in rows:
-            buckets.setdefault(row[key] or "", []).append(row)
+            buckets.setdefault(str(row[key] or ""), []).append(row)
         groups = [_group(name, members) for name, members in buckets.items()]
         return sorted(groups, key=lambda g: (-(g.p95_latency or 0), g.name))
 
@@ -160,10 +183,10 @@ def build_stats(
         if run["command"] != "deliberate" or run["rounds"] is None:
             continue
         deliberations.runs += 1
-        deliberations.rounds += run["rounds"] or 0
-        deliberations.converged += int(bool(run["converged"]))
-        deliberations.saved += max(0.0, run["saved"] or 0.0)
-        deliberations.wasted_tokens += run["wasted_tokens"] or 0
+        deliberations.rounds += _count(run["rounds"]) or 0
+        deliberations.converged += int(_count(run["converged"]) == 1)
+        deliberations.saved += _seconds(run["saved"]) or 0.0
+        deliberations.wasted_tokens += _count(run["wasted_tokens"]) or 0
     groups = grouped(column)
     return StatsReport(
         by=by,
