@@ -342,9 +342,11 @@ def test_resume_asks_only_what_the_interrupted_council_had_not_answered(
     fake: FakeOpenAI,
 ) -> None:
     for name in PERSONAS:
-        fake.script(name, Reply(text=f"{name} answer 1"), round=1)
+        fake.script(name, Reply(text=f"{name} answer 1", reasoning=f"{name} thought"), round=1)
     fake.script("arbiter", verdict(False, "Round one."), round=1)
-    fake.script("judge", Reply(text="Position: kept\njudge answer 2"), round=2)
+    fake.script(
+        "judge", Reply(text="Position: kept\njudge answer 2", finish_reason="length"), round=2
+    )
     fake.script("critic", Reply(hang=True), round=2)
     fake.script("skeptic", Reply(hang=True), round=2)
     process = council_process(
@@ -374,6 +376,11 @@ def test_resume_asks_only_what_the_interrupted_council_had_not_answered(
     assert {a["persona"]: a["text"] for a in doc["rounds"][1]["answers"]}["judge"].endswith(
         "judge answer 2"
     )
+    # Reused answers come back whole: their finish reason and reasoning too.
+    judge_2 = next(a for a in doc["rounds"][1]["answers"] if a["persona"] == "judge")
+    assert judge_2["finish_reason"] == "length"
+    judge_1 = next(a for a in doc["rounds"][0]["answers"] if a["persona"] == "judge")
+    assert (judge_1["finish_reason"], judge_1["reasoning"]) == ("stop", "judge thought")
     reused = [c for c in doc["timeline"] if c["status"] == "reused"]
     assert len(reused) == 5  # three round-1 answers, verdict 1, and the judge's round 2
     newest = history_json()[0]

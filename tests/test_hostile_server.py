@@ -167,6 +167,8 @@ def test_an_html_body_is_one_clear_line_and_not_retried(fake: FakeOpenAI) -> Non
     assert "did not answer like an OpenAI-compatible API: text/html" in line
     assert len(fake.requests) == 1  # a portal's page will not change on a retry
     assert result.stdout == ""
+    assert "a proxy or login page may be answering instead of the API" in line
+    assert "raise --timeout" not in line  # more time cannot help
 
 
 def test_an_html_body_for_one_persona_costs_only_that_persona(fake: FakeOpenAI) -> None:

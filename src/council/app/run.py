@@ -409,6 +409,15 @@ def _stopped_how(code: int) -> str:
     return f"stopped by {STOPPED_BY.get(code, f'exit {code}')}"
 
 
+_RETRY_HINT = "retry later, or raise --timeout / --retries"
+# What helps when every call failed the same way (other kinds: wait, or allow more time).
+_HINTS = {
+    "not_found": "check --model",
+    "not_api": "check --base-url: a proxy or login page may be answering instead of the API",
+    "protocol": "check that --base-url is an OpenAI-compatible API that streams",
+}
+
+
 def _all_failed_error(
     failures: list[CallOutcome], endpoint: EndpointSettings, count: int
 ) -> CouncilError:
@@ -425,12 +434,11 @@ def _all_failed_error(
             f"cannot reach {endpoint.base_url}",
             "is the server running? check --base-url or $COUNCIL_BASE_URL",
         )
+    first_kind = first.error_kind if first is not None else None
     if len(kinds) == 1 and first is not None:
         detail = first.message
     else:
         detail = ", ".join(f"{f.persona} ({f.error_kind})" for f in failures)
-    hint = (
-        "check --model" if kinds == {"not_found"} else "retry later, or raise --timeout / --retries"
-    )
+    hint = _HINTS.get(first_kind or "", _RETRY_HINT) if len(kinds) == 1 else _RETRY_HINT
     who = "the only persona" if count == 1 else f"all {count} personas"
     return EndpointError(f"{who} failed: {detail}", hint)

@@ -103,6 +103,8 @@ def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
             tokens_in=row["tokens_in"],
             tokens_out=row["tokens_out"],
             retries=row["retries"] or 0,
+            finish_reason=row["finish_reason"],
+            reasoning=row["reasoning"],
         )
         if row["role"] == "arbiter":
             state.verdicts[row["round"]] = answer
