@@ -5,15 +5,32 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner
 
 from council.cli import app
+
+
+def history_db_path() -> Path:
+    """The history file of the test's COUNCIL_HOME."""
+    return Path(os.environ["COUNCIL_HOME"]) / "history.db"
+
+
+def history_rows(sql: str, *parameters: Any) -> list[sqlite3.Row]:
+    """Rows of a query on the test's history, read straight from the file."""
+    connection = sqlite3.connect(history_db_path())
+    connection.row_factory = sqlite3.Row
+    try:
+        return connection.execute(sql, parameters).fetchall()
+    finally:
+        connection.close()
 
 
 def invoke(*args: str, input: str | None = None) -> Any:

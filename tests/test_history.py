@@ -19,22 +19,11 @@ from council.store.migrations import MIGRATIONS
 from council.store.recorder import Recorder
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.helpers import council_process, interrupt_after_event, invoke
+from tests.helpers import history_db_path as db_path
+from tests.helpers import history_rows as rows
 
 TEST_KEY = "sk-test-history-0123456789abcdefghij"
 PERSONAS = ("judge", "critic", "skeptic")
-
-
-def db_path() -> Path:
-    return Path(os.environ["COUNCIL_HOME"]) / "history.db"
-
-
-def rows(sql: str, *parameters: Any) -> list[sqlite3.Row]:
-    connection = sqlite3.connect(db_path())
-    connection.row_factory = sqlite3.Row
-    try:
-        return connection.execute(sql, parameters).fetchall()
-    finally:
-        connection.close()
 
 
 def only_run() -> sqlite3.Row:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -17,21 +16,10 @@ import pytest
 
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.helpers import council_process, invoke, resolved_endpoint
+from tests.helpers import history_db_path as db_path
+from tests.helpers import history_rows as rows
 
 Event = dict[str, Any]
-
-
-def db_path() -> Path:
-    return Path(os.environ["COUNCIL_HOME"]) / "history.db"
-
-
-def rows(sql: str, *parameters: Any) -> list[sqlite3.Row]:
-    connection = sqlite3.connect(db_path())
-    connection.row_factory = sqlite3.Row
-    try:
-        return connection.execute(sql, parameters).fetchall()
-    finally:
-        connection.close()
 
 
 def history_json() -> list[dict[str, Any]]:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-from pathlib import Path
 
 from tests.fake_openai import FakeOpenAI, Reply
+from tests.helpers import history_db_path as db_path
 from tests.helpers import invoke
 
 
 def verdict(converged: bool) -> Reply:
     data = {"converged": converged, "confidence": 0.9, "synthesis": "S.", "dissent": []}
     return Reply(text=json.dumps(data))
-
-
-def db_path() -> Path:
-    return Path(os.environ["COUNCIL_HOME"]) / "history.db"
 
 
 def test_stats_treat_bad_values_as_unknown(fake: FakeOpenAI) -> None:
