@@ -153,7 +153,9 @@ def test_a_two_round_deliberation_completes_on_the_embedded_model(model_link: Pa
     readable = any(r["verdict"] and not r["verdict"]["problem"] for r in document["rounds"])
     assert process.returncode == (0 if readable else 3), stderr
     assert 1 <= len(document["rounds"]) <= 2
-    assert all(len(r["answers"]) == 2 for r in document["rounds"])
+    assert all(len(r["answers"]) == 2 for r in document["rounds"]), [
+        r["errors"] for r in document["rounds"]
+    ]
     assert document["stop_reason"] in ("converged", "max_rounds")
     assert "max concurrency 1" not in stderr  # the note is in the output, not an error
     assert servers_of(model_link) == []
