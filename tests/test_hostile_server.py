@@ -293,7 +293,7 @@ def test_a_message_that_mentions_a_field_drops_nothing(fake: FakeOpenAI) -> None
     fake.script("judge", context_error, Reply(text="Should not be asked."))
     code, doc = oracle_json(fake, "--personas", "judge,critic", "q")
     assert code == 3
-    assert doc["errors"][0]["error_kind"] == "bad_request"
+    assert doc["errors"][0]["error_kind"] == "context_length"  # issue 14: its own kind
     assert len(fake.requests_for("judge")) == 1
     assert all("stream_options" in r.body for r in fake.requests)
 
