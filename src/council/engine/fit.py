@@ -31,6 +31,7 @@ __all__ = [
     "correct",
     "estimate",
     "fit",
+    "forget_corrections",
     "too_long_error",
 ]
 
@@ -67,6 +68,11 @@ def correct(base_url: str, model: str, messages: Sequence[Message], counted: int
     if estimated > 0 and counted > estimated:
         key = (base_url.rstrip("/"), model)
         _CORRECTION[key] = max(_CORRECTION.get(key, 1.0), counted / estimated)
+
+
+def forget_corrections() -> None:
+    """Forget how far servers' counts were from the estimate (tests, with `forget_all`)."""
+    _CORRECTION.clear()
 
 
 def raw_estimate(messages: Sequence[Message]) -> int:
