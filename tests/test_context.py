@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,3 +184,65 @@ def test_an_oracle_answer_says_its_prompt_was_fitted(fake: FakeOpenAI) -> None:
     )
     assert result.exit_code == 0, result.stdout
     assert "prompt fitted to a 1,200-token context" in result.stdout
+
+
+# -- a window from the endpoint's profile ------------------------------------------------------
+
+
+def profile_config(fake: FakeOpenAI, window: str) -> None:
+    home = Path(os.environ["COUNCIL_HOME"])
+    (home / "config.yaml").write_text(
+        "endpoints:\n  - name: small\n"
+        f"    base_url: {fake.base_url}\n    context_window: {window}\n"
+        "default_endpoint: small\n",
+        encoding="utf-8",
+    )
+
+
+@pytest.mark.parametrize("window", ["1200", "{fake-model: 1200, other: 99999}"])
+def test_a_profile_window_is_fitted_to_without_asking_the_server(
+    fake: FakeOpenAI, window: str
+) -> None:
+    profile_config(fake, window)
+    fake.context_window = 1200  # says nothing about itself, refuses what does not fit
+    script(fake, 2)
+
+    result = invoke("deliberate", "-m", "fake-model", "--rounds", "2", "--json", "q")
+
+    assert result.exit_code == 0, result.stdout
+    assert all(r.status == 200 for r in fake.requests)
+    round_two = [r for r in fake.requests if r.round == "2" and r.persona in PERSONAS]
+    assert all(MARKER in prompt(r) and fits(r, 1200) for r in round_two)
+
+
+def test_a_question_too_long_for_the_profile_window_sends_nothing(fake: FakeOpenAI) -> None:
+    profile_config(fake, "600")
+    result = invoke("oracle", "-m", "fake-model", " ".join(["word"] * 3000))
+    assert result.exit_code == 2
+    assert "context window is 600 tokens" in result.stderr.splitlines()[0]
+    assert fake.requests == []
+
+
+def test_a_bad_profile_window_is_named_with_its_place(fake: FakeOpenAI) -> None:
+    profile_config(fake, "lots")
+    result = invoke("config", "show")
+    assert result.exit_code == 2
+    assert "context_window: expected a number of tokens" in result.stderr
+
+
+# -- errors say what helps ---------------------------------------------------------------------
+
+
+def test_a_context_error_that_nothing_can_fix_says_what_helps(fake: FakeOpenAI) -> None:
+    # Round 1 quotes nothing: no cut can help, and the server's message is quoted.
+    fake.context_window, fake.context_error_style = 50, "llamacpp"
+
+    result = invoke("oracle", "--base-url", fake.base_url, "--personas", "judge", "a question")
+
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "exceeds the available context size (50 tokens)" in lines[0]
+    assert "--context" in lines[0] and "context_window:" in lines[0]
+    assert "--timeout" not in lines[0]
+    assert len(fake.requests) == 1  # a 400 is not retried

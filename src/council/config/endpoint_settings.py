@@ -126,6 +126,7 @@ def build_endpoint(
     headers: dict[str, str] | None = None,
     require_key: bool = True,
     local_model_path: str | None = None,
+    context_window: int | dict[str, int] | None = None,
 ) -> EndpointSettings:
     """Check resolved endpoint values and read the key from `$api_key_env`.
 
@@ -175,4 +176,5 @@ def build_endpoint(
         headers=dict(headers or {}),
         sources=sources,
         local_model_path=local_model_path,
+        context_window=context_window,
     )

@@ -251,7 +251,10 @@ async def _send(client: EndpointClient, reporter: CallReporter) -> StreamResult:
             window = _window_from_prompt(client, reporter.call)
         if window is None:
             raise
-        _fit(client, reporter, window)
+        try:
+            _fit(client, reporter, window)
+        except CallError:
+            raise error from None  # the server's own words say it best
         if reporter.fitted is None:
             raise  # nothing could be cut: sending it again would fail again
         return await client.complete(reporter.call, reporter)
