@@ -29,7 +29,16 @@ def fake_server() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
-    """The session's fake server with no scripts, records or settings left from other tests."""
+    """The session's fake server with no scripts, records or settings left from other tests.
+
+    What council learned about it (a context window, say) is forgotten too: every
+    test talks to the same base URL.
+    """
+    from council.endpoint.learned import forget_all
+    from council.engine.fit import forget_corrections
+
+    forget_all()
+    forget_corrections()
     fake_server.reset()
     return fake_server
 

@@ -40,7 +40,16 @@ Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/rese
 ``POST /_fake/default`` (a JSON object of ``Reply`` fields), ``POST /_fake/script``
 (``{"persona": name-or-null, "round": N-or-null, "replies": [{...}, ...]}``),
 ``POST /_fake/release`` (``{"gate": name}``) and ``POST /_fake/settings``
-(``send_usage`` / ``reject_stream_options`` / ``reject_response_format``).
+(``send_usage`` / ``reject_stream_options`` / ``reject_response_format`` /
+``context_window`` / ``context_error_style`` / ``describe_context``).
+
+A context window: ``fake.context_window = 2048`` refuses (400) any request whose prompt
+plus ``max_tokens`` is larger, counting a token as four characters of message content
+(``_prompt_tokens``), with OpenAI's message (``context_error_style = "openai"``, the
+default), llama.cpp's (``"llamacpp"``) or vLLM's (``"vllm"``). With
+``describe_context = True`` the server also states its window, as llama.cpp
+(``GET /props``: ``default_generation_settings.n_ctx``), vLLM (``max_model_len``) and
+OpenRouter (``context_length``) do in ``GET /v1/models``.
 
 Command line: ``python -m tests.fake_openai --port 8000 --ttft 0.3 --token-delay 0.05``,
 or ``python -m tests.fake_openai --run council oracle "question"`` to run one command
@@ -374,6 +383,9 @@ class FakeOpenAI:
             self.send_usage = True
             self.reject_stream_options = False
             self.reject_response_format = False
+            self.context_window: int | None = None
+            self.context_error_style = "openai"
+            self.describe_context = False
             self._scripts: dict[tuple[str | None, str | None], deque[Reply]] = {}
             # Responses held by a gate from before the reset are let go.
             for event in getattr(self, "_gates", {}).values():
@@ -603,10 +615,16 @@ class FakeOpenAI:
         route = (request.method, request.path.removeprefix("/v1"))
         if route == ("POST", "/chat/completions"):
             return await self._chat(conn, request)
+        window = self.context_window if self.describe_context else None
         if route == ("GET", "/models"):
-            data = [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "fake"}]
-            payload: object = {"object": "list", "data": data}
+            model: dict[str, Any] = {"id": MODEL_ID, "object": "model", "created": 0}
+            model["owned_by"] = "fake"
+            if window is not None:
+                model["max_model_len"] = model["context_length"] = window
+            payload: object = {"object": "list", "data": [model]}
             status = 200
+        elif (request.method, request.path) == ("GET", "/props") and window is not None:
+            payload, status = {"default_generation_settings": {"n_ctx": window}}, 200
         elif request.path.startswith("/_fake/"):
             status, payload = self._control(request)
         else:
@@ -636,6 +654,13 @@ class FakeOpenAI:
                 for key in ("send_usage", "reject_stream_options", "reject_response_format"):
                     if key in data:
                         setattr(self, key, bool(data[key]))
+                if "describe_context" in data:
+                    self.describe_context = bool(data["describe_context"])
+                if "context_window" in data:
+                    window = data["context_window"]
+                    self.context_window = None if window is None else int(window)
+                if "context_error_style" in data:
+                    self.context_error_style = str(data["context_error_style"])
             else:
                 raise LookupError
         except LookupError:
@@ -686,6 +711,8 @@ class FakeOpenAI:
                         error_param=key,
                         error_code="unknown_parameter",
                     )
+        if reply is None and body is not None:
+            reply = self._context_error(body)
         if reply is None:
             reply = self._next_reply(persona, record.round)
         try:
@@ -697,6 +724,35 @@ class FakeOpenAI:
                     f"tokens={record.tokens_sent} completed={record.completed} "
                     f"disconnected={record.disconnected}"
                 )
+
+    def _context_error(self, body: dict[str, Any]) -> Reply | None:
+        """A 400 in the configured server's words when the prompt and answer exceed the window."""
+        window = self.context_window
+        if window is None:
+            return None
+        prompt = _prompt_tokens(body)
+        answer = body.get("max_tokens") if isinstance(body.get("max_tokens"), int) else 0
+        if prompt + answer <= window:
+            return None
+        if self.context_error_style == "llamacpp":
+            message = (
+                f"request ({prompt} tokens) exceeds the available context size "
+                f"({window} tokens), try increasing it"
+            )
+        elif self.context_error_style == "vllm":
+            message = (
+                f"This model's maximum context length is {window} tokens. However, you "
+                f"requested {prompt + answer} tokens ({prompt} in the messages, {answer} in "
+                "the completion). Please reduce the length of the messages or completion."
+            )
+        else:
+            message = (
+                f"This model's maximum context length is {window} tokens. However, your "
+                f"messages resulted in {prompt} tokens. Please reduce the length of the "
+                "messages."
+            )
+        code = "context_length_exceeded" if self.context_error_style == "openai" else None
+        return Reply(status=400, error_message=message, error_code=code)
 
     async def _watching(
         self, conn: _Connection, record: RecordedRequest, work: Coroutine[Any, Any, bool]

@@ -44,10 +44,12 @@ def test_outcome_to_dict_keeps_the_answer_and_failure_shapes() -> None:
         "role": "persona",
         "finish_reason": None,
         "reasoning": None,
+        "fitted": None,
     }
     assert list(ANSWER.to_dict()) == [
         *("persona", "text", "latency", "ttft", "tokens_in", "tokens_out", "retries", "role"),
         *("finish_reason", "reasoning"),  # appended by issue 13
+        "fitted",  # appended by issue 14: how the prompt was cut to fit its context window
     ]
     assert list(FAILURE.to_dict().items()) == [
         ("persona", "judge"),
@@ -55,5 +57,6 @@ def test_outcome_to_dict_keeps_the_answer_and_failure_shapes() -> None:
         ("message", "too slow"),
         ("retries", 2),
         ("role", "persona"),
+        ("fitted", None),
     ]
     assert ANSWER.answered and not FAILURE.answered and STOPPED.cancelled

@@ -415,7 +415,17 @@ _HINTS = {
     "not_found": "check --model",
     "not_api": "check --base-url: a proxy or login page may be answering instead of the API",
     "protocol": "check that --base-url is an OpenAI-compatible API that streams",
+    # A 4xx is the server's final word on the request: waiting or more time cannot help.
+    "context_length": (
+        "the prompt does not fit the model's context window: attach less --context, "
+        "ask fewer personas, or set context_window: in the endpoint's profile "
+        "(or use a model with a larger window)"
+    ),
+    "bad_request": "the server refused the request as sent; its message above says why",
+    "http_error": "the server refused the request; its message above says why",
 }
+# Kinds no retry or longer timeout can fix: their hint wins even among other failures.
+_FINAL_KINDS = ("context_length", "bad_request", "http_error")
 
 
 def _all_failed_error(
@@ -440,5 +450,8 @@ def _all_failed_error(
     else:
         detail = ", ".join(f"{f.persona} ({f.error_kind})" for f in failures)
     hint = _HINTS.get(first_kind or "", _RETRY_HINT) if len(kinds) == 1 else _RETRY_HINT
+    final = [kind for kind in _FINAL_KINDS if kind in kinds]
+    if final and len(kinds) > 1:
+        hint = _HINTS[final[0]]
     who = "the only persona" if count == 1 else f"all {count} personas"
     return EndpointError(f"{who} failed: {detail}", hint)

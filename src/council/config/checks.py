@@ -127,6 +127,13 @@ def _is_headers(value: object) -> bool:
     )
 
 
+def _is_window(value: object) -> bool:
+    """A context window in tokens, or one per model name."""
+    if isinstance(value, dict):
+        return bool(value) and all(is_text(k) and _whole(1)(v) for k, v in value.items())
+    return _whole(1)(value)
+
+
 MODEL = Check(is_text, "a model name")
 SWITCH = Check(_is_bool, "true or false")
 ENV_NAME = Check(is_env_name, f"the NAME of an environment variable ({ENV_NAME_PATTERN})")
@@ -183,6 +190,9 @@ PROFILE_FIELDS: dict[str, Check] = {
     "model": MODEL,
     "max_concurrency": Check(_whole(1), "a whole number of at least 1"),
     "headers": Check(_is_headers, "a mapping of header names to text values"),
+    "context_window": Check(
+        _is_window, "a number of tokens of at least 1, or a mapping of model names to one"
+    ),
 }
 
 

@@ -64,6 +64,15 @@ class EndpointSettings:
     # A GGUF file council serves itself (the `local` endpoint); base_url is a
     # placeholder until that server runs.
     local_model_path: str | None = None
+    # The profile's `context_window:`: one window in tokens for every model, or one
+    # per model name; None: not configured (the server's word or a learned one then).
+    context_window: int | dict[str, int] | None = None
+
+    def window_for(self, model: str) -> int | None:
+        """The configured context window of `model` on this endpoint, if any."""
+        if isinstance(self.context_window, dict):
+            return self.context_window.get(model)
+        return self.context_window
 
     @property
     def host(self) -> str:
@@ -117,6 +126,7 @@ def build_endpoint(
     headers: dict[str, str] | None = None,
     require_key: bool = True,
     local_model_path: str | None = None,
+    context_window: int | dict[str, int] | None = None,
 ) -> EndpointSettings:
     """Check resolved endpoint values and read the key from `$api_key_env`.
 
@@ -166,4 +176,5 @@ def build_endpoint(
         headers=dict(headers or {}),
         sources=sources,
         local_model_path=local_model_path,
+        context_window=context_window,
     )

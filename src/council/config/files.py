@@ -65,6 +65,7 @@ PROFILE_KEYS = (
     "model",
     "max_concurrency",
     "headers",
+    "context_window",  # tokens, or {model: tokens}: fit prompts without asking the server
     "model_path",  # a GGUF file: council runs it on the embedded local server
 )
 USER_KEYS = (
@@ -96,6 +97,7 @@ class EndpointProfile:
     where: str = ""  # "path:line" of its definition
     model_path: str | None = None  # run this GGUF file on the embedded local server
     max_tokens: int | None = None  # a default answer length (the built-in local profile's)
+    context_window: int | dict[str, int] | None = None  # tokens, for every model or per model
 
     @property
     def is_local(self) -> bool:
@@ -109,6 +111,7 @@ class EndpointProfile:
             "model": self.model,
             "max_concurrency": self.max_concurrency,
             "headers": sorted(self.headers),  # names only: values are nobody's business
+            "context_window": self.context_window,
             "defined_at": self.where,
         }
 
@@ -176,6 +179,9 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
         check("max_concurrency", concurrency)
     headers = item.get("headers", {})
     check("headers", headers)
+    window = item.get("context_window")
+    if window is not None:
+        check("context_window", window)
     if len(problems) > before:
         return None
     if model_path is not None:
@@ -194,6 +200,7 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
         max_concurrency=concurrency,
         headers=dict(headers),
         where=f"{path}:{item.start.line}",
+        context_window=dict(window) if isinstance(window, dict) else window,
     )
 
 

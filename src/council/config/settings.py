@@ -250,6 +250,7 @@ def resolve_settings(
         max_concurrency=values.get("max_concurrency"),
         headers=profile.headers if profile else None,
         local_model_path=profile.model_path if profile else None,
+        context_window=profile.context_window if profile else None,
         sources={k: sources[k] for k in ("base_url", "model", "api_key_env") if k in sources}
         | {k: sources.get(k, "default") for k in ("timeout", "retries", "max_concurrency")},
         require_key=require_key,

@@ -40,6 +40,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.stop import stop_base
 
 from council.config.endpoint_settings import EndpointSettings
+from council.endpoint.describe import probe_window
 from council.endpoint.errors import CallError, classify, rejected_fields
 from council.endpoint.stream import Piece, ShapeError, StreamReader
 
@@ -196,6 +197,15 @@ class EndpointClient:
         self._dropped_fields: set[str] = set()  # rejected: never sent again this run
         self._accepted_fields: set[str] = set()  # sent in a call that answered
         self._client: openai.AsyncOpenAI | None = None
+        self._windows: dict[str, asyncio.Future[int | None]] = {}  # probed, per model
+
+    async def stated_window(self, model: str) -> int | None:
+        """The context window the server states for `model`; asked once per run, None if not."""
+        assert self._client is not None, "use EndpointClient as an async context manager"
+        if model not in self._windows:
+            probe = probe_window(self._client, self.settings.base_url, model)
+            self._windows[model] = asyncio.ensure_future(probe)
+        return await asyncio.shield(self._windows[model])
 
     async def __aenter__(self) -> EndpointClient:
         s = self.settings
@@ -220,6 +230,8 @@ class EndpointClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        for probe in self._windows.values():
+            probe.cancel()
         if self._client is not None:
             await self._client.close()
             self._client = None

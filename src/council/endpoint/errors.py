@@ -25,7 +25,15 @@ try:
 except ImportError:  # pragma: no cover - older SDKs use httpx itself
     import httpx  # type: ignore[no-redef]
 
-__all__ = ["CallError", "classify", "internal_error", "parse_retry_after", "rejected_fields"]
+__all__ = [
+    "CallError",
+    "classify",
+    "context_numbers",
+    "internal_error",
+    "is_context_error",
+    "parse_retry_after",
+    "rejected_fields",
+]
 
 
 class CallError(Exception):
@@ -35,7 +43,9 @@ class CallError(Exception):
     first_token_timeout, truncated, protocol (a server that broke the format: a
     malformed or wrongly shaped chunk), not_api (a body that is no API answer at
     all, e.g. a captive portal's HTML), empty (an answer with no text), auth,
-    not_found, bad_request, http_error, internal (a bug in council or a library).
+    not_found, context_length (the prompt and answer do not fit the model's context
+    window; `window` and `prompt_tokens` hold the server's numbers where it gave
+    them), bad_request, http_error, internal (a bug in council or a library).
     """
 
     def __init__(
@@ -54,6 +64,8 @@ class CallError(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.retries = 0
+        self.window: int | None = None  # context_length: the server's window, in tokens
+        self.prompt_tokens: int | None = None  # context_length: the prompt's size it counted
 
 
 def _seconds(value: str) -> float | None:
@@ -118,8 +130,54 @@ def _status_error(exc: openai.APIStatusError, host: str) -> CallError:
             retryable=True,
             retry_after=parse_retry_after(headers),
         )
+    if status in (400, 413, 422) and is_context_error(detail):
+        error = CallError(
+            "context_length",
+            f"{host} answered {status}: the prompt is too long: {detail}",
+            status=status,
+        )
+        error.window, error.prompt_tokens = context_numbers(detail)
+        return error
     kind = "bad_request" if status in (400, 422) else "http_error"
     return CallError(kind, f"{host} answered {status}: {detail}", status=status)
+
+
+# How servers say a prompt does not fit (checked on the one-line message):
+# OpenAI and vLLM: "This model's maximum context length is N tokens. However, your
+#   messages resulted in M tokens" / "... you requested M tokens (P in the messages,
+#   C in the completion)";
+# llama.cpp: "the request exceeds the available context size, try increasing it",
+#   or "request (M tokens) exceeds the available context size (N tokens)".
+_CONTEXT_SAYS = re.compile(
+    r"maximum context length|exceeds the available context size|context_length_exceeded"
+    r"|context window|too many tokens",
+    re.IGNORECASE,
+)
+_WINDOW = re.compile(
+    r"maximum context length is (\d+)|available context size \((\d+) tokens?\)", re.IGNORECASE
+)
+_PROMPT = re.compile(
+    r"\((\d+) in the messages|messages resulted in (\d+) tokens|request \((\d+) tokens?\)",
+    re.IGNORECASE,
+)
+
+
+def is_context_error(message: str) -> bool:
+    """Whether a 400's message says the prompt does not fit the context window."""
+    return bool(_CONTEXT_SAYS.search(message))
+
+
+def context_numbers(message: str) -> tuple[int | None, int | None]:
+    """(window, prompt tokens) as a context error states them; None where it does not."""
+
+    def first(pattern: re.Pattern[str]) -> int | None:
+        match = pattern.search(message)
+        if match is None:
+            return None
+        value = next(group for group in match.groups() if group is not None)
+        return int(value) if 0 < int(value) < 100_000_000 else None
+
+    return first(_WINDOW), first(_PROMPT)
 
 
 def _top_level(name: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 from council.endpoint.client import CallError, EndpointClient, StreamResult
 from council.endpoint.errors import internal_error
+from council.endpoint.learned import learned_for
 from council.engine.events import (
     CallCancelled,
     CallEnded,
@@ -33,11 +34,16 @@ from council.engine.events import (
     RunStarted,
     TextDelta,
 )
-from council.engine.model import CANCELLED, CallOutcome, CallSpec
+from council.engine.fit import DoesNotFit, correct, estimate, fit, too_long_error
+from council.engine.model import CANCELLED, CallOutcome, CallSpec, Fitted
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
 
-__all__ = ["CallReporter", "run_call", "run_finished", "run_started"]
+__all__ = ["CallReporter", "check_fits", "known_window", "run_call", "run_finished", "run_started"]
+
+# A question this large (in estimated tokens) is worth asking the server its window
+# before any call, so that one too long for it fails at once (exit 2).
+PROBE_BEFORE_ASKING = 1024
 
 
 class CallReporter:
@@ -60,6 +66,7 @@ class CallReporter:
         self.tokens_streamed = 0
         self.outcome: CallOutcome | None = None
         self.cancel_reason = "interrupted"
+        self.fitted: Fitted | None = None  # how the call was cut to fit its window
 
     def _ids(self) -> dict[str, Any]:
         c = self.call
@@ -74,6 +81,8 @@ class CallReporter:
     # -- the endpoint's CallObserver -----------------------------------------------------
 
     def on_start(self) -> None:
+        if self.started_at is not None:
+            return  # sent again once fitted to the window: the same call
         self.started_at = time.monotonic()
         self.bus.emit(
             CallStarted(**self._ids(), model=self.call.model, speculative=self.speculative)
@@ -140,6 +149,7 @@ class CallReporter:
             retries=stream.retries,
             finish_reason=stream.finish_reason,
             reasoning=stream.reasoning,
+            fitted=self.fitted,
         )
         return self._end(CallFinished, answer)
 
@@ -157,6 +167,7 @@ class CallReporter:
             message=error.message,
             retries=error.retries,
             latency=self.elapsed(),
+            fitted=self.fitted,
         )
         return self._end(CallFailed, failure)
 
@@ -175,14 +186,109 @@ class CallReporter:
         return self._end(CallCancelled, stopped, reason=self.cancel_reason)
 
 
+async def known_window(client: EndpointClient, model: str, *, ask: bool) -> int | None:
+    """The context window of `model` on the client's endpoint, as far as it is known.
+
+    In order: the profile's `context_window:`, what the server states (asked once per
+    run, and only when `ask`), what an earlier run learned. A server's context error
+    this run beats them all but the profile, and that only when it is larger.
+    """
+    settings = client.settings
+    configured = settings.window_for(model)
+    learned = learned_for(settings.base_url, model)
+    if learned.window_source == "error" and learned.context_window is not None:
+        return min(configured or learned.context_window, learned.context_window)
+    if configured is not None:
+        return configured
+    if ask and learned.window_source != "server":
+        stated = await client.stated_window(model)
+        if stated is not None:
+            learned.context_window, learned.window_source = stated, "server"
+            learned.touch()
+    return learned.context_window
+
+
+def _learn_from(client: EndpointClient, call: CallSpec, error: CallError) -> None:
+    """What a context error says: the window (kept), and how the estimate undercounted."""
+    learned = learned_for(client.settings.base_url, call.model)
+    if error.window is not None:
+        learned.context_window, learned.window_source = error.window, "error"
+        learned.touch()
+    if error.prompt_tokens is not None:
+        correct(client.settings.base_url, call.model, call.messages, error.prompt_tokens)
+
+
+def _fit(client: EndpointClient, reporter: CallReporter, window: int | None) -> None:
+    """Shorten the reporter's call to `window` if it must; CallError when it cannot fit."""
+    if window is None:
+        return
+    call = reporter.call
+    try:
+        fitted_call, fitted = fit(call, window, client.settings.base_url)
+    except DoesNotFit as exc:
+        raise CallError(
+            "context_length",
+            f"the question and system prompt alone need about {exc.needed:,} tokens "
+            f"with room for the answer; the context window is {exc.window:,}",
+        ) from None
+    if fitted is not None:
+        reporter.call, reporter.fitted = fitted_call, fitted
+
+
+async def _send(client: EndpointClient, reporter: CallReporter) -> StreamResult:
+    """Fit the call to what is known of the window, send it; on a context error, once more."""
+    call = reporter.call
+    # Only a call that quotes something can be cut: it waits for the server's word.
+    _fit(client, reporter, await known_window(client, call.model, ask=bool(call.parts)))
+    try:
+        return await client.complete(reporter.call, reporter)
+    except CallError as error:
+        if error.kind != "context_length":
+            raise
+        _learn_from(client, reporter.call, error)
+        window = await known_window(client, call.model, ask=False)
+        if window is None:
+            window = _window_from_prompt(client, reporter.call)
+        if window is None:
+            raise
+        try:
+            _fit(client, reporter, window)
+        except CallError:
+            raise error from None  # the server's own words say it best
+        if reporter.fitted is None:
+            raise  # nothing could be cut: sending it again would fail again
+        return await client.complete(reporter.call, reporter)
+
+
+def _window_from_prompt(client: EndpointClient, call: CallSpec) -> int | None:
+    """A window when the error named none: somewhat less than the prompt it refused."""
+    estimated = estimate(call.messages, client.settings.base_url, call.model)
+    return max(256, (estimated * 3) // 4) if call.parts else None
+
+
+async def check_fits(client: EndpointClient, calls: list[CallSpec]) -> None:
+    """Before anything is sent: UsageError (exit 2) when a question cannot fit the window."""
+    for call in calls:
+        size = estimate(call.messages, client.settings.base_url, call.model)
+        window = await known_window(client, call.model, ask=size > PROBE_BEFORE_ASKING)
+        if window is None:
+            continue
+        try:
+            fit(call, window, client.settings.base_url)
+        except DoesNotFit as exc:
+            raise too_long_error(exc) from None
+
+
 async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcome:
     """Run one call to its one outcome; on cancellation, record it as cancelled and re-raise.
 
     Nothing but cancellation leaves: a failure of any kind, a bug included (kind
-    `internal`, its exception type in the message), is the call's outcome.
+    `internal`, its exception type in the message), is the call's outcome. A call
+    is fitted to its context window before it goes (engine/fit.py), and a server's
+    context error teaches the window: the call is fitted and sent once more.
     """
     try:
-        stream = await client.complete(reporter.call, reporter)
+        stream = await _send(client, reporter)
     except CallError as error:
         return reporter.failed(error)
     except asyncio.CancelledError:

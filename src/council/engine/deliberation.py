@@ -23,7 +23,7 @@ import dataclasses
 import time
 
 from council.endpoint.client import EndpointClient
-from council.engine.calls import CallReporter, run_call, run_finished, run_started
+from council.engine.calls import CallReporter, check_fits, run_call, run_finished, run_started
 from council.engine.convergence import ends_council, parse_verdict, position_label
 from council.engine.events import (
     ArbiterVerdict,
@@ -109,31 +109,41 @@ class DeliberationRun:
     async def execute(self) -> DeliberationResult:
         plan = self.plan
         self._started = time.monotonic()
+        async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
+            try:  # too long a question: nothing is sent
+                await check_fits(client, [plan.persona_call(p, 1) for p in plan.personas])
+            except asyncio.CancelledError:
+                self.result.interrupted = True
+                self.result.stop_reason = "interrupted"
+                raise
+            await self._execute(client)
+        return self.result
+
+    async def _execute(self, client: EndpointClient) -> None:
+        plan = self.plan
         self.bus.emit(run_started(self.run_id, "deliberate", plan))
         try:
-            async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
-                self._client = client
-                try:
-                    last_kept = await self._deliberate()
-                except BaseException as exc:
-                    # Ctrl-C (or a bug): close every stream before the client goes away.
-                    if isinstance(exc, asyncio.CancelledError):
-                        self.result.interrupted = True
-                        self.result.stop_reason = "interrupted"
-                    await self._stop_rounds(after=0, reason="interrupted")
-                    raise
-                try:
-                    await self._stop_rounds(after=last_kept, reason="superseded")
-                except asyncio.CancelledError:
-                    # Ctrl-C while the discarded round closed: the council is done,
-                    # but the user asked to stop, and that is what the exit says.
+            self._client = client
+            try:
+                last_kept = await self._deliberate()
+            except BaseException as exc:
+                # Ctrl-C (or a bug): close every stream before the client goes away.
+                if isinstance(exc, asyncio.CancelledError):
                     self.result.interrupted = True
-                    raise
+                    self.result.stop_reason = "interrupted"
+                await self._stop_rounds(after=0, reason="interrupted")
+                raise
+            try:
+                await self._stop_rounds(after=last_kept, reason="superseded")
+            except asyncio.CancelledError:
+                # Ctrl-C while the discarded round closed: the council is done,
+                # but the user asked to stop, and that is what the exit says.
+                self.result.interrupted = True
+                raise
         finally:
             self.result.wall = time.monotonic() - self._started
             self.result.timeline = self._timeline()
             self.bus.emit(run_finished(self.run_id, self.result))
-        return self.result
 
     # -- the main loop: one round, one verdict at a time ------------------------------
 

@@ -22,9 +22,13 @@ __all__ = [
     "CallOutcome",
     "CallRecord",
     "CallSpec",
+    "Fitted",
     "Message",
+    "Part",
+    "Quoted",
     "ResumeState",
     "Verdict",
+    "join_parts",
     "new_run_id",
     "status_of",
 ]
@@ -66,6 +70,38 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class Quoted:
+    """Text a prompt quotes (another member's answer, an attached file): what fitting may cut.
+
+    `rank` is the order of cutting when a prompt does not fit its context window:
+    0, the answers quoted from members, first; 1, attached files, after them.
+    """
+
+    text: str
+    rank: int = 0
+
+
+# A line of a user message as prompts.py builds it: fixed text, or quoted text.
+Part = str | Quoted
+
+
+def join_parts(parts: tuple[Part, ...]) -> str:
+    """A user message from its lines, quoted ones as they are."""
+    return "\n".join(p if isinstance(p, str) else p.text for p in parts)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """How a call was shortened to fit its context window: the window, and the words cut."""
+
+    window: int
+    cut_words: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"window": self.window, "cut_words": self.cut_words}
+
+
+@dataclass(frozen=True)
 class CallSpec:
     """One model call: who, with which exact messages and settings.
 
@@ -82,6 +118,9 @@ class CallSpec:
     role: str = "persona"  # or "arbiter"
     # e.g. {"type": "json_object"}; sent where the endpoint accepts it, dropped where not.
     response_format: dict[str, Any] | None = None
+    # The user message (the last one) line by line, when it quotes what may be cut
+    # to fit a context window; () when nothing in it may be cut.
+    parts: tuple[Part, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +170,9 @@ class CallOutcome:
     reused_from: str | None = None
     finish_reason: str | None = None
     reasoning: str | None = None
+    # Set when the prompt was shortened to fit the context window (the call answered
+    # or not); None when it went out as built.
+    fitted: Fitted | None = None
 
     @property
     def answered(self) -> bool:
@@ -149,6 +191,7 @@ class CallOutcome:
                 "message": self.message,
                 "retries": self.retries,
                 "role": self.role,
+                "fitted": None if self.fitted is None else self.fitted.to_dict(),
             }
         return {
             "persona": self.persona,
@@ -161,6 +204,7 @@ class CallOutcome:
             "role": self.role,
             "finish_reason": self.finish_reason,
             "reasoning": self.reasoning,
+            "fitted": None if self.fitted is None else self.fitted.to_dict(),
         }
 
 

@@ -13,7 +13,7 @@ import time
 
 from council.endpoint.client import EndpointClient
 from council.endpoint.errors import internal_error
-from council.engine.calls import CallReporter, run_call, run_finished, run_started
+from council.engine.calls import CallReporter, check_fits, run_call, run_finished, run_started
 from council.engine.events import EventBus
 from council.engine.model import CallOutcome, CallSpec, new_run_id
 from council.engine.plan import OraclePlan
@@ -43,21 +43,30 @@ class OracleRun:
     async def execute(self) -> OracleResult:
         plan = self.plan
         self._started = time.monotonic()
+        async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
+            try:
+                await check_fits(client, list(plan.calls))  # too long a question: none sent
+            except asyncio.CancelledError:
+                self.result.interrupted = True
+                raise
+            await self._execute(client)
+        return self.result
+
+    async def _execute(self, client: EndpointClient) -> None:
+        plan = self.plan
         self.bus.emit(run_started(self.run_id, "oracle", plan))
         try:
-            async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
-                async with asyncio.TaskGroup() as group:
-                    for call in plan.calls:
-                        group.create_task(self._call(client, call))
-                if plan.arbiter is not None and self.result.answers:
-                    await self._synthesize(client)
+            async with asyncio.TaskGroup() as group:
+                for call in plan.calls:
+                    group.create_task(self._call(client, call))
+            if plan.arbiter is not None and self.result.answers:
+                await self._synthesize(client)
         except asyncio.CancelledError:
             self.result.interrupted = True
             raise
         finally:
             self.result.wall = time.monotonic() - self._started
             self.bus.emit(run_finished(self.run_id, self.result))
-        return self.result
 
     def _record(self, call: CallSpec, outcome: CallOutcome) -> None:
         if call.role == "arbiter":

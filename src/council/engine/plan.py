@@ -16,14 +16,15 @@ from typing import Any
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
-from council.engine.model import Attachment, CallSpec, Message
+from council.engine.model import Attachment, CallSpec, Message, Part
 from council.engine.prompts import (
     VERDICT_RESPONSE_FORMAT,
     build_call,
-    revision_prompt,
-    synthesis_prompt,
+    question_parts,
+    revision_parts,
+    synthesis_parts,
     user_message,
-    verdict_prompt,
+    verdict_parts,
 )
 
 __all__ = [
@@ -66,6 +67,11 @@ class _Plan:
         """The question as sent: the query, with the attached files after it."""
         return user_message(self.query, self.attachments)
 
+    @property
+    def question_parts(self) -> list[Part]:
+        """The question as parts: its attached files quoted, so fitting may cut them."""
+        return question_parts(self.query, self.attachments)
+
     def _described(
         self, command: str, arbiter: Persona | None, calls: Sequence[CallSpec], **settings: Any
     ) -> dict[str, Any]:
@@ -100,7 +106,7 @@ class OraclePlan(_Plan):
     ) -> CallSpec:
         """The arbiter's call: the question and every member's answer, by name."""
         assert self.arbiter is not None, "synthesis_call needs a plan with an arbiter"
-        content = synthesis_prompt(self.question, answers, failed)
+        content = synthesis_parts(self.question_parts, answers, failed)
         return build_call(
             self.arbiter, content, self.endpoint.model, call_id="synthesis", role="arbiter"
         )
@@ -130,6 +136,12 @@ class DeliberationPlan(_Plan):
             return self.question_text
         return super().question
 
+    @property
+    def question_parts(self) -> list[Part]:
+        if self.question_text is not None:
+            return [self.question_text]  # as first sent: its files are no longer apart
+        return super().question_parts
+
     def persona_call(
         self,
         persona: Persona,
@@ -138,10 +150,11 @@ class DeliberationPlan(_Plan):
         failed: list[str] | None = None,
     ) -> CallSpec:
         """A persona's call in a round; from round 2 on, with `previous` (name, answer) pairs."""
+        question = self.question_parts
         content = (
-            self.question
+            question
             if round_number == 1
-            else revision_prompt(self.question, round_number, persona.name, previous or [], failed)
+            else revision_parts(question, round_number, persona.name, previous or [], failed)
         )
         call_id = f"r{round_number}-{persona.name}"
         return build_call(persona, content, self.endpoint.model, call_id, round_number)
@@ -152,7 +165,7 @@ class DeliberationPlan(_Plan):
         """The arbiter's call on one round's answers."""
         return build_call(
             self.arbiter,
-            verdict_prompt(self.question, round_number, self.rounds, answers, failed),
+            verdict_parts(self.question_parts, round_number, self.rounds, answers, failed),
             self.endpoint.model,
             call_id=f"r{round_number}-verdict",
             round_number=round_number,
@@ -197,7 +210,7 @@ def build_oracle_plan(
 ) -> OraclePlan:
     """Plan one question to every persona; the synthesis call is built once answers exist."""
     attached = tuple(attachments or ())
-    content = user_message(query, attached)
+    content = question_parts(query, attached)
     calls = tuple(
         build_call(persona, content, endpoint.model, call_id=f"r1-{persona.name}")
         for persona in personas

@@ -9,10 +9,11 @@ decides what each says. Changing a text here changes what every model reads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from council.config.personas import Persona
-from council.engine.model import Attachment, CallSpec
+from council.engine.model import Attachment, CallSpec, Part, Quoted, join_parts
 
 __all__ = [
     "REVISION_INSTRUCTIONS",
@@ -20,9 +21,13 @@ __all__ = [
     "VERDICT_INSTRUCTIONS",
     "VERDICT_RESPONSE_FORMAT",
     "build_call",
+    "question_parts",
+    "revision_parts",
     "revision_prompt",
+    "synthesis_parts",
     "synthesis_prompt",
     "user_message",
+    "verdict_parts",
     "verdict_prompt",
 ]
 
@@ -74,26 +79,39 @@ _SYNTHESIS_MISSING = "(No answer from: {names}.)"
 _ROUND_MISSING = "(no answer from: {names}; their calls failed)"
 
 
+def question_parts(query: str, attachments: tuple[Attachment, ...]) -> list[Part]:
+    """The question, with any attached files after it, each fenced and labelled (quoted)."""
+    if not attachments:
+        return [query]
+    parts: list[Part] = [query, "", "Attached files:"]
+    for attachment in attachments:
+        text = Quoted(attachment.text.rstrip("\n"), rank=1)
+        parts += ["", f'<file path="{attachment.path}">', text, "</file>"]
+    return parts
+
+
 def user_message(query: str, attachments: tuple[Attachment, ...]) -> str:
     """The question, with any attached files after it, each fenced and labelled."""
-    if not attachments:
-        return query
-    parts = [query, "", "Attached files:"]
-    for attachment in attachments:
-        parts += ["", f'<file path="{attachment.path}">', attachment.text.rstrip("\n"), "</file>"]
-    return "\n".join(parts)
+    return join_parts(tuple(question_parts(query, attachments)))
 
 
 def build_call(
     persona: Persona,
-    content: str,
+    content: str | Sequence[Part],
     default_model: str,
     call_id: str,
     round_number: int = 1,
     role: str = "persona",
     response_format: dict[str, Any] | None = None,
 ) -> CallSpec:
-    """A call with the persona's system prompt and settings, and `content` as the user's turn."""
+    """A call with the persona's system prompt and settings, and `content` as the user's turn.
+
+    `content` given as parts keeps what it quotes apart, so that fitting can cut it.
+    """
+    parts = () if isinstance(content, str) else tuple(content)
+    if parts and not any(isinstance(p, Quoted) for p in parts):
+        parts = ()  # nothing to cut
+    content = content if isinstance(content, str) else join_parts(tuple(content))
     return CallSpec(
         call_id=call_id,
         persona=persona.name,
@@ -107,55 +125,91 @@ def build_call(
         round=round_number,
         role=role,
         response_format=response_format,
+        parts=parts,
     )
 
 
-def _question(question: str) -> list[str]:
-    return ["<question>", question, "</question>"]
+# A question given as parts (question_parts) keeps its attached files cuttable.
+Question = str | Sequence[Part]
 
 
-def _answers(answers: list[tuple[str, str]], own: str | None = None) -> list[str]:
+def _question(question: Question) -> list[Part]:
+    inner = [question] if isinstance(question, str) else list(question)
+    return ["<question>", *inner, "</question>"]
+
+
+def _answers(answers: list[tuple[str, str]], own: str | None = None) -> list[Part]:
     """Each (name, answer) in order, fenced and labelled; `own`'s marked as the reader's."""
-    lines: list[str] = []
+    lines: list[Part] = []
     for name, text in answers:
         mine = ' yours="true"' if name == own else ""
-        lines += ["", f'<answer member="{name}"{mine}>', text.strip(), "</answer>"]
+        lines += ["", f'<answer member="{name}"{mine}>', Quoted(text.strip()), "</answer>"]
     return lines
 
 
-def _missing(note: str, failed: list[str] | None) -> list[str]:
+def _missing(note: str, failed: list[str] | None) -> list[Part]:
     return ["", note.format(names=", ".join(failed))] if failed else []
 
 
-def synthesis_prompt(
-    question: str, answers: list[tuple[str, str]], failed: list[str] | None = None
-) -> str:
+def synthesis_parts(
+    question: Question, answers: list[tuple[str, str]], failed: list[str] | None = None
+) -> list[Part]:
     """The oracle's arbiter: the question and every member's answer, by name."""
     lines = [SYNTHESIS_INSTRUCTIONS, "", *_question(question), *_answers(answers)]
-    return "\n".join([*lines, *_missing(_SYNTHESIS_MISSING, failed)])
+    return [*lines, *_missing(_SYNTHESIS_MISSING, failed)]
+
+
+def synthesis_prompt(
+    question: Question, answers: list[tuple[str, str]], failed: list[str] | None = None
+) -> str:
+    """The oracle's arbiter's prompt as text."""
+    return join_parts(tuple(synthesis_parts(question, answers, failed)))
+
+
+def revision_parts(
+    question: Question,
+    round_number: int,
+    persona: str,
+    previous: list[tuple[str, str]],
+    failed: list[str] | None = None,
+) -> list[Part]:
+    """A persona's turn from round 2 on: the question and the previous round's answers."""
+    instructions = REVISION_INSTRUCTIONS.format(round=round_number, previous=round_number - 1)
+    lines = [*_question(question), "", instructions, *_answers(previous, own=persona)]
+    return [*lines, *_missing(_ROUND_MISSING, failed)]
+
+
+def verdict_parts(
+    question: Question,
+    round_number: int,
+    rounds: int,
+    answers: list[tuple[str, str]],
+    failed: list[str] | None = None,
+) -> list[Part]:
+    """The deliberation's arbiter on one round: judge it, and reply in JSON."""
+    instructions = VERDICT_INSTRUCTIONS.format(round=round_number, rounds=rounds)
+    lines = [instructions, "", *_question(question), *_answers(answers)]
+    return [*lines, *_missing(_ROUND_MISSING, failed)]
 
 
 def revision_prompt(
-    question: str,
+    question: Question,
     round_number: int,
     persona: str,
     previous: list[tuple[str, str]],
     failed: list[str] | None = None,
 ) -> str:
-    """A persona's turn from round 2 on: the question and the previous round's answers."""
-    instructions = REVISION_INSTRUCTIONS.format(round=round_number, previous=round_number - 1)
-    lines = [*_question(question), "", instructions, *_answers(previous, own=persona)]
-    return "\n".join([*lines, *_missing(_ROUND_MISSING, failed)])
+    """A persona's revision prompt as text."""
+    parts = revision_parts(question, round_number, persona, previous, failed)
+    return join_parts(tuple(parts))
 
 
 def verdict_prompt(
-    question: str,
+    question: Question,
     round_number: int,
     rounds: int,
     answers: list[tuple[str, str]],
     failed: list[str] | None = None,
 ) -> str:
-    """The deliberation's arbiter on one round: judge it, and reply in JSON."""
-    instructions = VERDICT_INSTRUCTIONS.format(round=round_number, rounds=rounds)
-    lines = [instructions, "", *_question(question), *_answers(answers)]
-    return "\n".join([*lines, *_missing(_ROUND_MISSING, failed)])
+    """The deliberation's arbiter's prompt as text."""
+    return join_parts(tuple(verdict_parts(question, round_number, rounds, answers, failed)))

@@ -19,6 +19,8 @@ __all__ = [
     "deliberation_footer",
     "deliberation_warnings",
     "failure_detail",
+    "fitted_note",
+    "fitted_warnings",
     "queued_note",
     "quiet_selection",
     "round_rows",
@@ -60,7 +62,31 @@ def answer_metrics(answer: CallOutcome) -> str:
         parts.append(count_label(answer.retries, "retry").replace("retrys", "retries"))
     if answer.finish_reason in CUT_NOTES:
         parts.append(CUT_NOTES[answer.finish_reason])
+    if answer.fitted is not None:
+        parts.append(fitted_note(answer))
     return " · ".join(parts)
+
+
+def fitted_note(outcome: CallOutcome) -> str:
+    """How a call's prompt was cut to fit its context window ("" when it was not)."""
+    fitted = outcome.fitted
+    if fitted is None:
+        return ""
+    return f"prompt fitted to a {fitted.window:,}-token context ({fitted.cut_words:,} words cut)"
+
+
+def fitted_warnings(outcomes: list[tuple[str, CallOutcome]]) -> list[str]:
+    """One line for the calls whose prompts were cut to fit, so nothing is cut silently."""
+    cut = [(where, o) for where, o in outcomes if o.fitted is not None]
+    if not cut:
+        return []
+    words = sum(o.fitted.cut_words for _, o in cut if o.fitted is not None)
+    window = max(o.fitted.window for _, o in cut if o.fitted is not None)
+    names = ", ".join(where for where, _ in cut)
+    return [
+        f"{count_label(len(cut), 'prompt')} cut to fit a {window:,}-token context "
+        f"({words:,} quoted words left out): {names}"
+    ]
 
 
 def failure_detail(failure: CallOutcome) -> str:
@@ -238,6 +264,13 @@ def deliberation_warnings(result: DeliberationResult) -> list[str]:
             f"the arbiter failed on round {last.number} ({arbiter.error_kind}): "
             f"{arbiter.message}; showing that round's answers"
         )
+    lines += fitted_warnings(
+        [
+            (f"{o.persona} (round {kept.number})", o)
+            for kept in result.rounds
+            for o in [*kept.outcomes.values(), *([kept.arbiter] if kept.arbiter else [])]
+        ]
+    )
     if result.speculation_skipped:
         numbers = ", ".join(str(n) for n in result.speculation_skipped)
         lines.append(

@@ -110,3 +110,13 @@ def m003_call_finish_and_reasoning(db: sqlite3.Connection) -> None:
         ALTER TABLE calls ADD COLUMN reasoning TEXT;     -- a reasoning model's thinking; NULL: none
         """,
     )
+
+
+@migration
+def m005_call_fitted(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        ALTER TABLE calls ADD COLUMN fitted TEXT;  -- JSON {"window", "cut_words"}; NULL: as built
+        """,
+    )

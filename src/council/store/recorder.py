@@ -190,6 +190,8 @@ class Recorder:
             "reused_from": outcome.reused_from,
             "finish_reason": outcome.finish_reason,
             "reasoning": self._text(outcome.reasoning),
+            # Cut to fit the context window: by how much (numbers only, never text).
+            "fitted": None if outcome.fitted is None else json.dumps(outcome.fitted.to_dict()),
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)
