@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from council.app.flags import SETTING_FLAGS, AskFlags
@@ -55,6 +55,7 @@ class AskRequest:
     mode: OutputMode
     user: UserConfig
     preset: str | None = None
+    arbiter_fallback: list[Persona] = field(default_factory=list)
 
     def record_options(self, *, no_history: bool, no_store_text: bool) -> RecordOptions | None:
         """How to record the run: None when the flag, COUNCIL_HISTORY or the config says not."""
@@ -139,10 +140,12 @@ def _resolve(
             f"council: {NOTHING_CONFIGURED}; using the embedded local model "
             "(SmolLM2-135M, small and rough). 'council endpoints list' shows how to set one.\n"
         )
+    fallback: list[Persona] = []
     if resumed is not None:
         personas = [_with_defaults(p, settings) for p in resumed.personas]
         arbiter = resumed.arbiter
     else:
+        fallback = _fallback_from(settings, chosen_preset, catalog)
         personas = _personas_from(settings, chosen_preset, catalog)
         from_preset = settings.sources["arbiter"].startswith("preset")
         if from_preset and chosen_preset is not None and chosen_preset.arbiter is not None:
@@ -164,7 +167,22 @@ def _resolve(
         mode=mode,
         user=loaded.user,
         preset=resumed.preset if resumed else flags.preset,
+        arbiter_fallback=[_with_defaults(p, settings) for p in fallback],
     )
+
+
+def _fallback_from(
+    settings: ResolvedSettings, preset: Any, catalog: PersonaCatalog
+) -> list[Persona]:
+    """Who judges, in order, when the arbiter cannot (`arbiter_fallback:`); [] for nobody."""
+    value = settings.get("arbiter_fallback")
+    if value is None:
+        return []
+    source = settings.sources.get("arbiter_fallback", "")
+    if source.startswith("preset") and preset is not None and preset.arbiter_fallback is not None:
+        return list(preset.arbiter_fallback)
+    names = split_names(value, "arbiter_fallback") if isinstance(value, str) else list(value)
+    return catalog.resolve(names)
 
 
 def _dry_run_or_run(
@@ -205,6 +223,7 @@ def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
         endpoint=request.settings.endpoint,
         attachments=request.attachments,
         arbiter=request.arbiter if synthesize else None,
+        arbiter_fallback=request.arbiter_fallback if synthesize else [],
     )
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     return _dry_run_or_run(
@@ -248,6 +267,7 @@ def ask_deliberation(
         query=request.question,
         personas=request.personas,
         arbiter=request.arbiter,
+        arbiter_fallback=request.arbiter_fallback,
         endpoint=settings.endpoint,
         attachments=request.attachments,
         rounds=int(settings.get("rounds")),

@@ -60,8 +60,9 @@ def resolved_config(preset: str | None, endpoint: str | None) -> dict[str, Any]:
         value = settings.values.get(key)
         if key == "api_key_env":
             value = key_state(settings.endpoint)
-        elif key in ("personas", "arbiter"):  # inline definitions by name
-            value = display_value(value).split(", ") if key == "personas" else display_value(value)
+        elif key in ("personas", "arbiter", "arbiter_fallback"):  # inline definitions by name
+            shown = display_value(value)
+            value = shown if key == "arbiter" else shown.split(", ")
         rows[key] = {"value": value, "source": settings.sources[key]}
     files = {
         "user_config": str(user.path) if user.path else None,

@@ -49,6 +49,7 @@ PLAIN_SETTINGS = (
     "max_concurrency",
     "personas",
     "arbiter",
+    "arbiter_fallback",
     "rounds",
     "speculative",
     "threshold",

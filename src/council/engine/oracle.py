@@ -79,6 +79,11 @@ class OracleRun:
             self._record(call, outcome)
 
     async def _synthesize(self, client: EndpointClient) -> None:
+        """The arbiter's synthesis; when its call fails, the next `arbiter_fallback` writes it."""
         answers = [(a.persona, a.text) for a in self.result.answers]
         failed = [f.persona for f in self.result.failures]
-        await self._call(client, self.plan.synthesis_call(answers, failed))
+        for fallback in range(len(self.plan.arbiter_fallback) + 1):
+            await self._call(client, self.plan.synthesis_call(answers, failed, fallback))
+            synthesis = self.result.synthesis
+            if synthesis is None or synthesis.answered or synthesis.cancelled:
+                return

@@ -60,6 +60,8 @@ class _Plan:
     personas: tuple[Persona, ...]
     endpoint: EndpointSettings
     max_concurrency: int = 1
+    # Who judges, in order, when the arbiter's call fails or its verdict cannot be read.
+    arbiter_fallback: tuple[Persona, ...] = ()
 
     @property
     def question(self) -> str:
@@ -77,6 +79,7 @@ class _Plan:
             "model": self.endpoint.model,
             "personas": [p.name for p in self.personas],
             "arbiter": arbiter.name if arbiter else None,
+            "arbiter_fallback": [p.name for p in self.arbiter_fallback] if arbiter else [],
             "attachments": [a.path for a in self.attachments],
             **settings,
             "limits": self.endpoint.limits(self.max_concurrency),
@@ -96,14 +99,20 @@ class OraclePlan(_Plan):
         return self.arbiter is not None
 
     def synthesis_call(
-        self, answers: list[tuple[str, str]], failed: list[str] | None = None
+        self,
+        answers: list[tuple[str, str]],
+        failed: list[str] | None = None,
+        fallback: int = 0,
     ) -> CallSpec:
-        """The arbiter's call: the question and every member's answer, by name."""
+        """The arbiter's call: the question and every member's answer, by name.
+
+        `fallback` n > 0 is the same call by the n-th `arbiter_fallback` persona.
+        """
         assert self.arbiter is not None, "synthesis_call needs a plan with an arbiter"
+        judge = self.arbiter if fallback == 0 else self.arbiter_fallback[fallback - 1]
+        call_id = "synthesis" if fallback == 0 else f"synthesis-fallback-{fallback}"
         content = synthesis_prompt(self.question, answers, failed)
-        return build_call(
-            self.arbiter, content, self.endpoint.model, call_id="synthesis", role="arbiter"
-        )
+        return build_call(judge, content, self.endpoint.model, call_id=call_id, role="arbiter")
 
     def to_dict(self) -> dict[str, Any]:
         data = self._described("oracle", self.arbiter, self.calls)
@@ -147,14 +156,20 @@ class DeliberationPlan(_Plan):
         return build_call(persona, content, self.endpoint.model, call_id, round_number)
 
     def verdict_call(
-        self, round_number: int, answers: list[tuple[str, str]], failed: list[str] | None = None
+        self,
+        round_number: int,
+        answers: list[tuple[str, str]],
+        failed: list[str] | None = None,
+        fallback: int = 0,
     ) -> CallSpec:
-        """The arbiter's call on one round's answers."""
+        """The arbiter's call on one round's answers (by the `fallback`-th fallback if > 0)."""
+        judge = self.arbiter if fallback == 0 else self.arbiter_fallback[fallback - 1]
+        suffix = "" if fallback == 0 else f"-fallback-{fallback}"
         return build_call(
-            self.arbiter,
+            judge,
             verdict_prompt(self.question, round_number, self.rounds, answers, failed),
             self.endpoint.model,
-            call_id=f"r{round_number}-verdict",
+            call_id=f"r{round_number}-verdict{suffix}",
             round_number=round_number,
             role="arbiter",
             response_format=VERDICT_RESPONSE_FORMAT,
@@ -194,6 +209,7 @@ def build_oracle_plan(
     endpoint: EndpointSettings,
     attachments: list[Attachment] | None = None,
     arbiter: Persona | None = None,
+    arbiter_fallback: Sequence[Persona] = (),
 ) -> OraclePlan:
     """Plan one question to every persona; the synthesis call is built once answers exist."""
     attached = tuple(attachments or ())
@@ -209,6 +225,7 @@ def build_oracle_plan(
         endpoint=endpoint,
         calls=calls,
         arbiter=arbiter,
+        arbiter_fallback=tuple(arbiter_fallback) if arbiter is not None else (),
         max_concurrency=max_concurrency_for(endpoint, len(calls)),
     )
 
@@ -219,6 +236,7 @@ def build_deliberation_plan(
     personas: list[Persona],
     arbiter: Persona,
     endpoint: EndpointSettings,
+    arbiter_fallback: Sequence[Persona] = (),
     attachments: list[Attachment] | None = None,
     rounds: int = DEFAULT_ROUNDS,
     threshold: float = DEFAULT_THRESHOLD,
@@ -231,6 +249,7 @@ def build_deliberation_plan(
         attachments=tuple(attachments or ()),
         personas=tuple(personas),
         arbiter=arbiter,
+        arbiter_fallback=tuple(arbiter_fallback),
         endpoint=endpoint,
         rounds=rounds,
         threshold=threshold,

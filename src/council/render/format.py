@@ -7,7 +7,7 @@ Also what a report shows where the terminal and Markdown output must agree (what
 from __future__ import annotations
 
 from council.engine.model import CallOutcome
-from council.engine.results import DeliberationResult, OracleResult
+from council.engine.results import DeliberationResult, OracleResult, RoundResult
 
 __all__ = [
     "CUT_NOTES",
@@ -132,9 +132,18 @@ def answer_status(result: DeliberationResult) -> str:
         text = f"Not converged after round {judged.number} of {total} ({confidence})."
     if last is not None and last.number != judged.number:
         text += f" This synthesis is of round {judged.number}; round {last.number} had no verdict."
+    judge = judged_by(judged, result.plan.arbiter.name)
+    if judge is not None:
+        text += f" Judged by {judge}: the arbiter {result.plan.arbiter.name} could not."
     if result.interrupted:
         text += " The council was interrupted."
     return text
+
+
+def judged_by(kept: RoundResult, arbiter: str) -> str | None:
+    """The fallback persona that gave a round's verdict; None when the arbiter did."""
+    judge = kept.arbiter.persona if kept.arbiter is not None else None
+    return judge if judge is not None and judge != arbiter else None
 
 
 def _verdict_cell(round_number: int, result: DeliberationResult) -> str:

@@ -57,6 +57,7 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
         "endpoint": plan.endpoint.host,
         "personas": [p.name for p in plan.personas],
         "arbiter": plan.arbiter.name,
+        "arbiter_fallback": [p.name for p in plan.arbiter_fallback],
         "settings": {
             "rounds": plan.rounds,
             "threshold": plan.threshold,
@@ -69,6 +70,7 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
         else {
             "text": verdict.synthesis,
             "round": judged.number,
+            "judged_by": judged.arbiter.persona if judged.arbiter is not None else None,
             "converged": verdict.converged,
             "confidence": verdict.confidence,
             "dissent": list(verdict.dissent),

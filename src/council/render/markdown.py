@@ -80,7 +80,11 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
         blocks.append("## Did not answer\n\n" + "\n".join(_failure_line(f) for f in failures))
     synthesis = result.synthesis
     if synthesis is not None and synthesis.answered:
-        blocks.append(_answer_block(f"## Synthesis ({synthesis.persona})", synthesis))
+        title = f"## Synthesis ({synthesis.persona})"
+        arbiter = result.plan.arbiter
+        if arbiter is not None and synthesis.persona != arbiter.name:
+            title = f"## Synthesis ({synthesis.persona}, for the arbiter {arbiter.name})"
+        blocks.append(_answer_block(title, synthesis))
     elif synthesis is not None:
         blocks.append("## Synthesis failed\n\n" + _failure_line(synthesis))
     blocks.append(f"---\n\n_{run_footer(result)}_")
@@ -156,7 +160,12 @@ def deliberation_plan_markdown(plan: DeliberationPlan) -> str:
         "",
         *_endpoint_lines(plan.endpoint, plan.max_concurrency),
         f"- personas: {', '.join(p.name for p in plan.personas)}",
-        f"- arbiter: {plan.arbiter.name}",
+        f"- arbiter: {plan.arbiter.name}"
+        + (
+            f" (then {', '.join(p.name for p in plan.arbiter_fallback)} if it cannot)"
+            if plan.arbiter_fallback
+            else ""
+        ),
         f"- rounds: at most {plan.rounds}, ending at a converged verdict with "
         f"confidence ≥ {plan.threshold:g}",
         f"- schedule: {schedule}",

@@ -76,7 +76,11 @@ def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> Renderabl
         parts.append(_failures_panel(result.failures))
     synthesis = result.synthesis
     if synthesis is not None and synthesis.answered:
-        parts.append(_answer_panel(synthesis, f"synthesis · {synthesis.persona}", "green"))
+        title = f"synthesis · {synthesis.persona}"
+        arbiter = result.plan.arbiter
+        if arbiter is not None and synthesis.persona != arbiter.name:
+            title += f" (for the arbiter {arbiter.name})"
+        parts.append(_answer_panel(synthesis, title, "green"))
     elif synthesis is not None:
         parts.append(Panel(_failure_text(synthesis), title="synthesis failed", border_style="red"))
     parts.append(Text(run_footer(result), style="dim"))
