@@ -8,6 +8,7 @@ server if needed, run, record, and return the exit code).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from council.app.flags import SETTING_FLAGS, AskFlags
 from council.app.inputs import read_context_files, read_query
+from council.config.endpoint_settings import EndpointSettings
 from council.config.files import UserConfig
 from council.config.personas import Persona, PersonaCatalog
 from council.config.settings import (
@@ -23,6 +25,7 @@ from council.config.settings import (
     ResolvedSettings,
     history_disabled_by_env,
     load_settings,
+    profile_endpoint,
     split_names,
 )
 from council.engine.plan import build_deliberation_plan, build_oracle_plan
@@ -56,6 +59,8 @@ class AskRequest:
     user: UserConfig
     preset: str | None = None
     arbiter_fallback: list[Persona] = field(default_factory=list)
+    # The endpoints of the profiles personas name (`endpoint:`, `name@profile`).
+    endpoints: dict[str, EndpointSettings] = field(default_factory=dict)
 
     def record_options(self, *, no_history: bool, no_store_text: bool) -> RecordOptions | None:
         """How to record the run: None when the flag, COUNCIL_HISTORY or the config says not."""
@@ -157,6 +162,18 @@ def _resolve(
         jsonl_output=flags.jsonl_output,
         stdout_is_tty=sys.stdout.isatty(),
     )
+    members = [*personas, arbiter, *fallback]
+    endpoints = {
+        p.endpoint: profile_endpoint(
+            p.endpoint,
+            loaded.user,
+            settings.endpoint,
+            source=f"persona {p.name}",
+            require_key=not flags.dry_run,
+        )
+        for p in members
+        if p.endpoint
+    }
     return AskRequest(
         question=question,
         attachments=attachments,
@@ -168,6 +185,7 @@ def _resolve(
         user=loaded.user,
         preset=resumed.preset if resumed else flags.preset,
         arbiter_fallback=[_with_defaults(p, settings) for p in fallback],
+        endpoints=endpoints,
     )
 
 
@@ -209,8 +227,10 @@ def _dry_run_or_run(
     from council.endpoint.local import serving
 
     run = run_oracle if engine == "oracle" else run_deliberation
-    with serving(plan.endpoint) as endpoint:
-        plan = replace(plan, endpoint=endpoint)
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(serving(plan.endpoint))
+        extra = {name: stack.enter_context(serving(e)) for name, e in plan.endpoints.items()}
+        plan = replace(plan, endpoint=endpoint, endpoints=extra)
         return run(plan, request.mode, quiet=flags.quiet, record=record, **run_options)
 
 
@@ -224,6 +244,7 @@ def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
         attachments=request.attachments,
         arbiter=request.arbiter if synthesize else None,
         arbiter_fallback=request.arbiter_fallback if synthesize else [],
+        endpoints=request.endpoints,
     )
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     return _dry_run_or_run(
@@ -268,6 +289,7 @@ def ask_deliberation(
         personas=request.personas,
         arbiter=request.arbiter,
         arbiter_fallback=request.arbiter_fallback,
+        endpoints=request.endpoints,
         endpoint=settings.endpoint,
         attachments=request.attachments,
         rounds=int(settings.get("rounds")),

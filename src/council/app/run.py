@@ -322,7 +322,7 @@ def run_deliberation(
 
 def plan_endpoints(plan: OraclePlan | DeliberationPlan) -> list[EndpointSettings]:
     """Every endpoint the plan calls, whose learned limits are loaded and kept."""
-    return [plan.endpoint]
+    return [plan.endpoint, *plan.endpoints.values()]
 
 
 def _stopping(result: OracleResult | DeliberationResult) -> Callable[[int], None]:

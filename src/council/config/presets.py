@@ -312,15 +312,16 @@ def _persona_problems(
     names: list[str] = []
     for item in items:
         if isinstance(item, str) and item.strip():
-            if item not in catalog.names():
-                close = catalog.closest(item)
+            base = item.partition("@")[0].strip()  # name@profile: on that endpoint profile
+            if base not in catalog.names():
+                close = catalog.closest(base)
                 hint = f" (did you mean {close!r}?)" if close else ""
                 problems.append(
                     FileProblem(
-                        path, data.value_position(key), key, f"unknown persona {item!r}{hint}"
+                        path, data.value_position(key), key, f"unknown persona {base!r}{hint}"
                     )
                 )
-            names.append(item)
+            names.append(base)
         elif isinstance(item, Located):
             persona, found = persona_from_mapping(item, path, inline=True)
             problems += found

@@ -22,8 +22,8 @@ import asyncio
 import dataclasses
 import time
 
-from council.endpoint.client import EndpointClient
 from council.engine.calls import CallReporter, run_call, run_finished, run_started
+from council.engine.clients import EndpointClients
 from council.engine.convergence import ends_council, parse_verdict, position_label
 from council.engine.events import (
     ArbiterVerdict,
@@ -116,7 +116,7 @@ class DeliberationRun:
         self.result = DeliberationResult(run_id=self.run_id, plan=plan)
         self._rounds: dict[int, _Round] = {}
         self._not_speculated: set[int] = set()  # held back by --max-wasted-tokens
-        self._client: EndpointClient | None = None
+        self._client: EndpointClients | None = None
         self._started = time.monotonic()
 
     async def execute(self) -> DeliberationResult:
@@ -124,7 +124,7 @@ class DeliberationRun:
         self._started = time.monotonic()
         self.bus.emit(run_started(self.run_id, "deliberate", plan))
         try:
-            async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
+            async with EndpointClients(plan) as client:
                 self._client = client
                 try:
                     last_kept = await self._deliberate()
@@ -285,7 +285,7 @@ class DeliberationRun:
                 if earlier_answer is not None and self.resume is not None:
                     reporter.reuse(earlier_answer, self.resume.run_id)
                 else:
-                    group.create_task(run_call(client, reporter))
+                    group.create_task(run_call(client.for_call(reporter.call), reporter))
         current.answers_in.set()
         self.bus.emit(
             RoundFinished(
@@ -316,7 +316,7 @@ class DeliberationRun:
         finally:
             current.verdict_in.set()
 
-    async def _judge(self, client: EndpointClient, current: _Round) -> None:
+    async def _judge(self, client: EndpointClients, current: _Round) -> None:
         """The round's verdict: the arbiter's, or, when its call fails or its verdict cannot
         be read twice, the next `arbiter_fallback` persona's. All failing, the last stands."""
         fallbacks = len(self.plan.arbiter_fallback)
@@ -332,7 +332,9 @@ class DeliberationRun:
                     self.run_id, self.bus, call, speculative=first.speculative
                 )
             assert current.arbiter is not None
-            if _cut_before_readable(await run_call(client, current.arbiter)):
+            if _cut_before_readable(
+                await run_call(client.for_call(current.arbiter.call), current.arbiter)
+            ):
                 await self._verdict_with_more_room(client, current)
             if fallback == fallbacks or _judged(current.arbiter.outcome):
                 break
@@ -350,16 +352,16 @@ class DeliberationRun:
                 current.cut_verdicts.append(last)
                 current.arbiter = given
 
-    async def _verdict_again(self, client: EndpointClient, current: _Round) -> None:
+    async def _verdict_again(self, client: EndpointClients, current: _Round) -> None:
         """Ask the same judge once more for a verdict that could not be read."""
         first = current.arbiter
         assert first is not None
         again = dataclasses.replace(first.call, call_id=f"{first.call.call_id}-again")
         current.cut_verdicts.append(first)
         current.arbiter = CallReporter(self.run_id, self.bus, again, speculative=first.speculative)
-        await run_call(client, current.arbiter)
+        await run_call(client.for_call(current.arbiter.call), current.arbiter)
 
-    async def _verdict_with_more_room(self, client: EndpointClient, current: _Round) -> None:
+    async def _verdict_with_more_room(self, client: EndpointClients, current: _Round) -> None:
         """Ask once more for a verdict that max_tokens cut before it could be read."""
         first = current.arbiter
         if first is None or first.outcome is None:
@@ -370,7 +372,7 @@ class DeliberationRun:
         again = dataclasses.replace(call, call_id=f"{call.call_id}-more-room", max_tokens=room)
         current.cut_verdicts.append(first)
         current.arbiter = CallReporter(self.run_id, self.bus, again, speculative=first.speculative)
-        await run_call(client, current.arbiter)
+        await run_call(client.for_call(current.arbiter.call), current.arbiter)
 
     async def _stop_rounds(self, *, after: int, reason: str) -> None:
         """Cancel every round after `after` and wait until their calls have closed.

@@ -82,6 +82,8 @@ class CallSpec:
     role: str = "persona"  # or "arbiter"
     # e.g. {"type": "json_object"}; sent where the endpoint accepts it, dropped where not.
     response_format: dict[str, Any] | None = None
+    # The endpoint profile the call goes to (a persona's `endpoint:`); None: the run's own.
+    endpoint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +95,7 @@ class CallSpec:
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "response_format": self.response_format,
+            "endpoint": self.endpoint,
             "messages": list(self.messages),
         }
 

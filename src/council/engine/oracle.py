@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from council.endpoint.client import EndpointClient
 from council.endpoint.errors import internal_error
 from council.engine.calls import CallReporter, run_call, run_finished, run_started
+from council.engine.clients import EndpointClients
 from council.engine.events import EventBus
 from council.engine.model import CallOutcome, CallSpec, new_run_id
 from council.engine.plan import OraclePlan
@@ -45,7 +45,7 @@ class OracleRun:
         self._started = time.monotonic()
         self.bus.emit(run_started(self.run_id, "oracle", plan))
         try:
-            async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
+            async with EndpointClients(plan) as client:
                 async with asyncio.TaskGroup() as group:
                     for call in plan.calls:
                         group.create_task(self._call(client, call))
@@ -65,11 +65,11 @@ class OracleRun:
         else:
             self.result.outcomes[call.persona] = outcome
 
-    async def _call(self, client: EndpointClient, call: CallSpec) -> None:
+    async def _call(self, client: EndpointClients, call: CallSpec) -> None:
         """Run one call and record its outcome, whatever it is, cancellation included."""
         reporter = CallReporter(self.run_id, self.bus, call)
         try:
-            await run_call(client, reporter)
+            await run_call(client.for_call(call), reporter)
         finally:
             # run_call always leaves an outcome (a cancelled call's included); should
             # that ever fail, the call still ends as a failure, never as nothing.
@@ -78,7 +78,7 @@ class OracleRun:
             )
             self._record(call, outcome)
 
-    async def _synthesize(self, client: EndpointClient) -> None:
+    async def _synthesize(self, client: EndpointClients) -> None:
         """The arbiter's synthesis; when its call fails, the next `arbiter_fallback` writes it."""
         answers = [(a.persona, a.text) for a in self.result.answers]
         failed = [f.persona for f in self.result.failures]

@@ -7,6 +7,7 @@ Also what a report shows where the terminal and Markdown output must agree (what
 from __future__ import annotations
 
 from council.engine.model import CallOutcome
+from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
 
 __all__ = [
@@ -52,9 +53,23 @@ def count_label(n: int, noun: str) -> str:
 CUT_NOTES = {"length": "cut at max_tokens", "content_filter": "stopped by content filter"}
 
 
-def answer_metrics(answer: CallOutcome) -> str:
-    """An answer's metrics line (the rich subtitle, the Markdown line); says if it was cut."""
-    parts = [seconds(answer.latency), f"first token {seconds(answer.ttft)}"]
+def member_where(plan: OraclePlan | DeliberationPlan, persona: str) -> str | None:
+    """ "model @ host" for a member of a council whose members use several; else None
+    (the footer says it once for everyone)."""
+    members = [*plan.personas, *plan.arbiter_fallback]
+    if plan.arbiter is not None:
+        members.append(plan.arbiter)
+    if len({plan.where(p.name) for p in members}) < 2:
+        return None
+    model, host = plan.where(persona)
+    return f"{model} @ {host}"
+
+
+def answer_metrics(answer: CallOutcome, where: str | None = None) -> str:
+    """An answer's metrics line (the rich subtitle, the Markdown line); says if it was cut,
+    and `where` it was asked (model @ host) when the council has several."""
+    parts = [where] if where else []
+    parts += [seconds(answer.latency), f"first token {seconds(answer.ttft)}"]
     parts.append(f"{tokens(answer.tokens_in)} → {tokens(answer.tokens_out)} tokens")
     if answer.retries:
         parts.append(count_label(answer.retries, "retry").replace("retrys", "retries"))
