@@ -110,3 +110,39 @@ def test_each_endpoint_has_its_own_limit(fake: FakeOpenAI, second: FakeOpenAI) -
         fake.release("go")
         second.release("go")
         assert running.result(timeout=30).exit_code == 0
+
+
+def test_a_council_of_models_runs_each_persona_once_per_model(
+    fake: FakeOpenAI, second: FakeOpenAI
+) -> None:
+    profiles(fake, second)
+    args = ["oracle", "--endpoint", "one", "-m", "m1", "-m", "org/m2@two", "-p", "judge,critic"]
+    result = invoke(*args, "--json", "q")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    placed = {a["persona"]: a["model"] for a in doc["answers"]}
+    assert placed == {
+        "judge · m1": "m1",
+        "critic · m1": "m1",
+        "judge · org/m2": "org/m2",
+        "critic · org/m2": "org/m2",
+    }
+    assert personas_seen(fake) == {"judge · m1", "critic · m1"}
+    assert {r.body["model"] for r in second.requests if r.body} == {"org/m2"}
+    assert personas_seen(second) == {"judge · org/m2", "critic · org/m2"}
+
+
+def test_a_council_of_models_without_personas_has_one_plain_member_per_model(
+    fake: FakeOpenAI,
+) -> None:
+    result = invoke("oracle", "--base-url", fake.base_url, "-m", "a", "-m", "b", "--json", "q")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [(a["persona"], a["model"]) for a in doc["answers"]] == [("a", "a"), ("b", "b")]
+    assert {r.body["model"] for r in fake.requests if r.body} == {"a", "b"}
+
+
+def test_one_model_with_a_comma_is_still_one_model_name(fake: FakeOpenAI) -> None:
+    result = invoke("oracle", "--base-url", fake.base_url, "-m", "a,b", "-p", "judge", "q")
+    assert result.exit_code == 0, result.output
+    assert [r.body["model"] for r in fake.requests if r.body] == ["a,b"]

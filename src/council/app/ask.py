@@ -23,6 +23,7 @@ from council.config.settings import (
     NOTHING_CONFIGURED,
     Layer,
     ResolvedSettings,
+    builtin_profile,
     history_disabled_by_env,
     load_settings,
     profile_endpoint,
@@ -152,6 +153,10 @@ def _resolve(
     else:
         fallback = _fallback_from(settings, chosen_preset, catalog)
         personas = _personas_from(settings, chosen_preset, catalog)
+        if flags.models:
+            chosen = personas if settings.sources["personas"] != "default" else None
+            members = _council_of_models(flags.models, chosen, loaded.user)
+            personas = [_with_defaults(p, settings) for p in members]
         from_preset = settings.sources["arbiter"].startswith("preset")
         if from_preset and chosen_preset is not None and chosen_preset.arbiter is not None:
             arbiter = chosen_preset.arbiter
@@ -187,6 +192,42 @@ def _resolve(
         arbiter_fallback=[_with_defaults(p, settings) for p in fallback],
         endpoints=endpoints,
     )
+
+
+# The member a model answers as when a council of models (-m a -m b) names no personas.
+PLAIN_SYSTEM = "You are a careful, knowledgeable assistant. Answer the question directly and well."
+
+
+def _model_and_profile(spec: str, user: UserConfig) -> tuple[str, str | None]:
+    """`llama3.1@ollama` -> ("llama3.1", "ollama") when `ollama` is a profile; else as given
+    (a model name may itself hold an @)."""
+    model, at, profile = spec.strip().rpartition("@")
+    if at and model and (profile in user.profiles or builtin_profile(profile) is not None):
+        return model, profile
+    return spec.strip(), None
+
+
+def _council_of_models(
+    specs: list[str], personas: list[Persona] | None, user: UserConfig
+) -> list[Persona]:
+    """Each persona once per model (`persona · model`), or each model as one plain member."""
+    members: list[Persona] = []
+    for spec in specs:
+        model, profile = _model_and_profile(spec, user)
+        if personas is None:
+            plain = Persona(name=model, description="a plain member", system=PLAIN_SYSTEM)
+            members.append(replace(plain, model=model, endpoint=profile))
+            continue
+        for persona in personas:
+            name = f"{persona.name} · {model}"
+            members.append(
+                replace(persona, name=name, model=model, endpoint=profile or persona.endpoint)
+            )
+    names = [m.name for m in members]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"-m lists {', '.join(twice)} twice", "give each model once")
+    return members
 
 
 def _fallback_from(

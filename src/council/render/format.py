@@ -53,6 +53,15 @@ def count_label(n: int, noun: str) -> str:
 CUT_NOTES = {"length": "cut at max_tokens", "content_filter": "stopped by content filter"}
 
 
+def models_and_hosts(plan: OraclePlan | DeliberationPlan) -> str:
+    """The "model @ host" of every member's calls, each once, in the order of the members."""
+    members = [*plan.personas, *([plan.arbiter] if plan.arbiter is not None else [])]
+    if not members:
+        return f"{plan.endpoint.model} @ {plan.endpoint.host}"
+    places = dict.fromkeys(f"{m} @ {h}" for m, h in (plan.where(p.name) for p in members))
+    return ", ".join(places)
+
+
 def member_where(plan: OraclePlan | DeliberationPlan, persona: str) -> str | None:
     """ "model @ host" for a member of a council whose members use several; else None
     (the footer says it once for everyone)."""
@@ -109,7 +118,7 @@ def run_footer(result: OracleResult) -> str:
     total = result.sum_of_calls
     if answered > 1 and result.wall > 0:
         parts.append(f"sum of calls {seconds(total)} ({total / result.wall:.1f}× less waiting)")
-    parts.append(f"{plan.endpoint.model} @ {plan.endpoint.host}")
+    parts.append(models_and_hosts(plan))
     queued = queued_note(plan.max_concurrency, len(plan.calls))
     return " · ".join([*parts, queued] if queued else parts)
 
@@ -229,7 +238,7 @@ def deliberation_footer(result: DeliberationResult) -> str:
             numbers = ", ".join(str(n) for n in result.discarded_rounds)
             wasted += f" (speculative round {numbers} discarded)"
         parts.append(wasted)
-    parts.append(f"{plan.endpoint.model} @ {plan.endpoint.host}")
+    parts.append(models_and_hosts(plan))
     queued = queued_note(plan.max_concurrency, len(plan.personas) + int(plan.speculative))
     return " · ".join([*parts, queued] if queued else parts)
 
