@@ -87,3 +87,16 @@ def test_no_history_keeps_nothing(fake: FakeOpenAI) -> None:
     )
     assert result.exit_code == 0, result.output
     assert not (Path(os.environ["COUNCIL_HOME"]) / "history.db").exists()
+
+
+def test_endpoints_check_shows_the_ceiling_and_what_was_learned(fake: FakeOpenAI) -> None:
+    path = Path(os.environ["COUNCIL_HOME"]) / "config.yaml"
+    path.write_text(
+        f"endpoints:\n  - name: box\n    base_url: {fake.base_url}\n    max_concurrency: 4\n"
+    )
+    learned.learned_for(fake.base_url, "m").capacity = 2
+    assert invoke("oracle", "--endpoint", "box", "-m", "m", "-p", "judge", "q").exit_code == 0
+    checked = invoke("endpoints", "check", "box", "-m", "m")
+    assert checked.exit_code == 0, checked.output
+    assert "ceiling: 4 at a time (profile)" in checked.stdout
+    assert "learned: m: 2 at a time, window not learned" in checked.stdout
