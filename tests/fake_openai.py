@@ -77,6 +77,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 MODEL_ID = "fake-model"
 # The end of a stream, for scripted `events`.
@@ -677,7 +678,8 @@ class FakeOpenAI:
                 raise ValueError("the body must be a JSON object")
         except ValueError:
             body = None
-        persona = request.headers.get("x-council-persona") or None
+        # council percent-encodes what is not ASCII ("critic · gpt-4o").
+        persona = unquote(request.headers.get("x-council-persona") or "") or None
         with self._changed:
             record = RecordedRequest(
                 index=len(self._records),

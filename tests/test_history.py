@@ -317,10 +317,12 @@ def test_two_council_processes_record_at_once(fake: FakeOpenAI) -> None:
         council_process("oracle", "--base-url", fake.base_url, "-p", "judge,critic", f"q{i}")
         for i in range(2)
     ]
+    errors = []
     for process in processes:
-        process.communicate(timeout=30)
-        assert process.returncode == 0
-    assert sorted(r["query"] for r in history_json()) == ["q0", "q1"]
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+        errors.append(stderr)
+    assert sorted(r["query"] for r in history_json()) == ["q0", "q1"], errors
     assert fake.peak_concurrency >= 3  # they really overlapped
 
 

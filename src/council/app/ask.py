@@ -8,21 +8,25 @@ server if needed, run, record, and return the exit code).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from council.app.flags import SETTING_FLAGS, AskFlags
 from council.app.inputs import read_context_files, read_query
+from council.config.endpoint_settings import EndpointSettings
 from council.config.files import UserConfig
 from council.config.personas import Persona, PersonaCatalog
 from council.config.settings import (
     NOTHING_CONFIGURED,
     Layer,
     ResolvedSettings,
+    builtin_profile,
     history_disabled_by_env,
     load_settings,
+    profile_endpoint,
     split_names,
 )
 from council.engine.plan import build_deliberation_plan, build_oracle_plan
@@ -55,6 +59,9 @@ class AskRequest:
     mode: OutputMode
     user: UserConfig
     preset: str | None = None
+    arbiter_fallback: list[Persona] = field(default_factory=list)
+    # The endpoints of the profiles personas name (`endpoint:`, `name@profile`).
+    endpoints: dict[str, EndpointSettings] = field(default_factory=dict)
 
     def record_options(self, *, no_history: bool, no_store_text: bool) -> RecordOptions | None:
         """How to record the run: None when the flag, COUNCIL_HISTORY or the config says not."""
@@ -139,11 +146,17 @@ def _resolve(
             f"council: {NOTHING_CONFIGURED}; using the embedded local model "
             "(SmolLM2-135M, small and rough). 'council endpoints list' shows how to set one.\n"
         )
+    fallback: list[Persona] = []
     if resumed is not None:
         personas = [_with_defaults(p, settings) for p in resumed.personas]
         arbiter = resumed.arbiter
     else:
+        fallback = _fallback_from(settings, chosen_preset, catalog)
         personas = _personas_from(settings, chosen_preset, catalog)
+        if flags.models:
+            chosen = personas if settings.sources["personas"] != "default" else None
+            members = _council_of_models(flags.models, chosen, loaded.user)
+            personas = [_with_defaults(p, settings) for p in members]
         from_preset = settings.sources["arbiter"].startswith("preset")
         if from_preset and chosen_preset is not None and chosen_preset.arbiter is not None:
             arbiter = chosen_preset.arbiter
@@ -154,6 +167,18 @@ def _resolve(
         jsonl_output=flags.jsonl_output,
         stdout_is_tty=sys.stdout.isatty(),
     )
+    members = [*personas, arbiter, *fallback]
+    endpoints = {
+        p.endpoint: profile_endpoint(
+            p.endpoint,
+            loaded.user,
+            settings.endpoint,
+            source=f"persona {p.name}",
+            require_key=not flags.dry_run,
+        )
+        for p in members
+        if p.endpoint
+    }
     return AskRequest(
         question=question,
         attachments=attachments,
@@ -164,7 +189,59 @@ def _resolve(
         mode=mode,
         user=loaded.user,
         preset=resumed.preset if resumed else flags.preset,
+        arbiter_fallback=[_with_defaults(p, settings) for p in fallback],
+        endpoints=endpoints,
     )
+
+
+# The member a model answers as when a council of models (-m a -m b) names no personas.
+PLAIN_SYSTEM = "You are a careful, knowledgeable assistant. Answer the question directly and well."
+
+
+def _model_and_profile(spec: str, user: UserConfig) -> tuple[str, str | None]:
+    """`llama3.1@ollama` -> ("llama3.1", "ollama") when `ollama` is a profile; else as given
+    (a model name may itself hold an @)."""
+    model, at, profile = spec.strip().rpartition("@")
+    if at and model and (profile in user.profiles or builtin_profile(profile) is not None):
+        return model, profile
+    return spec.strip(), None
+
+
+def _council_of_models(
+    specs: list[str], personas: list[Persona] | None, user: UserConfig
+) -> list[Persona]:
+    """Each persona once per model (`persona · model`), or each model as one plain member."""
+    members: list[Persona] = []
+    for spec in specs:
+        model, profile = _model_and_profile(spec, user)
+        if personas is None:
+            plain = Persona(name=model, description="a plain member", system=PLAIN_SYSTEM)
+            members.append(replace(plain, model=model, endpoint=profile))
+            continue
+        for persona in personas:
+            name = f"{persona.name} · {model}"
+            members.append(
+                replace(persona, name=name, model=model, endpoint=profile or persona.endpoint)
+            )
+    names = [m.name for m in members]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"-m lists {', '.join(twice)} twice", "give each model once")
+    return members
+
+
+def _fallback_from(
+    settings: ResolvedSettings, preset: Any, catalog: PersonaCatalog
+) -> list[Persona]:
+    """Who judges, in order, when the arbiter cannot (`arbiter_fallback:`); [] for nobody."""
+    value = settings.get("arbiter_fallback")
+    if value is None:
+        return []
+    source = settings.sources.get("arbiter_fallback", "")
+    if source.startswith("preset") and preset is not None and preset.arbiter_fallback is not None:
+        return list(preset.arbiter_fallback)
+    names = split_names(value, "arbiter_fallback") if isinstance(value, str) else list(value)
+    return catalog.resolve(names)
 
 
 def _dry_run_or_run(
@@ -191,8 +268,10 @@ def _dry_run_or_run(
     from council.endpoint.local import serving
 
     run = run_oracle if engine == "oracle" else run_deliberation
-    with serving(plan.endpoint) as endpoint:
-        plan = replace(plan, endpoint=endpoint)
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(serving(plan.endpoint))
+        extra = {name: stack.enter_context(serving(e)) for name, e in plan.endpoints.items()}
+        plan = replace(plan, endpoint=endpoint, endpoints=extra)
         return run(plan, request.mode, quiet=flags.quiet, record=record, **run_options)
 
 
@@ -205,6 +284,8 @@ def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
         endpoint=request.settings.endpoint,
         attachments=request.attachments,
         arbiter=request.arbiter if synthesize else None,
+        arbiter_fallback=request.arbiter_fallback if synthesize else [],
+        endpoints=request.endpoints,
     )
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     return _dry_run_or_run(
@@ -248,6 +329,8 @@ def ask_deliberation(
         query=request.question,
         personas=request.personas,
         arbiter=request.arbiter,
+        arbiter_fallback=request.arbiter_fallback,
+        endpoints=request.endpoints,
         endpoint=settings.endpoint,
         attachments=request.attachments,
         rounds=int(settings.get("rounds")),

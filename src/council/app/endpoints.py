@@ -3,6 +3,8 @@
 resolved_config(preset=None, endpoint=None)   # every setting, its value and source
 endpoint_listing()                            # the profiles, and the built-in `local`
 check_endpoint("openrouter", model=None, say=print)
+learned_limits("http://127.0.0.1:8080/v1")    # what runs learned there, per model
+reset_endpoint("openrouter")                  # forget it (a profile name or a URL)
 """
 
 from __future__ import annotations
@@ -15,19 +17,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from council.config import local_model
-from council.config.defaults import DEFAULT_MODEL
+from council.config.checks import is_http_url
+from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_MODEL
 from council.config.endpoint_settings import EndpointSettings, build_endpoint
 from council.config.files import UserConfig, find_project_config, load_user_config
 from council.config.settings import builtin_profile, load_settings
-from council.errors import AuthError, EndpointError, UsageError
+from council.errors import AuthError, ConfigError, EndpointError, UsageError
 from council.render.display import display_value
 
 __all__ = [
     "CHECK_PROMPT",
     "CheckReport",
     "check_endpoint",
+    "describe_learned",
     "endpoint_listing",
     "key_state",
+    "learned_limits",
+    "reset_endpoint",
     "resolved_config",
 ]
 
@@ -54,8 +60,9 @@ def resolved_config(preset: str | None, endpoint: str | None) -> dict[str, Any]:
         value = settings.values.get(key)
         if key == "api_key_env":
             value = key_state(settings.endpoint)
-        elif key in ("personas", "arbiter"):  # inline definitions by name
-            value = display_value(value).split(", ") if key == "personas" else display_value(value)
+        elif key in ("personas", "arbiter", "arbiter_fallback"):  # inline definitions by name
+            shown = display_value(value)
+            value = shown if key == "arbiter" else shown.split(", ")
         rows[key] = {"value": value, "source": settings.sources[key]}
     files = {
         "user_config": str(user.path) if user.path else None,
@@ -72,6 +79,9 @@ def endpoint_listing() -> tuple[UserConfig, list[dict[str, Any]], dict[str, Any]
         row = profile.to_dict()
         env = profile.api_key_env
         row["api_key_set"] = bool(env and os.environ.get(env))
+        row["ceiling"] = profile.max_concurrency or DEFAULT_MAX_CONCURRENCY_CAP
+        row["ceiling_source"] = "profile" if profile.max_concurrency else "default"
+        row["learned"] = [] if profile.is_local else learned_limits(profile.base_url)
         rows.append(row)
     return user, rows, _builtin_local_row(user)
 
@@ -87,6 +97,9 @@ def _builtin_local_row(user: UserConfig) -> dict[str, Any] | None:
         "name": "local",
         "builtin": True,
         "installed": ready,
+        "ceiling": 1,
+        "ceiling_source": "built in",
+        "learned": [],
         "description": f"the embedded SmolLM2-135M model, run here; {state}",
     }
 
@@ -184,3 +197,69 @@ def check_endpoint(name: str, model: str | None, say: Callable[[str], None]) -> 
         hint = "is the server running? check base_url in the profile"
         raise EndpointError(error.message, hint) from None
     return CheckReport(chosen_model, models, completion.text, took, completion.ttft)
+
+
+def learned_limits(base_url: str) -> list[dict[str, Any]]:
+    """What earlier runs learned about `base_url`, a row per model; [] when nothing was kept."""
+    from council.store.db import HistoryDB
+    from council.store.limits import load_limits
+
+    path = HistoryDB.default_path()
+    if not path.exists():
+        return []
+    try:
+        with HistoryDB.open(path) as db:
+            kept = load_limits(db, base_url)
+    except ConfigError:
+        return []  # an unusable history: `council history` says so; a listing goes on
+    return [
+        {
+            "model": row.model,
+            "capacity": row.capacity,
+            "context_window": row.context_window,
+            "window_source": row.window_source,
+            "learned_at": row.learned_at,
+            "origin": row.origin,
+        }
+        for row in kept
+    ]
+
+
+def describe_learned(row: dict[str, Any]) -> str:
+    """One line for a model's learned limits: "llama3.1: 2 at a time, window 4096 (error)"."""
+    capacity = f"{row['capacity']} at a time" if row["capacity"] else "no limit learned"
+    window = (
+        f"window {row['context_window']} ({row['window_source'] or 'learned'})"
+        if row["context_window"]
+        else "window not learned"
+    )
+    return f"{row['model']}: {capacity}, {window}"
+
+
+def reset_endpoint(name_or_url: str) -> tuple[str, int]:
+    """Forget what was learned about a profile's endpoint or a base URL: (the URL, rows gone).
+
+    Raises UsageError for a name that is neither a profile nor an http(s) URL.
+    """
+    from council.endpoint import learned
+    from council.store.db import HistoryDB
+    from council.store.limits import forget_limits
+
+    user = load_user_config()
+    profile = user.profiles.get(name_or_url)
+    if profile is not None:
+        url = profile.base_url
+    elif is_http_url(name_or_url):
+        url = name_or_url
+    else:
+        known = ", ".join(sorted(user.profiles)) or "none yet"
+        raise UsageError(
+            f"no endpoint profile {name_or_url!r} (profiles: {known}), and it is not a URL",
+            "give a profile name or a base URL, e.g. http://127.0.0.1:8080/v1",
+        )
+    learned.forget_all()  # this process's table too, should a run follow in it
+    path = HistoryDB.default_path()
+    if not path.exists():
+        return url, 0
+    with HistoryDB.open(path) as db:
+        return url, forget_limits(db, url)

@@ -43,7 +43,8 @@ class AskFlags:
     endpoint: str | None = None
     base_url: str | None = None
     model_path: Path | None = None
-    model: str | None = None
+    # One model, or several (-m a -m b@profile): each persona then runs once per model.
+    model: list[str] | None = None
     api_key_env: str | None = None
     timeout: float | None = None
     retries: int | None = None
@@ -62,4 +63,11 @@ class AskFlags:
     def setting_values(self, **command_settings: Any) -> dict[str, Any]:
         """The setting flags (given or not) by parameter name, with a command's own ones."""
         shared = {name: getattr(self, name) for name in SETTING_FLAGS if hasattr(self, name)}
+        models = self.model or []
+        shared["model"] = models[0] if len(models) == 1 else None  # several: see `models`
         return {**shared, **command_settings}
+
+    @property
+    def models(self) -> list[str]:
+        """The models of a council of models (-m given more than once); [] otherwise."""
+        return list(self.model or []) if len(self.model or []) > 1 else []

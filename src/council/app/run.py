@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 
+from council.app.limits import save_learned, seed_learned
 from council.app.streams import is_gone, stdout_gone
 from council.config.endpoint_settings import EndpointSettings
 from council.engine.deliberation import DeliberationRun
@@ -227,6 +228,8 @@ def run_oracle(
     out = _Output(stdout or sys.stdout)
     err = _stderr_console()
     bus = EventBus()
+    endpoints = plan_endpoints(plan)
+    seed_learned(endpoints)
     run = OracleRun(plan, bus)
     names = [p.name for p in plan.personas]
     views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
@@ -246,6 +249,8 @@ def run_oracle(
             recorder.finish(answer=result.answer, document=document, markdown=markdown)
     finally:
         _stop_recording(recorder, err)
+        if record is not None:  # --no-history keeps nothing, this included
+            save_learned(endpoints)
     _report_views(bus, out, err)
     _report(result, err)
     return result.exit_code
@@ -268,6 +273,8 @@ def run_deliberation(
     out = _Output(stdout or sys.stdout)
     err = _stderr_console()
     bus = EventBus()
+    endpoints = plan_endpoints(plan)
+    seed_learned(endpoints)
     run = DeliberationRun(plan, bus, resume=resume)
     views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
     recorder = _start_recording(record, "deliberate", plan.to_dict(), bus)
@@ -306,9 +313,16 @@ def run_deliberation(
             )
     finally:
         _stop_recording(recorder, err)
+        if record is not None:  # --no-history keeps nothing, this included
+            save_learned(endpoints)
     _report_views(bus, out, err)
     _report_deliberation(result, err)
     return result.exit_code
+
+
+def plan_endpoints(plan: OraclePlan | DeliberationPlan) -> list[EndpointSettings]:
+    """Every endpoint the plan calls, whose learned limits are loaded and kept."""
+    return [plan.endpoint, *plan.endpoints.values()]
 
 
 def _stopping(result: OracleResult | DeliberationResult) -> Callable[[int], None]:

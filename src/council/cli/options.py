@@ -82,11 +82,12 @@ BaseUrlOption = Annotated[
     ),
 ]
 ModelOption = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--model",
         "-m",
-        help="Model name. [env: COUNCIL_MODEL; default: gpt-4o-mini]",
+        help="Model name; give it several times (MODEL or MODEL@PROFILE) and each persona "
+        "runs once per model. [env: COUNCIL_MODEL; default: gpt-4o-mini]",
         show_default=False,
     ),
 ]

@@ -1,4 +1,4 @@
-"""Commands about where calls go: `council config path|show`, `council endpoints list|check`."""
+"""Commands about where calls go: `council config path|show`, `council endpoints ...`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import typer
 from council.cli.base import config_app, endpoints_app, handles_errors, say
 from council.cli.options import EndpointOption, PresetOption
 
-__all__ = ["config_path", "config_show", "endpoints_check", "endpoints_list"]
+__all__ = [
+    "config_path",
+    "config_show",
+    "endpoints_check",
+    "endpoints_list",
+    "endpoints_reset",
+]
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -72,7 +78,7 @@ def endpoints_list(json_output: JsonFlag = False) -> None:
     Example:
       council endpoints list
     """
-    from council.app.endpoints import endpoint_listing
+    from council.app.endpoints import describe_learned, endpoint_listing
 
     user, rows, local = endpoint_listing()
     if json_output:
@@ -94,6 +100,9 @@ def endpoints_list(json_output: JsonFlag = False) -> None:
         mark = "  (default)" if row["name"] == default else ""
         model = f"  model {row['model']}" if row["model"] else ""
         say(f"{row['name']}  {row['base_url']}  {key}{model}{mark}")
+        say(f"  ceiling {row['ceiling']} at a time ({row['ceiling_source']})")
+        for kept in row["learned"]:
+            say(f"  learned {describe_learned(kept)}")
     if local is not None:
         say(f"local  (built in) {local['description']}")
 
@@ -115,7 +124,7 @@ def endpoints_check(
     Example:
       council endpoints check openrouter
     """
-    from council.app.endpoints import check_endpoint
+    from council.app.endpoints import check_endpoint, describe_learned, endpoint_listing
 
     report = check_endpoint(name, model, say=say)
     models, chosen_model = report.models, report.model
@@ -133,3 +142,30 @@ def endpoints_check(
         f"ok: {chosen_model} answered {reply!r} in {report.took:.2f} s "
         f"(first token {report.ttft or 0:.2f} s)"
     )
+    _, rows, local = endpoint_listing()
+    for row in [*rows, *([local] if local else [])]:
+        if row["name"] != name:
+            continue
+        say(f"ceiling: {row['ceiling']} at a time ({row['ceiling_source']})")
+        for kept in row["learned"]:
+            say(f"learned: {describe_learned(kept)}")
+        if not row["learned"]:
+            say("learned: nothing yet (runs learn the limit and window as they go)")
+
+
+@endpoints_app.command(name="reset")
+@handles_errors
+def endpoints_reset(
+    name: Annotated[str, typer.Argument(help="Profile name or base URL.")],
+) -> None:
+    """Forget the concurrency and context window runs learned about an endpoint.
+
+    \b
+    Example:
+      council endpoints reset ollama
+    """
+    from council.app.endpoints import reset_endpoint
+
+    url, count = reset_endpoint(name)
+    what = f"{count} model{'s' if count != 1 else ''}" if count else "nothing was kept"
+    say(f"forgot what was learned about {url} ({what})")

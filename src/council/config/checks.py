@@ -170,6 +170,8 @@ NUMERIC_SETTINGS = (
 NAMED_SETTINGS: dict[str, Check] = {
     "personas": Check(_is_names, "a list of names"),
     "arbiter": Check(is_text, "a name"),
+    # Who judges when the arbiter cannot: tried in order, for that round only.
+    "arbiter_fallback": Check(_is_names, "a list of names"),
 }
 
 # The user's switches for the history: record runs; keep their texts.

@@ -21,7 +21,7 @@ council.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from council.config.catalog import Catalog, Found
@@ -42,7 +42,7 @@ __all__ = [
 
 MAX_PERSONA_FILE_BYTES = 256 * 1024
 PERSONA_SETTINGS = ("temperature", "max_tokens", "model")
-PERSONA_KEYS = ("name", "description", "system", "model", "temperature", "max_tokens")
+PERSONA_KEYS = ("name", "description", "system", "model", "endpoint", "temperature", "max_tokens")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,9 @@ class Persona:
     temperature: float | None = None
     max_tokens: int | None = None
     source: Path | None = None
+    # The endpoint profile its calls go to (None: the run's endpoint). Set by
+    # `endpoint:` in its definition, or by `name@profile` where it is named.
+    endpoint: str | None = None
 
 
 def builtin_persona_dir() -> Path:
@@ -146,6 +149,9 @@ def persona_from_mapping(
         value = data.get(key)
         if value is not None and not RUN_SETTINGS[key].accepts(value):
             problems.append(_problem(path, data, key, RUN_SETTINGS[key].expects))
+    endpoint = data.get("endpoint")
+    if endpoint is not None and not is_name(endpoint):
+        problems.append(_problem(path, data, "endpoint", f"a profile name: {NAME_CHARACTERS}"))
     if problems:
         return None, problems
     assert isinstance(name, str) and isinstance(system, str)
@@ -159,6 +165,7 @@ def persona_from_mapping(
             temperature=float(temperature) if temperature is not None else None,
             max_tokens=data.get("max_tokens"),
             source=path,
+            endpoint=endpoint,
         ),
         [],
     )
@@ -196,13 +203,20 @@ class PersonaCatalog(Catalog[Persona]):
             )
         return Found(persona.name, persona.description, persona)
 
+    def get(self, name: str) -> Persona:
+        """The persona called `name`; `name@profile` is it on that endpoint profile."""
+        base, at, profile = name.partition("@")
+        persona = super().get(base.strip())
+        return replace(persona, endpoint=profile.strip()) if at and profile.strip() else persona
+
     def resolve(self, names: list[str]) -> list[Persona]:
         """Personas for the given names, in order; UsageError for unknown or repeated names."""
         seen: set[str] = set()
         personas: list[Persona] = []
         for name in names:
-            if name in seen:
+            persona = self.get(name)
+            if persona.name in seen:
                 raise UsageError(f"persona {name!r} is listed twice", "list each persona once")
-            seen.add(name)
-            personas.append(self.get(name))
+            seen.add(persona.name)
+            personas.append(persona)
         return personas

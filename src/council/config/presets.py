@@ -87,13 +87,16 @@ class Preset:
     where: dict[str, str]
     personas: tuple[Persona, ...] | None = None
     arbiter: Persona | None = None
+    arbiter_fallback: tuple[Persona, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        values = {k: v for k, v in self.values.items() if k not in ("personas", "arbiter")}
+        values = {k: v for k, v in self.values.items() if k not in NAMED_SETTINGS}
         if self.personas is not None:
             values["personas"] = [p.name for p in self.personas]
         if self.arbiter is not None:
             values["arbiter"] = self.arbiter.name
+        if self.arbiter_fallback is not None:
+            values["arbiter_fallback"] = [p.name for p in self.arbiter_fallback]
         return {
             "name": self.name,
             "description": self.description,
@@ -235,6 +238,9 @@ class PresetCatalog(Catalog[None]):
             where=where,
             personas=_personas(values.get("personas"), chain, personas),
             arbiter=_arbiter(values.get("arbiter"), chain, personas),
+            arbiter_fallback=_personas(
+                values.get("arbiter_fallback"), chain, personas, key="arbiter_fallback"
+            ),
         )
 
 
@@ -270,11 +276,11 @@ def _inline(item: Any, path: Path) -> Persona:
 
 
 def _personas(
-    value: Any, chain: list[_Loaded], catalog: PersonaCatalog
+    value: Any, chain: list[_Loaded], catalog: PersonaCatalog, key: str = "personas"
 ) -> tuple[Persona, ...] | None:
     if value is None:
         return None
-    path = _owner("personas", chain)
+    path = _owner(key, chain)
     found = [catalog.get(item) if isinstance(item, str) else _inline(item, path) for item in value]
     return tuple(found)
 
@@ -291,8 +297,9 @@ def _persona_problems(
     data: Located, key: str, path: Path, catalog: PersonaCatalog
 ) -> list[FileProblem]:
     value = data[key]
-    items = value if key == "personas" else [value]
-    if key == "personas" and (not isinstance(value, list) or not value):
+    listed = key != "arbiter"  # personas, arbiter_fallback
+    items = value if listed else [value]
+    if listed and (not isinstance(value, list) or not value):
         return [
             FileProblem(
                 path,
@@ -305,15 +312,16 @@ def _persona_problems(
     names: list[str] = []
     for item in items:
         if isinstance(item, str) and item.strip():
-            if item not in catalog.names():
-                close = catalog.closest(item)
+            base = item.partition("@")[0].strip()  # name@profile: on that endpoint profile
+            if base not in catalog.names():
+                close = catalog.closest(base)
                 hint = f" (did you mean {close!r}?)" if close else ""
                 problems.append(
                     FileProblem(
-                        path, data.value_position(key), key, f"unknown persona {item!r}{hint}"
+                        path, data.value_position(key), key, f"unknown persona {base!r}{hint}"
                     )
                 )
-            names.append(item)
+            names.append(base)
         elif isinstance(item, Located):
             persona, found = persona_from_mapping(item, path, inline=True)
             problems += found

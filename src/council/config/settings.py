@@ -37,6 +37,7 @@ __all__ = [
     "history_disabled_by_env",
     "layers_for",
     "load_settings",
+    "profile_endpoint",
     "resolve_settings",
     "split_names",
 ]
@@ -49,6 +50,7 @@ PLAIN_SETTINGS = (
     "max_concurrency",
     "personas",
     "arbiter",
+    "arbiter_fallback",
     "rounds",
     "speculative",
     "threshold",
@@ -314,3 +316,29 @@ def load_settings(
         layers.insert(1, below_flags)
     settings = resolve_settings(layers, user, require_key=require_key)
     return LoadedSettings(user=user, catalog=catalog, preset=chosen, settings=settings)
+
+
+def profile_endpoint(
+    name: str, user: UserConfig, run: EndpointSettings, *, source: str, require_key: bool = True
+) -> EndpointSettings:
+    """The endpoint of profile `name` for a persona that names it (`endpoint:`, `name@profile`).
+
+    Where calls go, the key and the default model come from the profile (the user's
+    own config: a shared file only names it); the timeout and retries are the run's.
+    UsageError names `source` for a profile that does not exist.
+    """
+    profile = user.profiles.get(name) or builtin_profile(name)
+    if profile is None:
+        raise _unknown_profile(name, user, source)
+    return build_endpoint(
+        base_url=profile.base_url,
+        model=profile.model or run.model,
+        api_key_env=profile.api_key_env,
+        timeout=run.timeout,
+        retries=run.retries,
+        max_concurrency=profile.max_concurrency,
+        headers=profile.headers,
+        local_model_path=profile.model_path,
+        sources={"base_url": f"endpoint {name} ({profile.where})"},
+        require_key=require_key,
+    )

@@ -33,7 +33,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -349,7 +349,10 @@ class EndpointClient:
             raise RuntimeError("an attempt must start before it streams")
         body = self._body(call, fields)
         # Lets proxies' logs (and council's fake server) tell the personas apart.
-        headers = {"X-Council-Persona": call.persona, "X-Council-Round": str(call.round)}
+        # Percent-encoded: a member of a council of models is "critic · gpt-4o", and a
+        # header is ASCII.
+        persona = quote(call.persona, safe=" /@:+,()")
+        headers = {"X-Council-Persona": persona, "X-Council-Round": str(call.round)}
 
         loop = asyncio.get_running_loop()
         sent_at = time.monotonic()

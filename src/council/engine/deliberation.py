@@ -22,8 +22,8 @@ import asyncio
 import dataclasses
 import time
 
-from council.endpoint.client import EndpointClient
 from council.engine.calls import CallReporter, check_fits, run_call, run_finished, run_started
+from council.engine.clients import EndpointClients
 from council.engine.convergence import ends_council, parse_verdict, position_label
 from council.engine.events import (
     ArbiterVerdict,
@@ -51,6 +51,19 @@ def _cut_before_readable(outcome: CallOutcome) -> bool:
     )
 
 
+def _judged(outcome: CallOutcome | None) -> bool:
+    """A verdict that was given and can be read (or a call cancelled: nobody judges then)."""
+    if outcome is None:
+        return False
+    if outcome.cancelled:
+        return True
+    return outcome.answered and parse_verdict(outcome.text).problem is None
+
+
+def _unreadable(outcome: CallOutcome | None) -> bool:
+    return outcome is not None and outcome.answered and not _judged(outcome)
+
+
 class _Round:
     """One round in flight: its persona calls, then the arbiter's call on its answers."""
 
@@ -59,7 +72,7 @@ class _Round:
         self.speculative = speculative  # started before the previous verdict was in
         self.reporters: list[CallReporter] = []
         self.arbiter: CallReporter | None = None
-        self.cut_verdicts: list[CallReporter] = []  # asked again with more room
+        self.cut_verdicts: list[CallReporter] = []  # asked again, or judged by a fallback
         self.answers_in = asyncio.Event()
         self.verdict_in = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -103,23 +116,24 @@ class DeliberationRun:
         self.result = DeliberationResult(run_id=self.run_id, plan=plan)
         self._rounds: dict[int, _Round] = {}
         self._not_speculated: set[int] = set()  # held back by --max-wasted-tokens
-        self._client: EndpointClient | None = None
+        self._client: EndpointClients | None = None
         self._started = time.monotonic()
 
     async def execute(self) -> DeliberationResult:
         plan = self.plan
         self._started = time.monotonic()
-        async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
+        async with EndpointClients(plan) as clients:
             try:  # too long a question: nothing is sent
-                await check_fits(client, [plan.persona_call(p, 1) for p in plan.personas])
+                for call in [plan.persona_call(p, 1) for p in plan.personas]:
+                    await check_fits(clients.for_call(call), [call])
             except asyncio.CancelledError:
                 self.result.interrupted = True
                 self.result.stop_reason = "interrupted"
                 raise
-            await self._execute(client)
+            await self._execute(clients)
         return self.result
 
-    async def _execute(self, client: EndpointClient) -> None:
+    async def _execute(self, client: EndpointClients) -> None:
         plan = self.plan
         self.bus.emit(run_started(self.run_id, "deliberate", plan))
         try:
@@ -282,7 +296,7 @@ class DeliberationRun:
                 if earlier_answer is not None and self.resume is not None:
                     reporter.reuse(earlier_answer, self.resume.run_id)
                 else:
-                    group.create_task(run_call(client, reporter))
+                    group.create_task(run_call(client.for_call(reporter.call), reporter))
         current.answers_in.set()
         self.bus.emit(
             RoundFinished(
@@ -308,12 +322,57 @@ class DeliberationRun:
         try:
             if earlier_verdict is not None and self.resume is not None:
                 current.arbiter.reuse(earlier_verdict, self.resume.run_id)
-            elif _cut_before_readable(await run_call(client, current.arbiter)):
-                await self._verdict_with_more_room(client, current)
+            else:
+                await self._judge(client, current)
         finally:
             current.verdict_in.set()
 
-    async def _verdict_with_more_room(self, client: EndpointClient, current: _Round) -> None:
+    async def _judge(self, client: EndpointClients, current: _Round) -> None:
+        """The round's verdict: the arbiter's, or, when its call fails or its verdict cannot
+        be read twice, the next `arbiter_fallback` persona's. All failing, the last stands."""
+        fallbacks = len(self.plan.arbiter_fallback)
+        for fallback in range(fallbacks + 1):
+            if fallback > 0:
+                first = current.arbiter
+                assert first is not None
+                current.cut_verdicts.append(first)  # kept in the timeline, not as the verdict
+                call = self.plan.verdict_call(
+                    current.number, current.answered(), current.failed(), fallback
+                )
+                current.arbiter = CallReporter(
+                    self.run_id, self.bus, call, speculative=first.speculative
+                )
+            assert current.arbiter is not None
+            if _cut_before_readable(
+                await run_call(client.for_call(current.arbiter.call), current.arbiter)
+            ):
+                await self._verdict_with_more_room(client, current)
+            if fallback == fallbacks or _judged(current.arbiter.outcome):
+                break
+            if _unreadable(current.arbiter.outcome):  # read once more before moving on
+                await self._verdict_again(client, current)
+                if _judged(current.arbiter.outcome):
+                    return
+        last = current.arbiter
+        if fallbacks and last is not None and not _unreadable(last.outcome):
+            # Nobody judged: a verdict that was given, if unreadable, beats a failed call
+            # (the council goes on without it, as it does with no fallback at all).
+            given = next((r for r in current.cut_verdicts if _unreadable(r.outcome)), None)
+            if given is not None and not _judged(last.outcome):
+                current.cut_verdicts.remove(given)
+                current.cut_verdicts.append(last)
+                current.arbiter = given
+
+    async def _verdict_again(self, client: EndpointClients, current: _Round) -> None:
+        """Ask the same judge once more for a verdict that could not be read."""
+        first = current.arbiter
+        assert first is not None
+        again = dataclasses.replace(first.call, call_id=f"{first.call.call_id}-again")
+        current.cut_verdicts.append(first)
+        current.arbiter = CallReporter(self.run_id, self.bus, again, speculative=first.speculative)
+        await run_call(client.for_call(current.arbiter.call), current.arbiter)
+
+    async def _verdict_with_more_room(self, client: EndpointClients, current: _Round) -> None:
         """Ask once more for a verdict that max_tokens cut before it could be read."""
         first = current.arbiter
         if first is None or first.outcome is None:
@@ -324,7 +383,7 @@ class DeliberationRun:
         again = dataclasses.replace(call, call_id=f"{call.call_id}-more-room", max_tokens=room)
         current.cut_verdicts.append(first)
         current.arbiter = CallReporter(self.run_id, self.bus, again, speculative=first.speculative)
-        await run_call(client, current.arbiter)
+        await run_call(client.for_call(current.arbiter.call), current.arbiter)
 
     async def _stop_rounds(self, *, after: int, reason: str) -> None:
         """Cancel every round after `after` and wait until their calls have closed.

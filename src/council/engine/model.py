@@ -121,6 +121,8 @@ class CallSpec:
     # The user message (the last one) line by line, when it quotes what may be cut
     # to fit a context window; () when nothing in it may be cut.
     parts: tuple[Part, ...] = field(default=(), compare=False, repr=False)
+    # The endpoint profile the call goes to (a persona's `endpoint:`); None: the run's own.
+    endpoint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,6 +134,7 @@ class CallSpec:
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "response_format": self.response_format,
+            "endpoint": self.endpoint,
             "messages": list(self.messages),
         }
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from council.endpoint.client import EndpointClient
 from council.endpoint.errors import internal_error
 from council.engine.calls import CallReporter, check_fits, run_call, run_finished, run_started
+from council.engine.clients import EndpointClients
 from council.engine.events import EventBus
 from council.engine.model import CallOutcome, CallSpec, new_run_id
 from council.engine.plan import OraclePlan
@@ -43,24 +43,25 @@ class OracleRun:
     async def execute(self) -> OracleResult:
         plan = self.plan
         self._started = time.monotonic()
-        async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
+        async with EndpointClients(plan) as clients:
             try:
-                await check_fits(client, list(plan.calls))  # too long a question: none sent
+                for call in plan.calls:  # too long a question: none sent
+                    await check_fits(clients.for_call(call), [call])
             except asyncio.CancelledError:
                 self.result.interrupted = True
                 raise
-            await self._execute(client)
+            await self._execute(clients)
         return self.result
 
-    async def _execute(self, client: EndpointClient) -> None:
+    async def _execute(self, clients: EndpointClients) -> None:
         plan = self.plan
         self.bus.emit(run_started(self.run_id, "oracle", plan))
         try:
             async with asyncio.TaskGroup() as group:
                 for call in plan.calls:
-                    group.create_task(self._call(client, call))
+                    group.create_task(self._call(clients, call))
             if plan.arbiter is not None and self.result.answers:
-                await self._synthesize(client)
+                await self._synthesize(clients)
         except asyncio.CancelledError:
             self.result.interrupted = True
             raise
@@ -74,11 +75,11 @@ class OracleRun:
         else:
             self.result.outcomes[call.persona] = outcome
 
-    async def _call(self, client: EndpointClient, call: CallSpec) -> None:
+    async def _call(self, client: EndpointClients, call: CallSpec) -> None:
         """Run one call and record its outcome, whatever it is, cancellation included."""
         reporter = CallReporter(self.run_id, self.bus, call)
         try:
-            await run_call(client, reporter)
+            await run_call(client.for_call(call), reporter)
         finally:
             # run_call always leaves an outcome (a cancelled call's included); should
             # that ever fail, the call still ends as a failure, never as nothing.
@@ -87,7 +88,12 @@ class OracleRun:
             )
             self._record(call, outcome)
 
-    async def _synthesize(self, client: EndpointClient) -> None:
+    async def _synthesize(self, client: EndpointClients) -> None:
+        """The arbiter's synthesis; when its call fails, the next `arbiter_fallback` writes it."""
         answers = [(a.persona, a.text) for a in self.result.answers]
         failed = [f.persona for f in self.result.failures]
-        await self._call(client, self.plan.synthesis_call(answers, failed))
+        for fallback in range(len(self.plan.arbiter_fallback) + 1):
+            await self._call(client, self.plan.synthesis_call(answers, failed, fallback))
+            synthesis = self.result.synthesis
+            if synthesis is None or synthesis.answered or synthesis.cancelled:
+                return

@@ -9,8 +9,9 @@ what the calls say.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
@@ -52,6 +53,20 @@ def max_concurrency_for(endpoint: EndpointSettings, calls_at_once: int) -> int:
     return max(1, endpoint.max_concurrency or min(calls_at_once, DEFAULT_MAX_CONCURRENCY_CAP))
 
 
+def _call(
+    persona: Persona,
+    content: str | Sequence[Part],
+    call_id: str,
+    endpoint: EndpointSettings,
+    endpoints: Mapping[str, EndpointSettings],
+    **settings: Any,
+) -> CallSpec:
+    """`build_call` on the persona's own endpoint: its profile's model unless it sets one."""
+    own = endpoints.get(persona.endpoint, endpoint) if persona.endpoint else endpoint
+    call = build_call(persona, content, own.model, call_id, **settings)
+    return dataclasses.replace(call, endpoint=persona.endpoint) if persona.endpoint else call
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Plan:
     """What every plan has: the question, who answers it, where, and how many calls at once."""
@@ -61,6 +76,30 @@ class _Plan:
     personas: tuple[Persona, ...]
     endpoint: EndpointSettings
     max_concurrency: int = 1
+    # Who judges, in order, when the arbiter's call fails or its verdict cannot be read.
+    arbiter_fallback: tuple[Persona, ...] = ()
+    # The endpoints of profiles that personas name (`endpoint:`), by profile name.
+    endpoints: Mapping[str, EndpointSettings] = field(default_factory=dict)
+
+    def endpoint_for(self, profile: str | None) -> EndpointSettings:
+        """Where a call for `profile` goes (None: the run's own endpoint)."""
+        return self.endpoints.get(profile, self.endpoint) if profile else self.endpoint
+
+    def where(self, persona: str) -> tuple[str, str]:
+        """The model and host a member's calls go to, by its name, for the output."""
+        members = [*self.personas, *self.arbiter_fallback]
+        arbiter = getattr(self, "arbiter", None)
+        if arbiter is not None:
+            members.append(arbiter)
+        found = next((p for p in members if p.name == persona), None)
+        endpoint = self.endpoint_for(found.endpoint if found else None)
+        model = found.model if found is not None and found.model else endpoint.model
+        return model, endpoint.host
+
+    def _build(
+        self, persona: Persona, content: str | Sequence[Part], call_id: str, **settings: Any
+    ) -> CallSpec:
+        return _call(persona, content, call_id, self.endpoint, self.endpoints, **settings)
 
     @property
     def question(self) -> str:
@@ -83,6 +122,8 @@ class _Plan:
             "model": self.endpoint.model,
             "personas": [p.name for p in self.personas],
             "arbiter": arbiter.name if arbiter else None,
+            "arbiter_fallback": [p.name for p in self.arbiter_fallback] if arbiter else [],
+            "endpoints": {name: e.describe() for name, e in self.endpoints.items()},
             "attachments": [a.path for a in self.attachments],
             **settings,
             "limits": self.endpoint.limits(self.max_concurrency),
@@ -102,14 +143,20 @@ class OraclePlan(_Plan):
         return self.arbiter is not None
 
     def synthesis_call(
-        self, answers: list[tuple[str, str]], failed: list[str] | None = None
+        self,
+        answers: list[tuple[str, str]],
+        failed: list[str] | None = None,
+        fallback: int = 0,
     ) -> CallSpec:
-        """The arbiter's call: the question and every member's answer, by name."""
+        """The arbiter's call: the question and every member's answer, by name.
+
+        `fallback` n > 0 is the same call by the n-th `arbiter_fallback` persona.
+        """
         assert self.arbiter is not None, "synthesis_call needs a plan with an arbiter"
+        judge = self.arbiter if fallback == 0 else self.arbiter_fallback[fallback - 1]
+        call_id = "synthesis" if fallback == 0 else f"synthesis-fallback-{fallback}"
         content = synthesis_parts(self.question_parts, answers, failed)
-        return build_call(
-            self.arbiter, content, self.endpoint.model, call_id="synthesis", role="arbiter"
-        )
+        return self._build(judge, content, call_id, role="arbiter")
 
     def to_dict(self) -> dict[str, Any]:
         data = self._described("oracle", self.arbiter, self.calls)
@@ -156,18 +203,24 @@ class DeliberationPlan(_Plan):
             if round_number == 1
             else revision_parts(question, round_number, persona.name, previous or [], failed)
         )
-        call_id = f"r{round_number}-{persona.name}"
-        return build_call(persona, content, self.endpoint.model, call_id, round_number)
+        return self._build(
+            persona, content, f"r{round_number}-{persona.name}", round_number=round_number
+        )
 
     def verdict_call(
-        self, round_number: int, answers: list[tuple[str, str]], failed: list[str] | None = None
+        self,
+        round_number: int,
+        answers: list[tuple[str, str]],
+        failed: list[str] | None = None,
+        fallback: int = 0,
     ) -> CallSpec:
-        """The arbiter's call on one round's answers."""
-        return build_call(
-            self.arbiter,
+        """The arbiter's call on one round's answers (by the `fallback`-th fallback if > 0)."""
+        judge = self.arbiter if fallback == 0 else self.arbiter_fallback[fallback - 1]
+        suffix = "" if fallback == 0 else f"-fallback-{fallback}"
+        return self._build(
+            judge,
             verdict_parts(self.question_parts, round_number, self.rounds, answers, failed),
-            self.endpoint.model,
-            call_id=f"r{round_number}-verdict",
+            f"r{round_number}-verdict{suffix}",
             round_number=round_number,
             role="arbiter",
             response_format=VERDICT_RESPONSE_FORMAT,
@@ -207,13 +260,15 @@ def build_oracle_plan(
     endpoint: EndpointSettings,
     attachments: list[Attachment] | None = None,
     arbiter: Persona | None = None,
+    arbiter_fallback: Sequence[Persona] = (),
+    endpoints: Mapping[str, EndpointSettings] | None = None,
 ) -> OraclePlan:
     """Plan one question to every persona; the synthesis call is built once answers exist."""
     attached = tuple(attachments or ())
     content = question_parts(query, attached)
+    extra = dict(endpoints or {})
     calls = tuple(
-        build_call(persona, content, endpoint.model, call_id=f"r1-{persona.name}")
-        for persona in personas
+        _call(persona, content, f"r1-{persona.name}", endpoint, extra) for persona in personas
     )
     return OraclePlan(
         query=query,
@@ -222,6 +277,8 @@ def build_oracle_plan(
         endpoint=endpoint,
         calls=calls,
         arbiter=arbiter,
+        arbiter_fallback=tuple(arbiter_fallback) if arbiter is not None else (),
+        endpoints=extra,
         max_concurrency=max_concurrency_for(endpoint, len(calls)),
     )
 
@@ -232,6 +289,8 @@ def build_deliberation_plan(
     personas: list[Persona],
     arbiter: Persona,
     endpoint: EndpointSettings,
+    arbiter_fallback: Sequence[Persona] = (),
+    endpoints: Mapping[str, EndpointSettings] | None = None,
     attachments: list[Attachment] | None = None,
     rounds: int = DEFAULT_ROUNDS,
     threshold: float = DEFAULT_THRESHOLD,
@@ -244,6 +303,8 @@ def build_deliberation_plan(
         attachments=tuple(attachments or ()),
         personas=tuple(personas),
         arbiter=arbiter,
+        arbiter_fallback=tuple(arbiter_fallback),
+        endpoints=dict(endpoints or {}),
         endpoint=endpoint,
         rounds=rounds,
         threshold=threshold,

@@ -7,7 +7,8 @@ Also what a report shows where the terminal and Markdown output must agree (what
 from __future__ import annotations
 
 from council.engine.model import CallOutcome
-from council.engine.results import DeliberationResult, OracleResult
+from council.engine.plan import DeliberationPlan, OraclePlan
+from council.engine.results import DeliberationResult, OracleResult, RoundResult
 
 __all__ = [
     "CUT_NOTES",
@@ -54,9 +55,32 @@ def count_label(n: int, noun: str) -> str:
 CUT_NOTES = {"length": "cut at max_tokens", "content_filter": "stopped by content filter"}
 
 
-def answer_metrics(answer: CallOutcome) -> str:
-    """An answer's metrics line (the rich subtitle, the Markdown line); says if it was cut."""
-    parts = [seconds(answer.latency), f"first token {seconds(answer.ttft)}"]
+def models_and_hosts(plan: OraclePlan | DeliberationPlan) -> str:
+    """The "model @ host" of every member's calls, each once, in the order of the members."""
+    members = [*plan.personas, *([plan.arbiter] if plan.arbiter is not None else [])]
+    if not members:
+        return f"{plan.endpoint.model} @ {plan.endpoint.host}"
+    places = dict.fromkeys(f"{m} @ {h}" for m, h in (plan.where(p.name) for p in members))
+    return ", ".join(places)
+
+
+def member_where(plan: OraclePlan | DeliberationPlan, persona: str) -> str | None:
+    """ "model @ host" for a member of a council whose members use several; else None
+    (the footer says it once for everyone)."""
+    members = [*plan.personas, *plan.arbiter_fallback]
+    if plan.arbiter is not None:
+        members.append(plan.arbiter)
+    if len({plan.where(p.name) for p in members}) < 2:
+        return None
+    model, host = plan.where(persona)
+    return f"{model} @ {host}"
+
+
+def answer_metrics(answer: CallOutcome, where: str | None = None) -> str:
+    """An answer's metrics line (the rich subtitle, the Markdown line); says if it was cut,
+    and `where` it was asked (model @ host) when the council has several."""
+    parts = [where] if where else []
+    parts += [seconds(answer.latency), f"first token {seconds(answer.ttft)}"]
     parts.append(f"{tokens(answer.tokens_in)} → {tokens(answer.tokens_out)} tokens")
     if answer.retries:
         parts.append(count_label(answer.retries, "retry").replace("retrys", "retries"))
@@ -120,7 +144,7 @@ def run_footer(result: OracleResult) -> str:
     total = result.sum_of_calls
     if answered > 1 and result.wall > 0:
         parts.append(f"sum of calls {seconds(total)} ({total / result.wall:.1f}× less waiting)")
-    parts.append(f"{plan.endpoint.model} @ {plan.endpoint.host}")
+    parts.append(models_and_hosts(plan))
     queued = queued_note(plan.max_concurrency, len(plan.calls))
     return " · ".join([*parts, queued] if queued else parts)
 
@@ -158,9 +182,18 @@ def answer_status(result: DeliberationResult) -> str:
         text = f"Not converged after round {judged.number} of {total} ({confidence})."
     if last is not None and last.number != judged.number:
         text += f" This synthesis is of round {judged.number}; round {last.number} had no verdict."
+    judge = judged_by(judged, result.plan.arbiter.name)
+    if judge is not None:
+        text += f" Judged by {judge}: the arbiter {result.plan.arbiter.name} could not."
     if result.interrupted:
         text += " The council was interrupted."
     return text
+
+
+def judged_by(kept: RoundResult, arbiter: str) -> str | None:
+    """The fallback persona that gave a round's verdict; None when the arbiter did."""
+    judge = kept.arbiter.persona if kept.arbiter is not None else None
+    return judge if judge is not None and judge != arbiter else None
 
 
 def _verdict_cell(round_number: int, result: DeliberationResult) -> str:
@@ -231,7 +264,7 @@ def deliberation_footer(result: DeliberationResult) -> str:
             numbers = ", ".join(str(n) for n in result.discarded_rounds)
             wasted += f" (speculative round {numbers} discarded)"
         parts.append(wasted)
-    parts.append(f"{plan.endpoint.model} @ {plan.endpoint.host}")
+    parts.append(models_and_hosts(plan))
     queued = queued_note(plan.max_concurrency, len(plan.personas) + int(plan.speculative))
     return " · ".join([*parts, queued] if queued else parts)
 

@@ -6,6 +6,7 @@ import json
 from typing import Any, TextIO
 
 from council.engine.events import Event, event_to_dict
+from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
 from council.render.safe_text import json_safe
 
@@ -30,7 +31,7 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
         "model": plan.endpoint.model,
         "endpoint": plan.endpoint.host,
         "personas": [p.name for p in plan.personas],
-        "answers": [a.to_dict() for a in result.answers],
+        "answers": [_placed(a.to_dict(), plan) for a in result.answers],
         "errors": [f.to_dict() for f in result.failures],
         "synthesis": synthesis.to_dict() if synthesis is not None else None,
         "metrics": {
@@ -39,6 +40,16 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
             "max_concurrency": plan.max_concurrency,
         },
     }
+
+
+def _placed(answer: dict[str, Any], plan: OraclePlan | DeliberationPlan) -> dict[str, Any]:
+    """An answer's dict with the model and endpoint host its member was asked on."""
+    model, host = plan.where(answer["persona"])
+    return {**answer, "model": model, "endpoint": host}
+
+
+def _placed_round(kept: dict[str, Any], plan: DeliberationPlan) -> dict[str, Any]:
+    return {**kept, "answers": [_placed(a, plan) for a in kept["answers"]]}
 
 
 def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
@@ -57,6 +68,7 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
         "endpoint": plan.endpoint.host,
         "personas": [p.name for p in plan.personas],
         "arbiter": plan.arbiter.name,
+        "arbiter_fallback": [p.name for p in plan.arbiter_fallback],
         "settings": {
             "rounds": plan.rounds,
             "threshold": plan.threshold,
@@ -69,11 +81,12 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
         else {
             "text": verdict.synthesis,
             "round": judged.number,
+            "judged_by": judged.arbiter.persona if judged.arbiter is not None else None,
             "converged": verdict.converged,
             "confidence": verdict.confidence,
             "dissent": list(verdict.dissent),
         },
-        "rounds": [r.to_dict() for r in result.rounds],
+        "rounds": [_placed_round(r.to_dict(), plan) for r in result.rounds],
         "failed_round": result.failed_round.to_dict() if result.failed_round else None,
         "discarded_rounds": result.discarded_rounds,
         "timeline": [c.to_dict() for c in result.timeline],

@@ -17,6 +17,7 @@ from council.render.format import (
     answer_status,
     deliberation_footer,
     failure_detail,
+    member_where,
     quiet_selection,
     round_rows,
     run_footer,
@@ -56,8 +57,8 @@ def _failure_line(failure: CallOutcome) -> str:
     return f"- **{failure.persona}**: {failure_detail(failure)}"
 
 
-def _answer_block(heading: str, answer: CallOutcome) -> str:
-    return f"{heading}\n\n_{answer_metrics(answer)}_\n\n{answer.text.strip()}"
+def _answer_block(heading: str, answer: CallOutcome, where: str | None = None) -> str:
+    return f"{heading}\n\n_{answer_metrics(answer, where)}_\n\n{answer.text.strip()}"
 
 
 def _quiet(answers: list[CallOutcome]) -> str:
@@ -74,13 +75,20 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
         if len(result.plan.personas) == 1 and answers:
             return answers[0].text.strip() + "\n"
         return _quiet(answers)
-    blocks = [_answer_block(f"## {a.persona}", a) for a in result.answers]
+    plan = result.plan
+    blocks = [
+        _answer_block(f"## {a.persona}", a, member_where(plan, a.persona)) for a in result.answers
+    ]
     failures = result.failures
     if failures:
         blocks.append("## Did not answer\n\n" + "\n".join(_failure_line(f) for f in failures))
     synthesis = result.synthesis
     if synthesis is not None and synthesis.answered:
-        blocks.append(_answer_block(f"## Synthesis ({synthesis.persona})", synthesis))
+        title = f"## Synthesis ({synthesis.persona})"
+        arbiter = result.plan.arbiter
+        if arbiter is not None and synthesis.persona != arbiter.name:
+            title = f"## Synthesis ({synthesis.persona}, for the arbiter {arbiter.name})"
+        blocks.append(_answer_block(title, synthesis, member_where(plan, synthesis.persona)))
     elif synthesis is not None:
         blocks.append("## Synthesis failed\n\n" + _failure_line(synthesis))
     blocks.append(f"---\n\n_{run_footer(result)}_")
@@ -156,7 +164,12 @@ def deliberation_plan_markdown(plan: DeliberationPlan) -> str:
         "",
         *_endpoint_lines(plan.endpoint, plan.max_concurrency),
         f"- personas: {', '.join(p.name for p in plan.personas)}",
-        f"- arbiter: {plan.arbiter.name}",
+        f"- arbiter: {plan.arbiter.name}"
+        + (
+            f" (then {', '.join(p.name for p in plan.arbiter_fallback)} if it cannot)"
+            if plan.arbiter_fallback
+            else ""
+        ),
         f"- rounds: at most {plan.rounds}, ending at a converged verdict with "
         f"confidence ≥ {plan.threshold:g}",
         f"- schedule: {schedule}",
@@ -179,8 +192,10 @@ def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def _round_answers(kept: RoundResult) -> list[str]:
-    blocks = [_answer_block(f"### {a.persona}", a) for a in kept.answers]
+def _round_answers(kept: RoundResult, plan: DeliberationPlan) -> list[str]:
+    blocks = [
+        _answer_block(f"### {a.persona}", a, member_where(plan, a.persona)) for a in kept.answers
+    ]
     blocks += [_failure_line(f) for f in kept.failures]
     return blocks
 
@@ -205,7 +220,7 @@ def deliberation_markdown(result: DeliberationResult, *, quiet: bool = False) ->
         blocks.append("## Rounds\n\n" + _table(ROUND_COLUMNS, round_rows(result)))
     if last is not None:
         blocks.append(f"## Answers in round {last.number}")
-        blocks += _round_answers(last)
+        blocks += _round_answers(last, result.plan)
     if result.timeline:
         blocks.append("## Timeline\n\n" + _table(TIMELINE_COLUMNS, timeline_rows(result)))
     blocks.append(f"---\n\n_{deliberation_footer(result)}_")

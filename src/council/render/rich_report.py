@@ -17,6 +17,7 @@ from council.render.format import (
     answer_status,
     deliberation_footer,
     failure_detail,
+    member_where,
     quiet_selection,
     round_rows,
     run_footer,
@@ -49,12 +50,12 @@ def _failures_panel(failures: list[CallOutcome]) -> Panel:
     )
 
 
-def _answer_panel(answer: CallOutcome, title: str, border: str) -> Panel:
+def _answer_panel(answer: CallOutcome, title: str, border: str, where: str | None = None) -> Panel:
     return Panel(
         _model_markdown(answer.text),
         title=f"[bold]{title}[/]",
         title_align="left",
-        subtitle=answer_metrics(answer),
+        subtitle=answer_metrics(answer, where),
         subtitle_align="right",
         border_style=border,
     )
@@ -71,12 +72,21 @@ def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> Renderabl
     """One panel per answer, then failures, the synthesis and a footer line."""
     if quiet:
         return _quiet(result)
-    parts: list[RenderableType] = [_answer_panel(a, a.persona, "cyan") for a in result.answers]
+    plan = result.plan
+    parts: list[RenderableType] = [
+        _answer_panel(a, a.persona, "cyan", member_where(plan, a.persona)) for a in result.answers
+    ]
     if result.failures:
         parts.append(_failures_panel(result.failures))
     synthesis = result.synthesis
     if synthesis is not None and synthesis.answered:
-        parts.append(_answer_panel(synthesis, f"synthesis · {synthesis.persona}", "green"))
+        title = f"synthesis · {synthesis.persona}"
+        arbiter = result.plan.arbiter
+        if arbiter is not None and synthesis.persona != arbiter.name:
+            title += f" (for the arbiter {arbiter.name})"
+        parts.append(
+            _answer_panel(synthesis, title, "green", member_where(plan, synthesis.persona))
+        )
     elif synthesis is not None:
         parts.append(Panel(_failure_text(synthesis), title="synthesis failed", border_style="red"))
     parts.append(Text(run_footer(result), style="dim"))
@@ -120,7 +130,8 @@ def deliberation_renderable(result: DeliberationResult, *, quiet: bool = False) 
         parts.append(_table("rounds", ROUND_COLUMNS, round_rows(result)))
     if last is not None:
         for a in last.answers:
-            parts.append(_answer_panel(a, f"round {last.number} · {a.persona}", "cyan"))
+            where = member_where(result.plan, a.persona)
+            parts.append(_answer_panel(a, f"round {last.number} · {a.persona}", "cyan", where))
         if last.failures:
             parts.append(_failures_panel(last.failures))
     if result.timeline:

@@ -120,3 +120,23 @@ def m005_call_fitted(db: sqlite3.Connection) -> None:
         ALTER TABLE calls ADD COLUMN fitted TEXT;  -- JSON {"window", "cut_words"}; NULL: as built
         """,
     )
+
+
+@migration
+def m006_endpoint_limits(db: sqlite3.Connection) -> None:
+    # What a run learned about an endpoint, so the next run starts from it (issue 14).
+    _execute_script(
+        db,
+        """
+        CREATE TABLE endpoint_limits (
+            base_url TEXT NOT NULL,            -- normalised: scheme://host:port/path
+            model TEXT NOT NULL,
+            capacity INTEGER,                  -- calls at a time it took; NULL: not learned
+            context_window INTEGER,            -- tokens; NULL: not learned
+            window_source TEXT,                -- profile, server, error, history
+            learned_at REAL,                   -- unix time
+            origin TEXT,                       -- "profile NAME", --base-url, env
+            PRIMARY KEY (base_url, model)
+        );
+        """,
+    )
