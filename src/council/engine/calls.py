@@ -13,12 +13,15 @@ measures the call's latency.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from council.endpoint.client import CallError, EndpointClient, StreamResult
 from council.endpoint.errors import internal_error
+from council.endpoint.limiter import LimitChange
 from council.engine.events import (
     CallCancelled,
     CallEnded,
@@ -28,6 +31,7 @@ from council.engine.events import (
     CallStarted,
     EventBus,
     FirstToken,
+    LimitChanged,
     ReasoningDelta,
     RunFinished,
     RunStarted,
@@ -37,14 +41,16 @@ from council.engine.model import CANCELLED, CallOutcome, CallSpec
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
 
-__all__ = ["CallReporter", "run_call", "run_finished", "run_started"]
+__all__ = ["CallReporter", "limit_changes_reported", "run_call", "run_finished", "run_started"]
 
 
 class CallReporter:
     """Turns one call's progress into events and remembers when it ran and what it produced.
 
     `cancel_reason` is what a CallCancelled will say if the call is cancelled:
-    an engine that cancels on purpose sets it first ("superseded").
+    an engine that cancels on purpose sets it first ("superseded"). `priority` is
+    its place in the endpoint's queue: calls on the critical path (0) take a free
+    slot before speculative ones (1).
     """
 
     def __init__(
@@ -54,6 +60,8 @@ class CallReporter:
         self.bus = bus
         self.call = call
         self.speculative = speculative
+        self.priority = 1 if speculative else 0
+        self.asked_at = time.monotonic()  # when it first asked for a slot
         self.started_at: float | None = None  # time.monotonic(), when the call got a slot
         self.ended_at: float | None = None
         # Chunks of the current attempt, answer and reasoning (about a token each).
@@ -133,13 +141,17 @@ class CallReporter:
     def finished(self, stream: StreamResult) -> CallOutcome:
         answer = self._outcome(
             text=stream.text,
-            latency=self.elapsed(),  # from on_start: when the call got a slot, retries included
+            # From on_start (when the call got a slot), retries included, without
+            # the time a re-sent call waited for a slot again (that is `queued`).
+            latency=max(0.0, self.elapsed() - max(0.0, stream.queued - self._queued_so_far())),
             ttft=stream.ttft,
             tokens_in=stream.tokens_in,
             tokens_out=stream.tokens_out,
             retries=stream.retries,
             finish_reason=stream.finish_reason,
             reasoning=stream.reasoning,
+            queued=stream.queued,
+            resends=stream.resends,
         )
         return self._end(CallFinished, answer)
 
@@ -157,8 +169,14 @@ class CallReporter:
             message=error.message,
             retries=error.retries,
             latency=self.elapsed(),
+            queued=error.queued or self._queued_so_far(),
         )
         return self._end(CallFailed, failure)
+
+    def _queued_so_far(self) -> float:
+        """Seconds waited for the first slot (all of it, when the call never got one)."""
+        end = self.started_at if self.started_at is not None else time.monotonic()
+        return max(0.0, end - self.asked_at)
 
     def cancelled(self) -> CallOutcome:
         message = (
@@ -171,6 +189,7 @@ class CallReporter:
             message=message,
             latency=self.elapsed(),
             tokens_out=self.tokens_streamed,
+            queued=self._queued_so_far(),
         )
         return self._end(CallCancelled, stopped, reason=self.cancel_reason)
 
@@ -182,7 +201,8 @@ async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcom
     `internal`, its exception type in the message), is the call's outcome.
     """
     try:
-        stream = await client.complete(reporter.call, reporter)
+        reporter.asked_at = time.monotonic()
+        stream = await client.complete(reporter.call, reporter, reporter.priority)
     except CallError as error:
         return reporter.failed(error)
     except asyncio.CancelledError:
@@ -194,6 +214,23 @@ async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcom
         return reporter.finished(stream)
     except Exception as exc:
         return reporter.failed(internal_error(exc))
+
+
+@contextlib.contextmanager
+def limit_changes_reported(
+    client: EndpointClient, bus: EventBus, run_id: str, kept: list[dict[str, Any]]
+) -> Iterator[None]:
+    """While a run goes, each change of its endpoint's limit is an event and kept in `kept`."""
+
+    def report(change: LimitChange) -> None:
+        kept.append(dataclasses.asdict(change))
+        bus.emit(LimitChanged(run_id=run_id, **dataclasses.asdict(change)))
+
+    client.limiter.listeners.append(report)
+    try:
+        yield
+    finally:
+        client.limiter.listeners.remove(report)
 
 
 def run_started(run_id: str, command: str, plan: OraclePlan | DeliberationPlan) -> RunStarted:

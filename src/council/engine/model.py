@@ -115,7 +115,10 @@ class CallOutcome:
     took this answer from, without a call. `finish_reason` is the server's reason
     for ending the answer ("stop"; "length": cut at max_tokens; "content_filter")
     and None when it gave none; `reasoning` is what a reasoning model thought
-    before answering, kept apart from `text` (None: it sent none).
+    before answering, kept apart from `text` (None: it sent none). `queued` is the
+    seconds it waited for a slot of the endpoint (not part of `latency` or its
+    deadline); `resends` how often it was sent again after the server turned it
+    away (a full endpoint, not an error: not counted in `retries`).
     """
 
     persona: str
@@ -131,6 +134,8 @@ class CallOutcome:
     reused_from: str | None = None
     finish_reason: str | None = None
     reasoning: str | None = None
+    queued: float = 0.0
+    resends: int = 0
 
     @property
     def answered(self) -> bool:
@@ -149,6 +154,7 @@ class CallOutcome:
                 "message": self.message,
                 "retries": self.retries,
                 "role": self.role,
+                "queued": round(self.queued, 4),
             }
         return {
             "persona": self.persona,
@@ -161,6 +167,8 @@ class CallOutcome:
             "role": self.role,
             "finish_reason": self.finish_reason,
             "reasoning": self.reasoning,
+            "queued": round(self.queued, 4),
+            "resends": self.resends,
         }
 
 

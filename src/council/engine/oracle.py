@@ -13,7 +13,13 @@ import time
 
 from council.endpoint.client import EndpointClient
 from council.endpoint.errors import internal_error
-from council.engine.calls import CallReporter, run_call, run_finished, run_started
+from council.engine.calls import (
+    CallReporter,
+    limit_changes_reported,
+    run_call,
+    run_finished,
+    run_started,
+)
 from council.engine.events import EventBus
 from council.engine.model import CallOutcome, CallSpec, new_run_id
 from council.engine.plan import OraclePlan
@@ -46,11 +52,13 @@ class OracleRun:
         self.bus.emit(run_started(self.run_id, "oracle", plan))
         try:
             async with EndpointClient(plan.endpoint, plan.max_concurrency) as client:
-                async with asyncio.TaskGroup() as group:
-                    for call in plan.calls:
-                        group.create_task(self._call(client, call))
-                if plan.arbiter is not None and self.result.answers:
-                    await self._synthesize(client)
+                changes = self.result.limit_changes
+                with limit_changes_reported(client, self.bus, self.run_id, changes):
+                    async with asyncio.TaskGroup() as group:
+                        for call in plan.calls:
+                            group.create_task(self._call(client, call))
+                    if plan.arbiter is not None and self.result.answers:
+                        await self._synthesize(client)
         except asyncio.CancelledError:
             self.result.interrupted = True
             raise
