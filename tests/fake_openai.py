@@ -907,6 +907,10 @@ class FakeOpenAI:
                 self._update(record, finished_at=time.monotonic())
                 transport.abort()
                 return False
+            if slot is not None:
+                # The answer is generated: the slot is free before its last bytes are
+                # sent, so a client that asks again on reading them finds it free.
+                self._free_slot(slot)
             tail = chunk({"role": "assistant"} if not tokens else {}, reply.finish_reason)
             if want_usage:
                 usage["completion_tokens"] = completion_tokens

@@ -291,7 +291,7 @@ class EndpointClient:
                 with attempt:
                     return await self._attempt(call, observer, state)
         except CallError as error:
-            error.retries = max(0, state.attempts - 1)
+            error.retries = max(0, state.attempts - 1 - state.resends)
             error.queued = state.queued
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -389,7 +389,7 @@ class EndpointClient:
             try:
                 result = await self._stream(call, observer, state, fields, ticket)
             except openai.APIStatusError as exc:
-                self.limiter.accepted(ticket)
+                # Not "accepted": a rejection must be learned from before the next call goes.
                 self._read_limits(exc.response.headers if exc.response is not None else None)
                 rejected = rejected_fields(exc, fields)
                 unproven = fields - self._accepted_fields
@@ -495,8 +495,8 @@ class EndpointClient:
                         stream=True,
                         stream_cls=openai.AsyncStream[dict[str, Any]],
                     )
+                    self._read_limits(stream.response.headers)  # before the next call goes
                     self.limiter.accepted(ticket)
-                    self._read_limits(stream.response.headers)
                     async with stream:
                         media = _media_type(stream.response.headers.get("content-type"))
                         if media == "application/json" or media.endswith("+json"):
@@ -546,7 +546,7 @@ class EndpointClient:
             tokens_out=reader.tokens_out,
             ttft=ttft,
             finish_reason=reader.finish_reason,
-            retries=state.attempts - 1,
+            retries=state.attempts - 1 - state.resends,  # re-sends are not retries
             reasoning=reader.reasoning or None,
         )
 

@@ -50,6 +50,9 @@ PROBE_CALLS = 100
 # While the capacity is unknown, the next call waits for the previous one to be
 # accepted, but never longer than this: a slow server must not serialise a run.
 ACCEPT_WAIT = 0.25
+# ... and a moment after it was accepted: a single-slot server ends the older stream as
+# it accepts the newer one, and that ending may reach us just after the acceptance.
+RAMP_GRACE = 0.03
 # Pauses asked for by a server, capped: a longer one fails calls rather than sleeping.
 MAX_PAUSE = 120.0
 
@@ -73,6 +76,7 @@ class Ticket:
     epoch: int = 0  # the limiter's epoch when it was sent: older rejections count once
     granted_at: float | None = None
     accepted: bool = False
+    accepted_at: float = 0.0
     _future: asyncio.Future[None] | None = field(default=None, repr=False)
 
     @property
@@ -155,10 +159,13 @@ class EndpointLimiter:
                 self._wake_at(self.paused_until)
                 return
             last = self._unaccepted
-            if self._ramping() and last is not None and not last.accepted:
-                assert last.granted_at is not None
-                if now < last.granted_at + ACCEPT_WAIT:
-                    self._wake_at(last.granted_at + ACCEPT_WAIT)
+            if self._ramping() and last is not None and last.granted_at is not None:
+                if last.accepted:
+                    ready = last.accepted_at + RAMP_GRACE
+                else:
+                    ready = last.granted_at + ACCEPT_WAIT
+                if now < ready:
+                    self._wake_at(ready)
                     return
             _, _, ticket = heapq.heappop(self._waiting)
             assert ticket._future is not None
@@ -184,6 +191,7 @@ class EndpointLimiter:
         """The server took the call (its response headers came back)."""
         if not ticket.accepted:
             ticket.accepted = True
+            ticket.accepted_at = time.monotonic()
             self._dispatch()
 
     def _release_slot(self, ticket: Ticket) -> None:
