@@ -8,6 +8,7 @@ announced in x-ratelimit-* headers). Assertions are on what the server recorded.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from typing import Any
 
@@ -183,3 +184,26 @@ def test_the_limit_rule_halves_grows_back_and_probes() -> None:
         return seen
 
     assert asyncio.run(scenario()) == [4, 4, 5, 5, 6, 5]
+
+
+def test_the_footer_and_the_live_view_say_when_and_why_the_limit_changed(
+    fake: FakeOpenAI,
+) -> None:
+    fake.slots, fake.over_limit = 1, "interrupt"
+    fake.default = Reply(ttft=0.2, tokens=3)
+    result = oracle(fake, "--personas", "judge,critic", "q")
+    assert result.exit_code == 0, result.output
+    host = fake.base_url.split("/")[2]
+    assert f"{host}: 1 call at a time after 1 interrupted stream" in result.output
+
+    from rich.console import Console
+
+    from council.engine.events import LimitChanged
+    from council.render.live import LiveView, RoundsLiveView
+
+    change = LimitChanged(run_id="r", host=host, old=8, new=2, reason="2 429 answers")
+    for view in (LiveView(Console(file=io.StringIO()), ["judge"]), RoundsLiveView(Console(), 3)):
+        view.handle(change)
+        console = Console(file=io.StringIO(), width=120)
+        console.print(view.render())
+        assert f"{host}: 2 calls at a time after 2 429 answers" in console.file.getvalue()
