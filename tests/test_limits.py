@@ -207,3 +207,21 @@ def test_the_footer_and_the_live_view_say_when_and_why_the_limit_changed(
         console = Console(file=io.StringIO(), width=120)
         console.print(view.render())
         assert f"{host}: 2 calls at a time after 2 429 answers" in console.file.getvalue()
+
+
+def test_history_and_stats_keep_queued_time_resends_and_limit_changes(fake: FakeOpenAI) -> None:
+    from tests.helpers import history_rows
+
+    fake.slots, fake.over_limit = 1, "interrupt"
+    fake.default = Reply(ttft=0.2, tokens=3)
+    assert oracle(fake, "--personas", "judge,critic,skeptic", "q").exit_code == 0
+    calls = history_rows("SELECT persona, queued, resends FROM calls")
+    assert sum(c["resends"] for c in calls) == 1
+    assert all(c["queued"] is not None for c in calls)
+    assert sum(c["queued"] for c in calls) > 0  # one slot: two of them waited
+    (run,) = history_rows("SELECT limit_changes FROM runs")
+    (change,) = json.loads(run["limit_changes"])
+    assert (change["old"], change["new"]) == (8, 1)
+    report = json.loads(invoke("stats", "--json").stdout)
+    assert sum(g["queued"] for g in report["groups"]) > 0
+    assert sum(g["resends"] for g in report["groups"]) == 1
