@@ -104,7 +104,8 @@ def run_once(base_url: str, speculative: bool) -> tuple[float, int, int]:
     from council.render.markdown import deliberation_markdown
 
     started = time.perf_counter()
-    loaded = resolved_settings(base_url)
+    # Every persona and the verdict at once (a speculative round overlaps the verdict).
+    loaded = resolved_settings(base_url, max_concurrency=len(PERSONAS) + 1)
     catalog = loaded.catalog
     plan = build_deliberation_plan(
         query="Is this migration plan safe?",

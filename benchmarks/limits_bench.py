@@ -1,123 +1,156 @@
-"""How council lives within an endpoint's limits (issue 14), against the fake server.
+"""Does council live within an endpoint's limits? Scenarios against the fake server.
 
-One function per scenario; each starts its own fake server process, runs the
-`council` command as a user would, and returns a table row.
+Part 1, slots: 20 personas on a fake server with 4 slots and per-call latency L, in
+each over-limit mode: "429" and "503" (answered at once, with `Retry-After: 1`),
+"interrupt" (a new request ends the oldest running stream without finish_reason,
+as single-slot llama.cpp-style servers do) and, for scale, "queue". Each is a first
+run (nothing learned), with the default ceiling (8) and, for comparison, with
+`--max-concurrency 8` given (a ceiling the user sets is trusted: no ramp-up).
+Reports wall time over the ideal ⌈20/4⌉·L, requests turned away (429/503 or
+interrupted) over all requests, and personas answered. Targets (issue 14): every
+persona answers; wall ≤ 1.25× ideal; turned away ≤ 10 % of requests.
 
-Part 2, a context window council is not told about: `deliberate --rounds 3
---speculative` with 5 personas whose answers are long, on a server whose window
-is 2,048 tokens (it counts a token as four characters) and which states nothing
-about itself. Targets: 3 of 3 rounds (or converged); 400s only from the calls in
-flight when the window was first learned; every call that quotes more than fits
-is fitted.
+    python benchmarks/limits_bench.py                 # L = 1 s
+    python benchmarks/limits_bench.py --latency 0.5
 
-    python benchmarks/limits_bench.py
+One function per scenario; later parts add theirs beside `slots_scenario`.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import asyncio
+import math
 import os
-import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_process import ROOT, control, start_server, timed_reply
+from fake_process import control, resolved_settings, start_server, timed_reply
+from limits_context_bench import print_context
 
-PERSONAS = 5
-ANSWER_WORDS = 350  # about 700 tokens each as the server counts: five do not fit 2,048
-WINDOW = 2048
-ROUNDS = 3
+PERSONAS = 20
+SLOTS = 4
+TOKENS = 20
+RETRY_AFTER = 1.0
+MODES = ("429", "503", "interrupt", "queue")
+WALL_TARGET = 1.25  # × the ideal
+TURNED_AWAY_TARGET = 0.10  # of all requests
 
 
-def _write_personas(home: Path, count: int) -> list[str]:
-    folder = home / "personas"
-    folder.mkdir(parents=True, exist_ok=True)
-    names = [f"member-{i}" for i in range(count)]
+@dataclass
+class SlotsRow:
+    mode: str
+    ceiling: str
+    wall: float
+    ideal: float
+    requests: int
+    turned_away: int
+    answered: int
+    limit_changes: list[str]
+
+
+def write_personas(home: Path, count: int) -> list[str]:
+    personas = home / "personas"
+    personas.mkdir(parents=True, exist_ok=True)
+    names = [f"bench-{i:03d}" for i in range(count)]
     for name in names:
-        (folder / f"{name}.yaml").write_text(
-            f"name: {name}\ndescription: Benchmark member {name}.\n"
-            f"system: You are {name}. Answer at length.\n"
+        (personas / f"{name}.yaml").write_text(
+            f"name: {name}\ndescription: Benchmark persona {name}.\n"
+            f"system: You are {name}. Answer briefly.\n"
         )
     return names
 
 
-def _verdict(round_number: int) -> str:
-    return json.dumps(
-        {"converged": False, "confidence": 0.5, "synthesis": f"S{round_number}.", "dissent": []}
+def fresh_process_state() -> None:
+    """A first run: no limiter and nothing learned from the scenario before."""
+    from council.endpoint.learned import forget_all
+    from council.endpoint.limiter import forget_limiters
+
+    forget_limiters()
+    forget_all()
+
+
+def slots_scenario(
+    base_url: str, names: list[str], mode: str, latency: float, ceiling: int | None
+) -> SlotsRow:
+    """20 personas, 4 slots, one over-limit mode: one oracle run as the CLI does it."""
+    from council.engine.events import EventBus
+    from council.engine.oracle import OracleRun
+    from council.engine.plan import build_oracle_plan
+
+    control(base_url, "/_fake/reset", {})
+    control(base_url, "/_fake/default", timed_reply(latency, TOKENS))
+    settings = {"slots": SLOTS, "over_limit": mode, "slot_retry_after": RETRY_AFTER}
+    control(base_url, "/_fake/settings", settings)
+    fresh_process_state()
+    loaded = resolved_settings(base_url, max_concurrency=ceiling)
+    plan = build_oracle_plan(
+        query="Benchmark question?",
+        personas=loaded.catalog.resolve(names),
+        endpoint=loaded.settings.endpoint,
+    )
+    started = time.perf_counter()
+    result = asyncio.run(OracleRun(plan, EventBus()).execute())
+    wall = time.perf_counter() - started
+    records = control(base_url, "/_fake/stats")["records"]
+    control(base_url, "/_fake/settings", {"slots": None})
+    return SlotsRow(
+        mode=mode,
+        ceiling="default 8" if ceiling is None else f"given {ceiling}",
+        wall=wall,
+        ideal=math.ceil(len(names) / SLOTS) * latency,
+        requests=len(records),
+        turned_away=sum(1 for r in records if r["over_limit"] or r["interrupted"]),
+        answered=len(result.answers),
+        limit_changes=[f"{c['old']}→{c['new']} ({c['reason']})" for c in result.limit_changes],
     )
 
 
-def context_window_scenario(latency: float = 0.3) -> dict[str, object]:
-    """Part 2: a 2,048-token window learned from the server's 400s, then fitted to."""
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        proc, base_url = start_server(workdir)
-        try:
-            home = workdir / "home"
-            names = _write_personas(home, PERSONAS)
-            words = " ".join(f"point{i:03d}" for i in range(ANSWER_WORDS))
-            control(base_url, "/_fake/default", timed_reply(latency, 0, words))
-            control(
-                base_url,
-                "/_fake/settings",
-                {"context_window": WINDOW, "context_error_style": "llamacpp"},
-            )
-            for number in range(1, ROUNDS + 1):
-                reply = timed_reply(latency / 2, 0, _verdict(number))
-                control(
-                    base_url,
-                    "/_fake/script",
-                    {"persona": "arbiter", "round": number, "replies": [reply]},
-                )
-            env = {**os.environ, "COUNCIL_HOME": str(home), "PYTHONPATH": str(ROOT / "src")}
-            command = [
-                *(sys.executable, "-m", "council.cli", "deliberate"),
-                *("--base-url", base_url, "--rounds", str(ROUNDS), "--speculative"),
-                *("--personas", ",".join(names), "--max-concurrency", "8", "--json"),
-                "Which database should we use?",
-            ]
-            run = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-            stats = control(base_url, "/_fake/stats")
-        finally:
-            proc.terminate()
-            proc.wait()
-    doc = json.loads(run.stdout)
-    records = stats["records"]
-    refused = [r for r in records if r["status"] == 400]
-    calls = [
-        call
-        for kept in doc["rounds"]
-        for call in [*kept["answers"], *kept.get("errors", []), kept.get("arbiter") or {}]
-        if call
-    ]
-    fitted = [c for c in calls if c.get("fitted")]
-    return {
-        "exit": run.returncode,
-        "rounds": f"{len(doc['rounds'])} of {ROUNDS}",
-        "stop": doc.get("stop_reason"),
-        "requests": len(records),
-        "400s": len(refused),
-        "400s by round": ",".join(sorted({str(r["round"]) for r in refused})),
-        "calls fitted": len(fitted),
-        "words cut": sum(c["fitted"]["cut_words"] for c in fitted),
-    }
-
-
-def _table(title: str, row: dict[str, object]) -> None:
-    print(title)
-    width = max(len(k) for k in row)
-    for key, value in row.items():
-        print(f"  {key:<{width}}  {value}")
+def print_slots(rows: list[SlotsRow], latency: float) -> None:
+    print(
+        f"limits benchmark, part 1: {PERSONAS} personas, {SLOTS}-slot fake server, "
+        f"L = {latency:g} s, Retry-After: {RETRY_AFTER:g}, first run (nothing learned)"
+    )
+    print(
+        f"{'mode':>9} {'ceiling':>9} {'wall s':>7} {'ideal s':>7} {'wall/ideal':>10} "
+        f"{'requests':>8} {'turned away':>11} {'answered':>8}  targets  limit changes"
+    )
+    for r in rows:
+        ratio = r.wall / r.ideal
+        share = r.turned_away / r.requests if r.requests else 0.0
+        met = r.answered == PERSONAS and ratio <= WALL_TARGET and share <= TURNED_AWAY_TARGET
+        print(
+            f"{r.mode:>9} {r.ceiling:>9} {r.wall:>7.2f} {r.ideal:>7.2f} {ratio:>9.2f}x "
+            f"{r.requests:>8} {r.turned_away:>4} ({share:>4.0%}) {r.answered:>5}/{PERSONAS}"
+            f"  {'ok' if met else 'MISSED':>7}  {'; '.join(r.limit_changes) or '–'}"
+        )
 
 
 def main() -> None:
-    _table(
-        f"part 2: deliberate --rounds {ROUNDS} --speculative, {PERSONAS} personas x "
-        f"{ANSWER_WORDS} words, a {WINDOW:,}-token window council is not told about",
-        context_window_scenario(),
-    )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=1.0, help="per-call latency L, seconds")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        os.environ["COUNCIL_HOME"] = str(workdir / "home")
+        proc, base_url = start_server(workdir)
+        try:
+            names = write_personas(workdir / "home", PERSONAS)
+            rows = [
+                slots_scenario(base_url, names, mode, args.latency, ceiling)
+                for ceiling in (None, 8)
+                for mode in MODES
+            ]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    print_slots(rows, args.latency)
+    print()
+    print_context()  # part 2: a context window council is not told about
 
 
 if __name__ == "__main__":

@@ -53,3 +53,16 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COLUMNS", "100")
     return home
+
+
+@pytest.fixture(autouse=True)
+def fresh_endpoint_limits() -> Iterator[None]:
+    """No endpoint limiter or learned limit carried from one test to the next."""
+    from council.endpoint.learned import forget_all
+    from council.endpoint.limiter import forget_limiters
+
+    forget_limiters()
+    forget_all()
+    yield
+    forget_limiters()
+    forget_all()

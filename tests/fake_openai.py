@@ -36,12 +36,23 @@ Odd and hostile servers are ``Reply`` fields too, shaped on what real servers se
 
 Any text (ESC sequences, lone surrogate halves) goes out exactly as given: JSON escapes it.
 
+Finite servers are settings (a slot limit and what happens beyond it, a request quota
+announced in rate-limit headers) or per-reply headers::
+
+    fake.slots, fake.over_limit = 2, "429"       # or "503" (both with Retry-After:
+    fake.slot_retry_after = 1.0                  #   slot_retry_after), "interrupt" (the
+                                                 #   oldest running stream ends without
+                                                 #   finish_reason), or "queue"
+    fake.rate_limit, fake.rate_window = 3, 1.0   # 3 requests a second, in x-ratelimit-*
+    Reply(headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"})
+
 Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/reset``,
 ``POST /_fake/default`` (a JSON object of ``Reply`` fields), ``POST /_fake/script``
 (``{"persona": name-or-null, "round": N-or-null, "replies": [{...}, ...]}``),
 ``POST /_fake/release`` (``{"gate": name}``) and ``POST /_fake/settings``
 (``send_usage`` / ``reject_stream_options`` / ``reject_response_format`` /
-``context_window`` / ``context_error_style`` / ``describe_context``).
+``context_window`` / ``context_error_style`` / ``describe_context`` / ``slots`` /
+``over_limit`` / ``slot_retry_after`` / ``rate_limit`` / ``rate_window``).
 
 A context window: ``fake.context_window = 2048`` refuses (400) any request whose prompt
 plus ``max_tokens`` is larger, counting a token as four characters of message content
@@ -126,6 +137,7 @@ class Reply:
     plain_json: bool = False  # answer a streamed request with one non-streamed completion
     body: str | None = None  # a raw 200 body instead of an answer (a captive portal's page)
     content_type: str = "text/html; charset=utf-8"  # the Content-Type of `body`
+    headers: dict[str, str] | None = None  # extra response headers (rate-limit ones, say)
 
     def content(
         self, persona: str | None, json_mode: bool = False, round: str | None = None
@@ -167,12 +179,30 @@ class RecordedRequest:
     completed: bool = False
     disconnected: bool = False
     disconnected_at: float | None = None
+    # Turned away by the slot limit (429/503), or ended by a newer request ("interrupt").
+    over_limit: bool = False
+    interrupted: bool = False
     generation: int = field(default=0, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         del data["generation"]
         return data
+
+
+OVER_LIMIT_MODES = ("429", "503", "interrupt", "queue")
+
+
+@dataclass(eq=False)
+class _Slot:
+    """A request holding one of the server's slots; `cut` ends its stream early."""
+
+    index: int
+    cut: asyncio.Event
+
+
+class _Interrupted(Exception):
+    """A newer request took this stream's slot."""
 
 
 class _ClientGone(Exception):
@@ -387,6 +417,16 @@ class FakeOpenAI:
             self.context_window: int | None = None
             self.context_error_style = "openai"
             self.describe_context = False
+            # A finite server: None means as many slots as requests.
+            self.slots: int | None = None
+            self.over_limit = "429"  # or "503", "interrupt", "queue"
+            self.slot_retry_after: float | None = 1.0
+            self.rate_limit: int | None = None  # requests per rate_window, announced
+            self.rate_window = 1.0
+            self._holders: list[_Slot] = []  # running requests holding a slot, oldest first
+            self._slot_waiters: deque[asyncio.Future[None]] = deque()
+            self._window_start = time.monotonic()
+            self._window_used = 0
             self._scripts: dict[tuple[str | None, str | None], deque[Reply]] = {}
             # Responses held by a gate from before the reset are let go.
             for event in getattr(self, "_gates", {}).values():
@@ -662,6 +702,16 @@ class FakeOpenAI:
                     self.context_window = None if window is None else int(window)
                 if "context_error_style" in data:
                     self.context_error_style = str(data["context_error_style"])
+                if "over_limit" in data:
+                    if data["over_limit"] not in OVER_LIMIT_MODES:
+                        raise ValueError(f"over_limit must be one of {OVER_LIMIT_MODES}")
+                    self.over_limit = data["over_limit"]
+                for key in ("slots", "rate_limit"):
+                    if key in data:
+                        setattr(self, key, None if data[key] is None else int(data[key]))
+                for key in ("slot_retry_after", "rate_window"):
+                    if key in data:
+                        setattr(self, key, None if data[key] is None else float(data[key]))
             else:
                 raise LookupError
         except LookupError:
@@ -717,9 +767,16 @@ class FakeOpenAI:
             reply = self._context_error(body)
         if reply is None:
             reply = self._next_reply(persona, record.round)
+        reply = self._quota(reply)
+        slot: _Slot | None = None
+        if self.slots is not None and reply.status == 200:
+            slot, reply = await self._take_slot(record, reply)
         try:
-            return await self._watching(conn, record, self._answer(conn, request, record, reply))
+            work = self._answer(conn, request, record, reply, slot)
+            return await self._watching(conn, record, work)
         finally:  # even when the server is stopped right after the response
+            if slot is not None:
+                self._free_slot(slot)
             if self._log:
                 self._log(
                     f"POST {request.path} persona={persona} -> {record.status} "
@@ -786,15 +843,18 @@ class FakeOpenAI:
         request: _Request,
         record: RecordedRequest,
         reply: Reply,
+        slot: _Slot | None = None,
     ) -> bool:
         """Send the response; True when the connection may be reused."""
         body = record.body or {}
+        cut = slot.cut if slot is not None else None
         if reply.hang:
             await asyncio.get_running_loop().create_future()  # until the client goes away
         if reply.gate is not None:
             await self._gate(reply.gate).wait()
         if reply.status != 200:
             extra = {} if reply.retry_after is None else {"Retry-After": str(reply.retry_after)}
+            extra.update(reply.headers or {})
             self._update(record, responded_at=time.monotonic(), status=reply.status)
             payload = reply.error_body
             if payload is None:
@@ -852,6 +912,7 @@ class FakeOpenAI:
             "Cache-Control": "no-cache",
             "Transfer-Encoding": "chunked",
             "Connection": "keep-alive" if request.keep_alive else "close",
+            **(reply.headers or {}),
         }
         await conn.send(_head(200, headers))
         self._update(record, responded_at=time.monotonic(), status=200)
@@ -865,47 +926,123 @@ class FakeOpenAI:
         async def wait_for_chunk(i: int) -> None:
             # Absolute deadlines, so that sleep overshoot does not add up over a reply.
             if (delay := start + reply.ttft + i * reply.token_delay - loop.time()) > 0:
-                await asyncio.sleep(delay)
+                if cut is None:
+                    await asyncio.sleep(delay)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(cut.wait(), delay)
+            if cut is not None and cut.is_set():
+                raise _Interrupted
 
-        if reply.events is not None:
-            for i, item in enumerate(reply.events):
+        try:
+            if reply.events is not None:
+                for i, item in enumerate(reply.events):
+                    await wait_for_chunk(i)
+                    await conn.send(_event(item))
+                await conn.send(b"0\r\n\r\n")
+                self._update(record, completed=True, finished_at=time.monotonic())
+                return True
+
+            for i, thought in enumerate(thoughts):
                 await wait_for_chunk(i)
-                await conn.send(_event(item))
-            await conn.send(b"0\r\n\r\n")
+                delta: dict[str, Any] = {"content": None, reply.reasoning_key: thought}
+                await conn.send(chunk({"role": "assistant", **delta} if i == 0 else delta, None))
+            for i, token in enumerate(tokens):
+                if reply.drop_after is not None and i >= reply.drop_after:
+                    break
+                await wait_for_chunk(len(thoughts) + i)
+                first = i == 0 and not thoughts
+                delta = {"role": "assistant", "content": token} if first else {"content": token}
+                await conn.send(chunk(delta, None))
+                now = time.monotonic()
+                self._update(record, tokens_sent=i + 1, first_token_at=record.first_token_at or now)
+                if reply.hang_after is not None and i + 1 >= reply.hang_after:
+                    await loop.create_future()  # until the client goes away
+            if reply.drop_after is not None:
+                transport = conn.writer.transport
+                transport.set_write_buffer_limits(high=0)
+                await conn.writer.drain()  # what was sent arrives; then no terminator, no [DONE]
+                self._update(record, finished_at=time.monotonic())
+                transport.abort()
+                return False
+            if slot is not None:
+                # The answer is generated: the slot is free before its last bytes are
+                # sent, so a client that asks again on reading them finds it free.
+                self._free_slot(slot)
+            tail = chunk({"role": "assistant"} if not tokens else {}, reply.finish_reason)
+            if want_usage:
+                usage["completion_tokens"] = completion_tokens
+                usage["total_tokens"] = usage["prompt_tokens"] + completion_tokens
+                sent = usage if reply.usage_body is None else reply.usage_body
+                tail += _sse(
+                    {**base, "object": "chat.completion.chunk", "choices": [], "usage": sent}
+                )
+            await conn.send(tail + _sse("[DONE]") + b"0\r\n\r\n")
             self._update(record, completed=True, finished_at=time.monotonic())
             return True
+        except _Interrupted:  # a newer request took the slot: end without finish_reason
+            await conn.send(_sse("[DONE]") + b"0\r\n\r\n")
+            self._update(record, interrupted=True, finished_at=time.monotonic())
+            return True
 
-        for i, thought in enumerate(thoughts):
-            await wait_for_chunk(i)
-            delta: dict[str, Any] = {"content": None, reply.reasoning_key: thought}
-            await conn.send(chunk({"role": "assistant", **delta} if i == 0 else delta, None))
-        for i, token in enumerate(tokens):
-            if reply.drop_after is not None and i >= reply.drop_after:
-                break
-            await wait_for_chunk(len(thoughts) + i)
-            first = i == 0 and not thoughts
-            delta = {"role": "assistant", "content": token} if first else {"content": token}
-            await conn.send(chunk(delta, None))
+    # -- a finite server ---------------------------------------------------------------------
+
+    def _quota(self, reply: Reply) -> Reply:
+        """Count the request against `rate_limit`; announce what is left (x-ratelimit-*).
+
+        Over the quota: a 429 without Retry-After (the headers said when to come back).
+        """
+        if self.rate_limit is None:
+            return reply
+        with self._lock:
             now = time.monotonic()
-            self._update(record, tokens_sent=i + 1, first_token_at=record.first_token_at or now)
-            if reply.hang_after is not None and i + 1 >= reply.hang_after:
-                await loop.create_future()  # until the client goes away
-        if reply.drop_after is not None:
-            transport = conn.writer.transport
-            transport.set_write_buffer_limits(high=0)
-            await conn.writer.drain()  # what was sent arrives; then no terminator, no [DONE]
-            self._update(record, finished_at=time.monotonic())
-            transport.abort()
-            return False
-        tail = chunk({"role": "assistant"} if not tokens else {}, reply.finish_reason)
-        if want_usage:
-            usage["completion_tokens"] = completion_tokens
-            usage["total_tokens"] = usage["prompt_tokens"] + completion_tokens
-            sent = usage if reply.usage_body is None else reply.usage_body
-            tail += _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": sent})
-        await conn.send(tail + _sse("[DONE]") + b"0\r\n\r\n")
-        self._update(record, completed=True, finished_at=time.monotonic())
-        return True
+            if now - self._window_start >= self.rate_window:
+                self._window_start, self._window_used = now, 0
+            self._window_used += 1
+            remaining = max(0, self.rate_limit - self._window_used)
+            reset = max(0.0, self._window_start + self.rate_window - now)
+            over = self._window_used > self.rate_limit
+        headers = {
+            "x-ratelimit-limit-requests": str(self.rate_limit),
+            "x-ratelimit-remaining-requests": str(remaining),
+            "x-ratelimit-reset-requests": f"{round(reset * 1000)}ms",
+            **(reply.headers or {}),
+        }
+        if over:
+            message = "Rate limit reached for requests"
+            return Reply(status=429, error_message=message, headers=headers)
+        return dataclasses.replace(reply, headers=headers)
+
+    async def _take_slot(self, record: RecordedRequest, reply: Reply) -> tuple[_Slot | None, Reply]:
+        """A slot for this request, or what the server does when none is free."""
+        assert self.slots is not None
+        if len(self._holders) >= self.slots:
+            if self.over_limit in ("429", "503"):
+                self._update(record, over_limit=True)
+                status = int(self.over_limit)
+                message = "no free slot" if status == 429 else "server busy: no free slot"
+                return None, Reply(
+                    status=status, retry_after=self.slot_retry_after, error_message=message
+                )
+            if self.over_limit == "interrupt":  # llama.cpp style: the oldest stream ends
+                self._holders.pop(0).cut.set()
+            else:  # queue: wait for a slot
+                while len(self._holders) >= self.slots:
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._slot_waiters.append(waiter)
+                    await waiter
+        slot = _Slot(record.index, asyncio.Event())
+        self._holders.append(slot)
+        return slot, reply
+
+    def _free_slot(self, slot: _Slot) -> None:
+        if slot in self._holders:
+            self._holders.remove(slot)
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
 
 
 # -- command line --------------------------------------------------------------------------

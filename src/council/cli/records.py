@@ -270,7 +270,8 @@ def _stats_text(report: StatsReport) -> str:
         return "no calls recorded yet" + ("" if report.runs else "; run a council first")
     header = (
         f"{report.by:<16} {'calls':>5} {'errors':>7} {'retries':>7} {'p50':>7} {'p95':>7} "
-        f"{'ttft p50':>8} {'ttft p95':>8} {'tokens in':>10} {'out':>8}"
+        f"{'ttft p50':>8} {'ttft p95':>8} {'queued p95':>10} {'re-sent':>7} "
+        f"{'tokens in':>10} {'out':>8}"
     )
     lines = [f"{report.runs} runs; slowest first (p95 latency)", header]
     for g in report.groups:
@@ -279,6 +280,7 @@ def _stats_text(report: StatsReport) -> str:
             f"{g.name[:16]:<16} {g.calls:>5} {g.error_rate * 100:>6.1f}% {g.retries:>7} "
             f"{_seconds(g.p50_latency):>7} {_seconds(g.p95_latency):>7} "
             f"{_seconds(g.p50_ttft):>8} {_seconds(g.p95_ttft):>8} "
+            f"{_seconds(g.p95_queued):>10} {g.resends:>7} "
             f"{g.tokens_in:>10,} {g.tokens_out:>8,}{unknown}"
         )
     d = report.deliberations

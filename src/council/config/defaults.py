@@ -47,8 +47,10 @@ DEFAULT_RETRIES = 2
 # (or the connection is): give up on that attempt and retry.
 DEFAULT_FIRST_TOKEN_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
-# Calls in flight at once when nothing sets --max-concurrency: min(calls, this).
-DEFAULT_MAX_CONCURRENCY_CAP = 50
+# The ceiling of calls in flight at once per endpoint when neither --max-concurrency
+# nor the profile's max_concurrency sets one; the endpoint's limiter learns less
+# where the server has fewer slots.
+DEFAULT_MAX_CONCURRENCY_CAP = 8
 
 # The settings layer "default", as resolution and `council config show` see it.
 DEFAULTS: dict[str, Any] = {

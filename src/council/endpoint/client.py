@@ -7,8 +7,14 @@ timeouts and broken streams, and never on other 4xx. Every call has three limits
 a connect timeout, a first-token timeout (per attempt: until the first token of
 any kind, reasoning or answer, so a model that thinks for long before answering
 is not cut off while its tokens flow) and a total deadline (the whole call,
-retries included). A semaphore caps calls in flight. Calls always stream, so
-cancelling one closes its connection and the server stops generating.
+retries included; time spent waiting for a slot does not count). The endpoint's
+limiter (`limiter.py`, shared by every call to the endpoint in the process)
+decides how many calls are in flight and which goes next; a call the server
+turns away (429, 503, a reset or an interrupted stream while others ran) waits
+for a slot and is sent again without using up `--retries`, at most
+MAX_RESENDS times. Rate-limit headers on every response pause the endpoint when
+a quota runs out. Calls always stream, so cancelling one closes its connection
+and the server stops generating.
 
 `complete` is total: it returns a StreamResult or raises a CallError (or
 CancelledError), whatever the server sent or a library raised. What comes back
@@ -25,6 +31,7 @@ JSON must read replies leniently), and missing token usage is reported as None
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import re
@@ -41,7 +48,8 @@ from tenacity.stop import stop_base
 
 from council.config.endpoint_settings import EndpointSettings
 from council.endpoint.describe import probe_window
-from council.endpoint.errors import CallError, classify, rejected_fields
+from council.endpoint.errors import CallError, classify, rate_limit_wait, rejected_fields
+from council.endpoint.limiter import HEAD, EndpointLimiter, Ticket, limiter_for
 from council.endpoint.stream import Piece, ShapeError, StreamReader
 
 if TYPE_CHECKING:
@@ -60,6 +68,15 @@ WRITE_TIMEOUT = 30.0
 # Optional request fields that some endpoints reject with a 400: on such a
 # rejection the field is dropped for the rest of the run and the call re-sent.
 OPTIONAL_FIELDS = ("stream_options", "response_format")
+# Re-sends of one call after the server turned it away (not counted as retries).
+MAX_RESENDS = 10
+# What a rejection is called where a limit change says why.
+REJECTION_NAMES = {
+    "rate_limited": "429 answer",
+    "server_error": "503 answer",
+    "connection": "connection reset",
+    "truncated": "interrupted stream",
+}
 
 
 class ChatRequest(Protocol):
@@ -93,7 +110,9 @@ class StreamResult:
     kind (reasoning or answer); `retries` counts the attempts before it.
     `reasoning` is what a reasoning model streamed apart from its answer (None:
     none). `finish_reason` is the server's ("stop", "length", "content_filter", ...);
-    None only for a plain JSON completion that did not say.
+    None only for a plain JSON completion that did not say. `queued` is the seconds
+    the call waited for a slot; `resends` how often it was sent again after the
+    server turned it away.
     """
 
     text: str
@@ -103,6 +122,8 @@ class StreamResult:
     finish_reason: str | None
     retries: int
     reasoning: str | None = None
+    queued: float = 0.0
+    resends: int = 0
 
 
 class CallObserver(Protocol):
@@ -124,10 +145,13 @@ class CallObserver(Protocol):
 class _CallState:
     """Bookkeeping shared by the attempts of one call."""
 
-    def __init__(self) -> None:
+    def __init__(self, priority: int) -> None:
         self.started_at: float | None = None
         self.deadline: float | None = None  # time.monotonic() by which the call must end
         self.attempts = 0
+        self.priority = priority
+        self.queued = 0.0  # seconds spent waiting for a slot
+        self.resends = 0
 
 
 class _StopPastDeadline(stop_base):
@@ -184,16 +208,32 @@ class EndpointClient:
 
     Usage:
         async with EndpointClient(settings, max_concurrency=8) as client:
-            result = await client.complete(request, observer)
+            result = await client.complete(request, observer, priority=0)
 
-    `complete` returns a StreamResult or raises CallError (with `.retries` set); a
-    cancelled call raises CancelledError after closing its stream.
+    `max_concurrency` is the ceiling of the endpoint's limiter (the process's one for
+    this base URL and key variable). `complete` returns a StreamResult or raises
+    CallError (with `.retries` set); a cancelled call raises CancelledError after
+    closing its stream.
     """
 
-    def __init__(self, settings: EndpointSettings, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        settings: EndpointSettings,
+        max_concurrency: int,
+        limiter: EndpointLimiter | None = None,
+    ) -> None:
         self.settings = settings
         self.max_concurrency = max_concurrency
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self.limiter = limiter or limiter_for(
+            settings.host,
+            settings.base_url,
+            settings.api_key_env,
+            settings.model,
+            max_concurrency,
+            fixed=settings.local_model_path is not None,
+            # Only the default ceiling is a guess worth ramping up to carefully.
+            ramp=settings.max_concurrency is None,
+        )
         self._dropped_fields: set[str] = set()  # rejected: never sent again this run
         self._accepted_fields: set[str] = set()  # sent in a call that answered
         self._client: openai.AsyncOpenAI | None = None
@@ -245,8 +285,11 @@ class EndpointClient:
             raise classify(exc, self.settings.host) from None
         return sorted(model.id for model in page.data)
 
-    async def complete(self, call: ChatRequest, observer: CallObserver) -> StreamResult:
-        state = _CallState()
+    async def complete(
+        self, call: ChatRequest, observer: CallObserver, priority: int = 0
+    ) -> StreamResult:
+        """One call; lower `priority` numbers take a free slot first (retries take the head)."""
+        state = _CallState(priority)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries + 1) | _StopPastDeadline(state),
             wait=_backoff,
@@ -260,7 +303,8 @@ class EndpointClient:
                 with attempt:
                     return await self._attempt(call, observer, state)
         except CallError as error:
-            error.retries = max(0, state.attempts - 1)
+            error.retries = max(0, state.attempts - 1 - state.resends)
+            error.queued = state.queued
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")
 
@@ -273,44 +317,115 @@ class EndpointClient:
     async def _attempt(
         self, call: ChatRequest, observer: CallObserver, state: _CallState
     ) -> StreamResult:
-        """One attempt, as a StreamResult or a CallError: nothing else leaves it."""
-        async with self._slots:
-            now = time.monotonic()
-            if state.started_at is None:
-                # The deadline runs from the moment the call gets a slot, so
-                # calls queued behind the concurrency cap are not punished.
-                state.started_at = now
-                state.deadline = now + self.settings.timeout
-                observer.on_start()
-            state.attempts += 1
-            if state.deadline is not None and now >= state.deadline:
-                raise self._deadline_error()
-            # Optional fields left out of this attempt only: a 400 saying that some
-            # field is unknown, without naming it, may be about any of those not yet
-            # seen working; asked once without them, they stay dropped if it works.
-            left_out: set[str] = set()
-            while True:
-                fields = self._optional_fields(call) - left_out
-                try:
-                    result = await self._stream(call, observer, state, fields)
-                except openai.APIStatusError as exc:
-                    rejected = rejected_fields(exc, fields)
-                    unproven = fields - self._accepted_fields
-                    if rejected:
-                        # Drop the field for the rest of the run and ask again at once.
-                        self._dropped_fields.update(rejected)
-                        continue
-                    if rejected is None and unproven and not left_out:
-                        left_out = unproven  # once: without them, does it work?
-                        continue
-                    raise classify(exc, self.settings.host) from None
-                except (openai.APIError, CallError) as exc:
-                    raise classify(exc, self.settings.host) from None
-                except Exception as exc:  # transport errors the SDK did not wrap, and bugs
-                    raise classify(exc, self.settings.host) from exc
-                self._accepted_fields.update(fields)
-                self._dropped_fields.update(left_out)  # it worked without them
-                return result
+        """One attempt, as a StreamResult or a CallError: nothing else leaves it.
+
+        An attempt the server turns away is sent again here, after a slot is free
+        again: a rejection says the endpoint is full, not that the call is wrong.
+        """
+        # A retried call waits at the head of the queue: its deadline is running.
+        priority = state.priority if state.attempts == 0 else HEAD
+        reserved: Ticket | None = None
+        while True:
+            ticket = await self.limiter.wait(reserved or self.limiter.reserve(priority))
+            reserved = None
+            state.queued += ticket.queued
+            try:
+                result = await self._send(call, observer, state, ticket)
+            except CallError as error:
+                reason = self._rejection(error)
+                if reason is None or state.resends >= MAX_RESENDS:
+                    self.limiter.release_quietly(ticket)
+                    raise
+                state.resends += 1
+                priority = HEAD
+                wait = 0.0
+                if error.retry_after is not None:
+                    wait = error.retry_after  # the whole endpoint waits, not just this call
+                    self.limiter.pause(wait)
+                elif error.kind in ("rate_limited", "server_error"):
+                    # Turned away without being told when to come back: back off
+                    # (this call only), so that a quota is not hammered.
+                    window = BACKOFF_INITIAL * 2 ** (state.resends - 1)
+                    wait = random.uniform(0.01, min(BACKOFF_MAX, window))
+                if not wait or error.retry_after is not None:
+                    # First in line for the next slot, before this one goes to anyone else.
+                    reserved = self.limiter.reserve(HEAD)
+                self.limiter.release(ticket, rejected=True, reason=reason)
+                observer.on_retry(state.attempts, error, wait)
+                if reserved is None:
+                    await asyncio.sleep(wait)
+                continue
+            except BaseException:
+                self.limiter.release_quietly(ticket)
+                raise
+            self.limiter.release(ticket)
+            return dataclasses.replace(result, queued=state.queued, resends=state.resends)
+
+    def _rejection(self, error: CallError) -> str | None:
+        """What the server turning a call away is called; None when the error is no rejection.
+
+        A reset or an interrupted stream is one only while other calls were in flight:
+        alone, it is an error like any other.
+        """
+        if error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER:
+            return None  # "not now": fails as an error
+        if error.kind == "rate_limited":
+            return REJECTION_NAMES["rate_limited"]
+        if error.kind == "server_error" and error.status == 503:
+            return REJECTION_NAMES["server_error"]
+        if error.kind in ("connection", "truncated") and self.limiter.in_flight > 1:
+            return REJECTION_NAMES[error.kind]
+        return None
+
+    async def _send(
+        self, call: ChatRequest, observer: CallObserver, state: _CallState, ticket: Ticket
+    ) -> StreamResult:
+        now = time.monotonic()
+        if state.started_at is None:
+            # The deadline runs from the moment the call gets a slot, so
+            # calls queued behind the limit are not punished.
+            state.started_at = now
+            state.deadline = now + self.settings.timeout
+            observer.on_start()
+        elif state.deadline is not None:
+            state.deadline += ticket.queued  # nor is a re-sent or retried call
+        state.attempts += 1
+        if state.deadline is not None and now >= state.deadline:
+            raise self._deadline_error()
+        # Optional fields left out of this attempt only: a 400 saying that some
+        # field is unknown, without naming it, may be about any of those not yet
+        # seen working; asked once without them, they stay dropped if it works.
+        left_out: set[str] = set()
+        while True:
+            fields = self._optional_fields(call) - left_out
+            try:
+                result = await self._stream(call, observer, state, fields, ticket)
+            except openai.APIStatusError as exc:
+                # Not "accepted": a rejection must be learned from before the next call goes.
+                self._read_limits(exc.response.headers if exc.response is not None else None)
+                rejected = rejected_fields(exc, fields)
+                unproven = fields - self._accepted_fields
+                if rejected:
+                    # Drop the field for the rest of the run and ask again at once.
+                    self._dropped_fields.update(rejected)
+                    continue
+                if rejected is None and unproven and not left_out:
+                    left_out = unproven  # once: without them, does it work?
+                    continue
+                raise classify(exc, self.settings.host) from None
+            except (openai.APIError, CallError) as exc:
+                raise classify(exc, self.settings.host) from None
+            except Exception as exc:  # transport errors the SDK did not wrap, and bugs
+                raise classify(exc, self.settings.host) from exc
+            self._accepted_fields.update(fields)
+            self._dropped_fields.update(left_out)  # it worked without them
+            return result
+
+    def _read_limits(self, headers: Any) -> None:
+        """An exhausted quota in the rate-limit headers: new calls wait for its reset."""
+        wait = rate_limit_wait(headers)
+        if wait is not None and wait <= MAX_RETRY_AFTER:
+            self.limiter.pause(wait)
 
     def _deadline_error(self) -> CallError:
         return CallError(
@@ -341,7 +456,12 @@ class EndpointClient:
         )
 
     async def _stream(
-        self, call: ChatRequest, observer: CallObserver, state: _CallState, fields: set[str]
+        self,
+        call: ChatRequest,
+        observer: CallObserver,
+        state: _CallState,
+        fields: set[str],
+        ticket: Ticket,
     ) -> StreamResult:
         if self._client is None:
             raise RuntimeError("use EndpointClient as an async context manager")
@@ -390,6 +510,8 @@ class EndpointClient:
                         stream=True,
                         stream_cls=openai.AsyncStream[dict[str, Any]],
                     )
+                    self._read_limits(stream.response.headers)  # before the next call goes
+                    self.limiter.accepted(ticket)
                     async with stream:
                         media = _media_type(stream.response.headers.get("content-type"))
                         if media == "application/json" or media.endswith("+json"):
@@ -439,7 +561,7 @@ class EndpointClient:
             tokens_out=reader.tokens_out,
             ttft=ttft,
             finish_reason=reader.finish_reason,
-            retries=state.attempts - 1,
+            retries=state.attempts - 1 - state.resends,  # re-sends are not retries
             reasoning=reader.reasoning or None,
         )
 

@@ -31,7 +31,9 @@ __all__ = [
     "context_numbers",
     "internal_error",
     "is_context_error",
+    "parse_duration",
     "parse_retry_after",
+    "rate_limit_wait",
     "rejected_fields",
 ]
 
@@ -66,6 +68,7 @@ class CallError(Exception):
         self.retries = 0
         self.window: int | None = None  # context_length: the server's window, in tokens
         self.prompt_tokens: int | None = None  # context_length: the prompt's size it counted
+        self.queued = 0.0  # seconds the call waited for a slot
 
 
 def _seconds(value: str) -> float | None:
@@ -100,6 +103,73 @@ def parse_retry_after(headers: Any) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return max(0.0, when.timestamp() - time.time())  # a date in the past means now
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(value: str) -> float | None:
+    """Seconds from a reset header: `1s`, `6m0s`, `20ms`, `1h2m3.5s`, a plain number of
+    seconds, a Unix time (a number far in the future) or an RFC 3339 / HTTP date.
+    None when it is none of those."""
+    text = value.strip().lower()
+    if not text:
+        return None
+    with contextlib.suppress(ValueError):
+        number = _seconds(text)
+        if number is None:
+            return None
+        # X-RateLimit-Reset is sometimes a Unix time rather than a delay.
+        return max(0.0, number - time.time()) if number > 1e9 else number
+    if _DURATION_PART.fullmatch(text) or re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+", text):
+        scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+        return sum(float(n) * scale[unit] for n, unit in _DURATION_PART.findall(text))
+    with contextlib.suppress(ValueError):
+        from datetime import datetime
+
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return max(0.0, when.timestamp() - time.time())
+    with contextlib.suppress(TypeError, ValueError, OverflowError):
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    return None
+
+
+# (remaining, reset) header pairs a server may announce its quota with.
+RATE_LIMIT_HEADERS = (
+    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    ("x-ratelimit-remaining", "x-ratelimit-reset"),
+    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+    ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
+    ("anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"),
+)
+
+
+def rate_limit_wait(headers: Any) -> float | None:
+    """Seconds until an exhausted quota resets, from rate-limit headers; None when none is.
+
+    A remaining count of zero (requests or tokens, in the OpenAI, `X-RateLimit-*` or
+    Anthropic form) with a readable reset: new calls wait that long instead of
+    provoking a 429. Garbage is ignored, never obeyed.
+    """
+    if headers is None:
+        return None
+    wait: float | None = None
+    for remaining_name, reset_name in RATE_LIMIT_HEADERS:
+        remaining = headers.get(remaining_name)
+        reset = headers.get(reset_name)
+        if remaining is None or reset is None:
+            continue
+        try:
+            if float(remaining) > 0:
+                continue
+        except ValueError:
+            continue
+        seconds = parse_duration(reset)
+        if seconds is not None:
+            wait = max(wait or 0.0, seconds)
+    return wait
 
 
 def _status_error(exc: openai.APIStatusError, host: str) -> CallError:

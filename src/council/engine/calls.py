@@ -13,13 +13,16 @@ measures the call's latency.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from council.endpoint.client import CallError, EndpointClient, StreamResult
 from council.endpoint.errors import internal_error
 from council.endpoint.learned import learned_for
+from council.endpoint.limiter import LimitChange
 from council.engine.events import (
     CallCancelled,
     CallEnded,
@@ -29,6 +32,7 @@ from council.engine.events import (
     CallStarted,
     EventBus,
     FirstToken,
+    LimitChanged,
     ReasoningDelta,
     RunFinished,
     RunStarted,
@@ -39,7 +43,15 @@ from council.engine.model import CANCELLED, CallOutcome, CallSpec, Fitted
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
 
-__all__ = ["CallReporter", "check_fits", "known_window", "run_call", "run_finished", "run_started"]
+__all__ = [
+    "CallReporter",
+    "check_fits",
+    "known_window",
+    "limit_changes_reported",
+    "run_call",
+    "run_finished",
+    "run_started",
+]
 
 # A question this large (in estimated tokens) is worth asking the server its window
 # before any call, so that one too long for it fails at once (exit 2).
@@ -50,7 +62,9 @@ class CallReporter:
     """Turns one call's progress into events and remembers when it ran and what it produced.
 
     `cancel_reason` is what a CallCancelled will say if the call is cancelled:
-    an engine that cancels on purpose sets it first ("superseded").
+    an engine that cancels on purpose sets it first ("superseded"). `priority` is
+    its place in the endpoint's queue: calls on the critical path (0) take a free
+    slot before speculative ones (1).
     """
 
     def __init__(
@@ -60,6 +74,8 @@ class CallReporter:
         self.bus = bus
         self.call = call
         self.speculative = speculative
+        self.priority = 1 if speculative else 0
+        self.asked_at = time.monotonic()  # when it first asked for a slot
         self.started_at: float | None = None  # time.monotonic(), when the call got a slot
         self.ended_at: float | None = None
         # Chunks of the current attempt, answer and reasoning (about a token each).
@@ -142,7 +158,9 @@ class CallReporter:
     def finished(self, stream: StreamResult) -> CallOutcome:
         answer = self._outcome(
             text=stream.text,
-            latency=self.elapsed(),  # from on_start: when the call got a slot, retries included
+            # From on_start (when the call got a slot), retries included, without
+            # the time a re-sent call waited for a slot again (that is `queued`).
+            latency=max(0.0, self.elapsed() - max(0.0, stream.queued - self._queued_so_far())),
             ttft=stream.ttft,
             tokens_in=stream.tokens_in,
             tokens_out=stream.tokens_out,
@@ -150,6 +168,8 @@ class CallReporter:
             finish_reason=stream.finish_reason,
             reasoning=stream.reasoning,
             fitted=self.fitted,
+            queued=stream.queued,
+            resends=stream.resends,
         )
         return self._end(CallFinished, answer)
 
@@ -168,8 +188,14 @@ class CallReporter:
             retries=error.retries,
             latency=self.elapsed(),
             fitted=self.fitted,
+            queued=error.queued or self._queued_so_far(),
         )
         return self._end(CallFailed, failure)
+
+    def _queued_so_far(self) -> float:
+        """Seconds waited for the first slot (all of it, when the call never got one)."""
+        end = self.started_at if self.started_at is not None else time.monotonic()
+        return max(0.0, end - self.asked_at)
 
     def cancelled(self) -> CallOutcome:
         message = (
@@ -182,6 +208,7 @@ class CallReporter:
             message=message,
             latency=self.elapsed(),
             tokens_out=self.tokens_streamed,
+            queued=self._queued_so_far(),
         )
         return self._end(CallCancelled, stopped, reason=self.cancel_reason)
 
@@ -241,7 +268,7 @@ async def _send(client: EndpointClient, reporter: CallReporter) -> StreamResult:
     # Only a call that quotes something can be cut: it waits for the server's word.
     _fit(client, reporter, await known_window(client, call.model, ask=bool(call.parts)))
     try:
-        return await client.complete(reporter.call, reporter)
+        return await client.complete(reporter.call, reporter, reporter.priority)
     except CallError as error:
         if error.kind != "context_length":
             raise
@@ -257,7 +284,7 @@ async def _send(client: EndpointClient, reporter: CallReporter) -> StreamResult:
             raise error from None  # the server's own words say it best
         if reporter.fitted is None:
             raise  # nothing could be cut: sending it again would fail again
-        return await client.complete(reporter.call, reporter)
+        return await client.complete(reporter.call, reporter, reporter.priority)
 
 
 def _window_from_prompt(client: EndpointClient, call: CallSpec) -> int | None:
@@ -288,6 +315,7 @@ async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcom
     context error teaches the window: the call is fitted and sent once more.
     """
     try:
+        reporter.asked_at = time.monotonic()
         stream = await _send(client, reporter)
     except CallError as error:
         return reporter.failed(error)
@@ -300,6 +328,29 @@ async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcom
         return reporter.finished(stream)
     except Exception as exc:
         return reporter.failed(internal_error(exc))
+
+
+@contextlib.contextmanager
+def limit_changes_reported(
+    clients: Iterable[EndpointClient], bus: EventBus, run_id: str, kept: list[dict[str, Any]]
+) -> Iterator[None]:
+    """While a run goes, each change of its endpoints' limits is an event and kept in `kept`.
+
+    Clients of one endpoint share its limiter, which is listened to once.
+    """
+
+    def report(change: LimitChange) -> None:
+        kept.append(dataclasses.asdict(change))
+        bus.emit(LimitChanged(run_id=run_id, **dataclasses.asdict(change)))
+
+    limiters = list({id(c.limiter): c.limiter for c in clients}.values())
+    for limiter in limiters:
+        limiter.listeners.append(report)
+    try:
+        yield
+    finally:
+        for limiter in limiters:
+            limiter.listeners.remove(report)
 
 
 def run_started(run_id: str, command: str, plan: OraclePlan | DeliberationPlan) -> RunStarted:

@@ -56,6 +56,11 @@ class EndpointClients:
     ) -> bool | None:
         return await self._stack.__aexit__(exc_type, exc, traceback)
 
+    @property
+    def all(self) -> list[EndpointClient]:
+        """Every client of the run, the run's own first."""
+        return list(self._clients.values())
+
     def for_call(self, call: CallSpec) -> EndpointClient:
         """The client of the call's endpoint (the run's own when it names none)."""
         return self._clients.get(call.endpoint, self._clients[None])

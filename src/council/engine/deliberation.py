@@ -23,6 +23,7 @@ import dataclasses
 import time
 
 from council.engine.calls import CallReporter, check_fits, run_call, run_finished, run_started
+from council.engine.calls import limit_changes_reported as _reported
 from council.engine.clients import EndpointClients
 from council.engine.convergence import ends_council, parse_verdict, position_label
 from council.engine.events import (
@@ -137,23 +138,25 @@ class DeliberationRun:
         plan = self.plan
         self.bus.emit(run_started(self.run_id, "deliberate", plan))
         try:
-            self._client = client
-            try:
-                last_kept = await self._deliberate()
-            except BaseException as exc:
-                # Ctrl-C (or a bug): close every stream before the client goes away.
-                if isinstance(exc, asyncio.CancelledError):
+            # Every limit change while the council runs is an event and in the result.
+            with _reported(client.all, self.bus, self.run_id, self.result.limit_changes):
+                self._client = client
+                try:
+                    last_kept = await self._deliberate()
+                except BaseException as exc:
+                    # Ctrl-C (or a bug): close every stream before the client goes away.
+                    if isinstance(exc, asyncio.CancelledError):
+                        self.result.interrupted = True
+                        self.result.stop_reason = "interrupted"
+                    await self._stop_rounds(after=0, reason="interrupted")
+                    raise
+                try:
+                    await self._stop_rounds(after=last_kept, reason="superseded")
+                except asyncio.CancelledError:
+                    # Ctrl-C while the discarded round closed: the council is done,
+                    # but the user asked to stop, and that is what the exit says.
                     self.result.interrupted = True
-                    self.result.stop_reason = "interrupted"
-                await self._stop_rounds(after=0, reason="interrupted")
-                raise
-            try:
-                await self._stop_rounds(after=last_kept, reason="superseded")
-            except asyncio.CancelledError:
-                # Ctrl-C while the discarded round closed: the council is done,
-                # but the user asked to stop, and that is what the exit says.
-                self.result.interrupted = True
-                raise
+                    raise
         finally:
             self.result.wall = time.monotonic() - self._started
             self.result.timeline = self._timeline()

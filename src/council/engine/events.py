@@ -27,6 +27,7 @@ __all__ = [
     "Event",
     "EventBus",
     "FirstToken",
+    "LimitChanged",
     "ReasoningDelta",
     "RoundDiscarded",
     "RoundFinished",
@@ -143,13 +144,15 @@ class CallFinished(CallEnded):
         "reused_from",
         "finish_reason",
         "reasoning",
+        "queued",
+        "resends",
     )
 
 
 @dataclass(frozen=True, kw_only=True)
 class CallFailed(CallEnded):
     kind: ClassVar[str] = "call_failed"
-    outcome_fields = ("error_kind", "message", "retries", "latency")
+    outcome_fields = ("error_kind", "message", "retries", "latency", "queued")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,6 +203,21 @@ class RoundDiscarded(Event):
     kind: ClassVar[str] = "round_discarded"
     round: int
     wasted_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitChanged(Event):
+    """The calls `host` takes at once went from `old` to `new`, and why.
+
+    E.g. reason "2 interrupted streams" (the server turned calls away: the limit
+    is now its known capacity) or "probing for more room".
+    """
+
+    kind: ClassVar[str] = "limit_changed"
+    host: str
+    old: int
+    new: int
+    reason: str
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -157,7 +157,10 @@ class CallOutcome:
     took this answer from, without a call. `finish_reason` is the server's reason
     for ending the answer ("stop"; "length": cut at max_tokens; "content_filter")
     and None when it gave none; `reasoning` is what a reasoning model thought
-    before answering, kept apart from `text` (None: it sent none).
+    before answering, kept apart from `text` (None: it sent none). `queued` is the
+    seconds it waited for a slot of the endpoint (not part of `latency` or its
+    deadline); `resends` how often it was sent again after the server turned it
+    away (a full endpoint, not an error: not counted in `retries`).
     """
 
     persona: str
@@ -176,6 +179,8 @@ class CallOutcome:
     # Set when the prompt was shortened to fit the context window (the call answered
     # or not); None when it went out as built.
     fitted: Fitted | None = None
+    queued: float = 0.0
+    resends: int = 0
 
     @property
     def answered(self) -> bool:
@@ -195,6 +200,7 @@ class CallOutcome:
                 "retries": self.retries,
                 "role": self.role,
                 "fitted": None if self.fitted is None else self.fitted.to_dict(),
+                "queued": round(self.queued, 4),
             }
         return {
             "persona": self.persona,
@@ -208,6 +214,8 @@ class CallOutcome:
             "finish_reason": self.finish_reason,
             "reasoning": self.reasoning,
             "fitted": None if self.fitted is None else self.fitted.to_dict(),
+            "queued": round(self.queued, 4),
+            "resends": self.resends,
         }
 
 

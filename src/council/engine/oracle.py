@@ -12,7 +12,14 @@ import asyncio
 import time
 
 from council.endpoint.errors import internal_error
-from council.engine.calls import CallReporter, check_fits, run_call, run_finished, run_started
+from council.engine.calls import (
+    CallReporter,
+    check_fits,
+    limit_changes_reported,
+    run_call,
+    run_finished,
+    run_started,
+)
 from council.engine.clients import EndpointClients
 from council.engine.events import EventBus
 from council.engine.model import CallOutcome, CallSpec, new_run_id
@@ -57,11 +64,13 @@ class OracleRun:
         plan = self.plan
         self.bus.emit(run_started(self.run_id, "oracle", plan))
         try:
-            async with asyncio.TaskGroup() as group:
-                for call in plan.calls:
-                    group.create_task(self._call(clients, call))
-            if plan.arbiter is not None and self.result.answers:
-                await self._synthesize(clients)
+            changes = self.result.limit_changes
+            with limit_changes_reported(clients.all, self.bus, self.run_id, changes):
+                async with asyncio.TaskGroup() as group:
+                    for call in plan.calls:
+                        group.create_task(self._call(clients, call))
+                if plan.arbiter is not None and self.result.answers:
+                    await self._synthesize(clients)
         except asyncio.CancelledError:
             self.result.interrupted = True
             raise

@@ -49,8 +49,13 @@ def estimated_input_tokens(calls: Sequence[CallSpec]) -> int:
 
 
 def max_concurrency_for(endpoint: EndpointSettings, calls_at_once: int) -> int:
-    """The endpoint's own cap if it has one, else every call at once up to the default cap."""
-    return max(1, endpoint.max_concurrency or min(calls_at_once, DEFAULT_MAX_CONCURRENCY_CAP))
+    """The ceiling of the endpoint's limiter: flag > profile `max_concurrency` > the default.
+
+    Not capped by `calls_at_once`: the limiter is shared by every call to the
+    endpoint (speculative rounds included), and it learns the real capacity.
+    """
+    del calls_at_once  # kept for callers; the ceiling no longer depends on it
+    return max(1, endpoint.max_concurrency or DEFAULT_MAX_CONCURRENCY_CAP)
 
 
 def _call(

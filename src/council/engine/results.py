@@ -28,6 +28,8 @@ class OracleResult:
     wall: float = 0.0
     interrupted: bool = False
     interrupted_exit: int = EXIT_INTERRUPTED  # 143 for SIGTERM, 129 for SIGHUP
+    # The endpoint's limit changes during the run: {"host", "old", "new", "reason"}.
+    limit_changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def answers(self) -> list[CallOutcome]:
@@ -144,6 +146,8 @@ class DeliberationResult:
     wall: float = 0.0
     interrupted: bool = False
     interrupted_exit: int = EXIT_INTERRUPTED  # 143 for SIGTERM, 129 for SIGHUP
+    # The endpoint's limit changes during the run: {"host", "old", "new", "reason"}.
+    limit_changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def final_round(self) -> RoundResult | None:

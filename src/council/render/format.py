@@ -6,6 +6,8 @@ Also what a report shows where the terminal and Markdown output must agree (what
 
 from __future__ import annotations
 
+from typing import Any
+
 from council.engine.model import CallOutcome
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
@@ -22,6 +24,7 @@ __all__ = [
     "failure_detail",
     "fitted_note",
     "fitted_warnings",
+    "limit_note",
     "queued_note",
     "quiet_selection",
     "round_rows",
@@ -146,7 +149,19 @@ def run_footer(result: OracleResult) -> str:
         parts.append(f"sum of calls {seconds(total)} ({total / result.wall:.1f}× less waiting)")
     parts.append(models_and_hosts(plan))
     queued = queued_note(plan.max_concurrency, len(plan.calls))
-    return " · ".join([*parts, queued] if queued else parts)
+    notes = [queued] if queued else []
+    return " · ".join([*parts, *notes, *_limit_notes(result.limit_changes)])
+
+
+def limit_note(host: str, new: int, reason: str) -> str:
+    """An endpoint's limit change, as a person reads it."""
+    return f"{host}: {count_label(new, 'call')} at a time after {reason}"
+
+
+def _limit_notes(changes: list[dict[str, Any]]) -> list[str]:
+    """The last limit change of each endpoint (what the run ended with)."""
+    last = {c["host"]: c for c in changes}
+    return [limit_note(c["host"], c["new"], c["reason"]) for c in last.values()]
 
 
 def queued_note(max_concurrency: int, calls_at_once: int) -> str:
@@ -266,7 +281,8 @@ def deliberation_footer(result: DeliberationResult) -> str:
         parts.append(wasted)
     parts.append(models_and_hosts(plan))
     queued = queued_note(plan.max_concurrency, len(plan.personas) + int(plan.speculative))
-    return " · ".join([*parts, queued] if queued else parts)
+    notes = [queued] if queued else []
+    return " · ".join([*parts, *notes, *_limit_notes(result.limit_changes)])
 
 
 def deliberation_warnings(result: DeliberationResult) -> list[str]:

@@ -38,6 +38,7 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
             "wall": round(result.wall, 4),
             "sum_of_calls": round(result.sum_of_calls, 4),
             "max_concurrency": plan.max_concurrency,
+            "limit_changes": result.limit_changes,
         },
     }
 
@@ -96,6 +97,7 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
             "saved": round(result.sequential_estimate - result.wall, 4),
             "wasted_tokens": result.wasted_tokens,
             "speculation_skipped": result.speculation_skipped,
+            "limit_changes": result.limit_changes,
         },
     }
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
@@ -29,11 +29,12 @@ from council.engine.events import (
     CallStarted,
     Event,
     FirstToken,
+    LimitChanged,
     ReasoningDelta,
     RoundDiscarded,
     TextDelta,
 )
-from council.render.format import seconds
+from council.render.format import limit_note, seconds
 from council.render.safe_text import strip_controls
 
 __all__ = ["LiveView", "RoundsLiveView"]
@@ -108,6 +109,7 @@ class _LiveBase:
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.limit_notes: dict[str, str] = {}  # host -> its latest limit change, said
         self._lock = threading.Lock()  # rich refreshes from its own thread
         self._live = Live(
             console=console, get_renderable=self.render, refresh_per_second=8, transient=True
@@ -128,6 +130,20 @@ class _LiveBase:
     def render(self) -> RenderableType:
         raise NotImplementedError
 
+    def _note_limit(self, event: Event) -> bool:
+        """Keep an endpoint's limit change to show (True: it was one)."""
+        if not isinstance(event, LimitChanged):
+            return False
+        text = strip_controls(limit_note(event.host, event.new, event.reason))
+        with self._lock:
+            self.limit_notes[event.host] = text
+        return True
+
+    def _limits_line(self) -> Text | None:
+        if not self.limit_notes:
+            return None
+        return Text(" · ".join(self.limit_notes.values()), style="yellow")
+
 
 class LiveView(_LiveBase):
     """Subscribe `handle` to the event bus and use the view as a context manager.
@@ -143,6 +159,8 @@ class LiveView(_LiveBase):
         super().__init__(console)  # last: rich may render as soon as the Live exists
 
     def handle(self, event: Event) -> None:
+        if self._note_limit(event):
+            return
         persona = getattr(event, "persona", None)
         if persona is None:
             return
@@ -155,9 +173,10 @@ class LiveView(_LiveBase):
     def render(self) -> RenderableType:
         with self._lock:
             views = list(self._calls.values())
-            if len(views) <= SIDE_BY_SIDE_MAX:
-                return self._side_by_side(views)
-            return self._table(views)
+            few = len(views) <= SIDE_BY_SIDE_MAX
+            shown = self._side_by_side(views) if few else self._table(views)
+            limits = self._limits_line()
+            return shown if limits is None else Group(shown, limits)
 
     def _status(self, view: _CallView) -> Text:
         return _status_text(view)
@@ -226,6 +245,8 @@ class RoundsLiveView(_LiveBase):
         super().__init__(console)  # last: rich may render as soon as the Live exists
 
     def handle(self, event: Event) -> None:
+        if self._note_limit(event):
+            return
         with self._lock:
             if isinstance(event, ArbiterVerdict):
                 state = "converged" if event.converged else "not converged"
@@ -265,5 +286,8 @@ class RoundsLiveView(_LiveBase):
                 style = "dim" if number in self._discarded else ""
                 table.add_row(str(number), view.label, status, latest, style=style)
             latest_round = max(self._round_of.values(), default=0)
+            limits = " · ".join(self.limit_notes.values())
         table.caption = f"round {latest_round} of at most {self.rounds}"
+        if limits:
+            table.caption += f" · {limits}"
         return table

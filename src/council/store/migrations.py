@@ -113,6 +113,18 @@ def m003_call_finish_and_reasoning(db: sqlite3.Connection) -> None:
 
 
 @migration
+def m004_call_queued_and_limits(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        ALTER TABLE calls ADD COLUMN queued REAL;       -- seconds waiting for a slot; NULL: unknown
+        ALTER TABLE calls ADD COLUMN resends INTEGER;   -- re-sent after the server turned it away
+        ALTER TABLE runs ADD COLUMN limit_changes TEXT; -- JSON list of {host, old, new, reason}
+        """,
+    )
+
+
+@migration
 def m005_call_fitted(db: sqlite3.Connection) -> None:
     _execute_script(
         db,

@@ -30,6 +30,7 @@ from council.engine.events import (
     CallRetrying,
     CallStarted,
     Event,
+    LimitChanged,
     RoundDiscarded,
     RunFinished,
     RunStarted,
@@ -92,6 +93,7 @@ class Recorder:
         self._locks: list[RunLock] = []
         self._origin = 0.0
         self._calls: dict[str, _Call] = {}
+        self._limit_changes: list[dict[str, object]] = []  # this run's, kept on its row
         self._endpoint_host: str | None = None
 
     @property
@@ -147,6 +149,13 @@ class Recorder:
                 "UPDATE calls SET kept = 0 WHERE run_id = ? AND round = ?",
                 (event.run_id, event.round),
             )
+        elif isinstance(event, LimitChanged):
+            change = {"host": event.host, "old": event.old, "new": event.new}
+            self._limit_changes.append(change | {"reason": event.reason})
+            self.writer.write(
+                "UPDATE runs SET limit_changes = ? WHERE id = ?",
+                (json.dumps(self._limit_changes, ensure_ascii=False), event.run_id),
+            )
         elif isinstance(event, RunFinished):
             self.finished = True
             self.writer.write(
@@ -192,6 +201,8 @@ class Recorder:
             "reasoning": self._text(outcome.reasoning),
             # Cut to fit the context window: by how much (numbers only, never text).
             "fitted": None if outcome.fitted is None else json.dumps(outcome.fitted.to_dict()),
+            "queued": outcome.queued,
+            "resends": outcome.resends,
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)

@@ -70,6 +70,10 @@ class GroupStats:
     tokens_in: int
     tokens_out: int
     tokens_unknown: int  # calls whose endpoint did not report usage
+    # Seconds calls waited for a slot of their endpoint (not part of their latency).
+    queued: float = 0.0
+    p95_queued: float | None = None
+    resends: int = 0  # calls re-sent after the server turned them away
 
     @property
     def error_rate(self) -> float:
@@ -114,6 +118,7 @@ def _group(name: str, rows: list[Any]) -> GroupStats:
     ttfts = [v for r in answered if (v := _seconds(r["ttft"])) is not None]
     tokens_in = [_count(r["tokens_in"]) for r in answered]
     tokens_out = [_count(r["tokens_out"]) for r in answered]
+    waits = [v for r in rows if (v := _seconds(r["queued"])) is not None]
     return GroupStats(
         name=str(name) if name else "(unknown)",
         calls=len(rows),
@@ -127,6 +132,9 @@ def _group(name: str, rows: list[Any]) -> GroupStats:
         tokens_in=sum(n or 0 for n in tokens_in),
         tokens_out=sum(n or 0 for n in tokens_out),
         tokens_unknown=sum(1 for n in tokens_out if n is None),
+        queued=round(sum(waits), 4),
+        p95_queued=_percentile(waits, 0.95),
+        resends=sum(_count(r["resends"]) or 0 for r in rows),
     )
 
 

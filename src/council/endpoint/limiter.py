@@ -1,0 +1,303 @@
+"""How many calls one endpoint takes at once: a limiter shared by every call to it in the process.
+
+Real servers have a few slots and rate limits. One `EndpointLimiter` per endpoint
+(base URL and key variable, from `limiter_for`) admits calls in priority order,
+learns the endpoint's capacity from its rejections and lives within it:
+
+- it starts at the ceiling (flag > profile `max_concurrency` > default), or lower
+  where an earlier run learned less (`learned_for(...).capacity`);
+- a rejection (429, 503, a reset or an interrupted stream while others ran) with n
+  calls in flight sets the limit to max(1, min(limit // 2, n - 1)) and remembers it
+  as the known capacity; rejections of calls sent before that change count once;
+- 2 x limit successes in a row grow it by one up to the known capacity; above it,
+  one probe at most once a minute (or every 100 calls), up to the ceiling;
+- while nothing is known and the ceiling is the default one (`ramp`), calls go out
+  one after another as each earlier one is accepted (its response headers came
+  back), so that a server with fewer slots than the ceiling turns away one request,
+  not ceiling - slots of them; a ceiling the user set is trusted and used at once;
+- `Retry-After` and an exhausted rate-limit header pause the whole endpoint.
+
+    limiter = limiter_for(settings, ceiling=8, model="gpt-4o-mini")
+    ticket = await limiter.acquire(priority=0)
+    ...  limiter.accepted(ticket); limiter.release(ticket, rejected=False)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from council.endpoint.learned import learned_for
+
+__all__ = [
+    "HEAD",
+    "EndpointLimiter",
+    "LimitChange",
+    "Ticket",
+    "forget_limiters",
+    "limiter_for",
+]
+
+# Priority of a call re-sent after a rejection or retried after an error: the head of the queue.
+HEAD = -1
+# Probing above the known capacity: at most this often, or after this many calls.
+PROBE_INTERVAL = 60.0
+PROBE_CALLS = 100
+# While the capacity is unknown, the next call waits for the previous one to be
+# accepted, but never longer than this: a slow server must not serialise a run.
+ACCEPT_WAIT = 0.25
+# ... and a moment after it was accepted: a single-slot server ends the older stream as
+# it accepts the newer one, and that ending may reach us just after the acceptance.
+RAMP_GRACE = 0.03
+# Pauses asked for by a server, capped: a longer one fails calls rather than sleeping.
+MAX_PAUSE = 120.0
+
+
+@dataclass(frozen=True)
+class LimitChange:
+    """The limit of `host` went from `old` to `new` calls at once, and why."""
+
+    host: str
+    old: int
+    new: int
+    reason: str
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One call's slot: when it was asked for and when it was granted."""
+
+    priority: int
+    asked_at: float
+    epoch: int = 0  # the limiter's epoch when it was sent: older rejections count once
+    granted_at: float | None = None
+    accepted: bool = False
+    accepted_at: float = 0.0
+    _future: asyncio.Future[None] | None = field(default=None, repr=False)
+
+    @property
+    def queued(self) -> float:
+        """Seconds spent waiting for the slot."""
+        return 0.0 if self.granted_at is None else self.granted_at - self.asked_at
+
+
+class EndpointLimiter:
+    """Admits calls to one endpoint within its learned limit, most urgent first."""
+
+    def __init__(
+        self,
+        host: str,
+        base_url: str,
+        model: str,
+        ceiling: int,
+        *,
+        fixed: bool = False,
+        ramp: bool = False,
+    ) -> None:
+        self.host = host
+        self.ceiling = max(1, ceiling)
+        self.fixed = fixed  # an embedded server: the ceiling is the truth, nothing to learn
+        self.ramp = ramp and not fixed
+        self.learned = learned_for(base_url, model)
+        known = self.learned.capacity
+        self.capacity: int | None = min(known, self.ceiling) if known and not fixed else None
+        self.limit = self.capacity or self.ceiling
+        self.in_flight = 0
+        self.epoch = 0
+        self.successes = 0  # in a row, at the current limit
+        self.calls_since_probe = 0
+        self.last_probe = time.monotonic()
+        self.paused_until = 0.0
+        self.rejections = 0
+        self.changes: list[LimitChange] = []
+        self._recent: dict[str, int] = {}  # rejections by name since the last change
+        self._waiting: list[tuple[int, int, Ticket]] = []
+        self._order = itertools.count()
+        self._unaccepted: Ticket | None = None  # the last call sent while ramping up
+        self._timer: asyncio.TimerHandle | None = None
+        self.listeners: list[Callable[[LimitChange], None]] = []
+
+    # -- admission ---------------------------------------------------------------------------
+
+    async def acquire(self, priority: int = 0) -> Ticket:
+        """Wait for a slot: lower priority numbers first, then first come."""
+        return await self.wait(self.reserve(priority))
+
+    def reserve(self, priority: int) -> Ticket:
+        """A place in the queue, taken now (a re-sent call takes it before its slot is freed)."""
+        ticket = Ticket(priority=priority, asked_at=time.monotonic())
+        ticket._future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._order), ticket))
+        return ticket
+
+    async def wait(self, ticket: Ticket) -> Ticket:
+        """Wait for the reserved slot; Ctrl-C (cancellation) leaves at once."""
+        assert ticket._future is not None
+        self._dispatch()
+        try:
+            await ticket._future
+        except asyncio.CancelledError:
+            if ticket.granted_at is not None:  # granted as it was cancelled: give it back
+                self._release_slot(ticket)
+            else:
+                self._waiting = [w for w in self._waiting if w[2] is not ticket]
+                heapq.heapify(self._waiting)
+            raise
+        return ticket
+
+    def _ramping(self) -> bool:
+        return self.ramp and self.capacity is None and self.rejections == 0
+
+    def _dispatch(self) -> None:
+        now = time.monotonic()
+        while self._waiting and self.in_flight < self.limit:
+            if now < self.paused_until:
+                self._wake_at(self.paused_until)
+                return
+            last = self._unaccepted
+            if self._ramping() and last is not None and last.granted_at is not None:
+                if last.accepted:
+                    ready = last.accepted_at + RAMP_GRACE
+                else:
+                    ready = last.granted_at + ACCEPT_WAIT
+                if now < ready:
+                    self._wake_at(ready)
+                    return
+            _, _, ticket = heapq.heappop(self._waiting)
+            assert ticket._future is not None
+            if ticket._future.done():  # cancelled while waiting
+                continue
+            self.in_flight += 1
+            ticket.granted_at = now
+            ticket.epoch = self.epoch
+            self._unaccepted = ticket
+            ticket._future.set_result(None)
+
+    def _wake_at(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(0.0, when - time.monotonic()), self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        self._dispatch()
+
+    def accepted(self, ticket: Ticket) -> None:
+        """The server took the call (its response headers came back)."""
+        if not ticket.accepted:
+            ticket.accepted = True
+            ticket.accepted_at = time.monotonic()
+            self._dispatch()
+
+    def _release_slot(self, ticket: Ticket) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        ticket.accepted = True  # whatever it was, the next call need not wait for it
+        self._dispatch()
+
+    # -- learning ----------------------------------------------------------------------------
+
+    def release(self, ticket: Ticket, *, rejected: bool = False, reason: str = "") -> None:
+        """Give the slot back; `rejected`: the server turned the call away (and why)."""
+        if rejected:
+            self._rejected(ticket, reason)
+        else:
+            self._succeeded()
+        self._release_slot(ticket)
+
+    def release_quietly(self, ticket: Ticket) -> None:
+        """Give the slot back without learning anything (an error, a cancellation)."""
+        self._release_slot(ticket)
+
+    def _rejected(self, ticket: Ticket, name: str) -> None:
+        self.rejections += 1
+        self.successes = 0
+        self._recent[name] = self._recent.get(name, 0) + 1
+        if self.fixed or ticket.epoch != self.epoch:
+            return  # sent before the last change: already counted
+        reason = ", ".join(f"{n} {what}{'s' if n != 1 else ''}" for what, n in self._recent.items())
+        if self.capacity is not None and self.limit > self.capacity:
+            new = self.capacity  # a failed probe: back to what is known to work
+        else:
+            new = max(1, min(self.limit // 2, self.in_flight - 1))
+            self.capacity = new
+            self.learned.capacity = new
+            self.learned.touch()
+        self.last_probe = time.monotonic()
+        self.calls_since_probe = 0
+        self._change(new, reason)
+
+    def _succeeded(self) -> None:
+        if self.fixed:
+            return
+        self.successes += 1
+        self.calls_since_probe += 1
+        if self.capacity is None or self.limit >= self.ceiling:
+            return
+        if self.limit < self.capacity:
+            if self.successes >= 2 * self.limit:
+                self._change(self.limit + 1, f"{self.successes} answers in a row")
+            return
+        due = time.monotonic() - self.last_probe >= PROBE_INTERVAL
+        if due or self.calls_since_probe >= PROBE_CALLS:
+            self.last_probe = time.monotonic()
+            self.calls_since_probe = 0
+            self._change(self.limit + 1, "probing for more room")
+
+    def _change(self, new: int, reason: str) -> None:
+        old = self.limit
+        self.epoch += 1
+        self.successes = 0
+        self._recent = {}
+        if new == old:
+            return
+        self.limit = new
+        change = LimitChange(self.host, old, new, reason)
+        self.changes.append(change)
+        for listener in list(self.listeners):
+            listener(change)
+        self._dispatch()
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing new to this endpoint for `seconds` (Retry-After, an exhausted quota)."""
+        until = time.monotonic() + min(max(0.0, seconds), MAX_PAUSE)
+        if until > self.paused_until:
+            self.paused_until = until
+
+
+_LIMITERS: dict[tuple[str, str], EndpointLimiter] = {}
+
+
+def limiter_for(
+    host: str,
+    base_url: str,
+    key_env: str,
+    model: str,
+    ceiling: int,
+    *,
+    fixed: bool = False,
+    ramp: bool = False,
+) -> EndpointLimiter:
+    """The process's limiter for this endpoint (base URL and key variable), made on first use.
+
+    Every model on one endpoint shares its slots; what it learns is kept for `model`.
+
+    A later run in the same process with another ceiling gets it applied (the limit
+    never starts above the ceiling).
+    """
+    key = (base_url.rstrip("/"), key_env)
+    limiter = _LIMITERS.get(key)
+    same = limiter is not None and (limiter.ceiling, limiter.fixed) == (max(1, ceiling), fixed)
+    if limiter is None or not same:
+        limiter = EndpointLimiter(host, base_url, model, ceiling, fixed=fixed, ramp=ramp)
+        _LIMITERS[key] = limiter
+    return limiter
+
+
+def forget_limiters() -> None:
+    """Drop every limiter (tests; a new event loop)."""
+    _LIMITERS.clear()
