@@ -58,6 +58,12 @@ def test_persona_at_profile_sends_each_persona_to_its_endpoint(
     }
     shown = invoke(*args[:-2], "q").stdout
     assert f"model-two @ {second.base_url.split('/')[2]}" in shown
+    # The history says where each call went, not only where the run's own endpoint is.
+    hosts = {
+        call["persona"]: call["endpoint_host"]
+        for call in json.loads(invoke("history", "export").stdout.splitlines()[0])["calls"]
+    }
+    assert hosts == {"judge": fake.base_url.split("/")[2], "critic": second.base_url.split("/")[2]}
 
 
 def test_a_preset_persona_and_the_arbiter_name_their_endpoints(

@@ -76,6 +76,7 @@ class CallReporter:
         self.speculative = speculative
         self.priority = 1 if speculative else 0
         self.asked_at = time.monotonic()  # when it first asked for a slot
+        self.endpoint_host: str | None = None  # set when it is sent (None: reused, not sent)
         self.started_at: float | None = None  # time.monotonic(), when the call got a slot
         self.ended_at: float | None = None
         # Chunks of the current attempt, answer and reasoning (about a token each).
@@ -101,7 +102,12 @@ class CallReporter:
             return  # sent again once fitted to the window: the same call
         self.started_at = time.monotonic()
         self.bus.emit(
-            CallStarted(**self._ids(), model=self.call.model, speculative=self.speculative)
+            CallStarted(
+                **self._ids(),
+                model=self.call.model,
+                speculative=self.speculative,
+                endpoint_host=self.endpoint_host,
+            )
         )
 
     def on_first_token(self, ttft: float) -> None:
@@ -316,6 +322,7 @@ async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcom
     """
     try:
         reporter.asked_at = time.monotonic()
+        reporter.endpoint_host = client.settings.host  # a council may call several
         stream = await _send(client, reporter)
     except CallError as error:
         return reporter.failed(error)

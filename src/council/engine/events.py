@@ -69,9 +69,13 @@ class CallEvent(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class CallStarted(CallEvent):
+    """A call got a slot and is being sent; `endpoint_host` is where it goes (None: not sent,
+    e.g. an answer a resumed run reuses)."""
+
     kind: ClassVar[str] = "call_started"
     model: str
     speculative: bool = False
+    endpoint_host: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

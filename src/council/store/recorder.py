@@ -58,6 +58,7 @@ class _Call:
     started: float | None = None
     rate_limited: int = 0
     model: str | None = None
+    endpoint_host: str | None = None  # where it went; None: the run's own
 
 
 class Recorder:
@@ -135,7 +136,10 @@ class Recorder:
             )
         elif isinstance(event, CallStarted):
             self._calls[event.call_id] = _Call(
-                speculative=event.speculative, started=event.at - self._origin, model=event.model
+                speculative=event.speculative,
+                started=event.at - self._origin,
+                model=event.model,
+                endpoint_host=event.endpoint_host,
             )
         elif isinstance(event, CallRetrying):
             if event.error_kind == "rate_limited":
@@ -180,7 +184,7 @@ class Recorder:
             "persona": event.persona,
             "role": event.role,
             "model": call.model,
-            "endpoint_host": self._endpoint_host,
+            "endpoint_host": call.endpoint_host or self._endpoint_host,
             "speculative": int(call.speculative),
             "kept": int(status != "cancelled"),
             "status": status,
