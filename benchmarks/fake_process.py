@@ -71,3 +71,18 @@ def resolved_settings(base_url: str, max_concurrency: int | None = None) -> Any:
         flags["max_concurrency"] = max_concurrency
     names = {"base_url": "--base-url", "max_concurrency": "--max-concurrency"}
     return load_settings(flags, {k: names[k] for k in flags}, None, require_key=False)
+
+
+def write_personas(
+    home: Path, count: int, *, prefix: str = "bench-", answer: str = "Answer briefly."
+) -> list[str]:
+    """`count` persona files under `home/personas/`, named `{prefix}000`, ...; their names."""
+    personas = home / "personas"
+    personas.mkdir(parents=True, exist_ok=True)
+    names = [f"{prefix}{i:03d}" for i in range(count)]
+    for name in names:
+        (personas / f"{name}.yaml").write_text(
+            f"name: {name}\ndescription: Benchmark persona {name}.\n"
+            f"system: You are {name}. {answer}\n"
+        )
+    return names

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_process import control, resolved_settings, start_server, timed_reply
-from oracle_bench import TOKENS, write_personas
+from fake_process import control, resolved_settings, start_server, timed_reply, write_personas
+from oracle_bench import TOKENS
 
 TARGET = 1.02
 

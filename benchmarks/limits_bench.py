@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_process import control, resolved_settings, start_server, timed_reply
+from fake_process import control, resolved_settings, start_server, timed_reply, write_personas
 from limits_context_bench import print_context
 
 PERSONAS = 20
@@ -51,18 +51,6 @@ class SlotsRow:
     turned_away: int
     answered: int
     limit_changes: list[str]
-
-
-def write_personas(home: Path, count: int) -> list[str]:
-    personas = home / "personas"
-    personas.mkdir(parents=True, exist_ok=True)
-    names = [f"bench-{i:03d}" for i in range(count)]
-    for name in names:
-        (personas / f"{name}.yaml").write_text(
-            f"name: {name}\ndescription: Benchmark persona {name}.\n"
-            f"system: You are {name}. Answer briefly.\n"
-        )
-    return names
 
 
 def fresh_process_state() -> None:

@@ -24,24 +24,12 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_process import ROOT, control, start_server, timed_reply
+from fake_process import ROOT, control, start_server, timed_reply, write_personas
 
 PERSONAS = 5
 ANSWER_WORDS = 350  # about 700 tokens each as the server counts: five do not fit 2,048
 WINDOW = 2048
 ROUNDS = 3
-
-
-def _write_personas(home: Path, count: int) -> list[str]:
-    folder = home / "personas"
-    folder.mkdir(parents=True, exist_ok=True)
-    names = [f"member-{i}" for i in range(count)]
-    for name in names:
-        (folder / f"{name}.yaml").write_text(
-            f"name: {name}\ndescription: Benchmark member {name}.\n"
-            f"system: You are {name}. Answer at length.\n"
-        )
-    return names
 
 
 def _verdict(round_number: int) -> str:
@@ -57,7 +45,7 @@ def context_window_scenario(latency: float = 0.3) -> dict[str, object]:
         proc, base_url = start_server(workdir)
         try:
             home = workdir / "home"
-            names = _write_personas(home, PERSONAS)
+            names = write_personas(home, PERSONAS, prefix="member-", answer="Answer at length.")
             words = " ".join(f"point{i:03d}" for i in range(ANSWER_WORDS))
             control(base_url, "/_fake/default", timed_reply(latency, 0, words))
             control(

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_process import control, resolved_settings, timed_reply
+from fake_process import control, resolved_settings, timed_reply, write_personas
 from fake_process import start_server as start_fake_server
 
 TOKENS = 20  # fixed reply length, in streamed chunks
@@ -39,18 +39,6 @@ def start_server(latency: float, workdir: Path) -> tuple[subprocess.Popen[bytes]
     """The fake server, replying TOKENS chunks with the first at L/2 and the last at L."""
     proc, base_url = start_fake_server(workdir)
     return proc, base_url, timed_reply(latency, TOKENS)
-
-
-def write_personas(home: Path, count: int) -> list[str]:
-    personas = home / "personas"
-    personas.mkdir(parents=True, exist_ok=True)
-    names = [f"bench-{i:03d}" for i in range(count)]
-    for name in names:
-        (personas / f"{name}.yaml").write_text(
-            f"name: {name}\ndescription: Benchmark persona {name}.\n"
-            f"system: You are {name}. Answer briefly.\n"
-        )
-    return names
 
 
 def run_once(base_url: str, names: list[str]) -> float:

@@ -66,3 +66,12 @@ def fresh_endpoint_limits() -> Iterator[None]:
     yield
     forget_limiters()
     forget_all()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh clone: an empty git repository, as the current directory."""
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    monkeypatch.chdir(root)
+    return root

@@ -19,14 +19,6 @@ def verdict(converged: bool, synthesis: str) -> Reply:
     return Reply(text=json.dumps(data))
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "repo"
-    (root / ".git").mkdir(parents=True)
-    monkeypatch.chdir(root)
-    return root
-
-
 def preset(project: Path, body: str) -> None:
     path = project / ".council" / "presets" / "fb.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

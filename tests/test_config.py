@@ -30,14 +30,6 @@ def profile(fake: FakeOpenAI, name: str = "team", extra: str = "") -> str:
     return f"  - name: {name}\n    base_url: {fake.base_url}\n    api_key_env: TEAM_KEY\n{extra}"
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "repo"
-    (root / ".git").mkdir(parents=True)
-    monkeypatch.chdir(root)
-    return root
-
-
 def one_line_error(result: object, code: int = 2) -> str:
     assert result.exit_code == code, result.output  # type: ignore[attr-defined]
     lines = result.stderr.strip().splitlines()  # type: ignore[attr-defined]

@@ -20,14 +20,6 @@ def second() -> Iterator[FakeOpenAI]:
         yield server
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "repo"
-    (root / ".git").mkdir(parents=True)
-    monkeypatch.chdir(root)
-    return root
-
-
 def profiles(first: FakeOpenAI, second: FakeOpenAI) -> None:
     (Path(os.environ["COUNCIL_HOME"]) / "config.yaml").write_text(
         "endpoints:\n"
