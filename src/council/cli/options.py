@@ -141,7 +141,7 @@ ModelPathOption = Annotated[
     Path | None,
     typer.Option(
         "--model-path",
-        help="Run this .gguf model on the embedded local server (needs council[local]).",
+        help="Run this .gguf model on the embedded local server (needs council-llm[local]).",
         show_default=False,
     ),
 ]
