@@ -228,15 +228,16 @@ def _say_what_went_wrong(run: dict[str, Any], calls: list[Any]) -> None:
 
     if run["status"] == "ok" and not run["exit_code"]:
         return
-    exit_code = run["exit_code"] if run["exit_code"] is not None else "none (it never ended)"
+    code = run["exit_code"]
+    ended = f"exit code {code}" if code is not None else "no exit code recorded"
     say(
-        f"run {run['id']} ({run['command']}, {_iso(run['started_at'])}): {run['status']}, "
-        f"exit code {exit_code}",
+        f"run {run['id']} ({run['command']}, {_iso(run['started_at'])}): {run['status']}, {ended}",
         err=True,
     )
     for failure in run_failures(run, calls):
         message = " ".join((failure.message or "(message not recorded)").split())
-        say(f"  {failure.persona}, round {failure.round}: {failure.kind}: {message}", err=True)
+        kind = failure.kind or "error"
+        say(f"  {failure.persona}, round {failure.round}: {kind}: {message}", err=True)
     go_on = resume_command(run)
     if go_on is not None:
         say(f"go on with: {go_on}", err=True)
