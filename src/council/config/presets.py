@@ -154,7 +154,11 @@ class PresetCatalog(Catalog[None]):
     # -- validation --------------------------------------------------------------------
 
     def problems(self, path: Path, personas: PersonaCatalog, user: UserConfig) -> list[FileProblem]:
-        """Everything wrong with one preset file and the chain it extends."""
+        """Everything wrong with one preset file and the chain it extends.
+
+        A profile it names that `user` lacks is not among them: that is the user's
+        setup (`profile_warnings`), and a flag may choose the endpoint instead.
+        """
         try:
             chain = self._chain(path)
         except FileError as error:
@@ -165,7 +169,7 @@ class PresetCatalog(Catalog[None]):
             return [error.problem]
         problems: list[FileProblem] = []
         for loaded in chain:
-            problems += _file_problems(loaded, personas, user)
+            problems += _file_problems(loaded, personas)
         return problems
 
     def _chain(self, path: Path) -> list[_Loaded]:
@@ -378,7 +382,7 @@ def _persona_problems(
     return problems
 
 
-def _file_problems(loaded: _Loaded, catalog: PersonaCatalog, user: UserConfig) -> list[FileProblem]:
+def _file_problems(loaded: _Loaded, catalog: PersonaCatalog) -> list[FileProblem]:
     data, path = loaded.data, loaded.entry.path
     # Secrets first: they matter most, and a secret-looking key is not also "unknown".
     problems = secret_problems(data, path)
