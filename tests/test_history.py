@@ -230,6 +230,24 @@ def test_history_lists_filters_removes_prunes_and_exports(
     assert rows("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 2  # calls went with their runs
 
 
+def test_history_json_and_export_give_times_in_iso_8601_utc(fake: FakeOpenAI) -> None:
+    assert invoke("oracle", "--base-url", fake.base_url, "-p", "judge", "when?").exit_code == 0
+    (recorded,) = rows("SELECT started_at FROM runs")
+    # A known moment, so the test checks the conversion and not only the shape.
+    connection = sqlite3.connect(db_path())
+    connection.execute("UPDATE runs SET started_at = 1795952551.75")
+    connection.commit()
+    connection.close()
+    assert recorded["started_at"] > 0
+    (listed,) = history_json()
+    assert listed["started_at"] == "2026-11-29T11:42:31+00:00"
+    (exported,) = [
+        json.loads(line) for line in invoke("history", "export", "--jsonl").stdout.splitlines()
+    ]
+    assert exported["started_at"] == "2026-11-29T11:42:31+00:00"
+    assert isinstance(exported["calls"][0]["started"], float)  # seconds from the run's start
+
+
 def test_bad_history_arguments_are_one_line_errors() -> None:
     for args, message in (
         (("history", "--since", "soon"), "--since 'soon' is not an age"),

@@ -65,7 +65,7 @@ def test_with_nothing_configured_and_no_extra_the_error_says_what_to_do(
     assert result.exit_code == 2
     line = result.stderr.strip()
     assert "no endpoint is configured and $OPENAI_API_KEY is not set" in line
-    assert "export OPENAI_API_KEY" in line and 'pip install "council[local]"' in line
+    assert "export OPENAI_API_KEY" in line and 'pip install "council-llm[local]"' in line
     assert len(line.splitlines()) == 1
 
 

@@ -283,7 +283,7 @@ def test_unknown_preset_suggests_a_name(project: Path) -> None:
         (f"description: use {TEST_KEY}\n", "description: this value looks like an API key"),
         ("api_key_env: MY_KEY\n", "may not choose which of your keys is sent"),
         ("base_url: https://collector.example.com/v1\n", "is not on this machine"),
-        ("endpoint: theirs\n", "no endpoint profile 'theirs' in your config"),
+        ("endpoint: theirs\n", "uses endpoint profile 'theirs', which is not in your config"),
         ("endpoint: mine\nbase_url: http://127.0.0.1:1/v1\n", "give endpoint or base_url"),
     ],
 )

@@ -43,7 +43,7 @@ from council.store.recorder import RecordOptions
 if TYPE_CHECKING:
     from council.store.resume import ResumedCouncil
 
-__all__ = ["AskRequest", "ask_deliberation", "ask_oracle", "setting_flags_given"]
+__all__ = ["AskRequest", "ask_deliberation", "ask_oracle", "ask_resume", "setting_flags_given"]
 
 
 @dataclass
@@ -317,6 +317,8 @@ def ask_deliberation(
         )
         if max_wasted_tokens is None:
             max_wasted_tokens = resumed.settings.get("max_wasted_tokens")
+        if resumed.resumed_as:
+            sys.stderr.write(f"council: {_resumed_before(resumed)}\n")
     values = flags.setting_values(rounds=rounds, speculative=speculative, threshold=threshold)
     request = _resolve(flags, values, resumed)
     settings = request.settings
@@ -351,6 +353,37 @@ def ask_deliberation(
         record=record,
         resume=resumed.state if resumed else None,
     )
+
+
+def ask_resume(run_id: str, flags: AskFlags) -> int:
+    """`council resume ID`: go on with the run as its own command would (`deliberate --resume`).
+
+    Only deliberations resume; for any other run the error says how to see it.
+    """
+    return ask_deliberation(
+        flags,
+        rounds=None,
+        speculative=None,
+        threshold=None,
+        max_wasted_tokens=None,
+        resume=run_id,
+    )
+
+
+def _resumed_before(resumed: ResumedCouncil) -> str:
+    """One line, before any token is spent: this run was resumed already, and what to do."""
+    from council.render.times import iso_time
+
+    latest = resumed.resumed_as[-1]
+    times = f" ({len(resumed.resumed_as)} times)" if len(resumed.resumed_as) > 1 else ""
+    line = (
+        f"run {resumed.run_id} was already resumed{times} as run {latest.run_id} at "
+        f"{iso_time(latest.started_at)} ({latest.status}); resuming it again asks its "
+        "remaining calls again"
+    )
+    if latest.resumable:
+        line += f" (to go on from where that run stopped: council resume {latest.run_id})"
+    return line
 
 
 def _load_resumed(run_id: str, **council_flags: Any) -> ResumedCouncil:

@@ -2,13 +2,17 @@
 
 runs = list_runs(limit=20, preset=None, since=None)
 run, calls = find_run("6742a1")
+failures = run_failures(run, calls)       # what went wrong, per failed call
 report = compute_stats(by="persona", since=None)
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from council.store.db import HistoryDB
@@ -16,6 +20,7 @@ from council.store.stats import GROUPINGS, StatsReport, build_stats
 
 __all__ = [
     "GROUPINGS",
+    "RunFailure",
     "StatsReport",
     "compute_stats",
     "delete_run",
@@ -23,6 +28,8 @@ __all__ = [
     "find_run",
     "list_runs",
     "prune_runs",
+    "resume_command",
+    "run_failures",
 ]
 
 
@@ -37,6 +44,73 @@ def find_run(run_id: str) -> tuple[dict[str, Any], list[sqlite3.Row]]:
     with HistoryDB.open() as history:
         run = history.find_run(run_id)
         return run, history.calls(run["id"])
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """One failed call of a recorded run. `message` None: not recorded (the run kept
+    no texts, or ended before it could write its document)."""
+
+    persona: str
+    round: int | None
+    role: str
+    kind: str | None
+    message: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "persona": self.persona,
+            "round": self.round,
+            "role": self.role,
+            "error_kind": self.kind,
+            "message": self.message,
+        }
+
+
+def _recorded_messages(node: Any, round_number: int | None, found: dict[Any, str]) -> None:
+    """Every failure in a run's `--json` document by (persona, round): the errors of an
+    oracle, of each round, a failed verdict or synthesis."""
+    if isinstance(node, list):
+        for item in node:
+            _recorded_messages(item, round_number, found)
+        return
+    if not isinstance(node, dict):
+        return
+    if isinstance(node.get("round"), int) and not isinstance(node.get("round"), bool):
+        round_number = node["round"]
+    persona, message = node.get("persona"), node.get("message")
+    if node.get("error_kind") and isinstance(persona, str) and isinstance(message, str):
+        found.setdefault((persona, round_number), message)
+        found.setdefault((persona, None), message)
+    for value in node.values():
+        _recorded_messages(value, round_number, found)
+
+
+def run_failures(run: dict[str, Any], calls: list[sqlite3.Row]) -> list[RunFailure]:
+    """The failed calls of a run (its call rows), with the messages its document kept."""
+    messages: dict[Any, str] = {}
+    with contextlib.suppress(TypeError, ValueError):  # no document, or one edited by hand
+        _recorded_messages(json.loads(run.get("document") or "null"), None, messages)
+    failed = [call for call in calls if call["status"] == "failed"]
+    return [
+        RunFailure(
+            persona=call["persona"],
+            round=call["round"],
+            role=call["role"],
+            kind=call["error_kind"],
+            message=messages.get((call["persona"], call["round"]))
+            or messages.get((call["persona"], None)),
+        )
+        for call in failed
+    ]
+
+
+def resume_command(run: dict[str, Any]) -> str | None:
+    """The command that goes on with `run`, if it can be resumed (None: it cannot)."""
+    from council.store.resume import RESUMABLE
+
+    resumable = run["command"] == "deliberate" and run["status"] in RESUMABLE
+    return f"council resume {run['id']}" if resumable and run["store_text"] else None
 
 
 def delete_run(run_id: str) -> str:

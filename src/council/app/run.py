@@ -253,6 +253,7 @@ def run_oracle(
             save_learned(endpoints)
     _report_views(bus, out, err)
     _report(result, err)
+    _how_to_go_on(result, recorder, err)
     return result.exit_code
 
 
@@ -317,6 +318,7 @@ def run_deliberation(
             save_learned(endpoints)
     _report_views(bus, out, err)
     _report_deliberation(result, err)
+    _how_to_go_on(result, recorder, err)
     return result.exit_code
 
 
@@ -415,6 +417,25 @@ def _report_deliberation(result: DeliberationResult, err: Console) -> None:
     if not any(r.answers for r in result.rounds):
         count = len(result.plan.personas)
         raise _all_failed_error(result.kept_failures, result.plan.endpoint, count)
+
+
+def _how_to_go_on(
+    result: OracleResult | DeliberationResult, recorder: Recorder | None, err: Console
+) -> None:
+    """After a stopped run that is in the history: its id, and the exact command to go on."""
+    if not result.interrupted or recorder is None or recorder.run_id is None:
+        return
+    if recorder.problem:  # not (wholly) recorded: there is nothing to go on from
+        return
+    run_id = recorder.run_id
+    if isinstance(result, DeliberationResult):
+        _say(
+            err,
+            f"council: run {run_id} is in the history; go on with: "
+            f"council deliberate --resume {run_id} (or: council resume {run_id})",
+        )
+    else:  # an oracle run cannot be resumed: what finished is there to see
+        _say(err, f"council: run {run_id} is in the history; see it with: council show {run_id}")
 
 
 def _stopped_how(code: int) -> str:

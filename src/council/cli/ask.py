@@ -8,9 +8,9 @@ import typer
 
 from council.app.flags import AskFlags
 from council.cli.base import app, handles_errors
-from council.cli.options import ask_options
+from council.cli.options import ask_options, resume_options
 
-__all__ = ["deliberate_command", "oracle_command"]
+__all__ = ["deliberate_command", "oracle_command", "resume_command"]
 
 
 def _exit_with(code: int) -> None:
@@ -118,3 +118,28 @@ def deliberate_command(
             resume=resume,
         )
     )
+
+
+@app.command(name="resume")
+@handles_errors
+@resume_options
+def resume_command(
+    run_id: Annotated[
+        str, typer.Argument(help="The run's id (or a unique start of it), from 'council history'.")
+    ],
+    *,
+    flags: AskFlags,
+) -> None:
+    """Go on with an interrupted or failed council, asking only what it had not answered yet.
+
+    The same as 'council deliberate --resume ID' (only deliberations resume): the
+    council is the recorded one; flags may change where its calls go and the output.
+
+    \b
+    Examples:
+      council resume 6742a1b2c3d4e5
+      council resume 6742a1b2 --base-url http://localhost:8080/v1 --json
+    """
+    from council.app.ask import ask_resume
+
+    _exit_with(ask_resume(run_id, flags))

@@ -150,11 +150,15 @@ def presets_show(
     Example:
       council presets show review
     """
-    from council.config.presets import PresetCatalog
+    from council.config.presets import PresetCatalog, profile_warnings
 
     user, personas = _user_and_personas()
     preset = PresetCatalog.discover().load(name, personas=personas, user=user)
     data = preset.to_dict()
+    # A profile this user lacks is their setup, not a broken preset: show it anyway.
+    data["warnings"] = profile_warnings(preset, user)
+    for warning in data["warnings"]:
+        typer.echo(f"council: warning: {warning}", err=True)
     if json_output:
         from council.render.json_out import dumps
 
@@ -188,7 +192,8 @@ def presets_validate(
         typer.Option(
             "--strict",
             help="Count warnings as problems: a preset file council ignores "
-            "(a broken symlink, a FIFO, a device) fails the check too.",
+            "(a broken symlink, a FIFO, a device) or an endpoint profile missing from "
+            "your config fails the check too.",
         ),
     ] = False,
 ) -> None:
@@ -197,7 +202,8 @@ def presets_validate(
     For a team's CI: the same checks council makes before using a preset, including
     the trust rules (no keys, no endpoints you did not configure, no files outside
     the preset's directory). A preset file council ignores (a broken symlink, or
-    anything but a regular file) is a warning, or a problem with --strict.
+    anything but a regular file) is a warning, or a problem with --strict; so is an
+    endpoint profile the preset names that your own config does not define.
 
     \b
     Examples:
@@ -230,7 +236,10 @@ def presets_validate(
         problems = catalog.problems(path.resolve(), personas, user)
         for problem in problems:
             say(str(problem), err=True)
-        if problems:
+        warnings = [] if problems else _preset_warnings(catalog, path, personas, user)
+        for warning in warnings:
+            typer.echo(f"council: {'error' if strict else 'warning'}: {warning}", err=True)
+        if problems or (strict and warnings):
             bad += 1
         else:
             say(f"ok  {path}")
@@ -239,6 +248,14 @@ def presets_validate(
             f"{bad} of {checked} preset files have problems (listed above)",
             "fix them and run 'council presets validate' again",
         )
+
+
+def _preset_warnings(catalog: Any, path: Path, personas: Any, user: Any) -> list[str]:
+    """Endpoint profiles a valid preset file names that the user's config lacks."""
+    from council.config.presets import profile_warnings
+
+    preset = catalog.load_file(path.resolve(), personas=personas, user=user)
+    return profile_warnings(preset, user)
 
 
 STARTER_PRESET = """\

@@ -17,7 +17,7 @@ import typer
 
 from council.app.flags import AskFlags
 
-__all__ = ["EndpointOption", "PresetOption", "ask_options"]
+__all__ = ["EndpointOption", "PresetOption", "ask_options", "resume_options"]
 
 QueryArgument = Annotated[
     str | None,
@@ -141,7 +141,7 @@ ModelPathOption = Annotated[
     Path | None,
     typer.Option(
         "--model-path",
-        help="Run this .gguf model on the embedded local server (needs council[local]).",
+        help="Run this .gguf model on the embedded local server (needs council-llm[local]).",
         show_default=False,
     ),
 ]
@@ -211,11 +211,42 @@ def ask_options(command: F) -> F:
     before = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:at]]
     after = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[at + 1 :]]
     parameters = [*_parameters(_HEAD), *before, *_parameters(_TAIL), *after]
+    return _taking_flags(command, parameters, AskFlags.names())
+
+
+# What `council resume` takes: where the calls go and how the output looks. The council
+# itself (question, personas, rounds) is the recorded one.
+RESUME_FLAGS = (
+    "endpoint",
+    "base_url",
+    "api_key_env",
+    "timeout",
+    "retries",
+    "max_concurrency",
+    "json_output",
+    "jsonl_output",
+    "quiet",
+    "dry_run",
+    "no_history",
+    "no_store_text",
+)
+
+
+def resume_options(command: F) -> F:
+    """Give `command(..., flags: AskFlags)` the shared options a resumed council may take."""
+    own = inspect.signature(command, eval_str=True).parameters.values()
+    head = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.name != "flags"]
+    parameters = [*head, *_parameters({name: _TAIL[name] for name in RESUME_FLAGS})]
+    return _taking_flags(command, parameters, RESUME_FLAGS)
+
+
+def _taking_flags(command: F, parameters: list[inspect.Parameter], shared: tuple[str, ...]) -> F:
+    """`command` as typer sees it (`parameters`), its `shared` ones handed over as `flags`."""
 
     @wraps(command)
     def wrapper(**values: Any) -> Any:
-        shared = {name: values.pop(name) for name in AskFlags.names()}
-        return command(flags=AskFlags(**shared), **values)
+        given = {name: values.pop(name) for name in shared}
+        return command(flags=AskFlags(**given), **values)
 
     wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters}

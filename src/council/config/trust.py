@@ -83,10 +83,13 @@ def secret_problems(data: Any, path: Path) -> list[FileProblem]:
     return _walk(data, path, None, None)
 
 
-def shared_endpoint_problems(
-    data: Located, path: Path, profiles: dict[str, Any], config_path: Path
-) -> list[FileProblem]:
-    """A shared file's `endpoint` must be the user's own profile; its `base_url` loopback."""
+def shared_endpoint_problems(data: Located, path: Path) -> list[FileProblem]:
+    """A shared file's `base_url` must be on this machine, and not beside an `endpoint`.
+
+    An `endpoint:` naming a profile the user has not defined is not the file's fault
+    but the user's setup: a warning from `presets validate`, and an error only for a
+    run it would choose the endpoint of (`files.missing_profile_error`).
+    """
     problems: list[FileProblem] = []
     if "endpoint" in data and "base_url" in data:
         problems.append(
@@ -107,18 +110,6 @@ def shared_endpoint_problems(
                 f"{url} is not on this machine, and a shared file may not choose where your "
                 "key is sent; name an endpoint profile from your own config instead "
                 "(see 'council endpoints list')",
-            )
-        )
-    name = data.get("endpoint")
-    if isinstance(name, str) and name not in profiles:
-        known = ", ".join(sorted(profiles)) or "none defined yet"
-        problems.append(
-            FileProblem(
-                path,
-                data.value_position("endpoint"),
-                "endpoint",
-                f"no endpoint profile {name!r} in your config ({config_path}; profiles: "
-                f"{known}); add it there, with the base_url and api_key_env you trust",
             )
         )
     return problems

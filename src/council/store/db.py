@@ -202,6 +202,14 @@ class HistoryDB:
             raise UsageError(f"run id {run_id!r} is ambiguous", "give more of its characters")
         return _full_run(rows[0])
 
+    def resumes_of(self, run_id: str) -> list[sqlite3.Row]:
+        """The runs that resumed `run_id` (`runs.resumed_from`), oldest first."""
+        return self.db.execute(
+            "SELECT id, started_at, status, exit_code FROM runs WHERE resumed_from = ? "
+            "ORDER BY started_at, id",
+            (run_id,),
+        ).fetchall()
+
     def calls(self, run_id: str) -> list[sqlite3.Row]:
         return self.db.execute(
             "SELECT * FROM calls WHERE run_id = ? ORDER BY round, role != 'persona', started",

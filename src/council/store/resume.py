@@ -5,6 +5,10 @@ context included, and every persona's system prompt) and the arbiter's prompt, s
 the resumed council is the one that started, even if persona files changed since.
 Kept, answered calls become a `ResumeState`; the engine reuses them and asks the rest.
 
+A run that was resumed before (a later run's `resumed_from` names it) may be resumed
+again, from its own record: `ResumedCouncil.resumed_as` lists those later runs, so
+that the caller can say so before any token is spent.
+
 A run still going in another process (its lock is held: `council.store.liveness`)
 is not resumed: its calls would be asked twice. A row left `running` by a process
 that died is resumed like an interrupted one.
@@ -22,9 +26,22 @@ from council.errors import UsageError
 from council.store.db import HistoryDB
 from council.store.liveness import RunLock
 
-__all__ = ["ResumedCouncil", "load_resume"]
+__all__ = ["EarlierResume", "ResumedCouncil", "load_resume"]
 
 RESUMABLE = ("interrupted", "crashed", "running", "partial", "failed")
+
+
+@dataclass(frozen=True)
+class EarlierResume:
+    """A run that resumed this one before: its id, when it started (unix time), its status."""
+
+    run_id: str
+    started_at: float
+    status: str
+
+    @property
+    def resumable(self) -> bool:
+        return self.status in RESUMABLE
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,8 @@ class ResumedCouncil:
     endpoint: dict[str, Any]  # base_url, model, api_key_env as the run used them
     preset: str | None
     state: ResumeState
+    # Runs that resumed this one already, oldest first: resuming again asks again.
+    resumed_as: tuple[EarlierResume, ...] = ()
 
 
 def _persona(call: dict[str, Any], default_model: str) -> Persona:
@@ -70,7 +89,10 @@ def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
     run = history.find_run(run_id)
     rid = run["id"]
     if run["command"] != "deliberate":
-        raise UsageError(f"run {rid} is a {run['command']} run", "only deliberations resume")
+        raise UsageError(
+            f"run {rid} was made by 'council {run['command']}'; only deliberations resume",
+            f"see what it got with 'council show {rid}', or ask again",
+        )
     if run["status"] not in RESUMABLE:
         raise UsageError(
             f"run {rid} finished ({run['status']}); there is nothing to resume",
@@ -128,4 +150,8 @@ def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
         },
         preset=run["preset"],
         state=state,
+        resumed_as=tuple(
+            EarlierResume(row["id"], row["started_at"], row["status"])
+            for row in history.resumes_of(rid)
+        ),
     )
