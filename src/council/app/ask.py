@@ -272,7 +272,14 @@ def _dry_run_or_run(
         endpoint = stack.enter_context(serving(plan.endpoint))
         extra = {name: stack.enter_context(serving(e)) for name, e in plan.endpoints.items()}
         plan = replace(plan, endpoint=endpoint, endpoints=extra)
-        return run(plan, request.mode, quiet=flags.quiet, record=record, **run_options)
+        return run(
+            plan,
+            request.mode,
+            quiet=flags.quiet,
+            verbose=flags.verbose,
+            record=record,
+            **run_options,
+        )
 
 
 def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:

@@ -160,6 +160,15 @@ NoStoreTextOption = Annotated[
         "[config: store_text: false]",
     ),
 ]
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="In a terminal, also show every call: deliberate's final-round answers and "
+        "timeline, oracle's table of calls. Piped Markdown and --json always have them.",
+    ),
+]
 
 # The shared options in the order `--help` lists them: these first, then the command's
 # own options, then the rest.
@@ -181,6 +190,7 @@ _TAIL = {
     "dry_run": DryRunOption,
     "no_history": NoHistoryOption,
     "no_store_text": NoStoreTextOption,
+    "verbose": VerboseOption,
 }
 assert set(_HEAD) | set(_TAIL) == set(AskFlags.names()), "every AskFlags field is an option"
 
