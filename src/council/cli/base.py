@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from council import __version__
+from council.cli.help import CouncilGroup
 from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CouncilError
 from council.render.safe_text import strip_controls
 
@@ -32,6 +33,7 @@ __all__ = [
 
 app = typer.Typer(
     name="council",
+    cls=CouncilGroup,
     help=(
         "Ask several LLM personas at once through any OpenAI-compatible endpoint.\n\n"
         'Example:  council oracle -p judge,critic,skeptic "Should we rewrite billing in Rust?"'
