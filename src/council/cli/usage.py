@@ -1,5 +1,9 @@
-"""How every `--help` reads: no type clutter on flags, defaults without parentheses,
-help texts taken literally, done once for every command.
+"""How council's command line presents itself: every `--help`, and click's usage errors.
+
+Help: no type clutter on flags, defaults from the one defaults table inline, help
+texts taken literally, done once for every command. Usage errors (a misspelt
+command, an unknown option, an extra argument) are one line on stderr like every
+other error, with "did you mean" where click has a guess, instead of typer's box.
 
 Typer shows each option with a type (`--json <bool>`, `<int range> [x>=1]`,
 `<list[Path]>`), wraps a default given as text in parentheses, and reads help texts
@@ -16,11 +20,22 @@ each parameter is given a subclass that only changes how it is displayed.
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, NoSuchOption
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-__all__ = ["CouncilGroup", "literal"]
+from council.render.safe_text import strip_controls
+
+__all__ = ["CouncilGroup", "literal", "print_error", "usage_error_line"]
+
+# The commands whose one argument is a question: an unquoted one arrives as many.
+QUESTION_COMMANDS = ("oracle", "deliberate")
+_EXTRA_ARGUMENTS = re.compile(r"Got unexpected extra argument(?:\(s\)|s)? \((.*)\)", re.DOTALL)
 
 # rich's own pattern for a markup tag (rich.markup.escape), copied so that building
 # the command tree, which every run does, need not import rich.
@@ -151,5 +166,61 @@ class CouncilGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         _tidy_command(self)
 
+    # Where click raises its usage errors: parsing this group's own arguments, and
+    # resolving and parsing a command below it.
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
     def get_help_option(self, ctx: Any) -> Any:
         return _tidied(super().get_help_option(ctx))
+
+
+def print_error(message: str) -> None:
+    """The one line every error of council's is: `council: error: what; what to do`."""
+    sys.stderr.write(f"council: error: {strip_controls(message)}\n")
+    sys.stderr.flush()
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise  # a bare group: typer prints its help
+    except ClickException as error:
+        print_error(usage_error_line(error))
+        raise typer.Exit(error.exit_code) from None
+
+
+def _sentence(text: str) -> str:
+    text = text.strip().rstrip(".")
+    return text[:1].lower() + text[1:]
+
+
+def usage_error_line(error: ClickException) -> str:
+    """Click's message as council's one line: what went wrong; what to do."""
+    ctx = getattr(error, "ctx", None)
+    path = ctx.command_path if ctx is not None else "council"
+    see = f"see '{path} -h'"
+    if isinstance(error, NoSuchOption):
+        guesses = sorted(error.possibilities or [])
+        if guesses:
+            return f"no such option {error.option_name}; did you mean {' or '.join(guesses)}?"
+        return f"no such option {error.option_name}; {see}"
+    message = error.format_message()
+    extra = _EXTRA_ARGUMENTS.fullmatch(message.strip())
+    if extra is not None:
+        command = ctx.command.name if ctx is not None else None
+        if command in QUESTION_COMMANDS and ctx is not None:
+            words = " ".join(w for w in (ctx.params.get("query"), extra.group(1)) if w)
+            return f'the question must be one argument; quote it: {path} "{words}"'
+        return f"unexpected extra arguments: {extra.group(1)}; {see}"
+    first, _, rest = message.partition(". ")
+    if rest:  # "No such command 'oracel'. Did you mean 'oracle'?"
+        return f"{_sentence(first)}; {_sentence(rest)}"
+    return f"{_sentence(message)}; {see}"
