@@ -187,3 +187,25 @@ def test_live_view_keeps_finished_answers_while_the_arbiter_synthesizes(fake: Fa
     # The footer counts the same way, and the synthesis comes last.
     assert "5 of 5 personas answered" in screen[screen.rindex("wall") - 200 :]
     assert screen.rstrip().endswith("╯") and screen.rindex("The synthesis.") > screen.rindex("wall")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_oracle_screen_ends_with_the_synthesis(fake: FakeOpenAI, verbose: bool) -> None:
+    fake.script("judge", Reply(text="Judge: yes."))
+    fake.script("critic", Reply(text="Critic: no."))
+    fake.script("arbiter", Reply(text="Synthesis: yes, carefully."))
+    args = ["oracle", "--base-url", fake.base_url, "-p", "judge,critic", "-s", "--no-history"]
+    args += ["-v"] if verbose else []
+    with Terminal([*args, "Ship it?"], rows=40, cols=100) as term:
+        code = term.finish()
+        everything = plain(term.raw)
+    assert code == 0, everything
+    screen = everything[everything.rindex("Judge: yes.") :]  # the final output
+    answer_at = screen.rindex("Synthesis: yes, carefully.")
+    assert screen.rindex("2 of 2 personas answered") < answer_at
+    assert screen[answer_at:].rstrip().endswith("╯")
+    if verbose:
+        assert "calls" in screen and "arbiter (synthesis)" in screen
+        assert screen.rindex("arbiter (synthesis)") < answer_at
+    else:
+        assert "arbiter (synthesis)" not in screen

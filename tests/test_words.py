@@ -57,6 +57,17 @@ def test_usage_errors_are_one_line_like_every_other_error(args: list[str], line:
     assert not BOX & set(err)
 
 
+def test_resume_with_a_question_says_so_in_words() -> None:
+    result = invoke("deliberate", "--resume", "0123abcd", "Ship it?")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "council: error: --resume continues the recorded council; it takes no question; "
+        "drop it, or start a new council instead"
+    ]
+    both = invoke("deliberate", "--resume", "0123abcd", "--rounds", "2", "q")
+    assert "it takes no question and no --rounds; drop them" in both.stderr
+
+
 def test_a_bare_group_still_prints_its_help() -> None:
     code, out, err = run_council("personas")
     assert code == 2  # as click has it: no command given

@@ -246,25 +246,27 @@ def round_rows(result: DeliberationResult) -> list[tuple[str, ...]]:
     return rows
 
 
-CALL_COLUMNS = ("call", "where", "first token", "latency", "tokens", "retries", "outcome")
+CALL_COLUMNS = ("call", "first token", "latency", "tokens", "retries", "outcome")
 
 
 def call_rows(result: OracleResult) -> list[tuple[str, ...]]:
-    """A row per call of an oracle (the personas', then the synthesis), for `--verbose`."""
+    """A row per call of an oracle (the personas', then the synthesis), for `--verbose`;
+    a call names its model @ host when the council's members use several."""
     plan = result.plan
-    outcomes = [*result.answers, *result.failures]
     synthesis = result.synthesis
+    calls = [*result.answers, *result.failures, *([synthesis] if synthesis is not None else [])]
     rows: list[tuple[str, ...]] = []
-    for call in [*outcomes, *([synthesis] if synthesis is not None else [])]:
-        model, host = plan.where(call.persona)
+    for call in calls:
         who = f"{call.persona} (synthesis)" if call is synthesis else call.persona
+        where = member_where(plan, call.persona)
+        if where is not None:
+            who += f" · {where}"
         outcome = "answered" if call.answered else call.error_kind or "failed"
         if call.answered and call.finish_reason in CUT_NOTES:
             outcome = CUT_NOTES[call.finish_reason]
         rows.append(
             (
                 who,
-                f"{model} @ {host}",
                 seconds(call.ttft),
                 seconds(call.latency),
                 f"{tokens(call.tokens_in)} → {tokens(call.tokens_out)}",
