@@ -95,30 +95,33 @@ def test_live_rows_mark_speculation_until_the_verdict_keeps_or_cancels_it() -> N
     assert "cancelled" in final and "speculation discarded" in final
 
 
-def test_terminal_output_has_the_answer_rounds_answers_and_timeline(fake: FakeOpenAI) -> None:
-    fake.script(
-        "arbiter",
-        Reply(
-            text=json.dumps(
-                {"converged": False, "confidence": 0.3, "synthesis": "Not yet.", "dissent": []}
-            )
-        ),
-        round=1,
-    )
-    fake.script(
-        "arbiter",
-        Reply(
-            text=json.dumps(
-                {
-                    "converged": True,
-                    "confidence": 0.9,
-                    "synthesis": "Ship it on Monday.",
-                    "dissent": ["skeptic: no rollback plan"],
-                }
-            )
-        ),
-        round=2,
-    )
+def test_terminal_output_ends_with_the_answer_and_verbose_adds_answers_and_timeline(
+    fake: FakeOpenAI,
+) -> None:
+    for _ in range(2):  # the same council twice: without --verbose, then with it
+        fake.script(
+            "arbiter",
+            Reply(
+                text=json.dumps(
+                    {"converged": False, "confidence": 0.3, "synthesis": "Not yet.", "dissent": []}
+                )
+            ),
+            round=1,
+        )
+        fake.script(
+            "arbiter",
+            Reply(
+                text=json.dumps(
+                    {
+                        "converged": True,
+                        "confidence": 0.9,
+                        "synthesis": "Ship it on Monday.",
+                        "dissent": ["skeptic: no rollback plan"],
+                    }
+                )
+            ),
+            round=2,
+        )
     catalog = PersonaCatalog.discover()
     plan = build_deliberation_plan(
         query="Ship on Friday?",
@@ -127,12 +130,21 @@ def test_terminal_output_has_the_answer_rounds_answers_and_timeline(fake: FakeOp
         endpoint=resolved_endpoint(fake.base_url),
         speculative=True,
     )
-    out = io.StringIO()
-    code = run_deliberation(plan, OutputMode.RICH, stdout=out, show_live=True)
-    text = out.getvalue()
-    assert code == 0
-    assert "Ship it on Monday." in text and "Converged in round 2 of 3" in text
-    assert "skeptic: no rollback plan" in text
-    assert "round 2 · judge" in text and "round 2 · critic" in text
-    assert "timeline" in text and "speculative" in text
-    assert "2 rounds kept" in text
+    screens = []
+    for verbose in (False, True):
+        out = io.StringIO()
+        code = run_deliberation(plan, OutputMode.RICH, stdout=out, show_live=True, verbose=verbose)
+        assert code == 0
+        screens.append(out.getvalue())
+    short, full = screens
+    for text in screens:
+        assert "Ship it on Monday." in text and "Converged in round 2 of 3" in text
+        assert "2 rounds kept" in text
+        # The answer's panel, with its confidence and dissent, is the last thing printed.
+        tail = text[text.index("Ship it on Monday.") :]
+        assert "skeptic: no rollback plan" in tail and "2 rounds kept" not in tail
+        assert tail.rstrip().endswith("╯")
+    assert "round 2 · judge" not in short and "timeline" not in short
+    assert "round 2 · judge" in full and "round 2 · critic" in full
+    assert "timeline" in full and "speculative" in full
+    assert full.index("timeline") < full.index("Ship it on Monday.")

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from council.engine.events import CallCancelled, CallFailed, CallFinished, event_to_dict
+import time
+from datetime import UTC, datetime, timedelta
+
+from council.engine.events import (
+    CallCancelled,
+    CallFailed,
+    CallFinished,
+    CallStarted,
+    RunStarted,
+    event_to_dict,
+)
 from council.engine.model import CANCELLED, CallOutcome
+from council.render.json_out import event_line
 
 IDS = {"run_id": "run", "at": 1.0, "call_id": "r1-judge", "persona": "judge", "round": 1}
 ANSWER = CallOutcome(
@@ -35,6 +46,33 @@ def test_call_end_events_are_written_flat_in_a_fixed_key_order() -> None:
     cancelled = event_to_dict(CallCancelled(**IDS, outcome=STOPPED, reason="superseded"))
     assert list(cancelled) == [*CALL_KEYS, "tokens_out", "latency", "reason"]
     assert (cancelled["tokens_out"], cancelled["reason"]) == (4, "superseded")
+
+
+def test_jsonl_lines_say_when_by_the_wall_clock_after_at() -> None:
+    """`time` (ISO 8601, UTC) is inserted after `at`, every other key where it was."""
+    started = CallStarted(**{**IDS, "at": time.monotonic() - 2.0}, model="m")
+    line = event_line(started)
+    assert (
+        list(line)
+        == [
+            "type",
+            "run_id",
+            "at",
+            "time",  # added by issue 15: when, for a person or a log, not only how long
+            *list(event_to_dict(started))[3:],
+        ]
+    )
+    when = datetime.fromisoformat(line["time"])
+    assert when.tzinfo is not None and when.utcoffset() == timedelta(0)
+    assert line["time"].endswith("+00:00") and "." in line["time"]  # milliseconds
+    # Two seconds ago, give or take how long this test took to get here.
+    assert timedelta(seconds=1) < datetime.now(UTC) - when < timedelta(seconds=30)
+    run = event_line(
+        RunStarted(
+            run_id="r", command="oracle", query="q", personas=(), model="m", endpoint_host="h"
+        )
+    )
+    assert list(run)[:4] == ["type", "run_id", "at", "time"]
 
 
 def test_outcome_to_dict_keeps_the_answer_and_failure_shapes() -> None:

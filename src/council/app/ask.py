@@ -272,7 +272,14 @@ def _dry_run_or_run(
         endpoint = stack.enter_context(serving(plan.endpoint))
         extra = {name: stack.enter_context(serving(e)) for name, e in plan.endpoints.items()}
         plan = replace(plan, endpoint=endpoint, endpoints=extra)
-        return run(plan, request.mode, quiet=flags.quiet, record=record, **run_options)
+        return run(
+            plan,
+            request.mode,
+            quiet=flags.quiet,
+            verbose=flags.verbose,
+            record=record,
+            **run_options,
+        )
 
 
 def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
@@ -393,10 +400,14 @@ def _load_resumed(run_id: str, **council_flags: Any) -> ResumedCouncil:
 
     given = [name for name, value in council_flags.items() if value is not None]
     if given:
-        names = ", ".join(f"--{name}" if name != "query" else "a question" for name in given)
+        options = ", ".join(f"--{name.replace('_', '-')}" for name in given if name != "query")
+        parts = ["question"] if "query" in given else []
+        if options:
+            parts.append(options)
+        what = " and no ".join(parts)
         raise UsageError(
-            f"--resume continues the recorded council; it takes no {names}",
-            "drop them, or start a new council instead",
+            f"--resume continues the recorded council; it takes no {what}",
+            f"drop {'it' if len(given) == 1 else 'them'}, or start a new council instead",
         )
     with HistoryDB.open() as history:
         return load_resume(history, run_id)

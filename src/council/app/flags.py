@@ -55,6 +55,9 @@ class AskFlags:
     dry_run: bool = False
     no_history: bool = False
     no_store_text: bool = False
+    # In a terminal: the final round's answers and the timeline (deliberate), a table
+    # of every call (oracle). Markdown and JSON always carry everything.
+    verbose: bool = False
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

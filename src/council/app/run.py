@@ -216,6 +216,7 @@ def run_oracle(
     mode: OutputMode,
     *,
     quiet: bool = False,
+    verbose: bool = False,
     stdout: TextIO | None = None,
     show_live: bool | None = None,
     record: RecordOptions | None = None,
@@ -244,7 +245,7 @@ def run_oracle(
         shown = bool(result.answers) or result.interrupted
         markdown = oracle_markdown(result, quiet=quiet) if shown else ""
         document = oracle_document(result)
-        out.write(lambda: _print_result(result, mode, quiet, out.out, markdown, document))
+        out.write(lambda: _print_result(result, mode, quiet, verbose, out.out, markdown, document))
         if recorder is not None:
             recorder.finish(answer=result.answer, document=document, markdown=markdown)
     finally:
@@ -262,6 +263,7 @@ def run_deliberation(
     mode: OutputMode,
     *,
     quiet: bool = False,
+    verbose: bool = False,
     stdout: TextIO | None = None,
     show_live: bool | None = None,
     record: RecordOptions | None = None,
@@ -296,7 +298,7 @@ def run_deliberation(
         if mode is OutputMode.JSON:
             out.write(lambda: out.out.write(dumps(document) + "\n"))
         elif mode is OutputMode.RICH and shown:
-            renderable = deliberation_renderable(result, quiet=quiet)
+            renderable = deliberation_renderable(result, quiet=quiet, verbose=verbose)
             out.write(lambda: Console(file=out.out).print(renderable))
         elif mode is OutputMode.MARKDOWN:
             out.write(lambda: out.out.write(markdown))
@@ -364,6 +366,7 @@ def _print_result(
     result: OracleResult,
     mode: OutputMode,
     quiet: bool,
+    verbose: bool,
     out: TextIO,
     markdown: str,
     document: dict[str, Any],
@@ -375,7 +378,7 @@ def _print_result(
     elif not result.answers and not result.interrupted:
         return  # nothing to show; the error line on stderr says why
     elif mode is OutputMode.RICH:
-        Console(file=out).print(oracle_renderable(result, quiet=quiet))
+        Console(file=out).print(oracle_renderable(result, quiet=quiet, verbose=verbose))
     else:
         out.write(markdown)
 

@@ -14,5 +14,5 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (and `python -m council`): messages say `council`."""
+    app(prog_name="council")

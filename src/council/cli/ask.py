@@ -8,7 +8,9 @@ import typer
 
 from council.app.flags import AskFlags
 from council.cli.base import app, handles_errors
-from council.cli.options import ask_options, resume_options
+from council.cli.options import HISTORY_PANEL, ask_options, resume_options
+from council.config.defaults import DEFAULT_ROUNDS, DEFAULT_THRESHOLD
+from council.errors import UsageError
 
 __all__ = ["deliberate_command", "oracle_command", "resume_command"]
 
@@ -33,13 +35,17 @@ def oracle_command(
     \b
     Examples:
       council oracle "Should we rewrite the billing service in Rust?"
-      council oracle -p judge,critic,security --synthesize "Is this API safe?" -c api.py
+      council oracle -p judge,critic,security -s -c api.py "Is this API safe?"
       council oracle --preset review -c design.md "Review this design"
       git diff | council oracle --json -
     """
     from council.app.ask import ask_oracle
 
     _exit_with(ask_oracle(flags, synthesize=synthesize))
+
+
+# deliberate's own options, listed together by `--help`.
+DELIBERATION_PANEL = "Deliberation"
 
 
 @app.command(name="deliberate")
@@ -51,35 +57,44 @@ def deliberate_command(
         typer.Option(
             "--rounds",
             "-r",
-            help="Most rounds before the council stops (1 to 20). [default: 3]",
-            show_default=False,
+            help="Most rounds (1 to 20).",
+            show_default=str(DEFAULT_ROUNDS),
+            rich_help_panel=DELIBERATION_PANEL,
         ),
     ] = None,
     speculative: Annotated[
-        bool | None,
+        bool,
         typer.Option(
-            "--speculative/--no-speculative",
-            help="Start each round while the arbiter still judges the last: "
-            "same answer, sooner; a converged verdict cancels the extra round. [default: off]",
-            show_default=False,
+            "--speculative",
+            help="Start a round while the arbiter judges the last: same answer, sooner.",
+            rich_help_panel=DELIBERATION_PANEL,
         ),
-    ] = None,
+    ] = False,
+    no_speculative: Annotated[
+        bool,
+        typer.Option(
+            "--no-speculative",
+            help="One round at a time, whatever a preset or the config says.",
+            rich_help_panel=DELIBERATION_PANEL,
+        ),
+    ] = False,
     threshold: Annotated[
         float | None,
         typer.Option(
             "--threshold",
-            help="Confidence a converged verdict needs to end the council (0 to 1). [default: 0.8]",
-            show_default=False,
+            help="Confidence a converged verdict needs to end the council.",
+            show_default=f"{DEFAULT_THRESHOLD:g}",
+            rich_help_panel=DELIBERATION_PANEL,
         ),
     ] = None,
     max_wasted_tokens: Annotated[
         int | None,
         typer.Option(
             "--max-wasted-tokens",
-            help="With --speculative: run a round speculatively only while the tokens it "
-            "could waste (estimated from the round before) stay within this.",
+            help="Speculate only while a round could waste no more tokens than this.",
             min=0,
             show_default=False,
+            rich_help_panel=DELIBERATION_PANEL,
         ),
     ] = None,
     *,
@@ -88,9 +103,10 @@ def deliberate_command(
         str | None,
         typer.Option(
             "--resume",
-            help="Continue an interrupted council from the history (its id from "
-            "'council history'), asking only what it had not answered yet.",
+            help="Continue an interrupted council ('council history' has its id).",
+            metavar="ID",
             show_default=False,
+            rich_help_panel=HISTORY_PANEL,
         ),
     ] = None,
 ) -> None:
@@ -102,17 +118,20 @@ def deliberate_command(
 
     \b
     Examples:
-      council deliberate -p judge,critic,skeptic --speculative "Is this migration plan safe?"
-      council deliberate --preset review -c plan.md "Should we ship this on Friday?"
+      council deliberate --speculative "Is this migration plan safe?"
+      council deliberate --preset review -c plan.md "Ship this on Friday?"
       council deliberate --json --rounds 2 "Monorepo or not?"
     """
     from council.app.ask import ask_deliberation
 
+    if speculative and no_speculative:
+        raise UsageError("--speculative and --no-speculative contradict", "give one of them")
     _exit_with(
         ask_deliberation(
             flags,
             rounds=rounds,
-            speculative=speculative,
+            # Not given (None): a preset or the config may say.
+            speculative=True if speculative else False if no_speculative else None,
             threshold=threshold,
             max_wasted_tokens=max_wasted_tokens,
             resume=resume,

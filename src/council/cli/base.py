@@ -8,7 +8,6 @@ yaml). Everything else is imported inside the commands that need it.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any, TypeVar
@@ -16,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from council import __version__
+from council.cli.usage import CouncilGroup, print_error
 from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CouncilError
 from council.render.safe_text import strip_controls
 
@@ -32,6 +32,7 @@ __all__ = [
 
 app = typer.Typer(
     name="council",
+    cls=CouncilGroup,
     help=(
         "Ask several LLM personas at once through any OpenAI-compatible endpoint.\n\n"
         'Example:  council oracle -p judge,critic,skeptic "Should we rewrite billing in Rust?"'
@@ -70,11 +71,6 @@ def say(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     typer.echo(strip_controls(text), err=err, nl=nl)
 
 
-def _print_error(message: str) -> None:
-    sys.stderr.write(f"council: error: {strip_controls(message)}\n")
-    sys.stderr.flush()
-
-
 def handles_errors(command: F) -> F:
     """Turn CouncilError into one line on stderr and its exit code; --debug re-raises.
 
@@ -88,7 +84,7 @@ def handles_errors(command: F) -> F:
         except CouncilError as error:
             if _debug:
                 raise
-            _print_error(error.one_line())
+            print_error(error.one_line())
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             # Ctrl-C outside a run (a run handles its own and prints what finished).
@@ -104,7 +100,7 @@ def handles_errors(command: F) -> F:
         except Exception as error:
             if _debug:
                 raise
-            _print_error(
+            print_error(
                 f"unexpected {type(error).__name__}: {error}; "
                 "run again with --debug for the traceback, and please report it"
             )

@@ -16,13 +16,30 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from council.app.flags import AskFlags
+from council.config.defaults import (
+    DEFAULT_API_KEY_ENV,
+    DEFAULT_ARBITER,
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_CONCURRENCY_CAP,
+    DEFAULT_MODEL,
+    DEFAULT_PERSONAS,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+)
 
 __all__ = ["EndpointOption", "PresetOption", "ask_options", "resume_options"]
+
+# Where `--help` lists each group of options (rich panels); the rest under "Options".
+ENDPOINT_PANEL = "Endpoint"
+LIMITS_PANEL = "Limits"
+OUTPUT_PANEL = "Output"
+HISTORY_PANEL = "History"
 
 QueryArgument = Annotated[
     str | None,
     typer.Argument(
-        help="The question (up to 200,000 bytes). Use - to read it from stdin.",
+        help="The question (up to 200,000 bytes); - reads it from stdin. Quote it.",
+        metavar="QUESTION",
         show_default=False,
     ),
 ]
@@ -31,8 +48,8 @@ PresetOption = Annotated[
     typer.Option(
         "--preset",
         "-P",
-        help="Use a preset: its personas, arbiter, model, endpoint and limits "
-        "(flags still win). See 'council presets list'.",
+        help="Use a preset's personas, model, endpoint and limits (flags win).",
+        metavar="NAME",
         show_default=False,
     ),
 ]
@@ -41,16 +58,18 @@ PersonasOption = Annotated[
     typer.Option(
         "--personas",
         "-p",
-        help="Comma-separated persona names. [default: judge,critic,skeptic]",
-        show_default=False,
+        help="Comma-separated persona names.",
+        metavar="NAMES",
+        show_default=",".join(DEFAULT_PERSONAS),
     ),
 ]
 ArbiterOption = Annotated[
     str | None,
     typer.Option(
         "--arbiter",
-        help="Persona that writes the synthesis and verdicts. [default: arbiter]",
-        show_default=False,
+        help="Who writes the synthesis and verdicts.",
+        metavar="NAME",
+        show_default=DEFAULT_ARBITER,
     ),
 ]
 ContextOption = Annotated[
@@ -58,8 +77,8 @@ ContextOption = Annotated[
     typer.Option(
         "--context",
         "-c",
-        help="Attach a text file to the question (repeatable; a regular file of up to "
-        "200,000 bytes, 500,000 in all).",
+        help="Attach a text file (repeatable; 500,000 bytes in all).",
+        metavar="FILE",
         show_default=False,
     ),
 ]
@@ -68,17 +87,20 @@ EndpointOption = Annotated[
     typer.Option(
         "--endpoint",
         "-e",
-        help="An endpoint profile from your config (see 'council endpoints list').",
+        help="An endpoint profile from your config ('council endpoints list').",
+        metavar="PROFILE",
         show_default=False,
+        rich_help_panel=ENDPOINT_PANEL,
     ),
 ]
 BaseUrlOption = Annotated[
     str | None,
     typer.Option(
         "--base-url",
-        help="OpenAI-compatible endpoint. [env: COUNCIL_BASE_URL, "
-        "OPENAI_BASE_URL; default: https://api.openai.com/v1]",
-        show_default=False,
+        help="OpenAI-compatible URL (or COUNCIL_BASE_URL, OPENAI_BASE_URL).",
+        metavar="URL",
+        show_default=DEFAULT_BASE_URL,
+        rich_help_panel=ENDPOINT_PANEL,
     ),
 ]
 ModelOption = Annotated[
@@ -86,54 +108,75 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Model name; give it several times (MODEL or MODEL@PROFILE) and each persona "
-        "runs once per model. [env: COUNCIL_MODEL; default: gpt-4o-mini]",
-        show_default=False,
+        help="Model (or COUNCIL_MODEL); repeat, MODEL@PROFILE too, to ask each.",
+        metavar="MODEL",
+        show_default=DEFAULT_MODEL,
+        rich_help_panel=ENDPOINT_PANEL,
     ),
 ]
 ApiKeyEnvOption = Annotated[
     str | None,
     typer.Option(
         "--api-key-env",
-        help="Name of the env var holding the key. [default: OPENAI_API_KEY]",
-        show_default=False,
+        help="The env var holding the key.",
+        metavar="VAR",
+        show_default=DEFAULT_API_KEY_ENV,
+        rich_help_panel=ENDPOINT_PANEL,
     ),
 ]
 TimeoutOption = Annotated[
     float | None,
     typer.Option(
         "--timeout",
-        help="Deadline per call in seconds, retries included. [default: 120]",
-        show_default=False,
+        help="Deadline per call, retries included.",
+        metavar="SECONDS",
+        show_default=f"{DEFAULT_TIMEOUT:g}",
+        rich_help_panel=LIMITS_PANEL,
     ),
 ]
 RetriesOption = Annotated[
     int | None,
     typer.Option(
         "--retries",
-        help="Retries on 429, 5xx, timeouts, connection errors. [default: 2]",
-        show_default=False,
+        help="Retries on 429, 5xx, timeouts, connection errors.",
+        show_default=str(DEFAULT_RETRIES),
+        rich_help_panel=LIMITS_PANEL,
     ),
 ]
 MaxConcurrencyOption = Annotated[
     int | None,
     typer.Option(
         "--max-concurrency",
-        help="Most calls in flight at once. [default: min(calls, 50)]",
-        show_default=False,
+        help="Most calls at once per endpoint.",
+        show_default=f"{DEFAULT_MAX_CONCURRENCY_CAP}, or the profile's",
+        rich_help_panel=LIMITS_PANEL,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document at the end.")]
-JsonlOption = Annotated[bool, typer.Option("--jsonl", help="Stream events as JSON lines.")]
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print one JSON document at the end.", rich_help_panel=OUTPUT_PANEL
+    ),
+]
+JsonlOption = Annotated[
+    bool,
+    typer.Option("--jsonl", help="Stream events as JSON lines.", rich_help_panel=OUTPUT_PANEL),
+]
 QuietOption = Annotated[
-    bool, typer.Option("--quiet", "-q", help="The answer only: no live view, metrics or footer.")
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="The answer only: no live view, metrics or footer.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
 ]
 DryRunOption = Annotated[
     bool,
     typer.Option(
         "--dry-run",
-        help="Print the resolved plan, where each setting came from, and the exact messages; "
-        "send nothing.",
+        help="Print the plan, its sources and messages; send nothing.",
+        rich_help_panel=OUTPUT_PANEL,
     ),
 ]
 
@@ -142,22 +185,34 @@ ModelPathOption = Annotated[
     typer.Option(
         "--model-path",
         help="Run this .gguf model on the embedded local server (needs council-llm[local]).",
+        metavar="FILE",
         show_default=False,
+        rich_help_panel=ENDPOINT_PANEL,
     ),
 ]
 NoHistoryOption = Annotated[
     bool,
     typer.Option(
         "--no-history",
-        help="Do not record this run. [env: COUNCIL_HISTORY=off; config: history: false]",
+        help="Do not record this run (or COUNCIL_HISTORY=off).",
+        rich_help_panel=HISTORY_PANEL,
     ),
 ]
 NoStoreTextOption = Annotated[
     bool,
     typer.Option(
         "--no-store-text",
-        help="Record metrics only: not the question, context or answers. "
-        "[config: store_text: false]",
+        help="Record metrics only, not the texts.",
+        rich_help_panel=HISTORY_PANEL,
+    ),
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="Show every call in a terminal too (Markdown and --json always do).",
+        rich_help_panel=OUTPUT_PANEL,
     ),
 ]
 
@@ -181,6 +236,7 @@ _TAIL = {
     "dry_run": DryRunOption,
     "no_history": NoHistoryOption,
     "no_store_text": NoStoreTextOption,
+    "verbose": VerboseOption,
 }
 assert set(_HEAD) | set(_TAIL) == set(AskFlags.names()), "every AskFlags field is an option"
 

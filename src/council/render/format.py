@@ -13,11 +13,13 @@ from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
 
 __all__ = [
+    "CALL_COLUMNS",
     "CUT_NOTES",
     "ROUND_COLUMNS",
     "TIMELINE_COLUMNS",
     "answer_metrics",
     "answer_status",
+    "call_rows",
     "count_label",
     "deliberation_footer",
     "deliberation_warnings",
@@ -173,15 +175,19 @@ def queued_note(max_concurrency: int, calls_at_once: int) -> str:
     return f"max concurrency {max_concurrency}: some calls were queued"
 
 
-def answer_status(result: DeliberationResult) -> str:
-    """One line on where the council's answer comes from and how settled it is."""
+def answer_status(result: DeliberationResult, *, answers_at: str = "below") -> str:
+    """One line on where the council's answer comes from and how settled it is.
+
+    `answers_at`: where the last round's answers are shown when there is no verdict
+    ("below" in Markdown, "above" in a terminal, where the answer comes last).
+    """
     judged = result.verdict_round
     last = result.final_round
     total = result.plan.rounds
     if judged is None or judged.verdict is None:
         if result.interrupted:
-            return "Interrupted before any verdict: the last round's answers are below."
-        return "No verdict: the last round's answers are below."
+            return f"Interrupted before any verdict: the last round's answers are {answers_at}."
+        return f"No verdict: the last round's answers are {answers_at}."
     verdict = judged.verdict
     confidence = f"confidence {verdict.confidence:.2f}"
     if result.stop_reason == "converged":
@@ -237,6 +243,37 @@ def round_rows(result: DeliberationResult) -> list[tuple[str, ...]]:
     if failed is not None:
         missing = ", ".join(f"{f.persona} ({f.error_kind})" for f in failed.failures)
         rows.append((str(failed.number), "not judged", "nobody answered", missing))
+    return rows
+
+
+CALL_COLUMNS = ("call", "first token", "latency", "tokens", "retries", "outcome")
+
+
+def call_rows(result: OracleResult) -> list[tuple[str, ...]]:
+    """A row per call of an oracle (the personas', then the synthesis), for `--verbose`;
+    a call names its model @ host when the council's members use several."""
+    plan = result.plan
+    synthesis = result.synthesis
+    calls = [*result.answers, *result.failures, *([synthesis] if synthesis is not None else [])]
+    rows: list[tuple[str, ...]] = []
+    for call in calls:
+        who = f"{call.persona} (synthesis)" if call is synthesis else call.persona
+        where = member_where(plan, call.persona)
+        if where is not None:
+            who += f" · {where}"
+        outcome = "answered" if call.answered else call.error_kind or "failed"
+        if call.answered and call.finish_reason in CUT_NOTES:
+            outcome = CUT_NOTES[call.finish_reason]
+        rows.append(
+            (
+                who,
+                seconds(call.ttft),
+                seconds(call.latency),
+                f"{tokens(call.tokens_in)} → {tokens(call.tokens_out)}",
+                str(call.retries),
+                outcome,
+            )
+        )
     return rows
 
 

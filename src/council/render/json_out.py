@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from council.engine.events import Event, event_to_dict
 from council.engine.plan import DeliberationPlan, OraclePlan
-from council.engine.results import DeliberationResult, OracleResult
+from council.engine.results import DeliberationResult, OracleResult, RoundResult
 from council.render.safe_text import json_safe
 
-__all__ = ["JsonlWriter", "deliberation_document", "dumps", "oracle_document"]
+__all__ = ["JsonlWriter", "deliberation_document", "dumps", "event_line", "oracle_document"]
 
 
 def dumps(data: Any, *, indent: int | None = 2) -> str:
@@ -19,9 +21,15 @@ def dumps(data: Any, *, indent: int | None = 2) -> str:
 
 
 def oracle_document(result: OracleResult) -> dict[str, Any]:
-    """query, personas, answers with their metrics, errors, synthesis, run metrics."""
+    """query, personas, answers with their metrics, errors, the answer, run metrics.
+
+    `answer` has the shape deliberate's has (`text`, `persona`), its `text` null when
+    there is no synthesis; `synthesis` (the arbiter's call, as before) is kept for one
+    release so that scripts reading it have time to move to `answer`.
+    """
     plan = result.plan
     synthesis = result.synthesis
+    wrote = synthesis if synthesis is not None and synthesis.answered else None
     return {
         "run_id": result.run_id,
         "command": "oracle",
@@ -33,7 +41,11 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
         "personas": [p.name for p in plan.personas],
         "answers": [_placed(a.to_dict(), plan) for a in result.answers],
         "errors": [f.to_dict() for f in result.failures],
-        "synthesis": synthesis.to_dict() if synthesis is not None else None,
+        "answer": {
+            "text": result.answer,
+            "persona": wrote.persona if wrote is not None else None,
+        },
+        "synthesis": synthesis.to_dict() if synthesis is not None else None,  # deprecated
         "metrics": {
             "wall": round(result.wall, 4),
             "sum_of_calls": round(result.sum_of_calls, 4),
@@ -57,7 +69,6 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
     """The answer, every kept round with its verdict, the timeline and the run's metrics."""
     plan = result.plan
     judged = result.verdict_round
-    verdict = judged.verdict if judged is not None else None
     return {
         "run_id": result.run_id,
         "command": "deliberate",
@@ -77,16 +88,7 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
             "max_wasted_tokens": plan.max_wasted_tokens,
             "max_concurrency": plan.max_concurrency,
         },
-        "answer": None
-        if verdict is None or judged is None
-        else {
-            "text": verdict.synthesis,
-            "round": judged.number,
-            "judged_by": judged.arbiter.persona if judged.arbiter is not None else None,
-            "converged": verdict.converged,
-            "confidence": verdict.confidence,
-            "dissent": list(verdict.dissent),
-        },
+        "answer": _verdict_answer(judged),
         "rounds": [_placed_round(r.to_dict(), plan) for r in result.rounds],
         "failed_round": result.failed_round.to_dict() if result.failed_round else None,
         "discarded_rounds": result.discarded_rounds,
@@ -102,6 +104,50 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
     }
 
 
+def _verdict_answer(judged: RoundResult | None) -> dict[str, Any]:
+    """A deliberation's answer: the verdict's synthesis, who wrote it, and how settled it
+    is; every field null (dissent empty) when no round got a verdict."""
+    verdict = judged.verdict if judged is not None else None
+    if judged is None or verdict is None:
+        return {
+            "text": None,
+            "persona": None,
+            "round": None,
+            "judged_by": None,
+            "converged": None,
+            "confidence": None,
+            "dissent": [],
+        }
+    judge = judged.arbiter.persona if judged.arbiter is not None else None
+    return {
+        "text": verdict.synthesis,
+        "persona": judge,
+        "round": judged.number,
+        "judged_by": judge,  # the same as persona; kept as it was
+        "converged": verdict.converged,
+        "confidence": verdict.confidence,
+        "dissent": list(verdict.dissent),
+    }
+
+
+def wall_time(monotonic: float) -> str:
+    """When a `time.monotonic()` instant was, by the wall clock: ISO 8601 in UTC, to the
+    millisecond, as the history writes its times."""
+    seconds = time.time() - (time.monotonic() - monotonic)
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+
+
+def event_line(event: Event) -> dict[str, Any]:
+    """An event as its `--jsonl` line: `type`, `run_id`, `at` (monotonic seconds, for
+    durations), `time` (when it happened, ISO 8601 UTC), then the event's own fields."""
+    line: dict[str, Any] = {}
+    for key, value in event_to_dict(event).items():
+        line[key] = value
+        if key == "at":
+            line["time"] = wall_time(event.at)
+    return line
+
+
 class JsonlWriter:
     """Writes every event as one JSON line, flushed at once, so a reader sees it live."""
 
@@ -109,5 +155,5 @@ class JsonlWriter:
         self.stream = stream
 
     def __call__(self, event: Event) -> None:
-        self.stream.write(dumps(event_to_dict(event), indent=None) + "\n")
+        self.stream.write(dumps(event_line(event), indent=None) + "\n")
         self.stream.flush()

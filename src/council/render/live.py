@@ -34,12 +34,13 @@ from council.engine.events import (
     RoundDiscarded,
     TextDelta,
 )
-from council.render.format import limit_note, seconds
+from council.render.format import count_label, limit_note, seconds
 from council.render.safe_text import strip_controls
 
 __all__ = ["LiveView", "RoundsLiveView"]
 
 SIDE_BY_SIDE_MAX = 4
+SYNTHESIS_PREFIX = "synthesis · "  # the label of the arbiter's synthesis call
 STATUS_STYLE = {
     "waiting": "dim",
     "thinking": "yellow",
@@ -165,7 +166,9 @@ class LiveView(_LiveBase):
         if persona is None:
             return
         label = (
-            persona if getattr(event, "role", "persona") == "persona" else f"synthesis · {persona}"
+            persona
+            if getattr(event, "role", "persona") == "persona"
+            else f"{SYNTHESIS_PREFIX}{persona}"
         )
         with self._lock:
             self._calls.setdefault(label, _CallView(label)).apply(event)
@@ -216,16 +219,32 @@ class LiveView(_LiveBase):
         table.add_column("status", no_wrap=True)
         table.add_column("first token", justify="right", no_wrap=True)
         table.add_column("latest", ratio=1, no_wrap=True, overflow="ellipsis")
-        done = sum(1 for v in views if v.status == "done")
         limit = max(5, self.console.height - 4)
-        active = [v for v in views if v.status not in ("done", "waiting")] + [
-            v for v in views if v.status == "waiting"
-        ]
-        for view in active[:limit]:
+        shown = views
+        if len(views) > limit:
+            # What still moves first; finished answers fill the rows that are left.
+            moving = [v for v in views if v.status not in ("done", "waiting")]
+            waiting = [v for v in views if v.status == "waiting"]
+            done = [v for v in views if v.status == "done"]
+            keep = {id(v) for v in [*moving, *waiting, *done][:limit]}
+            shown = [v for v in views if id(v) in keep]  # in the plan's order
+        for view in shown:
             latest = Text(" ".join(view.text[-200:].split()))  # Text: never read as markup
             table.add_row(view.label, self._status(view), seconds(view.ttft), latest)
-        table.caption = f"{done} of {len(views)} done"
+        table.caption = _progress(views)
         return table
+
+
+def _progress(views: list[_CallView]) -> str:
+    """ "3 of 5 personas answered", as the footer counts (personas, not calls), and what
+    the synthesis is doing once it has started."""
+    personas = [v for v in views if not v.label.startswith(SYNTHESIS_PREFIX)]
+    answered = sum(1 for v in personas if v.status == "done")
+    line = f"{answered} of {count_label(len(personas), 'persona')} answered"
+    synthesis = [v for v in views if v.label.startswith(SYNTHESIS_PREFIX)]
+    if synthesis and synthesis[0].status != "waiting":
+        line += f" · synthesis {synthesis[0].status}"
+    return line
 
 
 class RoundsLiveView(_LiveBase):

@@ -11,10 +11,12 @@ from rich.text import Text
 from council.engine.model import CallOutcome
 from council.engine.results import DeliberationResult, OracleResult
 from council.render.format import (
+    CALL_COLUMNS,
     ROUND_COLUMNS,
     TIMELINE_COLUMNS,
     answer_metrics,
     answer_status,
+    call_rows,
     deliberation_footer,
     failure_detail,
     member_where,
@@ -68,8 +70,11 @@ def _quiet(result: OracleResult | DeliberationResult) -> RenderableType:
     return Group(*(Panel(_model_markdown(a.text), title=a.persona) for a in answers))
 
 
-def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> RenderableType:
-    """One panel per answer, then failures, the synthesis and a footer line."""
+def oracle_renderable(
+    result: OracleResult, *, quiet: bool = False, verbose: bool = False
+) -> RenderableType:
+    """One panel per answer, failures, the footer line, and last the synthesis (the
+    council's answer stays on screen). `verbose` adds a table of every call."""
     if quiet:
         return _quiet(result)
     plan = result.plan
@@ -78,6 +83,9 @@ def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> Renderabl
     ]
     if result.failures:
         parts.append(_failures_panel(result.failures))
+    if verbose:
+        parts.append(_table("calls", CALL_COLUMNS, call_rows(result)))
+    parts.append(Text(run_footer(result), style="dim"))
     synthesis = result.synthesis
     if synthesis is not None and synthesis.answered:
         title = f"synthesis · {synthesis.persona}"
@@ -89,7 +97,6 @@ def oracle_renderable(result: OracleResult, *, quiet: bool = False) -> Renderabl
         )
     elif synthesis is not None:
         parts.append(Panel(_failure_text(synthesis), title="synthesis failed", border_style="red"))
-    parts.append(Text(run_footer(result), style="dim"))
     return Group(*parts)
 
 
@@ -103,38 +110,47 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) ->
     return table
 
 
-def deliberation_renderable(result: DeliberationResult, *, quiet: bool = False) -> RenderableType:
-    """The answer in a panel, dissent, the rounds, the final answers, and the timeline."""
+def _verdict_block(result: DeliberationResult) -> RenderableType:
+    """The council's answer with how settled it is and who dissents; the status alone
+    (the last round's answers, above it, are the answer) when no verdict was read."""
+    status = Text(answer_status(result, answers_at="above"), style="italic")
+    judged = result.verdict_round
+    dissent = judged.verdict.dissent if judged is not None and judged.verdict is not None else ()
+    lines: list[RenderableType] = [status]
+    if dissent:
+        lines.append(Text("dissent", style="bold yellow"))
+        lines += [Text(f"• {strip_controls(d)}", style="yellow") for d in dissent]
+    if result.answer is None:
+        return Group(*lines)
+    return Panel(
+        Group(_model_markdown(result.answer), Text(), *lines),
+        title="[bold]answer[/]",
+        title_align="left",
+        border_style="green",
+    )
+
+
+def deliberation_renderable(
+    result: DeliberationResult, *, quiet: bool = False, verbose: bool = False
+) -> RenderableType:
+    """The rounds, the footer, and last the answer with its confidence and dissent, so
+    that it is what stays on screen. `verbose` adds the final round's answers and the
+    timeline; without a verdict the final round's answers are the answer, always shown.
+    """
     if quiet:
         return _quiet(result)
-    answer = result.answer
     last = result.final_round
     parts: list[RenderableType] = []
-    judged = result.verdict_round
-    status = Text(answer_status(result), style="italic")
-    if answer is not None:
-        parts.append(
-            Panel(
-                Group(_model_markdown(answer), Text(), status),
-                title="[bold]answer[/]",
-                title_align="left",
-                border_style="green",
-            )
-        )
-    else:
-        parts.append(status)
-    if judged is not None and judged.verdict is not None and judged.verdict.dissent:
-        dissent = Group(*(Text(f"• {strip_controls(d)}") for d in judged.verdict.dissent))
-        parts.append(Panel(dissent, title="dissent", title_align="left", border_style="yellow"))
     if result.rounds or result.failed_round:
         parts.append(_table("rounds", ROUND_COLUMNS, round_rows(result)))
-    if last is not None:
+    if last is not None and (verbose or result.answer is None):
         for a in last.answers:
             where = member_where(result.plan, a.persona)
             parts.append(_answer_panel(a, f"round {last.number} · {a.persona}", "cyan", where))
         if last.failures:
             parts.append(_failures_panel(last.failures))
-    if result.timeline:
+    if verbose and result.timeline:
         parts.append(_table("timeline", TIMELINE_COLUMNS, timeline_rows(result)))
     parts.append(Text(deliberation_footer(result), style="dim"))
+    parts.append(_verdict_block(result))
     return Group(*parts)
