@@ -8,6 +8,7 @@ import typer
 
 from council.app.flags import AskFlags
 from council.cli.base import app, handles_errors
+from council.cli.command import AskCommand
 from council.cli.options import ask_options
 
 __all__ = ["deliberate_command", "oracle_command"]
@@ -18,7 +19,7 @@ def _exit_with(code: int) -> None:
         raise typer.Exit(code)
 
 
-@app.command(name="oracle")
+@app.command(name="oracle", cls=AskCommand)
 @handles_errors
 @ask_options
 def oracle_command(
@@ -42,7 +43,7 @@ def oracle_command(
     _exit_with(ask_oracle(flags, synthesize=synthesize))
 
 
-@app.command(name="deliberate")
+@app.command(name="deliberate", cls=AskCommand)
 @handles_errors
 @ask_options
 def deliberate_command(

@@ -160,6 +160,34 @@ NoStoreTextOption = Annotated[
         "[config: store_text: false]",
     ),
 ]
+NoStdinOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-stdin",
+        help="Do not read piped standard input. Without it, piped input is the question "
+        "when none is given, and attached as context (named stdin) when one is.",
+    ),
+]
+SystemOption = Annotated[
+    str | None,
+    typer.Option(
+        "--system",
+        help="An extra instruction appended to every persona's system prompt for this run "
+        "(not the arbiter's).",
+        show_default=False,
+    ),
+]
+# Typer takes no KEY VALUE pairs: AskCommand (cli/command.py) makes this option take two.
+ModelOptionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--option",
+        "-o",
+        help="A model option for every call, e.g. -o temperature 0.2 -o seed 7 "
+        "(repeatable; numbers and true/false as JSON, the rest as text; sent as given).",
+        show_default=False,
+    ),
+]
 
 # The shared options in the order `--help` lists them: these first, then the command's
 # own options, then the rest.
@@ -181,6 +209,9 @@ _TAIL = {
     "dry_run": DryRunOption,
     "no_history": NoHistoryOption,
     "no_store_text": NoStoreTextOption,
+    "no_stdin": NoStdinOption,
+    "system": SystemOption,
+    "option": ModelOptionOption,
 }
 assert set(_HEAD) | set(_TAIL) == set(AskFlags.names()), "every AskFlags field is an option"
 

@@ -13,7 +13,7 @@ that died is resumed like an interrupted one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from council.config.personas import Persona
@@ -40,6 +40,8 @@ class ResumedCouncil:
     endpoint: dict[str, Any]  # base_url, model, api_key_env as the run used them
     preset: str | None
     state: ResumeState
+    # The run's model options (`-o`), as its plan recorded them.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def _persona(call: dict[str, Any], default_model: str) -> Persona:
@@ -128,4 +130,5 @@ def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
         },
         preset=run["preset"],
         state=state,
+        options=dict(plan.get("options") or {}),
     )
