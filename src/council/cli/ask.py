@@ -36,7 +36,7 @@ def oracle_command(
       council oracle "Should we rewrite the billing service in Rust?"
       council oracle -p judge,critic,security --synthesize "Is this API safe?" -c api.py
       council oracle --preset review -c design.md "Review this design"
-      git diff | council oracle --json -
+      git diff | council oracle "Review this diff"     (the diff attached as context)
     """
     from council.app.ask import ask_oracle
 

@@ -17,7 +17,13 @@ import typer
 
 from council.app.flags import AskFlags
 
-__all__ = ["EndpointOption", "PresetOption", "ask_options"]
+__all__ = [
+    "ApiKeyEnvOption",
+    "BaseUrlOption",
+    "EndpointOption",
+    "PresetOption",
+    "ask_options",
+]
 
 QueryArgument = Annotated[
     str | None,

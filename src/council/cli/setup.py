@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from council.cli.base import app, config_app, endpoints_app, handles_errors, say
-from council.cli.options import EndpointOption, PresetOption
+from council.cli.options import ApiKeyEnvOption, BaseUrlOption, EndpointOption, PresetOption
 
 __all__ = [
     "config_path",
@@ -176,22 +176,8 @@ def endpoints_reset(
 @handles_errors
 def models_list(
     endpoint: EndpointOption = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(
-            "--base-url",
-            help="OpenAI-compatible endpoint. [env: COUNCIL_BASE_URL, OPENAI_BASE_URL]",
-            show_default=False,
-        ),
-    ] = None,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key-env",
-            help="Name of the env var holding the key. [default: OPENAI_API_KEY]",
-            show_default=False,
-        ),
-    ] = None,
+    base_url: BaseUrlOption = None,
+    api_key_env: ApiKeyEnvOption = None,
     preset: PresetOption = None,
     json_output: JsonFlag = False,
 ) -> None:
