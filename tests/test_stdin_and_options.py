@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,38 @@ def test_no_stdin_leaves_a_pipe_that_never_ends_unread(fake: FakeOpenAI) -> None
     assert "standard input" not in done.stderr
 
 
+def test_an_open_pipe_that_stays_silent_gets_a_note_then_is_read(fake: FakeOpenAI) -> None:
+    """A writer that keeps the pipe open: council says what it waits on, and goes on at EOF."""
+    reader, writer = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "council.cli", *ask(fake, QUESTION)],
+        stdin=reader,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
+    os.close(reader)
+    try:
+        assert process.stderr is not None
+        ready, _, _ = select.select([process.stderr], [], [], TIMEOUT)
+        assert ready, "no note while waiting on the pipe"
+        assert process.stderr.readline() == (
+            "council: waiting for standard input (an open pipe); --no-stdin not to read it\n"
+        )
+        os.write(writer, b"late text\n")
+        os.close(writer)
+        writer = -1
+        _, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        if writer >= 0:
+            os.close(writer)
+        process.kill()
+    assert process.returncode == 0, err
+    assert "late text" in user_message(fake.requests[0])
+    assert "attached 1 line" in err
+
+
 def test_without_a_question_the_pipe_is_the_question(fake: FakeOpenAI) -> None:
     done = council_run(*ask(fake), input="Ship it on Friday?\n", stdin=None)
     assert done.returncode == 0, done.stderr
@@ -149,6 +182,22 @@ def test_dash_c_dash_attaches_stdin_where_it_is_named(fake: FakeOpenAI, tmp_path
     assert sent.index(f'<file path="{design}">') < sent.index('<file path="stdin">')
     assert "The diff." in sent
     assert "attached" not in done.stderr  # asked for by name: no note
+
+
+def test_dash_c_dash_on_empty_input_attaches_nothing_and_says_so(fake: FakeOpenAI) -> None:
+    done = council_run(*ask(fake, "-c", "-", QUESTION), stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert user_message(fake.requests[0]) == QUESTION
+    assert "council: warning: -c -: standard input is empty; nothing attached" in done.stderr
+
+
+@pytest.mark.parametrize("args", [["-"], ["-c", "-", QUESTION]], ids=["question", "context"])
+def test_asking_for_a_closed_stdin_is_a_one_line_error(fake: FakeOpenAI, args: list[str]) -> None:
+    done = council_run(*ask(fake, *args), stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("council: error: ") and "closed" in line
+    assert fake.requests == []
 
 
 @pytest.mark.parametrize(

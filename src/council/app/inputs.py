@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import stat
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import TextIO
 from council.config.reading import NotARegularFile, read_limited
 from council.engine.model import Attachment
 from council.errors import UsageError
+from council.render.format import count_label
 
 __all__ = [
     "MAX_CONTEXT_BYTES_PER_FILE",
@@ -45,6 +47,8 @@ MAX_CONTEXT_BYTES_TOTAL = 500_000
 MAX_QUESTION_BYTES = MAX_CONTEXT_BYTES_PER_FILE
 # What standard input is called where it is attached as context (`-c -`, or piped).
 STDIN_NAME = "stdin"
+# Seconds an open pipe may stay silent before a note says council is waiting on it.
+STDIN_PATIENCE = 2.0
 
 # Python hands over command-line bytes that are not UTF-8 as lone surrogates
 # (surrogateescape); no valid text contains one.
@@ -92,21 +96,20 @@ def read_query(argument: str | None, stdin: TextIO | None = None, command: str =
             f'pass it as an argument, e.g. council {command} "Is X a good idea?"',
         )
     if argument == "-":
-        stream = stdin or sys.stdin
-        if stream.isatty():
+        kind = stdin_kind(stdin)
+        if kind == "terminal":
             raise UsageError(
                 "'-' reads the question from stdin, but stdin is a terminal", "pipe it in"
             )
-        raw = getattr(stream, "buffer", None)
-        if raw is not None:
-            data = raw.read(MAX_QUESTION_BYTES + 1)
-            if len(data) > MAX_QUESTION_BYTES:
-                raise _too_long("the question on stdin is")
-            text = _decode(data, "the question on stdin")
-        else:  # a text stream with no bytes under it (a StringIO)
-            text = stream.read(MAX_QUESTION_BYTES + 1)
-            if len(text.encode("utf-8", errors="surrogatepass")) > MAX_QUESTION_BYTES:
-                raise _too_long("the question on stdin is")
+        if kind is None and (stdin or sys.stdin) is None:
+            raise UsageError("'-' reads the question from stdin, but stdin is closed", "pipe it in")
+        data = _read_stdin(stdin, MAX_QUESTION_BYTES)
+        if len(data) > MAX_QUESTION_BYTES:
+            raise UsageError(
+                f"the question on stdin is over the {MAX_QUESTION_BYTES:,} byte limit",
+                "give the question as an argument: piped input is then attached as context",
+            )
+        text = _decode(data, "the question on stdin")
     else:
         text = _from_argument(argument)
         size = len(text.encode("utf-8"))
@@ -150,7 +153,11 @@ def read_context_files(
     sources: list[tuple[str, bytes]] = []
     for path in paths:
         if str(path) == "-":
-            sources.append((STDIN_NAME, _read_stdin_context(stdin)))
+            data = _read_stdin_context(stdin)
+            if data.strip():
+                sources.append((STDIN_NAME, data))
+            else:
+                _warn("-c -: standard input is empty; nothing attached")
             continue
         # The path goes to the model with the text: a name that is not UTF-8 is shown as such.
         name = str(path).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
@@ -194,14 +201,31 @@ def stdin_kind(stream: TextIO | None = None) -> str | None:
     return "terminal" if os.isatty(fd) else "other"
 
 
-def _read_stdin(stream: TextIO | None, limit: int) -> bytes:
-    """Up to `limit + 1` bytes of standard input (its bytes, or a text stream's UTF-8)."""
+def _read_stdin(stream: TextIO | None, limit: int, unasked: bool = False) -> bytes:
+    """Up to `limit + 1` bytes of standard input (its bytes, or a text stream's UTF-8).
+
+    A pipe with nothing in it yet after STDIN_PATIENCE seconds gets a note on
+    stderr before the read waits on: a writer that never closes it would otherwise
+    hang council without a word.
+    """
     stream = stream if stream is not None else sys.stdin
+    if stdin_kind(stream) == "pipe" and not _ready(stream.fileno()):
+        skip = "; --no-stdin not to read it" if unasked else ""
+        sys.stderr.write(f"council: waiting for standard input (an open pipe){skip}\n")
+        sys.stderr.flush()
     raw = getattr(stream, "buffer", None)
     if raw is not None:
         return bytes(raw.read(limit + 1))
     text = stream.read(limit + 1)  # a text stream with no bytes under it (a StringIO)
     return text.encode("utf-8", errors="surrogateescape")[: limit + 1]
+
+
+def _ready(fd: int) -> bool:
+    """Whether the pipe `fd` has data (or its end) within STDIN_PATIENCE; True where unknown."""
+    if os.name == "nt":  # select() takes sockets only there
+        return True
+    ready, _, _ = select.select([fd], [], [], STDIN_PATIENCE)
+    return bool(ready)
 
 
 def _read_stdin_context(stream: TextIO | None) -> bytes:
@@ -228,7 +252,7 @@ def _read_piped(stream: TextIO | None) -> bytes | None:
     """Standard input given unasked with a question: read if a pipe or a file, else None."""
     if stdin_kind(stream) not in ("pipe", "file"):
         return None
-    data = _read_stdin(stream, MAX_CONTEXT_BYTES_PER_FILE)
+    data = _read_stdin(stream, MAX_CONTEXT_BYTES_PER_FILE, unasked=True)
     if len(data) > MAX_CONTEXT_BYTES_PER_FILE:
         raise _stdin_too_big()
     return data if data.strip() else None
@@ -238,12 +262,8 @@ def _amount(data: bytes) -> str:
     """ "1,234 lines (56 KB)": how much was piped, for the note that says so."""
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     size = len(data)
-    if size < 1000:
-        shown = f"{size} byte" if size == 1 else f"{size} bytes"
-    else:
-        shown = f"{size / 1000:,.0f} KB"
-    noun = "line" if lines == 1 else "lines"
-    return f"{lines:,} {noun} ({shown})"
+    shown = count_label(size, "byte") if size < 1000 else f"{size / 1000:,.0f} KB"
+    return f"{count_label(lines, 'line')} ({shown})"
 
 
 def _looks_like_a_question(path: Path) -> bool:
