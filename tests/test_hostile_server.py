@@ -105,7 +105,7 @@ def test_a_bad_chunk_in_markdown_output_still_prints_the_other_answers(fake: Fak
     result = oracle(fake, "--personas", THREE, "--retries", "1", "q")
     assert result.exit_code == 3
     assert "judge says:" in result.stdout and "skeptic says:" in result.stdout
-    assert "**critic**: protocol after 1 retries" in result.stdout
+    assert "**critic**: protocol after 1 retry" in result.stdout
     assert "1 of 3 personas failed: critic (protocol)" in result.stderr
     assert "unexpected" not in result.stderr
 

@@ -65,7 +65,7 @@ def test_resume_with_a_question_says_so_in_words() -> None:
         "drop it, or start a new council instead"
     ]
     both = invoke("deliberate", "--resume", "0123abcd", "--rounds", "2", "q")
-    assert "it takes no question and no --rounds; drop them" in both.stderr
+    assert "it takes no question or --rounds; drop them" in both.stderr
 
 
 def test_a_bare_group_still_prints_its_help() -> None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from council.app.flags import SETTING_FLAGS, AskFlags
-from council.app.inputs import read_context_files, read_query
+from council.app.inputs import read_inputs, stdin_kind
+from council.app.model_options import parse_model_options
 from council.config.endpoint_settings import EndpointSettings
 from council.config.files import UserConfig
 from council.config.personas import Persona, PersonaCatalog
@@ -62,6 +63,8 @@ class AskRequest:
     arbiter_fallback: list[Persona] = field(default_factory=list)
     # The endpoints of the profiles personas name (`endpoint:`, `name@profile`).
     endpoints: dict[str, EndpointSettings] = field(default_factory=dict)
+    # Model options for every call (`-o KEY VALUE`, or a resumed run's own).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def record_options(self, *, no_history: bool, no_store_text: bool) -> RecordOptions | None:
         """How to record the run: None when the flag, COUNCIL_HISTORY or the config says not."""
@@ -107,8 +110,38 @@ def _with_defaults(persona: Persona, settings: ResolvedSettings) -> Persona:
     )
 
 
+def _with_system(persona: Persona, system: str | None) -> Persona:
+    """A persona with `--system` appended to its own system prompt (None: as it is)."""
+    if system is None:
+        return persona
+    return replace(persona, system=f"{persona.system.rstrip()}\n\n{system.strip()}")
+
+
+def _question_and_context(
+    flags: AskFlags, command: str, resumed: ResumedCouncil | None
+) -> tuple[str, list[Any]]:
+    """The question and attachments, read now; a resumed council's as first asked.
+
+    A resumed council never reads standard input: its question and context are the
+    recorded ones, and reading a pipe it would not use could only hang or mislead.
+    """
+    if resumed is None:
+        return read_inputs(
+            flags.query, list(flags.context or []), use_stdin=not flags.no_stdin, command=command
+        )
+    if not flags.no_stdin and stdin_kind() in ("pipe", "file"):
+        sys.stderr.write(
+            "council: note: standard input is not read with --resume; the council goes on "
+            "with its recorded question and context\n"
+        )
+    return resumed.question, []
+
+
 def _resolve(
-    flags: AskFlags, values: dict[str, Any], resumed: ResumedCouncil | None = None
+    flags: AskFlags,
+    values: dict[str, Any],
+    resumed: ResumedCouncil | None = None,
+    command: str = "oracle",
 ) -> AskRequest:
     """Read the question and context, load config and preset, and resolve every setting.
 
@@ -128,8 +161,10 @@ def _resolve(
             )
         endpoint = values.get("endpoint") or "local"
         values = {**values, "model_path": str(values["model_path"]), "endpoint": endpoint}
-    question = resumed.question if resumed else read_query(flags.query)
-    attachments = [] if resumed else read_context_files(list(flags.context or []))
+    if flags.system is not None and not flags.system.strip():
+        raise UsageError("--system is empty", 'give the instruction, e.g. --system "Be terse."')
+    options = resumed.options if resumed else parse_model_options(flags.option)
+    question, attachments = _question_and_context(flags, command, resumed)
     extra = None
     if resumed is not None:
         recorded = {
@@ -162,6 +197,7 @@ def _resolve(
             arbiter = chosen_preset.arbiter
         else:
             arbiter = catalog.get(settings.get("arbiter"))
+        personas = [_with_system(p, flags.system) for p in personas]
     mode = choose_mode(
         json_output=flags.json_output,
         jsonl_output=flags.jsonl_output,
@@ -191,6 +227,7 @@ def _resolve(
         preset=resumed.preset if resumed else flags.preset,
         arbiter_fallback=[_with_defaults(p, settings) for p in fallback],
         endpoints=endpoints,
+        options=options,
     )
 
 
@@ -293,6 +330,7 @@ def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
         arbiter=request.arbiter if synthesize else None,
         arbiter_fallback=request.arbiter_fallback if synthesize else [],
         endpoints=request.endpoints,
+        options=request.options,
     )
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     return _dry_run_or_run(
@@ -321,13 +359,15 @@ def ask_deliberation(
             rounds=rounds,
             threshold=threshold,
             context=flags.context,
+            system=flags.system,
+            option=flags.option,
         )
         if max_wasted_tokens is None:
             max_wasted_tokens = resumed.settings.get("max_wasted_tokens")
         if resumed.resumed_as:
             sys.stderr.write(f"council: {_resumed_before(resumed)}\n")
     values = flags.setting_values(rounds=rounds, speculative=speculative, threshold=threshold)
-    request = _resolve(flags, values, resumed)
+    request = _resolve(flags, values, resumed, command="deliberate")
     settings = request.settings
     is_speculative = bool(settings.get("speculative"))
     if max_wasted_tokens is not None and not is_speculative:
@@ -347,6 +387,7 @@ def ask_deliberation(
         speculative=is_speculative,
         max_wasted_tokens=max_wasted_tokens,
         question_text=resumed.question if resumed else None,
+        options=request.options,
     )
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     if record is not None and resumed is not None:
@@ -400,14 +441,13 @@ def _load_resumed(run_id: str, **council_flags: Any) -> ResumedCouncil:
 
     given = [name for name, value in council_flags.items() if value is not None]
     if given:
-        options = ", ".join(f"--{name.replace('_', '-')}" for name in given if name != "query")
-        parts = ["question"] if "query" in given else []
-        if options:
-            parts.append(options)
-        what = " and no ".join(parts)
+        flags = [f"--{name}" for name in given if name != "query"]
+        words = (["question"] if "query" in given else []) + flags
+        listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+        drop = "drop it" if len(words) == 1 else "drop them"
         raise UsageError(
-            f"--resume continues the recorded council; it takes no {what}",
-            f"drop {'it' if len(given) == 1 else 'them'}, or start a new council instead",
+            f"--resume continues the recorded council; it takes no {listed}",
+            f"{drop}, or start a new council instead",
         )
     with HistoryDB.open() as history:
         return load_resume(history, run_id)

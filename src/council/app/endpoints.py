@@ -3,6 +3,7 @@
 resolved_config(preset=None, endpoint=None)   # every setting, its value and source
 endpoint_listing()                            # the profiles, and the built-in `local`
 check_endpoint("openrouter", model=None, say=print)
+list_models(endpoint="openrouter")           # the models an endpoint lists (`council models`)
 learned_limits("http://127.0.0.1:8080/v1")    # what runs learned there, per model
 reset_endpoint("openrouter")                  # forget it (a profile name or a URL)
 """
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from council.app.flags import SETTING_FLAGS
 from council.config import local_model
 from council.config.checks import is_http_url
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_MODEL
@@ -33,6 +35,7 @@ __all__ = [
     "endpoint_listing",
     "key_state",
     "learned_limits",
+    "list_models",
     "reset_endpoint",
     "resolved_config",
 ]
@@ -186,17 +189,62 @@ def check_endpoint(name: str, model: str | None, say: Callable[[str], None]) -> 
         with serving(endpoint) as running:
             models, completion, took = asyncio.run(_check(running, chosen_model))
     except CallError as error:
-        if error.kind == "auth":
-            raise AuthError(
-                error.message, f"check that ${endpoint.api_key_env} holds a valid key for it"
-            ) from None
-        if error.kind == "not_found":
-            raise EndpointError(
-                error.message, "check the model name (--model, or model: in the profile)"
-            ) from None
-        hint = "is the server running? check base_url in the profile"
-        raise EndpointError(error.message, hint) from None
+        raise _failure(error, endpoint) from None
     return CheckReport(chosen_model, models, completion.text, took, completion.ttft)
+
+
+def _failure(error: Any, endpoint: EndpointSettings) -> AuthError | EndpointError:
+    """A `CallError` from checking or listing an endpoint, as the error a person reads."""
+    if error.kind == "auth":
+        return AuthError(
+            error.message, f"check that ${endpoint.api_key_env} holds a valid key for it"
+        )
+    if error.kind == "not_found":
+        return EndpointError(
+            error.message, "check the model name (--model, or model: in the profile)"
+        )
+    return EndpointError(error.message, "is the server running? check its base URL")
+
+
+async def _listed(endpoint: EndpointSettings) -> list[str]:
+    from council.endpoint.client import EndpointClient
+
+    async with EndpointClient(endpoint, max_concurrency=1) as client:
+        return await client.list_models()
+
+
+def list_models(
+    *,
+    endpoint: str | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    preset: str | None = None,
+) -> tuple[EndpointSettings, list[str]]:
+    """The endpoint a run would use (flags > preset > env > config) and the models it lists.
+
+    Raises UsageError for flags that do not go together, AuthError for a refused
+    key, and EndpointError when the endpoint cannot be reached or does not list models.
+    """
+    from council.endpoint.client import CallError
+    from council.endpoint.local import serving
+
+    if endpoint is not None and base_url is not None:
+        raise UsageError("--endpoint and --base-url are exclusive", "give one of them")
+    values = {"endpoint": endpoint, "base_url": base_url, "api_key_env": api_key_env}
+    given = {name: value for name, value in values.items() if value is not None}
+    names = {name: SETTING_FLAGS[name][1] for name in given}
+    resolved = load_settings(given, names, preset, require_key=True).settings.endpoint
+    try:
+        with serving(resolved) as running:
+            models = asyncio.run(_listed(running))
+    except CallError as error:
+        if error.kind in ("auth", "connection", "timeout"):
+            raise _failure(error, resolved) from None
+        raise EndpointError(
+            f"{resolved.host} does not list its models ({error.message})",
+            "'council endpoints check' tries a call instead",
+        ) from None
+    return resolved, models
 
 
 def learned_limits(base_url: str) -> list[dict[str, Any]]:

@@ -58,6 +58,12 @@ class AskFlags:
     # In a terminal: the final round's answers and the timeline (deliberate), a table
     # of every call (oracle). Markdown and JSON always carry everything.
     verbose: bool = False
+    # Standard input is not read unasked (it still is with `-` or `-c -`).
+    no_stdin: bool = False
+    # An instruction appended to every persona's system prompt for this run.
+    system: str | None = None
+    # Model options for the request body (-o KEY VALUE), as typed: see app/model_options.py.
+    option: list[tuple[str, str]] | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -38,7 +38,7 @@ from council.errors import (
     EndpointError,
 )
 from council.render import OutputMode
-from council.render.format import deliberation_warnings
+from council.render.format import count_of, deliberation_warnings
 from council.render.json_out import JsonlWriter, deliberation_document, dumps, oracle_document
 from council.render.live import LiveView, RoundsLiveView
 from council.render.markdown import deliberation_markdown, oracle_markdown
@@ -389,7 +389,7 @@ def _report(result: OracleResult, err: Console) -> None:
     total = len(result.plan.personas)
     if result.interrupted:
         how = _stopped_how(result.interrupted_exit)
-        _say(err, f"council: {how}; {len(result.answers)} of {total} answers had finished")
+        _say(err, f"council: {how}; {count_of(len(result.answers), total, 'answer')} had finished")
         return
     if not result.answers:
         raise _all_failed_error(failures, result.plan.endpoint, total)
@@ -397,7 +397,7 @@ def _report(result: OracleResult, err: Console) -> None:
         names = ", ".join(f"{f.persona} ({f.error_kind})" for f in failures)
         _say(
             err,
-            f"council: {len(failures)} of {total} personas failed: {names}; "
+            f"council: {count_of(len(failures), total, 'persona')} failed: {names}; "
             "the other answers are shown",
         )
     synthesis = result.synthesis

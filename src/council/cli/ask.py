@@ -8,6 +8,7 @@ import typer
 
 from council.app.flags import AskFlags
 from council.cli.base import app, handles_errors
+from council.cli.command import AskCommand
 from council.cli.options import HISTORY_PANEL, ask_options, resume_options
 from council.config.defaults import DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.errors import UsageError
@@ -20,7 +21,7 @@ def _exit_with(code: int) -> None:
         raise typer.Exit(code)
 
 
-@app.command(name="oracle")
+@app.command(name="oracle", cls=AskCommand)
 @handles_errors
 @ask_options
 def oracle_command(
@@ -37,7 +38,7 @@ def oracle_command(
       council oracle "Should we rewrite the billing service in Rust?"
       council oracle -p judge,critic,security -s -c api.py "Is this API safe?"
       council oracle --preset review -c design.md "Review this design"
-      git diff | council oracle --json -
+      git diff | council oracle "Review this diff"     (the diff attached as context)
     """
     from council.app.ask import ask_oracle
 
@@ -48,7 +49,7 @@ def oracle_command(
 DELIBERATION_PANEL = "Deliberation"
 
 
-@app.command(name="deliberate")
+@app.command(name="deliberate", cls=AskCommand)
 @handles_errors
 @ask_options
 def deliberate_command(

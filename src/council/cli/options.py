@@ -27,7 +27,14 @@ from council.config.defaults import (
     DEFAULT_TIMEOUT,
 )
 
-__all__ = ["EndpointOption", "PresetOption", "ask_options", "resume_options"]
+__all__ = [
+    "ApiKeyEnvOption",
+    "BaseUrlOption",
+    "EndpointOption",
+    "PresetOption",
+    "ask_options",
+    "resume_options",
+]
 
 # Where `--help` lists each group of options (rich panels); the rest under "Options".
 ENDPOINT_PANEL = "Endpoint"
@@ -215,6 +222,35 @@ VerboseOption = Annotated[
         rich_help_panel=OUTPUT_PANEL,
     ),
 ]
+NoStdinOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-stdin",
+        help="Ignore piped standard input (otherwise it is the question, or context named "
+        "stdin when a question is given).",
+    ),
+]
+SystemOption = Annotated[
+    str | None,
+    typer.Option(
+        "--system",
+        help="An extra instruction appended to every persona's system prompt for this run "
+        "(not the arbiter's).",
+        metavar="TEXT",
+        show_default=False,
+    ),
+]
+# Typer takes no KEY VALUE pairs: AskCommand (cli/command.py) makes this option take two.
+ModelOptionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--option",
+        "-o",
+        help="A model option for every call, e.g. -o temperature 0.2 -o seed 7 "
+        "(repeatable; numbers and true/false as JSON, the rest as text; sent as given).",
+        show_default=False,
+    ),
+]
 
 # The shared options in the order `--help` lists them: these first, then the command's
 # own options, then the rest.
@@ -237,6 +273,9 @@ _TAIL = {
     "no_history": NoHistoryOption,
     "no_store_text": NoStoreTextOption,
     "verbose": VerboseOption,
+    "no_stdin": NoStdinOption,
+    "system": SystemOption,
+    "option": ModelOptionOption,
 }
 assert set(_HEAD) | set(_TAIL) == set(AskFlags.names()), "every AskFlags field is an option"
 

@@ -315,7 +315,8 @@ def _stats_text(report: StatsReport) -> str:
         f"{'ttft p50':>8} {'ttft p95':>8} {'queued p95':>10} {'re-sent':>7} "
         f"{'tokens in':>10} {'out':>8}"
     )
-    lines = [f"{report.runs} runs; slowest first (p95 latency)", header]
+    noun = "run" if report.runs == 1 else "runs"
+    lines = [f"{report.runs} {noun}; slowest first (p95 latency)", header]
     for g in report.groups:
         unknown = f" ({g.tokens_unknown} ?)" if g.tokens_unknown else ""
         lines.append(

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from council.cli.base import config_app, endpoints_app, handles_errors, say
-from council.cli.options import EndpointOption, PresetOption
+from council.cli.base import app, config_app, endpoints_app, handles_errors, say
+from council.cli.options import ApiKeyEnvOption, BaseUrlOption, EndpointOption, PresetOption
 
 __all__ = [
     "config_path",
@@ -15,6 +15,7 @@ __all__ = [
     "endpoints_check",
     "endpoints_list",
     "endpoints_reset",
+    "models_list",
 ]
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -169,3 +170,37 @@ def endpoints_reset(
     url, count = reset_endpoint(name)
     what = f"{count} model{'s' if count != 1 else ''}" if count else "nothing was kept"
     say(f"forgot what was learned about {url} ({what})")
+
+
+@app.command(name="models")
+@handles_errors
+def models_list(
+    endpoint: EndpointOption = None,
+    base_url: BaseUrlOption = None,
+    api_key_env: ApiKeyEnvOption = None,
+    preset: PresetOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """List the models the endpoint offers (GET /models), one a line: the names -m takes.
+
+    The endpoint is the one a run would use: --endpoint or --base-url, else the
+    preset's, the environment's or your config's.
+
+    \b
+    Examples:
+      council models
+      council models --endpoint openrouter --json
+    """
+    from council.app.endpoints import list_models
+
+    resolved, models = list_models(
+        endpoint=endpoint, base_url=base_url, api_key_env=api_key_env, preset=preset
+    )
+    if json_output:
+        from council.render.json_out import dumps
+
+        typer.echo(dumps({"endpoint": resolved.describe(), "models": models}))
+        return
+    say(f"{len(models)} {'model' if len(models) == 1 else 'models'} at {resolved.host}:", err=True)
+    for model in models:
+        say(model)

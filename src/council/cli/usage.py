@@ -31,7 +31,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from council.render.safe_text import strip_controls
 
-__all__ = ["CouncilGroup", "literal", "print_error", "usage_error_line"]
+__all__ = ["CouncilCommand", "CouncilGroup", "literal", "print_error", "usage_error_line"]
 
 # The commands whose one argument is a question: an unquoted one arrives as many.
 QUESTION_COMMANDS = ("oracle", "deliberate")
@@ -135,7 +135,7 @@ def _tidy_command(command: Any) -> None:
         for sub in command.commands.values():
             _tidy_command(sub)
     elif type(command) is TyperCommand:
-        command.__class__ = _CouncilCommand
+        command.__class__ = CouncilCommand
 
 
 def _tidied(help_option: Any) -> Any:
@@ -147,7 +147,7 @@ def _tidied(help_option: Any) -> Any:
 
 # Subclasses of typer's own, with methods only (a mixin would change the layout, and
 # an object's class can be swapped only for one of the same layout).
-class _CouncilCommand(TyperCommand):
+class CouncilCommand(TyperCommand):
     """A command of council's (any command below `CouncilGroup`)."""
 
     def get_help_option(self, ctx: Any) -> Any:

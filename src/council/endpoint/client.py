@@ -446,6 +446,9 @@ class EndpointClient:
             body["stream_options"] = {"include_usage": True}
         if "response_format" in fields and call.response_format is not None:
             body["response_format"] = call.response_format
+        # More model options (`-o`), sent as given: the server says what it does not take.
+        for key, value in (getattr(call, "options", None) or {}).items():
+            body.setdefault(key, value)
         return body
 
     def _protocol_error(self, what: str) -> CallError:

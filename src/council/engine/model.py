@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,8 @@ class CallSpec:
     parts: tuple[Part, ...] = field(default=(), compare=False, repr=False)
     # The endpoint profile the call goes to (a persona's `endpoint:`); None: the run's own.
     endpoint: str | None = None
+    # More model options for the request body (`-o KEY VALUE`: top_p, seed, stop...), as given.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +138,7 @@ class CallSpec:
             "max_tokens": self.max_tokens,
             "response_format": self.response_format,
             "endpoint": self.endpoint,
+            "options": dict(self.options),
             "messages": list(self.messages),
         }
 

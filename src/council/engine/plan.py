@@ -64,12 +64,27 @@ def _call(
     call_id: str,
     endpoint: EndpointSettings,
     endpoints: Mapping[str, EndpointSettings],
+    options: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> CallSpec:
-    """`build_call` on the persona's own endpoint: its profile's model unless it sets one."""
+    """`build_call` on the persona's own endpoint: its profile's model unless it sets one.
+
+    `options` (`-o`) win over the persona's own temperature and max_tokens; the
+    rest go into the request body as given.
+    """
     own = endpoints.get(persona.endpoint, endpoint) if persona.endpoint else endpoint
     call = build_call(persona, content, own.model, call_id, **settings)
-    return dataclasses.replace(call, endpoint=persona.endpoint) if persona.endpoint else call
+    if persona.endpoint:
+        call = dataclasses.replace(call, endpoint=persona.endpoint)
+    if not options:
+        return call
+    extra = {k: v for k, v in options.items() if k not in ("temperature", "max_tokens")}
+    return dataclasses.replace(
+        call,
+        temperature=options.get("temperature", call.temperature),
+        max_tokens=options.get("max_tokens", call.max_tokens),
+        options=extra,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +100,8 @@ class _Plan:
     arbiter_fallback: tuple[Persona, ...] = ()
     # The endpoints of profiles that personas name (`endpoint:`), by profile name.
     endpoints: Mapping[str, EndpointSettings] = field(default_factory=dict)
+    # Model options for every call (`-o KEY VALUE`), as given.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def endpoint_for(self, profile: str | None) -> EndpointSettings:
         """Where a call for `profile` goes (None: the run's own endpoint)."""
@@ -104,7 +121,9 @@ class _Plan:
     def _build(
         self, persona: Persona, content: str | Sequence[Part], call_id: str, **settings: Any
     ) -> CallSpec:
-        return _call(persona, content, call_id, self.endpoint, self.endpoints, **settings)
+        return _call(
+            persona, content, call_id, self.endpoint, self.endpoints, self.options, **settings
+        )
 
     @property
     def question(self) -> str:
@@ -130,6 +149,7 @@ class _Plan:
             "arbiter_fallback": [p.name for p in self.arbiter_fallback] if arbiter else [],
             "endpoints": {name: e.describe() for name, e in self.endpoints.items()},
             "attachments": [a.path for a in self.attachments],
+            "options": dict(self.options),
             **settings,
             "limits": self.endpoint.limits(self.max_concurrency),
             "calls": [c.to_dict() for c in calls],
@@ -267,13 +287,15 @@ def build_oracle_plan(
     arbiter: Persona | None = None,
     arbiter_fallback: Sequence[Persona] = (),
     endpoints: Mapping[str, EndpointSettings] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> OraclePlan:
     """Plan one question to every persona; the synthesis call is built once answers exist."""
     attached = tuple(attachments or ())
     content = question_parts(query, attached)
     extra = dict(endpoints or {})
     calls = tuple(
-        _call(persona, content, f"r1-{persona.name}", endpoint, extra) for persona in personas
+        _call(persona, content, f"r1-{persona.name}", endpoint, extra, options)
+        for persona in personas
     )
     return OraclePlan(
         query=query,
@@ -285,6 +307,7 @@ def build_oracle_plan(
         arbiter_fallback=tuple(arbiter_fallback) if arbiter is not None else (),
         endpoints=extra,
         max_concurrency=max_concurrency_for(endpoint, len(calls)),
+        options=dict(options or {}),
     )
 
 
@@ -302,6 +325,7 @@ def build_deliberation_plan(
     speculative: bool = False,
     max_wasted_tokens: int | None = None,
     question_text: str | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> DeliberationPlan:
     return DeliberationPlan(
         query=query,
@@ -318,4 +342,5 @@ def build_deliberation_plan(
         # With speculation a round's personas and the previous round's arbiter run at once.
         max_concurrency=max_concurrency_for(endpoint, len(personas) + 1),
         question_text=question_text,
+        options=dict(options or {}),
     )

@@ -21,6 +21,7 @@ __all__ = [
     "answer_status",
     "call_rows",
     "count_label",
+    "count_of",
     "deliberation_footer",
     "deliberation_warnings",
     "failure_detail",
@@ -52,8 +53,14 @@ def tokens(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def count_label(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def count_label(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 call", "2 calls", "0 calls"; `plural` where adding an s is wrong ("retries")."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {plural or noun + 's'}"
+
+
+def count_of(done: int, total: int, noun: str) -> str:
+    """ "1 of 1 persona", "2 of 3 personas": the noun agrees with the total."""
+    return f"{done} of {count_label(total, noun)}"
 
 
 # What an answer's finish reason says when the answer may not be whole.
@@ -88,7 +95,7 @@ def answer_metrics(answer: CallOutcome, where: str | None = None) -> str:
     parts += [seconds(answer.latency), f"first token {seconds(answer.ttft)}"]
     parts.append(f"{tokens(answer.tokens_in)} → {tokens(answer.tokens_out)} tokens")
     if answer.retries:
-        parts.append(count_label(answer.retries, "retry").replace("retrys", "retries"))
+        parts.append(count_label(answer.retries, "retry", "retries"))
     if answer.finish_reason in CUT_NOTES:
         parts.append(CUT_NOTES[answer.finish_reason])
     if answer.fitted is not None:
@@ -120,7 +127,9 @@ def fitted_warnings(outcomes: list[tuple[str, CallOutcome]]) -> list[str]:
 
 def failure_detail(failure: CallOutcome) -> str:
     """Why a call has no answer: its error kind, any retries, and the message."""
-    retries = f" after {failure.retries} retries" if failure.retries else ""
+    retries = (
+        f" after {count_label(failure.retries, 'retry', 'retries')}" if failure.retries else ""
+    )
     return f"{failure.error_kind}{retries} — {failure.message}"
 
 
@@ -142,7 +151,7 @@ def run_footer(result: OracleResult) -> str:
     """wall time vs. the sum of call times: what running them concurrently saved."""
     plan = result.plan
     answered = len(result.answers)
-    parts = [f"{answered} of {len(plan.personas)} personas answered"]
+    parts = [f"{count_of(answered, len(plan.personas), 'persona')} answered"]
     if result.interrupted:
         parts[0] += " (interrupted)"
     parts.append(f"wall {seconds(result.wall)}")

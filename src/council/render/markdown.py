@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, ParamSpec
@@ -15,6 +16,7 @@ from council.render.format import (
     TIMELINE_COLUMNS,
     answer_metrics,
     answer_status,
+    count_label,
     deliberation_footer,
     failure_detail,
     member_where,
@@ -121,6 +123,8 @@ def _calls_markdown(calls: list[CallSpec], attachments: tuple[Attachment, ...]) 
             settings.append(f"max_tokens {call.max_tokens}")
         if call.response_format is not None:
             settings.append(f"response_format {call.response_format['type']}")
+        for key, value in call.options.items():  # -o KEY VALUE, as the body will carry them
+            settings.append(f"{key} {value if isinstance(value, str) else json.dumps(value)}")
         title = call.persona if call.role == "persona" else f"{call.persona} (verdict)"
         if call.round > 1 or call.role == "arbiter":
             title = f"round {call.round}: {title}"
@@ -140,7 +144,7 @@ def plan_markdown(plan: OraclePlan) -> str:
         *_endpoint_lines(plan.endpoint, plan.max_concurrency),
         f"- personas: {', '.join(p.name for p in plan.personas)}",
         f"- synthesis: {plan.arbiter.name if plan.arbiter else 'no'}",
-        f"- estimate: ~{estimate:,} input tokens over {len(plan.calls)} calls"
+        f"- estimate: ~{estimate:,} input tokens over {count_label(len(plan.calls), 'call')}"
         + (" (plus one synthesis call)" if plan.arbiter else ""),
         *_calls_markdown(list(plan.calls), plan.attachments),
     ]
@@ -173,7 +177,7 @@ def deliberation_plan_markdown(plan: DeliberationPlan) -> str:
         f"- rounds: at most {plan.rounds}, ending at a converged verdict with "
         f"confidence ≥ {plan.threshold:g}",
         f"- schedule: {schedule}",
-        f"- estimate: ~{estimate:,} input tokens for round 1 ({len(first)} calls); "
+        f"- estimate: ~{estimate:,} input tokens for round 1 ({count_label(len(first), 'call')}); "
         "later rounds also carry the previous round's answers",
         "",
         "Round 1's calls are exact; the round-2 call and the verdict below show",

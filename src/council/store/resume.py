@@ -17,7 +17,7 @@ that died is resumed like an interrupted one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from council.config.personas import Persona
@@ -59,6 +59,8 @@ class ResumedCouncil:
     state: ResumeState
     # Runs that resumed this one already, oldest first: resuming again asks again.
     resumed_as: tuple[EarlierResume, ...] = ()
+    # The run's model options (`-o`), as its plan recorded them.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def _persona(call: dict[str, Any], default_model: str) -> Persona:
@@ -154,4 +156,5 @@ def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
             EarlierResume(row["id"], row["started_at"], row["status"])
             for row in history.resumes_of(rid)
         ),
+        options=dict(plan.get("options") or {}),
     )
