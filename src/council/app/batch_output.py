@@ -37,11 +37,20 @@ from council.app.batch_input import BatchItem
 from council.errors import UsageError
 from council.render.safe_text import json_safe
 
-__all__ = ["COUNCIL_KEYS", "OutputFile", "encode_line", "item_line"]
+__all__ = ["COUNCIL_KEYS", "OutputFile", "encode_line", "item_line", "item_status"]
 
 # The keys council writes on every line; a passed-through field never overrides them.
 COUNCIL_KEYS = ("id", "status", "answers", "answer", "errors", "metrics")
 DEFAULT_REORDER_LIMIT = 1024
+
+
+def item_status(answers: list[dict[str, Any]]) -> str:
+    """An item's status: "ok" when at least one persona answered, "failed" when none did.
+
+    The rule of a single `oracle` run, where one answer is a (partial) result and none
+    is a failure; the failed personas are in the line's "errors".
+    """
+    return "ok" if answers else "failed"
 
 
 def item_line(
