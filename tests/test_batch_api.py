@@ -374,3 +374,82 @@ def test_items_from_a_file_flow_through_the_batch_api(fake, tmp_path):
     (batch,) = fake.batches.values()
     asked = fake.file_text(batch["input_file_id"])
     assert "Review this ticket: printer on fire" in asked
+
+
+# -- the prepare and collect commands ------------------------------------------------------------
+
+
+def _tools(*args: str, input: str | None = None) -> Any:
+    from typer.testing import CliRunner
+
+    from council.cli.batch_tools import batch_tools_app
+
+    return CliRunner().invoke(batch_tools_app, list(args), input=input, catch_exceptions=False)
+
+
+def test_prepare_and_collect_commands_round_trip_without_importing_openai(fake, tmp_path):
+    source = tmp_path / "tickets.jsonl"
+    source.write_text('{"id": "t1", "body": "printer on fire", "team": "ops"}\n')
+    requests = tmp_path / "requests.jsonl"
+    outputs = tmp_path / "outputs.jsonl"
+    verdicts = tmp_path / "verdicts.jsonl"
+    code = (
+        "import sys\n"
+        "from council.cli.batch_tools import batch_tools_app\n"
+        "def run(args):\n"
+        "    try:\n"
+        "        batch_tools_app(args)\n"
+        "    except SystemExit as exit:\n"
+        "        assert not exit.code, exit.code\n"
+        f"run(['prepare', {str(source)!r}, '--base-url', {fake.base_url!r}, '-p', 'judge,critic',"
+        f" '--template', 'Review this ticket: {{body}}', '--out', {str(requests)!r}])\n"
+        # A runner answers every request (here: by hand, as vLLM's would).
+        "import json\n"
+        f"with open({str(requests)!r}) as r, open({str(outputs)!r}, 'w') as w:\n"
+        "    for line in r:\n"
+        "        cid = json.loads(line)['custom_id']\n"
+        "        body = {'model': 'm', 'choices': [{'index': 0, 'message': {'role': 'assistant',"
+        " 'content': 'ok ' + cid}, 'finish_reason': 'stop'}]}\n"
+        "        w.write(json.dumps({'id': 'x', 'custom_id': cid, 'response':"
+        " {'status_code': 200, 'body': body}, 'error': None}) + '\\n')\n"
+        f"run(['collect', {str(outputs)!r}, '--input', {str(source)!r},"
+        f" '--template', 'Review this ticket: {{body}}', '--out', {str(verdicts)!r}])\n"
+        "assert 'openai' not in sys.modules, 'prepare or collect imported openai'\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "2 request lines written" in done.stderr
+    assert "collected 1 ok, 0 failed" in done.stderr
+    asked = [json.loads(line) for line in requests.read_text().splitlines()]
+    assert [a["custom_id"] for a in asked] == ["t1::judge", "t1::critic"]
+    assert "Review this ticket: printer on fire" in asked[0]["body"]["messages"][-1]["content"]
+    (line,) = _lines(verdicts)
+    assert (line["id"], line["team"], line["status"]) == ("t1", "ops", "ok")
+    assert [a["text"] for a in line["answers"]] == ["ok t1::judge", "ok t1::critic"]
+    assert fake.requests == []  # nothing was sent
+
+
+def test_prepare_reads_stdin_and_writes_stdout_and_bad_input_is_one_line(fake, tmp_path):
+    result = _tools("prepare", "-", "--base-url", fake.base_url, "-p", "judge", input="Why?\n")
+    assert result.exit_code == 0, result.output
+    (line,) = [json.loads(x) for x in result.stdout.splitlines()]
+    assert line["custom_id"] == "1::judge"
+    result = _tools("prepare", str(tmp_path / "missing.jsonl"), "--base-url", fake.base_url)
+    assert result.exit_code == 2
+    assert "council: error: cannot read the batch input" in result.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1, "query": "a"}\n{"id": 1, "query": "b"}\n')
+    result = _tools("prepare", str(bad), "--base-url", fake.base_url, "-p", "judge", "--strict")
+    assert result.exit_code == 2
+    assert f'{bad}:2: duplicate id "1"' in result.stderr
+
+
+def test_collect_exit_codes_follow_the_items(tmp_path):
+    output = tmp_path / "outputs.jsonl"
+    output.write_text(_result("a::judge", "Bad gateway", status=502))
+    result = _tools("collect", str(output))
+    assert result.exit_code == 1  # every item failed
+    assert json.loads(result.stdout)["status"] == "failed"
