@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,32 @@ def _run(fake: FakeOpenAI, out: Path, items: list[BatchItem] | None = None, **op
                 **options,
             )
         )
+
+
+async def _interrupt_while_polling(
+    fake: FakeOpenAI, out: Path, first: Callable[[FakeOpenAI], bool] = lambda f: True
+) -> None:
+    """Start the batch, wait for `first` and for polling to begin, then Ctrl-C it."""
+    with OutputFile(out) as writer:
+        task = asyncio.create_task(
+            run_via_batch_api(
+                _items(),
+                _plan(fake),
+                resolved_endpoint(fake.base_url),
+                writer,
+                poll_interval=0.01,
+                progress=lambda line: None,
+                identity="tickets.jsonl",
+            )
+        )
+        await asyncio.to_thread(fake.wait_for, lambda f: f.batches_created() == 1)
+        await asyncio.to_thread(fake.wait_for, first)
+        await asyncio.to_thread(
+            fake.wait_for, lambda f: any(r.method == "GET" for r in f.batch_requests)
+        )
+        task.cancel()  # Ctrl-C while polling
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 def _routes(fake: FakeOpenAI) -> list[str]:
@@ -262,25 +289,7 @@ def test_the_same_command_after_an_interruption_polls_its_batch_instead_of_payin
     out = tmp_path / "verdicts.jsonl"
 
     async def interrupted() -> None:
-        with OutputFile(out) as writer:
-            task = asyncio.create_task(
-                run_via_batch_api(
-                    _items(),
-                    _plan(fake),
-                    resolved_endpoint(fake.base_url),
-                    writer,
-                    poll_interval=0.01,
-                    progress=lambda line: None,
-                    identity="tickets.jsonl",
-                )
-            )
-            await asyncio.to_thread(fake.wait_for, lambda f: f.batches_created() == 1)
-            await asyncio.to_thread(
-                fake.wait_for, lambda f: any(r.method == "GET" for r in f.batch_requests)
-            )
-            task.cancel()  # Ctrl-C while polling
-            with pytest.raises(asyncio.CancelledError):
-                await task
+        await _interrupt_while_polling(fake, out)
 
     asyncio.run(interrupted())
     assert out.read_text() == ""
@@ -304,25 +313,7 @@ def test_cancel_cancels_the_commands_batches_and_keeps_what_they_finished(fake, 
     out = tmp_path / "verdicts.jsonl"
 
     async def started() -> None:
-        with OutputFile(out) as writer:
-            task = asyncio.create_task(
-                run_via_batch_api(
-                    _items(),
-                    _plan(fake),
-                    resolved_endpoint(fake.base_url),
-                    writer,
-                    poll_interval=0.01,
-                    progress=lambda line: None,
-                    identity="tickets.jsonl",
-                )
-            )
-            await asyncio.to_thread(fake.wait_for, lambda f: len(f.batch_lines) == 2)
-            await asyncio.to_thread(
-                fake.wait_for, lambda f: any(r.method == "GET" for r in f.batch_requests)
-            )
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+        await _interrupt_while_polling(fake, out, lambda f: len(f.batch_lines) == 2)
 
     asyncio.run(started())
     summary = _run(fake, out, cancel=True)

@@ -165,6 +165,14 @@ def _query_of(record: Mapping[str, Any], template: _Template | None) -> str:
     return query
 
 
+def _item(
+    record: Mapping[str, Any], item_id: Any, template: _Template | None, line: int
+) -> BatchItem:
+    """The item a record makes: its id, its query, the rest of its fields passed through."""
+    fields = {k: v for k, v in record.items() if k not in ("id", "query")}
+    return BatchItem(_id_of(item_id), _query_of(record, template), fields, line)
+
+
 def _jsonl(lines: Iterator[str], template: _Template | None) -> Iterator[tuple[int, Any]]:
     for number, raw in enumerate(lines, 1):
         if not raw.strip():
@@ -178,13 +186,9 @@ def _jsonl(lines: Iterator[str], template: _Template | None) -> Iterator[tuple[i
                 raise _Bad("not a JSON object")
             if "id" not in record:
                 raise _Bad('no "id"')
-            item_id = _id_of(record["id"])
-            query = _query_of(record, template)
+            yield number, _item(record, record["id"], template, number)
         except _Bad as bad:
             yield number, bad
-            continue
-        fields = {k: v for k, v in record.items() if k not in ("id", "query")}
-        yield number, BatchItem(item_id, query, fields, number)
 
 
 def _text(lines: Iterator[str], template: _Template | None) -> Iterator[tuple[int, Any]]:
@@ -236,13 +240,9 @@ def _csv(
             if len(row) != len(names):
                 raise _Bad(f"{len(row)} fields where the header has {len(names)}")
             record = dict(zip(names, row, strict=True))
-            item_id = _id_of(record["id"]) if "id" in record else str(start)
-            query = _query_of(record, template)
+            yield start, _item(record, record.get("id", start), template, start)
         except _Bad as bad:
             yield start, bad
-            continue
-        fields = {k: v for k, v in record.items() if k not in ("id", "query")}
-        yield start, BatchItem(item_id, query, fields, start)
 
 
 def _open(source: str, stdin: TextIO | None) -> TextIO:
