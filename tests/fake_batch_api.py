@@ -18,6 +18,7 @@ well-formed request goes to the error file with an `error`. Controls::
     fake.batch_hold_after = 1       #   ... after running this many lines
     fake.batch_max_requests = 2     # a batch of more lines is refused (400), like the
     fake.batch_max_bytes = 10_000   #   provider's 50,000 requests / 200 MB limits
+    fake.batch_failures.append(("POST /v1/batches", 500))   # the next such request fails
     fake.batches, fake.files        # what was created (dicts by id)
     fake.batch_requests             # the Batch API requests, in the request log
     fake.batch_lines                # custom_ids run, in order (one entry per run)
@@ -84,6 +85,8 @@ class BatchAPI:
         self.batch_max_requests: int | None = None
         self.batch_max_bytes: int | None = None
         self.batch_lines: list[str] = []
+        # (method and path prefix, status): the next matching request fails with it.
+        self.batch_failures: list[tuple[str, int]] = []
         self._batch_cancels: dict[str, asyncio.Event] = {}
         self._batch_tasks: set[asyncio.Task[None]] = set()
 
@@ -136,6 +139,11 @@ class BatchAPI:
     def _batch_answer(
         self, method: str, route: str, headers: dict[str, str], raw: bytes, body: Any
     ) -> tuple[int, Any]:
+        with self._lock:
+            for failure in self.batch_failures:
+                if f"{method} /v1{route}".startswith(failure[0]):
+                    self.batch_failures.remove(failure)
+                    return _error(failure[1], f"fake failure {failure[1]}")
         if (method, route) == ("POST", "/files"):
             return self._upload(headers.get("content-type", ""), raw)
         if method == "GET" and (match := _FILE_CONTENT.fullmatch(route)):

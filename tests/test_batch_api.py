@@ -444,3 +444,20 @@ def test_collect_exit_codes_follow_the_items(tmp_path):
     result = _tools("collect", str(output))
     assert result.exit_code == 1  # every item failed
     assert json.loads(result.stdout)["status"] == "failed"
+
+
+def test_a_failed_poll_is_asked_again_but_a_failed_create_is_not(fake, tmp_path):
+    fake.batch_failures.append(("GET /v1/batches", 503))
+    out = tmp_path / "o.jsonl"
+    summary = _run(fake, out, items=_items(1))
+    assert summary.items_ok == 1
+    assert next(r.status for r in fake.batch_requests if r.method == "GET") == 503
+    fake.reset()
+    # A create that failed may have been done: never sent twice by one run.
+    fake.batch_failures.append(("POST /v1/batches", 500))
+    with pytest.raises(EndpointError) as caught:
+        _run(fake, tmp_path / "p.jsonl", items=_items(1))
+    assert "run the same command again" in caught.value.one_line()
+    assert fake.batches_created() == 1 and fake.batches == {}
+    summary = _run(fake, tmp_path / "p.jsonl", items=_items(1))
+    assert (summary.created, summary.items_ok) == (1, 1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import sys
 import tempfile
@@ -313,8 +314,8 @@ async def _create(
 
 async def _poll_and_collect(
     api: Any,
-    db: Any,
-    jobs: list[Any],
+    db: HistoryDB,
+    jobs: list[BatchJob],
     work: _Work,
     out: OutputFile,
     summary: BatchApiSummary,
@@ -332,6 +333,7 @@ async def _poll_and_collect(
             states[batch_id] = state
             if state.status != pending[batch_id].status:
                 set_status(db, batch_id, state.status)
+                pending[batch_id] = dataclasses.replace(pending[batch_id], status=state.status)
             if not state.final:
                 continue
             results = Results()

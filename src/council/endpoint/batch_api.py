@@ -96,8 +96,13 @@ class BatchClient:
             await self._client.close()
             self._client = None
 
-    async def _call(self, what: Callable[[], Awaitable[T]]) -> T:
-        """`what()`, tried again on a failure worth it; CallError when it fails for good."""
+    async def _call(self, what: Callable[[], Awaitable[T]], *, idempotent: bool = True) -> T:
+        """`what()`, tried again on a failure worth it; CallError when it fails for good.
+
+        A request that is not `idempotent` (creating a batch) is tried again only when
+        the server turned it away (429): after a timeout or a reset it may have been
+        done, and a second one would pay twice.
+        """
         attempt = 0
         while True:
             try:
@@ -106,7 +111,8 @@ class BatchClient:
                 raise
             except Exception as exc:
                 error = classify(exc, self.settings.host)
-                if not error.retryable or attempt >= self.settings.retries:
+                worth_it = error.retryable and (idempotent or error.kind == "rate_limited")
+                if not worth_it or attempt >= self.settings.retries:
                     raise error from None
             attempt += 1
             wait = min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** (attempt - 1))
@@ -133,7 +139,8 @@ class BatchClient:
                 endpoint=BATCH_URL,
                 completion_window=COMPLETION_WINDOW,
                 metadata=metadata,
-            )
+            ),
+            idempotent=False,
         )
         return _state(batch)
 
