@@ -287,6 +287,25 @@ def test_passthrough_fields_round_trip_to_the_output_line(tmp_path, fields, quer
     assert written["id"] == "x" and written["status"] == "ok"
 
 
+_cell = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(_cell.filter(str.strip), _cell), min_size=1, max_size=5))
+def test_csv_cells_of_any_text_round_trip(tmp_path, rows):
+    import csv
+
+    source = tmp_path / "p.csv"
+    with open(source, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "query", "note"])
+        writer.writerows((str(n), query, note) for n, (query, note) in enumerate(rows))
+    items = list(read_items(str(source), strict=True))
+    assert [(i.id, i.query, i.fields) for i in items] == [
+        (str(n), query, {"note": note}) for n, (query, note) in enumerate(rows)
+    ]
+
+
 # -- output ----------------------------------------------------------------------------------
 
 
