@@ -461,3 +461,17 @@ def test_a_failed_poll_is_asked_again_but_a_failed_create_is_not(fake, tmp_path)
     assert fake.batches_created() == 1 and fake.batches == {}
     summary = _run(fake, tmp_path / "p.jsonl", items=_items(1))
     assert (summary.created, summary.items_ok) == (1, 1)
+
+
+def test_collect_reads_standard_input_too(tmp_path):
+    stdin = io.StringIO(
+        _result("y::critic", "Two.") + _result("x::judge", "One.") + _result("y::judge", "Three.")
+    )
+    stream = io.StringIO()
+    summary = collect_outputs("-", items_source=None, out=stream, stdin=stdin)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["id"], [a["text"] for a in line["answers"]]) for line in lines] == [
+        ("y", ["Two.", "Three."]),
+        ("x", ["One."]),
+    ]
+    assert summary.exit_code == 0

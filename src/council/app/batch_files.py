@@ -215,6 +215,14 @@ class Results:
                 continue
             self.by_item.setdefault(item_id, {})[persona] = (result, answered)
 
+    def take(self, item_id: str) -> dict[str, tuple[dict[str, Any], bool]] | None:
+        return self.by_item.pop(item_id, None)
+
+    def rest(self) -> Iterator[tuple[str, dict[str, tuple[dict[str, Any], bool]]]]:
+        while self.by_item:
+            item_id = next(iter(self.by_item))
+            yield item_id, self.by_item.pop(item_id)
+
 
 def item_result_line(
     item: BatchItem,
@@ -296,19 +304,50 @@ def exit_code_for(ok: int, failed: int) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
-def _open_results(path: str, stdin: TextIO | None) -> Iterator[bytes | str]:
-    if path == "-":
-        yield from stdin if stdin is not None else sys.stdin
-        return
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below, after the last line
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read the batch output {path}: {exc.strerror or exc}",
-            "give the output file the batch runner wrote",
-        ) from None
-    with handle:
-        yield from handle
+class _IndexedResults:
+    """A results file by item without holding it: where each item's lines start.
+
+    A runner's output is as big as every answer together; only offsets are kept, and an
+    item's lines are read again (by seeking) when its turn comes.
+    """
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.offsets: dict[str, list[int]] = {}
+        self.bad_lines = 0
+        offset = 0
+        for raw in handle:
+            start, offset = offset, offset + len(raw)
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+                if not isinstance(record, dict) or not isinstance(record.get("custom_id"), str):
+                    raise ValueError("no custom_id")
+                item_id = split_custom_id(record["custom_id"])[0]
+            except ValueError:
+                self.bad_lines += 1
+                continue
+            self.offsets.setdefault(item_id, []).append(start)
+
+    def take(self, item_id: str) -> dict[str, tuple[dict[str, Any], bool]] | None:
+        """The item's results by persona (read once: a second take is None)."""
+        offsets = self.offsets.pop(item_id, None)
+        if offsets is None:
+            return None
+        found: dict[str, tuple[dict[str, Any], bool]] = {}
+        for offset in offsets:
+            self.handle.seek(offset)
+            _, persona, result, answered = read_result(json.loads(self.handle.readline()))
+            found[persona] = (result, answered)
+        return found
+
+    def rest(self) -> Iterator[tuple[str, dict[str, tuple[dict[str, Any], bool]]]]:
+        """The items not taken yet, in the order they first appeared."""
+        for item_id in list(self.offsets):
+            found = self.take(item_id)
+            assert found is not None
+            yield item_id, found
 
 
 def collect_outputs(
@@ -324,22 +363,44 @@ def collect_outputs(
 
     With `items_source` (the input the requests were prepared from, and the same
     `template`) the lines get the input's fields, in the input's order; without it
-    they carry only the id. Results are grouped by item first, so an output file in
-    any order works; it is held in memory while grouping.
+    they carry only the id. Results are grouped by item, so an output file in any order
+    works: a file is indexed (offsets only, then read again item by item); standard
+    input is held in memory.
     """
-    results = Results()
-    results.read(_open_results(output_file, stdin))
+    if output_file == "-":
+        results: Results | _IndexedResults = Results()
+        results.read(stdin if stdin is not None else sys.stdin)  # a pipe: held in memory
+        return _collect(results, items_source, out, template, on_bad_line)
+    try:
+        handle = open(output_file, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read the batch output {output_file}: {exc.strerror or exc}",
+            "give the output file the batch runner wrote",
+        ) from None
+    with handle:
+        return _collect(_IndexedResults(handle), items_source, out, template, on_bad_line)
+
+
+def _collect(
+    results: Results | _IndexedResults,
+    items_source: str | None,
+    out: OutputFile | IO[str],
+    template: str | None,
+    on_bad_line: Callable[[Any], None] | None,
+) -> CollectSummary:
     writer = ResultWriter(out)
     via = {"via": "batch"}
     missing = 0
+    unknown = 0
     if items_source is not None:
         for item in read_items(items_source, template=template, on_bad_line=on_bad_line):
-            found = results.by_item.pop(item.id, None)
+            found = results.take(item.id)
             if found is None:
                 missing += 1
                 continue
             writer.write(item_result_line(item, found, found, via))
-    unknown = len(results.by_item) if items_source is not None else 0
-    for item_id, found in results.by_item.items():
+    for item_id, found in results.rest():
+        unknown += 1 if items_source is not None else 0
         writer.write(item_result_line(BatchItem(item_id, "", {}, 0), found, found, via))
     return CollectSummary(writer.ok, writer.failed, missing, unknown, results.bad_lines)
