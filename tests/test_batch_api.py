@@ -446,12 +446,18 @@ def test_collect_exit_codes_follow_the_items(tmp_path):
     assert json.loads(result.stdout)["status"] == "failed"
 
 
-def test_a_failed_poll_is_asked_again_but_a_failed_create_is_not(fake, tmp_path):
+def test_a_failed_poll_or_download_is_asked_again_but_a_failed_create_is_not(fake, tmp_path):
     fake.batch_failures.append(("GET /v1/batches", 503))
+    fake.batch_failures.append(("GET /v1/files/", 502))  # the download, too
     out = tmp_path / "o.jsonl"
     summary = _run(fake, out, items=_items(1))
     assert summary.items_ok == 1
-    assert next(r.status for r in fake.batch_requests if r.method == "GET") == 503
+    assert [a["text"] for a in _lines(out)[0]["answers"]] == [
+        "judge says: w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12",
+        "critic says: w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12",
+    ]
+    statuses = [(r.path.split("/")[2], r.status) for r in fake.batch_requests if r.method == "GET"]
+    assert ("batches", 503) in statuses and ("files", 502) in statuses
     fake.reset()
     # A create that failed may have been done: never sent twice by one run.
     fake.batch_failures.append(("POST /v1/batches", 500))

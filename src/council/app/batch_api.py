@@ -29,8 +29,8 @@ from typing import IO, Any
 
 from council.app.batch_files import (
     MAX_MESSAGE,
+    IndexedResults,
     PlanSource,
-    Results,
     ResultWriter,
     collect_outputs,
     encode_request,
@@ -336,11 +336,14 @@ async def _poll_and_collect(
                 pending[batch_id] = dataclasses.replace(pending[batch_id], status=state.status)
             if not state.final:
                 continue
-            results = Results()
-            for file_id in (state.output_file_id, state.error_file_id):
-                if file_id:
-                    results.read((await api.content(file_id)).splitlines())
-            _write_results(results, work, writer, whole=state.status == "completed")
+            with tempfile.TemporaryFile() as downloaded:  # results are not held in memory
+                for file_id in (state.output_file_id, state.error_file_id):
+                    if file_id:
+                        await api.download(file_id, downloaded)
+                        downloaded.write(b"\n")  # a file whose last line has no newline
+                downloaded.seek(0)
+                results = IndexedResults(downloaded)
+                _write_results(results, work, writer, whole=state.status == "completed")
             set_status(
                 db,
                 batch_id,
@@ -363,11 +366,13 @@ async def _poll_and_collect(
             report(f"council: batch-api: {state.id}: {strip_controls(message)[:MAX_MESSAGE]}")
 
 
-def _write_results(results: Results, work: _Work, writer: ResultWriter, *, whole: bool) -> None:
+def _write_results(
+    results: IndexedResults, work: _Work, writer: ResultWriter, *, whole: bool
+) -> None:
     """Each item of the batch's results as a line; an item some persona of which never ran
     (the batch was cancelled or expired first) is left out, to be asked again whole."""
     via = {"via": "batch-api"}
-    for item_id, found in results.by_item.items():
+    for item_id, found in results.rest():
         known = work.items.get(item_id)
         if known is None:
             continue  # not an item of this command's to-do list (done since, or foreign)

@@ -36,6 +36,7 @@ from council.render.safe_text import strip_controls
 __all__ = [
     "MAX_MESSAGE",
     "CollectSummary",
+    "IndexedResults",
     "PlanSource",
     "ResultWriter",
     "Results",
@@ -304,7 +305,7 @@ def exit_code_for(ok: int, failed: int) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
-class _IndexedResults:
+class IndexedResults:
     """A results file by item without holding it: where each item's lines start.
 
     A runner's output is as big as every answer together; only offsets are kept, and an
@@ -368,7 +369,7 @@ def collect_outputs(
     input is held in memory.
     """
     if output_file == "-":
-        results: Results | _IndexedResults = Results()
+        results: Results | IndexedResults = Results()
         results.read(stdin if stdin is not None else sys.stdin)  # a pipe: held in memory
         return _collect(results, items_source, out, template, on_bad_line)
     try:
@@ -379,11 +380,11 @@ def collect_outputs(
             "give the output file the batch runner wrote",
         ) from None
     with handle:
-        return _collect(_IndexedResults(handle), items_source, out, template, on_bad_line)
+        return _collect(IndexedResults(handle), items_source, out, template, on_bad_line)
 
 
 def _collect(
-    results: Results | _IndexedResults,
+    results: Results | IndexedResults,
     items_source: str | None,
     out: OutputFile | IO[str],
     template: str | None,

@@ -5,7 +5,7 @@
         batch = await api.create(file_id)                 # POST /batches, 24 h window
         batch = await api.retrieve(batch.id)              # GET /batches/{id}
         batch = await api.cancel(batch.id)                # POST /batches/{id}/cancel
-        data = await api.content(batch.output_file_id)    # GET /files/{id}/content
+        await api.download(batch.output_file_id, handle)  # GET /files/{id}/content
 
 The same `AsyncOpenAI` as a streamed call (`client.build_client`: the endpoint's URL,
 key, headers and timeouts), but with the whole timeout for reading, since an upload
@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from council.config.endpoint_settings import EndpointSettings
 from council.endpoint.body import CHAT_COMPLETIONS_URL
@@ -150,7 +150,17 @@ class BatchClient:
     async def cancel(self, batch_id: str) -> BatchState:
         return _state(await self._call(lambda: self._client.batches.cancel(batch_id)))
 
-    async def content(self, file_id: str) -> bytes:
-        """A file's bytes (an output or error file)."""
-        response = await self._call(lambda: self._client.files.content(file_id))
-        return bytes(response.content)
+    async def download(self, file_id: str, into: IO[bytes]) -> None:
+        """Append a file's bytes (an output or error file) to `into`, streamed, not held."""
+
+        start = into.tell()
+
+        async def fetch() -> None:
+            into.seek(start)
+            into.truncate()  # a retry starts the file again
+            streamed = self._client.files.with_streaming_response.content(file_id)
+            async with streamed as response:
+                async for chunk in response.iter_bytes():
+                    into.write(chunk)
+
+        await self._call(fetch)
