@@ -413,8 +413,6 @@ def test_ordered_output_keeps_input_order_with_a_bounded_buffer(tmp_path):
     writer.write(1, _line(_item("b")))
     assert out.read_text() == ""  # item 0 holds them
     assert writer.buffered == 2
-    with pytest.raises(ValueError, match="reorder bound"):
-        writer.write(3, _line(_item("d")))
     writer.skip(0)  # a bad or skipped item releases the buffer
     assert [line["id"] for line in _lines(out)] == ["b", "c"]
     assert writer.can_accept(5)
@@ -422,6 +420,23 @@ def test_ordered_output_keeps_input_order_with_a_bounded_buffer(tmp_path):
     writer.write(3, _line(_item("d")))
     writer.close()
     assert [line["id"] for line in _lines(out)] == ["b", "c", "d", "e"]
+
+
+def test_ordered_past_the_bound_writes_ahead_instead_of_growing(tmp_path, capsys):
+    """An engine that does not wait (can_accept) gets order broken, never memory."""
+    out = tmp_path / "o.jsonl"
+    writer = OutputFile(out, ordered=True, reorder_limit=3)
+    writer.write(2, _line(_item("c")))
+    writer.write(1, _line(_item("b")))
+    assert writer.buffered == 2 and out.read_text() == ""  # item 0 is still running
+    writer.write(3, _line(_item("d")))  # past the bound: the engine did not wait
+    assert [line["id"] for line in _lines(out)] == ["b", "c", "d"]
+    assert writer.buffered == 0
+    assert "--ordered: item 1 is still running after 3 later ones" in capsys.readouterr().err
+    writer.write(0, _line(_item("a")))  # late: written as it comes
+    writer.write(4, _line(_item("e")))
+    writer.close()
+    assert [line["id"] for line in _lines(out)] == ["b", "c", "d", "a", "e"]
 
 
 def test_ordered_lines_still_held_at_close_are_written_not_lost(tmp_path):

@@ -200,7 +200,7 @@ def _stderr(line: str) -> None:
 async def run_via_batch_api(
     items: Iterable[BatchItem],
     plan: PlanSource,
-    settings: EndpointSettings,
+    settings: EndpointSettings | Any,
     out: OutputFile,
     *,
     cancel: bool = False,
@@ -225,6 +225,8 @@ async def run_via_batch_api(
     from council.endpoint.batch_api import BatchClient  # the SDK: only now
     from council.endpoint.errors import CallError
 
+    # The endpoint, or the resolved settings that hold it (`ResolvedSettings.endpoint`).
+    settings = getattr(settings, "endpoint", settings)
     report = progress or _stderr
     summary = BatchApiSummary()
     out_name = str(out.path.resolve()) if out.path is not None else "-"

@@ -15,9 +15,10 @@ the file is always either the old one or the new one, never half of either.
 `--ordered` keeps input order: a line waits in a reorder buffer until every earlier
 item was written or skipped (`skip(seq)` for an item that will never be written). The
 buffer holds at most `reorder_limit` lines; the engine keeps no more than that many
-items in flight past the oldest unwritten one (`can_accept(seq)`), so the buffer never
-has to choose between blocking and breaking the order. Writing beyond the bound is a
-bug in the caller and raises.
+items in flight past the oldest unwritten one when it asks `can_accept(seq)` before
+starting an item. If it does not (an item stuck in retries while more than
+`reorder_limit` later ones finish), the buffer does not grow: the oldest held lines go
+out ahead of the missing one, which is written when it comes, and a warning says so.
 
 Lines are JSON with `ensure_ascii=False`, control characters escaped (`json_safe`), so
 `cat verdicts.jsonl` in a terminal obeys nothing a model wrote.
@@ -116,7 +117,9 @@ class OutputFile:
         self.reorder_limit = max(1, reorder_limit)
         self.ok_ids: set[str] = set()
         self.failed_ids: set[str] = set()
-        self._pending: dict[int, str | None] = {}  # seq -> line (None: skipped), --ordered
+        # --ordered: seq -> (id, line), None for a skipped item
+        self._pending: dict[int, tuple[str, str] | None] = {}
+        self._warned = False
         self._next_seq = 0
         self._written: set[str] = set()  # ids written by this run
         self._stale = False  # some id has more than one line: compact on close
@@ -154,27 +157,40 @@ class OutputFile:
         if not self.ordered:
             self._emit(encode_line(line), line["id"])
             return
-        self._hold(seq, encode_line(line))
+        self._hold(seq, (line["id"], encode_line(line)))
 
     def skip(self, seq: int) -> None:
         """--ordered: item `seq` will never be written (skipped, bad or not started)."""
         if self.ordered:
             self._hold(seq, None)
 
-    def _hold(self, seq: int, encoded: str | None) -> None:
-        if seq < self._next_seq or seq in self._pending:
-            raise ValueError(f"item {seq} was already written or skipped")
+    def _hold(self, seq: int, line: tuple[str, str] | None) -> None:
+        if seq < self._next_seq:
+            # Passed over to keep the buffer bounded (see below): it goes out as it comes.
+            if line is not None:
+                self._emit(line[1], line[0])
+            return
+        self._pending[seq] = line
         if not self.can_accept(seq):
-            raise ValueError(
-                f"item {seq} is past the reorder bound ({self.reorder_limit} after "
-                f"item {self._next_seq}): the engine must not run it yet"
-            )
-        self._pending[seq] = encoded
-        while self._next_seq in self._pending:
-            ready = self._pending.pop(self._next_seq)
+            # An item is still running while `reorder_limit` later ones are done, and the
+            # engine did not wait (can_accept): memory stays bounded, order gives way.
+            if not self._warned:
+                self._warned = True
+                sys.stderr.write(
+                    f"council: warning: --ordered: item {self._next_seq + 1} is still running "
+                    f"after {self.reorder_limit:,} later ones finished; lines are written "
+                    "ahead of it to keep memory bounded\n"
+                )
+            self._release(seq - self.reorder_limit + 1)
+        self._release(self._next_seq)
+
+    def _release(self, upto: int) -> None:
+        """Write held lines in order: all before `upto`, then every one that is next."""
+        while self._next_seq < upto or self._next_seq in self._pending:
+            ready = self._pending.pop(self._next_seq, None)
             self._next_seq += 1
             if ready is not None:
-                self._emit(ready, json.loads(ready)["id"])
+                self._emit(ready[1], ready[0])
 
     def _emit(self, encoded: str, item_id: str) -> None:
         if self.path is not None and (
@@ -199,7 +215,7 @@ class OutputFile:
         for seq in sorted(self._pending):
             ready = self._pending.pop(seq)
             if ready is not None:
-                self._emit(ready, json.loads(ready)["id"])
+                self._emit(ready[1], ready[0])
         if self.path is None:
             with contextlib.suppress(OSError, ValueError):
                 self._handle.flush()
