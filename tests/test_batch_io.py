@@ -214,6 +214,15 @@ def test_stdin_bytes_are_read_as_utf8_and_stdin_stays_open(tmp_path):
     assert not raw.closed
 
 
+def test_a_terminal_on_stdin_is_refused_not_waited_on():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    with pytest.raises(UsageError, match="it is a terminal"):
+        read_items("-", stdin=Terminal())
+
+
 def test_bytes_that_are_not_utf8_become_replacement_characters(tmp_path):
     path = tmp_path / "t.txt"
     path.write_bytes(b"caf\xe9 ok\n")

@@ -248,6 +248,11 @@ def _csv(
 def _open(source: str, stdin: TextIO | None) -> TextIO:
     if source == "-":
         stream = stdin if stdin is not None else sys.stdin
+        if stream.isatty():
+            raise UsageError(
+                "'-' reads the items from standard input, but it is a terminal",
+                "pipe them in, e.g. cat tickets.jsonl | council batch -",
+            )
         buffer = getattr(stream, "buffer", None)
         if buffer is None:
             return stream
