@@ -19,6 +19,7 @@ well-formed request goes to the error file with an `error`. Controls::
     fake.batch_max_requests = 2     # a batch of more lines is refused (400), like the
     fake.batch_max_bytes = 10_000   #   provider's 50,000 requests / 200 MB limits
     fake.batch_failures.append(("POST /v1/batches", 500))   # the next such request fails
+    fake.batch_invalid = "bad line"  # batches fail validation (status "failed", errors)
     fake.batches, fake.files        # what was created (dicts by id)
     fake.batch_requests             # the Batch API requests, in the request log
     fake.batch_lines                # custom_ids run, in order (one entry per run)
@@ -87,6 +88,7 @@ class BatchAPI:
         self.batch_lines: list[str] = []
         # (method and path prefix, status): the next matching request fails with it.
         self.batch_failures: list[tuple[str, int]] = []
+        self.batch_invalid: str | None = None
         self._batch_cancels: dict[str, asyncio.Event] = {}
         self._batch_tasks: set[asyncio.Task[None]] = set()
 
@@ -262,6 +264,11 @@ class BatchAPI:
         self, batch: dict[str, Any], lines: list[str], cancel: asyncio.Event
     ) -> None:
         await asyncio.sleep(0)  # a client polling at once sees "validating"
+        if self.batch_invalid is not None:
+            error = {"code": "invalid_request", "message": self.batch_invalid, "line": 1}
+            errors = {"object": "list", "data": [error]}
+            self._set(batch, status="failed", failed_at=int(time.time()), errors=errors)
+            return
         self._set(batch, status="in_progress", in_progress_at=int(time.time()))
         outputs: list[str] = []
         errors: list[str] = []

@@ -481,3 +481,18 @@ def test_collect_reads_standard_input_too(tmp_path):
         ("x", ["One."]),
     ]
     assert summary.exit_code == 0
+
+
+def test_a_batch_that_fails_validation_says_why_and_leaves_its_items_to_ask_again(fake, tmp_path):
+    fake.batch_invalid = "line 1: \x1b]0;pwned\x07model not found"
+    progress: list[str] = []
+    out = tmp_path / "o.jsonl"
+    summary = _run(fake, out, progress_lines=progress)
+    assert (summary.items_ok, summary.items_failed, summary.items_pending) == (0, 0, 3)
+    assert summary.exit_code == 1
+    assert out.read_text() == ""
+    assert any("line 1: model not found" in line for line in progress)
+    assert not any("\x1b" in line for line in progress)
+    fake.batch_invalid = None
+    summary = _run(fake, out)  # collected (as failed): the same command asks again
+    assert (summary.created, summary.items_ok) == (1, 3)

@@ -81,7 +81,8 @@ class BatchApiSummary:
 
     @property
     def exit_code(self) -> int:
-        return exit_code_for(self.items_ok, self.items_failed)
+        """0 when every item asked has its answer; items left pending count as failed."""
+        return exit_code_for(self.items_ok, self.items_failed + self.items_pending)
 
 
 @dataclass
