@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,12 @@ from council.config.settings import (
     profile_endpoint,
     split_names,
 )
-from council.engine.plan import build_deliberation_plan, build_oracle_plan
+from council.engine.plan import (
+    DeliberationPlan,
+    OraclePlan,
+    build_deliberation_plan,
+    build_oracle_plan,
+)
 from council.errors import UsageError
 from council.render import OutputMode, choose_mode
 from council.render.json_out import dumps
@@ -43,7 +48,16 @@ from council.store.recorder import RecordOptions
 if TYPE_CHECKING:
     from council.store.resume import ResumedCouncil
 
-__all__ = ["AskRequest", "ask_deliberation", "ask_oracle", "setting_flags_given"]
+__all__ = [
+    "AskRequest",
+    "ask_deliberation",
+    "ask_oracle",
+    "deliberation_plan",
+    "oracle_plan",
+    "resolve_council",
+    "serving_plan",
+    "setting_flags_given",
+]
 
 
 @dataclass
@@ -108,7 +122,11 @@ def _with_defaults(persona: Persona, settings: ResolvedSettings) -> Persona:
 
 
 def _resolve(
-    flags: AskFlags, values: dict[str, Any], resumed: ResumedCouncil | None = None
+    flags: AskFlags,
+    values: dict[str, Any],
+    resumed: ResumedCouncil | None = None,
+    *,
+    question: str | None = None,
 ) -> AskRequest:
     """Read the question and context, load config and preset, and resolve every setting.
 
@@ -128,7 +146,10 @@ def _resolve(
             )
         endpoint = values.get("endpoint") or "local"
         values = {**values, "model_path": str(values["model_path"]), "endpoint": endpoint}
-    question = resumed.question if resumed else read_query(flags.query)
+    if resumed is not None:
+        question = resumed.question
+    elif question is None:
+        question = read_query(flags.query)
     attachments = [] if resumed else read_context_files(list(flags.context or []))
     extra = None
     if resumed is not None:
@@ -192,6 +213,65 @@ def _resolve(
         arbiter_fallback=[_with_defaults(p, settings) for p in fallback],
         endpoints=endpoints,
     )
+
+
+def resolve_council(flags: AskFlags, values: dict[str, Any]) -> AskRequest:
+    """The council without a question (a batch asks it each item's): settings, members, files."""
+    return _resolve(flags, values, question="")
+
+
+def oracle_plan(request: AskRequest, query: str, *, synthesize: bool) -> OraclePlan:
+    """The oracle plan for `query` with the resolved council."""
+    return build_oracle_plan(
+        query=query,
+        personas=request.personas,
+        endpoint=request.settings.endpoint,
+        attachments=request.attachments,
+        arbiter=request.arbiter if synthesize else None,
+        arbiter_fallback=request.arbiter_fallback if synthesize else [],
+        endpoints=request.endpoints,
+    )
+
+
+def deliberation_plan(
+    request: AskRequest,
+    query: str,
+    *,
+    max_wasted_tokens: int | None,
+    question_text: str | None = None,
+) -> DeliberationPlan:
+    """The deliberation plan for `query` with the resolved council, rounds and speculation."""
+    settings = request.settings
+    is_speculative = bool(settings.get("speculative"))
+    if max_wasted_tokens is not None and not is_speculative:
+        raise UsageError(
+            "--max-wasted-tokens only applies with --speculative", "add --speculative or drop it"
+        )
+    return build_deliberation_plan(
+        query=query,
+        personas=request.personas,
+        arbiter=request.arbiter,
+        arbiter_fallback=request.arbiter_fallback,
+        endpoints=request.endpoints,
+        endpoint=settings.endpoint,
+        attachments=request.attachments,
+        rounds=int(settings.get("rounds")),
+        threshold=float(settings.get("threshold")),
+        speculative=is_speculative,
+        max_wasted_tokens=max_wasted_tokens,
+        question_text=question_text,
+    )
+
+
+@contextlib.contextmanager
+def serving_plan(plan: Any) -> Iterator[Any]:
+    """The plan with its endpoints served (the embedded model started where one runs here)."""
+    from council.endpoint.local import serving
+
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(serving(plan.endpoint))
+        extra = {name: stack.enter_context(serving(e)) for name, e in plan.endpoints.items()}
+        yield replace(plan, endpoint=endpoint, endpoints=extra)
 
 
 # The member a model answers as when a council of models (-m a -m b) names no personas.
@@ -265,28 +345,16 @@ def _dry_run_or_run(
         return 0
     # Only a real run pays for the engine and openai: a dry run never imports them.
     from council.app.run import run_deliberation, run_oracle
-    from council.endpoint.local import serving
 
     run = run_oracle if engine == "oracle" else run_deliberation
-    with contextlib.ExitStack() as stack:
-        endpoint = stack.enter_context(serving(plan.endpoint))
-        extra = {name: stack.enter_context(serving(e)) for name, e in plan.endpoints.items()}
-        plan = replace(plan, endpoint=endpoint, endpoints=extra)
-        return run(plan, request.mode, quiet=flags.quiet, record=record, **run_options)
+    with serving_plan(plan) as served:
+        return run(served, request.mode, quiet=flags.quiet, record=record, **run_options)
 
 
 def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
     """`council oracle`: every persona at once, optionally a synthesis; the exit code."""
     request = _resolve(flags, flags.setting_values())
-    plan = build_oracle_plan(
-        query=request.question,
-        personas=request.personas,
-        endpoint=request.settings.endpoint,
-        attachments=request.attachments,
-        arbiter=request.arbiter if synthesize else None,
-        arbiter_fallback=request.arbiter_fallback if synthesize else [],
-        endpoints=request.endpoints,
-    )
+    plan = oracle_plan(request, request.question, synthesize=synthesize)
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     return _dry_run_or_run(
         plan, request, flags, dry_run_markdown=plan_markdown, engine="oracle", record=record
@@ -319,23 +387,9 @@ def ask_deliberation(
             max_wasted_tokens = resumed.settings.get("max_wasted_tokens")
     values = flags.setting_values(rounds=rounds, speculative=speculative, threshold=threshold)
     request = _resolve(flags, values, resumed)
-    settings = request.settings
-    is_speculative = bool(settings.get("speculative"))
-    if max_wasted_tokens is not None and not is_speculative:
-        raise UsageError(
-            "--max-wasted-tokens only applies with --speculative", "add --speculative or drop it"
-        )
-    plan = build_deliberation_plan(
-        query=request.question,
-        personas=request.personas,
-        arbiter=request.arbiter,
-        arbiter_fallback=request.arbiter_fallback,
-        endpoints=request.endpoints,
-        endpoint=settings.endpoint,
-        attachments=request.attachments,
-        rounds=int(settings.get("rounds")),
-        threshold=float(settings.get("threshold")),
-        speculative=is_speculative,
+    plan = deliberation_plan(
+        request,
+        request.question,
         max_wasted_tokens=max_wasted_tokens,
         question_text=resumed.question if resumed else None,
     )

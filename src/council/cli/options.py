@@ -17,12 +17,21 @@ import typer
 
 from council.app.flags import AskFlags
 
-__all__ = ["EndpointOption", "PresetOption", "ask_options"]
+__all__ = ["EndpointOption", "PresetOption", "ask_options", "batch_options"]
 
 QueryArgument = Annotated[
     str | None,
     typer.Argument(
         help="The question (up to 200,000 bytes). Use - to read it from stdin.",
+        show_default=False,
+    ),
+]
+FileArgument = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="FILE",
+        help="The items: JSONL (id, query, other fields), CSV with a header, or text one "
+        "query a line; - reads stdin. Or 'prepare' / 'collect' followed by their FILE.",
         show_default=False,
     ),
 ]
@@ -206,11 +215,26 @@ def ask_options(command: F) -> F:
     is shown the shared head, the command's own options before `flags`, the shared
     tail, then the command's options after `flags`.
     """
+    return _with_options(command, _HEAD)
+
+
+def batch_options(command: F) -> F:
+    """`ask_options` for `council batch`: its first argument is the input FILE (`flags.query`)."""
+    return _with_options(command, {**_HEAD, "query": FileArgument})
+
+
+def _with_options(command: F, head: dict[str, Any]) -> F:
+    """Give `command(flags: AskFlags, ...)` every shared option, as typer sees it.
+
+    The command declares its own options before and after a `flags` parameter; typer
+    is shown the shared head, the command's own options before `flags`, the shared
+    tail, then the command's options after `flags`.
+    """
     own = list(inspect.signature(command, eval_str=True).parameters.values())
     at = [p.name for p in own].index("flags")
     before = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:at]]
     after = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[at + 1 :]]
-    parameters = [*_parameters(_HEAD), *before, *_parameters(_TAIL), *after]
+    parameters = [*_parameters(head), *before, *_parameters(_TAIL), *after]
 
     @wraps(command)
     def wrapper(**values: Any) -> Any:

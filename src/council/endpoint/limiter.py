@@ -14,7 +14,9 @@ learns the endpoint's capacity from its rejections and lives within it:
 - while nothing is known and the ceiling is the default one (`ramp`), calls go out
   one after another as each earlier one is accepted (its response headers came
   back), so that a server with fewer slots than the ceiling turns away one request,
-  not ceiling - slots of them; a ceiling the user set is trusted and used at once;
+  not ceiling - slots of them; once it took the whole ceiling at once, or
+  RAMP_CALLS x ceiling calls without a rejection, ramping ends;
+  a ceiling the user set is trusted and used at once;
 - `Retry-After` and an exhausted rate-limit header pause the whole endpoint.
 
     limiter = limiter_for(settings, ceiling=8, model="gpt-4o-mini")
@@ -53,6 +55,8 @@ ACCEPT_WAIT = 0.25
 # ... and a moment after it was accepted: a single-slot server ends the older stream as
 # it accepts the newer one, and that ending may reach us just after the acceptance.
 RAMP_GRACE = 0.03
+# ... until it took this many calls per slot of the ceiling without turning one away.
+RAMP_CALLS = 2
 # Pauses asked for by a server, capped: a longer one fails calls rather than sleeping.
 MAX_PAUSE = 120.0
 
@@ -113,6 +117,7 @@ class EndpointLimiter:
         self.last_probe = time.monotonic()
         self.paused_until = 0.0
         self.rejections = 0
+        self.accepted_calls = 0
         self.changes: list[LimitChange] = []
         self._recent: dict[str, int] = {}  # rejections by name since the last change
         self._waiting: list[tuple[int, int, Ticket]] = []
@@ -192,6 +197,13 @@ class EndpointLimiter:
         if not ticket.accepted:
             ticket.accepted = True
             ticket.accepted_at = time.monotonic()
+            self.accepted_calls += 1
+            if self._ramping() and (
+                self.in_flight >= self.limit or self.accepted_calls >= RAMP_CALLS * self.ceiling
+            ):
+                # It took the whole limit at once, or many calls without turning one
+                # away: ramping is done (a long batch would go on a call at a time).
+                self.ramp = False
             self._dispatch()
 
     def _release_slot(self, ticket: Ticket) -> None:
