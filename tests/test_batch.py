@@ -1,0 +1,296 @@
+"""Issue 16: `council batch`, the fan-out: one cap, the endpoint's limiter, output, resume, budgets.
+
+Every test talks to the fake server; the items' questions are `question tN`, so the
+fake's request log says which item each request was for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fake_openai import FakeOpenAI, RecordedRequest, Reply
+from tests.helpers import council_process, history_rows, invoke
+
+
+def write_items(path: Path, count: int, start: int = 1) -> Path:
+    with path.open("w") as file:
+        for n in range(start, start + count):
+            file.write(json.dumps({"id": f"t{n}", "query": f"question t{n}", "team": n % 3}) + "\n")
+    return path
+
+
+def lines_of(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def item_of(request: RecordedRequest) -> str:
+    assert request.body is not None
+    found = re.search(r"question (t\d+)", request.body["messages"][-1]["content"])
+    assert found, request.body
+    return found.group(1)
+
+
+def batch(fake: FakeOpenAI, items: Path, out: Path | None, *args: str) -> Any:
+    where = ["--out", str(out)] if out is not None else []
+    return invoke("batch", str(items), "--base-url", fake.base_url, *where, *args)
+
+
+def batch_process(fake: FakeOpenAI, items: Path, out: Path, *args: str) -> subprocess.Popen[str]:
+    return council_process(
+        "batch", str(items), "--base-url", fake.base_url, "--out", str(out), *args
+    )
+
+
+# -- output, history, exit codes --------------------------------------------------------------
+
+
+def test_every_item_gets_one_line_and_the_batch_is_one_run_in_history(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 12), tmp_path / "out.jsonl"
+    result = batch(fake, items, out, "-p", "judge,critic", "--synthesize")
+    assert result.exit_code == 0, result.output
+    lines = lines_of(out)
+    assert sorted(line["id"] for line in lines) == sorted(f"t{n}" for n in range(1, 13))
+    first = next(line for line in lines if line["id"] == "t1")
+    assert (first["status"], first["team"], first["errors"]) == ("ok", 1, [])
+    assert [a["persona"] for a in first["answers"]] == ["judge", "critic"]
+    assert first["answer"]["text"].startswith("arbiter says")
+    assert first["metrics"]["calls"] == 3 and first["metrics"]["tokens_out"] > 0
+    assert "12 done, 0 failed, 0 skipped" in result.stderr
+
+    (run,) = history_rows("SELECT * FROM runs")
+    assert (run["command"], run["status"]) == ("batch", "ok")
+    calls = history_rows("SELECT call_id FROM calls WHERE run_id = ?", run["id"])
+    assert len(calls) == 36 == len({c["call_id"] for c in calls})
+    assert "t7/r1-critic" in {c["call_id"] for c in calls}
+    stats = invoke("stats", "--json")
+    groups = {g["name"]: g for g in json.loads(stats.stdout)["groups"]}
+    assert groups["judge"]["calls"] == 12
+
+
+def test_exit_3_when_some_items_failed_1_when_all_did(fake: FakeOpenAI, tmp_path: Path) -> None:
+    items = write_items(tmp_path / "items.jsonl", 6)
+    fake.script("judge", Reply(status=400, error_message="no such thing"))
+    some = batch(fake, items, tmp_path / "some.jsonl", "-p", "judge")
+    assert some.exit_code == 3, some.output
+    statuses = Counter(line["status"] for line in lines_of(tmp_path / "some.jsonl"))
+    assert statuses == {"ok": 5, "failed": 1}
+    (failed,) = [x for x in lines_of(tmp_path / "some.jsonl") if x["status"] == "failed"]
+    assert failed["errors"][0]["error_kind"] == "bad_request"
+
+    fake.default = Reply(status=400)
+    every = batch(fake, items, tmp_path / "all.jsonl", "-p", "judge")
+    assert every.exit_code == 1, every.output
+    assert {line["status"] for line in lines_of(tmp_path / "all.jsonl")} == {"failed"}
+
+
+def test_failed_items_are_kept_unless_retry_failed_asks_them_again(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 5), tmp_path / "out.jsonl"
+    fake.script("judge", Reply(status=400))
+    assert batch(fake, items, out, "-p", "judge").exit_code == 3
+    (failed,) = [x["id"] for x in lines_of(out) if x["status"] == "failed"]
+    fake.reset()
+
+    kept = batch(fake, items, out, "-p", "judge")
+    assert kept.exit_code == 3, kept.output  # the failed line is still there
+    assert fake.requests == []
+    assert "5 skipped (1 failed earlier" in kept.stderr
+
+    redone = batch(fake, items, out, "-p", "judge", "--retry-failed")
+    assert redone.exit_code == 0, redone.output
+    assert [item_of(r) for r in fake.requests] == [failed]
+    lines = lines_of(out)
+    assert len(lines) == 5 and {x["status"] for x in lines} == {"ok"}  # replaced, not added
+
+
+def test_deliberate_mode_writes_the_deliberations_answer(fake: FakeOpenAI, tmp_path: Path) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 3), tmp_path / "out.jsonl"
+    verdict = json.dumps({"converged": True, "confidence": 0.9, "synthesis": "Agreed: yes."})
+    fake.script("arbiter", *[Reply(text=verdict)] * 3)
+    result = batch(fake, items, out, "-p", "judge,critic", "--mode", "deliberate")
+    assert result.exit_code == 0, result.output
+    for line in lines_of(out):
+        assert line["answer"]["text"] == "Agreed: yes." and line["answer"]["round"] == 1
+        assert line["metrics"]["calls"] == 3
+
+
+# -- one cap and the endpoint's limiter -------------------------------------------------------
+
+
+def test_calls_in_flight_never_exceed_max_concurrency(fake: FakeOpenAI, tmp_path: Path) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 40), tmp_path / "out.jsonl"
+    fake.default = Reply(ttft=0.02, tokens=3)
+    result = batch(fake, items, out, "-p", "judge,critic,skeptic", "--max-concurrency", "4")
+    assert result.exit_code == 0, result.output
+    assert len(fake.requests) == 120
+    assert fake.peak_concurrency == 4  # used to the full, never beyond
+
+
+def test_429s_narrow_the_limit_and_success_widens_it_again(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 90), tmp_path / "out.jsonl"
+    fake.slots, fake.over_limit, fake.slot_retry_after = 3, "429", 0.05
+    fake.default = Reply(ttft=0.01, tokens=3)
+    result = batch(fake, items, out, "-p", "judge,critic", "--max-concurrency", "8")
+    assert result.exit_code == 0, result.output
+    assert {line["status"] for line in lines_of(out)} == {"ok"}  # slowed, never failed
+    turned_away = [r for r in fake.requests if r.over_limit]
+    answered = [r for r in fake.requests if r.status == 200]
+    assert len(answered) == 180
+    assert 1 <= len(turned_away) <= 18  # the first burst, then a probe now and then
+    (run,) = history_rows("SELECT limit_changes FROM runs")
+    changes = json.loads(run["limit_changes"])
+    # Narrowed on the 429s (to the 3 slots or below), then widened again after answers.
+    assert changes[0]["old"] == 8 and "429" in changes[0]["reason"]
+    lowest = min(range(len(changes)), key=lambda i: changes[i]["new"])
+    assert changes[lowest]["new"] <= 3
+    assert any(c["new"] > c["old"] for c in changes[lowest:])
+
+
+# -- ordered output, whole lines, resume -----------------------------------------------------
+
+
+@pytest.mark.parametrize("ordered", [True, False], ids=["ordered", "as-finished"])
+def test_ordered_keeps_input_order_when_the_first_item_ends_last(
+    fake: FakeOpenAI, tmp_path: Path, ordered: bool
+) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 8), tmp_path / "out.jsonl"
+    fake.script("judge", Reply(gate="first"))  # the first request the server gets is held
+    args = ["-p", "judge", "--max-concurrency", "4", *(["--ordered"] if ordered else [])]
+    process = batch_process(fake, items, out, *args)
+    try:
+        fake.wait_for(lambda f: sum(r.completed for r in f.requests) == 7, timeout=20)
+        held = item_of(fake.requests[0])
+        fake.release("first")
+        _, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    ids = [line["id"] for line in lines_of(out)]
+    if ordered:
+        assert ids == [f"t{n}" for n in range(1, 9)]
+    else:
+        assert ids[-1] == held and sorted(ids) == sorted(f"t{n}" for n in range(1, 9))
+
+
+def test_every_line_is_whole_after_a_kill_and_the_rerun_completes(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 150), tmp_path / "out.jsonl"
+    fake.default = Reply(ttft=0.01, tokens=40)
+    process = batch_process(fake, items, out, "-p", "judge,critic", "--max-concurrency", "4")
+    try:
+        fake.wait_for(lambda f: out.exists() and out.read_text().count("\n") >= 30, timeout=30)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        process.kill()
+    written = lines_of(out)  # every line parses: none was torn
+    assert 30 <= len(written) < 150
+    again = batch(fake, items, out, "-p", "judge,critic", "--max-concurrency", "4")
+    assert again.exit_code == 0, again.output
+    final = lines_of(out)
+    assert sorted(x["id"] for x in final) == sorted(f"t{n}" for n in range(1, 151))
+
+
+def test_resume_after_ctrl_c_asks_no_item_twice_and_loses_none(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 40), tmp_path / "out.jsonl"
+    fake.default = Reply(ttft=0.02, tokens=3)
+    args = ["-p", "judge,critic", "--max-concurrency", "3"]
+    process = batch_process(fake, items, out, *args)
+    try:
+        fake.wait_for(lambda f: sum(r.completed for r in f.requests) >= 20, timeout=30)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "the same command resumes it" in err
+    first = {line["id"] for line in lines_of(out)}
+    assert first and all(line["status"] == "ok" for line in lines_of(out))
+    first_run = list(fake.requests)
+    (run,) = history_rows("SELECT status, exit_code FROM runs")
+    assert (run["status"], run["exit_code"]) == ("interrupted", 130)
+
+    again = batch(fake, items, out, *args)
+    assert again.exit_code == 0, again.output
+    second_run = fake.requests[len(first_run) :]
+    asked_again = {item_of(r) for r in second_run}
+    assert not asked_again & first  # no finished item asked twice
+    # Every item that was not finished is asked whole (both personas) exactly once.
+    per_item = Counter(item_of(r) for r in second_run if r.status == 200)
+    assert set(per_item.values()) == {2}
+    lines = lines_of(out)
+    assert sorted(x["id"] for x in lines) == sorted(f"t{n}" for n in range(1, 41))
+    assert f"{40 - len(first)} done, 0 failed, {len(first)} skipped" in again.stderr
+
+
+# -- budgets and dry run -----------------------------------------------------------------------
+
+
+def test_max_items_stops_starting_items(fake: FakeOpenAI, tmp_path: Path) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 20), tmp_path / "out.jsonl"
+    result = batch(fake, items, out, "-p", "judge", "--max-items", "5")
+    assert result.exit_code == 0, result.output
+    assert len(lines_of(out)) == 5 and len(fake.requests) == 5
+    assert "stopped starting items at --max-items" in result.stderr
+
+
+def test_max_tokens_total_stops_starting_items_once_reached(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 20), tmp_path / "out.jsonl"
+    args = ["-p", "judge", "--max-concurrency", "1", "--max-tokens-total", "1000"]
+    result = batch(fake, items, out, *args)
+    assert result.exit_code == 0, result.output
+    spent = [x["metrics"]["tokens_in"] + x["metrics"]["tokens_out"] for x in lines_of(out)]
+    # One item at a time: items start until the total reaches the budget, then none.
+    assert sum(spent[:-1]) < 1000 <= sum(spent)
+    assert len(fake.requests) == len(spent) < 20
+    assert "stopped starting items at --max-tokens-total" in result.stderr
+
+
+def test_dry_run_counts_and_estimates_sends_nothing_and_imports_no_openai(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    items = write_items(tmp_path / "items.jsonl", 7)
+    code = (
+        "import sys\n"
+        "from council.cli import app\n"
+        "try:\n"
+        f"    app(['batch', {str(items)!r}, '--base-url', {fake.base_url!r}, '--dry-run', "
+        "'--json', '-p', 'judge,critic', '-s'])\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "assert 'openai' not in sys.modules, 'batch --dry-run imported openai'\n"
+    )
+    done = subprocess.run(
+        [__import__("sys").executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["items"], summary["calls_at_most"]) == (7, 21)
+    assert summary["estimated_input_tokens_first_round"] > 0
+    assert fake.requests == []
+
+
+def test_out_is_required_without_dry_run(fake: FakeOpenAI, tmp_path: Path) -> None:
+    items = write_items(tmp_path / "items.jsonl", 2)
+    result = batch(fake, items, None, "-p", "judge")
+    assert result.exit_code == 2
+    assert "needs --out" in result.stderr
+    assert fake.requests == []
