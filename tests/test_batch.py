@@ -6,16 +6,20 @@ fake's request log says which item each request was for.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
 import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from council.endpoint.limiter import PROBE_CALLS, EndpointLimiter
 from tests.fake_openai import FakeOpenAI, RecordedRequest, Reply
 from tests.helpers import council_process, history_rows, invoke
 
@@ -172,6 +176,8 @@ def test_ordered_keeps_input_order_when_the_first_item_ends_last(
     process = batch_process(fake, items, out, *args)
     try:
         fake.wait_for(lambda f: sum(r.completed for r in f.requests) == 7, timeout=20)
+        if not ordered:  # the other seven lines are out before the held item ends
+            fake.wait_for(lambda f: out.exists() and out.read_text().count("\n") == 7)
         held = item_of(fake.requests[0])
         fake.release("first")
         _, err = process.communicate(timeout=20)
@@ -278,9 +284,7 @@ def test_dry_run_counts_and_estimates_sends_nothing_and_imports_no_openai(
         "    assert not exit.code, exit.code\n"
         "assert 'openai' not in sys.modules, 'batch --dry-run imported openai'\n"
     )
-    done = subprocess.run(
-        [__import__("sys").executable, "-c", code], capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert (summary["items"], summary["calls_at_most"]) == (7, 21)
@@ -294,3 +298,32 @@ def test_out_is_required_without_dry_run(fake: FakeOpenAI, tmp_path: Path) -> No
     assert result.exit_code == 2
     assert "needs --out" in result.stderr
     assert fake.requests == []
+
+
+# -- the limiter over a long batch ------------------------------------------------------------
+
+
+def test_a_probe_turned_away_pauses_nothing_and_the_next_probe_waits_twice_as_long() -> None:
+    async def scenario() -> tuple[list[int], float]:
+        limiter = EndpointLimiter("h", "http://h/v1", "m", ceiling=8)
+        limiter.limit = limiter.capacity = 4
+        seen = []
+        for _ in range(PROBE_CALLS):
+            limiter.release(await limiter.acquire())
+        seen.append(limiter.limit)  # probing: 5
+        probe = await limiter.acquire()
+        limiter.pause(1.0)  # the Retry-After of its 429, as the client applies it
+        limiter.release(probe, rejected=True, reason="429 answer")
+        seen.append(limiter.limit)  # back to 4, and not paused
+        paused = limiter.paused_until
+        for _ in range(PROBE_CALLS):
+            limiter.release(await limiter.acquire())
+        seen.append(limiter.limit)  # still 4: the next probe waits 2 x PROBE_CALLS
+        for _ in range(PROBE_CALLS):
+            limiter.release(await limiter.acquire())
+        seen.append(limiter.limit)
+        return seen, paused
+
+    seen, paused = asyncio.run(scenario())
+    assert seen == [5, 4, 4, 5]
+    assert paused <= time.monotonic()
