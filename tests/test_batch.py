@@ -245,6 +245,22 @@ def test_resume_after_ctrl_c_asks_no_item_twice_and_loses_none(
     assert f"{40 - len(first)} done, 0 failed, {len(first)} skipped" in again.stderr
 
 
+def test_sigterm_stops_the_batch_as_ctrl_c_does_with_143(fake: FakeOpenAI, tmp_path: Path) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 30), tmp_path / "out.jsonl"
+    fake.default = Reply(ttft=0.02, tokens=3)
+    process = batch_process(fake, items, out, "-p", "judge", "--max-concurrency", "2")
+    try:
+        fake.wait_for(lambda f: sum(r.completed for r in f.requests) >= 5, timeout=30)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 143, err
+    assert "stopped by SIGTERM" in err
+    written = lines_of(out)
+    assert 5 <= len(written) < 30 and {x["status"] for x in written} == {"ok"}
+
+
 # -- budgets and dry run -----------------------------------------------------------------------
 
 

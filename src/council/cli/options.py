@@ -224,12 +224,7 @@ def batch_options(command: F) -> F:
 
 
 def _with_options(command: F, head: dict[str, Any]) -> F:
-    """Give `command(flags: AskFlags, ...)` every shared option, as typer sees it.
-
-    The command declares its own options before and after a `flags` parameter; typer
-    is shown the shared head, the command's own options before `flags`, the shared
-    tail, then the command's options after `flags`.
-    """
+    """`command` with `head`, its own options before `flags`, the shared tail, then the rest."""
     own = list(inspect.signature(command, eval_str=True).parameters.values())
     at = [p.name for p in own].index("flags")
     before = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:at]]
