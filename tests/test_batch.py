@@ -7,6 +7,7 @@ fake's request log says which item each request was for.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 import signal
@@ -18,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from council.endpoint.limiter import PROBE_CALLS, EndpointLimiter
+from council.engine.results import BatchProgress
+from council.render.batch_progress import BatchProgressView
 from tests.fake_openai import FakeOpenAI, RecordedRequest, Reply
 from tests.helpers import council_process, history_rows, invoke
 
@@ -314,6 +318,36 @@ def test_out_is_required_without_dry_run(fake: FakeOpenAI, tmp_path: Path) -> No
     assert result.exit_code == 2
     assert "needs --out" in result.stderr
     assert fake.requests == []
+
+
+# -- the progress view ----------------------------------------------------------------------
+
+
+def test_plain_progress_is_a_line_every_tenth_not_a_line_per_item() -> None:
+    progress = BatchProgress(total=200, limit=8, ceiling=8)
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=False, width=200)
+    with BatchProgressView(console, progress) as view:
+        for n in range(200):
+            progress.done, progress.tokens_in = n + 1, 100 * (n + 1)
+            view.item_ended()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10  # every 10 % of 200 items, none more (well under 5 s)
+    assert lines[-1].startswith("council: batch 200/200 items (0 failed)")
+    assert "0/8 calls at once" in lines[-1] and "20,000 tokens in" in lines[-1]
+
+
+def test_the_terminal_progress_bar_shows_the_numbers() -> None:
+    progress = BatchProgress(total=50, done=20, failed=5, limit=4, ceiling=8)
+    progress.sample = lambda: (3, 4)
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=160)
+    with BatchProgressView(console, progress) as view:
+        assert view.live is not None
+        view.item_ended()  # no plain line in a terminal
+        view.live.refresh()
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+    assert "25/50 items (5 failed)" in shown and "3/4 calls at once" in shown
 
 
 # -- the limiter over a long batch ------------------------------------------------------------

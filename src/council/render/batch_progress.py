@@ -70,7 +70,8 @@ class BatchProgressView:
     def _renderable(self) -> Group:
         p = self.progress
         bar = ProgressBar(total=float(p.total) if p.total else None, completed=float(p.finished))
-        return Group(bar, Text(progress_line(p), style="dim"))
+        # The numbers first: a ProgressBar ends without a line break of its own.
+        return Group(Text(progress_line(p), style="dim"), bar)
 
     def __enter__(self) -> BatchProgressView:
         if self.enabled and self.console.is_terminal:
@@ -80,7 +81,7 @@ class BatchProgressView:
                 refresh_per_second=4,
                 transient=True,
             )
-            self.live.__enter__()
+            self.live.start()
         return self
 
     def __exit__(
@@ -90,7 +91,7 @@ class BatchProgressView:
         tb: TracebackType | None,
     ) -> None:
         if self.live is not None:
-            self.live.__exit__(exc_type, exc, tb)
+            self.live.stop()
             self.live = None
 
     def item_ended(self) -> None:
