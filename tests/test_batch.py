@@ -133,6 +133,24 @@ def test_deliberate_mode_writes_the_deliberations_answer(fake: FakeOpenAI, tmp_p
         assert line["metrics"]["calls"] == 3
 
 
+def test_a_bad_line_under_strict_ends_the_batch_in_one_line_exit_2(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 3), tmp_path / "out.jsonl"
+    with items.open("a") as file:
+        file.write("{not json\n")
+    write_items(tmp_path / "more.jsonl", 2, start=4)
+    with items.open("a") as file:
+        file.write((tmp_path / "more.jsonl").read_text())
+    strict = batch(fake, items, out, "-p", "judge", "--strict")
+    assert strict.exit_code == 2, strict.output
+    assert f"{items}:4" in strict.stderr and "Traceback" not in strict.stderr
+    lenient = batch(fake, items, tmp_path / "lenient.jsonl", "-p", "judge")
+    assert lenient.exit_code == 0, lenient.output
+    assert f"{items}:4" in lenient.stderr  # reported, and skipped
+    assert len(lines_of(tmp_path / "lenient.jsonl")) == 5
+
+
 # -- one cap and the endpoint's limiter -------------------------------------------------------
 
 
@@ -254,7 +272,7 @@ def test_sigterm_stops_the_batch_as_ctrl_c_does_with_143(fake: FakeOpenAI, tmp_p
     fake.default = Reply(ttft=0.02, tokens=3)
     process = batch_process(fake, items, out, "-p", "judge", "--max-concurrency", "2")
     try:
-        fake.wait_for(lambda f: sum(r.completed for r in f.requests) >= 5, timeout=30)
+        fake.wait_for(lambda f: out.exists() and out.read_text().count("\n") >= 5, timeout=30)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=20)
     finally:

@@ -342,6 +342,7 @@ def _run(
         template,
         bus,
         on_item=_Lines(out, view),
+        on_dropped=lambda job: out.skip(job.seq),  # --ordered: nothing waits for it
         items_at_once=max(1, template.max_concurrency * ITEMS_PER_SLOT),
         label=f"batch of {options.source}",
         max_tokens_total=options.max_tokens_total,

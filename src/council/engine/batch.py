@@ -142,7 +142,8 @@ class BatchRun:
 
     `plan` is any item's plan (its personas and endpoints are every item's): it opens
     the clients. `on_item(outcome)` is called as each item ends; an exception from it
-    (the output cannot be written) stops the batch.
+    (the output cannot be written) stops the batch. `on_dropped(job)` is called for a
+    job taken but never finished (cancelled half way, or held back by a budget).
     """
 
     def __init__(
@@ -152,6 +153,7 @@ class BatchRun:
         *,
         on_item: Callable[[ItemOutcome], None],
         items_at_once: int,
+        on_dropped: Callable[[BatchJob], None] = lambda job: None,
         label: str = "",
         max_tokens_total: int | None = None,
         progress: BatchProgress | None = None,
@@ -160,6 +162,7 @@ class BatchRun:
         self.plan = plan
         self.bus = bus
         self.on_item = on_item
+        self.on_dropped = on_dropped
         self.items_at_once = max(1, items_at_once)
         self.label = label
         self.max_tokens_total = max_tokens_total
@@ -220,17 +223,23 @@ class BatchRun:
         return None
 
     async def _fan_out(self, clients: EndpointClients, jobs: Iterable[BatchJob]) -> None:
+        """Start items as room frees up. A bad input line under --strict, or an output that
+        cannot be written, ends the batch with that error itself (not a group of one)."""
         room = asyncio.Semaphore(self.items_at_once)
-        async with asyncio.TaskGroup() as group:
-            for job in jobs:  # read one at a time: the input is never held whole
-                await room.acquire()
-                stop = self._over_budget()  # tokens counted while waiting for room
-                if stop is not None:
-                    room.release()
-                    self.progress.stopped_by = stop
-                    break
-                self.progress.running += 1
-                group.create_task(self._item(clients, job, room))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for job in jobs:  # read one at a time: the input is never held whole
+                    await room.acquire()
+                    stop = self._over_budget()  # tokens counted while waiting for room
+                    if stop is not None:
+                        room.release()
+                        self.progress.stopped_by = stop
+                        self.on_dropped(job)
+                        break
+                    self.progress.running += 1
+                    group.create_task(self._item(clients, job, room))
+        except BaseExceptionGroup as group:
+            raise group.exceptions[0] from None
 
     async def _item(self, clients: EndpointClients, job: BatchJob, room: asyncio.Semaphore) -> None:
         bus = _ItemBus(self, job.key)
@@ -244,7 +253,8 @@ class BatchRun:
                 engine = DeliberationRun(job.plan, bus, run_id=self.run_id)
                 result = await engine.run_on(clients)
         except asyncio.CancelledError:
-            raise  # interrupted half way: no line, asked again whole next time
+            self.on_dropped(job)  # interrupted half way: no line, asked again whole next time
+            raise
         except Exception as exc:  # an engine bug costs this item, never the batch
             error = internal_error(exc).message
         finally:
