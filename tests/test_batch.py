@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,7 +26,7 @@ from council.endpoint.limiter import PROBE_CALLS, EndpointLimiter
 from council.engine.results import BatchProgress
 from council.render.batch_progress import BatchProgressView
 from tests.fake_openai import FakeOpenAI, RecordedRequest, Reply
-from tests.helpers import council_process, history_rows, invoke
+from tests.helpers import council_process, history_rows, invoke, resolved_endpoint
 
 
 def write_items(path: Path, count: int, start: int = 1) -> Path:
@@ -145,6 +146,8 @@ def test_a_bad_line_under_strict_ends_the_batch_in_one_line_exit_2(
     strict = batch(fake, items, out, "-p", "judge", "--strict")
     assert strict.exit_code == 2, strict.output
     assert f"{items}:4" in strict.stderr and "Traceback" not in strict.stderr
+    (run,) = history_rows("SELECT status, exit_code FROM runs")
+    assert (run["status"], run["exit_code"]) == ("failed", 2)
     lenient = batch(fake, items, tmp_path / "lenient.jsonl", "-p", "judge")
     assert lenient.exit_code == 0, lenient.output
     assert f"{items}:4" in lenient.stderr  # reported, and skipped
@@ -161,6 +164,41 @@ def test_calls_in_flight_never_exceed_max_concurrency(fake: FakeOpenAI, tmp_path
     assert result.exit_code == 0, result.output
     assert len(fake.requests) == 120
     assert fake.peak_concurrency == 4  # used to the full, never beyond
+
+
+def test_items_are_read_only_as_room_frees_up(fake: FakeOpenAI) -> None:
+    from council.config.personas import PersonaCatalog
+    from council.engine.batch import BatchJob, BatchRun
+    from council.engine.events import EventBus
+    from council.engine.plan import build_oracle_plan
+
+    endpoint = resolved_endpoint(fake.base_url, max_concurrency=2)
+    judge = PersonaCatalog.discover().resolve(["judge"])
+
+    def plan(query: str) -> Any:
+        return build_oracle_plan(query=query, personas=judge, endpoint=endpoint)
+
+    pulled = []
+
+    def jobs() -> Any:  # an input as long as you like
+        for n in range(1, 10_001):
+            pulled.append(n)
+            yield BatchJob(n - 1, f"t{n}", plan(f"question t{n}"))
+
+    fake.default = Reply(gate="hold")
+    ended = []
+    run = BatchRun(plan(""), EventBus(), on_item=ended.append, items_at_once=2, max_tokens_total=1)
+    worker = threading.Thread(target=lambda: asyncio.run(run.execute(jobs())))
+    worker.start()
+    try:
+        fake.wait_for(lambda f: len(f.requests) == 2)
+        assert len(pulled) <= 3  # two running, at most one waiting for room: never the input
+    finally:
+        fake.release("hold")
+        worker.join(20)
+    # The budget (1 token) was spent by the first items: none started after them.
+    assert len(ended) == 2 and run.progress.stopped_by == "--max-tokens-total"
+    assert len(fake.requests) == 2
 
 
 def test_429s_narrow_the_limit_and_success_widens_it_again(

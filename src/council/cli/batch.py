@@ -27,7 +27,11 @@ HELPERS = ("prepare", "collect")
 def batch_command(
     file: Annotated[
         str | None,
-        typer.Argument(help="The file `prepare` or `collect` reads.", show_default=False),
+        typer.Argument(
+            metavar="[PATH]",
+            help="After prepare or collect: the file it reads.",
+            show_default=False,
+        ),
     ] = None,
     *,
     flags: AskFlags,

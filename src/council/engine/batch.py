@@ -56,7 +56,7 @@ from council.engine.results import (
     OracleResult,
     batch_exit_code,
 )
-from council.errors import EXIT_INTERRUPTED, EXIT_OK
+from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 
 __all__ = ["CLIENT_OPTIONS", "BatchJob", "BatchRun", "ItemOutcome"]
 
@@ -170,6 +170,7 @@ class BatchRun:
         self.run_id = run_id or new_run_id()
         self.interrupted = False
         self.interrupted_exit = EXIT_INTERRUPTED
+        self.ended_by: Exception | None = None  # an error that ended the batch early
         self.limit_changes: list[dict[str, Any]] = []
 
     @property
@@ -203,18 +204,23 @@ class BatchRun:
         except asyncio.CancelledError:
             self.interrupted = True
             raise
+        except Exception as exc:  # --strict's bad line, an output that cannot be written
+            self.ended_by = exc
+            raise
         finally:
             self.progress.current()
             self.progress.sample = None
-            self.bus.emit(
-                RunFinished(
-                    run_id=self.run_id,
-                    status="interrupted" if self.interrupted else status_of(self.exit_code),
-                    exit_code=self.exit_code,
-                    wall=self.progress.elapsed(),
-                )
-            )
+            self.bus.emit(self._finished())
         return self.progress
+
+    def _finished(self) -> RunFinished:
+        code = self.exit_code
+        if self.ended_by is not None:
+            code = getattr(self.ended_by, "exit_code", EXIT_FAILURE)
+        status = "interrupted" if self.interrupted else status_of(code)
+        return RunFinished(
+            run_id=self.run_id, status=status, exit_code=code, wall=self.progress.elapsed()
+        )
 
     def _over_budget(self) -> str | None:
         limit = self.max_tokens_total
