@@ -326,10 +326,15 @@ def test_sigterm_stops_the_batch_as_ctrl_c_does_with_143(fake: FakeOpenAI, tmp_p
 
 def test_max_items_stops_starting_items(fake: FakeOpenAI, tmp_path: Path) -> None:
     items, out = write_items(tmp_path / "items.jsonl", 20), tmp_path / "out.jsonl"
-    result = batch(fake, items, out, "-p", "judge", "--max-items", "5")
+    result = batch(fake, items, out, "-p", "judge", "--max-items", "5", "--json")
     assert result.exit_code == 0, result.output
     assert len(lines_of(out)) == 5 and len(fake.requests) == 5
     assert "stopped starting items at --max-items" in result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["done"], summary["stopped_by"], summary["exit_code"]) == (5, "--max-items", 0)
+    (run,) = history_rows("SELECT id FROM runs")
+    shown = invoke("show", run["id"])
+    assert shown.exit_code == 0 and "5 done, 0 failed" in shown.stdout
 
 
 def test_max_tokens_total_stops_starting_items_once_reached(

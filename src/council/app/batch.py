@@ -41,6 +41,7 @@ from council.engine.results import BatchProgress, DeliberationResult, OracleResu
 from council.errors import UsageError
 from council.render.batch_progress import BatchProgressView
 from council.render.json_out import dumps
+from council.render.safe_text import strip_controls
 
 if TYPE_CHECKING:  # the engine (and openai) only for a real run: --dry-run imports neither
     from council.engine.batch import BatchJob, BatchRun, ItemOutcome
@@ -111,9 +112,9 @@ def _plan_for(request: AskRequest, options: BatchOptions) -> PlanFor:
 
 
 def _say(line: str) -> None:
-    from council.app.run import say, stderr_console
-
-    say(stderr_console(), line)
+    """One line on stderr, cleaned of control sequences (it may quote the input file)."""
+    sys.stderr.write(strip_controls(line) + "\n")
+    sys.stderr.flush()
 
 
 def _items(options: BatchOptions, on_bad_line: Callable[[BadLine], None]) -> Iterator[BatchItem]:
