@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -409,6 +412,38 @@ def test_the_terminal_progress_bar_shows_the_numbers() -> None:
         view.live.refresh()
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
     assert "25/50 items (5 failed)" in shown and "3/4 calls at once" in shown
+
+
+def test_a_terminal_gets_the_live_bar_with_the_current_limit(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 6), tmp_path / "out.jsonl"
+    fake.default = Reply(gate="go")
+    leader, follower = pty.openpty()
+    args = ["batch", str(items), "--base-url", fake.base_url, "--out", str(out)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "council.cli", *args, "-p", "judge", "--max-concurrency", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    os.close(follower)
+    shown = b""
+    try:
+        fake.wait_for(lambda f: len(f.requests) == 2, timeout=20)
+        while b"calls at once" not in shown:  # the bar redraws 4 times a second
+            ready, _, _ = select.select([leader], [], [], 10)
+            assert ready, shown[-300:]
+            shown += os.read(leader, 65536)
+        fake.release("go")
+        assert process.wait(timeout=20) == 0
+    finally:
+        process.kill()
+        os.close(leader)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace"))
+    assert "0/6 items (0 failed)" in text and "2/2 calls at once" in text
+    assert len(lines_of(out)) == 6
 
 
 # -- the limiter over a long batch ------------------------------------------------------------

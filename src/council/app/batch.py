@@ -220,7 +220,8 @@ class _Lines:
 def _answer_dict(outcome: CallOutcome, plan: OraclePlan | DeliberationPlan) -> dict[str, Any]:
     data = outcome.to_dict()
     data["model"] = plan.where(outcome.persona)[0]
-    for unshown in ("role", "reasoning", "fitted"):
+    del data["role"]  # always a persona's: the arbiter's text is the line's "answer"
+    for unshown in ("reasoning", "fitted"):
         if data.get(unshown) is None:
             data.pop(unshown, None)
     return data
