@@ -137,6 +137,26 @@ def test_deliberate_mode_writes_the_deliberations_answer(fake: FakeOpenAI, tmp_p
         assert line["metrics"]["calls"] == 3
 
 
+def test_speculative_deliberations_discard_their_extra_round_and_stay_ok(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    items, out = write_items(tmp_path / "items.jsonl", 3), tmp_path / "out.jsonl"
+    verdict = json.dumps({"converged": True, "confidence": 0.9, "synthesis": "Agreed."})
+    fake.script("arbiter", *[Reply(text=verdict, ttft=0.2)] * 3)
+    for name in ("judge", "critic"):  # the speculative round 2: answered or cut short
+        fake.script(name, *[Reply(ttft=0.1)] * 3, round=2)
+    args = ["-p", "judge,critic", "--mode", "deliberate", "--speculative", "--rounds", "2"]
+    result = batch(fake, items, out, *args)
+    assert result.exit_code == 0, result.output
+    lines = lines_of(out)
+    assert {x["status"] for x in lines} == {"ok"} and len(lines) == 3
+    assert all(x["errors"] == [] and x["answer"]["text"] == "Agreed." for x in lines)
+    # Round 1 and its verdict are kept; what the speculative round 2 did is not, item by item.
+    calls = history_rows("SELECT call_id, round, kept FROM calls")
+    assert len([c for c in calls if c["round"] == 1 and c["kept"]]) == 9
+    assert [c["call_id"] for c in calls if c["round"] == 2 and c["kept"]] == []
+
+
 def test_a_bad_line_under_strict_ends_the_batch_in_one_line_exit_2(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:

@@ -43,6 +43,7 @@ from council.engine.events import (
     EventBus,
     FirstToken,
     ReasoningDelta,
+    RoundDiscarded,
     RunFinished,
     RunStarted,
     TextDelta,
@@ -113,7 +114,8 @@ class _ItemBus(EventBus):
     """An item engine's bus: its call events go on to the batch's, renamed into the batch.
 
     The item's own run events (started, finished, verdicts, limit changes) are not the
-    batch's: the batch reports its own. Nobody reads per-token events in a batch.
+    batch's: the batch reports its own; a discarded speculative round goes on, naming
+    the item. Nobody reads per-token events in a batch.
     """
 
     def __init__(self, batch: BatchRun, key: str) -> None:
@@ -127,6 +129,10 @@ class _ItemBus(EventBus):
         return False
 
     def emit(self, event: Event) -> None:
+        if isinstance(event, RoundDiscarded):  # its finished calls are not kept: this item's
+            item = self.prefix[:-1]
+            self.batch.bus.emit(dataclasses.replace(event, run_id=self.batch.run_id, item=item))
+            return
         if not isinstance(event, CallEvent) or isinstance(event, _UNFORWARDED):
             return
         if isinstance(event, CallEnded):
