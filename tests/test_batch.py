@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,27 @@ def batch_process(fake: FakeOpenAI, items: Path, out: Path, *args: str) -> subpr
     return council_process(
         "batch", str(items), "--base-url", fake.base_url, "--out", str(out), *args
     )
+
+
+def lines_written(out: Path, at_least: int) -> Callable[[FakeOpenAI], bool]:
+    """A wait_for predicate: the batch (council's side, not the server's) wrote that many lines."""
+    return lambda fake: out.exists() and out.read_text().count("\n") >= at_least
+
+
+def signal_when(
+    process: subprocess.Popen[str],
+    fake: FakeOpenAI,
+    ready: Callable[[FakeOpenAI], bool],
+    signum: int,
+) -> str:
+    """Send `signum` once `ready`; the process's stderr once it ended (killed if it hangs)."""
+    try:
+        fake.wait_for(ready, timeout=30)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=20)
+        return err
+    finally:
+        process.kill()
 
 
 # -- output, history, exit codes --------------------------------------------------------------
@@ -260,7 +282,7 @@ def test_ordered_keeps_input_order_when_the_first_item_ends_last(
     try:
         fake.wait_for(lambda f: sum(r.completed for r in f.requests) == 7, timeout=20)
         if not ordered:  # the other seven lines are out before the held item ends
-            fake.wait_for(lambda f: out.exists() and out.read_text().count("\n") == 7)
+            fake.wait_for(lines_written(out, 7))
         held = item_of(fake.requests[0])
         fake.release("first")
         _, err = process.communicate(timeout=20)
@@ -280,12 +302,7 @@ def test_every_line_is_whole_after_a_kill_and_the_rerun_completes(
     items, out = write_items(tmp_path / "items.jsonl", 150), tmp_path / "out.jsonl"
     fake.default = Reply(ttft=0.01, tokens=40)
     process = batch_process(fake, items, out, "-p", "judge,critic", "--max-concurrency", "4")
-    try:
-        fake.wait_for(lambda f: out.exists() and out.read_text().count("\n") >= 30, timeout=30)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-    finally:
-        process.kill()
+    signal_when(process, fake, lines_written(out, 30), signal.SIGKILL)
     written = lines_of(out)  # every line parses: none was torn
     assert 30 <= len(written) < 150
     again = batch(fake, items, out, "-p", "judge,critic", "--max-concurrency", "4")
@@ -301,12 +318,9 @@ def test_resume_after_ctrl_c_asks_no_item_twice_and_loses_none(
     fake.default = Reply(ttft=0.02, tokens=3)
     args = ["-p", "judge,critic", "--max-concurrency", "3"]
     process = batch_process(fake, items, out, *args)
-    try:
-        fake.wait_for(lambda f: sum(r.completed for r in f.requests) >= 20, timeout=30)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=20)
-    finally:
-        process.kill()
+    err = signal_when(
+        process, fake, lambda f: sum(r.completed for r in f.requests) >= 20, signal.SIGINT
+    )
     assert process.returncode == 130, err
     assert "the same command resumes it" in err
     first = {line["id"] for line in lines_of(out)}
@@ -332,12 +346,7 @@ def test_sigterm_stops_the_batch_as_ctrl_c_does_with_143(fake: FakeOpenAI, tmp_p
     items, out = write_items(tmp_path / "items.jsonl", 30), tmp_path / "out.jsonl"
     fake.default = Reply(ttft=0.02, tokens=3)
     process = batch_process(fake, items, out, "-p", "judge", "--max-concurrency", "2")
-    try:
-        fake.wait_for(lambda f: out.exists() and out.read_text().count("\n") >= 5, timeout=30)
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=20)
-    finally:
-        process.kill()
+    err = signal_when(process, fake, lines_written(out, 5), signal.SIGTERM)
     assert process.returncode == 143, err
     assert "stopped by SIGTERM" in err
     written = lines_of(out)
