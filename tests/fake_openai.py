@@ -313,7 +313,9 @@ class _Connection:
 
 
 def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
+    # An empty write sends nothing, as in real servers: a zero-length chunk would end the
+    # response early and leave the rest of the stream as garbage on a kept-alive connection.
+    return b"%x\r\n%s\r\n" % (len(data), data) if data else b""
 
 
 def chunk(

@@ -333,11 +333,17 @@ def test_two_writers_at_once_both_succeed(tmp_path: Path) -> None:
 
 
 def test_two_council_processes_record_at_once(fake: FakeOpenAI) -> None:
-    fake.default = Reply(ttft=0.2)
+    # Every answer is held until all four calls are in: the two runs overlap however
+    # slowly each process starts (on a busy machine one may start a second later).
+    fake.default = Reply(ttft=0.2, gate="all-in")
     processes = [
         council_process("oracle", "--base-url", fake.base_url, "-p", "judge,critic", f"q{i}")
         for i in range(2)
     ]
+    try:
+        fake.wait_for(lambda f: len(f.requests) == 4, timeout=30)
+    finally:
+        fake.release("all-in")
     errors = []
     for process in processes:
         _, stderr = process.communicate(timeout=30)

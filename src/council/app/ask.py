@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from council.app.flags import SETTING_FLAGS, AskFlags
-from council.app.inputs import read_inputs, stdin_kind
+from council.app.inputs import read_context_files, read_inputs, stdin_kind
 from council.app.model_options import parse_model_options
 from council.config.endpoint_settings import EndpointSettings
 from council.config.files import UserConfig
@@ -30,7 +30,12 @@ from council.config.settings import (
     profile_endpoint,
     split_names,
 )
-from council.engine.plan import build_deliberation_plan, build_oracle_plan
+from council.engine.plan import (
+    DeliberationPlan,
+    OraclePlan,
+    build_deliberation_plan,
+    build_oracle_plan,
+)
 from council.errors import UsageError
 from council.render import OutputMode, choose_mode
 from council.render.json_out import dumps
@@ -44,7 +49,17 @@ from council.store.recorder import RecordOptions
 if TYPE_CHECKING:
     from council.store.resume import ResumedCouncil
 
-__all__ = ["AskRequest", "ask_deliberation", "ask_oracle", "ask_resume", "setting_flags_given"]
+__all__ = [
+    "AskRequest",
+    "ask_deliberation",
+    "ask_oracle",
+    "ask_resume",
+    "deliberation_plan",
+    "oracle_plan",
+    "resolve_council",
+    "serving_plan",
+    "setting_flags_given",
+]
 
 
 @dataclass
@@ -142,6 +157,8 @@ def _resolve(
     values: dict[str, Any],
     resumed: ResumedCouncil | None = None,
     command: str = "oracle",
+    *,
+    question: str | None = None,
 ) -> AskRequest:
     """Read the question and context, load config and preset, and resolve every setting.
 
@@ -164,7 +181,11 @@ def _resolve(
     if flags.system is not None and not flags.system.strip():
         raise UsageError("--system is empty", 'give the instruction, e.g. --system "Be terse."')
     options = resumed.options if resumed else parse_model_options(flags.option)
-    question, attachments = _question_and_context(flags, command, resumed)
+    if question is None:
+        question, attachments = _question_and_context(flags, command, resumed)
+    else:
+        # A batch: each item brings its question, and standard input may be its input file.
+        attachments = read_context_files(list(flags.context or []))
     extra = None
     if resumed is not None:
         recorded = {
@@ -229,6 +250,67 @@ def _resolve(
         endpoints=endpoints,
         options=options,
     )
+
+
+def resolve_council(flags: AskFlags, values: dict[str, Any]) -> AskRequest:
+    """The council without a question (a batch asks it each item's): settings, members, files."""
+    return _resolve(flags, values, question="")
+
+
+def oracle_plan(request: AskRequest, query: str, *, synthesize: bool) -> OraclePlan:
+    """The oracle plan for `query` with the resolved council."""
+    return build_oracle_plan(
+        query=query,
+        personas=request.personas,
+        endpoint=request.settings.endpoint,
+        attachments=request.attachments,
+        arbiter=request.arbiter if synthesize else None,
+        arbiter_fallback=request.arbiter_fallback if synthesize else [],
+        endpoints=request.endpoints,
+        options=request.options,
+    )
+
+
+def deliberation_plan(
+    request: AskRequest,
+    query: str,
+    *,
+    max_wasted_tokens: int | None,
+    question_text: str | None = None,
+) -> DeliberationPlan:
+    """The deliberation plan for `query` with the resolved council, rounds and speculation."""
+    settings = request.settings
+    is_speculative = bool(settings.get("speculative"))
+    if max_wasted_tokens is not None and not is_speculative:
+        raise UsageError(
+            "--max-wasted-tokens only applies with --speculative", "add --speculative or drop it"
+        )
+    return build_deliberation_plan(
+        query=query,
+        personas=request.personas,
+        arbiter=request.arbiter,
+        arbiter_fallback=request.arbiter_fallback,
+        endpoints=request.endpoints,
+        endpoint=settings.endpoint,
+        attachments=request.attachments,
+        rounds=int(settings.get("rounds")),
+        threshold=float(settings.get("threshold")),
+        speculative=is_speculative,
+        max_wasted_tokens=max_wasted_tokens,
+        question_text=question_text,
+        options=request.options,
+    )
+
+
+@contextlib.contextmanager
+def serving_plan(plan: Any) -> Iterator[Any]:
+    """The plan with its endpoints served (the embedded model started where one runs here)."""
+    from council.endpoint.local import serving
+
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(serving(plan.endpoint))
+        extra = {name: stack.enter_context(serving(e)) for name, e in plan.endpoints.items()}
+        yield replace(plan, endpoint=endpoint, endpoints=extra)
 
 
 # The member a model answers as when a council of models (-m a -m b) names no personas.
@@ -302,15 +384,11 @@ def _dry_run_or_run(
         return 0
     # Only a real run pays for the engine and openai: a dry run never imports them.
     from council.app.run import run_deliberation, run_oracle
-    from council.endpoint.local import serving
 
     run = run_oracle if engine == "oracle" else run_deliberation
-    with contextlib.ExitStack() as stack:
-        endpoint = stack.enter_context(serving(plan.endpoint))
-        extra = {name: stack.enter_context(serving(e)) for name, e in plan.endpoints.items()}
-        plan = replace(plan, endpoint=endpoint, endpoints=extra)
+    with serving_plan(plan) as served:
         return run(
-            plan,
+            served,
             request.mode,
             quiet=flags.quiet,
             verbose=flags.verbose,
@@ -322,16 +400,7 @@ def _dry_run_or_run(
 def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
     """`council oracle`: every persona at once, optionally a synthesis; the exit code."""
     request = _resolve(flags, flags.setting_values())
-    plan = build_oracle_plan(
-        query=request.question,
-        personas=request.personas,
-        endpoint=request.settings.endpoint,
-        attachments=request.attachments,
-        arbiter=request.arbiter if synthesize else None,
-        arbiter_fallback=request.arbiter_fallback if synthesize else [],
-        endpoints=request.endpoints,
-        options=request.options,
-    )
+    plan = oracle_plan(request, request.question, synthesize=synthesize)
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     return _dry_run_or_run(
         plan, request, flags, dry_run_markdown=plan_markdown, engine="oracle", record=record
@@ -368,26 +437,11 @@ def ask_deliberation(
             sys.stderr.write(f"council: {_resumed_before(resumed)}\n")
     values = flags.setting_values(rounds=rounds, speculative=speculative, threshold=threshold)
     request = _resolve(flags, values, resumed, command="deliberate")
-    settings = request.settings
-    is_speculative = bool(settings.get("speculative"))
-    if max_wasted_tokens is not None and not is_speculative:
-        raise UsageError(
-            "--max-wasted-tokens only applies with --speculative", "add --speculative or drop it"
-        )
-    plan = build_deliberation_plan(
-        query=request.question,
-        personas=request.personas,
-        arbiter=request.arbiter,
-        arbiter_fallback=request.arbiter_fallback,
-        endpoints=request.endpoints,
-        endpoint=settings.endpoint,
-        attachments=request.attachments,
-        rounds=int(settings.get("rounds")),
-        threshold=float(settings.get("threshold")),
-        speculative=is_speculative,
+    plan = deliberation_plan(
+        request,
+        request.question,
         max_wasted_tokens=max_wasted_tokens,
         question_text=resumed.question if resumed else None,
-        options=request.options,
     )
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     if record is not None and resumed is not None:

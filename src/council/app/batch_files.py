@@ -10,8 +10,8 @@ streamed): the format of OpenAI's Batch API and of vLLM's batch runner. Their ou
 lines (`{"id", "custom_id", "response": {"status_code", "body"}, "error"}`) are read
 back by `custom_id` (split on its last "::", so an item id may hold "::") into
 council's item lines (`batch_output.item_line`); an answer is validated like a direct
-one (`endpoint.stream.StreamReader`). An item is "ok" when at least one persona
-answered (`item_status`), as in a direct run.
+one (`endpoint.stream.StreamReader`). An item is "ok" when every persona
+answered (`item_status`), as in a direct batch.
 
 Only an oracle's personas fit in a batch file: a synthesis needs their answers first,
 and every call must go to one endpoint. Nothing here loads the SDK.
@@ -254,7 +254,7 @@ def item_result_line(
     }
     return item_line(
         item,
-        status=item_status(answers),
+        status=item_status(answers, errors),
         answers=answers,
         answer=None,
         errors=errors,

@@ -45,13 +45,13 @@ COUNCIL_KEYS = ("id", "status", "answers", "answer", "errors", "metrics")
 DEFAULT_REORDER_LIMIT = 1024
 
 
-def item_status(answers: list[dict[str, Any]]) -> str:
-    """An item's status: "ok" when at least one persona answered, "failed" when none did.
+def item_status(answers: list[dict[str, Any]], errors: list[dict[str, Any]]) -> str:
+    """An item's status: "ok" when every persona answered, else "failed".
 
-    The rule of a single `oracle` run, where one answer is a (partial) result and none
-    is a failure; the failed personas are in the line's "errors".
+    The rule of a direct batch (app/batch.py): a failed item keeps what did answer,
+    lists the rest in "errors", and `--retry-failed` asks it again whole.
     """
-    return "ok" if answers else "failed"
+    return "ok" if answers and not errors else "failed"
 
 
 def item_line(

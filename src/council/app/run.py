@@ -51,7 +51,16 @@ if TYPE_CHECKING:
 
 from council.store.recorder import RecordOptions
 
-__all__ = ["run_deliberation", "run_oracle"]
+__all__ = [
+    "STOPPED_BY",
+    "run_deliberation",
+    "run_oracle",
+    "run_until_stopped",
+    "say",
+    "start_recording",
+    "stderr_console",
+    "stop_recording",
+]
 
 # Signals that stop a run as Ctrl-C does, and the exit code each ends it with
 # (128 + the signal's number, as a shell reports a process it killed).
@@ -63,12 +72,12 @@ STOP_SIGNALS = {
 STOPPED_BY = {EXIT_INTERRUPTED: "Ctrl-C", EXIT_TERMINATED: "SIGTERM", EXIT_HANGUP: "SIGHUP"}
 
 
-def _stderr_console() -> Console:
+def stderr_console() -> Console:
     # soft_wrap: a message is one line, however narrow the terminal (or 80 in a pipe).
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _say(err: Console, line: str) -> None:
+def say(err: Console, line: str) -> None:
     """One line on stderr. It may quote a server or a model, so it is cleaned of control
     sequences and never read as rich markup (`[link=...]` would make a disguised link)."""
     err.print(strip_controls(line), markup=False, highlight=False)
@@ -109,47 +118,61 @@ class _Views:
         live = make_live(self.err) if self.live_wanted else None
         if live is not None:
             bus.subscribe(live.handle)
-        stopped: list[int] = []
+        return run_until_stopped(execute, on_stop, live)
 
-        async def main() -> None:
-            loop = asyncio.get_running_loop()
-            task = asyncio.current_task()
-            assert task is not None
 
-            def stop(code: int) -> None:
-                # Cancelled as Ctrl-C cancels it: calls end, streams close, results stay.
-                # Once: a second signal must not cut short the closing of the streams.
-                if not stopped:
-                    stopped.append(code)
-                    on_stop(code)
-                    task.cancel()
+def run_until_stopped(
+    execute: Callable[[], Coroutine[Any, Any, object]],
+    on_stop: Callable[[int], None],
+    during: contextlib.AbstractContextManager[Any] | None = None,
+) -> int | None:
+    """Run `execute` on a new event loop to its end; None, or the exit code of what stopped it.
 
-            installed = []
-            for signum, code in STOP_SIGNALS.items():
-                # Not on Windows, nor from a thread other than the main one (tests).
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(signum, stop, code)
-                    installed.append(signum)
-            try:
-                await execute()
-            finally:
-                for signum in installed:
-                    loop.remove_signal_handler(signum)
+    Ctrl-C gives 130, SIGTERM 143, SIGHUP 129. For a signal, `on_stop(code)` is
+    called on the loop before the engine is cancelled, so that the result (and
+    the events it ends with) say why. `during` (the live view) is held while it runs.
+    """
+    stopped: list[int] = []
 
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop(code: int) -> None:
+            # Cancelled as Ctrl-C cancels it: calls end, streams close, results stay.
+            # Once: a second signal must not cut short the closing of the streams.
+            if not stopped:
+                stopped.append(code)
+                on_stop(code)
+                task.cancel()
+
+        installed = []
+        for signum, code in STOP_SIGNALS.items():
+            # Not on Windows, nor from a thread other than the main one (tests).
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, stop, code)
+                installed.append(signum)
         try:
-            with live if live is not None else contextlib.nullcontext():
-                asyncio.run(main())
-        except KeyboardInterrupt:
-            return EXIT_INTERRUPTED
-        except asyncio.CancelledError:
-            if stopped:
-                return stopped[0]
-            raise
-        except OSError as error:
-            if stopped and is_gone(error):  # the live view's terminal hung up
-                return stopped[0]
-            raise
-        return None
+            await execute()
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    try:
+        with during if during is not None else contextlib.nullcontext():
+            asyncio.run(main())
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except asyncio.CancelledError:
+        if stopped:
+            return stopped[0]
+        raise
+    except OSError as error:
+        if stopped and is_gone(error):  # the live view's terminal hung up
+            return stopped[0]
+        raise
+    return None
 
 
 class _Output:
@@ -177,7 +200,7 @@ class _Output:
             stdout_gone()
 
 
-def _start_recording(
+def start_recording(
     options: RecordOptions | None, command: str, plan: dict[str, Any], bus: EventBus
 ) -> Recorder | None:
     """A recorder subscribed to the run's events (None: not recording).
@@ -203,12 +226,12 @@ def _start_recording(
     return recorder
 
 
-def _stop_recording(recorder: Recorder | None, err: Console) -> None:
+def stop_recording(recorder: Recorder | None, err: Console) -> None:
     if recorder is None:
         return
     recorder.close()  # waits for the writer: the history is complete when the command ends
     if recorder.problem:
-        _say(err, f"council: warning: {recorder.problem}")
+        say(err, f"council: warning: {recorder.problem}")
 
 
 def run_oracle(
@@ -227,14 +250,14 @@ def run_oracle(
     whatever a program asked for (`--json` always gets its document).
     """
     out = _Output(stdout or sys.stdout)
-    err = _stderr_console()
+    err = stderr_console()
     bus = EventBus()
     endpoints = plan_endpoints(plan)
     seed_learned(endpoints)
     run = OracleRun(plan, bus)
     names = [p.name for p in plan.personas]
     views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
-    recorder = _start_recording(record, "oracle", plan.to_dict(), bus)
+    recorder = start_recording(record, "oracle", plan.to_dict(), bus)
     try:
         stopped = views.drive(
             bus, run.execute, lambda console: LiveView(console, names), _stopping(run.result)
@@ -249,7 +272,7 @@ def run_oracle(
         if recorder is not None:
             recorder.finish(answer=result.answer, document=document, markdown=markdown)
     finally:
-        _stop_recording(recorder, err)
+        stop_recording(recorder, err)
         if record is not None:  # --no-history keeps nothing, this included
             save_learned(endpoints)
     _report_views(bus, out, err)
@@ -274,13 +297,13 @@ def run_deliberation(
     Raises AuthError / EndpointError when no persona answered in the first round.
     """
     out = _Output(stdout or sys.stdout)
-    err = _stderr_console()
+    err = stderr_console()
     bus = EventBus()
     endpoints = plan_endpoints(plan)
     seed_learned(endpoints)
     run = DeliberationRun(plan, bus, resume=resume)
     views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
-    recorder = _start_recording(record, "deliberate", plan.to_dict(), bus)
+    recorder = start_recording(record, "deliberate", plan.to_dict(), bus)
     try:
         stopped = views.drive(
             bus,
@@ -315,7 +338,7 @@ def run_deliberation(
                 },
             )
     finally:
-        _stop_recording(recorder, err)
+        stop_recording(recorder, err)
         if record is not None:  # --no-history keeps nothing, this included
             save_learned(endpoints)
     _report_views(bus, out, err)
@@ -355,7 +378,7 @@ def _report_views(bus: EventBus, out: _Output, err: Console) -> None:
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        _say(
+        say(
             err,
             f"council: warning: showing or recording the run failed: "
             f"{type(first).__name__}: {first}{more}; the answers are unaffected",
@@ -389,20 +412,20 @@ def _report(result: OracleResult, err: Console) -> None:
     total = len(result.plan.personas)
     if result.interrupted:
         how = _stopped_how(result.interrupted_exit)
-        _say(err, f"council: {how}; {count_of(len(result.answers), total, 'answer')} had finished")
+        say(err, f"council: {how}; {count_of(len(result.answers), total, 'answer')} had finished")
         return
     if not result.answers:
         raise _all_failed_error(failures, result.plan.endpoint, total)
     if failures:
         names = ", ".join(f"{f.persona} ({f.error_kind})" for f in failures)
-        _say(
+        say(
             err,
             f"council: {count_of(len(failures), total, 'persona')} failed: {names}; "
             "the other answers are shown",
         )
     synthesis = result.synthesis
     if synthesis is not None and not synthesis.answered:
-        _say(
+        say(
             err,
             f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
             "the answers are shown",
@@ -412,9 +435,9 @@ def _report(result: OracleResult, err: Console) -> None:
 def _report_deliberation(result: DeliberationResult, err: Console) -> None:
     """Lines on stderr for what went wrong or was left out; raise when nobody ever answered."""
     if result.interrupted and result.interrupted_exit != EXIT_INTERRUPTED:
-        _say(err, f"council: {_stopped_how(result.interrupted_exit)}")
+        say(err, f"council: {_stopped_how(result.interrupted_exit)}")
     for line in deliberation_warnings(result):
-        _say(err, f"council: {line}")
+        say(err, f"council: {line}")
     if result.interrupted:
         return
     if not any(r.answers for r in result.rounds):
@@ -432,13 +455,13 @@ def _how_to_go_on(
         return
     run_id = recorder.run_id
     if isinstance(result, DeliberationResult):
-        _say(
+        say(
             err,
             f"council: run {run_id} is in the history; go on with: "
             f"council deliberate --resume {run_id} (or: council resume {run_id})",
         )
     else:  # an oracle run cannot be resumed: what finished is there to see
-        _say(err, f"council: run {run_id} is in the history; see it with: council show {run_id}")
+        say(err, f"council: run {run_id} is in the history; see it with: council show {run_id}")
 
 
 def _stopped_how(code: int) -> str:

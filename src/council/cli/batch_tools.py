@@ -24,10 +24,12 @@ from council.cli.options import (
     PersonasOption,
     PresetOption,
 )
+from council.cli.usage import CouncilGroup
 
 __all__ = ["batch_tools_app", "collect_command", "prepare_command"]
 
 batch_tools_app = typer.Typer(
+    cls=CouncilGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -46,7 +48,8 @@ TemplateOption = Annotated[
 ]
 OutOption = Annotated[
     str | None,
-    typer.Option("--out", "-o", help="Write here instead of standard output.", show_default=False),
+    # No -o: in council -o is a model option (--option KEY VALUE).
+    typer.Option("--out", help="Write here instead of standard output.", show_default=False),
 ]
 
 

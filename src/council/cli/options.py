@@ -33,6 +33,7 @@ __all__ = [
     "EndpointOption",
     "PresetOption",
     "ask_options",
+    "batch_options",
     "resume_options",
 ]
 
@@ -47,6 +48,15 @@ QueryArgument = Annotated[
     typer.Argument(
         help="The question (up to 200,000 bytes); - reads it from stdin. Quote it.",
         metavar="QUESTION",
+        show_default=False,
+    ),
+]
+FileArgument = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="FILE",
+        help="The items: JSONL (id, query, other fields), CSV with a header, or text one "
+        "query a line; - reads stdin. Or 'prepare' / 'collect' followed by their FILE.",
         show_default=False,
     ),
 ]
@@ -301,11 +311,21 @@ def ask_options(command: F) -> F:
     is shown the shared head, the command's own options before `flags`, the shared
     tail, then the command's options after `flags`.
     """
+    return _with_options(command, _HEAD)
+
+
+def batch_options(command: F) -> F:
+    """`ask_options` for `council batch`: its first argument is the input FILE (`flags.query`)."""
+    return _with_options(command, {**_HEAD, "query": FileArgument})
+
+
+def _with_options(command: F, head: dict[str, Any]) -> F:
+    """`command` with `head`, its own options before `flags`, the shared tail, then the rest."""
     own = list(inspect.signature(command, eval_str=True).parameters.values())
     at = [p.name for p in own].index("flags")
     before = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:at]]
     after = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[at + 1 :]]
-    parameters = [*_parameters(_HEAD), *before, *_parameters(_TAIL), *after]
+    parameters = [*_parameters(head), *before, *_parameters(_TAIL), *after]
     return _taking_flags(command, parameters, AskFlags.names())
 
 

@@ -10,11 +10,18 @@ learns the endpoint's capacity from its rejections and lives within it:
   calls in flight sets the limit to max(1, min(limit // 2, n - 1)) and remembers it
   as the known capacity; rejections of calls sent before that change count once;
 - 2 x limit successes in a row grow it by one up to the known capacity; above it,
-  one probe at most once a minute (or every 100 calls), up to the ceiling;
+  one probe at most once a minute (or every 100 calls), up to the ceiling; each
+  probe turned away doubles that spacing (up to MAX_PROBE_SPACING times), so that a
+  long batch at its true capacity is not slowed by a probe every 100 calls; a
+  probe turned away is the limiter's own experiment: the limit goes back to the
+  known capacity at once, and the Retry-After that came with it pauses nothing
+  (the calls within capacity are fine; any rejection at capacity pauses as usual);
 - while nothing is known and the ceiling is the default one (`ramp`), calls go out
   one after another as each earlier one is accepted (its response headers came
   back), so that a server with fewer slots than the ceiling turns away one request,
-  not ceiling - slots of them; a ceiling the user set is trusted and used at once;
+  not ceiling - slots of them; once it took the whole ceiling at once, or
+  RAMP_CALLS x ceiling calls without a rejection, ramping ends;
+  a ceiling the user set is trusted and used at once;
 - `Retry-After` and an exhausted rate-limit header pause the whole endpoint.
 
     limiter = limiter_for(settings, ceiling=8, model="gpt-4o-mini")
@@ -47,12 +54,16 @@ HEAD = -1
 # Probing above the known capacity: at most this often, or after this many calls.
 PROBE_INTERVAL = 60.0
 PROBE_CALLS = 100
+# ... times this at most, after probes that were turned away.
+MAX_PROBE_SPACING = 32
 # While the capacity is unknown, the next call waits for the previous one to be
 # accepted, but never longer than this: a slow server must not serialise a run.
 ACCEPT_WAIT = 0.25
 # ... and a moment after it was accepted: a single-slot server ends the older stream as
 # it accepts the newer one, and that ending may reach us just after the acceptance.
 RAMP_GRACE = 0.03
+# ... until it took this many calls per slot of the ceiling without turning one away.
+RAMP_CALLS = 2
 # Pauses asked for by a server, capped: a longer one fails calls rather than sleeping.
 MAX_PAUSE = 120.0
 
@@ -111,8 +122,11 @@ class EndpointLimiter:
         self.successes = 0  # in a row, at the current limit
         self.calls_since_probe = 0
         self.last_probe = time.monotonic()
+        self.probe_spacing = 1  # doubled by each probe turned away
         self.paused_until = 0.0
+        self._paused_before = 0.0  # before the last pause(): undone for a failed probe
         self.rejections = 0
+        self.accepted_calls = 0
         self.changes: list[LimitChange] = []
         self._recent: dict[str, int] = {}  # rejections by name since the last change
         self._waiting: list[tuple[int, int, Ticket]] = []
@@ -192,6 +206,13 @@ class EndpointLimiter:
         if not ticket.accepted:
             ticket.accepted = True
             ticket.accepted_at = time.monotonic()
+            self.accepted_calls += 1
+            if self._ramping() and (
+                self.in_flight >= self.limit or self.accepted_calls >= RAMP_CALLS * self.ceiling
+            ):
+                # It took the whole limit at once, or many calls without turning one
+                # away: ramping is done (a long batch would go on a call at a time).
+                self.ramp = False
             self._dispatch()
 
     def _release_slot(self, ticket: Ticket) -> None:
@@ -222,6 +243,9 @@ class EndpointLimiter:
         reason = ", ".join(f"{n} {what}{'s' if n != 1 else ''}" for what, n in self._recent.items())
         if self.capacity is not None and self.limit > self.capacity:
             new = self.capacity  # a failed probe: back to what is known to work
+            # The client paused the endpoint for this rejection just before: undone.
+            self.paused_until = min(self.paused_until, self._paused_before)
+            self.probe_spacing = min(MAX_PROBE_SPACING, self.probe_spacing * 2)
         else:
             new = max(1, min(self.limit // 2, self.in_flight - 1))
             self.capacity = new
@@ -242,8 +266,9 @@ class EndpointLimiter:
             if self.successes >= 2 * self.limit:
                 self._change(self.limit + 1, f"{self.successes} answers in a row")
             return
-        due = time.monotonic() - self.last_probe >= PROBE_INTERVAL
-        if due or self.calls_since_probe >= PROBE_CALLS:
+        spacing = self.probe_spacing
+        due = time.monotonic() - self.last_probe >= PROBE_INTERVAL * spacing
+        if due or self.calls_since_probe >= PROBE_CALLS * spacing:
             self.last_probe = time.monotonic()
             self.calls_since_probe = 0
             self._change(self.limit + 1, "probing for more room")
@@ -265,6 +290,7 @@ class EndpointLimiter:
     def pause(self, seconds: float) -> None:
         """Send nothing new to this endpoint for `seconds` (Retry-After, an exhausted quota)."""
         until = time.monotonic() + min(max(0.0, seconds), MAX_PAUSE)
+        self._paused_before = self.paused_until
         if until > self.paused_until:
             self.paused_until = until
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from types import TracebackType
+from typing import Any
 
 from council.endpoint.client import EndpointClient
 from council.engine.model import CallSpec
@@ -23,8 +24,9 @@ __all__ = ["EndpointClients"]
 class EndpointClients:
     """The run's own endpoint's client, and one for each profile its personas name."""
 
-    def __init__(self, plan: OraclePlan | DeliberationPlan) -> None:
+    def __init__(self, plan: OraclePlan | DeliberationPlan, **client_options: Any) -> None:
         self.plan = plan
+        self.client_options = client_options  # passed to every EndpointClient (a batch's)
         self._stack = contextlib.AsyncExitStack()
         self._clients: dict[str | None, EndpointClient] = {}
 
@@ -32,7 +34,7 @@ class EndpointClients:
         plan = self.plan
         try:
             self._clients[None] = await self._stack.enter_async_context(
-                EndpointClient(plan.endpoint, plan.max_concurrency)
+                EndpointClient(plan.endpoint, plan.max_concurrency, **self.client_options)
             )
             members = [*plan.personas, *plan.arbiter_fallback]
             if plan.arbiter is not None:
@@ -41,7 +43,7 @@ class EndpointClients:
             for name, endpoint in plan.endpoints.items():
                 limit = max_concurrency_for(endpoint, at_once[name])
                 self._clients[name] = await self._stack.enter_async_context(
-                    EndpointClient(endpoint, limit)
+                    EndpointClient(endpoint, limit, **self.client_options)
                 )
         except BaseException:
             await self._stack.aclose()

@@ -131,10 +131,14 @@ class DeliberationRun:
                 self.result.interrupted = True
                 self.result.stop_reason = "interrupted"
                 raise
-            await self._execute(clients)
+            await self.run_on(clients)
         return self.result
 
-    async def _execute(self, client: EndpointClients) -> None:
+    async def run_on(self, client: EndpointClients) -> DeliberationResult:
+        """Run on clients the caller opened (a batch shares them across its items).
+
+        No check before sending: a question too long for the window fails its own calls.
+        """
         plan = self.plan
         self.bus.emit(run_started(self.run_id, "deliberate", plan))
         try:
@@ -161,6 +165,7 @@ class DeliberationRun:
             self.result.wall = time.monotonic() - self._started
             self.result.timeline = self._timeline()
             self.bus.emit(run_finished(self.run_id, self.result))
+        return self.result
 
     # -- the main loop: one round, one verdict at a time ------------------------------
 

@@ -207,6 +207,8 @@ class RoundDiscarded(Event):
     kind: ClassVar[str] = "round_discarded"
     round: int
     wasted_tokens: int
+    # In a batch (one run, many councils): the item whose round it was; None otherwise.
+    item: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

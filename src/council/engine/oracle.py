@@ -57,10 +57,14 @@ class OracleRun:
             except asyncio.CancelledError:
                 self.result.interrupted = True
                 raise
-            await self._execute(clients)
+            await self.run_on(clients)
         return self.result
 
-    async def _execute(self, clients: EndpointClients) -> None:
+    async def run_on(self, clients: EndpointClients) -> OracleResult:
+        """Run on clients the caller opened (a batch shares them across its items).
+
+        No check before sending: a question too long for the window fails its own calls.
+        """
         plan = self.plan
         self.bus.emit(run_started(self.run_id, "oracle", plan))
         try:
@@ -77,6 +81,7 @@ class OracleRun:
         finally:
             self.result.wall = time.monotonic() - self._started
             self.bus.emit(run_finished(self.run_id, self.result))
+        return self.result
 
     def _record(self, call: CallSpec, outcome: CallOutcome) -> None:
         if call.role == "arbiter":

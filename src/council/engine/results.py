@@ -7,6 +7,8 @@ and the history use results without importing the engines or the endpoint client
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +16,13 @@ from council.engine.model import CANCELLED, CallOutcome, CallRecord, Verdict, st
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
-__all__ = ["DeliberationResult", "OracleResult", "RoundResult"]
+__all__ = [
+    "BatchProgress",
+    "DeliberationResult",
+    "OracleResult",
+    "RoundResult",
+    "batch_exit_code",
+]
 
 
 @dataclass
@@ -188,3 +196,65 @@ class DeliberationResult:
     @property
     def status(self) -> str:
         return "interrupted" if self.interrupted else status_of(self.exit_code)
+
+
+@dataclass
+class BatchProgress:
+    """Where a batch is: what the progress view shows and the summary says."""
+
+    total: int | None = None  # items to run, when known
+    skipped: int = 0  # items an earlier run already wrote (and are not redone)
+    skipped_failed: int = 0  # ... of which failed (kept as they were)
+    done: int = 0  # items that ended ok in this run
+    failed: int = 0  # items that ended failed in this run
+    running: int = 0
+    calls: int = 0  # calls ended
+    calls_in_flight: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    rate_limited: int = 0  # answers of 429 seen (each re-sent or retried)
+    limit: int = 0  # calls the run's endpoint takes at once, as its limiter has it now
+    ceiling: int = 0
+    stopped_by: str | None = None  # a budget that stopped the batch from starting items
+    started_at: float = field(default_factory=time.monotonic)
+    # Reads (calls in flight, limit) from the endpoint's limiter now; set while it runs.
+    sample: Callable[[], tuple[int, int]] | None = field(default=None, repr=False)
+
+    def current(self) -> tuple[int, int]:
+        """Calls in flight and the limit, as they are now (as last seen once the run ended)."""
+        if self.sample is not None:
+            self.calls_in_flight, self.limit = self.sample()
+        return self.calls_in_flight, self.limit
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "skipped": self.skipped,
+            "done": self.done,
+            "failed": self.failed,
+            "calls": self.calls,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "rate_limited": self.rate_limited,
+            "limit": self.limit,
+            "ceiling": self.ceiling,
+            "stopped_by": self.stopped_by,
+            "wall": round(self.elapsed(), 3),
+        }
+
+
+def batch_exit_code(ok: int, failed: int) -> int:
+    """0 when no item failed, 1 when none was ok (and some failed), else 3."""
+    if not failed:
+        return EXIT_OK
+    return EXIT_FAILURE if not ok else EXIT_PARTIAL

@@ -149,10 +149,18 @@ class Recorder:
                 self._calls.setdefault(event.call_id, _Call()).rate_limited += 1
             self._insert_call(event)
         elif isinstance(event, RoundDiscarded):
-            self.writer.write(
-                "UPDATE calls SET kept = 0 WHERE run_id = ? AND round = ?",
-                (event.run_id, event.round),
-            )
+            if event.item is None:
+                self.writer.write(
+                    "UPDATE calls SET kept = 0 WHERE run_id = ? AND round = ?",
+                    (event.run_id, event.round),
+                )
+            else:  # one item's council in a batch: only its calls (ids "ITEM/...")
+                prefix = f"{event.item}/"
+                self.writer.write(
+                    "UPDATE calls SET kept = 0 WHERE run_id = ? AND round = ? "
+                    "AND substr(call_id, 1, ?) = ?",
+                    (event.run_id, event.round, len(prefix), prefix),
+                )
         elif isinstance(event, LimitChanged):
             change = {"host": event.host, "old": event.old, "new": event.new}
             self._limit_changes.append(change | {"reason": event.reason})

@@ -1,0 +1,444 @@
+"""`council batch FILE`: the same council over every item of a file, resumable, within limits.
+
+Wires a batch: flags -> the resolved council (as `oracle`/`deliberate` resolve it) ->
+a plan per item (built as each item is read) -> the fan-out engine (`engine/batch.py`)
+-> one line per item in `--out` (`app/batch_output.py`), as each item ends.
+
+Resume is per item: the same command with the same `--out` skips the items whose
+line says ok, and also those whose line says failed unless `--retry-failed` (then
+they are asked again, and their new line replaces the old). An item that was
+running when the batch stopped has no line, so it is asked again whole.
+
+The exit code covers every item of the input that has a line: 0 when none failed,
+1 when none is ok, 3 otherwise (so a failed line kept from an earlier run still
+says 3); 130 / 143 / 129 when a signal stopped the batch (every finished line is
+kept), 2 for a usage or configuration error. The whole batch is one run in the
+history (command "batch"), with every item's calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from council.app.ask import (
+    AskRequest,
+    deliberation_plan,
+    oracle_plan,
+    resolve_council,
+    serving_plan,
+)
+from council.app.batch_input import BadLine, BatchItem, count_items, read_items
+from council.app.batch_output import OutputFile, item_line
+from council.app.flags import AskFlags
+from council.engine.model import CallOutcome
+from council.engine.plan import DeliberationPlan, OraclePlan, estimated_input_tokens
+from council.engine.results import BatchProgress, DeliberationResult, OracleResult
+from council.errors import UsageError
+from council.render.batch_progress import BatchProgressView
+from council.render.json_out import dumps
+from council.render.safe_text import strip_controls
+
+if TYPE_CHECKING:  # the engine (and openai) only for a real run: --dry-run imports neither
+    from council.engine.batch import BatchJob, BatchRun, ItemOutcome
+
+__all__ = ["BatchOptions", "run_batch"]
+
+MODES = ("oracle", "deliberate")
+VIAS = ("direct", "batch-api")
+# Items started at once per call the endpoint takes at once: enough waiting calls to keep
+# every slot busy while an item's last call finishes, few enough to bound memory.
+ITEMS_PER_SLOT = 1
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """The flags of `council batch` beyond the ones oracle and deliberate share."""
+
+    source: str
+    out: str | None = None
+    mode: str = "oracle"
+    synthesize: bool = False
+    template: str | None = None
+    strict: bool = False
+    ordered: bool = False
+    retry_failed: bool = False
+    max_items: int | None = None
+    max_tokens_total: int | None = None
+    via: str = "direct"
+    cancel: bool = False
+    rounds: int | None = None
+    speculative: bool | None = None
+    threshold: float | None = None
+    max_wasted_tokens: int | None = None
+
+
+PlanFor = Callable[[str], OraclePlan | DeliberationPlan]
+
+
+def _check(flags: AskFlags, options: BatchOptions) -> None:
+    """Usage errors before anything is read or sent."""
+    if options.mode not in MODES:
+        raise UsageError(f"--mode {options.mode} is not a mode", "use oracle or deliberate")
+    if options.via not in VIAS:
+        raise UsageError(f"--via {options.via} is not a way to run", "use direct or batch-api")
+    if options.out is None and not flags.dry_run:
+        raise UsageError("council batch needs --out", "give --out FILE (or - for stdout)")
+    if flags.jsonl_output:
+        raise UsageError("--jsonl does not apply to a batch", "its --out file is JSON lines")
+    if flags.json_output and options.out == "-":
+        raise UsageError("--json and --out - both write to stdout", "give --out a file")
+    if options.cancel and options.via != "batch-api":
+        raise UsageError("--cancel cancels Batch API jobs", "add --via batch-api")
+    if options.via == "batch-api" and options.mode != "oracle":
+        raise UsageError("--via batch-api runs oracle mode only", "drop --mode deliberate")
+    if options.max_items is not None and options.max_items < 0:
+        raise UsageError("--max-items must be 0 or more", "give it a count of items")
+    if options.max_tokens_total is not None and options.max_tokens_total <= 0:
+        raise UsageError("--max-tokens-total must be more than 0", "give it a token count")
+
+
+def _plan_for(request: AskRequest, options: BatchOptions) -> PlanFor:
+    """How an item's question becomes its plan, as `oracle` or `deliberate` would build it."""
+    if options.mode == "oracle":
+        return lambda query: oracle_plan(request, query, synthesize=options.synthesize)
+    return lambda query: deliberation_plan(
+        request, query, max_wasted_tokens=options.max_wasted_tokens
+    )
+
+
+def _say(line: str) -> None:
+    """One line on stderr, cleaned of control sequences (it may quote the input file)."""
+    sys.stderr.write(strip_controls(line) + "\n")
+    sys.stderr.flush()
+
+
+def _items(options: BatchOptions, on_bad_line: Callable[[BadLine], None]) -> Iterator[BatchItem]:
+    return read_items(
+        options.source, template=options.template, strict=options.strict, on_bad_line=on_bad_line
+    )
+
+
+def _reporting_bad_lines(source: str) -> Callable[[BadLine], None]:
+    shown = "standard input" if source == "-" else source
+
+    def report(bad: BadLine) -> None:
+        _say(f"council: {shown}:{bad.line}: {bad.reason}; skipped (--strict stops instead)")
+
+    return report
+
+
+def run_batch(flags: AskFlags, options: BatchOptions) -> int:
+    """`council batch FILE`: run (or with --dry-run, estimate) the batch; the exit code."""
+    _check(flags, options)
+    values = flags.setting_values()
+    if options.mode == "deliberate":
+        values = flags.setting_values(
+            rounds=options.rounds, speculative=options.speculative, threshold=options.threshold
+        )
+    request = resolve_council(flags, values)
+    plan_for = _plan_for(request, options)
+    template = plan_for("")
+    if flags.dry_run:
+        return _dry_run(flags, options, plan_for, template)
+    if options.via == "batch-api":
+        return _via_batch_api(flags, options, template, plan_for, request)
+    record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
+    with serving_plan(template) as served:
+
+        def served_plan(query: str) -> OraclePlan | DeliberationPlan:
+            # Each item's plan on the endpoints as served (the embedded model's URL).
+            return replace(plan_for(query), endpoint=served.endpoint, endpoints=served.endpoints)
+
+        return _run(flags, options, served_plan, served, record)
+
+
+def _calls_per_item(plan: OraclePlan | DeliberationPlan) -> int:
+    """The most calls one item makes (a deliberation: every round and its verdict)."""
+    if isinstance(plan, OraclePlan):
+        return len(plan.calls) + (1 if plan.synthesize else 0)
+    return plan.rounds * (len(plan.personas) + 1)
+
+
+def _dry_run(flags: AskFlags, options: BatchOptions, plan_for: PlanFor, template: Any) -> int:
+    """Count the items and estimate calls and input tokens; send nothing, import no openai."""
+    items = tokens = 0
+    bad: list[BadLine] = []
+    for item in _items(options, bad.append):
+        items += 1
+        plan = plan_for(item.query)
+        calls = plan.calls if isinstance(plan, OraclePlan) else plan.example_calls()
+        tokens += estimated_input_tokens(calls[: len(plan.personas)])
+        if options.max_items is not None and items >= options.max_items:
+            break
+    per_item = _calls_per_item(template)
+    summary = {
+        "source": options.source,
+        "mode": options.mode,
+        "items": items,
+        "bad_lines": len(bad),
+        "personas": [p.name for p in template.personas],
+        "calls_per_item_at_most": per_item,
+        "calls_at_most": items * per_item,
+        "estimated_input_tokens_first_round": tokens,
+        "max_concurrency": template.max_concurrency,
+        "endpoint": template.endpoint.describe(),
+    }
+    if flags.json_output:
+        sys.stdout.write(dumps(summary) + "\n")
+        return 0
+    lines = [
+        f"# council batch --dry-run: {options.source}",
+        "",
+        f"- items: {items:,} ({len(bad):,} bad lines skipped)",
+        f"- mode: {options.mode}, personas: {', '.join(summary['personas'])}",
+        f"- calls: at most {items * per_item:,} ({per_item} an item)",
+        f"- input tokens, first round: about {tokens:,}",
+        f"- calls at once: at most {template.max_concurrency}",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+class _Lines:
+    """What happens as each item ends: its line in --out, the progress view told."""
+
+    def __init__(self, out: OutputFile, view: BatchProgressView) -> None:
+        self.out = out
+        self.view = view
+
+    def __call__(self, outcome: ItemOutcome) -> None:
+        item: BatchItem = outcome.job.payload
+        self.out.write(outcome.job.seq, _item_line(item, outcome))
+        self.view.item_ended()
+
+
+def _answer_dict(outcome: CallOutcome, plan: OraclePlan | DeliberationPlan) -> dict[str, Any]:
+    data = outcome.to_dict()
+    data["model"] = plan.where(outcome.persona)[0]
+    del data["role"]  # always a persona's: the arbiter's text is the line's "answer"
+    for unshown in ("reasoning", "fitted"):
+        if data.get(unshown) is None:
+            data.pop(unshown, None)
+    return data
+
+
+def _error_dict(outcome: CallOutcome) -> dict[str, Any]:
+    return {
+        "persona": outcome.persona,
+        "role": outcome.role,
+        "error_kind": outcome.error_kind,
+        "message": outcome.message,
+    }
+
+
+def _item_line(item: BatchItem, outcome: ItemOutcome) -> dict[str, Any]:
+    """The item's line: every answer, the council's one answer, every error, the metrics."""
+    result, plan = outcome.result, outcome.job.plan
+    answers: list[CallOutcome] = []
+    errors: list[CallOutcome] = []
+    answer: dict[str, Any] | None = None
+    if isinstance(result, OracleResult):
+        answers, errors = result.answers, result.failures
+        synthesis = result.synthesis
+        if synthesis is not None and synthesis.answered:
+            answer = {"text": synthesis.text, "persona": synthesis.persona}
+        elif synthesis is not None:
+            errors = [*errors, synthesis]
+    elif isinstance(result, DeliberationResult):
+        final = result.final_round
+        answers = final.answers if final is not None else []
+        errors = result.kept_failures
+        judged = result.verdict_round
+        if judged is not None and judged.verdict is not None:
+            verdict = judged.verdict
+            answer = {
+                "text": verdict.synthesis,
+                "round": judged.number,
+                "converged": verdict.converged,
+                "confidence": verdict.confidence,
+                "dissent": list(verdict.dissent),
+            }
+        if judged is None or result.stop_reason == "arbiter_failed":
+            arbiter = final.arbiter if final is not None else None
+            if arbiter is not None and not arbiter.answered:
+                errors = [*errors, arbiter]
+    error_lines = [_error_dict(e) for e in errors]
+    if outcome.error is not None:
+        error_lines.append({"error_kind": "internal", "message": outcome.error})
+    return item_line(
+        item,
+        status="ok" if outcome.ok else "failed",
+        answers=[_answer_dict(a, plan) for a in answers],
+        answer=answer,
+        errors=error_lines,
+        metrics=outcome.metrics(),
+    )
+
+
+def _expected_total(options: BatchOptions, out: OutputFile) -> int | None:
+    """Items this run will ask (for the bar and its ETA), when the input can be read twice."""
+    if options.source == "-":
+        return options.max_items
+    total = count_items(options.source, template=options.template, strict=False)
+    kept = len(out.ok_ids) + (0 if options.retry_failed else len(out.failed_ids))
+    total = max(0, total - kept)
+    return total if options.max_items is None else min(total, options.max_items)
+
+
+def _jobs(
+    options: BatchOptions, out: OutputFile, plan_for: PlanFor, progress: BatchProgress
+) -> Iterator[BatchJob]:
+    """Every item still to ask, as a job, read as the engine takes them; the others skipped."""
+    from council.engine.batch import BatchJob
+
+    started = 0
+    report = _reporting_bad_lines(options.source)
+    for seq, item in enumerate(_items(options, report)):
+        failed = item.id in out.failed_ids
+        if item.id in out.ok_ids or (failed and not options.retry_failed):
+            progress.skipped += 1
+            progress.skipped_failed += int(failed)
+            out.skip(seq)
+            continue
+        if options.max_items is not None and started >= options.max_items:
+            progress.stopped_by = "--max-items"
+            return
+        started += 1
+        yield BatchJob(seq, item.id, plan_for(item.query), item)
+
+
+def _run(
+    flags: AskFlags,
+    options: BatchOptions,
+    plan_for: PlanFor,
+    template: OraclePlan | DeliberationPlan,
+    record: Any,
+) -> int:
+    """Run the batch; the exit code. Every finished line is kept whatever stops it."""
+    from council.app.limits import save_learned, seed_learned
+    from council.app.run import (
+        plan_endpoints,
+        run_until_stopped,
+        start_recording,
+        stderr_console,
+        stop_recording,
+    )
+    from council.engine.batch import BatchRun
+    from council.engine.events import EventBus
+
+    err = stderr_console()
+    endpoints = plan_endpoints(template)
+    seed_learned(endpoints)
+    out = OutputFile(Path(options.out or "-"), ordered=options.ordered)
+    progress = BatchProgress()
+    bus = EventBus()
+    plan_dict = {**template.to_dict(), "command": "batch", "batch": _described(options)}
+    recorder = start_recording(record, "batch", plan_dict, bus)
+    view = BatchProgressView(err, progress, enabled=not flags.quiet)
+    run = BatchRun(
+        template,
+        bus,
+        on_item=_Lines(out, view),
+        on_dropped=lambda job: out.skip(job.seq),  # --ordered: nothing waits for it
+        items_at_once=max(1, template.max_concurrency * ITEMS_PER_SLOT),
+        label=f"batch of {options.source}",
+        max_tokens_total=options.max_tokens_total,
+        progress=progress,
+    )
+    stopped: int | None = None
+    try:
+        progress.total = _expected_total(options, out)
+        jobs = _jobs(options, out, plan_for, progress)
+
+        def stopping(code: int) -> None:
+            run.interrupted_exit = code
+
+        with view:
+            stopped = run_until_stopped(lambda: run.execute(jobs), stopping)
+        if stopped is not None:
+            run.interrupted, run.interrupted_exit = True, stopped
+    finally:
+        with contextlib.suppress(OSError):
+            out.close()
+        summary = {**progress.to_dict(), "exit_code": run.exit_code, "out": options.out}
+        if recorder is not None:
+            recorder.finish(answer=None, document=summary, markdown=_summary_line(run, options))
+        stop_recording(recorder, err)
+        if record is not None:
+            save_learned(endpoints)
+    _say(_summary_line(run, options))
+    if flags.json_output:
+        sys.stdout.write(dumps(summary) + "\n")
+    return run.exit_code
+
+
+def _described(options: BatchOptions) -> dict[str, Any]:
+    """The batch's own settings, kept with the run in the history."""
+    return {
+        "source": options.source,
+        "out": options.out,
+        "mode": options.mode,
+        "template": options.template,
+        "ordered": options.ordered,
+        "retry_failed": options.retry_failed,
+        "max_items": options.max_items,
+        "max_tokens_total": options.max_tokens_total,
+    }
+
+
+def _summary_line(run: BatchRun, options: BatchOptions) -> str:
+    """The batch in one line on stderr: skipped, done, failed, and what stopped it."""
+    from council.app.run import STOPPED_BY
+
+    p = run.progress
+    counts = f"{p.done:,} done, {p.failed:,} failed, {p.skipped:,} skipped"
+    if p.skipped_failed:
+        counts += f" ({p.skipped_failed:,} failed earlier: --retry-failed asks them again)"
+    where = f" -> {options.out}" if options.out not in (None, "-") else ""
+    took = f" in {p.elapsed():.1f}s; {p.calls:,} calls, limit {p.limit}/{p.ceiling}"
+    if run.interrupted:
+        how = STOPPED_BY.get(run.interrupted_exit, "a signal")
+        return f"council: batch stopped by {how}: {counts}{where}; the same command resumes it"
+    budget = f"; stopped starting items at {p.stopped_by}" if p.stopped_by else ""
+    return f"council: batch: {counts}{where}{took}{budget}"
+
+
+# -- the provider's Batch API and the self-hosted batch runner (app/batch_api.py, i16-api) ---
+
+
+def _via_batch_api(
+    flags: AskFlags,
+    options: BatchOptions,
+    template: OraclePlan | DeliberationPlan,
+    plan_for: PlanFor,
+    request: AskRequest,
+) -> int:
+    """`--via batch-api`: the items go to the provider's Batch API; lines come back the same."""
+    import asyncio
+
+    from council.app.batch_api import run_via_batch_api
+
+    out = OutputFile(Path(options.out or "-"), ordered=options.ordered)
+    try:
+        items = _items(options, _reporting_bad_lines(options.source))
+        summary = asyncio.run(
+            run_via_batch_api(
+                items,
+                template,
+                request.settings,
+                out,
+                cancel=options.cancel,
+                retry_failed=options.retry_failed,
+                identity=options.source,
+            )
+        )
+    finally:
+        out.close()
+    if flags.json_output:
+        sys.stdout.write(dumps(summary if isinstance(summary, dict) else vars(summary)) + "\n")
+    return int(getattr(summary, "exit_code", 0) if not isinstance(summary, dict) else 0)

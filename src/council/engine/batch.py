@@ -1,0 +1,291 @@
+"""The fan-out of `council batch`: many items, each an oracle or a deliberation, within limits.
+
+    run = BatchRun(template_plan, bus, on_item=write_line, items_at_once=8, label="tickets.jsonl")
+    await run.execute(jobs)          # jobs: any iterable of BatchJob, read lazily
+    run.progress.done, run.exit_code
+
+Jobs are taken from the iterable only as room frees up, so an input of any length
+costs the memory of the items in flight, never of the input. Each item runs as its
+own OracleRun or DeliberationRun, but on endpoint clients shared by the whole
+batch: every call to an endpoint goes through that endpoint's one adaptive
+limiter, whose ceiling is `--max-concurrency`, so the calls in flight never exceed
+it however many items run, and a 429 or 503 with Retry-After pauses and narrows
+the whole batch instead of failing items. At most `items_at_once` items run at a
+time, which bounds the tasks, connections waiting and memory.
+
+Every item's call events reach the batch's bus under the batch's run id, with the
+item's id in front of the call id (`"{item}/{call}"`), so the history holds one
+run with every item's calls, each call id unique. An item that ends, answered or
+failed, is handed to `on_item` at once; an item still running when the batch is
+cancelled (Ctrl-C) is dropped, so that the next run asks it again whole.
+Budgets (`max_tokens_total`) stop the batch from starting items; those in flight
+finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from council.endpoint.errors import internal_error
+from council.engine.calls import limit_changes_reported
+from council.engine.clients import EndpointClients
+from council.engine.deliberation import DeliberationRun
+from council.engine.events import (
+    CallEnded,
+    CallEvent,
+    CallRetrying,
+    Event,
+    EventBus,
+    FirstToken,
+    ReasoningDelta,
+    RoundDiscarded,
+    RunFinished,
+    RunStarted,
+    TextDelta,
+)
+from council.engine.model import CallOutcome, new_run_id, status_of
+from council.engine.oracle import OracleRun
+from council.engine.plan import DeliberationPlan, OraclePlan
+from council.engine.results import (
+    BatchProgress,
+    DeliberationResult,
+    OracleResult,
+    batch_exit_code,
+)
+from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
+
+__all__ = ["CLIENT_OPTIONS", "BatchJob", "BatchRun", "ItemOutcome"]
+
+# How a batch's endpoint clients are made. Calls stream, as everywhere in council; a
+# non-streamed call (cheaper per call; no time to first token, no interrupted-stream
+# detection) is this one line, once the endpoint client offers it.
+CLIENT_OPTIONS: dict[str, Any] = {}
+
+# Per-token events nobody in a batch reads: not forwarded (and, as the item's bus is not
+# `listening`, mostly never built).
+_UNFORWARDED = (TextDelta, ReasoningDelta, FirstToken)
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One item to run: its place in the input, its id, its plan, and the caller's record of it."""
+
+    seq: int
+    key: str
+    plan: OraclePlan | DeliberationPlan
+    payload: Any = None
+
+
+@dataclass
+class ItemOutcome:
+    """How one item ended: the engine's result, every call it made, and its wall time."""
+
+    job: BatchJob
+    result: OracleResult | DeliberationResult | None
+    calls: list[CallOutcome]
+    wall: float
+    error: str | None = None  # the item could not run at all (a bug): why
+
+    @property
+    def ok(self) -> bool:
+        """Every call answered (an item with any failure is redone by --retry-failed)."""
+        return self.error is None and self.result is not None and self.result.exit_code == EXIT_OK
+
+    def metrics(self) -> dict[str, Any]:
+        """What the item cost: wall time, tokens (None when the endpoint reported none), calls."""
+        ins = [c.tokens_in for c in self.calls if c.tokens_in is not None]
+        outs = [c.tokens_out for c in self.calls if c.tokens_out is not None]
+        return {
+            "latency": round(self.wall, 4),
+            "tokens_in": sum(ins) if ins else None,
+            "tokens_out": sum(outs) if outs else None,
+            "calls": len(self.calls),
+            "retries": sum(c.retries for c in self.calls),
+            "resends": sum(c.resends for c in self.calls),
+        }
+
+
+class _ItemBus(EventBus):
+    """An item engine's bus: its call events go on to the batch's, renamed into the batch.
+
+    The item's own run events (started, finished, verdicts, limit changes) are not the
+    batch's: the batch reports its own; a discarded speculative round goes on, naming
+    the item. Nobody reads per-token events in a batch.
+    """
+
+    def __init__(self, batch: BatchRun, key: str) -> None:
+        super().__init__()
+        self.batch = batch
+        self.prefix = f"{key}/"
+        self.calls: list[CallOutcome] = []
+
+    @property
+    def listening(self) -> bool:
+        return False
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, RoundDiscarded):  # its finished calls are not kept: this item's
+            item = self.prefix[:-1]
+            self.batch.bus.emit(dataclasses.replace(event, run_id=self.batch.run_id, item=item))
+            return
+        if not isinstance(event, CallEvent) or isinstance(event, _UNFORWARDED):
+            return
+        if isinstance(event, CallEnded):
+            self.calls.append(event.outcome)
+        renamed = dataclasses.replace(
+            event, run_id=self.batch.run_id, call_id=self.prefix + event.call_id
+        )
+        self.batch.call_event(renamed)
+
+
+class BatchRun:
+    """Runs items, each an oracle or a deliberation, on shared clients under one limit.
+
+    `plan` is any item's plan (its personas and endpoints are every item's): it opens
+    the clients. `on_item(outcome)` is called as each item ends; an exception from it
+    (the output cannot be written) stops the batch. `on_dropped(job)` is called for a
+    job taken but never finished (cancelled half way, or held back by a budget).
+    """
+
+    def __init__(
+        self,
+        plan: OraclePlan | DeliberationPlan,
+        bus: EventBus,
+        *,
+        on_item: Callable[[ItemOutcome], None],
+        items_at_once: int,
+        on_dropped: Callable[[BatchJob], None] = lambda job: None,
+        label: str = "",
+        max_tokens_total: int | None = None,
+        progress: BatchProgress | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.plan = plan
+        self.bus = bus
+        self.on_item = on_item
+        self.on_dropped = on_dropped
+        self.items_at_once = max(1, items_at_once)
+        self.label = label
+        self.max_tokens_total = max_tokens_total
+        self.progress = progress or BatchProgress()
+        self.run_id = run_id or new_run_id()
+        self.interrupted = False
+        self.interrupted_exit = EXIT_INTERRUPTED
+        self.ended_by: Exception | None = None  # an error that ended the batch early
+        self.limit_changes: list[dict[str, Any]] = []
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return self.interrupted_exit
+        p = self.progress
+        return batch_exit_code(p.done + p.skipped - p.skipped_failed, p.failed + p.skipped_failed)
+
+    async def execute(self, jobs: Iterable[BatchJob]) -> BatchProgress:
+        plan = self.plan
+        self.progress.started_at = time.monotonic()
+        self.bus.emit(
+            RunStarted(
+                run_id=self.run_id,
+                command="batch",
+                query=self.label,
+                personas=tuple(p.name for p in plan.personas),
+                model=plan.endpoint.model,
+                endpoint_host=plan.endpoint.host,
+            )
+        )
+        try:
+            async with EndpointClients(plan, **CLIENT_OPTIONS) as clients:
+                own = clients.all[0].limiter
+                limiters = list({id(c.limiter): c.limiter for c in clients.all}.values())
+                self.progress.ceiling = own.ceiling
+                self.progress.sample = lambda: (sum(lim.in_flight for lim in limiters), own.limit)
+                with limit_changes_reported(clients.all, self.bus, self.run_id, self.limit_changes):
+                    await self._fan_out(clients, jobs)
+        except asyncio.CancelledError:
+            self.interrupted = True
+            raise
+        except Exception as exc:  # --strict's bad line, an output that cannot be written
+            self.ended_by = exc
+            raise
+        finally:
+            self.progress.current()
+            self.progress.sample = None
+            self.bus.emit(self._finished())
+        return self.progress
+
+    def _finished(self) -> RunFinished:
+        code = self.exit_code
+        if self.ended_by is not None:
+            code = getattr(self.ended_by, "exit_code", EXIT_FAILURE)
+        status = "interrupted" if self.interrupted else status_of(code)
+        return RunFinished(
+            run_id=self.run_id, status=status, exit_code=code, wall=self.progress.elapsed()
+        )
+
+    def _over_budget(self) -> str | None:
+        limit = self.max_tokens_total
+        if limit is not None and self.progress.tokens >= limit:
+            return "--max-tokens-total"
+        return None
+
+    async def _fan_out(self, clients: EndpointClients, jobs: Iterable[BatchJob]) -> None:
+        """Start items as room frees up. A bad input line under --strict, or an output that
+        cannot be written, ends the batch with that error itself (not a group of one)."""
+        room = asyncio.Semaphore(self.items_at_once)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for job in jobs:  # read one at a time: the input is never held whole
+                    await room.acquire()
+                    stop = self._over_budget()  # tokens counted while waiting for room
+                    if stop is not None:
+                        room.release()
+                        self.progress.stopped_by = stop
+                        self.on_dropped(job)
+                        break
+                    self.progress.running += 1
+                    group.create_task(self._item(clients, job, room))
+        except BaseExceptionGroup as group:
+            raise group.exceptions[0] from None
+
+    async def _item(self, clients: EndpointClients, job: BatchJob, room: asyncio.Semaphore) -> None:
+        bus = _ItemBus(self, job.key)
+        started = time.monotonic()
+        result: OracleResult | DeliberationResult | None = None
+        error: str | None = None
+        try:
+            if isinstance(job.plan, OraclePlan):
+                result = await OracleRun(job.plan, bus, run_id=self.run_id).run_on(clients)
+            else:
+                engine = DeliberationRun(job.plan, bus, run_id=self.run_id)
+                result = await engine.run_on(clients)
+        except asyncio.CancelledError:
+            self.on_dropped(job)  # interrupted half way: no line, asked again whole next time
+            raise
+        except Exception as exc:  # an engine bug costs this item, never the batch
+            error = internal_error(exc).message
+        finally:
+            self.progress.running -= 1
+            room.release()
+        outcome = ItemOutcome(job, result, bus.calls, time.monotonic() - started, error)
+        if outcome.ok:
+            self.progress.done += 1
+        else:
+            self.progress.failed += 1
+        self.on_item(outcome)
+
+    def call_event(self, event: CallEvent) -> None:
+        """A call event of an item, renamed into the batch: counted, then on to the batch's bus."""
+        p = self.progress
+        if isinstance(event, CallEnded):
+            p.calls += 1
+            p.tokens_in += event.outcome.tokens_in or 0
+            p.tokens_out += event.outcome.tokens_out or 0
+        elif isinstance(event, CallRetrying) and event.error_kind == "rate_limited":
+            p.rate_limited += 1
+        self.bus.emit(event)

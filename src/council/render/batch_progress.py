@@ -1,0 +1,110 @@
+"""How far a batch is, on stderr: a rich progress bar in a terminal, plain periodic lines elsewhere.
+
+    with BatchProgressView(console, progress) as view:   # progress: the engine's BatchProgress
+        ...  view.item_ended()                           # after each item (plain lines)
+
+In a terminal a live bar redraws a few times a second from the engine's numbers:
+items done and failed, rate, ETA, calls at once against the endpoint's current
+limit, tokens. When stderr is not a terminal (a log, CI), a line is written at
+most every PLAIN_INTERVAL seconds or each PLAIN_SHARE of the items, whichever
+comes first, and one at the end: never a line per item.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.text import Text
+
+from council.engine.results import BatchProgress
+
+__all__ = ["PLAIN_INTERVAL", "PLAIN_SHARE", "BatchProgressView", "progress_line"]
+
+PLAIN_INTERVAL = 5.0
+PLAIN_SHARE = 0.10
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0.0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def progress_line(progress: BatchProgress) -> str:
+    """One line of numbers: `120/1000 items (3 failed) · 4.1/s · ETA 3m34s · 8/8 calls · ...`."""
+    p = progress
+    elapsed = p.elapsed()
+    rate = p.finished / elapsed if elapsed > 0 else 0.0
+    total = f"/{p.total:,}" if p.total is not None else ""
+    parts = [f"{p.finished:,}{total} items ({p.failed:,} failed)", f"{rate:.1f}/s"]
+    if p.total is not None and rate > 0:
+        parts.append(f"ETA {_duration((p.total - p.finished) / rate)}")
+    in_flight, limit = p.current()
+    parts.append(f"{in_flight}/{limit} calls at once")
+    if p.rate_limited:
+        parts.append(f"{p.rate_limited:,} × 429")
+    parts.append(f"{p.tokens_in:,} tokens in, {p.tokens_out:,} out")
+    if p.skipped:
+        parts.append(f"{p.skipped:,} skipped")
+    return " · ".join(parts)
+
+
+class BatchProgressView:
+    """Shows a BatchProgress on `console` (stderr): live when it is a terminal, else plain lines."""
+
+    def __init__(self, console: Console, progress: BatchProgress, *, enabled: bool = True) -> None:
+        self.console = console
+        self.progress = progress
+        self.enabled = enabled
+        self.live: Live | None = None
+        self._last_at = time.monotonic()
+        self._last_count = 0
+
+    def _renderable(self) -> Group:
+        p = self.progress
+        bar = ProgressBar(total=float(p.total) if p.total else None, completed=float(p.finished))
+        # The numbers first: a ProgressBar ends without a line break of its own.
+        return Group(Text(progress_line(p), style="dim"), bar)
+
+    def __enter__(self) -> BatchProgressView:
+        if self.enabled and self.console.is_terminal:
+            self.live = Live(
+                get_renderable=self._renderable,
+                console=self.console,
+                refresh_per_second=4,
+                transient=True,
+            )
+            self.live.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def item_ended(self) -> None:
+        """In plain mode, a line when enough time or enough of the items went by."""
+        if not self.enabled or self.live is not None:
+            return
+        p = self.progress
+        share = (p.finished - self._last_count) / p.total if p.total else 0.0
+        if time.monotonic() - self._last_at >= PLAIN_INTERVAL or share >= PLAIN_SHARE:
+            self._plain()
+
+    def _plain(self) -> None:
+        self._last_at, self._last_count = time.monotonic(), self.progress.finished
+        self.console.print(
+            f"council: batch {progress_line(self.progress)}", markup=False, highlight=False
+        )
