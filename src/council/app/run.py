@@ -407,6 +407,12 @@ def _report(result: OracleResult, err: Console) -> None:
             f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
             "the answers are shown",
         )
+    reviews = result.review_failures
+    if reviews:
+        names = ", ".join(f"{f.persona} ({f.error_kind})" for f in reviews)
+        _say(err, f"council: ranking failed for {names}; the ranking counts the other reviews")
+    if result.vote is not None and not result.vote.winners:
+        _say(err, "council: no ballot could be read; the vote has no answer (see the ballots)")
 
 
 def _report_deliberation(result: DeliberationResult, err: Console) -> None:

@@ -251,6 +251,35 @@ ModelOptionOption = Annotated[
         show_default=False,
     ),
 ]
+VOTE_PANEL = "Voting and ranking"
+VoteOption = Annotated[
+    bool,
+    typer.Option(
+        "--vote",
+        help="Each persona gives a ballot (choice, confidence, reason); the majority wins. "
+        "Deliberate: a unanimous round ends the council without the arbiter.",
+        rich_help_panel=VOTE_PANEL,
+    ),
+]
+ChoicesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--choices",
+        help="The choices of --vote, e.g. A,B,C,D or yes,no (without: free answers, grouped).",
+        metavar="LIST",
+        show_default=False,
+        rich_help_panel=VOTE_PANEL,
+    ),
+]
+RankOption = Annotated[
+    bool,
+    typer.Option(
+        "--rank",
+        help="oracle: each persona ranks the others' answers, anonymised and shuffled; "
+        "Borda points beside each answer (-o seed N fixes the shuffles).",
+        rich_help_panel=VOTE_PANEL,
+    ),
+]
 
 # The shared options in the order `--help` lists them: these first, then the command's
 # own options, then the rest.
@@ -276,6 +305,9 @@ _TAIL = {
     "no_stdin": NoStdinOption,
     "system": SystemOption,
     "option": ModelOptionOption,
+    "vote": VoteOption,
+    "choices": ChoicesOption,
+    "rank": RankOption,
 }
 assert set(_HEAD) | set(_TAIL) == set(AskFlags.names()), "every AskFlags field is an option"
 

@@ -193,6 +193,12 @@ def answer_status(result: DeliberationResult, *, answers_at: str = "below") -> s
     judged = result.verdict_round
     last = result.final_round
     total = result.plan.rounds
+    unanimous = result.unanimous_round
+    if unanimous is not None:
+        return (
+            f"Unanimous in round {unanimous.number} of {total}: every persona chose "
+            f"{result.answer}, so the arbiter was not asked. Their answers are {answers_at}."
+        )
     if judged is None or judged.verdict is None:
         if result.interrupted:
             return f"Interrupted before any verdict: the last round's answers are {answers_at}."
@@ -231,6 +237,9 @@ def _verdict_cell(round_number: int, result: DeliberationResult) -> str:
     if kept.arbiter is not None and not kept.arbiter.answered:
         return f"arbiter failed ({kept.arbiter.error_kind})"
     if kept.verdict is None:
+        unanimous = result.unanimous_round
+        if unanimous is not None and unanimous.number == round_number:
+            return f"unanimous ballots: {result.answer} (not judged)"
         return "–"
     if kept.verdict.problem:
         return "unreadable verdict"

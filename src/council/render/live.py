@@ -34,6 +34,7 @@ from council.engine.events import (
     RoundDiscarded,
     TextDelta,
 )
+from council.engine.model import VOTE_DECIDED
 from council.render.format import count_label, limit_note, seconds
 from council.render.safe_text import strip_controls
 
@@ -41,6 +42,7 @@ __all__ = ["LiveView", "RoundsLiveView"]
 
 SIDE_BY_SIDE_MAX = 4
 SYNTHESIS_PREFIX = "synthesis · "  # the label of the arbiter's synthesis call
+RANKING_PREFIX = "ranking · "  # the label of a persona's peer-ranking call (--rank)
 STATUS_STYLE = {
     "waiting": "dim",
     "thinking": "yellow",
@@ -50,6 +52,10 @@ STATUS_STYLE = {
     "failed": "red",
     "cancelled": "dim red",
 }
+
+
+# What a cancelled call's row says, by the reason it was cancelled for.
+CANCEL_NOTES = {"superseded": "speculation discarded", VOTE_DECIDED: "vote decided"}
 
 
 @dataclass
@@ -93,7 +99,7 @@ class _CallView:
             self.status, self.note = "failed", event.outcome.message
         elif isinstance(event, CallCancelled):
             self.status = "cancelled"
-            self.note = "speculation discarded" if event.reason == "superseded" else ""
+            self.note = CANCEL_NOTES.get(event.reason, "")
 
 
 def _status_text(view: _CallView) -> Text:
@@ -165,10 +171,9 @@ class LiveView(_LiveBase):
         persona = getattr(event, "persona", None)
         if persona is None:
             return
-        label = (
-            persona
-            if getattr(event, "role", "persona") == "persona"
-            else f"{SYNTHESIS_PREFIX}{persona}"
+        role = getattr(event, "role", "persona")
+        label = {"persona": persona, "reviewer": f"{RANKING_PREFIX}{persona}"}.get(
+            role, f"{SYNTHESIS_PREFIX}{persona}"
         )
         with self._lock:
             self._calls.setdefault(label, _CallView(label)).apply(event)
@@ -238,7 +243,7 @@ class LiveView(_LiveBase):
 def _progress(views: list[_CallView]) -> str:
     """ "3 of 5 personas answered", as the footer counts (personas, not calls), and what
     the synthesis is doing once it has started."""
-    personas = [v for v in views if not v.label.startswith(SYNTHESIS_PREFIX)]
+    personas = [v for v in views if not v.label.startswith((SYNTHESIS_PREFIX, RANKING_PREFIX))]
     answered = sum(1 for v in personas if v.status == "done")
     line = f"{answered} of {count_label(len(personas), 'persona')} answered"
     synthesis = [v for v in views if v.label.startswith(SYNTHESIS_PREFIX)]
