@@ -243,7 +243,7 @@ BALLOT_RESPONSE_FORMAT = {"type": "json_object"}
 
 RANKING_INSTRUCTIONS = """\
 Other members of a council answered the question below. Their answers are shown
-anonymously, as Response A, Response B, and so on, in no particular order. Judge each
+anonymously, as Response A, Response B, and so on, in no particular order. Weigh each
 on its merit: correctness, reasoning and usefulness to the person who asked, not its
 length or its place in the list.
 
