@@ -256,8 +256,7 @@ VoteOption = Annotated[
     bool,
     typer.Option(
         "--vote",
-        help="Each persona gives a ballot (choice, confidence, reason); the majority wins. "
-        "Deliberate: a unanimous round ends the council without the arbiter.",
+        help="Each persona casts a ballot; the majority answers.",
         rich_help_panel=VOTE_PANEL,
     ),
 ]
@@ -265,7 +264,7 @@ ChoicesOption = Annotated[
     str | None,
     typer.Option(
         "--choices",
-        help="The choices of --vote, e.g. A,B,C,D or yes,no (without: free answers, grouped).",
+        help="--vote's choices, e.g. A,B,C,D or yes,no.",
         metavar="LIST",
         show_default=False,
         rich_help_panel=VOTE_PANEL,
@@ -275,8 +274,7 @@ RankOption = Annotated[
     bool,
     typer.Option(
         "--rank",
-        help="oracle: each persona ranks the others' answers, anonymised and shuffled; "
-        "Borda points beside each answer (-o seed N fixes the shuffles).",
+        help="oracle: each persona ranks the others' answers, unnamed.",
         rich_help_panel=VOTE_PANEL,
     ),
 ]
