@@ -159,6 +159,8 @@ def test_borda_points_come_from_the_reviews_and_stand_beside_each_answer(fake):
     code, doc = oracle_json(fake, "--rank", "-o", "seed", "3", "-p", ",".join(PERSONAS), QUESTION)
     assert code == 0
     ranking = doc["ranking"]
+    assert set(ranking) == {"order", "borda", "per_reviewer", "shown", "seed"}
+    assert doc["vote"] is None and len(doc["reviews"]) == len(PERSONAS)
     assert ranking["per_reviewer"] == ranking["shown"]
     expected = dict.fromkeys(PERSONAS, 0.0)
     for shown in ranking["shown"].values():

@@ -171,7 +171,11 @@ def test_oracle_vote_counts_ballots_of_every_shape(fake, monkeypatch):
     assert ballots["optimist"]["choice"] is None and not ballots["optimist"]["raw_ok"]
     assert vote["abstentions"] == ["optimist"]
     assert vote["decided_early"] is False and vote["stopped"] == []
-    assert doc["answer"]["text"] == "B"
+    assert set(vote) == {
+        "answer", "winners", "tied", "tally", "ballots", "abstentions",
+        "decided_early", "stopped", "tokens_saved", "tokens_saved_basis",
+    }  # fmt: skip
+    assert doc["answer"]["text"] == "B" and doc["ranking"] is None
     # Every persona was asked for a ballot, in JSON mode, with the choices named.
     body = _ballots_request(fake, "judge")
     assert body["response_format"] == {"type": "json_object"}

@@ -274,7 +274,7 @@ RankOption = Annotated[
     bool,
     typer.Option(
         "--rank",
-        help="oracle: each persona ranks the others' answers, unnamed.",
+        help="Personas rank each other's answers, anonymously.",
         rich_help_panel=VOTE_PANEL,
     ),
 ]

@@ -154,6 +154,8 @@ def run_footer(result: OracleResult) -> str:
     parts = [f"{count_of(answered, len(plan.personas), 'persona')} answered"]
     if result.interrupted:
         parts[0] += " (interrupted)"
+    if result.vote is not None and result.vote.stopped:
+        parts[0] += f" ({len(result.vote.stopped)} stopped: the vote was decided)"
     parts.append(f"wall {seconds(result.wall)}")
     total = result.sum_of_calls
     if answered > 1 and result.wall > 0:
