@@ -349,3 +349,100 @@ def test_a_split_round_goes_to_the_arbiter_and_a_later_unanimous_one_ends_it(fak
     assert len(fake.requests_for("arbiter")) == 1  # round 1 only
     assert "Unanimous in round 2 of 3: every persona chose B" in result.stdout
     assert "unanimous ballots: B (not judged)" in result.stdout
+
+
+# -- what a terminal shows ------------------------------------------------------------------------
+
+
+def test_the_live_view_shows_each_ballot_as_read_and_stopped_calls_as_such():
+    import io
+
+    from rich.console import Console
+
+    from council.engine.events import CallCancelled, CallFinished, CallStarted
+    from council.engine.model import VOTE_DECIDED, CallOutcome
+    from council.render.live import LiveView
+
+    console = Console(file=io.StringIO(), width=120, height=30)
+    view = LiveView(console, ["judge", "critic", "skeptic"], ballots=("A", "B"))
+    for name, text in (("judge", '{"choice": "b", "confidence": 0.8}'), ("critic", "Maybe.")):
+        ids = {"run_id": "r", "call_id": f"r1-{name}", "persona": name}
+        view.handle(CallStarted(**ids, model="m"))
+        view.handle(CallFinished(**ids, outcome=CallOutcome(persona=name, text=text)))
+    ids = {"run_id": "r", "call_id": "r1-skeptic", "persona": "skeptic"}
+    view.handle(CallStarted(**ids, model="m"))
+    stopped = CallOutcome(persona="skeptic", error_kind="cancelled")
+    view.handle(CallCancelled(**ids, outcome=stopped, reason=VOTE_DECIDED))
+    console.print(view.render())
+    rendered = console.file.getvalue()
+    assert "ballot B (0.80)" in rendered
+    assert "abstained" in rendered
+    assert "vote decided" in rendered
+
+
+def test_the_terminal_ends_with_the_vote(fake, monkeypatch):
+    import io
+
+    from council.app.run import run_oracle
+    from council.config.personas import PersonaCatalog
+    from council.engine.plan import build_oracle_plan
+    from council.render import OutputMode
+    from tests.helpers import resolved_endpoint
+
+    monkeypatch.setenv("COUNCIL_VOTE_EARLY_STOP", "0")
+    fake.script("judge", Reply(text='{"choice": "A", "confidence": 0.6, "reason": "simple"}'))
+    fake.script("critic", Reply(text="B"))
+    catalog = PersonaCatalog.discover()
+    plan = build_oracle_plan(
+        query=QUESTION,
+        personas=catalog.resolve(["judge", "critic"]),
+        endpoint=resolved_endpoint(fake.base_url),
+        vote=True,
+        choices=("A", "B"),
+        vote_early_stop=False,
+    )
+    out = io.StringIO()
+    code = run_oracle(plan, OutputMode.RICH, stdout=out, show_live=False)
+    assert code == 0
+    text = out.getvalue()
+    assert "tally" in text and "ballots" in text
+    assert text.rstrip().splitlines()[-1].startswith("╰")  # the vote's panel is last
+    assert "vote · tie between A and B" in text
+
+
+def test_a_free_answer_is_never_markup_or_a_terminal_sequence(fake, monkeypatch):
+    monkeypatch.setenv("COUNCIL_VOTE_EARLY_STOP", "0")
+    from council.render.rich_report import oracle_renderable
+
+    hostile = "[link=https://evil.example]Paris[/link]\x1b]52;c;cm0=\x07"
+    for name in ("judge", "critic"):
+        fake.script(name, Reply(text=json.dumps({"choice": hostile, "reason": hostile})))
+    code, doc = oracle_json(fake, "--vote", "-p", "judge,critic", "Capital?")
+    assert code == 0
+    import io
+
+    from rich.console import Console
+
+    from council.engine.model import Ballot, VoteResult
+    from council.engine.plan import build_oracle_plan
+    from council.engine.results import OracleResult
+    from tests.helpers import resolved_endpoint
+
+    ballots = {b["persona"]: Ballot(**b) for b in doc["vote"]["ballots"]}
+    vote = VoteResult(
+        winners=tuple(doc["vote"]["winners"]),
+        tally=doc["vote"]["tally"],
+        ballots=ballots,
+        decided_early=False,
+        stopped=(),
+        tokens_saved=0,
+    )
+    plan = build_oracle_plan(
+        query="Q", personas=[], endpoint=resolved_endpoint(fake.base_url), vote=True
+    )
+    result = OracleResult(run_id="r", plan=plan, vote=vote)
+    console = Console(file=io.StringIO(), width=200, force_terminal=True)
+    console.print(oracle_renderable(result))
+    rendered = console.file.getvalue()
+    assert "[link=https://evil.example]Paris[/link]" in rendered  # shown as text
+    assert "\x1b]52" not in rendered and "\x1b]8;" not in rendered  # no clipboard, no link

@@ -237,7 +237,10 @@ def run_oracle(
     recorder = _start_recording(record, "oracle", plan.to_dict(), bus)
     try:
         stopped = views.drive(
-            bus, run.execute, lambda console: LiveView(console, names), _stopping(run.result)
+            bus,
+            run.execute,
+            lambda console: LiveView(console, names, plan.choices if plan.vote else None),
+            _stopping(run.result),
         )
         if stopped is not None:
             _stopped(run.result, stopped)

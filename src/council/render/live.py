@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from council.engine.ballots import read_ballot
 from council.engine.events import (
     ArbiterVerdict,
     CallCancelled,
@@ -102,6 +103,15 @@ class _CallView:
             self.note = CANCEL_NOTES.get(event.reason, "")
 
 
+def ballot_note(text: str, choices: tuple[str, ...]) -> str:
+    """A finished ballot as the live view says it: "ballot B (0.80)", or "abstained"."""
+    ballot = read_ballot("", text, choices)
+    if ballot.choice is None:
+        return "abstained"
+    confidence = f" ({ballot.confidence:.2f})" if ballot.confidence is not None else ""
+    return f"ballot {ballot.choice}{confidence}"
+
+
 def _status_text(view: _CallView) -> Text:
     status = Text(view.status, style=STATUS_STYLE.get(view.status, ""))
     if view.status in ("thinking", "streaming") and view.started is not None:
@@ -161,8 +171,12 @@ class LiveView(_LiveBase):
             ...run...
     """
 
-    def __init__(self, console: Console, labels: list[str]) -> None:
+    def __init__(
+        self, console: Console, labels: list[str], ballots: tuple[str, ...] | None = None
+    ) -> None:
         self._calls: dict[str, _CallView] = {label: _CallView(label) for label in labels}
+        # --vote: each finished answer is a ballot, shown as read (the choices, () if free).
+        self._ballots = ballots
         super().__init__(console)  # last: rich may render as soon as the Live exists
 
     def handle(self, event: Event) -> None:
@@ -176,7 +190,10 @@ class LiveView(_LiveBase):
             role, f"{SYNTHESIS_PREFIX}{persona}"
         )
         with self._lock:
-            self._calls.setdefault(label, _CallView(label)).apply(event)
+            view = self._calls.setdefault(label, _CallView(label))
+            view.apply(event)
+            if self._ballots is not None and isinstance(event, CallFinished) and role == "persona":
+                view.note = f"{ballot_note(event.outcome.text, self._ballots)} · {view.note}"
 
     def render(self) -> RenderableType:
         with self._lock:

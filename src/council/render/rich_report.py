@@ -133,11 +133,11 @@ def _ranking_parts(result: OracleResult) -> list[RenderableType]:
 
 
 def _vote_panel(vote: VoteResult, voters: int) -> Panel:
-    lines: list[RenderableType] = [Text(vote_headline(vote, voters), style="bold")]
-    lines += [Text(note, style="italic") for note in vote_notes(vote)]
+    lines: list[RenderableType] = [Text(strip_controls(vote_headline(vote, voters)), style="bold")]
+    lines += [Text(strip_controls(note), style="italic") for note in vote_notes(vote)]
     return Panel(
         Group(*lines),
-        title=f"[bold]vote · {strip_controls(vote.answer or 'no answer')}[/]",
+        title=Text(f"vote · {strip_controls(vote.answer or 'no answer')}", style="bold"),
         title_align="left",
         border_style="green" if vote.winners else "red",
     )
@@ -149,7 +149,8 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) ->
         table.add_column(column, overflow="fold")
     for row in rows:
         style = "dim" if row[-2:-1] in (("discarded",), ("cancelled",)) else ""
-        table.add_row(*row, style=style)
+        # Text cells: a ballot's reason or a free answer is model text, never markup.
+        table.add_row(*(Text(strip_controls(cell)) for cell in row), style=style)
     return table
 
 
