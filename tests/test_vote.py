@@ -446,3 +446,21 @@ def test_a_free_answer_is_never_markup_or_a_terminal_sequence(fake, monkeypatch)
     rendered = console.file.getvalue()
     assert "[link=https://evil.example]Paris[/link]" in rendered  # shown as text
     assert "\x1b]52" not in rendered and "\x1b]8;" not in rendered  # no clipboard, no link
+
+
+def test_ctrl_c_during_a_vote_closes_every_ballot_call_and_exits_130(fake):
+    from tests.helpers import council_process, interrupt_when
+
+    fake.script("judge", Reply(text="B"))
+    for name in ("critic", "skeptic"):
+        fake.script(name, Reply(hang=True))
+    proc = council_process(
+        "oracle", "--base-url", fake.base_url, "--vote", "--choices", "A,B",
+        "-p", "judge,critic,skeptic", "Q?",
+    )  # fmt: skip
+    _, err = interrupt_when(
+        proc, fake, lambda f: bool(f.requests_for("critic") and f.requests_for("skeptic"))
+    )
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    fake.wait_for(lambda f: {r.persona for r in f.disconnects} >= {"critic", "skeptic"})
