@@ -464,3 +464,25 @@ def test_ctrl_c_during_a_vote_closes_every_ballot_call_and_exits_130(fake):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     fake.wait_for(lambda f: {r.persona for r in f.disconnects} >= {"critic", "skeptic"})
+
+
+@given(
+    cast=st.lists(st.sampled_from("ABC"), max_size=6),
+    outstanding=st.integers(min_value=1, max_value=4),
+)
+def test_a_vote_is_decided_exactly_when_no_outstanding_ballots_can_change_the_winners(
+    cast, outstanding
+):
+    import itertools
+
+    box = BallotBox(voters=len(cast) + outstanding, choices=("A", "B", "C"))
+    for i, choice in enumerate(cast):
+        box.add(_ballot(f"p{i}", choice))
+    now = box.result().winners
+    finals = set()
+    for rest in itertools.product("ABC", repeat=outstanding):
+        ballots = [_ballot(f"p{i}", c) for i, c in enumerate([*cast, *rest])]
+        tally = tally_of(ballots, ("A", "B", "C"))
+        best = max(tally.values())
+        finals.add(tuple(c for c, n in tally.items() if n == best))
+    assert box.decided() == (finals == {now} and len(now) == 1)
