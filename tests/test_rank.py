@@ -243,3 +243,27 @@ def test_dry_run_shows_the_seed_and_a_review_call(fake):
     assert "judge (ranking)" in result.stdout and 'label="Response A"' in result.stdout
     dry = oracle(fake, "--dry-run", "--json", "--rank", "-o", "seed", "4", "-p", "judge,a,b", "Q")
     assert dry.exit_code in (0, 2)  # unknown personas may be refused; the seed is the point
+
+
+def test_verbose_lists_the_ranking_calls_with_the_others(fake):
+    import io
+
+    from council.app.run import run_oracle
+    from council.config.personas import PersonaCatalog
+    from council.engine.plan import build_oracle_plan
+    from council.render import OutputMode
+    from tests.helpers import resolved_endpoint
+
+    _script_answers(fake)
+    plan = build_oracle_plan(
+        query=QUESTION,
+        personas=PersonaCatalog.discover().resolve(list(PERSONAS)),
+        endpoint=resolved_endpoint(fake.base_url),
+        rank=True,
+        rank_seed=9,
+    )
+    out = io.StringIO()
+    assert run_oracle(plan, OutputMode.RICH, stdout=out, show_live=False, verbose=True) == 0
+    text = out.getvalue()
+    assert all(f"{name} (ranking)" in text for name in PERSONAS)
+    assert "peer ranking (anonymous, Borda count)" in text

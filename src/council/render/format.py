@@ -274,10 +274,18 @@ def call_rows(result: OracleResult) -> list[tuple[str, ...]]:
     a call names its model @ host when the council's members use several."""
     plan = result.plan
     synthesis = result.synthesis
-    calls = [*result.answers, *result.failures, *([synthesis] if synthesis is not None else [])]
+    reviews = list(result.reviews.values())  # --rank's calls, after the answers
+    calls = [
+        *result.answers,
+        *result.failures,
+        *reviews,
+        *([synthesis] if synthesis is not None else []),
+    ]
     rows: list[tuple[str, ...]] = []
     for call in calls:
         who = f"{call.persona} (synthesis)" if call is synthesis else call.persona
+        if call.role == "reviewer":
+            who = f"{call.persona} (ranking)"
         where = member_where(plan, call.persona)
         if where is not None:
             who += f" · {where}"
