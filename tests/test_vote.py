@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import pytest
@@ -486,3 +487,23 @@ def test_a_vote_is_decided_exactly_when_no_outstanding_ballots_can_change_the_wi
         best = max(tally.values())
         finals.add(tuple(c for c, n in tally.items() if n == best))
     assert box.decided() == (finals == {now} and len(now) == 1)
+
+
+def test_in_a_terminal_ballots_show_as_they_come_and_the_vote_stays_on_screen(fake):
+    from tests.test_screens import Terminal, plain
+
+    fake.script("judge", Reply(text='{"choice": "B", "confidence": 0.9, "reason": "fit"}'))
+    fake.script("critic", Reply(text="Choice: B", gate="critic"))
+    fake.script("skeptic", Reply(hang=True))
+    args = ["oracle", "--base-url", fake.base_url, "--vote", "--choices", "A,B", "--no-history"]
+    with Terminal([*args, "-p", "judge,critic,skeptic", "Which?"], rows=40, cols=100) as term:
+        during = term.wait_for(lambda seen: "ballot B (0.90)" in seen)
+        fake.release("critic")
+        code = term.finish()
+        screen = plain(term.raw)
+    assert code == 0, screen
+    assert "ballot B (0.90)" in plain(during)
+    assert re.search(r"skeptic\s*│\s*stopped", screen)  # in the ballots table
+    tail = screen[screen.rindex("vote · B") :]
+    assert "B wins with 2 of 2 ballots." in tail
+    assert tail.rstrip().endswith("╯"), tail
