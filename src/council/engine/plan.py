@@ -214,11 +214,9 @@ class OraclePlan(_Plan):
         if self.vote:
             data["vote"] = {"choices": list(self.choices), "early_stop": self.vote_early_stop}
         if self.rank:
-            example = [(label, "(an answer of another member)") for label in ("A", "B")]
-            data["rank"] = {
-                "seed": self.rank_seed,
-                "example_call": self.review_call(self.personas[0], example).to_dict(),
-            }
+            # The seed only: the ranking calls' messages exist once the answers do (and
+            # a plan's messages are what --no-store-text keeps out of the history).
+            data["rank"] = {"seed": self.rank_seed}
         return data
 
 
