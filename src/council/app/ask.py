@@ -9,6 +9,7 @@ server if needed, run, record, and return the exit code).
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -257,8 +258,8 @@ def resolve_council(flags: AskFlags, values: dict[str, Any]) -> AskRequest:
     return _resolve(flags, values, question="")
 
 
-def oracle_plan(request: AskRequest, query: str, *, synthesize: bool) -> OraclePlan:
-    """The oracle plan for `query` with the resolved council."""
+def oracle_plan(request: AskRequest, query: str, *, synthesize: bool, **voting: Any) -> OraclePlan:
+    """The oracle plan for `query` with the resolved council (`voting`: --vote, --rank)."""
     return build_oracle_plan(
         query=query,
         personas=request.personas,
@@ -268,6 +269,7 @@ def oracle_plan(request: AskRequest, query: str, *, synthesize: bool) -> OracleP
         arbiter_fallback=request.arbiter_fallback if synthesize else [],
         endpoints=request.endpoints,
         options=request.options,
+        **voting,
     )
 
 
@@ -277,6 +279,7 @@ def deliberation_plan(
     *,
     max_wasted_tokens: int | None,
     question_text: str | None = None,
+    **voting: Any,
 ) -> DeliberationPlan:
     """The deliberation plan for `query` with the resolved council, rounds and speculation."""
     settings = request.settings
@@ -299,6 +302,7 @@ def deliberation_plan(
         max_wasted_tokens=max_wasted_tokens,
         question_text=question_text,
         options=request.options,
+        **voting,
     )
 
 
@@ -397,10 +401,72 @@ def _dry_run_or_run(
         )
 
 
+def _vote_choices(flags: AskFlags) -> tuple[str, ...]:
+    """--choices, checked: it needs --vote and two choices at least; () for free answers."""
+    from council.engine.ballots import parse_choices
+
+    if flags.choices is not None and not flags.vote:
+        raise UsageError("--choices goes with --vote", "add --vote, or drop --choices")
+    choices = parse_choices(flags.choices)
+    if flags.choices is not None and len(choices) < 2:
+        raise UsageError(
+            f"--choices {flags.choices!r} names fewer than two choices",
+            "give them separated by commas, e.g. --choices A,B,C,D or --choices yes,no",
+        )
+    return choices
+
+
+def _voting_checks(flags: AskFlags, synthesize: bool, personas: int) -> None:
+    """The combinations --vote and --rank do not take, refused before anything is sent."""
+    if flags.vote and flags.rank:
+        raise UsageError("--vote and --rank are exclusive", "pick one of them")
+    if flags.vote and synthesize:
+        raise UsageError(
+            "--vote's answer is the majority; it takes no --synthesize",
+            "drop --synthesize (or use --rank --synthesize to hand a ranking to the arbiter)",
+        )
+    if flags.rank and personas < 3:
+        raise UsageError(
+            f"--rank needs at least 3 personas (each ranks the others'); this council has "
+            f"{personas}",
+            "add personas with -p, or drop --rank",
+        )
+
+
+# COUNCIL_VOTE_EARLY_STOP=0 lets every ballot call of --vote finish (an internal switch,
+# for comparing: benchmarks/vote_bench.py).
+EARLY_STOP_ENV = "COUNCIL_VOTE_EARLY_STOP"
+
+
+def early_stop_wanted() -> bool:
+    return os.environ.get(EARLY_STOP_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _rank_seed(options: dict[str, Any]) -> int:
+    """The seed of --rank's shuffles: `-o seed N` when given, else a fresh one (recorded)."""
+    seed = options.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return seed
+    import random
+
+    return random.randrange(2**31)
+
+
 def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
     """`council oracle`: every persona at once, optionally a synthesis; the exit code."""
+    choices = _vote_choices(flags)
     request = _resolve(flags, flags.setting_values())
-    plan = oracle_plan(request, request.question, synthesize=synthesize)
+    _voting_checks(flags, synthesize, len(request.personas))
+    plan = oracle_plan(
+        request,
+        request.question,
+        synthesize=synthesize,
+        vote=flags.vote,
+        choices=choices,
+        vote_early_stop=early_stop_wanted(),
+        rank=flags.rank,
+        rank_seed=_rank_seed(request.options) if flags.rank else None,
+    )
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     return _dry_run_or_run(
         plan, request, flags, dry_run_markdown=plan_markdown, engine="oracle", record=record
@@ -417,6 +483,13 @@ def ask_deliberation(
     resume: str | None,
 ) -> int:
     """`council deliberate`, new or resumed from the history; the exit code."""
+    if flags.rank:
+        raise UsageError("--rank is for council oracle", "drop --rank, or use council oracle")
+    choices = _vote_choices(flags)
+    if resume is not None and flags.vote:
+        raise UsageError(
+            "--resume continues the recorded council; it takes no --vote", "drop --vote"
+        )
     resumed = None
     if resume is not None:
         resumed = _load_resumed(
@@ -442,6 +515,8 @@ def ask_deliberation(
         request.question,
         max_wasted_tokens=max_wasted_tokens,
         question_text=resumed.question if resumed else None,
+        vote=flags.vote,
+        choices=choices,
     )
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     if record is not None and resumed is not None:

@@ -90,6 +90,12 @@ def _check(flags: AskFlags, options: BatchOptions) -> None:
         raise UsageError("council batch needs --out", "give --out FILE (or - for stdout)")
     if flags.jsonl_output:
         raise UsageError("--jsonl does not apply to a batch", "its --out file is JSON lines")
+    if flags.vote or flags.rank:
+        # An item line has no place for a tally or a ranking yet: refused, not ignored.
+        raise UsageError(
+            "--vote and --rank do not run in a batch yet",
+            "drop them, or ask the questions one by one with council oracle",
+        )
     if flags.json_output and options.out == "-":
         raise UsageError("--json and --out - both write to stdout", "give --out a file")
     if options.cancel and options.via != "batch-api":

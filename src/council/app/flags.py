@@ -64,6 +64,11 @@ class AskFlags:
     system: str | None = None
     # Model options for the request body (-o KEY VALUE), as typed: see app/model_options.py.
     option: list[tuple[str, str]] | None = None
+    # --vote: every persona gives a ballot (--choices A,B,C or yes,no; free answers
+    # without); --rank (oracle): each persona ranks the others' answers anonymously.
+    vote: bool = False
+    choices: str | None = None
+    rank: bool = False
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

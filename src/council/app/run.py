@@ -260,7 +260,10 @@ def run_oracle(
     recorder = start_recording(record, "oracle", plan.to_dict(), bus)
     try:
         stopped = views.drive(
-            bus, run.execute, lambda console: LiveView(console, names), _stopping(run.result)
+            bus,
+            run.execute,
+            lambda console: LiveView(console, names, plan.choices if plan.vote else None),
+            _stopping(run.result),
         )
         if stopped is not None:
             _stopped(run.result, stopped)
@@ -430,6 +433,12 @@ def _report(result: OracleResult, err: Console) -> None:
             f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
             "the answers are shown",
         )
+    reviews = result.review_failures
+    if reviews:
+        names = ", ".join(f"{f.persona} ({f.error_kind})" for f in reviews)
+        say(err, f"council: ranking failed for {names}; the ranking counts the other reviews")
+    if result.vote is not None and not result.vote.winners:
+        say(err, "council: no ballot could be read; the vote has no answer (see the ballots)")
 
 
 def _report_deliberation(result: DeliberationResult, err: Console) -> None:

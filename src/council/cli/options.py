@@ -261,6 +261,33 @@ ModelOptionOption = Annotated[
         show_default=False,
     ),
 ]
+VOTE_PANEL = "Voting and ranking"
+VoteOption = Annotated[
+    bool,
+    typer.Option(
+        "--vote",
+        help="Each persona casts a ballot; the majority answers.",
+        rich_help_panel=VOTE_PANEL,
+    ),
+]
+ChoicesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--choices",
+        help="--vote's choices, e.g. A,B,C,D or yes,no.",
+        metavar="LIST",
+        show_default=False,
+        rich_help_panel=VOTE_PANEL,
+    ),
+]
+RankOption = Annotated[
+    bool,
+    typer.Option(
+        "--rank",
+        help="Personas rank each other's answers, anonymously.",
+        rich_help_panel=VOTE_PANEL,
+    ),
+]
 
 # The shared options in the order `--help` lists them: these first, then the command's
 # own options, then the rest.
@@ -286,6 +313,9 @@ _TAIL = {
     "no_stdin": NoStdinOption,
     "system": SystemOption,
     "option": ModelOptionOption,
+    "vote": VoteOption,
+    "choices": ChoicesOption,
+    "rank": RankOption,
 }
 assert set(_HEAD) | set(_TAIL) == set(AskFlags.names()), "every AskFlags field is an option"
 

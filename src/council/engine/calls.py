@@ -39,7 +39,7 @@ from council.engine.events import (
     TextDelta,
 )
 from council.engine.fit import DoesNotFit, correct, estimate, fit, too_long_error
-from council.engine.model import CANCELLED, CallOutcome, CallSpec, Fitted
+from council.engine.model import CANCELLED, VOTE_DECIDED, CallOutcome, CallSpec, Fitted
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
 
@@ -204,11 +204,10 @@ class CallReporter:
         return max(0.0, end - self.asked_at)
 
     def cancelled(self) -> CallOutcome:
-        message = (
-            "cancelled: the council ended before it was needed"
-            if self.cancel_reason == "superseded"
-            else "interrupted before it finished"
-        )
+        message = {
+            "superseded": "cancelled: the council ended before it was needed",
+            VOTE_DECIDED: "stopped: the vote was decided without this ballot",
+        }.get(self.cancel_reason, "interrupted before it finished")
         stopped = self._outcome(
             error_kind=CANCELLED,
             message=message,

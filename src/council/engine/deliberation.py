@@ -11,6 +11,9 @@ verdict that ends the council cancels it (its streams close, so the endpoint
 stops generating) and its tokens are counted as wasted. Speculation stays one
 round ahead: round N+1 is started only by the main loop, after verdict N-1.
 
+With --vote every answer ends with a ballot line; a round whose ballots are
+unanimous ends the council without asking the arbiter (stop reason "unanimous").
+
 A verdict cut at max_tokens before it could be read is asked for once more, with
 twice the room (or VERDICT_ROOM when the arbiter had no limit), before it counts
 as unreadable.
@@ -32,9 +35,10 @@ from council.engine.events import (
     RoundDiscarded,
     RoundFinished,
 )
-from council.engine.model import CallOutcome, CallRecord, ResumeState, new_run_id
+from council.engine.model import CallOutcome, CallRecord, ResumeState, VoteResult, new_run_id
 from council.engine.plan import DeliberationPlan
 from council.engine.results import DeliberationResult, RoundResult
+from council.engine.vote import round_vote, unanimous
 
 __all__ = ["VERDICT_ROOM", "DeliberationRun"]
 
@@ -77,6 +81,7 @@ class _Round:
         self.answers_in = asyncio.Event()
         self.verdict_in = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.vote: VoteResult | None = None  # --vote: the round's answers as ballots
 
     @property
     def all_reporters(self) -> list[CallReporter]:
@@ -183,6 +188,9 @@ class DeliberationRun:
                 result.failed_round = kept
                 result.stop_reason = "all_failed"
                 return number
+            if unanimous(kept.vote, len(plan.personas)):
+                result.stop_reason = "unanimous"  # the ballots agree: no verdict needed
+                return number
             if plan.speculative and number < plan.rounds:
                 if self._speculation_affordable(current):
                     self._start_round(number + 1)
@@ -254,6 +262,7 @@ class DeliberationRun:
         previous = self.result.rounds[-1] if self.result.rounds else None
         outcomes = {r.call.persona: r.outcome for r in current.reporters if r.outcome}
         kept = RoundResult(current.number, outcomes, speculative=current.speculative)
+        kept.vote = current.vote
         for answer in kept.answers:
             before = previous.outcomes.get(answer.persona) if previous else None
             earlier = before.text if before is not None and before.answered else None
@@ -315,8 +324,12 @@ class DeliberationRun:
                 speculative=current.speculative,
             )
         )
-        if not current.answered():
-            current.verdict_in.set()
+        if plan.vote:
+            current.vote = round_vote(
+                [r.outcome for r in current.reporters if r.outcome], plan.choices
+            )
+        if not current.answered() or unanimous(current.vote, len(plan.personas)):
+            current.verdict_in.set()  # nothing to judge, or nothing left to judge
             return
         # The verdict is speculative too while the previous one is still out.
         speculative = previous is not None and not previous.verdict_in.is_set()

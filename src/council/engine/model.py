@@ -20,6 +20,7 @@ __all__ = [
     "CANCELLED",
     "STOP_REASONS",
     "Attachment",
+    "Ballot",
     "CallOutcome",
     "CallRecord",
     "CallSpec",
@@ -27,8 +28,10 @@ __all__ = [
     "Message",
     "Part",
     "Quoted",
+    "RankingResult",
     "ResumeState",
     "Verdict",
+    "VoteResult",
     "join_parts",
     "new_run_id",
     "status_of",
@@ -47,6 +50,7 @@ STOP_REASONS = {
     "all_failed": "every persona failed in a round",
     "arbiter_failed": "the arbiter failed",
     "interrupted": "interrupted",
+    "unanimous": "every persona's ballot made the same choice",
 }
 
 
@@ -288,3 +292,109 @@ class ResumeState:
     run_id: str
     answers: dict[int, dict[str, CallOutcome]] = field(default_factory=dict)
     verdicts: dict[int, CallOutcome] = field(default_factory=dict)
+
+
+# The cancel reason of a ballot call the vote no longer needed (engine/vote.py).
+VOTE_DECIDED = "vote decided"
+
+
+@dataclass(frozen=True)
+class Ballot:
+    """One persona's ballot, as read from its reply (engine/ballots.py).
+
+    `choice` None is an abstention: the reply could not be read as a ballot
+    (`raw_ok` False, `reason` says why) or named no choice. `confidence` None: not given.
+    """
+
+    persona: str
+    choice: str | None
+    confidence: float | None
+    reason: str
+    raw_ok: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    """A vote's outcome: the winners (one unless tied), the tally, every ballot read.
+
+    `stopped` are the personas whose ballot calls were cancelled because the vote was
+    decided without them (`decided_early`); `tokens_saved` estimates what they would
+    have cost (the mean output tokens of the finished ballots, less what they had
+    already streamed; `tokens_saved_basis` says so).
+    """
+
+    winners: tuple[str, ...]
+    tally: dict[str, int]
+    ballots: dict[str, Ballot]
+    decided_early: bool
+    stopped: tuple[str, ...]
+    tokens_saved: int
+    tokens_saved_basis: str = "mean output tokens of the finished ballots"
+
+    @property
+    def winner(self) -> str | None:
+        """The one winner; None when tied or when no ballot could be read."""
+        return self.winners[0] if len(self.winners) == 1 else None
+
+    @property
+    def tied(self) -> bool:
+        return len(self.winners) > 1
+
+    @property
+    def abstentions(self) -> tuple[str, ...]:
+        return tuple(name for name, b in self.ballots.items() if b.choice is None)
+
+    @property
+    def answer(self) -> str | None:
+        """The council's answer in words: the winner, "tie between A and B", or None."""
+        if not self.winners:
+            return None
+        if self.tied:
+            return "tie between " + ", ".join(self.winners[:-1]) + " and " + self.winners[-1]
+        return self.winners[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "winners": list(self.winners),
+            "tied": self.tied,
+            "tally": dict(self.tally),
+            "ballots": [b.to_dict() for b in self.ballots.values()],
+            "abstentions": list(self.abstentions),
+            "decided_early": self.decided_early,
+            "stopped": list(self.stopped),
+            "tokens_saved": self.tokens_saved,
+            "tokens_saved_basis": self.tokens_saved_basis,
+        }
+
+
+@dataclass(frozen=True)
+class RankingResult:
+    """Anonymous peer ranking: Borda points per persona, the aggregate order, each review.
+
+    `per_reviewer[reviewer]` is the reviewer's ranking, best first, by persona name;
+    `shown[reviewer]` the order its responses were labelled in (Response A, B, ...).
+    `seed` makes the shuffles reproducible (engine/ranking.py).
+    """
+
+    borda: dict[str, float]
+    order: tuple[str, ...]
+    per_reviewer: dict[str, tuple[str, ...]]
+    shown: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    seed: int | None = None
+
+    def place(self, persona: str) -> int | None:
+        """1 for the best-ranked answer; None for one that was not ranked."""
+        return self.order.index(persona) + 1 if persona in self.order else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "order": list(self.order),
+            "borda": {name: round(points, 4) for name, points in self.borda.items()},
+            "per_reviewer": {name: list(r) for name, r in self.per_reviewer.items()},
+            "shown": {name: list(s) for name, s in self.shown.items()},
+            "seed": self.seed,
+        }

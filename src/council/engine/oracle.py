@@ -1,7 +1,9 @@
 """One question to N personas at once, gathered into one result.
 
 Every persona call runs in one task group; a persona that fails is recorded
-and the others go on. With an arbiter, its synthesis follows the answers. The
+and the others go on. With --vote each call is a ballot, counted as it comes
+(engine/vote.py); with --rank each persona then ranks the others' answers
+(engine/ranking.py). With an arbiter, its synthesis follows the answers. The
 result object is filled in as events happen, so whoever holds it (the CLI on
 Ctrl-C, for instance) always has everything that finished so far.
 """
@@ -24,7 +26,9 @@ from council.engine.clients import EndpointClients
 from council.engine.events import EventBus
 from council.engine.model import CallOutcome, CallSpec, new_run_id
 from council.engine.plan import OraclePlan
+from council.engine.ranking import run_reviews
 from council.engine.results import OracleResult
+from council.engine.vote import run_ballots
 
 __all__ = ["OracleRun"]
 
@@ -70,9 +74,14 @@ class OracleRun:
         try:
             changes = self.result.limit_changes
             with limit_changes_reported(clients.all, self.bus, self.run_id, changes):
-                async with asyncio.TaskGroup() as group:
-                    for call in plan.calls:
-                        group.create_task(self._call(clients, call))
+                if plan.vote:  # ballots, counted as they come; the rest stopped once decided
+                    await run_ballots(self, clients)
+                else:
+                    async with asyncio.TaskGroup() as group:
+                        for call in plan.calls:
+                            group.create_task(self.call(clients, call))
+                if plan.rank:  # each persona ranks the others' answers, anonymously
+                    await run_reviews(self, clients)
                 if plan.arbiter is not None and self.result.answers:
                     await self._synthesize(clients)
         except asyncio.CancelledError:
@@ -86,12 +95,19 @@ class OracleRun:
     def _record(self, call: CallSpec, outcome: CallOutcome) -> None:
         if call.role == "arbiter":
             self.result.synthesis = outcome
+        elif call.role == "reviewer":
+            self.result.reviews[call.persona] = outcome
         else:
             self.result.outcomes[call.persona] = outcome
 
-    async def _call(self, client: EndpointClients, call: CallSpec) -> None:
-        """Run one call and record its outcome, whatever it is, cancellation included."""
-        reporter = CallReporter(self.run_id, self.bus, call)
+    async def call(
+        self, client: EndpointClients, call: CallSpec, reporter: CallReporter | None = None
+    ) -> None:
+        """Run one call and record its outcome, whatever it is, cancellation included.
+
+        `reporter`: one made by the caller, who may cancel the call on purpose (a vote).
+        """
+        reporter = reporter or CallReporter(self.run_id, self.bus, call)
         try:
             await run_call(client.for_call(call), reporter)
         finally:
@@ -106,8 +122,11 @@ class OracleRun:
         """The arbiter's synthesis; when its call fails, the next `arbiter_fallback` writes it."""
         answers = [(a.persona, a.text) for a in self.result.answers]
         failed = [f.persona for f in self.result.failures]
+        ranking = self.result.ranking
+        ranked = [(n, ranking.borda[n]) for n in ranking.order] if ranking is not None else None
         for fallback in range(len(self.plan.arbiter_fallback) + 1):
-            await self._call(client, self.plan.synthesis_call(answers, failed, fallback))
+            call = self.plan.synthesis_call(answers, failed, fallback, ranked)
+            await self.call(client, call)
             synthesis = self.result.synthesis
             if synthesis is None or synthesis.answered or synthesis.cancelled:
                 return

@@ -19,9 +19,14 @@ from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
 from council.engine.model import Attachment, CallSpec, Message, Part
 from council.engine.prompts import (
+    BALLOT_RESPONSE_FORMAT,
     VERDICT_RESPONSE_FORMAT,
+    ballot_parts,
+    ballot_postscript,
     build_call,
     question_parts,
+    ranked_note,
+    ranking_parts,
     revision_parts,
     synthesis_parts,
     user_message,
@@ -162,6 +167,15 @@ class OraclePlan(_Plan):
 
     calls: tuple[CallSpec, ...]
     arbiter: Persona | None = None
+    # --vote: every persona's call asks for a ballot (`choices`: --choices, () for free
+    # answers); `vote_early_stop` cancels the ballots the vote no longer needs.
+    vote: bool = False
+    choices: tuple[str, ...] = ()
+    vote_early_stop: bool = True
+    # --rank: after the answers, each persona ranks the others' answers anonymously,
+    # shuffled for each reviewer from `rank_seed`.
+    rank: bool = False
+    rank_seed: int | None = None
 
     @property
     def synthesize(self) -> bool:
@@ -172,20 +186,37 @@ class OraclePlan(_Plan):
         answers: list[tuple[str, str]],
         failed: list[str] | None = None,
         fallback: int = 0,
+        ranked: Sequence[tuple[str, float]] | None = None,
     ) -> CallSpec:
         """The arbiter's call: the question and every member's answer, by name.
 
-        `fallback` n > 0 is the same call by the n-th `arbiter_fallback` persona.
+        `fallback` n > 0 is the same call by the n-th `arbiter_fallback` persona;
+        `ranked` is the peer ranking's aggregate order (name, points), when there is one.
         """
         assert self.arbiter is not None, "synthesis_call needs a plan with an arbiter"
         judge = self.arbiter if fallback == 0 else self.arbiter_fallback[fallback - 1]
         call_id = "synthesis" if fallback == 0 else f"synthesis-fallback-{fallback}"
         content = synthesis_parts(self.question_parts, answers, failed)
+        if ranked:
+            content += ranked_note(ranked)
         return self._build(judge, content, call_id, role="arbiter")
+
+    def review_call(self, reviewer: Persona, responses: Sequence[tuple[str, str]]) -> CallSpec:
+        """A reviewer's ranking call (round 2): the others' answers as (label, text)."""
+        content = ranking_parts(self.question_parts, responses)
+        return self._build(
+            reviewer, content, f"r2-rank-{reviewer.name}", round_number=2, role="reviewer"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = self._described("oracle", self.arbiter, self.calls)
         data["estimated_input_tokens"] = estimated_input_tokens(self.calls)
+        if self.vote:
+            data["vote"] = {"choices": list(self.choices), "early_stop": self.vote_early_stop}
+        if self.rank:
+            # The seed only: the ranking calls' messages exist once the answers do (and
+            # a plan's messages are what --no-store-text keeps out of the history).
+            data["rank"] = {"seed": self.rank_seed}
         return data
 
 
@@ -201,6 +232,10 @@ class DeliberationPlan(_Plan):
     # The exact question as first sent, context included: a resumed council reuses it
     # rather than re-reading files that may have changed since.
     question_text: str | None = None
+    # --vote: every answer ends with a ballot line; a round whose ballots agree ends the
+    # council without the arbiter.
+    vote: bool = False
+    choices: tuple[str, ...] = ()
 
     @property
     def question(self) -> str:
@@ -228,6 +263,8 @@ class DeliberationPlan(_Plan):
             if round_number == 1
             else revision_parts(question, round_number, persona.name, previous or [], failed)
         )
+        if self.vote:
+            content = [*content, "", ballot_postscript(self.choices)]
         return self._build(
             persona, content, f"r{round_number}-{persona.name}", round_number=round_number
         )
@@ -274,6 +311,8 @@ class DeliberationPlan(_Plan):
             speculative=self.speculative,
             max_wasted_tokens=self.max_wasted_tokens,
         )
+        if self.vote:
+            data["vote"] = {"choices": list(self.choices)}
         data["estimated_input_tokens_round_1"] = estimated_input_tokens(calls[: len(self.personas)])
         return data
 
@@ -288,13 +327,25 @@ def build_oracle_plan(
     arbiter_fallback: Sequence[Persona] = (),
     endpoints: Mapping[str, EndpointSettings] | None = None,
     options: Mapping[str, Any] | None = None,
+    vote: bool = False,
+    choices: Sequence[str] = (),
+    vote_early_stop: bool = True,
+    rank: bool = False,
+    rank_seed: int | None = None,
 ) -> OraclePlan:
-    """Plan one question to every persona; the synthesis call is built once answers exist."""
+    """Plan one question to every persona; the synthesis call is built once answers exist.
+
+    With `vote`, every persona is asked for a ballot (JSON where the endpoint takes it).
+    """
     attached = tuple(attachments or ())
     content = question_parts(query, attached)
     extra = dict(endpoints or {})
+    ballot: dict[str, Any] = {}
+    if vote:
+        content = ballot_parts(content, choices)
+        ballot = {"response_format": BALLOT_RESPONSE_FORMAT}
     calls = tuple(
-        _call(persona, content, f"r1-{persona.name}", endpoint, extra, options)
+        _call(persona, content, f"r1-{persona.name}", endpoint, extra, options, **ballot)
         for persona in personas
     )
     return OraclePlan(
@@ -308,6 +359,11 @@ def build_oracle_plan(
         endpoints=extra,
         max_concurrency=max_concurrency_for(endpoint, len(calls)),
         options=dict(options or {}),
+        vote=vote,
+        choices=tuple(choices),
+        vote_early_stop=vote_early_stop,
+        rank=rank,
+        rank_seed=rank_seed,
     )
 
 
@@ -326,6 +382,8 @@ def build_deliberation_plan(
     max_wasted_tokens: int | None = None,
     question_text: str | None = None,
     options: Mapping[str, Any] | None = None,
+    vote: bool = False,
+    choices: Sequence[str] = (),
 ) -> DeliberationPlan:
     return DeliberationPlan(
         query=query,
@@ -343,4 +401,6 @@ def build_deliberation_plan(
         max_concurrency=max_concurrency_for(endpoint, len(personas) + 1),
         question_text=question_text,
         options=dict(options or {}),
+        vote=vote,
+        choices=tuple(choices),
     )

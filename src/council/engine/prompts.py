@@ -16,12 +16,19 @@ from council.config.personas import Persona
 from council.engine.model import Attachment, CallSpec, Part, Quoted, join_parts
 
 __all__ = [
+    "BALLOT_INSTRUCTIONS",
+    "BALLOT_RESPONSE_FORMAT",
+    "RANKING_INSTRUCTIONS",
     "REVISION_INSTRUCTIONS",
     "SYNTHESIS_INSTRUCTIONS",
     "VERDICT_INSTRUCTIONS",
     "VERDICT_RESPONSE_FORMAT",
+    "ballot_parts",
+    "ballot_postscript",
     "build_call",
     "question_parts",
+    "ranked_note",
+    "ranking_parts",
     "revision_parts",
     "revision_prompt",
     "synthesis_parts",
@@ -213,3 +220,70 @@ def verdict_prompt(
 ) -> str:
     """The deliberation's arbiter's prompt as text."""
     return join_parts(tuple(verdict_parts(question, round_number, rounds, answers, failed)))
+
+
+# -- votes and peer ranking (engine/vote.py, engine/ranking.py) -----------------------
+
+BALLOT_INSTRUCTIONS = """\
+This is a vote. Give your ballot on the question above: your choice, how confident you
+are, and one line on why. Reply with a single JSON object and nothing else:
+  "choice": {choice},
+  "confidence": a number from 0 to 1,
+  "reason": one line."""
+
+_CHOICE_OF = "exactly one of {choices}"
+_FREE_CHOICE = "your answer in as few words as possible (a letter, a word, a number, a name)"
+
+# deliberate --vote: each round's answer ends with a ballot line the council reads.
+BALLOT_POSTSCRIPT = """\
+End your answer with one line of its own: "Choice: X", where X is {choice}."""
+
+# Asked of every voter where the endpoint supports it; replies are read leniently anyway.
+BALLOT_RESPONSE_FORMAT = {"type": "json_object"}
+
+RANKING_INSTRUCTIONS = """\
+Other members of a council answered the question below. Their answers are shown
+anonymously, as Response A, Response B, and so on, in no particular order. Weigh each
+on its merit: correctness, reasoning and usefulness to the person who asked, not its
+length or its place in the list.
+
+Briefly say what is strong and weak in each, then end your reply with the ranking,
+best first, exactly in this form:
+
+FINAL RANKING:
+1. Response C
+2. Response A
+(and so on, every response once)"""
+
+_RANKED = "The members ranked each other's answers anonymously (Borda points, best first):"
+
+
+def _choice_words(choices: Sequence[str]) -> str:
+    if not choices:
+        return _FREE_CHOICE
+    return _CHOICE_OF.format(choices=", ".join(f'"{c}"' for c in choices))
+
+
+def ballot_parts(question: Question, choices: Sequence[str] = ()) -> list[Part]:
+    """A voter's turn: the question, then how to give its ballot."""
+    instructions = BALLOT_INSTRUCTIONS.format(choice=_choice_words(choices))
+    return [*_question(question), "", instructions]
+
+
+def ballot_postscript(choices: Sequence[str] = ()) -> str:
+    """What `deliberate --vote` adds to every persona's turn: the ballot line."""
+    return BALLOT_POSTSCRIPT.format(choice=_choice_words(choices))
+
+
+def ranking_parts(question: Question, responses: Sequence[tuple[str, str]]) -> list[Part]:
+    """A reviewer's turn: the question and the others' answers by label only, never by name."""
+    lines: list[Part] = [RANKING_INSTRUCTIONS, "", *_question(question)]
+    for label, text in responses:
+        lines += ["", f'<response label="Response {label}">', Quoted(text.strip()), "</response>"]
+    return lines
+
+
+def ranked_note(order: Sequence[tuple[str, float]]) -> list[Part]:
+    """For the arbiter of a ranked council: the aggregate order with its points."""
+    ranked = [f"{i}. {name} ({points:g} points)" for i, (name, points) in enumerate(order, 1)]
+    return ["", _RANKED, *ranked]

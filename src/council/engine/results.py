@@ -12,7 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from council.engine.model import CANCELLED, CallOutcome, CallRecord, Verdict, status_of
+from council.engine.model import (
+    CANCELLED,
+    CallOutcome,
+    CallRecord,
+    RankingResult,
+    Verdict,
+    VoteResult,
+    status_of,
+)
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
@@ -38,6 +46,10 @@ class OracleResult:
     interrupted_exit: int = EXIT_INTERRUPTED  # 143 for SIGTERM, 129 for SIGHUP
     # The endpoint's limit changes during the run: {"host", "old", "new", "reason"}.
     limit_changes: list[dict[str, Any]] = field(default_factory=list)
+    # --vote: the ballots and their count; --rank: the peer ranking and its calls.
+    vote: VoteResult | None = None
+    ranking: RankingResult | None = None
+    reviews: dict[str, CallOutcome] = field(default_factory=dict)  # reviewer -> its call
 
     @property
     def answers(self) -> list[CallOutcome]:
@@ -47,9 +59,15 @@ class OracleResult:
 
     @property
     def failures(self) -> list[CallOutcome]:
-        """Failed or unfinished persona calls, in plan order (unfinished ones as cancelled)."""
+        """Failed or unfinished persona calls, in plan order (unfinished ones as cancelled).
+
+        A ballot call the vote stopped once it was decided is not a failure.
+        """
         failures: list[CallOutcome] = []
+        stopped = self.vote.stopped if self.vote is not None else ()
         for persona in self.plan.personas:
+            if persona.name in stopped:
+                continue
             outcome = self.outcomes.get(persona.name)
             if outcome is None:
                 outcome = CallOutcome(
@@ -61,9 +79,17 @@ class OracleResult:
 
     @property
     def answer(self) -> str | None:
-        """The council's one answer: the arbiter's synthesis, when it wrote one."""
+        """The council's one answer: the arbiter's synthesis, when it wrote one; with
+        --vote, the vote's ("B", "tie between A and B"), when a ballot could be read."""
         synthesis = self.synthesis
-        return synthesis.text if synthesis is not None and synthesis.answered else None
+        if synthesis is not None and synthesis.answered:
+            return synthesis.text
+        return self.vote.answer if self.vote is not None else None
+
+    @property
+    def review_failures(self) -> list[CallOutcome]:
+        """Ranking calls that did not answer (or whose ranking could not be read)."""
+        return [r for r in self.reviews.values() if not r.answered]
 
     @property
     def sum_of_calls(self) -> float:
@@ -81,6 +107,8 @@ class OracleResult:
             return _nothing_answered(self.failures)
         if self.failures or (self.synthesis is not None and not self.synthesis.answered):
             return EXIT_PARTIAL
+        if self.review_failures or (self.vote is not None and not self.vote.winners):
+            return EXIT_PARTIAL  # no ballot could be read: the vote has no answer
         return EXIT_OK
 
     @property
@@ -110,6 +138,7 @@ class RoundResult:
     positions: dict[str, str] = field(default_factory=dict)
     arbiter: CallOutcome | None = None
     verdict: Verdict | None = None
+    vote: VoteResult | None = None  # deliberate --vote: the round's ballots
 
     @property
     def answers(self) -> list[CallOutcome]:
@@ -135,6 +164,7 @@ class RoundResult:
             "positions": self.positions,
             "arbiter": self.arbiter.to_dict() if self.arbiter is not None else None,
             "verdict": self.verdict.to_dict() if self.verdict is not None else None,
+            "vote": self.vote.to_dict() if self.vote is not None else None,
         }
 
 
@@ -167,7 +197,18 @@ class DeliberationResult:
         return next((r for r in reversed(self.rounds) if r.verdict is not None), None)
 
     @property
+    def unanimous_round(self) -> RoundResult | None:
+        """deliberate --vote: the round whose ballots all agreed, which ended the council."""
+        last = self.final_round
+        if self.stop_reason != "unanimous" or last is None or last.vote is None:
+            return None
+        return last
+
+    @property
     def answer(self) -> str | None:
+        unanimous = self.unanimous_round
+        if unanimous is not None and unanimous.vote is not None:
+            return unanimous.vote.answer
         judged = self.verdict_round
         return judged.verdict.synthesis if judged and judged.verdict else None
 
@@ -189,6 +230,8 @@ class DeliberationResult:
             return _nothing_answered(self.kept_failures)
         if self.stop_reason in ("all_failed", "arbiter_failed") or self.kept_failures:
             return EXIT_PARTIAL
+        if self.unanimous_round is not None:
+            return EXIT_OK  # the ballots agreed: no verdict was needed
         if not any(r.verdict is not None and r.verdict.problem is None for r in self.rounds):
             return EXIT_PARTIAL  # no verdict could ever be read: no real answer
         return EXIT_OK

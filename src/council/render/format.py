@@ -154,6 +154,8 @@ def run_footer(result: OracleResult) -> str:
     parts = [f"{count_of(answered, len(plan.personas), 'persona')} answered"]
     if result.interrupted:
         parts[0] += " (interrupted)"
+    if result.vote is not None and result.vote.stopped:
+        parts[0] += f" ({len(result.vote.stopped)} stopped: the vote was decided)"
     parts.append(f"wall {seconds(result.wall)}")
     total = result.sum_of_calls
     if answered > 1 and result.wall > 0:
@@ -193,6 +195,12 @@ def answer_status(result: DeliberationResult, *, answers_at: str = "below") -> s
     judged = result.verdict_round
     last = result.final_round
     total = result.plan.rounds
+    unanimous = result.unanimous_round
+    if unanimous is not None:
+        return (
+            f"Unanimous in round {unanimous.number} of {total}: every persona chose "
+            f"{result.answer}, so the arbiter was not asked. Their answers are {answers_at}."
+        )
     if judged is None or judged.verdict is None:
         if result.interrupted:
             return f"Interrupted before any verdict: the last round's answers are {answers_at}."
@@ -231,6 +239,9 @@ def _verdict_cell(round_number: int, result: DeliberationResult) -> str:
     if kept.arbiter is not None and not kept.arbiter.answered:
         return f"arbiter failed ({kept.arbiter.error_kind})"
     if kept.verdict is None:
+        unanimous = result.unanimous_round
+        if unanimous is not None and unanimous.number == round_number:
+            return f"unanimous ballots: {result.answer} (not judged)"
         return "–"
     if kept.verdict.problem:
         return "unreadable verdict"
@@ -263,10 +274,18 @@ def call_rows(result: OracleResult) -> list[tuple[str, ...]]:
     a call names its model @ host when the council's members use several."""
     plan = result.plan
     synthesis = result.synthesis
-    calls = [*result.answers, *result.failures, *([synthesis] if synthesis is not None else [])]
+    reviews = list(result.reviews.values())  # --rank's calls, after the answers
+    calls = [
+        *result.answers,
+        *result.failures,
+        *reviews,
+        *([synthesis] if synthesis is not None else []),
+    ]
     rows: list[tuple[str, ...]] = []
     for call in calls:
         who = f"{call.persona} (synthesis)" if call is synthesis else call.persona
+        if call.role == "reviewer":
+            who = f"{call.persona} (ranking)"
         where = member_where(plan, call.persona)
         if where is not None:
             who += f" · {where}"

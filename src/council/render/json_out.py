@@ -52,6 +52,10 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
             "max_concurrency": plan.max_concurrency,
             "limit_changes": result.limit_changes,
         },
+        # --vote and --rank (null without them); the reviewers' calls as answers are.
+        "vote": result.vote.to_dict() if result.vote is not None else None,
+        "ranking": result.ranking.to_dict() if result.ranking is not None else None,
+        "reviews": [_placed(r.to_dict(), plan) for r in result.reviews.values()],
     }
 
 
@@ -88,7 +92,7 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
             "max_wasted_tokens": plan.max_wasted_tokens,
             "max_concurrency": plan.max_concurrency,
         },
-        "answer": _verdict_answer(judged),
+        "answer": _unanimous_answer(result) or _verdict_answer(judged),
         "rounds": [_placed_round(r.to_dict(), plan) for r in result.rounds],
         "failed_round": result.failed_round.to_dict() if result.failed_round else None,
         "discarded_rounds": result.discarded_rounds,
@@ -101,6 +105,23 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
             "speculation_skipped": result.speculation_skipped,
             "limit_changes": result.limit_changes,
         },
+    }
+
+
+def _unanimous_answer(result: DeliberationResult) -> dict[str, Any] | None:
+    """deliberate --vote: a unanimous round's choice is the answer, with no verdict."""
+    unanimous = result.unanimous_round
+    if unanimous is None:
+        return None
+    return {
+        "text": result.answer,
+        "persona": None,
+        "round": unanimous.number,
+        "judged_by": None,
+        "converged": True,
+        "confidence": None,
+        "dissent": [],
+        "unanimous": True,
     }
 
 

@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from council.engine.ballots import read_ballot
 from council.engine.events import (
     ArbiterVerdict,
     CallCancelled,
@@ -34,6 +35,7 @@ from council.engine.events import (
     RoundDiscarded,
     TextDelta,
 )
+from council.engine.model import VOTE_DECIDED
 from council.render.format import count_label, limit_note, seconds
 from council.render.safe_text import strip_controls
 
@@ -41,6 +43,7 @@ __all__ = ["LiveView", "RoundsLiveView"]
 
 SIDE_BY_SIDE_MAX = 4
 SYNTHESIS_PREFIX = "synthesis · "  # the label of the arbiter's synthesis call
+RANKING_PREFIX = "ranking · "  # the label of a persona's peer-ranking call (--rank)
 STATUS_STYLE = {
     "waiting": "dim",
     "thinking": "yellow",
@@ -50,6 +53,10 @@ STATUS_STYLE = {
     "failed": "red",
     "cancelled": "dim red",
 }
+
+
+# What a cancelled call's row says, by the reason it was cancelled for.
+CANCEL_NOTES = {"superseded": "speculation discarded", VOTE_DECIDED: "vote decided"}
 
 
 @dataclass
@@ -93,7 +100,16 @@ class _CallView:
             self.status, self.note = "failed", event.outcome.message
         elif isinstance(event, CallCancelled):
             self.status = "cancelled"
-            self.note = "speculation discarded" if event.reason == "superseded" else ""
+            self.note = CANCEL_NOTES.get(event.reason, "")
+
+
+def ballot_note(text: str, choices: tuple[str, ...]) -> str:
+    """A finished ballot as the live view says it: "ballot B (0.80)", or "abstained"."""
+    ballot = read_ballot("", text, choices)
+    if ballot.choice is None:
+        return "abstained"
+    confidence = f" ({ballot.confidence:.2f})" if ballot.confidence is not None else ""
+    return f"ballot {ballot.choice}{confidence}"
 
 
 def _status_text(view: _CallView) -> Text:
@@ -155,8 +171,12 @@ class LiveView(_LiveBase):
             ...run...
     """
 
-    def __init__(self, console: Console, labels: list[str]) -> None:
+    def __init__(
+        self, console: Console, labels: list[str], ballots: tuple[str, ...] | None = None
+    ) -> None:
         self._calls: dict[str, _CallView] = {label: _CallView(label) for label in labels}
+        # --vote: each finished answer is a ballot, shown as read (the choices, () if free).
+        self._ballots = ballots
         super().__init__(console)  # last: rich may render as soon as the Live exists
 
     def handle(self, event: Event) -> None:
@@ -165,13 +185,15 @@ class LiveView(_LiveBase):
         persona = getattr(event, "persona", None)
         if persona is None:
             return
-        label = (
-            persona
-            if getattr(event, "role", "persona") == "persona"
-            else f"{SYNTHESIS_PREFIX}{persona}"
+        role = getattr(event, "role", "persona")
+        label = {"persona": persona, "reviewer": f"{RANKING_PREFIX}{persona}"}.get(
+            role, f"{SYNTHESIS_PREFIX}{persona}"
         )
         with self._lock:
-            self._calls.setdefault(label, _CallView(label)).apply(event)
+            view = self._calls.setdefault(label, _CallView(label))
+            view.apply(event)
+            if self._ballots is not None and isinstance(event, CallFinished) and role == "persona":
+                view.note = f"{ballot_note(event.outcome.text, self._ballots)} · {view.note}"
 
     def render(self) -> RenderableType:
         with self._lock:
@@ -238,7 +260,7 @@ class LiveView(_LiveBase):
 def _progress(views: list[_CallView]) -> str:
     """ "3 of 5 personas answered", as the footer counts (personas, not calls), and what
     the synthesis is doing once it has started."""
-    personas = [v for v in views if not v.label.startswith(SYNTHESIS_PREFIX)]
+    personas = [v for v in views if not v.label.startswith((SYNTHESIS_PREFIX, RANKING_PREFIX))]
     answered = sum(1 for v in personas if v.status == "done")
     line = f"{answered} of {count_label(len(personas), 'persona')} answered"
     synthesis = [v for v in views if v.label.startswith(SYNTHESIS_PREFIX)]

@@ -8,9 +8,21 @@ from functools import wraps
 from typing import TYPE_CHECKING, ParamSpec
 
 from council.config.endpoint_settings import EndpointSettings
-from council.engine.model import Attachment, CallOutcome, CallSpec
+from council.engine.model import Attachment, CallOutcome, CallSpec, VoteResult
 from council.engine.plan import DeliberationPlan, OraclePlan, estimated_input_tokens
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
+from council.render.ballots import (
+    BALLOT_COLUMNS,
+    RANKING_COLUMNS,
+    TALLY_COLUMNS,
+    ballot_rows,
+    ranking_rows,
+    tally_rows,
+    unread_reviews,
+    vote_headline,
+    vote_notes,
+    where_ranked,
+)
 from council.render.format import (
     ROUND_COLUMNS,
     TIMELINE_COLUMNS,
@@ -78,9 +90,15 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
             return answers[0].text.strip() + "\n"
         return _quiet(answers)
     plan = result.plan
-    blocks = [
-        _answer_block(f"## {a.persona}", a, member_where(plan, a.persona)) for a in result.answers
-    ]
+    if result.vote is not None:  # the raw ballots are in --json; here, as read
+        blocks = vote_blocks(result.vote, len(plan.personas))
+    else:
+        blocks = [
+            _answer_block(f"## {a.persona}", a, where_ranked(result, a.persona))
+            for a in result.answers
+        ]
+    if result.ranking is not None:
+        blocks += ranking_blocks(result)
     failures = result.failures
     if failures:
         blocks.append("## Did not answer\n\n" + "\n".join(_failure_line(f) for f in failures))
@@ -95,6 +113,33 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
         blocks.append("## Synthesis failed\n\n" + _failure_line(synthesis))
     blocks.append(f"---\n\n_{run_footer(result)}_")
     return "\n\n".join(blocks) + "\n"
+
+
+def vote_blocks(vote: VoteResult, voters: int) -> list[str]:
+    """The vote: who won (a tie as a tie), notes, the tally and every ballot."""
+    headline = " ".join([vote_headline(vote, voters), *vote_notes(vote)])
+    return [
+        "# Vote",
+        f"**{headline}**",
+        "## Tally\n\n" + _table(TALLY_COLUMNS, tally_rows(vote)),
+        "## Ballots\n\n" + _table(BALLOT_COLUMNS, ballot_rows(vote)),
+    ]
+
+
+def ranking_blocks(result: OracleResult) -> list[str]:
+    """The peer ranking: the aggregate order with points, each reviewer's places."""
+    ranking = result.ranking
+    if ranking is None:
+        return []
+    lines = [
+        "## Peer ranking (anonymous, Borda count)",
+        _table(RANKING_COLUMNS, ranking_rows(ranking)),
+    ]
+    unread = unread_reviews(ranking)
+    if unread:
+        lines.append(f"_No ranking could be read from: {', '.join(unread)}._")
+    lines += [_failure_line(f) for f in result.review_failures]
+    return lines
 
 
 def _endpoint_lines(endpoint: EndpointSettings, max_concurrency: int) -> list[str]:
@@ -125,12 +170,29 @@ def _calls_markdown(calls: list[CallSpec], attachments: tuple[Attachment, ...]) 
             settings.append(f"response_format {call.response_format['type']}")
         for key, value in call.options.items():  # -o KEY VALUE, as the body will carry them
             settings.append(f"{key} {value if isinstance(value, str) else json.dumps(value)}")
-        title = call.persona if call.role == "persona" else f"{call.persona} (verdict)"
+        role = {"persona": "", "reviewer": " (ranking)"}.get(call.role, " (verdict)")
+        title = f"{call.persona}{role}"
         if call.round > 1 or call.role == "arbiter":
             title = f"round {call.round}: {title}"
         lines += ["", f"## {title} ({', '.join(settings)})"]
         for message in call.messages:
             lines += ["", f"### {message['role']}", "", "````text", message["content"], "````"]
+    return lines
+
+
+def _voting_lines(plan: OraclePlan) -> list[str]:
+    """--vote and --rank in a dry run: what each adds to the calls below."""
+    lines: list[str] = []
+    if plan.vote:
+        choices = ", ".join(plan.choices) if plan.choices else "free answers, grouped"
+        stop = "stops the ballots it no longer needs" if plan.vote_early_stop else "no early stop"
+        lines.append(f"- vote: every persona gives a ballot ({choices}); {stop}")
+    if plan.rank:
+        lines.append(
+            "- rank: then each persona ranks the others' answers as Response A, B, ..., "
+            f"shuffled for each (seed {plan.rank_seed}); the first reviewer's call below "
+            "shows the shape, with placeholders"
+        )
     return lines
 
 
@@ -144,10 +206,14 @@ def plan_markdown(plan: OraclePlan) -> str:
         *_endpoint_lines(plan.endpoint, plan.max_concurrency),
         f"- personas: {', '.join(p.name for p in plan.personas)}",
         f"- synthesis: {plan.arbiter.name if plan.arbiter else 'no'}",
+        *_voting_lines(plan),
         f"- estimate: ~{estimate:,} input tokens over {count_label(len(plan.calls), 'call')}"
         + (" (plus one synthesis call)" if plan.arbiter else ""),
         *_calls_markdown(list(plan.calls), plan.attachments),
     ]
+    if plan.rank:
+        example = [(label, "(an answer of another member)") for label in ("A", "B")]
+        lines += _calls_markdown([plan.review_call(plan.personas[0], example)], ())
     return "\n".join(lines) + "\n"
 
 

@@ -8,8 +8,20 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from council.engine.model import CallOutcome
+from council.engine.model import CallOutcome, VoteResult
 from council.engine.results import DeliberationResult, OracleResult
+from council.render.ballots import (
+    BALLOT_COLUMNS,
+    RANKING_COLUMNS,
+    TALLY_COLUMNS,
+    ballot_rows,
+    ranking_rows,
+    tally_rows,
+    unread_reviews,
+    vote_headline,
+    vote_notes,
+    where_ranked,
+)
 from council.render.format import (
     CALL_COLUMNS,
     ROUND_COLUMNS,
@@ -78,11 +90,17 @@ def oracle_renderable(
     if quiet:
         return _quiet(result)
     plan = result.plan
-    parts: list[RenderableType] = [
-        _answer_panel(a, a.persona, "cyan", member_where(plan, a.persona)) for a in result.answers
-    ]
-    if result.failures:
-        parts.append(_failures_panel(result.failures))
+    parts: list[RenderableType] = []
+    if result.vote is None:
+        for a in result.answers:
+            parts.append(_answer_panel(a, a.persona, "cyan", where_ranked(result, a.persona)))
+    else:  # the ballots as read (--json and --verbose's table have the calls)
+        parts.append(_table("tally", TALLY_COLUMNS, tally_rows(result.vote)))
+        parts.append(_table("ballots", BALLOT_COLUMNS, ballot_rows(result.vote)))
+    parts += _ranking_parts(result)
+    failed = [*result.failures, *result.review_failures]
+    if failed:
+        parts.append(_failures_panel(failed))
     if verbose:
         parts.append(_table("calls", CALL_COLUMNS, call_rows(result)))
     parts.append(Text(run_footer(result), style="dim"))
@@ -97,7 +115,32 @@ def oracle_renderable(
         )
     elif synthesis is not None:
         parts.append(Panel(_failure_text(synthesis), title="synthesis failed", border_style="red"))
+    if result.vote is not None:  # the vote's answer stays on screen
+        parts.append(_vote_panel(result.vote, len(plan.personas)))
     return Group(*parts)
+
+
+def _ranking_parts(result: OracleResult) -> list[RenderableType]:
+    ranking = result.ranking
+    if ranking is None:
+        return []
+    title = "peer ranking (anonymous, Borda count)"
+    parts: list[RenderableType] = [_table(title, RANKING_COLUMNS, ranking_rows(ranking))]
+    unread = unread_reviews(ranking)
+    if unread:
+        parts.append(Text(f"No ranking could be read from: {', '.join(unread)}", style="yellow"))
+    return parts
+
+
+def _vote_panel(vote: VoteResult, voters: int) -> Panel:
+    lines: list[RenderableType] = [Text(strip_controls(vote_headline(vote, voters)), style="bold")]
+    lines += [Text(strip_controls(note), style="italic") for note in vote_notes(vote)]
+    return Panel(
+        Group(*lines),
+        title=Text(f"vote · {strip_controls(vote.answer or 'no answer')}", style="bold"),
+        title_align="left",
+        border_style="green" if vote.winners else "red",
+    )
 
 
 def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
@@ -106,7 +149,8 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) ->
         table.add_column(column, overflow="fold")
     for row in rows:
         style = "dim" if row[-2:-1] in (("discarded",), ("cancelled",)) else ""
-        table.add_row(*row, style=style)
+        # Text cells: a ballot's reason or a free answer is model text, never markup.
+        table.add_row(*(Text(strip_controls(cell)) for cell in row), style=style)
     return table
 
 
@@ -143,7 +187,8 @@ def deliberation_renderable(
     parts: list[RenderableType] = []
     if result.rounds or result.failed_round:
         parts.append(_table("rounds", ROUND_COLUMNS, round_rows(result)))
-    if last is not None and (verbose or result.answer is None):
+    shows_answers = verbose or result.answer is None or result.unanimous_round is not None
+    if last is not None and shows_answers:
         for a in last.answers:
             where = member_where(result.plan, a.persona)
             parts.append(_answer_panel(a, f"round {last.number} · {a.persona}", "cyan", where))

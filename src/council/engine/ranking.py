@@ -1,0 +1,145 @@
+"""Anonymous peer ranking: who sees which answers under which label, reading a ranking, Borda.
+
+Each reviewer sees the other members' answers, never its own (models favour
+their own answers), labelled "Response A", "Response B", ... in an order
+shuffled separately for each reviewer (judges favour positions). The shuffles
+come from a seeded RNG, so a seed gives the same labels every time.
+
+Aggregation is a Borda count. A reviewer that ranked k responses gives the one
+at place p (0 = best) `(k - 1 - p) / (k - 1) * (n - 2)` points, where n is the
+number of answers reviewed: a full ranking of the n - 1 others gives the
+classic n - 2, n - 3, ..., 0, and a shorter one is stretched to the same scale
+(a single ranked response gets n - 2). Responses a reviewer left out get 0. A
+persona's points are the sum over its reviewers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import string
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from council.engine.convergence import _json_objects
+from council.engine.model import RankingResult
+
+if TYPE_CHECKING:
+    from council.engine.clients import EndpointClients
+    from council.engine.oracle import OracleRun
+
+__all__ = ["borda", "labels", "ranking_result", "read_ranking", "run_reviews", "shuffled_for"]
+
+# Fewer answers than this leaves nothing to rank: each reviewer would see one.
+MIN_ANSWERS = 3
+
+_FINAL = re.compile(r"final\s+ranking\s*:?", re.IGNORECASE)
+_RESPONSE = re.compile(r"\bresponse\s+([A-Z])\b", re.IGNORECASE)
+_NUMBERED = re.compile(r"^\s*\d+\s*[.)]\s*\W*([A-Z])\b", re.MULTILINE)
+_CHAIN = re.compile(r"\b([A-Z])\b(?:\s*[>,]\s*\b([A-Z])\b)+")
+
+
+def labels(count: int) -> list[str]:
+    """ "A", "B", ... for `count` responses (26 at most, then "AA", "AB", ...)."""
+    letters = string.ascii_uppercase
+    return [letters[i] if i < 26 else letters[i // 26 - 1] + letters[i % 26] for i in range(count)]
+
+
+def shuffled_for(reviewer: str, others: Sequence[str], seed: int) -> list[str]:
+    """The order `reviewer` sees the `others`' answers in: its own shuffle of the seed."""
+    order = list(others)
+    random.Random(f"{seed}:{reviewer}").shuffle(order)
+    return order
+
+
+def _letters_in(text: str) -> list[str]:
+    found = [m.upper() for m in _RESPONSE.findall(text)]
+    if found:
+        return found
+    chain = _CHAIN.search(text)
+    if chain:
+        return [c.upper() for c in re.findall(r"\b([A-Z])\b", chain.group(0))]
+    return [m.upper() for m in _NUMBERED.findall(text)]
+
+
+def _from_json(reply: str) -> list[str]:
+    for data in _json_objects(reply):
+        ranking = next((v for k, v in data.items() if str(k).lower() == "ranking"), None)
+        if isinstance(ranking, list):
+            return [str(item) for item in ranking]
+    return []
+
+
+def read_ranking(reply: str, valid: Sequence[str]) -> list[str]:
+    """The labels `reply` ranks, best first: after "FINAL RANKING:", from a JSON
+    `{"ranking": [...]}`, a numbered list or "C > A > B"; each once, only `valid` ones."""
+    final = list(_FINAL.finditer(reply))
+    region = reply[final[-1].end() :] if final else reply
+    items = [x for item in _from_json(reply) for x in _letters_in(item) or [item.strip()]]
+    found = items or _letters_in(region) or (_letters_in(reply) if final else [])
+    ranked: list[str] = []
+    allowed = set(valid)
+    for label in (f.upper() for f in found):
+        if label in allowed and label not in ranked:
+            ranked.append(label)
+    return ranked
+
+
+def borda(rankings: Mapping[str, Sequence[str]], reviewed: Sequence[str]) -> dict[str, float]:
+    """Borda points per persona of `reviewed` (the module docstring has the formula)."""
+    n = len(reviewed)
+    points = {name: 0.0 for name in reviewed}
+    for ranked in rankings.values():
+        k = len(ranked)
+        for place, name in enumerate(ranked):
+            if name in points:
+                share = 1.0 if k == 1 else (k - 1 - place) / (k - 1)
+                points[name] += share * max(0, n - 2)
+    return points
+
+
+def ranking_result(
+    rankings: Mapping[str, Sequence[str]],
+    reviewed: Sequence[str],
+    shown: Mapping[str, Sequence[str]],
+    seed: int | None,
+) -> RankingResult:
+    """The aggregate: points, the order (most points first, ties in plan order), each review."""
+    points = borda(rankings, reviewed)
+    position = {name: i for i, name in enumerate(reviewed)}
+    order = sorted(reviewed, key=lambda name: (-points[name], position[name]))
+    return RankingResult(
+        borda=points,
+        order=tuple(order),
+        per_reviewer={name: tuple(r) for name, r in rankings.items()},
+        shown={name: tuple(s) for name, s in shown.items()},
+        seed=seed,
+    )
+
+
+async def run_reviews(run: OracleRun, clients: EndpointClients) -> None:
+    """Each persona that answered ranks the others' answers (round 2, role "reviewer"),
+    all at once; the aggregate goes to `run.result.ranking`. Fewer than MIN_ANSWERS
+    answers: nothing to rank, no call."""
+    plan, result = run.plan, run.result
+    texts = {a.persona: a.text for a in result.answers}
+    names = list(texts)
+    if len(names) < MIN_ANSWERS:
+        return
+    seed = plan.rank_seed if plan.rank_seed is not None else 0
+    personas = {p.name: p for p in plan.personas}
+    shown = {r: shuffled_for(r, [n for n in names if n != r], seed) for r in names}
+    async with asyncio.TaskGroup() as group:
+        for reviewer, order in shown.items():
+            responses = list(zip(labels(len(order)), (texts[n] for n in order), strict=True))
+            group.create_task(run.call(clients, plan.review_call(personas[reviewer], responses)))
+    rankings: dict[str, tuple[str, ...]] = {}
+    for reviewer, order in shown.items():
+        outcome = result.reviews.get(reviewer)
+        if outcome is None or not outcome.answered:
+            continue
+        by_label = dict(zip(labels(len(order)), order, strict=True))
+        ranked = read_ranking(outcome.text, list(by_label))
+        rankings[reviewer] = tuple(by_label[label] for label in ranked)
+    result.ranking = ranking_result(rankings, names, shown, plan.rank_seed)
