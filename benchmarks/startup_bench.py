@@ -1,0 +1,140 @@
+"""How long does a one-question council take to get going, and to go away, beside the floor?
+
+Starts the fake OpenAI-compatible server in its own process, with one reply that
+streams its first token at L/2 and its last at L (L = 1 s), and runs side by side,
+`--runs` times each (medians reported), as real processes from a clean start:
+
+1. the floor: a bare script that imports httpx and streams the same request;
+2. `python -c "import openai"`: what the SDK's import alone costs (process wall time);
+3. `council oracle -p judge --base-url URL "q"` with stdout a pipe;
+4. the same with `--json`.
+
+For each it prints when the first request reached the server after the process was
+spawned (the server's request log, on the system's monotonic clock, which every
+process shares) and when the process had exited after the server sent the last byte
+of the answer. Targets (issue 15, point 9): council's first request no later than
+the openai import plus 0.1 s, and its exit no later than 0.08 s after the answer.
+
+    python benchmarks/startup_bench.py               # 5 runs each
+    python benchmarks/startup_bench.py --runs 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_process import control, start_server, timed_reply
+
+LATENCY = 1.0  # the reply's last byte, seconds after the request
+TOKENS = 20
+FIRST_REQUEST_MARGIN = 0.1  # over the openai import (issue 15, point 9)
+EXIT_TARGET = 0.08  # seconds after the last byte of the answer
+
+# The floor: what any client must pay to ask this question over HTTP and print the answer.
+BARE_HTTPX = """
+import json, sys
+import httpx2 as httpx
+body = {"model": "m", "messages": [{"role": "user", "content": "q"}], "stream": True}
+headers = {"X-Council-Persona": "judge", "Authorization": "Bearer unused"}
+parts = []
+with httpx.Client() as client:
+    with client.stream("POST", sys.argv[1] + "/chat/completions", json=body,
+                       headers=headers) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                for choice in json.loads(line[6:]).get("choices") or []:
+                    parts.append((choice.get("delta") or {}).get("content") or "")
+sys.stdout.write("".join(parts) + "\\n")
+"""
+
+
+def council(*args: str) -> list[str]:
+    return [sys.executable, "-m", "council.cli", *args]
+
+
+def timed_process(command: list[str], base_url: str, env: dict[str, str]) -> dict[str, float]:
+    """Run `command` once; seconds to its first request and from the last answer to its exit."""
+    control(base_url, "/_fake/reset", {})
+    control(base_url, "/_fake/default", timed_reply(LATENCY, TOKENS))
+    started = time.monotonic()
+    done = subprocess.run(command, env=env, capture_output=True, check=False)
+    exited = time.monotonic()
+    if done.returncode != 0:
+        raise SystemExit(f"{command[:4]} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    records = control(base_url, "/_fake/stats")["records"]
+    records = [r for r in records if "/chat/completions" in r["path"]]
+    times = {"wall": exited - started}
+    if records:
+        times["first"] = min(r["received_at"] for r in records) - started
+        times["exit"] = exited - max(r["finished_at"] for r in records)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of each (median reported)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        env = {**os.environ, "COUNCIL_HOME": str(workdir / "home")}
+        proc, base_url = start_server(workdir)
+        subjects = {
+            "bare httpx (floor)": [sys.executable, "-c", BARE_HTTPX, base_url],
+            "import openai": [sys.executable, "-c", "import openai"],
+            "council oracle | cat": council("oracle", "-p", "judge", "--base-url", base_url, "q"),
+            "council oracle --json": council(
+                "oracle", "-p", "judge", "--base-url", base_url, "--json", "q"
+            ),
+        }
+        try:
+            for command in subjects.values():  # warm the page cache and the .pyc files
+                timed_process(command, base_url, env)
+            samples: dict[str, list[dict[str, float]]] = {name: [] for name in subjects}
+            for _ in range(args.runs):  # interleaved, so that all see the same machine load
+                for name, command in subjects.items():
+                    samples[name].append(timed_process(command, base_url, env))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+    def median(name: str, key: str) -> float | None:
+        values = [s[key] for s in samples[name] if key in s]
+        return statistics.median(values) if values else None
+
+    openai_import = median("import openai", "wall")
+    assert openai_import is not None
+    first_target = openai_import + FIRST_REQUEST_MARGIN
+    print(
+        f"start-up benchmark: one call, last byte at {LATENCY:g} s, median of {args.runs} runs, "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"{'':24} {'first request s':>16} {'exit after answer s':>20} {'wall s':>8}  targets")
+    for name in subjects:
+        first, exit_after, wall = (median(name, k) for k in ("first", "exit", "wall"))
+        verdicts = ""
+        if name.startswith("council"):
+            assert first is not None and exit_after is not None
+            ok_first = "ok" if first <= first_target else "MISSED"
+            ok_exit = "ok" if exit_after <= EXIT_TARGET else "MISSED"
+            verdicts = (
+                f"first ≤ {first_target:.3f} (import openai + {FIRST_REQUEST_MARGIN:g}) {ok_first}"
+                f"; exit ≤ {EXIT_TARGET:g} {ok_exit}"
+            )
+        print(f"{name:24} {_cell(first):>16} {_cell(exit_after):>20} {_cell(wall):>8}  {verdicts}")
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    main()
