@@ -13,8 +13,10 @@ decides how many calls are in flight and which goes next; a call the server
 turns away (429, 503, a reset or an interrupted stream while others ran) waits
 for a slot and is sent again without using up `--retries`, at most
 MAX_RESENDS times. Rate-limit headers on every response pause the endpoint when
-a quota runs out. Calls always stream, so cancelling one closes its connection
-and the server stops generating.
+a quota runs out. Calls stream, so cancelling one closes its connection and the
+server stops generating; a caller that needs no tokens as they come (`council
+batch`) may ask for the whole answer at once (`stream=False`): the same limits,
+retries and validation, no first-token limit and no time to first token.
 
 `complete` is total: it returns a StreamResult or raises a CallError (or
 CancelledError), whatever the server sent or a library raised. What comes back
@@ -145,7 +147,8 @@ class CallObserver(Protocol):
 class _CallState:
     """Bookkeeping shared by the attempts of one call."""
 
-    def __init__(self, priority: int) -> None:
+    def __init__(self, priority: int, stream: bool = True) -> None:
+        self.stream = stream  # False: the whole answer in one JSON completion
         self.started_at: float | None = None
         self.deadline: float | None = None  # time.monotonic() by which the call must end
         self.attempts = 0
@@ -286,10 +289,27 @@ class EndpointClient:
         return sorted(model.id for model in page.data)
 
     async def complete(
-        self, call: ChatRequest, observer: CallObserver, priority: int = 0
+        self,
+        call: ChatRequest,
+        observer: CallObserver,
+        priority: int = 0,
+        *,
+        stream: bool | None = None,
     ) -> StreamResult:
-        """One call; lower `priority` numbers take a free slot first (retries take the head)."""
-        state = _CallState(priority)
+        """One call; lower `priority` numbers take a free slot first (retries take the head).
+
+        `stream=False` asks for the whole answer in one JSON completion (None: the
+        request's own `stream` attribute if it has one, else streamed). Such a call
+        has no first-token limit (only the connect timeout and the total deadline),
+        its StreamResult has `ttft` None, and its observer gets no `on_first_token`:
+        `on_reasoning` and `on_delta` come once each, with the whole text. What the
+        server sends is validated as strictly as a stream, and limits, retries,
+        re-sends and errors are those of a streamed call, but for an interrupted
+        stream, which it cannot have.
+        """
+        if stream is None:
+            stream = bool(getattr(call, "stream", True))
+        state = _CallState(priority, stream)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries + 1) | _StopPastDeadline(state),
             wait=_backoff,
@@ -308,10 +328,12 @@ class EndpointClient:
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    def _optional_fields(self, call: ChatRequest) -> set[str]:
+    def _optional_fields(self, call: ChatRequest, stream: bool = True) -> set[str]:
         fields = set(OPTIONAL_FIELDS) - self._dropped_fields
         if call.response_format is None:
             fields.discard("response_format")
+        if not stream:
+            fields.discard("stream_options")  # a whole completion carries its usage anyway
         return fields
 
     async def _attempt(
@@ -397,7 +419,7 @@ class EndpointClient:
         # seen working; asked once without them, they stay dropped if it works.
         left_out: set[str] = set()
         while True:
-            fields = self._optional_fields(call) - left_out
+            fields = self._optional_fields(call, state.stream) - left_out
             try:
                 result = await self._stream(call, observer, state, fields, ticket)
             except openai.APIStatusError as exc:
@@ -432,11 +454,11 @@ class EndpointClient:
             "timeout", f"no complete answer within the {self.settings.timeout:g}s deadline"
         )
 
-    def _body(self, call: ChatRequest, fields: set[str]) -> dict[str, Any]:
+    def _body(self, call: ChatRequest, fields: set[str], stream: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": call.model,
             "messages": list(call.messages),
-            "stream": True,
+            "stream": stream,
         }
         if call.temperature is not None:
             body["temperature"] = call.temperature
@@ -467,7 +489,7 @@ class EndpointClient:
             raise RuntimeError("use EndpointClient as an async context manager")
         if state.deadline is None:
             raise RuntimeError("an attempt must start before it streams")
-        body = self._body(call, fields)
+        body = self._body(call, fields, state.stream)
         # Lets proxies' logs (and council's fake server) tell the personas apart.
         # Percent-encoded: a member of a council of models is "critic · gpt-4o", and a
         # header is ASCII.
@@ -478,13 +500,23 @@ class EndpointClient:
         sent_at = time.monotonic()
         total_at = loop.time() + (state.deadline - sent_at)
         first_token_at = min(total_at, loop.time() + self.settings.first_token_timeout)
+        options: dict[str, Any] = {"headers": headers}
+        if not state.stream:
+            # Nothing comes before the whole answer: no first-token limit, in this
+            # process or in the SDK's read timeout (which is the first-token limit).
+            first_token_at = total_at
+            s = self.settings
+            wait = max(0.001, state.deadline - sent_at)
+            options["timeout"] = openai.Timeout(
+                wait, connect=s.connect_timeout, read=wait, write=WRITE_TIMEOUT
+            )
         reader = StreamReader()
         ttft: float | None = None
         whole = False  # a plain JSON completion: complete even without a finish reason
 
         def report(piece: Piece) -> None:
             nonlocal ttft
-            if ttft is None and (piece.text or piece.reasoning):
+            if ttft is None and state.stream and (piece.text or piece.reasoning):
                 # A token of reasoning is a token: the model is working, the
                 # connection is alive, and the first-token limit has done its job.
                 ttft = time.monotonic() - sent_at
@@ -506,7 +538,7 @@ class EndpointClient:
                         "/chat/completions",
                         body=body,
                         cast_to=object,
-                        options={"headers": headers},
+                        options=options,
                         stream=True,
                         stream_cls=openai.AsyncStream[dict[str, Any]],
                     )
@@ -537,7 +569,7 @@ class EndpointClient:
                                 report(reader.feed(chunk))
                     report(reader.end())
         except TimeoutError:
-            if total_limit.expired():
+            if total_limit.expired() or not state.stream:
                 raise self._deadline_error() from None
             raise CallError(
                 "first_token_timeout",
