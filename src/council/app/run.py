@@ -273,9 +273,7 @@ def run_oracle(
     views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
     recorder = _start_recording(record, "oracle", plan.to_dict(), bus)
     try:
-        stopped = views.drive(
-            bus, run.execute, _oracle_live_view(names), _stopping(run.result)
-        )
+        stopped = views.drive(bus, run.execute, _oracle_live_view(names), _stopping(run.result))
         if stopped is not None:
             _stopped(run.result, stopped)
         result = run.result
