@@ -5,7 +5,9 @@ streams its first token at L/2 and its last at L (L = 1 s), and runs side by sid
 `--runs` times each (medians reported), as real processes from a clean start:
 
 1. the floor: a bare script that imports httpx and streams the same request;
-2. `python -c "import openai"`: what the SDK's import alone costs (process wall time);
+2. `python -c "import openai"`: what the SDK's import alone costs, as the moment the
+   import is done (the process prints its clock) and as the process's wall time (which
+   adds the interpreter's exit: some 0.1 s once openai is loaded);
 3. `council oracle -p judge --base-url URL "q"` with stdout a pipe;
 4. the same with `--json`.
 
@@ -13,9 +15,10 @@ For each it prints when the first request reached the server after the process w
 spawned (the server's request log, on the system's monotonic clock, which every
 process shares) and when the process had exited after the server sent the last byte
 of the answer. Targets (issue 15, point 9): council's first request no later than
-the openai import plus 0.1 s, and its exit no later than 0.08 s after the answer,
-judged on the best of the runs: the machine is shared, and other work only ever adds
-to a time (medians are printed beside them).
+the openai import plus 0.1 s (judged against the import being done, and shown against
+the process wall time too), and its exit no later than 0.08 s after the answer, on the
+best of the runs: the machine is shared, and other work only ever adds to a time
+(medians are printed beside them).
 
     python benchmarks/startup_bench.py               # 7 runs each
     python benchmarks/startup_bench.py --runs 9
@@ -59,6 +62,10 @@ sys.stdout.write("".join(parts) + "\\n")
 """
 
 
+# The import, and the moment it was done on the clock every process shares.
+IMPORT_OPENAI = "import time\nimport openai\nprint(time.monotonic())"
+
+
 def council(*args: str) -> list[str]:
     return [sys.executable, "-m", "council.cli", *args]
 
@@ -75,6 +82,8 @@ def timed_process(command: list[str], base_url: str, env: dict[str, str]) -> dic
     records = control(base_url, "/_fake/stats")["records"]
     records = [r for r in records if "/chat/completions" in r["path"]]
     times = {"wall": exited - started}
+    if command[-1] == IMPORT_OPENAI:
+        times["import"] = float(done.stdout) - started
     if records:
         times["first"] = min(r["received_at"] for r in records) - started
         times["exit"] = exited - max(r["finished_at"] for r in records)
@@ -96,7 +105,7 @@ def main() -> None:
         proc, base_url = start_server(workdir)
         subjects = {
             "bare httpx (floor)": [sys.executable, "-c", BARE_HTTPX, base_url],
-            "import openai": [sys.executable, "-c", "import openai"],
+            "import openai": [sys.executable, "-c", IMPORT_OPENAI],
             "council oracle | cat": council("oracle", "-p", "judge", "--base-url", base_url, "q"),
             "council oracle --json": council(
                 "oracle", "-p", "judge", "--base-url", base_url, "--json", "q"
@@ -117,8 +126,9 @@ def main() -> None:
         values = [s[key] for s in samples[name] if key in s]
         return how(values) if values else None
 
-    openai_best = stat("import openai", "wall", min)
-    assert openai_best is not None
+    import_best = stat("import openai", "import", min)
+    import_wall_best = stat("import openai", "wall", min)
+    assert import_best is not None and import_wall_best is not None
     print(
         f"start-up benchmark: one call, last byte at {LATENCY:g} s, {args.runs} runs each "
         f"(median, and best of {args.runs}: the machine is shared, and its load only adds), "
@@ -126,28 +136,29 @@ def main() -> None:
     )
     print(
         f"{'':24} {'first request s':>16} {'exit after answer s':>20} {'wall s':>13}"
-        f"  {'first − import openai s':>24}  targets (best of {args.runs})"
+        f" {'import done s':>14}"
     )
-    print(f"{'':24} {'median   best':>16} {'median   best':>20} {'median   best':>13}")
+    both = "median   best"
+    print(f"{'':24} {both:>16} {both:>20} {both:>13} {both:>14}")
     for name in subjects:
-        cells = []
-        for key in ("first", "exit", "wall"):
-            cells.append(
-                f"{_cell(stat(name, key, statistics.median))} {_cell(stat(name, key, min))}"
-            )
+        cells = [
+            f"{_cell(stat(name, key, statistics.median))} {_cell(stat(name, key, min))}"
+            for key in ("first", "exit", "wall", "import")
+        ]
+        print(f"{name:24} {cells[0]:>16} {cells[1]:>20} {cells[2]:>13} {cells[3]:>14}")
+    print()
+    for name in subjects:
         first_best, exit_best = stat(name, "first", min), stat(name, "exit", min)
-        over = None if first_best is None else first_best - openai_best
-        verdicts = ""
-        if name.startswith("council"):
-            assert over is not None and exit_best is not None
-            ok_first = "ok" if over <= FIRST_REQUEST_MARGIN else "MISSED"
-            ok_exit = "ok" if exit_best <= EXIT_TARGET else "MISSED"
-            verdicts = (
-                f"first ≤ import openai + {FIRST_REQUEST_MARGIN:g} {ok_first}; "
-                f"exit ≤ {EXIT_TARGET:g} {ok_exit}"
-            )
+        if not name.startswith("council") or first_best is None or exit_best is None:
+            continue
+        over = first_best - import_best
+        verdict = "ok" if over <= FIRST_REQUEST_MARGIN else "MISSED"
         print(
-            f"{name:24} {cells[0]:>16} {cells[1]:>20} {cells[2]:>13}  {_cell(over):>24}  {verdicts}"
+            f"{name}: first request − openai import done = {over:+.3f} s "
+            f"(target ≤ +{FIRST_REQUEST_MARGIN:g}: {verdict}); − `python -c 'import openai'` "
+            f"wall = {first_best - import_wall_best:+.3f} s; exit after the answer "
+            f"{exit_best:.3f} s (target ≤ {EXIT_TARGET:g}: "
+            f"{'ok' if exit_best <= EXIT_TARGET else 'MISSED'})"
         )
 
 
