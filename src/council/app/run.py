@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import os
 import signal
@@ -174,6 +175,7 @@ class _Views:
                 for signum in installed:
                     loop.remove_signal_handler(signum)
 
+        _collect_again()
         try:
             with live if live is not None else contextlib.nullcontext():
                 asyncio.run(main())
@@ -378,6 +380,14 @@ def _rounds_live_view(rounds: int) -> Callable[[Console], RoundsLiveView]:
         return RoundsLiveView(console, rounds)
 
     return make
+
+
+def _collect_again() -> None:
+    """The command's imports are done: the garbage collector is back (`council.cli` turned
+    it off for them), past what they made, which lives as long as the process."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _load_output_modules(mode: OutputMode) -> None:
