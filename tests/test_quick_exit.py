@@ -8,23 +8,11 @@ record complete, the exit code the command's, and errors said in one line.
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-from pathlib import Path
 
 from tests.fake_openai import FakeOpenAI, Reply
-from tests.helpers import council_process
+from tests.helpers import council_process, history_rows
 
 LONG = " ".join(f"word{i}" for i in range(40_000))  # well past any pipe's buffer
-
-
-def history_rows(sql: str) -> list[sqlite3.Row]:
-    connection = sqlite3.connect(Path(os.environ["COUNCIL_HOME"]) / "history.db")
-    connection.row_factory = sqlite3.Row
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()
 
 
 def test_all_output_and_the_whole_record_survive_the_quick_exit(fake: FakeOpenAI) -> None:

@@ -19,6 +19,7 @@ from council.endpoint.client import CallError, EndpointClient, StreamResult
 from council.engine.model import CallSpec
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.helpers import resolved_endpoint
+from tests.test_hostile_server import quick_first_token
 
 
 class Observer:
@@ -128,31 +129,20 @@ def test_reasoning_is_kept_apart_from_the_answer(fake: FakeOpenAI) -> None:
     assert observer.kinds() == ["start", "reasoning", "delta"]
 
 
-@dataclasses.dataclass(frozen=True)
-class QuickFirstToken(EndpointSettings):
-    """Settings whose first-token limit is short (the real one is 60 s, or --timeout)."""
-
-    @property
-    def first_token_timeout(self) -> float:
-        return 0.3
-
-
 def test_no_first_token_limit_only_the_deadline(fake: FakeOpenAI) -> None:
-    base = settings_for(fake, timeout=5.0, retries=0)
-    values = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
-    quick = QuickFirstToken(**values)
-    # 0.6 s before the first byte of the answer: a stream fails its first-token limit...
-    fake.script("judge", Reply(text="Slow.", ttft=0.6))
+    quick = quick_first_token(fake)  # a first-token limit of 0.5 s, a deadline of 20 s
+    # 0.8 s before the first byte of the answer: a stream fails its first-token limit...
+    fake.script("judge", Reply(text="Slow.", ttft=0.8))
     error, _ = ask(quick, spec(), stream=True)
     assert isinstance(error, CallError) and error.kind == "first_token_timeout", error
     # ...while the whole answer may take as long, within the call's deadline.
-    fake.script("judge", Reply(text="Slow but whole.", ttft=0.6))
+    fake.script("judge", Reply(text="Slow but whole.", ttft=0.8))
     result, _ = ask(quick, spec())
     assert isinstance(result, StreamResult), result
     assert result.text == "Slow but whole."
     # Past the deadline it fails as a deadline, not as a missing first token.
     fake.script("judge", Reply(text="Too slow.", ttft=3.0))
-    error, _ = ask(QuickFirstToken(**{**values, "timeout": 0.5}), spec())
+    error, _ = ask(dataclasses.replace(quick, timeout=0.6), spec())
     assert isinstance(error, CallError) and error.kind == "timeout", error
 
 
