@@ -22,6 +22,7 @@ best of the runs: the machine is shared, and other work only ever adds to a time
 
     python benchmarks/startup_bench.py               # 7 runs each
     python benchmarks/startup_bench.py --runs 9
+    python benchmarks/startup_bench.py --before ../old-checkout/src   # before/after
 """
 
 from __future__ import annotations
@@ -93,6 +94,12 @@ def timed_process(command: list[str], base_url: str, env: dict[str, str]) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="runs of each (median reported)")
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also run the council whose sources are in SRC (another checkout's src/), "
+        "in the same rounds: a before/after under the same machine load",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,13 +118,19 @@ def main() -> None:
                 "oracle", "-p", "judge", "--base-url", base_url, "--json", "q"
             ),
         }
+        envs = dict.fromkeys(subjects, env)
+        if args.before:
+            before = {**env, "PYTHONPATH": str(Path(args.before).resolve())}
+            for name in ("council oracle | cat", "council oracle --json"):
+                subjects[f"{name} (before)"] = subjects[name]
+                envs[f"{name} (before)"] = before
         try:
-            for command in subjects.values():  # warm the page cache and the .pyc files
-                timed_process(command, base_url, env)
+            for name, command in subjects.items():  # warm the page cache and the .pyc files
+                timed_process(command, base_url, envs[name])
             samples: dict[str, list[dict[str, float]]] = {name: [] for name in subjects}
             for _ in range(args.runs):  # interleaved, so that all see the same machine load
                 for name, command in subjects.items():
-                    samples[name].append(timed_process(command, base_url, env))
+                    samples[name].append(timed_process(command, base_url, envs[name]))
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -135,17 +148,17 @@ def main() -> None:
         f"{os.cpu_count()} cores"
     )
     print(
-        f"{'':24} {'first request s':>16} {'exit after answer s':>20} {'wall s':>13}"
+        f"{'':33} {'first request s':>16} {'exit after answer s':>20} {'wall s':>13}"
         f" {'import done s':>14}"
     )
     both = "median   best"
-    print(f"{'':24} {both:>16} {both:>20} {both:>13} {both:>14}")
+    print(f"{'':33} {both:>16} {both:>20} {both:>13} {both:>14}")
     for name in subjects:
         cells = [
             f"{_cell(stat(name, key, statistics.median))} {_cell(stat(name, key, min))}"
             for key in ("first", "exit", "wall", "import")
         ]
-        print(f"{name:24} {cells[0]:>16} {cells[1]:>20} {cells[2]:>13} {cells[3]:>14}")
+        print(f"{name:33} {cells[0]:>16} {cells[1]:>20} {cells[2]:>13} {cells[3]:>14}")
     print()
     for name in subjects:
         first_best, exit_best = stat(name, "first", min), stat(name, "exit", min)
