@@ -345,7 +345,7 @@ def _run(
     bus = EventBus()
     plan_dict = {**template.to_dict(), "command": "batch", "batch": _described(options)}
     recorder = start_recording(record, "batch", plan_dict, bus)
-    view = BatchProgressView(err, progress, enabled=not flags.quiet)
+    view = BatchProgressView(err.console, progress, enabled=not flags.quiet)
     run = BatchRun(
         template,
         bus,

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import importlib
+import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
-
-from rich.console import Console
 
 from council.app.limits import save_learned, seed_learned
 from council.app.streams import is_gone, stdout_gone
 from council.config.endpoint_settings import EndpointSettings
-from council.engine.deliberation import DeliberationRun
 from council.engine.events import EventBus
 from council.engine.model import CallOutcome
 from council.engine.oracle import OracleRun
@@ -40,13 +41,14 @@ from council.errors import (
 from council.render import OutputMode
 from council.render.format import count_of, deliberation_warnings
 from council.render.json_out import JsonlWriter, deliberation_document, dumps, oracle_document
-from council.render.live import LiveView, RoundsLiveView
 from council.render.markdown import deliberation_markdown, oracle_markdown
-from council.render.rich_report import deliberation_renderable, oracle_renderable
 from council.render.safe_text import strip_controls
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from council.engine.model import ResumeState
+    from council.render.live import LiveView, RoundsLiveView
     from council.store.recorder import Recorder
 
 from council.store.recorder import RecordOptions
@@ -72,12 +74,48 @@ STOP_SIGNALS = {
 STOPPED_BY = {EXIT_INTERRUPTED: "Ctrl-C", EXIT_TERMINATED: "SIGTERM", EXIT_HANGUP: "SIGHUP"}
 
 
-def stderr_console() -> Console:
-    # soft_wrap: a message is one line, however narrow the terminal (or 80 in a pipe).
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+# What rich reads to decide that a file which is no TTY is a terminal all the same.
+RICH_TERMINAL_ENV = ("FORCE_TERMINAL", "TTY_COMPATIBLE", "FORCE_COLOR", "JUPYTER_COLUMNS")
+# The modules only a human's output needs: rich, and Markdown rendered by it (about 50 ms
+# to import). Loaded before a run only when stdout is a terminal; a pipe, --json or
+# --jsonl never loads them, so that their first request goes out sooner.
+RICH_OUTPUT_MODULES = ("council.render.rich_report",)
 
 
-def say(err: Console, line: str) -> None:
+class _Stderr:
+    """stderr as a rich Console, made when first needed: rich costs about 20 ms to import,
+    and a run whose stderr is no terminal, with nothing to say, never needs it."""
+
+    @cached_property
+    def console(self) -> Console:
+        from rich.console import Console
+
+        # soft_wrap: a message is one line, however narrow the terminal (or 80 in a pipe).
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether rich sees a terminal (its own answer; without asking, when it cannot)."""
+        if not _isatty(sys.stderr) and not any(k in os.environ for k in RICH_TERMINAL_ENV):
+            return False
+        return self.console.is_terminal
+
+    def print(self, text: str, **options: Any) -> None:
+        self.console.print(text, **options)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (ValueError, AttributeError):  # closed, or no file at all
+        return False
+
+
+def stderr_console() -> _Stderr:
+    return _Stderr()
+
+
+def say(err: _Stderr, line: str) -> None:
     """One line on stderr. It may quote a server or a model, so it is cleaned of control
     sequences and never read as rich markup (`[link=...]` would make a disguised link)."""
     err.print(strip_controls(line), markup=False, highlight=False)
@@ -90,7 +128,7 @@ class _Views:
         self,
         mode: OutputMode,
         out: TextIO,
-        err: Console,
+        err: _Stderr,
         *,
         quiet: bool,
         show_live: bool | None,
@@ -98,6 +136,7 @@ class _Views:
         self.mode, self.out, self.err = mode, out, err
         wanted = show_live if show_live is not None else err.is_terminal
         self.live_wanted = wanted and not quiet and mode in (OutputMode.RICH, OutputMode.MARKDOWN)
+        _load_output_modules(mode)
 
     def drive(
         self,
@@ -115,7 +154,7 @@ class _Views:
         """
         if self.mode is OutputMode.JSONL:
             bus.subscribe(JsonlWriter(self.out))
-        live = make_live(self.err) if self.live_wanted else None
+        live = make_live(self.err.console) if self.live_wanted else None
         if live is not None:
             bus.subscribe(live.handle)
         return run_until_stopped(execute, on_stop, live)
@@ -135,6 +174,7 @@ def run_until_stopped(
     stopped: list[int] = []
 
     async def main() -> None:
+        _collect_again()
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
@@ -226,7 +266,7 @@ def start_recording(
     return recorder
 
 
-def stop_recording(recorder: Recorder | None, err: Console) -> None:
+def stop_recording(recorder: Recorder | None, err: _Stderr) -> None:
     if recorder is None:
         return
     recorder.close()  # waits for the writer: the history is complete when the command ends
@@ -262,7 +302,7 @@ def run_oracle(
         stopped = views.drive(
             bus,
             run.execute,
-            lambda console: LiveView(console, names, plan.choices if plan.vote else None),
+            _oracle_live_view(names, plan.choices if plan.vote else None),
             _stopping(run.result),
         )
         if stopped is not None:
@@ -304,6 +344,8 @@ def run_deliberation(
     bus = EventBus()
     endpoints = plan_endpoints(plan)
     seed_learned(endpoints)
+    from council.engine.deliberation import DeliberationRun  # an oracle never loads it
+
     run = DeliberationRun(plan, bus, resume=resume)
     views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
     recorder = start_recording(record, "deliberate", plan.to_dict(), bus)
@@ -311,7 +353,7 @@ def run_deliberation(
         stopped = views.drive(
             bus,
             run.execute,
-            lambda console: RoundsLiveView(console, plan.rounds),
+            _rounds_live_view(plan.rounds),
             _stopping(run.result),
         )
         if stopped is not None:
@@ -324,6 +366,10 @@ def run_deliberation(
         if mode is OutputMode.JSON:
             out.write(lambda: out.out.write(dumps(document) + "\n"))
         elif mode is OutputMode.RICH and shown:
+            from rich.console import Console
+
+            from council.render.rich_report import deliberation_renderable
+
             renderable = deliberation_renderable(result, quiet=quiet, verbose=verbose)
             out.write(lambda: Console(file=out.out).print(renderable))
         elif mode is OutputMode.MARKDOWN:
@@ -350,6 +396,42 @@ def run_deliberation(
     return result.exit_code
 
 
+def _oracle_live_view(
+    names: list[str], choices: Sequence[str] | None
+) -> Callable[[Console], LiveView]:
+    def make(console: Console) -> LiveView:
+        from council.render.live import LiveView
+
+        return LiveView(console, names, choices)
+
+    return make
+
+
+def _rounds_live_view(rounds: int) -> Callable[[Console], RoundsLiveView]:
+    def make(console: Console) -> RoundsLiveView:
+        from council.render.live import RoundsLiveView
+
+        return RoundsLiveView(console, rounds)
+
+    return make
+
+
+def _collect_again() -> None:
+    """The command's imports are done: the garbage collector is back (`council.cli` turned
+    it off for them), past what they made, which lives as long as the process."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
+def _load_output_modules(mode: OutputMode) -> None:
+    """Before a run: what printing its result for `mode` will need, so as not to pay
+    for it after the answers came (a terminal's live view is drawing meanwhile)."""
+    if mode is OutputMode.RICH:
+        for name in RICH_OUTPUT_MODULES:
+            importlib.import_module(name)
+
+
 def plan_endpoints(plan: OraclePlan | DeliberationPlan) -> list[EndpointSettings]:
     """Every endpoint the plan calls, whose learned limits are loaded and kept."""
     return [plan.endpoint, *plan.endpoints.values()]
@@ -369,7 +451,7 @@ def _stopped(result: OracleResult | DeliberationResult, code: int) -> None:
     result.interrupted_exit = code
 
 
-def _report_views(bus: EventBus, out: _Output, err: Console) -> None:
+def _report_views(bus: EventBus, out: _Output, err: _Stderr) -> None:
     """One line for what failed in a view or the recorder; quiet about a reader gone away.
 
     The bus keeps a subscriber's exception and goes on, so that a bug in a view never
@@ -404,12 +486,16 @@ def _print_result(
     elif not result.answers and not result.interrupted:
         return  # nothing to show; the error line on stderr says why
     elif mode is OutputMode.RICH:
+        from rich.console import Console
+
+        from council.render.rich_report import oracle_renderable
+
         Console(file=out).print(oracle_renderable(result, quiet=quiet, verbose=verbose))
     else:
         out.write(markdown)
 
 
-def _report(result: OracleResult, err: Console) -> None:
+def _report(result: OracleResult, err: _Stderr) -> None:
     """One line on stderr for anything short of full success; raise when nothing answered."""
     failures = result.failures
     total = len(result.plan.personas)
@@ -441,7 +527,7 @@ def _report(result: OracleResult, err: Console) -> None:
         say(err, "council: no ballot could be read; the vote has no answer (see the ballots)")
 
 
-def _report_deliberation(result: DeliberationResult, err: Console) -> None:
+def _report_deliberation(result: DeliberationResult, err: _Stderr) -> None:
     """Lines on stderr for what went wrong or was left out; raise when nobody ever answered."""
     if result.interrupted and result.interrupted_exit != EXIT_INTERRUPTED:
         say(err, f"council: {_stopped_how(result.interrupted_exit)}")

@@ -13,8 +13,10 @@ decides how many calls are in flight and which goes next; a call the server
 turns away (429, 503, a reset or an interrupted stream while others ran) waits
 for a slot and is sent again without using up `--retries`, at most
 MAX_RESENDS times. Rate-limit headers on every response pause the endpoint when
-a quota runs out. Calls always stream, so cancelling one closes its connection
-and the server stops generating.
+a quota runs out. Calls stream, so cancelling one closes its connection and the
+server stops generating; a caller that needs no tokens as they come (`council
+batch`) may ask for the whole answer at once (`stream=False`): the same limits,
+retries and validation, no first-token limit and no time to first token.
 
 `complete` is total: it returns a StreamResult or raises a CallError (or
 CancelledError), whatever the server sent or a library raised. What comes back
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit
 
+import httpx2
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
@@ -69,6 +72,8 @@ WRITE_TIMEOUT = 30.0
 # Optional request fields that some endpoints reject with a 400: on such a
 # rejection the field is dropped for the rest of the run and the call re-sent.
 OPTIONAL_FIELDS = ("stream_options", "response_format")
+# Idle connections kept for reuse (a council's next round); see _http_client.
+KEEPALIVE = 16
 # Re-sends of one call after the server turned it away (not counted as retries).
 MAX_RESENDS = 10
 # What a rejection is called where a limit change says why.
@@ -146,7 +151,8 @@ class CallObserver(Protocol):
 class _CallState:
     """Bookkeeping shared by the attempts of one call."""
 
-    def __init__(self, priority: int) -> None:
+    def __init__(self, priority: int, stream: bool = True) -> None:
+        self.stream = stream  # False: the whole answer in one JSON completion
         self.started_at: float | None = None
         self.deadline: float | None = None  # time.monotonic() by which the call must end
         self.attempts = 0
@@ -191,17 +197,27 @@ def _retryable(exc: BaseException) -> bool:
 
 
 def _http_client(base_url: str) -> Any:
-    """The SDK's HTTP client; for plain-http endpoints, without loading the CA store.
+    """The SDK's HTTP client, keeping fewer idle connections; for plain-http endpoints,
+    without loading the CA store.
+
+    Every response that ends makes the connection pool probe each idle connection's
+    socket (one system call each), so with the SDK's 100 kept alive, a council of 100
+    paid about 5,000 probes as its answers ended, most of its overhead after the last
+    answer. KEEPALIVE idle connections are enough for a council to reuse between rounds.
 
     Loading the system's certificates costs 20-40 ms per run, the whole overhead
     budget of a small council against a local server. A plain-http endpoint never
     uses TLS, so it gets a bare context that verifies against no CA at all: should
     TLS somehow be used (a redirect to https), verification fails closed.
     """
+    limits = httpx2.Limits(
+        max_connections=openai.DEFAULT_CONNECTION_LIMITS.max_connections,
+        max_keepalive_connections=KEEPALIVE,
+    )
     if urlsplit(base_url).scheme != "http":
-        return None
+        return openai.DefaultAsyncHttpxClient(limits=limits)
     bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, hostname checked, no CAs
-    return openai.DefaultAsyncHttpxClient(verify=bare)
+    return openai.DefaultAsyncHttpxClient(verify=bare, limits=limits)
 
 
 def build_client(settings: EndpointSettings, *, read_timeout: float | None = None) -> Any:
@@ -295,10 +311,27 @@ class EndpointClient:
         return sorted(model.id for model in page.data)
 
     async def complete(
-        self, call: ChatRequest, observer: CallObserver, priority: int = 0
+        self,
+        call: ChatRequest,
+        observer: CallObserver,
+        priority: int = 0,
+        *,
+        stream: bool | None = None,
     ) -> StreamResult:
-        """One call; lower `priority` numbers take a free slot first (retries take the head)."""
-        state = _CallState(priority)
+        """One call; lower `priority` numbers take a free slot first (retries take the head).
+
+        `stream=False` asks for the whole answer in one JSON completion (None: the
+        request's own `stream` attribute if it has one, else streamed). Such a call
+        has no first-token limit (only the connect timeout and the total deadline),
+        its StreamResult has `ttft` None, and its observer gets no `on_first_token`:
+        `on_reasoning` and `on_delta` come once each, with the whole text. What the
+        server sends is validated as strictly as a stream, and limits, retries,
+        re-sends and errors are those of a streamed call, but for an interrupted
+        stream, which it cannot have.
+        """
+        if stream is None:
+            stream = bool(getattr(call, "stream", True))
+        state = _CallState(priority, stream)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries + 1) | _StopPastDeadline(state),
             wait=_backoff,
@@ -317,10 +350,12 @@ class EndpointClient:
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    def _optional_fields(self, call: ChatRequest) -> set[str]:
+    def _optional_fields(self, call: ChatRequest, stream: bool = True) -> set[str]:
         fields = set(OPTIONAL_FIELDS) - self._dropped_fields
         if call.response_format is None:
             fields.discard("response_format")
+        if not stream:
+            fields.discard("stream_options")  # a whole completion carries its usage anyway
         return fields
 
     async def _attempt(
@@ -406,7 +441,7 @@ class EndpointClient:
         # seen working; asked once without them, they stay dropped if it works.
         left_out: set[str] = set()
         while True:
-            fields = self._optional_fields(call) - left_out
+            fields = self._optional_fields(call, state.stream) - left_out
             try:
                 result = await self._stream(call, observer, state, fields, ticket)
             except openai.APIStatusError as exc:
@@ -441,8 +476,11 @@ class EndpointClient:
             "timeout", f"no complete answer within the {self.settings.timeout:g}s deadline"
         )
 
-    def _body(self, call: ChatRequest, fields: set[str]) -> dict[str, Any]:
-        return chat_body(call, fields, stream=True)
+    def _body(self, call: ChatRequest, fields: set[str], stream: bool = True) -> dict[str, Any]:
+        body = chat_body(call, fields, stream=stream)
+        if not stream:
+            body["stream"] = False  # said, not implied: some servers stream by default
+        return body
 
     def _protocol_error(self, what: str) -> CallError:
         return CallError(
@@ -463,7 +501,7 @@ class EndpointClient:
             raise RuntimeError("use EndpointClient as an async context manager")
         if state.deadline is None:
             raise RuntimeError("an attempt must start before it streams")
-        body = self._body(call, fields)
+        body = self._body(call, fields, state.stream)
         # Lets proxies' logs (and council's fake server) tell the personas apart.
         # Percent-encoded: a member of a council of models is "critic · gpt-4o", and a
         # header is ASCII.
@@ -474,13 +512,23 @@ class EndpointClient:
         sent_at = time.monotonic()
         total_at = loop.time() + (state.deadline - sent_at)
         first_token_at = min(total_at, loop.time() + self.settings.first_token_timeout)
+        options: dict[str, Any] = {"headers": headers}
+        if not state.stream:
+            # Nothing comes before the whole answer: no first-token limit, in this
+            # process or in the SDK's read timeout (which is the first-token limit).
+            first_token_at = total_at
+            s = self.settings
+            wait = max(0.001, state.deadline - sent_at)
+            options["timeout"] = openai.Timeout(
+                wait, connect=s.connect_timeout, read=wait, write=WRITE_TIMEOUT
+            )
         reader = StreamReader()
         ttft: float | None = None
         whole = False  # a plain JSON completion: complete even without a finish reason
 
         def report(piece: Piece) -> None:
             nonlocal ttft
-            if ttft is None and (piece.text or piece.reasoning):
+            if ttft is None and state.stream and (piece.text or piece.reasoning):
                 # A token of reasoning is a token: the model is working, the
                 # connection is alive, and the first-token limit has done its job.
                 ttft = time.monotonic() - sent_at
@@ -502,9 +550,9 @@ class EndpointClient:
                         "/chat/completions",
                         body=body,
                         cast_to=object,
-                        options={"headers": headers},
+                        options=options,
                         stream=True,
-                        stream_cls=openai.AsyncStream[dict[str, Any]],
+                        stream_cls=openai.AsyncStream[object],
                     )
                     self._read_limits(stream.response.headers)  # before the next call goes
                     self.limiter.accepted(ticket)
@@ -533,7 +581,7 @@ class EndpointClient:
                                 report(reader.feed(chunk))
                     report(reader.end())
         except TimeoutError:
-            if total_limit.expired():
+            if total_limit.expired() or not state.stream:
                 raise self._deadline_error() from None
             raise CallError(
                 "first_token_timeout",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
@@ -112,13 +113,22 @@ class _Plan:
         """Where a call for `profile` goes (None: the run's own endpoint)."""
         return self.endpoints.get(profile, self.endpoint) if profile else self.endpoint
 
-    def where(self, persona: str) -> tuple[str, str]:
-        """The model and host a member's calls go to, by its name, for the output."""
+    @cached_property
+    def _members_by_name(self) -> dict[str, Persona]:
+        """Every member by name, the first of a name winning (asked once per answer shown:
+        a scan each time made printing a council of 100 cost a million steps)."""
         members = [*self.personas, *self.arbiter_fallback]
         arbiter = getattr(self, "arbiter", None)
         if arbiter is not None:
             members.append(arbiter)
-        found = next((p for p in members if p.name == persona), None)
+        found: dict[str, Persona] = {}
+        for member in members:
+            found.setdefault(member.name, member)
+        return found
+
+    def where(self, persona: str) -> tuple[str, str]:
+        """The model and host a member's calls go to, by its name, for the output."""
+        found = self._members_by_name.get(persona)
         endpoint = self.endpoint_for(found.endpoint if found else None)
         model = found.model if found is not None and found.model else endpoint.model
         return model, endpoint.host

@@ -1,0 +1,183 @@
+"""How long does a one-question council take to get going, and to go away, beside the floor?
+
+Starts the fake OpenAI-compatible server in its own process, with one reply that
+streams its first token at L/2 and its last at L (L = 1 s), and runs side by side,
+`--runs` times each (medians reported), as real processes from a clean start:
+
+1. the floor: a bare script that imports httpx and streams the same request;
+2. `python -c "import openai"`: what the SDK's import alone costs, as the moment the
+   import is done (the process prints its clock) and as the process's wall time (which
+   adds the interpreter's exit: some 0.1 s once openai is loaded);
+3. `council oracle -p judge --base-url URL "q"` with stdout a pipe;
+4. the same with `--json`.
+
+For each it prints when the first request reached the server after the process was
+spawned (the server's request log, on the system's monotonic clock, which every
+process shares) and when the process had exited after the server sent the last byte
+of the answer. Targets (issue 15, point 9): council's first request no later than
+the openai import plus 0.1 s (judged against the import being done, and shown against
+the process wall time too), and its exit no later than 0.08 s after the answer, on the
+best of the runs: the machine is shared, and other work only ever adds to a time
+(medians are printed beside them).
+
+    python benchmarks/startup_bench.py               # 7 runs each
+    python benchmarks/startup_bench.py --runs 9
+    python benchmarks/startup_bench.py --before ../old-checkout/src   # before/after
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_process import control, start_server, timed_reply
+
+LATENCY = 1.0  # the reply's last byte, seconds after the request
+TOKENS = 20
+FIRST_REQUEST_MARGIN = 0.1  # over the openai import (issue 15, point 9)
+EXIT_TARGET = 0.08  # seconds after the last byte of the answer
+
+# The floor: what any client must pay to ask this question over HTTP and print the answer.
+BARE_HTTPX = """
+import json, sys
+import httpx2 as httpx
+body = {"model": "m", "messages": [{"role": "user", "content": "q"}], "stream": True}
+headers = {"X-Council-Persona": "judge", "Authorization": "Bearer unused"}
+parts = []
+with httpx.Client() as client:
+    with client.stream("POST", sys.argv[1] + "/chat/completions", json=body,
+                       headers=headers) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                for choice in json.loads(line[6:]).get("choices") or []:
+                    parts.append((choice.get("delta") or {}).get("content") or "")
+sys.stdout.write("".join(parts) + "\\n")
+"""
+
+
+# The import, and the moment it was done on the clock every process shares.
+IMPORT_OPENAI = "import time\nimport openai\nprint(time.monotonic())"
+
+
+def council(*args: str) -> list[str]:
+    return [sys.executable, "-m", "council.cli", *args]
+
+
+def timed_process(command: list[str], base_url: str, env: dict[str, str]) -> dict[str, float]:
+    """Run `command` once; seconds to its first request and from the last answer to its exit."""
+    control(base_url, "/_fake/reset", {})
+    control(base_url, "/_fake/default", timed_reply(LATENCY, TOKENS))
+    started = time.monotonic()
+    done = subprocess.run(command, env=env, capture_output=True, check=False)
+    exited = time.monotonic()
+    if done.returncode != 0:
+        raise SystemExit(f"{command[:4]} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    records = control(base_url, "/_fake/stats")["records"]
+    records = [r for r in records if "/chat/completions" in r["path"]]
+    times = {"wall": exited - started}
+    if command[-1] == IMPORT_OPENAI:
+        times["import"] = float(done.stdout) - started
+    if records:
+        times["first"] = min(r["received_at"] for r in records) - started
+        times["exit"] = exited - max(r["finished_at"] for r in records)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="runs of each (median reported)")
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also run the council whose sources are in SRC (another checkout's src/), "
+        "in the same rounds: a before/after under the same machine load",
+    )
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        env = {**os.environ, "COUNCIL_HOME": str(workdir / "home")}
+        # As a user runs it: an installed package has its bytecode cached (the warm-up
+        # run writes it), and stdout is buffered.
+        for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
+            env.pop(name, None)
+        proc, base_url = start_server(workdir)
+        subjects = {
+            "bare httpx (floor)": [sys.executable, "-c", BARE_HTTPX, base_url],
+            "import openai": [sys.executable, "-c", IMPORT_OPENAI],
+            "council oracle | cat": council("oracle", "-p", "judge", "--base-url", base_url, "q"),
+            "council oracle --json": council(
+                "oracle", "-p", "judge", "--base-url", base_url, "--json", "q"
+            ),
+        }
+        envs = dict.fromkeys(subjects, env)
+        if args.before:
+            before = {**env, "PYTHONPATH": str(Path(args.before).resolve())}
+            for name in ("council oracle | cat", "council oracle --json"):
+                subjects[f"{name} (before)"] = subjects[name]
+                envs[f"{name} (before)"] = before
+        try:
+            for name, command in subjects.items():  # warm the page cache and the .pyc files
+                timed_process(command, base_url, envs[name])
+            samples: dict[str, list[dict[str, float]]] = {name: [] for name in subjects}
+            for _ in range(args.runs):  # interleaved, so that all see the same machine load
+                for name, command in subjects.items():
+                    samples[name].append(timed_process(command, base_url, envs[name]))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+    def stat(name: str, key: str, how: Callable[[list[float]], float]) -> float | None:
+        values = [s[key] for s in samples[name] if key in s]
+        return how(values) if values else None
+
+    import_best = stat("import openai", "import", min)
+    import_wall_best = stat("import openai", "wall", min)
+    assert import_best is not None and import_wall_best is not None
+    print(
+        f"start-up benchmark: one call, last byte at {LATENCY:g} s, {args.runs} runs each "
+        f"(median, and best of {args.runs}: the machine is shared, and its load only adds), "
+        f"{os.cpu_count()} cores"
+    )
+    print(
+        f"{'':33} {'first request s':>16} {'exit after answer s':>20} {'wall s':>13}"
+        f" {'import done s':>14}"
+    )
+    both = "median   best"
+    print(f"{'':33} {both:>16} {both:>20} {both:>13} {both:>14}")
+    for name in subjects:
+        cells = [
+            f"{_cell(stat(name, key, statistics.median))} {_cell(stat(name, key, min))}"
+            for key in ("first", "exit", "wall", "import")
+        ]
+        print(f"{name:33} {cells[0]:>16} {cells[1]:>20} {cells[2]:>13} {cells[3]:>14}")
+    print()
+    for name in subjects:
+        first_best, exit_best = stat(name, "first", min), stat(name, "exit", min)
+        if not name.startswith("council") or first_best is None or exit_best is None:
+            continue
+        over = first_best - import_best
+        verdict = "ok" if over <= FIRST_REQUEST_MARGIN else "MISSED"
+        print(
+            f"{name}: first request − openai import done = {over:+.3f} s "
+            f"(target ≤ +{FIRST_REQUEST_MARGIN:g}: {verdict}); − `python -c 'import openai'` "
+            f"wall = {first_best - import_wall_best:+.3f} s; exit after the answer "
+            f"{exit_best:.3f} s (target ≤ {EXIT_TARGET:g}: "
+            f"{'ok' if exit_best <= EXIT_TARGET else 'MISSED'})"
+        )
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    main()
