@@ -64,6 +64,9 @@ class AskFlags:
     system: str | None = None
     # Model options for the request body (-o KEY VALUE), as typed: see app/model_options.py.
     option: list[tuple[str, str]] | None = None
+    # The run's spending limits (engine/budget.py): USD, and prompt plus answer tokens.
+    budget_usd: float | None = None
+    max_tokens_total: int | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

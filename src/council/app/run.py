@@ -25,7 +25,7 @@ from council.app.streams import is_gone, stdout_gone
 from council.config.endpoint_settings import EndpointSettings
 from council.engine.deliberation import DeliberationRun
 from council.engine.events import EventBus
-from council.engine.model import CallOutcome
+from council.engine.model import NOT_AFFORDABLE, CallOutcome
 from council.engine.oracle import OracleRun
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
@@ -38,6 +38,7 @@ from council.errors import (
     EndpointError,
 )
 from council.render import OutputMode
+from council.render.costs import budget_stop_line
 from council.render.format import count_of, deliberation_warnings
 from council.render.json_out import JsonlWriter, deliberation_document, dumps, oracle_document
 from council.render.live import LiveView, RoundsLiveView
@@ -247,7 +248,12 @@ def run_oracle(
         document = oracle_document(result)
         out.write(lambda: _print_result(result, mode, quiet, verbose, out.out, markdown, document))
         if recorder is not None:
-            recorder.finish(answer=result.answer, document=document, markdown=markdown)
+            recorder.finish(
+                answer=result.answer,
+                document=document,
+                markdown=markdown,
+                metrics={"cost_usd": result.cost_usd},
+            )
     finally:
         _stop_recording(recorder, err)
         if record is not None:  # --no-history keeps nothing, this included
@@ -312,6 +318,7 @@ def run_deliberation(
                     "converged": int(result.stop_reason == "converged"),
                     "saved": result.sequential_estimate - result.wall if plan.speculative else 0.0,
                     "wasted_tokens": result.wasted_tokens,
+                    "cost_usd": result.cost_usd,
                 },
             )
     finally:
@@ -385,13 +392,16 @@ def _print_result(
 
 def _report(result: OracleResult, err: Console) -> None:
     """One line on stderr for anything short of full success; raise when nothing answered."""
-    failures = result.failures
+    failures = [f for f in result.failures if f.error_kind != NOT_AFFORDABLE]
     total = len(result.plan.personas)
     if result.interrupted:
         how = _stopped_how(result.interrupted_exit)
         _say(err, f"council: {how}; {count_of(len(result.answers), total, 'answer')} had finished")
         return
-    if not result.answers:
+    stopped = budget_stop_line(result)
+    if stopped is not None:
+        _say(err, f"council: {stopped}")
+    if not result.answers and stopped is None:
         raise _all_failed_error(failures, result.plan.endpoint, total)
     if failures:
         names = ", ".join(f"{f.persona} ({f.error_kind})" for f in failures)
@@ -401,7 +411,7 @@ def _report(result: OracleResult, err: Console) -> None:
             "the other answers are shown",
         )
     synthesis = result.synthesis
-    if synthesis is not None and not synthesis.answered:
+    if synthesis is not None and not synthesis.answered and synthesis.error_kind != NOT_AFFORDABLE:
         _say(
             err,
             f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
@@ -415,7 +425,10 @@ def _report_deliberation(result: DeliberationResult, err: Console) -> None:
         _say(err, f"council: {_stopped_how(result.interrupted_exit)}")
     for line in deliberation_warnings(result):
         _say(err, f"council: {line}")
-    if result.interrupted:
+    stopped = budget_stop_line(result)
+    if stopped is not None:
+        _say(err, f"council: {stopped}")
+    if result.interrupted or stopped is not None:
         return
     if not any(r.answers for r in result.rounds):
         count = len(result.plan.personas)

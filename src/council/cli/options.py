@@ -252,6 +252,30 @@ ModelOptionOption = Annotated[
     ),
 ]
 
+BudgetUsdOption = Annotated[
+    float | None,
+    typer.Option(
+        "--budget-usd",
+        help="Spend at most this many US dollars on the run's calls: a call that could go "
+        "over gets a lower max_tokens or is not started; the answer so far is kept (exit 3). "
+        "Needs a price for every model (price: in the endpoint's profile, or a known model).",
+        metavar="USD",
+        show_default=False,
+        rich_help_panel=LIMITS_PANEL,
+    ),
+]
+MaxTokensTotalOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens-total",
+        help="Spend at most this many tokens (prompts and answers) on the run's calls, "
+        "as --budget-usd does dollars.",
+        metavar="TOKENS",
+        show_default=False,
+        rich_help_panel=LIMITS_PANEL,
+    ),
+]
+
 # The shared options in the order `--help` lists them: these first, then the command's
 # own options, then the rest.
 _HEAD = {"query": QueryArgument, "preset": PresetOption, "personas": PersonasOption}
@@ -276,6 +300,8 @@ _TAIL = {
     "no_stdin": NoStdinOption,
     "system": SystemOption,
     "option": ModelOptionOption,
+    "budget_usd": BudgetUsdOption,
+    "max_tokens_total": MaxTokensTotalOption,
 }
 assert set(_HEAD) | set(_TAIL) == set(AskFlags.names()), "every AskFlags field is an option"
 
@@ -324,6 +350,8 @@ RESUME_FLAGS = (
     "dry_run",
     "no_history",
     "no_store_text",
+    "budget_usd",
+    "max_tokens_total",
 )
 
 

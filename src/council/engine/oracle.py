@@ -12,17 +12,20 @@ import asyncio
 import time
 
 from council.endpoint.errors import internal_error
+from council.engine.budget import Budget, budget_scope
 from council.engine.calls import (
     CallReporter,
     check_fits,
     limit_changes_reported,
+    reserve_together,
     run_call,
     run_finished,
     run_started,
 )
 from council.engine.clients import EndpointClients
+from council.engine.cost import check_prices
 from council.engine.events import EventBus
-from council.engine.model import CallOutcome, CallSpec, new_run_id
+from council.engine.model import NOT_AFFORDABLE, CallOutcome, CallSpec, new_run_id
 from council.engine.plan import OraclePlan
 from council.engine.results import OracleResult
 
@@ -37,19 +40,31 @@ class OracleRun:
         await run.execute()          # or asyncio.run(run.execute())
         run.result.exit_code
 
-    `result` is usable at any time, including after the run was cancelled.
+    `result` is usable at any time, including after the run was cancelled. `budget`
+    is shared with other runs when given (a batch); else the plan's limits make one.
+    The personas' calls are reserved together: when the budget cannot hold them all
+    at their max_tokens, each gets less room, and those that do not fit at all are
+    not started.
     """
 
-    def __init__(self, plan: OraclePlan, bus: EventBus, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        plan: OraclePlan,
+        bus: EventBus,
+        run_id: str | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.plan = plan
         self.bus = bus
         self.run_id = run_id or new_run_id()
-        self.result = OracleResult(run_id=self.run_id, plan=plan)
+        self.budget = budget or Budget.for_plan(plan)
+        self.result = OracleResult(run_id=self.run_id, plan=plan, budget=self.budget)
         self._started = time.monotonic()
 
     async def execute(self) -> OracleResult:
         plan = self.plan
         self._started = time.monotonic()
+        check_prices(plan, self.budget)  # a USD limit needs every price: refused up front
         async with EndpointClients(plan) as clients:
             try:
                 for call in plan.calls:  # too long a question: none sent
@@ -57,7 +72,8 @@ class OracleRun:
             except asyncio.CancelledError:
                 self.result.interrupted = True
                 raise
-            await self._execute(clients)
+            with budget_scope(self.budget):
+                await self._execute(clients)
         return self.result
 
     async def _execute(self, clients: EndpointClients) -> None:
@@ -66,9 +82,13 @@ class OracleRun:
         try:
             changes = self.result.limit_changes
             with limit_changes_reported(clients.all, self.bus, self.run_id, changes):
+                reporters = [CallReporter(self.run_id, self.bus, call) for call in plan.calls]
+                reserve_together(
+                    [(clients.for_call(r.call), r) for r in reporters], all_or_none=False
+                )
                 async with asyncio.TaskGroup() as group:
-                    for call in plan.calls:
-                        group.create_task(self._call(clients, call))
+                    for reporter in reporters:
+                        group.create_task(self._call(clients, reporter.call, reporter))
                 if plan.arbiter is not None and self.result.answers:
                     await self._synthesize(clients)
         except asyncio.CancelledError:
@@ -79,14 +99,17 @@ class OracleRun:
             self.bus.emit(run_finished(self.run_id, self.result))
 
     def _record(self, call: CallSpec, outcome: CallOutcome) -> None:
+        self.result.calls.append(outcome)
         if call.role == "arbiter":
             self.result.synthesis = outcome
         else:
             self.result.outcomes[call.persona] = outcome
 
-    async def _call(self, client: EndpointClients, call: CallSpec) -> None:
+    async def _call(
+        self, client: EndpointClients, call: CallSpec, reporter: CallReporter | None = None
+    ) -> None:
         """Run one call and record its outcome, whatever it is, cancellation included."""
-        reporter = CallReporter(self.run_id, self.bus, call)
+        reporter = reporter or CallReporter(self.run_id, self.bus, call)
         try:
             await run_call(client.for_call(call), reporter)
         finally:
@@ -106,3 +129,5 @@ class OracleRun:
             synthesis = self.result.synthesis
             if synthesis is None or synthesis.answered or synthesis.cancelled:
                 return
+            if synthesis.error_kind == NOT_AFFORDABLE:
+                return  # a fallback judge costs as much: the budget stops the synthesis

@@ -102,6 +102,9 @@ class _Plan:
     endpoints: Mapping[str, EndpointSettings] = field(default_factory=dict)
     # Model options for every call (`-o KEY VALUE`), as given.
     options: Mapping[str, Any] = field(default_factory=dict)
+    # The run's spending limits (--budget-usd, --max-tokens-total; engine/budget.py).
+    budget_usd: float | None = None
+    max_tokens_total: int | None = None
 
     def endpoint_for(self, profile: str | None) -> EndpointSettings:
         """Where a call for `profile` goes (None: the run's own endpoint)."""
@@ -152,6 +155,7 @@ class _Plan:
             "options": dict(self.options),
             **settings,
             "limits": self.endpoint.limits(self.max_concurrency),
+            "budget": {"usd": self.budget_usd, "max_tokens_total": self.max_tokens_total},
             "calls": [c.to_dict() for c in calls],
         }
 
@@ -288,6 +292,8 @@ def build_oracle_plan(
     arbiter_fallback: Sequence[Persona] = (),
     endpoints: Mapping[str, EndpointSettings] | None = None,
     options: Mapping[str, Any] | None = None,
+    budget_usd: float | None = None,
+    max_tokens_total: int | None = None,
 ) -> OraclePlan:
     """Plan one question to every persona; the synthesis call is built once answers exist."""
     attached = tuple(attachments or ())
@@ -308,6 +314,8 @@ def build_oracle_plan(
         endpoints=extra,
         max_concurrency=max_concurrency_for(endpoint, len(calls)),
         options=dict(options or {}),
+        budget_usd=budget_usd,
+        max_tokens_total=max_tokens_total,
     )
 
 
@@ -326,6 +334,8 @@ def build_deliberation_plan(
     max_wasted_tokens: int | None = None,
     question_text: str | None = None,
     options: Mapping[str, Any] | None = None,
+    budget_usd: float | None = None,
+    max_tokens_total: int | None = None,
 ) -> DeliberationPlan:
     return DeliberationPlan(
         query=query,
@@ -343,4 +353,6 @@ def build_deliberation_plan(
         max_concurrency=max_concurrency_for(endpoint, len(personas) + 1),
         question_text=question_text,
         options=dict(options or {}),
+        budget_usd=budget_usd,
+        max_tokens_total=max_tokens_total,
     )

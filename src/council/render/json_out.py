@@ -52,6 +52,16 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
             "max_concurrency": plan.max_concurrency,
             "limit_changes": result.limit_changes,
         },
+        **_costs(result),
+    }
+
+
+def _costs(result: OracleResult | DeliberationResult) -> dict[str, Any]:
+    """The run's cost (null: unknown) and its budget (null: none), at the document's end."""
+    cost = result.cost_usd
+    return {
+        "cost_usd": None if cost is None else round(cost, 8),
+        "budget": result.budget.to_dict() if result.budget is not None else None,
     }
 
 
@@ -100,8 +110,14 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
             "wasted_tokens": result.wasted_tokens,
             "speculation_skipped": result.speculation_skipped,
             "limit_changes": result.limit_changes,
+            "wasted_cost_usd": _rounded(result.wasted_cost_usd),
         },
+        **_costs(result),
     }
+
+
+def _rounded(cost: float | None) -> float | None:
+    return None if cost is None else round(cost, 8)
 
 
 def _verdict_answer(judged: RoundResult | None) -> dict[str, Any]:

@@ -152,3 +152,16 @@ def m006_endpoint_limits(db: sqlite3.Connection) -> None:
         );
         """,
     )
+
+
+@migration
+def m009_costs(db: sqlite3.Connection) -> None:
+    # What calls and runs cost (issue 17); NULL: unknown (no price), never 0 for unknown.
+    _execute_script(
+        db,
+        """
+        ALTER TABLE calls ADD COLUMN cost_usd REAL;           -- USD; NULL: unknown
+        ALTER TABLE calls ADD COLUMN cost_estimated INTEGER;  -- 1: partly estimated from text
+        ALTER TABLE runs ADD COLUMN cost_usd REAL;            -- the sum of its known call costs
+        """,
+    )

@@ -207,6 +207,8 @@ class Recorder:
             "fitted": None if outcome.fitted is None else json.dumps(outcome.fitted.to_dict()),
             "queued": outcome.queued,
             "resends": outcome.resends,
+            "cost_usd": outcome.cost_usd,
+            "cost_estimated": int(outcome.cost_estimated),
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)
