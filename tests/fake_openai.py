@@ -36,6 +36,9 @@ Odd and hostile servers are ``Reply`` fields too, shaped on what real servers se
 
 Any text (ESC sequences, lone surrogate halves) goes out exactly as given: JSON escapes it.
 
+A price, reported as OpenRouter does (``usage.cost`` in USD beside the counts):
+``fake.report_cost = (0.15, 0.6)`` (USD per million prompt and completion tokens).
+
 Finite servers are settings (a slot limit and what happens beyond it, a request quota
 announced in rate-limit headers) or per-reply headers::
 
@@ -50,7 +53,7 @@ Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/rese
 ``POST /_fake/default`` (a JSON object of ``Reply`` fields), ``POST /_fake/script``
 (``{"persona": name-or-null, "round": N-or-null, "replies": [{...}, ...]}``),
 ``POST /_fake/release`` (``{"gate": name}``) and ``POST /_fake/settings``
-(``send_usage`` / ``reject_stream_options`` / ``reject_response_format`` /
+(``send_usage`` / ``report_cost`` / ``reject_stream_options`` / ``reject_response_format`` /
 ``context_window`` / ``context_error_style`` / ``describe_context`` / ``slots`` /
 ``over_limit`` / ``slot_retry_after`` / ``rate_limit`` / ``rate_window``).
 
@@ -412,6 +415,8 @@ class FakeOpenAI:
         with self._changed:
             self.default = copy.copy(self._initial_default)
             self.send_usage = True
+            # (input, output) USD per million tokens: usage.cost is sent, as OpenRouter does.
+            self.report_cost: tuple[float, float] | None = None
             self.reject_stream_options = False
             self.reject_response_format = False
             self.context_window: int | None = None
@@ -697,6 +702,9 @@ class FakeOpenAI:
                         setattr(self, key, bool(data[key]))
                 if "describe_context" in data:
                     self.describe_context = bool(data["describe_context"])
+                if "report_cost" in data:
+                    cost = data["report_cost"]
+                    self.report_cost = None if cost is None else (float(cost[0]), float(cost[1]))
                 if "context_window" in data:
                     window = data["context_window"]
                     self.context_window = None if window is None else int(window)
@@ -885,6 +893,7 @@ class FakeOpenAI:
                 return False
             usage["completion_tokens"] = completion_tokens
             usage["total_tokens"] = usage["prompt_tokens"] + completion_tokens
+            self._priced(usage)
             message = {"role": "assistant", "content": "".join(tokens), "refusal": None}
             if reply.reasoning is not None:
                 message[reply.reasoning_key] = reply.reasoning
@@ -973,6 +982,7 @@ class FakeOpenAI:
             if want_usage:
                 usage["completion_tokens"] = completion_tokens
                 usage["total_tokens"] = usage["prompt_tokens"] + completion_tokens
+                self._priced(usage)
                 sent = usage if reply.usage_body is None else reply.usage_body
                 tail += _sse(
                     {**base, "object": "chat.completion.chunk", "choices": [], "usage": sent}
@@ -984,6 +994,13 @@ class FakeOpenAI:
             await conn.send(_sse("[DONE]") + b"0\r\n\r\n")
             self._update(record, interrupted=True, finished_at=time.monotonic())
             return True
+
+    def _priced(self, usage: dict[str, Any]) -> None:
+        """usage.cost in USD, as OpenRouter reports it, when `report_cost` is set."""
+        if self.report_cost is not None:
+            per_in, per_out = self.report_cost
+            cost = usage["prompt_tokens"] * per_in + usage["completion_tokens"] * per_out
+            usage["cost"] = cost / 1_000_000
 
     # -- a finite server ---------------------------------------------------------------------
 
