@@ -170,19 +170,18 @@ def test_a_verdict_the_budget_cannot_hold_keeps_the_rounds_answers(fake: FakeOpe
     assert "round 1's verdict was not asked" in stderr
 
 
-def test_a_speculative_round_that_did_not_fit_is_asked_again_after_the_verdict(
-    fake: FakeOpenAI,
-) -> None:
+def test_speculation_never_takes_the_budget_its_verdict_needs(fake: FakeOpenAI) -> None:
     args = (*DELIBERATE[:2], fake.base_url, *DELIBERATE[3:], "--speculative")
     p = deliberation_prompts(fake, args)
-    # Round 1 and its verdict, then round 2 and its verdict: enough for all, but not for
-    # round 2 while verdict 1 still holds its reservation.
-    total = sum(p.values()) + 4 * 30 + 2 * 30
-    fake.script("arbiter", verdict(False), verdict(True, synthesis="Settled."))
-    code, doc, _ = run(*args, "--max-tokens-total", str(total), "q")
-    assert code == 0 and doc["answer"]["text"] == "Settled.", doc
-    assert [r["round"] for r in doc["rounds"]] == [1, 2]
-    assert doc["budget"]["spent_tokens"] <= total
+    first_round = p["judge-1"] + p["critic-1"] + 2 * 30 + p["arbiter-1"] + 30
+    fake.script("arbiter", verdict(False, synthesis="Round one's synthesis."))
+    code, doc, _ = run(*args, "--max-tokens-total", str(first_round), "q")
+    # Round 2 could not start beside verdict 1, nor after it: verdict 1 was still asked.
+    assert code == 3 and doc["stop_reason"] == "budget"
+    assert doc["answer"]["text"] == "Round one's synthesis."
+    assert not [r for r in fake.requests if r.round == "2"]
+    assert doc["budget"]["not_started"] == ["r2-judge", "r2-critic"]  # noted once
+    assert doc["discarded_rounds"] == []
 
 
 # -- the budget itself ----------------------------------------------------------------------------
