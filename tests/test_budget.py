@@ -4,6 +4,7 @@ max_tokens to fit, stop a council that cannot go on (exit 3, the best answer kep
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from council.config.prices import Price
-from council.engine.budget import MIN_ANSWER_TOKENS, Ask, Budget
+from council.engine.budget import MIN_ANSWER_TOKENS, UNCOUNTED_MARGIN, Ask, Budget
 from council.engine.fit import estimate
 from tests.fake_openai import FakeOpenAI, RecordedRequest
 from tests.helpers import invoke
@@ -37,10 +38,11 @@ def run(*args: str) -> tuple[int, dict[str, Any], str]:
 
 
 def dry_prompts(*args: str) -> list[int]:
-    """Each call's estimated prompt, from the plan a dry run prints."""
+    """Each call's prompt as a budget reserves it before the server has counted one (with
+    UNCOUNTED_MARGIN), from the plan a dry run prints."""
     code, doc, _ = run(*args, "--dry-run")
     assert code == 0
-    return [estimate(call["messages"]) for call in doc["calls"]]
+    return [math.ceil(estimate(call["messages"]) * UNCOUNTED_MARGIN) for call in doc["calls"]]
 
 
 # -- oracle -----------------------------------------------------------------------------------
@@ -124,7 +126,10 @@ def test_a_budget_that_is_no_budget_is_a_usage_error(
 
 
 def deliberation_prompts(fake: FakeOpenAI, args: tuple[str, ...]) -> dict[str, int]:
-    """Each call's estimated prompt in an unbudgeted run of the same (deterministic) council."""
+    """Each call's estimated prompt in an unbudgeted run of the same (deterministic) council.
+
+    That run has the server count prompts: the budgeted run reserves them at their estimate.
+    """
     fake.script("arbiter", verdict(False), verdict(False))
     assert invoke(*args, "q").exit_code == 0  # never converging: to the last round
     prompts = {f"{r.persona}-{r.round}": prompt_of(r) for r in fake.requests}

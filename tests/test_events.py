@@ -90,12 +90,15 @@ def test_outcome_to_dict_keeps_the_answer_and_failure_shapes() -> None:
         "fitted": None,
         "queued": 0.0,
         "resends": 0,
+        "cost_usd": None,
+        "cost_estimated": False,
     }
     assert list(ANSWER.to_dict()) == [
         *("persona", "text", "latency", "ttft", "tokens_in", "tokens_out", "retries", "role"),
         *("finish_reason", "reasoning"),  # appended by issue 13
         "fitted",  # appended by issue 14: how the prompt was cut to fit its context window
         *("queued", "resends"),  # appended by issue 14
+        *("cost_usd", "cost_estimated"),  # appended by issue 17: None is unknown, never 0
     ]
     assert list(FAILURE.to_dict().items()) == [
         ("persona", "judge"),
@@ -105,5 +108,7 @@ def test_outcome_to_dict_keeps_the_answer_and_failure_shapes() -> None:
         ("role", "persona"),
         ("fitted", None),
         ("queued", 0.0),  # appended by issue 14
+        ("cost_usd", None),  # appended by issue 17
+        ("cost_estimated", False),
     ]
     assert ANSWER.answered and not FAILURE.answered and STOPPED.cancelled

@@ -1,7 +1,9 @@
 """A run's spending limit (--budget-usd, --max-tokens-total): reserve before a call, settle after.
 
 Before a call is sent, its worst case is reserved: its prompt (estimated as
-engine/fit.py does, on the careful side) plus its `max_tokens`, at its price. A
+engine/fit.py does, on the careful side, and half as much again until the endpoint
+has counted a prompt of the model's: UNCOUNTED_MARGIN) plus its `max_tokens`, at
+its price. A
 call whose worst case does not fit what is left is given a lower `max_tokens`
 that fits (at least MIN_ANSWER_TOKENS), or is not started at all. After the call,
 the reservation is settled with what it really cost (released, the cost counted),
@@ -39,6 +41,7 @@ from council.config.prices import Price
 __all__ = [
     "ASSUMED_ANSWER_TOKENS",
     "MIN_ANSWER_TOKENS",
+    "UNCOUNTED_MARGIN",
     "Ask",
     "Budget",
     "Reservation",
@@ -51,6 +54,10 @@ __all__ = [
 MIN_ANSWER_TOKENS = 16
 # The answer room reserved (and sent as max_tokens) for a call that sets none.
 ASSUMED_ANSWER_TOKENS = 4096
+# A prompt is reserved at this many times its estimate (three characters a token, so
+# two characters a token) until its endpoint has counted one of the model's prompts:
+# a dense tokenizer (code, many languages) must not make every first call overshoot.
+UNCOUNTED_MARGIN = 1.5
 MILLION = 1_000_000
 
 _CURRENT: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(

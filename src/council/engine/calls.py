@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -24,7 +25,7 @@ from council.endpoint.client import CallError, EndpointClient, StreamResult
 from council.endpoint.errors import internal_error
 from council.endpoint.learned import learned_for
 from council.endpoint.limiter import LimitChange
-from council.engine.budget import Ask, Budget, Reservation, current_budget
+from council.engine.budget import UNCOUNTED_MARGIN, Ask, Budget, Reservation, current_budget
 from council.engine.cost import Spent, output_tokens_of, price_of
 from council.engine.events import (
     CallCancelled,
@@ -41,7 +42,7 @@ from council.engine.events import (
     RunStarted,
     TextDelta,
 )
-from council.engine.fit import DoesNotFit, correct, estimate, fit, too_long_error
+from council.engine.fit import DoesNotFit, correct, counted, estimate, fit, too_long_error
 from council.engine.model import CANCELLED, NOT_AFFORDABLE, CallOutcome, CallSpec, Fitted
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
@@ -91,6 +92,7 @@ class CallReporter:
         # What it costs (engine/cost.py): its price, its prompt as estimated, the text
         # chars of the current attempt, and the tokens of failed attempts that streamed.
         self.price: Price | None = None
+        self.base_url = ""
         self.prompt_estimate = 0
         self.chars_streamed = 0
         self.lost_in = 0
@@ -187,13 +189,22 @@ class CallReporter:
             self.reservation = None
 
     def ask(self) -> Ask:
-        """What the call asks of a budget: its prompt, its answer room, its price."""
-        return Ask(prompt=self.prompt_estimate, room=self.call.max_tokens, price=self.price)
+        """What the call asks of a budget: its prompt, its answer room, its price.
+
+        Until the endpoint has counted a prompt of the model's, its tokenizer is unknown:
+        the prompt is reserved with a margin (UNCOUNTED_MARGIN), so that calls sent at
+        once do not all overshoot together.
+        """
+        prompt = self.prompt_estimate
+        if not counted(self.base_url, self.call.model):
+            prompt = math.ceil(prompt * UNCOUNTED_MARGIN)
+        return Ask(prompt=prompt, room=self.call.max_tokens, price=self.price)
 
     def priced(self, client: EndpointClient) -> None:
         """Learn the call's price and prompt size on the client's endpoint (before a budget)."""
         if self.price is None:
             self.price = price_of(client.settings, self.call.model)
+        self.base_url = client.settings.base_url
         self.prompt_estimate = estimate(
             self.call.messages, client.settings.base_url, self.call.model
         )
@@ -221,6 +232,9 @@ class CallReporter:
         return outcome
 
     def finished(self, stream: StreamResult) -> CallOutcome:
+        if stream.tokens_in is not None and self.base_url:
+            # The server's count of this prompt: later estimates (budgets, fitting) learn it.
+            correct(self.base_url, self.call.model, self.call.messages, stream.tokens_in)
         answer = self._outcome(
             text=stream.text,
             # From on_start (when the call got a slot), retries included, without
