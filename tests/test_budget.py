@@ -15,7 +15,7 @@ from council.config.prices import Price
 from council.engine.budget import MIN_ANSWER_TOKENS, UNCOUNTED_MARGIN, Ask, Budget
 from council.engine.fit import estimate
 from tests.fake_openai import FakeOpenAI, RecordedRequest
-from tests.helpers import invoke
+from tests.helpers import history_rows, invoke
 from tests.test_cost import IN, OUT, priced_profile
 from tests.test_deliberate import verdict
 
@@ -79,6 +79,8 @@ def test_personas_that_do_not_fit_are_not_started(fake: FakeOpenAI) -> None:
     line = [ln for ln in stderr.splitlines() if "budget" in ln]
     assert len(line) == 1 and "not started: skeptic" in line[0]
     assert doc["cost_usd"] <= budget
+    rows = history_rows("SELECT persona, status, cost_usd FROM calls WHERE persona = 'skeptic'")
+    assert [(r["status"], r["cost_usd"]) for r in rows] == [("not_started", 0)]
 
 
 def test_nothing_affordable_still_exits_3_with_one_line(fake: FakeOpenAI) -> None:

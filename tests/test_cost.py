@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -277,3 +279,23 @@ def test_an_older_history_gains_the_cost_columns(fake: FakeOpenAI) -> None:
     assert rows[0]["cost_usd"] > 0 and rows[1]["cost_usd"] is None  # the old call: unknown
     (group,) = json.loads(invoke("stats", "--json").stdout)["groups"]
     assert group["cost_unknown"] == 1 and group["cost_usd"] == pytest.approx(rows[0]["cost_usd"])
+
+
+def test_help_and_a_local_dry_run_do_not_import_genai_prices(fake: FakeOpenAI) -> None:
+    """genai-prices takes a few hundred ms to import: only a known provider's price needs it."""
+    code = (
+        "import sys\n"
+        "from council.cli import app\n"
+        "for args in (['--help'], ['oracle', '--base-url', sys.argv[1], '--dry-run', 'q']):\n"
+        "    try:\n"
+        "        app(args)\n"
+        "    except SystemExit as exit:\n"
+        "        assert not exit.code, exit.code\n"
+        "assert 'genai_prices' not in sys.modules, 'imported genai_prices'\n"
+        "print('clean')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, fake.base_url], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("clean")

@@ -157,6 +157,7 @@ def m006_endpoint_limits(db: sqlite3.Connection) -> None:
 @migration
 def m009_costs(db: sqlite3.Connection) -> None:
     # What calls and runs cost (issue 17); NULL: unknown (no price), never 0 for unknown.
+    # A call the budget did not let start is recorded with status 'not_started'.
     _execute_script(
         db,
         """
