@@ -256,9 +256,8 @@ BudgetUsdOption = Annotated[
     float | None,
     typer.Option(
         "--budget-usd",
-        help="Spend at most this many US dollars on the run's calls: a call that could go "
-        "over gets a lower max_tokens or is not started; the answer so far is kept (exit 3). "
-        "Needs a price for every model (price: in the endpoint's profile, or a known model).",
+        help="Spend at most this many US dollars (calls that would go over get less room "
+        "or are not started: exit 3).",
         metavar="USD",
         show_default=False,
         rich_help_panel=LIMITS_PANEL,
@@ -268,8 +267,7 @@ MaxTokensTotalOption = Annotated[
     int | None,
     typer.Option(
         "--max-tokens-total",
-        help="Spend at most this many tokens (prompts and answers) on the run's calls, "
-        "as --budget-usd does dollars.",
+        help="Spend at most this many tokens, prompts and answers.",
         metavar="TOKENS",
         show_default=False,
         rich_help_panel=LIMITS_PANEL,
