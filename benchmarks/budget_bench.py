@@ -42,14 +42,13 @@ QUESTIONS = [
 
 
 def _one_run(base_url: str, rng: random.Random, index: int) -> dict[str, Any]:
+    from council.endpoint.learned import forget_all
     from council.engine.cost import worst_case_usd
     from council.engine.deliberation import DeliberationRun
     from council.engine.events import EventBus
+    from council.engine.fit import forget_corrections
     from council.engine.oracle import OracleRun
     from council.engine.plan import build_deliberation_plan, build_oracle_plan
-
-    from council.endpoint.learned import forget_all
-    from council.engine.fit import forget_corrections
 
     # Each council as its own command: nothing learned about the server carries over
     # (its tokenizer changes from run to run here, as a real server's does not).

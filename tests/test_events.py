@@ -34,6 +34,7 @@ def test_call_end_events_are_written_flat_in_a_fixed_key_order() -> None:
         *("text", "tokens_in", "tokens_out", "latency", "ttft", "retries", "reused_from"),
         *("finish_reason", "reasoning"),  # appended by issue 13
         *("queued", "resends"),  # appended by issue 14
+        "cost_usd",  # appended by issue 17
     ]
     assert finished["type"] == "call_finished" and finished["latency"] == 0.123456
     failed = event_to_dict(CallFailed(**IDS, outcome=FAILURE))
@@ -41,10 +42,11 @@ def test_call_end_events_are_written_flat_in_a_fixed_key_order() -> None:
         *CALL_KEYS,
         *("error_kind", "message", "retries", "latency"),
         "queued",  # appended by issue 14
+        "cost_usd",  # appended by issue 17
     ]
     assert (failed["error_kind"], failed["retries"]) == ("timeout", 2)
     cancelled = event_to_dict(CallCancelled(**IDS, outcome=STOPPED, reason="superseded"))
-    assert list(cancelled) == [*CALL_KEYS, "tokens_out", "latency", "reason"]
+    assert list(cancelled) == [*CALL_KEYS, "tokens_out", "latency", "cost_usd", "reason"]
     assert (cancelled["tokens_out"], cancelled["reason"]) == (4, "superseded")
 
 

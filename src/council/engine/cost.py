@@ -27,6 +27,7 @@ call's cost (OpenRouter's `usage.cost`) ranks between them, per call:
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,8 +109,14 @@ def _reports_cost(endpoint: EndpointSettings) -> bool:
 
 
 def check_prices(plan: OraclePlan | DeliberationPlan, budget: Budget | None) -> None:
-    """Before anything is sent: UsageError (exit 2) when --budget-usd meets an unpriced model."""
+    """Before anything is sent: UsageError (exit 2) when --budget-usd meets an unpriced model.
+
+    Without a USD limit, the prices are looked up on a thread meanwhile: importing
+    genai-prices takes a few hundred milliseconds, which the first call to end would
+    otherwise spend holding up the event loop.
+    """
     if budget is None or budget.usd is None:
+        threading.Thread(target=plan_prices, args=(plan,), daemon=True).start()
         return
     for known in plan_prices(plan):
         if known.price is None:
