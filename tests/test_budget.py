@@ -83,6 +83,20 @@ def test_personas_that_do_not_fit_are_not_started(fake: FakeOpenAI) -> None:
     assert [(r["status"], r["cost_usd"]) for r in rows] == [("not_started", 0)]
 
 
+def test_a_synthesis_the_budget_cannot_hold_leaves_the_answers(fake: FakeOpenAI) -> None:
+    args = ("oracle", "--base-url", fake.base_url, "-p", "judge,critic", "--synthesize")
+    args += ("-o", "max_tokens", "16")
+    assert invoke(*args, "q").exit_code == 0  # the server counts the prompts: no margin now
+    prompts = {r.persona: prompt_of(r) for r in fake.requests}
+    fake.reset()
+    total = prompts["judge"] + prompts["critic"] + 2 * 16
+    code, doc, stderr = run(*args, "--max-tokens-total", str(total), "q")
+    assert code == 3 and [a["persona"] for a in doc["answers"]] == ["judge", "critic"]
+    assert doc["answer"]["text"] is None and fake.requests_for("arbiter") == []
+    assert doc["synthesis"]["error_kind"] == "budget"
+    assert "not started: arbiter" in stderr and "synthesis failed" not in stderr
+
+
 def test_nothing_affordable_still_exits_3_with_one_line(fake: FakeOpenAI) -> None:
     priced_profile(fake)
     code, doc, stderr = run(
@@ -240,3 +254,39 @@ def test_a_budget_shared_by_threads_is_never_overspent() -> None:
     assert budget.spent_usd <= 5.0 + 1e-9 and budget.spent_tokens <= 200_000
     assert budget.reserved_usd == pytest.approx(0, abs=1e-9) and budget.reserved_tokens == 0
     assert budget.refused  # it did run out
+
+
+def test_runs_sharing_one_budget_spend_it_together(fake: FakeOpenAI) -> None:
+    """A batch gives every item's engine the same Budget: together they stay within it."""
+    import asyncio
+    import dataclasses
+
+    from council.config.personas import PersonaCatalog
+    from council.engine.events import EventBus
+    from council.engine.oracle import OracleRun
+    from council.engine.plan import build_oracle_plan
+    from tests.helpers import resolved_endpoint
+
+    endpoint = dataclasses.replace(
+        resolved_endpoint(fake.base_url), price={"input": IN, "output": OUT}
+    )
+    personas = PersonaCatalog.discover().resolve(["judge", "critic"])
+    plans = [
+        build_oracle_plan(
+            query=f"q{i}", personas=personas, endpoint=endpoint, options={"max_tokens": 40}
+        )
+        for i in range(6)
+    ]
+    shared = Budget(usd=4 * usd(400, 40))  # room for about four of the twelve calls
+
+    async def batch() -> list[Any]:
+        runs = [OracleRun(plan, EventBus(), budget=shared) for plan in plans]
+        return await asyncio.gather(*(run.execute() for run in runs))
+
+    results = asyncio.run(batch())
+    spent = sum(r.cost_usd or 0 for r in results)
+    assert spent == pytest.approx(shared.spent_usd) and spent <= shared.usd
+    assert shared.reserved_usd == pytest.approx(0, abs=1e-12)
+    answered = sum(len(r.answers) for r in results)
+    assert 0 < answered < 12 and len(fake.requests) == answered
+    assert all(r.budget is shared for r in results)

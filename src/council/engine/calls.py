@@ -52,6 +52,7 @@ __all__ = [
     "check_fits",
     "known_window",
     "limit_changes_reported",
+    "release_unsettled",
     "reserve_together",
     "run_call",
     "run_finished",
@@ -478,6 +479,15 @@ def reserve_together(
     for reporter, reservation in zip(reporters, granted, strict=True):
         reporter.granted(budget, reservation)
     return all(g is not None for g in granted)
+
+
+def release_unsettled(reporters: Iterable[CallReporter]) -> None:
+    """Give back what was reserved for calls that never ran (cancelled before they started),
+    so that a budget shared with other runs does not lose it."""
+    for reporter in reporters:
+        if reporter.budget is not None and reporter.reservation is not None:
+            reporter.budget.release(reporter.reservation)
+            reporter.reservation = None
 
 
 @contextlib.contextmanager

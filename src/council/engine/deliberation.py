@@ -26,6 +26,7 @@ from council.engine.budget import Budget, budget_scope
 from council.engine.calls import (
     CallReporter,
     check_fits,
+    release_unsettled,
     reserve_together,
     run_call,
     run_finished,
@@ -178,6 +179,7 @@ class DeliberationRun:
                     self.result.interrupted = True
                     raise
         finally:
+            release_unsettled(r for c in self._rounds.values() for r in c.all_reporters)
             self.result.wall = time.monotonic() - self._started
             self.result.timeline = self._timeline()
             self.bus.emit(run_finished(self.run_id, self.result))

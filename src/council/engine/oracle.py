@@ -17,6 +17,7 @@ from council.engine.calls import (
     CallReporter,
     check_fits,
     limit_changes_reported,
+    release_unsettled,
     reserve_together,
     run_call,
     run_finished,
@@ -59,6 +60,7 @@ class OracleRun:
         self.run_id = run_id or new_run_id()
         self.budget = budget or Budget.for_plan(plan)
         self.result = OracleResult(run_id=self.run_id, plan=plan, budget=self.budget)
+        self._reporters: list[CallReporter] = []
         self._started = time.monotonic()
 
     async def execute(self) -> OracleResult:
@@ -83,6 +85,7 @@ class OracleRun:
             changes = self.result.limit_changes
             with limit_changes_reported(clients.all, self.bus, self.run_id, changes):
                 reporters = [CallReporter(self.run_id, self.bus, call) for call in plan.calls]
+                self._reporters = reporters
                 reserve_together(
                     [(clients.for_call(r.call), r) for r in reporters], all_or_none=False
                 )
@@ -95,6 +98,7 @@ class OracleRun:
             self.result.interrupted = True
             raise
         finally:
+            release_unsettled(self._reporters)
             self.result.wall = time.monotonic() - self._started
             self.bus.emit(run_finished(self.run_id, self.result))
 
