@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import random
 import sys
 import tempfile
@@ -124,9 +125,9 @@ def _one_run(base_url: str, rng: random.Random, index: int) -> dict[str, Any]:
 def measure(runs: int = 100, seed: int = 17) -> list[dict[str, Any]]:
     """`runs` random councils under random budgets; one dict per run (see the module doc)."""
     rng = random.Random(seed)
+    before = os.environ.get("COUNCIL_HOME")
     with tempfile.TemporaryDirectory() as workdir:
-        import os
-
+        # The built-in personas only, nothing of the caller's config (restored after).
         os.environ["COUNCIL_HOME"] = str(Path(workdir) / "home")
         server, base_url = start_server(Path(workdir))
         try:
@@ -135,6 +136,10 @@ def measure(runs: int = 100, seed: int = 17) -> list[dict[str, Any]]:
         finally:
             server.terminate()
             server.wait(timeout=10)
+            if before is None:
+                os.environ.pop("COUNCIL_HOME", None)
+            else:
+                os.environ["COUNCIL_HOME"] = before
 
 
 def _amount(value: float, unit: str) -> str:

@@ -172,6 +172,8 @@ def test_a_dry_run_shows_each_price_and_the_worst_case(fake: FakeOpenAI) -> None
     unknown = {"model": doc["model"], "endpoint": host, "price": None, "source": "unknown"}
     assert doc["prices"] == [unknown]
     assert doc["worst_case_usd"] is None
+    result = invoke("oracle", "--base-url", fake.base_url, "--dry-run", "--budget-usd", "1", "q")
+    assert result.exit_code == 0 and "cannot be kept: no price for" in result.stdout
 
 
 # -- retries and cancelled calls --------------------------------------------------------------

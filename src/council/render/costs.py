@@ -110,7 +110,13 @@ def prices_markdown(
         lines.append("- worst case: unknown (a model has no price)")
     else:
         lines.append(f"- worst case: {money(worst)} (every call writing its whole max_tokens)")
-    if usd is not None:
+    unpriced = [f"{p.model} on {p.host}" for p in prices if p.price is None]
+    if usd is not None and unpriced:
+        lines.append(
+            f"- budget: {money(usd)}, which cannot be kept: no price for {', '.join(unpriced)} "
+            "(the run would refuse to start)"
+        )
+    elif usd is not None:
         lines.append(f"- budget: {money(usd)}")
     if tokens is not None:
         lines.append(f"- budget: {tokens:,} tokens")
