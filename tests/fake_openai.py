@@ -37,6 +37,12 @@ Odd and hostile servers are ``Reply`` fields too, shaped on what real servers se
 
 Any text (ESC sequences, lone surrogate halves) goes out exactly as given: JSON escapes it.
 
+A price, reported as OpenRouter does (``usage.cost`` in USD beside the counts):
+``fake.report_cost = (0.15, 0.6)`` (USD per million prompt and completion tokens). A server
+that keeps to ``max_tokens`` (cuts the answer there, finish reason ``length``):
+``fake.honour_max_tokens = True``. A denser tokenizer in the usage it reports (a prompt
+token every 2 characters, say): ``fake.usage_chars_per_token = 2``.
+
 Finite servers are settings (a slot limit and what happens beyond it, a request quota
 announced in rate-limit headers) or per-reply headers::
 
@@ -51,9 +57,10 @@ Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/rese
 ``POST /_fake/default`` (a JSON object of ``Reply`` fields), ``POST /_fake/script``
 (``{"persona": name-or-null, "round": N-or-null, "replies": [{...}, ...]}``),
 ``POST /_fake/release`` (``{"gate": name}``) and ``POST /_fake/settings``
-(``send_usage`` / ``reject_stream_options`` / ``reject_response_format`` /
-``context_window`` / ``context_error_style`` / ``describe_context`` / ``slots`` /
-``over_limit`` / ``slot_retry_after`` / ``rate_limit`` / ``rate_window``).
+(``send_usage`` / ``report_cost`` / ``honour_max_tokens`` / ``reject_stream_options`` /
+``reject_response_format`` / ``context_window`` / ``context_error_style`` /
+``describe_context`` / ``usage_chars_per_token`` / ``slots`` / ``over_limit`` /
+``slot_retry_after`` / ``rate_limit`` / ``rate_window``).
 
 A context window: ``fake.context_window = 2048`` refuses (400) any request whose prompt
 plus ``max_tokens`` is larger, counting a token as four characters of message content
@@ -376,7 +383,7 @@ def _error_body(
     return {"error": {"message": text, "type": kind, "param": param, "code": code or usual}}
 
 
-def _prompt_tokens(body: dict[str, Any]) -> int:
+def _prompt_tokens(body: dict[str, Any], chars_per_token: float = 4) -> int:
     chars = 0
     for message in body.get("messages") or []:
         content = message.get("content") if isinstance(message, dict) else None
@@ -384,7 +391,7 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
             chars += len(content)
         elif isinstance(content, list):
             chars += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
-    return max(chars // 4, 1)
+    return max(int(chars // chars_per_token), 1)
 
 
 class FakeOpenAI(BatchAPI):
@@ -420,6 +427,12 @@ class FakeOpenAI(BatchAPI):
         with self._changed:
             self.default = copy.copy(self._initial_default)
             self.send_usage = True
+            # (input, output) USD per million tokens: usage.cost is sent, as OpenRouter does.
+            self.report_cost: tuple[float, float] | None = None
+            # True: an answer longer than the request's max_tokens is cut there ("length").
+            self.honour_max_tokens = False
+            # Characters of prompt a token in the usage it reports (a tokenizer's density).
+            self.usage_chars_per_token = 4.0
             self.reject_stream_options = False
             self.reject_response_format = False
             self.context_window: int | None = None
@@ -719,11 +732,19 @@ class FakeOpenAI(BatchAPI):
             elif request.path == "/_fake/release":
                 self.release(str(data["gate"]))
             elif request.path == "/_fake/settings":
-                for key in ("send_usage", "reject_stream_options", "reject_response_format"):
+                for key in (
+                    "send_usage",
+                    "reject_stream_options",
+                    "reject_response_format",
+                    "honour_max_tokens",
+                ):
                     if key in data:
                         setattr(self, key, bool(data[key]))
                 if "describe_context" in data:
                     self.describe_context = bool(data["describe_context"])
+                if "report_cost" in data:
+                    cost = data["report_cost"]
+                    self.report_cost = None if cost is None else (float(cost[0]), float(cost[1]))
                 if "context_window" in data:
                     window = data["context_window"]
                     self.context_window = None if window is None else int(window)
@@ -736,7 +757,7 @@ class FakeOpenAI(BatchAPI):
                 for key in ("slots", "rate_limit"):
                     if key in data:
                         setattr(self, key, None if data[key] is None else int(data[key]))
-                for key in ("slot_retry_after", "rate_window"):
+                for key in ("slot_retry_after", "rate_window", "usage_chars_per_token"):
                     if key in data:
                         setattr(self, key, None if data[key] is None else float(data[key]))
             else:
@@ -896,12 +917,19 @@ class FakeOpenAI(BatchAPI):
         json_mode = (body.get("response_format") or {}).get("type") == "json_object"
         text = reply.content(record.persona, json_mode, record.round)
         tokens = _tokens(text)
+        finish_reason = reply.finish_reason
+        limit = body.get("max_tokens")
+        if self.honour_max_tokens and isinstance(limit, int) and 0 <= limit < len(tokens):
+            tokens, finish_reason = tokens[:limit], "length"  # as a real server cuts an answer
         thoughts = _tokens(reply.reasoning or "")
         created = int(time.time())
         base = {"id": f"chatcmpl-fake-{record.index}", "created": created}
         base["model"] = body.get("model") or MODEL_ID
         want_usage = self.send_usage and reply.usage
-        usage: dict[str, Any] = {"prompt_tokens": _prompt_tokens(body), "completion_tokens": 0}
+        usage: dict[str, Any] = {
+            "prompt_tokens": _prompt_tokens(body, self.usage_chars_per_token),
+            "completion_tokens": 0,
+        }
         # Servers count reasoning tokens as completion tokens.
         completion_tokens = len(tokens) + len(thoughts)
         if not body.get("stream") or reply.plain_json:
@@ -912,6 +940,7 @@ class FakeOpenAI(BatchAPI):
                 return False
             usage["completion_tokens"] = completion_tokens
             usage["total_tokens"] = usage["prompt_tokens"] + completion_tokens
+            self._priced(usage)
             message = {"role": "assistant", "content": "".join(tokens), "refusal": None}
             if reply.reasoning is not None:
                 message[reply.reasoning_key] = reply.reasoning
@@ -919,7 +948,7 @@ class FakeOpenAI(BatchAPI):
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": reply.finish_reason,
+                "finish_reason": finish_reason,
             }
             payload = {**base, "object": "chat.completion", "choices": [choice]}
             if want_usage:
@@ -996,10 +1025,11 @@ class FakeOpenAI(BatchAPI):
                 # The answer is generated: the slot is free before its last bytes are
                 # sent, so a client that asks again on reading them finds it free.
                 self._free_slot(slot)
-            tail = chunk({"role": "assistant"} if not tokens else {}, reply.finish_reason)
+            tail = chunk({"role": "assistant"} if not tokens else {}, finish_reason)
             if want_usage:
                 usage["completion_tokens"] = completion_tokens
                 usage["total_tokens"] = usage["prompt_tokens"] + completion_tokens
+                self._priced(usage)
                 sent = usage if reply.usage_body is None else reply.usage_body
                 tail += _sse(
                     {**base, "object": "chat.completion.chunk", "choices": [], "usage": sent}
@@ -1011,6 +1041,13 @@ class FakeOpenAI(BatchAPI):
             await conn.send(_sse("[DONE]") + b"0\r\n\r\n")
             self._update(record, interrupted=True, finished_at=time.monotonic())
             return True
+
+    def _priced(self, usage: dict[str, Any]) -> None:
+        """usage.cost in USD, as OpenRouter reports it, when `report_cost` is set."""
+        if self.report_cost is not None:
+            per_in, per_out = self.report_cost
+            cost = usage["prompt_tokens"] * per_in + usage["completion_tokens"] * per_out
+            usage["cost"] = cost / 1_000_000
 
     # -- a finite server ---------------------------------------------------------------------
 

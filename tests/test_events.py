@@ -34,6 +34,7 @@ def test_call_end_events_are_written_flat_in_a_fixed_key_order() -> None:
         *("text", "tokens_in", "tokens_out", "latency", "ttft", "retries", "reused_from"),
         *("finish_reason", "reasoning"),  # appended by issue 13
         *("queued", "resends"),  # appended by issue 14
+        "cost_usd",  # appended by issue 17
     ]
     assert finished["type"] == "call_finished" and finished["latency"] == 0.123456
     failed = event_to_dict(CallFailed(**IDS, outcome=FAILURE))
@@ -41,10 +42,11 @@ def test_call_end_events_are_written_flat_in_a_fixed_key_order() -> None:
         *CALL_KEYS,
         *("error_kind", "message", "retries", "latency"),
         "queued",  # appended by issue 14
+        "cost_usd",  # appended by issue 17
     ]
     assert (failed["error_kind"], failed["retries"]) == ("timeout", 2)
     cancelled = event_to_dict(CallCancelled(**IDS, outcome=STOPPED, reason="superseded"))
-    assert list(cancelled) == [*CALL_KEYS, "tokens_out", "latency", "reason"]
+    assert list(cancelled) == [*CALL_KEYS, "tokens_out", "latency", "cost_usd", "reason"]
     assert (cancelled["tokens_out"], cancelled["reason"]) == (4, "superseded")
 
 
@@ -90,12 +92,15 @@ def test_outcome_to_dict_keeps_the_answer_and_failure_shapes() -> None:
         "fitted": None,
         "queued": 0.0,
         "resends": 0,
+        "cost_usd": None,
+        "cost_estimated": False,
     }
     assert list(ANSWER.to_dict()) == [
         *("persona", "text", "latency", "ttft", "tokens_in", "tokens_out", "retries", "role"),
         *("finish_reason", "reasoning"),  # appended by issue 13
         "fitted",  # appended by issue 14: how the prompt was cut to fit its context window
         *("queued", "resends"),  # appended by issue 14
+        *("cost_usd", "cost_estimated"),  # appended by issue 17: None is unknown, never 0
     ]
     assert list(FAILURE.to_dict().items()) == [
         ("persona", "judge"),
@@ -105,5 +110,7 @@ def test_outcome_to_dict_keeps_the_answer_and_failure_shapes() -> None:
         ("role", "persona"),
         ("fitted", None),
         ("queued", 0.0),  # appended by issue 14
+        ("cost_usd", None),  # appended by issue 17
+        ("cost_estimated", False),
     ]
     assert ANSWER.answered and not FAILURE.answered and STOPPED.cancelled

@@ -32,8 +32,8 @@ print("OPENAI IMPORTED" if "openai" in sys.modules else "NO OPENAI")
 """
 
 # Most lines each help may take (with room for a few more options).
-MOST_LINES = {("oracle", 100): 65, ("deliberate", 100): 75, ("oracle", 80): 80}
-MOST_LINES[("deliberate", 80)] = 95
+MOST_LINES = {("oracle", 100): 70, ("deliberate", 100): 80, ("oracle", 80): 85}
+MOST_LINES[("deliberate", 80)] = 100
 
 
 def help_text(*args: str, columns: int) -> str:

@@ -9,6 +9,7 @@ server if needed, run, record, and return the exit code).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from council.engine.plan import (
 )
 from council.errors import UsageError
 from council.render import OutputMode, choose_mode
+from council.render.costs import prices_markdown
 from council.render.json_out import dumps
 from council.render.markdown import (
     deliberation_plan_markdown,
@@ -101,6 +103,22 @@ def setting_flags_given(values: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         flags[setting] = split_names(value, flag) if setting == "personas" else value
         flag_names[setting] = flag
     return flags, flag_names
+
+
+def budget_limits(flags: AskFlags) -> dict[str, Any]:
+    """--budget-usd and --max-tokens-total, checked, as the plan builders take them."""
+    usd, tokens = flags.budget_usd, flags.max_tokens_total
+    if usd is not None and not (math.isfinite(usd) and usd > 0):
+        raise UsageError(
+            f"--budget-usd {usd:g}: expected a number of US dollars above 0",
+            "e.g. --budget-usd 0.05",
+        )
+    if tokens is not None and tokens < 1:
+        raise UsageError(
+            f"--max-tokens-total {tokens}: expected a whole number of at least 1",
+            "e.g. --max-tokens-total 20000",
+        )
+    return {"budget_usd": usd, "max_tokens_total": tokens}
 
 
 def _personas_from(
@@ -379,12 +397,21 @@ def _dry_run_or_run(
 ) -> int:
     """`--dry-run` prints the plan and where each setting came from; otherwise run it."""
     if flags.dry_run:
+        from council.engine.cost import plan_prices, worst_case_usd
+
+        prices, worst = plan_prices(plan), worst_case_usd(plan)
         if flags.json_output:
             plan_dict = plan.to_dict()
             plan_dict["sources"] = request.settings.sources
+            plan_dict["prices"] = [p.to_dict() for p in prices]
+            plan_dict["worst_case_usd"] = None if worst is None else round(worst, 6)
             sys.stdout.write(dumps(plan_dict) + "\n")
         else:
-            sys.stdout.write(dry_run_markdown(plan) + sources_markdown(request.settings))
+            sys.stdout.write(
+                dry_run_markdown(plan)
+                + prices_markdown(prices, worst, plan.budget_usd, plan.max_tokens_total)
+                + sources_markdown(request.settings)
+            )
         return 0
     # Only a real run pays for the engine and openai: a dry run never imports them.
     from council.app.run import run_deliberation, run_oracle
@@ -455,6 +482,7 @@ def _rank_seed(options: dict[str, Any]) -> int:
 def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
     """`council oracle`: every persona at once, optionally a synthesis; the exit code."""
     choices = _vote_choices(flags)
+    limits = budget_limits(flags)
     request = _resolve(flags, flags.setting_values())
     _voting_checks(flags, synthesize, len(request.personas))
     plan = oracle_plan(
@@ -466,6 +494,7 @@ def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
         vote_early_stop=early_stop_wanted(),
         rank=flags.rank,
         rank_seed=_rank_seed(request.options) if flags.rank else None,
+        **limits,
     )
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     return _dry_run_or_run(
@@ -490,6 +519,7 @@ def ask_deliberation(
         raise UsageError(
             "--resume continues the recorded council; it takes no --vote", "drop --vote"
         )
+    limits = budget_limits(flags)
     resumed = None
     if resume is not None:
         resumed = _load_resumed(
@@ -517,6 +547,7 @@ def ask_deliberation(
         question_text=resumed.question if resumed else None,
         vote=flags.vote,
         choices=choices,
+        **limits,
     )
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     if record is not None and resumed is not None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from council.app.ask import (
     AskRequest,
+    budget_limits,
     deliberation_plan,
     oracle_plan,
     resolve_council,
@@ -104,8 +105,25 @@ def _check(flags: AskFlags, options: BatchOptions) -> None:
         raise UsageError("--via batch-api runs oracle mode only", "drop --mode deliberate")
     if options.max_items is not None and options.max_items < 0:
         raise UsageError("--max-items must be 0 or more", "give it a count of items")
+    budget_limits(flags)  # --budget-usd and --max-tokens-total checked as for one run
     if options.max_tokens_total is not None and options.max_tokens_total <= 0:
         raise UsageError("--max-tokens-total must be more than 0", "give it a token count")
+
+
+def _shared_budget(flags: AskFlags, template: OraclePlan | DeliberationPlan) -> Any:
+    """--budget-usd: one budget for the whole batch, its prices checked before any item.
+
+    --max-tokens-total keeps its batch meaning (no item starts once that many tokens
+    were used), so the shared budget holds the dollars only.
+    """
+    if flags.budget_usd is None:
+        return None
+    from council.engine.budget import Budget
+    from council.engine.cost import check_prices
+
+    budget = Budget(usd=flags.budget_usd)
+    check_prices(template, budget)  # an unpriced model: refused before anything is sent
+    return budget
 
 
 def _plan_for(request: AskRequest, options: BatchOptions) -> PlanFor:
@@ -354,6 +372,7 @@ def _run(
         items_at_once=max(1, template.max_concurrency * ITEMS_PER_SLOT),
         label=f"batch of {options.source}",
         max_tokens_total=options.max_tokens_total,
+        budget=_shared_budget(flags, template),
         progress=progress,
     )
     stopped: int | None = None

@@ -69,6 +69,9 @@ class AskFlags:
     vote: bool = False
     choices: str | None = None
     rank: bool = False
+    # The run's spending limits (engine/budget.py): USD, and prompt plus answer tokens.
+    budget_usd: float | None = None
+    max_tokens_total: int | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from council.app.limits import save_learned, seed_learned
 from council.app.streams import is_gone, stdout_gone
 from council.config.endpoint_settings import EndpointSettings
 from council.engine.events import EventBus
-from council.engine.model import CallOutcome
+from council.engine.model import NOT_AFFORDABLE, CallOutcome
 from council.engine.oracle import OracleRun
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
@@ -39,6 +39,7 @@ from council.errors import (
     EndpointError,
 )
 from council.render import OutputMode
+from council.render.costs import budget_stop_line
 from council.render.format import count_of, deliberation_warnings
 from council.render.json_out import JsonlWriter, deliberation_document, dumps, oracle_document
 from council.render.markdown import deliberation_markdown, oracle_markdown
@@ -313,7 +314,12 @@ def run_oracle(
         document = oracle_document(result)
         out.write(lambda: _print_result(result, mode, quiet, verbose, out.out, markdown, document))
         if recorder is not None:
-            recorder.finish(answer=result.answer, document=document, markdown=markdown)
+            recorder.finish(
+                answer=result.answer,
+                document=document,
+                markdown=markdown,
+                metrics={"cost_usd": result.cost_usd},
+            )
     finally:
         stop_recording(recorder, err)
         if record is not None:  # --no-history keeps nothing, this included
@@ -384,6 +390,7 @@ def run_deliberation(
                     "converged": int(result.stop_reason == "converged"),
                     "saved": result.sequential_estimate - result.wall if plan.speculative else 0.0,
                     "wasted_tokens": result.wasted_tokens,
+                    "cost_usd": result.cost_usd,
                 },
             )
     finally:
@@ -497,13 +504,16 @@ def _print_result(
 
 def _report(result: OracleResult, err: _Stderr) -> None:
     """One line on stderr for anything short of full success; raise when nothing answered."""
-    failures = result.failures
+    failures = [f for f in result.failures if f.error_kind != NOT_AFFORDABLE]
     total = len(result.plan.personas)
     if result.interrupted:
         how = _stopped_how(result.interrupted_exit)
         say(err, f"council: {how}; {count_of(len(result.answers), total, 'answer')} had finished")
         return
-    if not result.answers:
+    stopped = budget_stop_line(result)
+    if stopped is not None:
+        say(err, f"council: {stopped}")
+    if not result.answers and stopped is None:
         raise _all_failed_error(failures, result.plan.endpoint, total)
     if failures:
         names = ", ".join(f"{f.persona} ({f.error_kind})" for f in failures)
@@ -513,7 +523,7 @@ def _report(result: OracleResult, err: _Stderr) -> None:
             "the other answers are shown",
         )
     synthesis = result.synthesis
-    if synthesis is not None and not synthesis.answered:
+    if synthesis is not None and not synthesis.answered and synthesis.error_kind != NOT_AFFORDABLE:
         say(
             err,
             f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
@@ -533,7 +543,10 @@ def _report_deliberation(result: DeliberationResult, err: _Stderr) -> None:
         say(err, f"council: {_stopped_how(result.interrupted_exit)}")
     for line in deliberation_warnings(result):
         say(err, f"council: {line}")
-    if result.interrupted:
+    stopped = budget_stop_line(result)
+    if stopped is not None:
+        say(err, f"council: {stopped}")
+    if result.interrupted or stopped is not None:
         return
     if not any(r.answers for r in result.rounds):
         count = len(result.plan.personas)

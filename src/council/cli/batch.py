@@ -78,15 +78,6 @@ def batch_command(
         int | None,
         typer.Option("--max-items", help="Ask at most this many items.", show_default=False),
     ] = None,
-    max_tokens_total: Annotated[
-        int | None,
-        typer.Option(
-            "--max-tokens-total",
-            help="Start no item once the batch has used this many tokens (in + out); "
-            "items in flight finish.",
-            show_default=False,
-        ),
-    ] = None,
     via: Annotated[
         str,
         typer.Option("--via", help="direct (calls from here) or batch-api (the provider's)."),
@@ -153,7 +144,7 @@ def batch_command(
         ordered=ordered,
         retry_failed=retry_failed,
         max_items=max_items,
-        max_tokens_total=max_tokens_total,
+        max_tokens_total=flags.max_tokens_total,
         via=via,
         cancel=cancel,
         rounds=rounds,

@@ -236,16 +236,14 @@ NoStdinOption = Annotated[
     bool,
     typer.Option(
         "--no-stdin",
-        help="Ignore piped standard input (otherwise it is the question, or context named "
-        "stdin when a question is given).",
+        help="Ignore piped stdin (else it is the question, or context when one is given).",
     ),
 ]
 SystemOption = Annotated[
     str | None,
     typer.Option(
         "--system",
-        help="An extra instruction appended to every persona's system prompt for this run "
-        "(not the arbiter's).",
+        help="Appended to every persona's system prompt (not the arbiter's).",
         metavar="TEXT",
         show_default=False,
     ),
@@ -256,8 +254,7 @@ ModelOptionOption = Annotated[
     typer.Option(
         "--option",
         "-o",
-        help="A model option for every call, e.g. -o temperature 0.2 -o seed 7 "
-        "(repeatable; numbers and true/false as JSON, the rest as text; sent as given).",
+        help="A model option for every call, e.g. -o temperature 0.2 (repeatable).",
         show_default=False,
     ),
 ]
@@ -289,6 +286,27 @@ RankOption = Annotated[
     ),
 ]
 
+BudgetUsdOption = Annotated[
+    float | None,
+    typer.Option(
+        "--budget-usd",
+        help="Spend at most this many US dollars (exit 3 when it stops the council).",
+        metavar="USD",
+        show_default=False,
+        rich_help_panel=LIMITS_PANEL,
+    ),
+]
+MaxTokensTotalOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens-total",
+        help="Spend at most this many tokens, prompts and answers.",
+        metavar="TOKENS",
+        show_default=False,
+        rich_help_panel=LIMITS_PANEL,
+    ),
+]
+
 # The shared options in the order `--help` lists them: these first, then the command's
 # own options, then the rest.
 _HEAD = {"query": QueryArgument, "preset": PresetOption, "personas": PersonasOption}
@@ -316,6 +334,8 @@ _TAIL = {
     "vote": VoteOption,
     "choices": ChoicesOption,
     "rank": RankOption,
+    "budget_usd": BudgetUsdOption,
+    "max_tokens_total": MaxTokensTotalOption,
 }
 assert set(_HEAD) | set(_TAIL) == set(AskFlags.names()), "every AskFlags field is an option"
 
@@ -374,6 +394,8 @@ RESUME_FLAGS = (
     "dry_run",
     "no_history",
     "no_store_text",
+    "budget_usd",
+    "max_tokens_total",
 )
 
 

@@ -307,13 +307,20 @@ def _seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}s"
 
 
+def _usd(cost: float | None, unknown: int) -> str:
+    """A group's cost: the known sum, marked when some calls' cost is unknown."""
+    if cost is None:
+        return "–"
+    return f"${cost:.4f}" + ("+" if unknown else "")
+
+
 def _stats_text(report: StatsReport) -> str:
     if not report.groups:
         return "no calls recorded yet" + ("" if report.runs else "; run a council first")
     header = (
         f"{report.by:<16} {'calls':>5} {'errors':>7} {'retries':>7} {'p50':>7} {'p95':>7} "
         f"{'ttft p50':>8} {'ttft p95':>8} {'queued p95':>10} {'re-sent':>7} "
-        f"{'tokens in':>10} {'out':>8}"
+        f"{'tokens in':>10} {'out':>8} {'cost':>9}"
     )
     noun = "run" if report.runs == 1 else "runs"
     lines = [f"{report.runs} {noun}; slowest first (p95 latency)", header]
@@ -324,7 +331,7 @@ def _stats_text(report: StatsReport) -> str:
             f"{_seconds(g.p50_latency):>7} {_seconds(g.p95_latency):>7} "
             f"{_seconds(g.p50_ttft):>8} {_seconds(g.p95_ttft):>8} "
             f"{_seconds(g.p95_queued):>10} {g.resends:>7} "
-            f"{g.tokens_in:>10,} {g.tokens_out:>8,}{unknown}"
+            f"{g.tokens_in:>10,} {g.tokens_out:>8,} {_usd(g.cost_usd, g.cost_unknown):>9}{unknown}"
         )
     d = report.deliberations
     if d.runs:

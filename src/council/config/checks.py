@@ -134,6 +134,26 @@ def _is_window(value: object) -> bool:
     return _whole(1)(value)
 
 
+def _is_one_price(value: object) -> bool:
+    """USD per million tokens: {input: X, output: Y}, both numbers of at least 0."""
+    return (
+        isinstance(value, dict)
+        and set(value) == {"input", "output"}
+        and all(_number(0)(v) for v in value.values())
+    )
+
+
+def _is_price(value: object) -> bool:
+    """One price for every model of a profile, or one per model name."""
+    if _is_one_price(value):
+        return True
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(is_text(k) and _is_one_price(v) for k, v in value.items())
+    )
+
+
 MODEL = Check(is_text, "a model name")
 SWITCH = Check(_is_bool, "true or false")
 ENV_NAME = Check(is_env_name, f"the NAME of an environment variable ({ENV_NAME_PATTERN})")
@@ -194,6 +214,11 @@ PROFILE_FIELDS: dict[str, Check] = {
     "headers": Check(_is_headers, "a mapping of header names to text values"),
     "context_window": Check(
         _is_window, "a number of tokens of at least 1, or a mapping of model names to one"
+    ),
+    "price": Check(
+        _is_price,
+        "USD per million tokens as {input: 0.15, output: 0.6} (numbers of at least 0), "
+        "or a mapping of model names to one",
     ),
 }
 

@@ -67,6 +67,8 @@ class EndpointSettings:
     # The profile's `context_window:`: one window in tokens for every model, or one
     # per model name; None: not configured (the server's word or a learned one then).
     context_window: int | dict[str, int] | None = None
+    # The profile's `price:` (USD per million tokens; config/prices.py reads it); None: none.
+    price: dict[str, Any] | None = None
 
     def window_for(self, model: str) -> int | None:
         """The configured context window of `model` on this endpoint, if any."""
@@ -127,6 +129,7 @@ def build_endpoint(
     require_key: bool = True,
     local_model_path: str | None = None,
     context_window: int | dict[str, int] | None = None,
+    price: dict[str, Any] | None = None,
 ) -> EndpointSettings:
     """Check resolved endpoint values and read the key from `$api_key_env`.
 
@@ -177,4 +180,5 @@ def build_endpoint(
         sources=sources,
         local_model_path=local_model_path,
         context_window=context_window,
+        price=price,
     )

@@ -75,6 +75,7 @@ PROFILE_KEYS = (
     "headers",
     "context_window",  # tokens, or {model: tokens}: fit prompts without asking the server
     "model_path",  # a GGUF file: council runs it on the embedded local server
+    "price",  # USD per million tokens, {input, output} or {model: {input, output}}
 )
 USER_KEYS = (
     "endpoints",
@@ -106,6 +107,8 @@ class EndpointProfile:
     model_path: str | None = None  # run this GGUF file on the embedded local server
     max_tokens: int | None = None  # a default answer length (the built-in local profile's)
     context_window: int | dict[str, int] | None = None  # tokens, for every model or per model
+    # USD per million tokens: {input, output} for every model, or {model: {input, output}}.
+    price: dict[str, Any] | None = None
 
     @property
     def is_local(self) -> bool:
@@ -121,6 +124,7 @@ class EndpointProfile:
             "headers": sorted(self.headers),  # names only: values are nobody's business
             "context_window": self.context_window,
             "defined_at": self.where,
+            "price": self.price,
         }
 
 
@@ -211,6 +215,9 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
     window = item.get("context_window")
     if window is not None:
         check("context_window", window)
+    price = item.get("price")
+    if price is not None:
+        check("price", price)
     if len(problems) > before:
         return None
     if model_path is not None:
@@ -220,6 +227,7 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
             where=f"{path}:{item.start.line}",
             model=item.get("model"),
             max_concurrency=concurrency,
+            price=_plain(price),
         )
     return EndpointProfile(
         name=name,
@@ -230,7 +238,15 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
         headers=dict(headers),
         where=f"{path}:{item.start.line}",
         context_window=dict(window) if isinstance(window, dict) else window,
+        price=_plain(price),
     )
+
+
+def _plain(value: Any) -> Any:
+    """A checked YAML mapping as plain dicts (Located keeps positions nobody needs later)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 def local_profile(
@@ -240,6 +256,7 @@ def local_profile(
     where: str = "built in",
     model: str | None = None,
     max_concurrency: int | None = None,
+    price: dict[str, Any] | None = None,
 ) -> EndpointProfile:
     """A profile served by the embedded local server: no key, one call at a time by default.
 
@@ -255,6 +272,7 @@ def local_profile(
         where=where,
         model_path=model_path,
         max_tokens=LOCAL_MAX_TOKENS,
+        price=price,
     )
 
 

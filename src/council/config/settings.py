@@ -264,6 +264,7 @@ def resolve_settings(
         headers=profile.headers if profile else None,
         local_model_path=profile.model_path if profile else None,
         context_window=profile.context_window if profile else None,
+        price=profile.price if profile else None,
         sources={k: sources[k] for k in ("base_url", "model", "api_key_env") if k in sources}
         | {k: sources.get(k, "default") for k in ("timeout", "retries", "max_concurrency")},
         require_key=require_key,
@@ -350,6 +351,7 @@ def profile_endpoint(
         max_concurrency=profile.max_concurrency,
         headers=profile.headers,
         local_model_path=profile.model_path,
+        price=profile.price,
         sources={"base_url": f"endpoint {name} ({profile.where})"},
         require_key=require_key,
     )

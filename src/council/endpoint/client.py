@@ -130,6 +130,7 @@ class StreamResult:
     reasoning: str | None = None
     queued: float = 0.0
     resends: int = 0
+    cost_usd: float | None = None  # the server's own price of the call (usage.cost); None: none
 
 
 class CallObserver(Protocol):
@@ -607,6 +608,7 @@ class EndpointClient:
             finish_reason=reader.finish_reason,
             retries=state.attempts - 1 - state.resends,  # re-sends are not retries
             reasoning=reader.reasoning or None,
+            cost_usd=reader.cost_usd,
         )
 
     async def _read_completion(self, response: Any, reader: StreamReader) -> Piece:

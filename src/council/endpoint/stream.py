@@ -22,15 +22,25 @@ Usage:
         piece = reader.feed(chunk)          # Piece(text, reasoning): what is new, cleaned
     piece = reader.end()                    # a held-back half, if the stream ended on one
     reader.text, reader.reasoning, reader.finish_reason, reader.tokens_in, reader.tokens_out
+    reader.cost_usd                         # usage.cost (OpenRouter), None unless a number >= 0
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_TOKEN_COUNT", "Piece", "ShapeError", "StreamReader", "clean_text", "token_count"]
+__all__ = [
+    "MAX_TOKEN_COUNT",
+    "Piece",
+    "ShapeError",
+    "StreamReader",
+    "clean_text",
+    "reported_cost",
+    "token_count",
+]
 
 # Where a model's reasoning arrives, in order of preference: llama.cpp, DeepSeek and
 # older vLLM say reasoning_content; OpenRouter, Ollama and newer vLLM say reasoning.
@@ -154,6 +164,7 @@ class StreamReader:
         self.finish_reason: str | None = None
         self.tokens_in: int | None = None
         self.tokens_out: int | None = None
+        self.cost_usd: float | None = None  # the server's own price of the call (OpenRouter)
 
     @property
     def text(self) -> str:
@@ -223,3 +234,11 @@ class StreamReader:
             usage = {}  # junk where the counts should be: they are unknown
         self.tokens_in = token_count(usage.get("prompt_tokens"))
         self.tokens_out = token_count(usage.get("completion_tokens"))
+        self.cost_usd = reported_cost(usage.get("cost"))
+
+
+def reported_cost(value: object) -> float | None:
+    """`usage.cost` as OpenRouter sends it (USD): a finite number of at least 0, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and 0 <= value <= MAX_TOKEN_COUNT else None

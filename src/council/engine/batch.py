@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from council.endpoint.errors import internal_error
+from council.engine.budget import Budget, budget_scope
 from council.engine.calls import limit_changes_reported
 from council.engine.clients import EndpointClients
 from council.engine.deliberation import DeliberationRun
@@ -162,6 +163,7 @@ class BatchRun:
         on_dropped: Callable[[BatchJob], None] = lambda job: None,
         label: str = "",
         max_tokens_total: int | None = None,
+        budget: Budget | None = None,
         progress: BatchProgress | None = None,
         run_id: str | None = None,
     ) -> None:
@@ -172,6 +174,9 @@ class BatchRun:
         self.items_at_once = max(1, items_at_once)
         self.label = label
         self.max_tokens_total = max_tokens_total
+        # --budget-usd: one budget for every item's calls; once it has refused a call, no
+        # further item starts (those in flight finish within what is left).
+        self.budget = budget
         self.progress = progress or BatchProgress()
         self.run_id = run_id or new_run_id()
         self.interrupted = False
@@ -232,6 +237,8 @@ class BatchRun:
         limit = self.max_tokens_total
         if limit is not None and self.progress.tokens >= limit:
             return "--max-tokens-total"
+        if self.budget is not None and self.budget.stopped:
+            return "--budget-usd"
         return None
 
     async def _fan_out(self, clients: EndpointClients, jobs: Iterable[BatchJob]) -> None:
@@ -259,11 +266,13 @@ class BatchRun:
         result: OracleResult | DeliberationResult | None = None
         error: str | None = None
         try:
-            if isinstance(job.plan, OraclePlan):
-                result = await OracleRun(job.plan, bus, run_id=self.run_id).run_on(clients)
-            else:
-                engine = DeliberationRun(job.plan, bus, run_id=self.run_id)
-                result = await engine.run_on(clients)
+            with budget_scope(self.budget):
+                if isinstance(job.plan, OraclePlan):
+                    run = OracleRun(job.plan, bus, run_id=self.run_id, budget=self.budget)
+                    result = await run.run_on(clients)
+                else:
+                    engine = DeliberationRun(job.plan, bus, run_id=self.run_id, budget=self.budget)
+                    result = await engine.run_on(clients)
         except asyncio.CancelledError:
             self.on_dropped(job)  # interrupted half way: no line, asked again whole next time
             raise

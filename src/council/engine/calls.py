@@ -15,14 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from council.config.prices import Price
 from council.endpoint.client import CallError, EndpointClient, StreamResult
 from council.endpoint.errors import internal_error
 from council.endpoint.learned import learned_for
 from council.endpoint.limiter import LimitChange
+from council.engine.budget import UNCOUNTED_MARGIN, Ask, Budget, Reservation, current_budget
+from council.engine.cost import Spent, output_tokens_of, price_of
 from council.engine.events import (
     CallCancelled,
     CallEnded,
@@ -38,8 +42,15 @@ from council.engine.events import (
     RunStarted,
     TextDelta,
 )
-from council.engine.fit import DoesNotFit, correct, estimate, fit, too_long_error
-from council.engine.model import CANCELLED, VOTE_DECIDED, CallOutcome, CallSpec, Fitted
+from council.engine.fit import DoesNotFit, correct, counted, estimate, fit, too_long_error
+from council.engine.model import (
+    CANCELLED,
+    NOT_AFFORDABLE,
+    VOTE_DECIDED,
+    CallOutcome,
+    CallSpec,
+    Fitted,
+)
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
 
@@ -48,6 +59,8 @@ __all__ = [
     "check_fits",
     "known_window",
     "limit_changes_reported",
+    "release_unsettled",
+    "reserve_together",
     "run_call",
     "run_finished",
     "run_started",
@@ -84,6 +97,18 @@ class CallReporter:
         self.outcome: CallOutcome | None = None
         self.cancel_reason = "interrupted"
         self.fitted: Fitted | None = None  # how the call was cut to fit its window
+        # What it costs (engine/cost.py): its price, its prompt as estimated, the text
+        # chars of the current attempt, and the tokens of failed attempts that streamed.
+        self.price: Price | None = None
+        self.base_url = ""
+        self.prompt_estimate = 0
+        self.chars_streamed = 0
+        self.lost_in = 0
+        self.lost_out = 0
+        # The run's budget and what it set aside for this call (None: no budget).
+        self.budget: Budget | None = None
+        self.reservation: Reservation | None = None
+        self.refused = False  # the budget did not let it start
 
     def _ids(self) -> dict[str, Any]:
         c = self.call
@@ -115,16 +140,18 @@ class CallReporter:
 
     def on_reasoning(self, text: str) -> None:
         self.tokens_streamed += 1
+        self.chars_streamed += len(text)
         if self.bus.listening:
             self.bus.emit(ReasoningDelta(**self._ids(), text=text))
 
     def on_delta(self, text: str) -> None:
         self.tokens_streamed += 1
+        self.chars_streamed += len(text)
         if self.bus.listening:  # a delta per token: skip building events nobody reads
             self.bus.emit(TextDelta(**self._ids(), text=text))
 
     def on_retry(self, attempt: int, error: CallError, wait: float) -> None:
-        self.tokens_streamed = 0
+        self._lose_attempt()
         self.bus.emit(
             CallRetrying(
                 **self._ids(),
@@ -147,6 +174,57 @@ class CallReporter:
             return self.outcome.tokens_out
         return self.tokens_streamed
 
+    def _lose_attempt(self) -> None:
+        """An attempt ended without the answer: what it streamed was still spent."""
+        if self.tokens_streamed:
+            self.lost_in += self.prompt_estimate
+            self.lost_out += output_tokens_of(self.chars_streamed, self.tokens_streamed)
+        self.tokens_streamed = self.chars_streamed = 0
+
+    def _cost(self, spent: Spent, reported: float | None = None) -> dict[str, Any]:
+        """cost_usd and cost_estimated of an outcome: its last attempt's, and the lost ones'."""
+        cost, estimated = spent.cost(self.price, reported)
+        if (self.lost_in or self.lost_out) and self.price is not None and cost is not None:
+            cost += self.price.cost(self.lost_in, self.lost_out)
+            estimated = True
+        tokens_in, tokens_out, _ = spent.tokens()
+        self._settle(cost, tokens_in + tokens_out + self.lost_in + self.lost_out)
+        return {"cost_usd": cost, "cost_estimated": estimated}
+
+    def _settle(self, cost: float | None, tokens: int) -> None:
+        if self.budget is not None and self.reservation is not None:
+            self.budget.settle(self.reservation, cost_usd=cost, tokens=tokens)
+            self.reservation = None
+
+    def ask(self) -> Ask:
+        """What the call asks of a budget: its prompt, its answer room, its price.
+
+        Until the endpoint has counted a prompt of the model's, its tokenizer is unknown:
+        the prompt is reserved with a margin (UNCOUNTED_MARGIN), so that calls sent at
+        once do not all overshoot together.
+        """
+        prompt = self.prompt_estimate
+        if not counted(self.base_url, self.call.model):
+            prompt = math.ceil(prompt * UNCOUNTED_MARGIN)
+        return Ask(prompt=prompt, room=self.call.max_tokens, price=self.price)
+
+    def priced(self, client: EndpointClient) -> None:
+        """Learn the call's price and prompt size on the client's endpoint (before a budget)."""
+        if self.price is None:
+            self.price = price_of(client.settings, self.call.model)
+        self.base_url = client.settings.base_url
+        self.prompt_estimate = estimate(
+            self.call.messages, client.settings.base_url, self.call.model
+        )
+
+    def granted(self, budget: Budget, reservation: Reservation | None) -> None:
+        """The budget's answer: the call goes with the room it was given, or not at all."""
+        self.budget = budget
+        self.reservation = reservation
+        self.refused = reservation is None
+        if reservation is not None and reservation.max_tokens != self.call.max_tokens:
+            self.call = dataclasses.replace(self.call, max_tokens=reservation.max_tokens)
+
     def _outcome(self, **fields: Any) -> CallOutcome:
         return CallOutcome(persona=self.call.persona, role=self.call.role, **fields)
 
@@ -162,6 +240,9 @@ class CallReporter:
         return outcome
 
     def finished(self, stream: StreamResult) -> CallOutcome:
+        if stream.tokens_in is not None and self.base_url:
+            # The server's count of this prompt: later estimates (budgets, fitting) learn it.
+            correct(self.base_url, self.call.model, self.call.messages, stream.tokens_in)
         answer = self._outcome(
             text=stream.text,
             # From on_start (when the call got a slot), retries included, without
@@ -176,6 +257,17 @@ class CallReporter:
             fitted=self.fitted,
             queued=stream.queued,
             resends=stream.resends,
+            **self._cost(
+                Spent(
+                    stream.tokens_in,
+                    stream.tokens_out,
+                    self.prompt_estimate,
+                    output_tokens_of(
+                        len(stream.text) + len(stream.reasoning or ""), self.tokens_streamed
+                    ),
+                ),
+                stream.cost_usd,
+            ),
         )
         return self._end(CallFinished, answer)
 
@@ -183,11 +275,20 @@ class CallReporter:
         """Take an answer an earlier run of the same council already had, without a call."""
         self.started_at = time.monotonic()
         self.bus.emit(CallStarted(**self._ids(), model=self.call.model))
-        return self._end(CallFinished, dataclasses.replace(answer, reused_from=from_run))
+        # Paid for by the run that made it: this run spent nothing on it.
+        reused = dataclasses.replace(
+            answer, reused_from=from_run, cost_usd=0.0, cost_estimated=False
+        )
+        return self._end(CallFinished, reused)
 
     def failed(self, error: CallError) -> CallOutcome:
+        sent = self.started_at is not None
         if self.started_at is None:  # it failed before it got a slot: still an event
             self.on_start()
+        self._lose_attempt()
+        cost = self._cost(Spent(0, 0))
+        if not sent and not (self.lost_in or self.lost_out):
+            cost["cost_usd"] = 0.0  # never sent: it cost nothing, price or not
         failure = self._outcome(
             error_kind=error.kind,
             message=error.message,
@@ -195,8 +296,15 @@ class CallReporter:
             latency=self.elapsed(),
             fitted=self.fitted,
             queued=error.queued or self._queued_so_far(),
+            **cost,
         )
         return self._end(CallFailed, failure)
+
+    def not_affordable(self) -> CallOutcome:
+        """The budget did not let the call start: a failure of kind NOT_AFFORDABLE, free."""
+        return self.failed(
+            CallError(NOT_AFFORDABLE, "not started: the run's budget would have been exceeded")
+        )
 
     def _queued_so_far(self) -> float:
         """Seconds waited for the first slot (all of it, when the call never got one)."""
@@ -208,12 +316,21 @@ class CallReporter:
             "superseded": "cancelled: the council ended before it was needed",
             VOTE_DECIDED: "stopped: the vote was decided without this ballot",
         }.get(self.cancel_reason, "interrupted before it finished")
+        sent = self.started_at is not None
+        streamed = output_tokens_of(self.chars_streamed, self.tokens_streamed)
+        # The server never reports what a closed stream cost: its prompt and what it
+        # streamed, estimated; nothing for a call that was never sent.
+        spent = Spent(None, None, self.prompt_estimate if sent else 0, streamed)
+        cost = self._cost(spent)
+        if not sent:
+            cost = {"cost_usd": 0.0, "cost_estimated": False}
         stopped = self._outcome(
             error_kind=CANCELLED,
             message=message,
             latency=self.elapsed(),
             tokens_out=self.tokens_streamed,
             queued=self._queued_so_far(),
+            **cost,
         )
         return self._end(CallCancelled, stopped, reason=self.cancel_reason)
 
@@ -319,9 +436,17 @@ async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcom
     is fitted to its context window before it goes (engine/fit.py), and a server's
     context error teaches the window: the call is fitted and sent once more.
     """
+    budget = current_budget()
+    if budget is not None and budget.limited and reporter.budget is None:
+        reporter.priced(client)
+        reporter.granted(budget, budget.reserve(reporter.ask(), reporter.call.call_id))
+    if reporter.refused:
+        reporter.endpoint_host = client.settings.host
+        return reporter.not_affordable()
     try:
         reporter.asked_at = time.monotonic()
         reporter.endpoint_host = client.settings.host  # a council may call several
+        reporter.priced(client)
         stream = await _send(client, reporter)
     except CallError as error:
         return reporter.failed(error)
@@ -334,6 +459,41 @@ async def run_call(client: EndpointClient, reporter: CallReporter) -> CallOutcom
         return reporter.finished(stream)
     except Exception as exc:
         return reporter.failed(internal_error(exc))
+
+
+def reserve_together(
+    pairs: list[tuple[EndpointClient, CallReporter]], *, all_or_none: bool, tentative: bool = False
+) -> bool:
+    """Reserve calls that start together from the current budget, their rooms lowered alike.
+
+    Those refused do not start (`run_call` ends them as NOT_AFFORDABLE). With
+    `all_or_none`, nothing is reserved unless everything fits. True when every call
+    got its reservation (or there is no budget).
+    """
+    budget = current_budget()
+    if budget is None or not budget.limited or not pairs:
+        return True
+    for client, reporter in pairs:
+        reporter.priced(client)
+    reporters = [reporter for _, reporter in pairs]
+    granted = budget.reserve_all(
+        [r.ask() for r in reporters],
+        [r.call.call_id for r in reporters],
+        all_or_none=all_or_none,
+        tentative=tentative,
+    )
+    for reporter, reservation in zip(reporters, granted, strict=True):
+        reporter.granted(budget, reservation)
+    return all(g is not None for g in granted)
+
+
+def release_unsettled(reporters: Iterable[CallReporter]) -> None:
+    """Give back what was reserved for calls that never ran (cancelled before they started),
+    so that a budget shared with other runs does not lose it."""
+    for reporter in reporters:
+        if reporter.budget is not None and reporter.reservation is not None:
+            reporter.budget.release(reporter.reservation)
+            reporter.reservation = None
 
 
 @contextlib.contextmanager

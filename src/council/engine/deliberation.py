@@ -25,17 +25,34 @@ import asyncio
 import dataclasses
 import time
 
-from council.engine.calls import CallReporter, check_fits, run_call, run_finished, run_started
+from council.engine.budget import Budget, budget_scope
+from council.engine.calls import (
+    CallReporter,
+    check_fits,
+    release_unsettled,
+    reserve_together,
+    run_call,
+    run_finished,
+    run_started,
+)
 from council.engine.calls import limit_changes_reported as _reported
 from council.engine.clients import EndpointClients
 from council.engine.convergence import ends_council, parse_verdict, position_label
+from council.engine.cost import check_prices
 from council.engine.events import (
     ArbiterVerdict,
     EventBus,
     RoundDiscarded,
     RoundFinished,
 )
-from council.engine.model import CallOutcome, CallRecord, ResumeState, VoteResult, new_run_id
+from council.engine.model import (
+    NOT_AFFORDABLE,
+    CallOutcome,
+    CallRecord,
+    ResumeState,
+    VoteResult,
+    new_run_id,
+)
 from council.engine.plan import DeliberationPlan
 from council.engine.results import DeliberationResult, RoundResult
 from council.engine.vote import round_vote, unanimous
@@ -82,6 +99,9 @@ class _Round:
         self.verdict_in = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.vote: VoteResult | None = None  # --vote: the round's answers as ballots
+        # The budget could not hold the round's calls: none was sent. A speculative
+        # round is asked again once the verdict before it is in (it may fit then).
+        self.not_affordable = False
 
     @property
     def all_reporters(self) -> list[CallReporter]:
@@ -105,7 +125,11 @@ class DeliberationRun:
         await run.execute()
         run.result.answer, run.result.exit_code
 
-    `result` is usable at any time, including after the run was cancelled.
+    `result` is usable at any time, including after the run was cancelled. With a
+    budget (the plan's limits, or one shared with other runs), a round starts only
+    when all its calls fit (their max_tokens lowered alike if need be); a round or
+    a verdict that does not fit stops the council with stop reason "budget", the
+    last complete round's answers and verdict kept.
     """
 
     def __init__(
@@ -114,12 +138,14 @@ class DeliberationRun:
         bus: EventBus,
         run_id: str | None = None,
         resume: ResumeState | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.plan = plan
         self.bus = bus
         self.resume = resume
         self.run_id = run_id or new_run_id()
-        self.result = DeliberationResult(run_id=self.run_id, plan=plan)
+        self.budget = budget or Budget.for_plan(plan)
+        self.result = DeliberationResult(run_id=self.run_id, plan=plan, budget=self.budget)
         self._rounds: dict[int, _Round] = {}
         self._not_speculated: set[int] = set()  # held back by --max-wasted-tokens
         self._client: EndpointClients | None = None
@@ -128,6 +154,7 @@ class DeliberationRun:
     async def execute(self) -> DeliberationResult:
         plan = self.plan
         self._started = time.monotonic()
+        check_prices(plan, self.budget)  # a USD limit needs every price: refused up front
         async with EndpointClients(plan) as clients:
             try:  # too long a question: nothing is sent
                 for call in [plan.persona_call(p, 1) for p in plan.personas]:
@@ -136,7 +163,8 @@ class DeliberationRun:
                 self.result.interrupted = True
                 self.result.stop_reason = "interrupted"
                 raise
-            await self.run_on(clients)
+            with budget_scope(self.budget):
+                await self.run_on(clients)
         return self.result
 
     async def run_on(self, client: EndpointClients) -> DeliberationResult:
@@ -167,6 +195,7 @@ class DeliberationRun:
                     self.result.interrupted = True
                     raise
         finally:
+            release_unsettled(r for c in self._rounds.values() for r in c.all_reporters)
             self.result.wall = time.monotonic() - self._started
             self.result.timeline = self._timeline()
             self.bus.emit(run_finished(self.run_id, self.result))
@@ -182,6 +211,9 @@ class DeliberationRun:
         while True:
             current = self._rounds[number]
             await self._wait(current, current.answers_in)
+            if current.not_affordable:
+                result.stop_reason = "budget"  # the last kept round stands
+                return number - 1
             kept = self._keep(current)
             if not kept.answers:
                 result.rounds.pop()
@@ -198,6 +230,10 @@ class DeliberationRun:
                     self._not_speculated.add(number + 1)
             await self._wait(current, current.verdict_in)
             kept.arbiter = self._verdict_outcome(current)
+            if kept.arbiter.error_kind == NOT_AFFORDABLE:
+                kept.arbiter = None  # no verdict was asked: the round's answers stand
+                result.stop_reason = "budget"
+                return number
             if not kept.arbiter.answered:
                 result.stop_reason = "arbiter_failed"
                 return number
@@ -225,8 +261,9 @@ class DeliberationRun:
             if number == plan.rounds:
                 result.stop_reason = "max_rounds"
                 return number
-            if number + 1 not in self._rounds:
-                self._start_round(number + 1)
+            ahead = self._rounds.get(number + 1)
+            if ahead is None or ahead.not_affordable:  # a speculative round that did not fit
+                self._start_round(number + 1)  # may fit now that the verdict is settled
             number += 1
 
     def _verdict_outcome(self, current: _Round) -> CallOutcome:
@@ -307,6 +344,13 @@ class DeliberationRun:
             for persona in plan.personas
         ]
         reused = self.resume.answers.get(current.number, {}) if self.resume else {}
+        asked = [r for r in current.reporters if r.call.persona not in reused]
+        pairs = [(client.for_call(r.call), r) for r in asked]
+        if not reserve_together(pairs, all_or_none=True, tentative=current.speculative):
+            current.not_affordable = True  # nothing was sent, nothing reserved
+            current.answers_in.set()
+            current.verdict_in.set()
+            return
         async with asyncio.TaskGroup() as group:
             for reporter in current.reporters:
                 earlier_answer = reused.get(reporter.call.persona)
@@ -364,9 +408,10 @@ class DeliberationRun:
                     self.run_id, self.bus, call, speculative=first.speculative
                 )
             assert current.arbiter is not None
-            if _cut_before_readable(
-                await run_call(client.for_call(current.arbiter.call), current.arbiter)
-            ):
+            outcome = await run_call(client.for_call(current.arbiter.call), current.arbiter)
+            if outcome.error_kind == NOT_AFFORDABLE:
+                return  # a fallback judge would cost as much: the budget stops here
+            if _cut_before_readable(outcome):
                 await self._verdict_with_more_room(client, current)
             if fallback == fallbacks or _judged(current.arbiter.outcome):
                 break
@@ -432,6 +477,8 @@ class DeliberationRun:
                     interrupted = True
         if superseded:
             for current in stopping:
+                if current.not_affordable:
+                    continue  # never sent: nothing was discarded
                 wasted = sum(r.tokens_spent for r in current.all_reporters if r.started_at)
                 self.result.discarded_rounds.append(current.number)
                 self.result.wasted_tokens += wasted
@@ -475,6 +522,7 @@ class DeliberationRun:
                         status=status,
                         kept=is_kept,
                         tokens_out=reporter.tokens_spent,
+                        cost_usd=outcome.cost_usd if outcome is not None else None,
                     )
                 )
         return sorted(records, key=lambda c: (c.start, c.round, c.role != "persona"))

@@ -150,13 +150,14 @@ class CallFinished(CallEnded):
         "reasoning",
         "queued",
         "resends",
+        "cost_usd",  # None: unknown
     )
 
 
 @dataclass(frozen=True, kw_only=True)
 class CallFailed(CallEnded):
     kind: ClassVar[str] = "call_failed"
-    outcome_fields = ("error_kind", "message", "retries", "latency", "queued")
+    outcome_fields = ("error_kind", "message", "retries", "latency", "queued", "cost_usd")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,7 +165,7 @@ class CallCancelled(CallEnded):
     """A call stopped before it finished; `outcome.tokens_out` counts what it streamed so far."""
 
     kind: ClassVar[str] = "call_cancelled"
-    outcome_fields = ("tokens_out", "latency")
+    outcome_fields = ("tokens_out", "latency", "cost_usd")  # cost_usd: estimated
     reason: str = "interrupted"  # or "superseded": a verdict ended the council first
 
 

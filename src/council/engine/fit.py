@@ -29,6 +29,7 @@ __all__ = [
     "DoesNotFit",
     "answer_room",
     "correct",
+    "counted",
     "estimate",
     "fit",
     "forget_corrections",
@@ -40,6 +41,8 @@ FRAMING_TOKENS = 8  # per message: role, separators, the chat template's markers
 # What a server counted for a prompt over what we estimated, per (base URL, model);
 # never below 1: the estimate only ever grows more careful.
 _CORRECTION: dict[tuple[str, str], float] = {}
+# The (base URL, model) pairs whose server has counted a prompt we had estimated.
+_COUNTED: set[tuple[str, str]] = set()
 _WORD = re.compile(r"\S+")
 
 
@@ -65,14 +68,22 @@ def too_long_error(error: DoesNotFit) -> UsageError:
 def correct(base_url: str, model: str, messages: Sequence[Message], counted: int) -> None:
     """Learn from a server's own count of a prompt's tokens how far off the estimate was."""
     estimated = raw_estimate(messages)
+    key = (base_url.rstrip("/"), model)
+    _COUNTED.add(key)
     if estimated > 0 and counted > estimated:
-        key = (base_url.rstrip("/"), model)
         _CORRECTION[key] = max(_CORRECTION.get(key, 1.0), counted / estimated)
 
 
 def forget_corrections() -> None:
     """Forget how far servers' counts were from the estimate (tests, with `forget_all`)."""
     _CORRECTION.clear()
+    _COUNTED.clear()
+
+
+def counted(base_url: str, model: str) -> bool:
+    """Has the server of `base_url` counted a prompt of `model` for us (so the estimate is
+    scaled to its tokenizer)?"""
+    return (base_url.rstrip("/"), model) in _COUNTED
 
 
 def raw_estimate(messages: Sequence[Message]) -> int:

@@ -18,6 +18,7 @@ from council.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
 
 __all__ = [
     "CANCELLED",
+    "NOT_AFFORDABLE",
     "STOP_REASONS",
     "Attachment",
     "Ballot",
@@ -42,6 +43,9 @@ Message = dict[str, str]
 # The error kind of a call stopped before it finished (Ctrl-C, or a verdict that
 # ended the council first); every other error kind comes from the endpoint.
 CANCELLED = "cancelled"
+# The error kind of a call the run's budget (--budget-usd, --max-tokens-total) did
+# not let start: nothing was sent, nothing was spent.
+NOT_AFFORDABLE = "budget"
 
 # Why a deliberation stopped.
 STOP_REASONS = {
@@ -51,6 +55,7 @@ STOP_REASONS = {
     "arbiter_failed": "the arbiter failed",
     "interrupted": "interrupted",
     "unanimous": "every persona's ballot made the same choice",
+    "budget": "the budget (--budget-usd, --max-tokens-total) was reached",
 }
 
 
@@ -189,6 +194,11 @@ class CallOutcome:
     fitted: Fitted | None = None
     queued: float = 0.0
     resends: int = 0
+    # What the call cost in USD, failed attempts and a cancelled call's streamed tokens
+    # included (engine/cost.py); None: unknown (no price), never 0 for unknown.
+    cost_usd: float | None = None
+    # True when some of the cost is estimated from text rather than counted by the server.
+    cost_estimated: bool = False
 
     @property
     def answered(self) -> bool:
@@ -209,6 +219,7 @@ class CallOutcome:
                 "role": self.role,
                 "fitted": None if self.fitted is None else self.fitted.to_dict(),
                 "queued": round(self.queued, 4),
+                **self._cost(),
             }
         return {
             "persona": self.persona,
@@ -224,7 +235,12 @@ class CallOutcome:
             "fitted": None if self.fitted is None else self.fitted.to_dict(),
             "queued": round(self.queued, 4),
             "resends": self.resends,
+            **self._cost(),
         }
+
+    def _cost(self) -> dict[str, Any]:
+        cost = None if self.cost_usd is None else round(self.cost_usd, 8)
+        return {"cost_usd": cost, "cost_estimated": self.cost_estimated}
 
 
 @dataclass(frozen=True)
@@ -273,6 +289,7 @@ class CallRecord:
     status: str
     kept: bool
     tokens_out: int
+    cost_usd: float | None = None  # None: unknown
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -14,17 +14,21 @@ import asyncio
 import time
 
 from council.endpoint.errors import internal_error
+from council.engine.budget import Budget, budget_scope
 from council.engine.calls import (
     CallReporter,
     check_fits,
     limit_changes_reported,
+    release_unsettled,
+    reserve_together,
     run_call,
     run_finished,
     run_started,
 )
 from council.engine.clients import EndpointClients
+from council.engine.cost import check_prices
 from council.engine.events import EventBus
-from council.engine.model import CallOutcome, CallSpec, new_run_id
+from council.engine.model import NOT_AFFORDABLE, CallOutcome, CallSpec, new_run_id
 from council.engine.plan import OraclePlan
 from council.engine.ranking import run_reviews
 from council.engine.results import OracleResult
@@ -41,19 +45,32 @@ class OracleRun:
         await run.execute()          # or asyncio.run(run.execute())
         run.result.exit_code
 
-    `result` is usable at any time, including after the run was cancelled.
+    `result` is usable at any time, including after the run was cancelled. `budget`
+    is shared with other runs when given (a batch); else the plan's limits make one.
+    The personas' calls are reserved together: when the budget cannot hold them all
+    at their max_tokens, each gets less room, and those that do not fit at all are
+    not started.
     """
 
-    def __init__(self, plan: OraclePlan, bus: EventBus, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        plan: OraclePlan,
+        bus: EventBus,
+        run_id: str | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.plan = plan
         self.bus = bus
         self.run_id = run_id or new_run_id()
-        self.result = OracleResult(run_id=self.run_id, plan=plan)
+        self.budget = budget or Budget.for_plan(plan)
+        self.result = OracleResult(run_id=self.run_id, plan=plan, budget=self.budget)
+        self._reporters: list[CallReporter] = []
         self._started = time.monotonic()
 
     async def execute(self) -> OracleResult:
         plan = self.plan
         self._started = time.monotonic()
+        check_prices(plan, self.budget)  # a USD limit needs every price: refused up front
         async with EndpointClients(plan) as clients:
             try:
                 for call in plan.calls:  # too long a question: none sent
@@ -61,7 +78,8 @@ class OracleRun:
             except asyncio.CancelledError:
                 self.result.interrupted = True
                 raise
-            await self.run_on(clients)
+            with budget_scope(self.budget):
+                await self.run_on(clients)
         return self.result
 
     async def run_on(self, clients: EndpointClients) -> OracleResult:
@@ -77,9 +95,15 @@ class OracleRun:
                 if plan.vote:  # ballots, counted as they come; the rest stopped once decided
                     await run_ballots(self, clients)
                 else:
+                    reporters = [CallReporter(self.run_id, self.bus, c) for c in plan.calls]
+                    self._reporters = reporters
+                    # The personas share what the budget has left, evenly.
+                    reserve_together(
+                        [(clients.for_call(r.call), r) for r in reporters], all_or_none=False
+                    )
                     async with asyncio.TaskGroup() as group:
-                        for call in plan.calls:
-                            group.create_task(self.call(clients, call))
+                        for reporter in reporters:
+                            group.create_task(self.call(clients, reporter.call, reporter))
                 if plan.rank:  # each persona ranks the others' answers, anonymously
                     await run_reviews(self, clients)
                 if plan.arbiter is not None and self.result.answers:
@@ -88,11 +112,13 @@ class OracleRun:
             self.result.interrupted = True
             raise
         finally:
+            release_unsettled(self._reporters)
             self.result.wall = time.monotonic() - self._started
             self.bus.emit(run_finished(self.run_id, self.result))
         return self.result
 
     def _record(self, call: CallSpec, outcome: CallOutcome) -> None:
+        self.result.calls.append(outcome)
         if call.role == "arbiter":
             self.result.synthesis = outcome
         elif call.role == "reviewer":
@@ -130,3 +156,5 @@ class OracleRun:
             synthesis = self.result.synthesis
             if synthesis is None or synthesis.answered or synthesis.cancelled:
                 return
+            if synthesis.error_kind == NOT_AFFORDABLE:
+                return  # a fallback judge costs as much: the budget stops the synthesis

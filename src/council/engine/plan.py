@@ -108,6 +108,9 @@ class _Plan:
     endpoints: Mapping[str, EndpointSettings] = field(default_factory=dict)
     # Model options for every call (`-o KEY VALUE`), as given.
     options: Mapping[str, Any] = field(default_factory=dict)
+    # The run's spending limits (--budget-usd, --max-tokens-total; engine/budget.py).
+    budget_usd: float | None = None
+    max_tokens_total: int | None = None
 
     def endpoint_for(self, profile: str | None) -> EndpointSettings:
         """Where a call for `profile` goes (None: the run's own endpoint)."""
@@ -167,6 +170,7 @@ class _Plan:
             "options": dict(self.options),
             **settings,
             "limits": self.endpoint.limits(self.max_concurrency),
+            "budget": {"usd": self.budget_usd, "max_tokens_total": self.max_tokens_total},
             "calls": [c.to_dict() for c in calls],
         }
 
@@ -342,6 +346,8 @@ def build_oracle_plan(
     vote_early_stop: bool = True,
     rank: bool = False,
     rank_seed: int | None = None,
+    budget_usd: float | None = None,
+    max_tokens_total: int | None = None,
 ) -> OraclePlan:
     """Plan one question to every persona; the synthesis call is built once answers exist.
 
@@ -374,6 +380,8 @@ def build_oracle_plan(
         vote_early_stop=vote_early_stop,
         rank=rank,
         rank_seed=rank_seed,
+        budget_usd=budget_usd,
+        max_tokens_total=max_tokens_total,
     )
 
 
@@ -394,6 +402,8 @@ def build_deliberation_plan(
     options: Mapping[str, Any] | None = None,
     vote: bool = False,
     choices: Sequence[str] = (),
+    budget_usd: float | None = None,
+    max_tokens_total: int | None = None,
 ) -> DeliberationPlan:
     return DeliberationPlan(
         query=query,
@@ -413,4 +423,6 @@ def build_deliberation_plan(
         options=dict(options or {}),
         vote=vote,
         choices=tuple(choices),
+        budget_usd=budget_usd,
+        max_tokens_total=max_tokens_total,
     )

@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from council.engine.budget import Budget
+from council.engine.cost import total_cost
 from council.engine.model import (
     CANCELLED,
+    NOT_AFFORDABLE,
     CallOutcome,
     CallRecord,
     RankingResult,
@@ -50,6 +53,19 @@ class OracleResult:
     vote: VoteResult | None = None
     ranking: RankingResult | None = None
     reviews: dict[str, CallOutcome] = field(default_factory=dict)  # reviewer -> its call
+    # Every call's outcome as it ended, failed syntheses before a fallback's included.
+    calls: list[CallOutcome] = field(default_factory=list)
+    budget: Budget | None = None  # the run's limits and spend (None: no limits)
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What the run's calls cost (the known part); None when no cost is known."""
+        return total_cost([c.cost_usd for c in self.calls])
+
+    @property
+    def budget_stopped(self) -> bool:
+        """The budget kept a persona or the synthesis from starting."""
+        return any(c.error_kind == NOT_AFFORDABLE for c in self.calls)
 
     @property
     def answers(self) -> list[CallOutcome]:
@@ -103,6 +119,8 @@ class OracleResult:
     def exit_code(self) -> int:
         if self.interrupted:
             return self.interrupted_exit
+        if self.budget_stopped:
+            return EXIT_PARTIAL  # what the budget allowed is shown
         if not self.answers:
             return _nothing_answered(self.failures)
         if self.failures or (self.synthesis is not None and not self.synthesis.answered):
@@ -186,6 +204,21 @@ class DeliberationResult:
     interrupted_exit: int = EXIT_INTERRUPTED  # 143 for SIGTERM, 129 for SIGHUP
     # The endpoint's limit changes during the run: {"host", "old", "new", "reason"}.
     limit_changes: list[dict[str, Any]] = field(default_factory=list)
+    budget: Budget | None = None  # the run's limits and spend (None: no limits)
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What every call that ran cost (discarded and cancelled ones included); None: unknown."""
+        return total_cost([c.cost_usd for c in self.timeline])
+
+    @property
+    def wasted_cost_usd(self) -> float | None:
+        """The cost of the calls the council did not keep (speculation, cut verdicts)."""
+        return total_cost([c.cost_usd for c in self.timeline if not c.kept])
+
+    @property
+    def budget_stopped(self) -> bool:
+        return self.stop_reason == "budget"
 
     @property
     def final_round(self) -> RoundResult | None:
@@ -226,6 +259,8 @@ class DeliberationResult:
     def exit_code(self) -> int:
         if self.interrupted:
             return self.interrupted_exit
+        if self.budget_stopped:
+            return EXIT_PARTIAL  # the best answer so far is shown
         if not any(r.answers for r in self.rounds):
             return _nothing_answered(self.kept_failures)
         if self.stop_reason in ("all_failed", "arbiter_failed") or self.kept_failures:

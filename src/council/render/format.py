@@ -11,6 +11,7 @@ from typing import Any
 from council.engine.model import CallOutcome
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
+from council.render.costs import cost_note
 
 __all__ = [
     "CALL_COLUMNS",
@@ -161,6 +162,7 @@ def run_footer(result: OracleResult) -> str:
     if answered > 1 and result.wall > 0:
         parts.append(f"sum of calls {seconds(total)} ({total / result.wall:.1f}× less waiting)")
     parts.append(models_and_hosts(plan))
+    parts += [note for note in [cost_note(result)] if note]
     queued = queued_note(plan.max_concurrency, len(plan.calls))
     notes = [queued] if queued else []
     return " · ".join([*parts, *notes, *_limit_notes(result.limit_changes)])
@@ -345,6 +347,7 @@ def deliberation_footer(result: DeliberationResult) -> str:
             wasted += f" (speculative round {numbers} discarded)"
         parts.append(wasted)
     parts.append(models_and_hosts(plan))
+    parts += [note for note in [cost_note(result)] if note]
     queued = queued_note(plan.max_concurrency, len(plan.personas) + int(plan.speculative))
     notes = [queued] if queued else []
     return " · ".join([*parts, *notes, *_limit_notes(result.limit_changes)])

@@ -56,6 +56,16 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
         "vote": result.vote.to_dict() if result.vote is not None else None,
         "ranking": result.ranking.to_dict() if result.ranking is not None else None,
         "reviews": [_placed(r.to_dict(), plan) for r in result.reviews.values()],
+        **_costs(result),
+    }
+
+
+def _costs(result: OracleResult | DeliberationResult) -> dict[str, Any]:
+    """The run's cost (null: unknown) and its budget (null: none), at the document's end."""
+    cost = result.cost_usd
+    return {
+        "cost_usd": None if cost is None else round(cost, 8),
+        "budget": result.budget.to_dict() if result.budget is not None else None,
     }
 
 
@@ -104,7 +114,9 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
             "wasted_tokens": result.wasted_tokens,
             "speculation_skipped": result.speculation_skipped,
             "limit_changes": result.limit_changes,
+            "wasted_cost_usd": _rounded(result.wasted_cost_usd),
         },
+        **_costs(result),
     }
 
 
@@ -123,6 +135,10 @@ def _unanimous_answer(result: DeliberationResult) -> dict[str, Any] | None:
         "dissent": [],
         "unanimous": True,
     }
+
+
+def _rounded(cost: float | None) -> float | None:
+    return None if cost is None else round(cost, 8)
 
 
 def _verdict_answer(judged: RoundResult | None) -> dict[str, Any]:

@@ -178,3 +178,17 @@ def m008_batch_jobs(db: sqlite3.Connection) -> None:
         CREATE INDEX batch_jobs_by_command ON batch_jobs(command_key);
         """,
     )
+
+
+@migration
+def m009_costs(db: sqlite3.Connection) -> None:
+    # What calls and runs cost (issue 17); NULL: unknown (no price), never 0 for unknown.
+    # A call the budget did not let start is recorded with status 'not_started'.
+    _execute_script(
+        db,
+        """
+        ALTER TABLE calls ADD COLUMN cost_usd REAL;           -- USD; NULL: unknown
+        ALTER TABLE calls ADD COLUMN cost_estimated INTEGER;  -- 1: partly estimated from text
+        ALTER TABLE runs ADD COLUMN cost_usd REAL;            -- the sum of its known call costs
+        """,
+    )

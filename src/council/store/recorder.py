@@ -35,6 +35,7 @@ from council.engine.events import (
     RunFinished,
     RunStarted,
 )
+from council.engine.model import NOT_AFFORDABLE
 from council.store.db import HistoryDB
 from council.store.liveness import RunLock
 from council.store.question import stored_document, stored_plan
@@ -183,6 +184,8 @@ class Recorder:
             status, error_kind = "cancelled", event.reason  # interrupted, or superseded
         elif outcome.answered:
             status, error_kind = "answered", None
+        elif outcome.error_kind == NOT_AFFORDABLE:  # the budget's choice, not a failure
+            status, error_kind = "not_started", outcome.error_kind
         else:
             status, error_kind = "failed", outcome.error_kind
         row = {
@@ -215,6 +218,8 @@ class Recorder:
             "fitted": None if outcome.fitted is None else json.dumps(outcome.fitted.to_dict()),
             "queued": outcome.queued,
             "resends": outcome.resends,
+            "cost_usd": outcome.cost_usd,
+            "cost_estimated": int(outcome.cost_estimated),
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)

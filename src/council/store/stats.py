@@ -47,6 +47,13 @@ def _seconds(value: Any) -> float | None:
     return float(value) if math.isfinite(value) and value >= 0 else None
 
 
+def _usd(value: Any) -> float | None:
+    """A finite cost of at least 0, or None (unknown)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
 def _percentile(values: list[float], share: float) -> float | None:
     """The nearest-rank percentile (no interpolation): an actual observed value."""
     if not values:
@@ -74,6 +81,9 @@ class GroupStats:
     queued: float = 0.0
     p95_queued: float | None = None
     resends: int = 0  # calls re-sent after the server turned them away
+    # USD of the calls whose cost is known (None: none is), and how many are not.
+    cost_usd: float | None = None
+    cost_unknown: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -119,6 +129,8 @@ def _group(name: str, rows: list[Any]) -> GroupStats:
     tokens_in = [_count(r["tokens_in"]) for r in answered]
     tokens_out = [_count(r["tokens_out"]) for r in answered]
     waits = [v for r in rows if (v := _seconds(r["queued"])) is not None]
+    costs = [_usd(r["cost_usd"]) for r in rows]
+    known = [c for c in costs if c is not None]
     return GroupStats(
         name=str(name) if name else "(unknown)",
         calls=len(rows),
@@ -135,6 +147,8 @@ def _group(name: str, rows: list[Any]) -> GroupStats:
         queued=round(sum(waits), 4),
         p95_queued=_percentile(waits, 0.95),
         resends=sum(_count(r["resends"]) or 0 for r in rows),
+        cost_usd=round(sum(known), 8) if known else None,
+        cost_unknown=len(costs) - len(known),
     )
 
 
