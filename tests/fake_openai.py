@@ -1,7 +1,8 @@
 """A fake OpenAI-compatible HTTP server for tests and benchmarks (standard library only).
 
 It speaks real HTTP/1.1 on 127.0.0.1 (keep-alive, chunked server-sent events) and serves
-``GET /v1/models`` and ``POST /v1/chat/completions``, streaming or not. Every chat
+``GET /v1/models`` and ``POST /v1/chat/completions``, streaming or not, and the Batch API
+(``/v1/files``, ``/v1/batches``: see ``fake_batch_api.py``). Every chat
 completion request is recorded, with server-side timestamps, so tests can assert on
 concurrency, retries, timing and disconnects without trusting the client.
 
@@ -89,6 +90,8 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
+
+from tests.fake_batch_api import BatchAPI
 
 MODEL_ID = "fake-model"
 # The end of a stream, for scripted `events`.
@@ -382,8 +385,11 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
     return max(chars // 4, 1)
 
 
-class FakeOpenAI:
-    """The fake server. Use as a context manager, or start()/stop(); see the module doc."""
+class FakeOpenAI(BatchAPI):
+    """The fake server. Use as a context manager, or start()/stop(); see the module doc.
+
+    The Batch API (files, batches) is mixed in from `fake_batch_api.py`.
+    """
 
     def __init__(
         self,
@@ -438,6 +444,7 @@ class FakeOpenAI:
             self._generation += 1  # requests still running from before do not count
             self._in_flight = 0
             self._peak = 0
+            self._reset_batches()
             self._changed.notify_all()
 
     def script(self, persona: str | None, *replies: Reply, round: int | None = None) -> None:
@@ -636,6 +643,19 @@ class FakeOpenAI:
         headers["Connection"] = "keep-alive" if request.keep_alive else "close"
         await conn.send(_head(status, headers) + body)
 
+    async def _send_batch_api(
+        self, conn: _Connection, request: _Request, status: int, payload: object
+    ) -> bool:
+        if self._log:
+            self._log(f"{request.method} {request.path} -> {status}")
+        if not isinstance(payload, bytes):
+            await self._send_json(conn, request, status, payload)
+            return True
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(payload))}
+        headers["Connection"] = "keep-alive" if request.keep_alive else "close"
+        await conn.send(_head(status, headers) + payload)
+        return True
+
     async def _send_raw(
         self, conn: _Connection, request: _Request, record: RecordedRequest, reply: Reply
     ) -> bool:
@@ -656,6 +676,11 @@ class FakeOpenAI:
         route = (request.method, request.path.removeprefix("/v1"))
         if route == ("POST", "/chat/completions"):
             return await self._chat(conn, request)
+        batch_api = self._batch_route(
+            request.method, request.path, request.headers, request.raw_body
+        )
+        if batch_api is not None:
+            return await self._send_batch_api(conn, request, *batch_api)
         window = self.context_window if self.describe_context else None
         if route == ("GET", "/models"):
             model: dict[str, Any] = {"id": MODEL_ID, "object": "model", "created": 0}

@@ -47,6 +47,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.stop import stop_base
 
 from council.config.endpoint_settings import EndpointSettings
+from council.endpoint.body import chat_body
 from council.endpoint.describe import probe_window
 from council.endpoint.errors import CallError, classify, rate_limit_wait, rejected_fields
 from council.endpoint.limiter import HEAD, EndpointLimiter, Ticket, limiter_for
@@ -203,6 +204,27 @@ def _http_client(base_url: str) -> Any:
     return openai.DefaultAsyncHttpxClient(verify=bare)
 
 
+def build_client(settings: EndpointSettings, *, read_timeout: float | None = None) -> Any:
+    """The `AsyncOpenAI` for an endpoint: its URL, key, headers and timeouts, no SDK retries.
+
+    `read_timeout` None: the first-token timeout (a streamed call's wait for data).
+    """
+    s = settings
+    return openai.AsyncOpenAI(
+        api_key=s.key_for_client,
+        base_url=s.base_url,
+        max_retries=0,  # council's own retry policy is the only one
+        timeout=openai.Timeout(
+            s.timeout,
+            connect=s.connect_timeout,
+            read=s.first_token_timeout if read_timeout is None else read_timeout,
+            write=WRITE_TIMEOUT,
+        ),
+        http_client=_http_client(s.base_url),
+        default_headers=s.headers or None,
+    )
+
+
 class EndpointClient:
     """Streaming chat calls to one endpoint, with retries, deadlines and a concurrency cap.
 
@@ -248,20 +270,7 @@ class EndpointClient:
         return await asyncio.shield(self._windows[model])
 
     async def __aenter__(self) -> EndpointClient:
-        s = self.settings
-        self._client = openai.AsyncOpenAI(
-            api_key=s.key_for_client,
-            base_url=s.base_url,
-            max_retries=0,  # council's own retry policy is the only one
-            timeout=openai.Timeout(
-                s.timeout,
-                connect=s.connect_timeout,
-                read=s.first_token_timeout,
-                write=WRITE_TIMEOUT,
-            ),
-            http_client=_http_client(s.base_url),
-            default_headers=s.headers or None,
-        )
+        self._client = build_client(self.settings)
         return self
 
     async def __aexit__(
@@ -433,23 +442,7 @@ class EndpointClient:
         )
 
     def _body(self, call: ChatRequest, fields: set[str]) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": call.model,
-            "messages": list(call.messages),
-            "stream": True,
-        }
-        if call.temperature is not None:
-            body["temperature"] = call.temperature
-        if call.max_tokens is not None:
-            body["max_tokens"] = call.max_tokens
-        if "stream_options" in fields:
-            body["stream_options"] = {"include_usage": True}
-        if "response_format" in fields and call.response_format is not None:
-            body["response_format"] = call.response_format
-        # More model options (`-o`), sent as given: the server says what it does not take.
-        for key, value in (getattr(call, "options", None) or {}).items():
-            body.setdefault(key, value)
-        return body
+        return chat_body(call, fields, stream=True)
 
     def _protocol_error(self, what: str) -> CallError:
         return CallError(

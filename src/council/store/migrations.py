@@ -152,3 +152,29 @@ def m006_endpoint_limits(db: sqlite3.Connection) -> None:
         );
         """,
     )
+
+
+@migration
+def m008_batch_jobs(db: sqlite3.Connection) -> None:
+    # The provider batches a `council batch --via batch-api` created (issue 16), so the
+    # same command after an interruption polls them again instead of paying twice.
+    _execute_script(
+        db,
+        """
+        CREATE TABLE batch_jobs (
+            batch_id TEXT PRIMARY KEY,         -- the provider's id
+            command_key TEXT NOT NULL,         -- sha256 of: --out, the input, every request
+            part INTEGER NOT NULL,             -- which split of the input (0-based)
+            base_url TEXT NOT NULL,            -- normalised
+            input_file_id TEXT,
+            requests INTEGER NOT NULL,
+            status TEXT NOT NULL,              -- the provider's; "collected" once mapped back
+            output_file_id TEXT,
+            error_file_id TEXT,
+            run_id TEXT,                       -- the history run that created it, if any
+            created_at REAL NOT NULL,          -- unix time
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX batch_jobs_by_command ON batch_jobs(command_key);
+        """,
+    )
