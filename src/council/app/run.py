@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 from council.store.recorder import RecordOptions
 
-__all__ = ["run_deliberation", "run_oracle"]
+__all__ = ["plan_endpoints", "run_deliberation", "run_oracle", "run_quietly"]
 
 # Signals that stop a run as Ctrl-C does, and the exit code each ends it with
 # (128 + the signal's number, as a shell reports a process it killed).
@@ -322,6 +322,27 @@ def run_deliberation(
     _report_deliberation(result, err)
     _how_to_go_on(result, recorder, err)
     return result.exit_code
+
+
+async def run_quietly(
+    plan: OraclePlan | DeliberationPlan, bus: EventBus | None = None
+) -> OracleResult | DeliberationResult:
+    """Run a plan with no view, no output and no history; its result, for programs (`council eval`).
+
+    It runs on the caller's event loop, so that many plans can go at once under the
+    endpoint's limiter (shared by every call in the process). The caller wraps them
+    all: `seed_learned`/`save_learned` on `plan_endpoints`, `serving` for a local
+    endpoint, and its own subscribers on `bus` (calls, tokens). Nothing is raised for
+    failed calls: they are in the result, as for the printing runs.
+    """
+    events = bus or EventBus()
+    run: OracleRun | DeliberationRun
+    if isinstance(plan, DeliberationPlan):
+        run = DeliberationRun(plan, events)
+    else:
+        run = OracleRun(plan, events)
+    await run.execute()
+    return run.result
 
 
 def plan_endpoints(plan: OraclePlan | DeliberationPlan) -> list[EndpointSettings]:

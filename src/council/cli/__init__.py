@@ -7,7 +7,7 @@ the app. Each imports only typer and light council modules at the top, so that
 
 from __future__ import annotations
 
-from council.cli import ask, catalogs, records, setup  # noqa: F401 - registers the commands
+from council.cli import ask, catalogs, eval, records, setup  # noqa: F401 - registers the commands
 from council.cli.base import app
 
 __all__ = ["app", "main"]

@@ -1,0 +1,566 @@
+"""`council eval DATA.jsonl`: strategies side by side on labelled questions, scored and summed up.
+
+    report = run_eval(flags, EvalOptions(data="examples/eval-basics.jsonl",
+                                         strategies="judge,synthesize", out="results.jsonl"))
+    report.summaries      # one StrategySummary per strategy: accuracy, Wilson interval, cost
+
+Every item is asked of every strategy: a persona's name (that persona alone, one call),
+`synthesize` (the run's personas and the arbiter's synthesis), `deliberate` (a
+deliberation of the run's personas), `vote` and `rank` (the run's personas voting or
+ranking each other, where this build has them). Items run concurrently, at most
+`--max-concurrency` item × strategy runs at once, and every call goes through the
+endpoint's limiter, shared by all of them. Plans run through `app.run.run_quietly`,
+the engines without views.
+
+With `--out`, every item × strategy result is one line of the file, written as it
+finishes (`app.batch_output.OutputFile`, id `ITEM::STRATEGY`): the same command again
+skips the pairs already answered, asks the failed ones again, and reports on every
+line of the file. Not recorded in the history: the recorder keeps one engine run per
+history run, and an eval is hundreds of them (see ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from council.app.ask import AskRequest, _resolve, _with_defaults
+from council.app.batch_input import BadLine, BatchItem, read_items
+from council.app.batch_output import OutputFile
+from council.app.flags import AskFlags
+from council.config.personas import Persona
+from council.engine.plan import (
+    DeliberationPlan,
+    OraclePlan,
+    build_deliberation_plan,
+    build_oracle_plan,
+    max_concurrency_for,
+)
+from council.engine.prompts import eval_judge_prompt, eval_question
+from council.engine.scoring import (
+    SCORERS,
+    StrategySummary,
+    Tolerance,
+    check_expected,
+    choice_letter,
+    exact,
+    expected_letter,
+    number_in,
+    number_matches,
+    parse_tolerance,
+    read_judgement,
+    regex_matches,
+    summarize,
+)
+from council.errors import EndpointError, UsageError
+
+__all__ = ["COUNCIL_STRATEGIES", "EvalOptions", "EvalReport", "run_eval"]
+
+# Strategies that use the run's personas; any other name is a persona alone.
+COUNCIL_STRATEGIES = ("vote", "rank", "synthesize", "deliberate")
+# The strategies that need the voting branch's engine (OracleResult.vote / .ranking).
+_NEEDS_VOTE_ENGINE = {"vote": "vote", "rank": "rank"}
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """`council eval`'s own flags (the shared ones come as AskFlags)."""
+
+    data: str
+    strategies: str | None = None
+    scorer: str | None = None  # None: "choice" for items with choices, else "exact"
+    tolerance: str = "1e-6"
+    judge_persona: str | None = None  # None: the run's arbiter
+    out: str | None = None
+    limit: int | None = None  # the first N items only
+    rounds: int | None = None  # deliberate's rounds (None: as a deliberation's default)
+
+
+@dataclass
+class EvalReport:
+    """What an eval found: per-strategy summaries and every result line they come from."""
+
+    data: str
+    strategies: list[str]
+    summaries: list[StrategySummary]
+    lines: list[dict[str, Any]]
+    items: int
+    asked: int  # item × strategy pairs run now (the rest were in --out already)
+    reused: int
+    bad_lines: int
+    scorer: str  # the --scorer, or "choice/exact" for the per-item default
+    tolerance: str
+    out: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "data": self.data,
+            "scorer": self.scorer,
+            "items": self.items,
+            "asked": self.asked,
+            "reused": self.reused,
+            "bad_lines": self.bad_lines,
+            "out": self.out,
+            "strategies": [s.to_dict() for s in self.summaries],
+        }
+
+
+@dataclass(frozen=True)
+class _Item:
+    item: BatchItem
+    expected: str
+    choices: list[str] | None
+    scorer: str
+
+    @property
+    def question(self) -> str:
+        return eval_question(self.item.query, self.choices)
+
+
+@dataclass
+class _Meter:
+    """Counts a run's calls from its events (every call, a vote's or ranking's included)."""
+
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    costs: list[float] = field(default_factory=list)
+    failures: list[Any] = field(default_factory=list)
+
+    def handle(self, event: Any) -> None:
+        from council.engine.events import CallEnded
+
+        if not isinstance(event, CallEnded):
+            return
+        outcome = event.outcome
+        self.calls += 1
+        self.tokens_in += outcome.tokens_in or 0
+        self.tokens_out += outcome.tokens_out or 0
+        cost = getattr(outcome, "cost_usd", None)  # the cost branch's field; unknown until then
+        if isinstance(cost, int | float):
+            self.costs.append(float(cost))
+        if not outcome.answered:
+            self.failures.append(outcome)
+
+    @property
+    def cost_usd(self) -> float | None:
+        return round(sum(self.costs), 8) if self.costs else None
+
+
+def _read(options: EvalOptions, scorer: str | None) -> tuple[list[_Item], int]:
+    """The data file's items (bad ones reported on stderr with their line numbers)."""
+    bad: list[BadLine] = []
+
+    def report(line: BadLine) -> None:
+        bad.append(line)
+        sys.stderr.write(f"council: {options.data}:{line.line}: {line.reason}; skipped\n")
+
+    items: list[_Item] = []
+    for item in read_items(options.data, on_bad_line=report, format="jsonl"):
+        expected, choices = item.fields.get("expected"), item.fields.get("choices")
+        own = scorer or ("choice" if choices is not None else "exact")
+        problem = check_expected(own, expected, choices)
+        if problem is not None:
+            report(BadLine(item.line, problem))
+            continue
+        options_text = [str(c) for c in choices] if isinstance(choices, list) else None
+        items.append(_Item(item, str(expected), options_text, own))
+        if options.limit is not None and len(items) >= options.limit:
+            break
+    if not items:
+        raise UsageError(
+            f"{options.data} has no item to evaluate",
+            'each line needs "id", "query" and "expected" (and optionally "choices")',
+        )
+    return items, len(bad)
+
+
+def _check_scorer(scorer: str | None) -> None:
+    if scorer is not None and scorer not in SCORERS:
+        raise UsageError(f"unknown scorer {scorer!r}", f"use one of {', '.join(SCORERS)}")
+
+
+def _tolerance(text: str) -> Tolerance:
+    try:
+        return parse_tolerance(text)
+    except ValueError:
+        raise UsageError(
+            f"--tolerance {text} is not a tolerance",
+            "give an absolute one (0.01) or a relative one (1%)",
+        ) from None
+
+
+def _vote_engine_parameters() -> set[str]:
+    """What build_oracle_plan takes of the voting branch's parameters (none before it merges)."""
+    return set(inspect.signature(build_oracle_plan).parameters) & set(_NEEDS_VOTE_ENGINE)
+
+
+def _strategies(text: str | None, request: AskRequest) -> tuple[list[str], dict[str, Persona]]:
+    """The strategies in order, and the persona of each persona-alone strategy."""
+    supported = _vote_engine_parameters()
+    if text is None:
+        first = request.personas[0].name
+        names = [first, "vote" if "vote" in supported else "synthesize"]
+    else:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--strategies is empty", "e.g. --strategies judge,synthesize")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"--strategies lists {', '.join(twice)} twice", "give each once")
+    alone: dict[str, Persona] = {}
+    members = {p.name: p for p in request.personas}
+    for name in names:
+        if name in _NEEDS_VOTE_ENGINE and name not in supported:
+            raise UsageError(
+                f"strategy {name} needs --{_NEEDS_VOTE_ENGINE[name]} support, "
+                "which this build of council does not have yet",
+                "leave it out of --strategies (persona names, synthesize and deliberate work)",
+            )
+        if name in COUNCIL_STRATEGIES:
+            continue
+        persona = members.get(name) or _with_defaults(request.catalog.get(name), request.settings)
+        if persona.endpoint and persona.endpoint not in request.endpoints:
+            raise UsageError(
+                f"strategy {name} uses endpoint {persona.endpoint}, which the run's personas do not",
+                "add the persona to -p as well",
+            )
+        alone[name] = persona
+    return names, alone
+
+
+class _Plans:
+    """Each strategy's plan for an item's question (endpoints already served)."""
+
+    def __init__(self, request: AskRequest, alone: dict[str, Persona], endpoints: Any) -> None:
+        self.request = request
+        self.alone = alone
+        self.endpoint, self.endpoints = endpoints
+
+    def _oracle(self, question: str, personas: list[Persona], **extra: Any) -> OraclePlan:
+        return build_oracle_plan(
+            query=question,
+            personas=personas,
+            endpoint=self.endpoint,
+            endpoints=self.endpoints,
+            options=self.request.options,
+            **extra,
+        )
+
+    def plan(self, strategy: str, item: _Item) -> OraclePlan | DeliberationPlan:
+        request, question = self.request, item.question
+        if strategy in self.alone:
+            return self._oracle(question, [self.alone[strategy]])
+        if strategy == "synthesize":
+            return self._oracle(
+                question,
+                request.personas,
+                arbiter=request.arbiter,
+                arbiter_fallback=request.arbiter_fallback,
+            )
+        if strategy in _NEEDS_VOTE_ENGINE:
+            # The voting branch's plan parameters: vote=True / rank=True, and the options'
+            # letters as --choices takes them ("A,B,C").
+            extra: dict[str, Any] = {strategy: True}
+            if strategy == "vote" and item.choices:
+                extra["choices"] = ",".join(chr(ord("A") + i) for i in range(len(item.choices)))
+            return self._oracle(question, request.personas, **extra)
+        settings = request.settings
+        return build_deliberation_plan(
+            query=question,
+            personas=request.personas,
+            arbiter=request.arbiter,
+            arbiter_fallback=request.arbiter_fallback,
+            endpoints=self.endpoints,
+            endpoint=self.endpoint,
+            rounds=int(settings.get("rounds")),
+            threshold=float(settings.get("threshold")),
+            speculative=False,
+            options=request.options,
+        )
+
+    def judge(self, judge: Persona, item: _Item, answer: str) -> OraclePlan:
+        prompt = eval_judge_prompt(item.item.query, item.expected, answer)
+        return self._oracle(prompt, [judge])
+
+
+def _answer_of(strategy: str, result: Any, alone: dict[str, Persona]) -> tuple[str | None, str]:
+    """The strategy's answer text (None: none) and a note (a tie, a failure)."""
+    if strategy in alone:
+        outcome = result.outcomes.get(strategy)
+        if outcome is None or not outcome.answered:
+            return None, outcome.message if outcome is not None else "did not finish"
+        return outcome.text, ""
+    if strategy == "vote":
+        vote = getattr(result, "vote", None)
+        if vote is None:
+            return None, "no vote"
+        winner = getattr(vote, "winner", None)
+        if winner is None:
+            tied = ", ".join(getattr(vote, "winners", ()) or ())
+            return "", f"tie ({tied}): counted wrong" if tied else "no ballots"
+        return str(winner), ""
+    if strategy == "rank":
+        ranking = getattr(result, "ranking", None)
+        order = getattr(ranking, "order", ()) if ranking is not None else ()
+        top = result.outcomes.get(order[0]) if order else None
+        if top is None or not top.answered:
+            return None, "no ranking"
+        return top.text, f"top: {order[0]}"
+    answer = result.answer
+    if answer is None:
+        return None, "no synthesis" if strategy == "synthesize" else "no final answer"
+    return answer, ""
+
+
+def _score(item: _Item, answer: str, tolerance: Tolerance) -> tuple[Any, bool]:
+    """(what the scorer read from the answer, whether it is right) for the non-judge scorers."""
+    if item.scorer == "choice":
+        assert item.choices is not None
+        got = choice_letter(answer, item.choices)
+        return got, got is not None and got == expected_letter(item.expected, item.choices)
+    if item.scorer == "regex":
+        return None, regex_matches(answer, item.expected)
+    if item.scorer == "number":
+        return number_in(answer), number_matches(answer, item.expected, tolerance)
+    return _final_line(answer), exact(answer, item.expected)
+
+
+def _final_line(answer: str) -> str:
+    lines = [line.strip() for line in answer.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+class _Runner:
+    """Runs the pending item × strategy pairs, at most `cap` at once, writing each line."""
+
+    def __init__(
+        self,
+        plans: _Plans,
+        judge: Persona | None,
+        tolerance: Tolerance,
+        write: Callable[[dict[str, Any]], None],
+        cap: int,
+    ) -> None:
+        self.plans, self.judge, self.tolerance, self.write = plans, judge, tolerance, write
+        self.cap = cap
+        self.failures: list[Any] = []
+        self.answered = 0
+        self.done = 0
+
+    async def run(self, pairs: list[tuple[_Item, str]], progress: Callable[[int], None]) -> None:
+        slots = asyncio.Semaphore(self.cap)
+
+        async def one(item: _Item, strategy: str) -> None:
+            async with slots:
+                line = await self._pair(item, strategy)
+            self.write(line)
+            self.done += 1
+            progress(self.done)
+
+        async with asyncio.TaskGroup() as group:
+            for item, strategy in pairs:
+                group.create_task(one(item, strategy))
+
+    async def _run(self, plan: OraclePlan | DeliberationPlan) -> tuple[Any, _Meter]:
+        from council.app.run import run_quietly
+        from council.engine.events import EventBus
+
+        meter, bus = _Meter(), EventBus()
+        bus.subscribe(meter.handle)
+        return await run_quietly(plan, bus), meter
+
+    async def _pair(self, item: _Item, strategy: str) -> dict[str, Any]:
+        started = time.monotonic()
+        result, meter = await self._run(self.plans.plan(strategy, item))
+        latency = time.monotonic() - started
+        answer, note = _answer_of(strategy, result, self.plans.alone)
+        metrics: dict[str, Any] = {
+            "calls": meter.calls,
+            "tokens_in": meter.tokens_in,
+            "tokens_out": meter.tokens_out,
+            "cost_usd": meter.cost_usd,
+            "latency": round(latency, 4),
+        }
+        predicted: Any = None
+        correct = False
+        if answer is None:
+            self.failures.extend(meter.failures)
+        else:
+            self.answered += 1
+            if item.scorer == "judge":
+                predicted, note = await self._judge(item, answer, metrics, note)
+                correct = predicted == "pass"
+            elif answer:
+                predicted, correct = _score(item, answer, self.tolerance)
+        return {
+            "id": f"{item.item.id}::{strategy}",
+            "item": item.item.id,
+            "strategy": strategy,
+            "status": "ok" if answer is not None else "failed",
+            "scorer": item.scorer,
+            "answer": answer,
+            "predicted": predicted,
+            "expected": item.expected,
+            "correct": correct,
+            "note": note or None,
+            "metrics": metrics,
+        }
+
+    async def _judge(
+        self, item: _Item, answer: str, metrics: dict[str, Any], note: str
+    ) -> tuple[str | None, str]:
+        assert self.judge is not None
+        result, meter = await self._run(self.plans.judge(self.judge, item, answer))
+        metrics.update(
+            judge_calls=meter.calls,
+            judge_tokens_in=meter.tokens_in,
+            judge_tokens_out=meter.tokens_out,
+            judge_cost_usd=meter.cost_usd,
+        )
+        outcome = result.outcomes.get(self.judge.name)
+        verdict = read_judgement(outcome.text) if outcome is not None and outcome.answered else None
+        if verdict is None:
+            why = "the judge's reply could not be read" if outcome and outcome.answered else (
+                "the judge's call failed"
+            )
+            return None, f"{note}; {why}: counted wrong" if note else f"{why}: counted wrong"
+        return ("pass" if verdict else "fail"), note
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    """Every result line of an eval's --out file (what a resumed eval reports on)."""
+    lines: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as handle:
+        for raw in handle:
+            with contextlib.suppress(ValueError):
+                line = json.loads(raw)
+                if isinstance(line, dict) and "strategy" in line:
+                    lines.append(line)
+    return lines
+
+
+@contextlib.contextmanager
+def _served(request: AskRequest) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The run's endpoint and its personas' ones, a local server started where one is named."""
+    from council.endpoint.local import serving
+
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(serving(request.settings.endpoint))
+        extra = {name: stack.enter_context(serving(e)) for name, e in request.endpoints.items()}
+        yield endpoint, extra
+
+
+def _progress(total: int) -> Callable[[int], None]:
+    """A counter on stderr when it is a terminal; nothing otherwise (logs stay clean)."""
+    if not sys.stderr.isatty() or total == 0:
+        return lambda done: None
+
+    def show(done: int) -> None:
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\rcouncil: eval {done}/{total} runs done{end}")
+        sys.stderr.flush()
+
+    return show
+
+
+def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
+    """Ask every item of every strategy not in `--out` yet, score them, sum them up.
+
+    Raises UsageError for a bad file, flag or strategy (before anything is sent), and
+    EndpointError / AuthError when nothing could be asked at all (every call failed).
+    """
+    _check_scorer(options.scorer)
+    tolerance = _tolerance(options.tolerance)
+    items, bad = _read(options, options.scorer)
+    flags = dataclasses.replace(flags, query="(each item's question)", no_stdin=True)
+    request = _resolve(flags, flags.setting_values(rounds=options.rounds), command="eval")
+    strategies, alone = _strategies(options.strategies, request)
+    judge = None
+    if any(item.scorer == "judge" for item in items):
+        judge_name = options.judge_persona or request.arbiter.name
+        judge = _with_defaults(request.catalog.get(judge_name), request.settings)
+    elif options.judge_persona is not None:
+        raise UsageError("--judge-persona only applies with --scorer judge", "add it or drop it")
+    out = OutputFile(Path(options.out)) if options.out else None
+    done = out.ok_ids if out is not None else set()
+    pairs = [
+        (item, strategy)
+        for item in items
+        for strategy in strategies
+        if f"{item.item.id}::{strategy}" not in done
+    ]
+    kept: list[dict[str, Any]] = []
+    runner: _Runner | None = None
+    with out if out is not None else contextlib.nullcontext():
+
+        def write(line: dict[str, Any]) -> None:
+            kept.append(line)
+            if out is not None:
+                out.write(0, line)
+
+        if pairs:
+            try:
+                runner = _run_pairs(request, alone, judge, tolerance, write, pairs)
+            except KeyboardInterrupt:
+                where = f"; {len(kept)} results are kept in {options.out}" if out else ""
+                again = ": the same command goes on from there" if out else " (--out keeps them)"
+                sys.stderr.write(f"council: eval interrupted{where}{again}\n")
+                raise
+    if runner is not None and runner.answered == 0:
+        raise _nothing_answered(runner.failures, request)
+    lines = _read_lines(Path(options.out)) if options.out else kept
+    return EvalReport(
+        data=options.data,
+        strategies=strategies,
+        summaries=summarize(lines, strategies),
+        lines=lines,
+        items=len(items),
+        asked=len(pairs),
+        reused=len(items) * len(strategies) - len(pairs),
+        bad_lines=bad,
+        scorer=options.scorer or "choice/exact",
+        tolerance=str(tolerance),
+        out=options.out,
+    )
+
+
+def _run_pairs(
+    request: AskRequest,
+    alone: dict[str, Persona],
+    judge: Persona | None,
+    tolerance: Tolerance,
+    write: Callable[[dict[str, Any]], None],
+    pairs: list[tuple[_Item, str]],
+) -> _Runner:
+    from council.app.limits import save_learned, seed_learned
+
+    with _served(request) as endpoints:
+        plans = _Plans(request, alone, endpoints)
+        cap = max_concurrency_for(endpoints[0], len(pairs))
+        runner = _Runner(plans, judge, tolerance, write, cap)
+        watched = [endpoints[0], *endpoints[1].values()]
+        seed_learned(watched)
+        try:
+            asyncio.run(runner.run(pairs, _progress(len(pairs))))
+        finally:
+            save_learned(watched)
+    return runner
+
+
+def _nothing_answered(failures: list[Any], request: AskRequest) -> Exception:
+    """The error when no strategy answered anything: the endpoint is down, or the key wrong."""
+    from council.app.run import _all_failed_error
+
+    if not failures:
+        return EndpointError("no strategy produced an answer", "check the endpoint and the model")
+    return _all_failed_error(failures, request.settings.endpoint, len(request.personas))
