@@ -231,7 +231,8 @@ def _strategies(text: str | None, request: AskRequest) -> tuple[list[str], dict[
         persona = members.get(name) or _with_defaults(request.catalog.get(name), request.settings)
         if persona.endpoint and persona.endpoint not in request.endpoints:
             raise UsageError(
-                f"strategy {name} uses endpoint {persona.endpoint}, which the run's personas do not",
+                f"strategy {name} uses endpoint {persona.endpoint}, "
+                "which none of the run's personas uses",
                 "add the persona to -p as well",
             )
         alone[name] = persona
@@ -430,8 +431,10 @@ class _Runner:
         outcome = result.outcomes.get(self.judge.name)
         verdict = read_judgement(outcome.text) if outcome is not None and outcome.answered else None
         if verdict is None:
-            why = "the judge's reply could not be read" if outcome and outcome.answered else (
-                "the judge's call failed"
+            why = (
+                "the judge's reply could not be read"
+                if outcome and outcome.answered
+                else ("the judge's call failed")
             )
             return None, f"{note}; {why}: counted wrong" if note else f"{why}: counted wrong"
         return ("pass" if verdict else "fail"), note

@@ -1,4 +1,4 @@
-"""`council eval DATA.jsonl`: compare strategies (a persona alone, synthesize, deliberate...) on labelled questions."""
+"""`council eval DATA.jsonl`: strategies compared on labelled questions (accuracy, cost)."""
 
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ __all__ = [
     "Tolerance",
     "check_expected",
     "choice_letter",
-    "expected_letter",
     "exact",
+    "expected_letter",
     "letters",
     "normalise",
     "number_in",
@@ -104,7 +104,7 @@ def _letter_patterns(labels: str) -> list[re.Pattern[str]]:
     return [
         # "Answer: (B)", "the answer is (b)"
         re.compile(mark + rf"\(([{labels}])\)", re.IGNORECASE),
-        # "Answer: B", "answer is b) foo", "Answer: B." — a letter followed by a delimiter or the end
+        # "Answer: B", "answer is b) foo", "Answer: B.": a letter, then a delimiter or the end
         re.compile(mark + rf"([{labels}])(?:[).:,*\]]|\s*$)", re.IGNORECASE | re.MULTILINE),
         # "Answer: B because ..." — an upper-case letter on its own
         re.compile(mark + rf"([{labels.upper()}])\s"),

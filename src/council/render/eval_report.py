@@ -59,7 +59,7 @@ def _cost(value: float | None) -> str:
 
 
 def summary_cells(summary: StrategySummary) -> tuple[str, ...]:
-    """One table row: accuracy with its correct/n, the Wilson interval, calls, tokens, cost, latency."""
+    """One table row: accuracy, its Wilson interval, n, calls, tokens, cost, latency."""
     interval = summary.interval
     ci = "—" if interval is None else f"{interval[0] * 100:.1f}–{interval[1] * 100:.1f} %"
     accuracy = _percent(summary.accuracy)
@@ -91,7 +91,8 @@ def eval_markdown(summaries: Sequence[StrategySummary], heading: str) -> str:
     """The strategies table in Markdown, with a line saying what was evaluated."""
     rows = [HEADERS, *(summary_cells(s) for s in summaries)]
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" for _ in HEADERS) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows[1:]]
+    for row in rows[1:]:
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     return "\n".join([*lines, "", _footnote(summaries, heading), ""])
 
 
