@@ -95,6 +95,7 @@ def eval_command(
             "--rounds",
             "-r",
             help="Most rounds of the deliberate strategy (1 to 20).",
+            metavar="N",
             show_default="deliberate's",
             rich_help_panel=EVAL_PANEL,
         ),
@@ -158,7 +159,8 @@ def eval_command(
     Each strategy answers every item: a persona's name is that persona alone;
     synthesize, deliberate, vote and rank use the run's personas (-p or a preset).
     The table gives accuracy with a 95 % Wilson interval, calls, tokens, cost and
-    latency per strategy. Exits 0 whatever the accuracy.
+    latency per strategy. Items run concurrently: --max-concurrency caps both the
+    runs in flight and the calls. Exits 0 whatever the accuracy.
 
     \b
     Examples:

@@ -48,7 +48,10 @@ _SPACES = re.compile(r"\s+")
 _WRAPPERS = "\"'`*_“”‘’"
 _TRAILING = ".!?,;:。"
 # "Answer: X", "The answer is X", "**Final answer:** X": the text after the last one.
-_ANSWER_MARK = re.compile(r"\b(?:final\s+)?answer(?:\s+is)?\b\s*[:\-=]?\s*", re.IGNORECASE)
+# A dash before a digit is a minus sign, not a separator ("the answer is -1").
+_ANSWER_MARK = re.compile(
+    r"\b(?:final\s+)?answer(?:\s+is)?\b\s*(?:[:=]|-(?![\d.]))?\s*", re.IGNORECASE
+)
 
 
 def normalise(text: str) -> str:
@@ -274,7 +277,10 @@ def wilson(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
     denominator = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 and n the bound is exactly the rate (rounding would put it a hair past it).
+    low = 0.0 if correct <= 0 else max(0.0, centre - half)
+    high = 1.0 if correct >= n else min(1.0, centre + half)
+    return low, high
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
