@@ -229,7 +229,8 @@ def test_percentiles_and_summary() -> None:
     a, b = summarize(lines, ["a", "b"])
     assert (a.n, a.correct, a.failed, a.calls, a.cost_usd) == (2, 1, 1, 2, None)
     assert (b.accuracy, b.cost_usd) == (1.0, 0.5)
-    assert StrategySummary("x", 0, 0, 0, 0, 0, 0, None, None, None).to_dict()["accuracy"] is None
+    empty = StrategySummary("x", 0, 0, 0, 0, None, None, None, None, None).to_dict()
+    assert empty["accuracy"] is None and empty["tokens_in"] is None
 
 
 # -- end to end --------------------------------------------------------------------------

@@ -131,8 +131,9 @@ class _Meter:
     """Counts a run's calls from its events (every call, a vote's or ranking's included)."""
 
     calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
+    # None: no call reported that count (a local llama.cpp server may not): unknown, not 0.
+    tokens_in: int | None = None
+    tokens_out: int | None = None
     costs: list[float] = field(default_factory=list)
     failures: list[Any] = field(default_factory=list)
 
@@ -143,8 +144,10 @@ class _Meter:
             return
         outcome = event.outcome
         self.calls += 1
-        self.tokens_in += outcome.tokens_in or 0
-        self.tokens_out += outcome.tokens_out or 0
+        if outcome.tokens_in is not None:
+            self.tokens_in = (self.tokens_in or 0) + outcome.tokens_in
+        if outcome.tokens_out is not None:
+            self.tokens_out = (self.tokens_out or 0) + outcome.tokens_out
         cost = getattr(outcome, "cost_usd", None)  # the cost branch's field; unknown until then
         if isinstance(cost, int | float):
             self.costs.append(float(cost))
@@ -200,8 +203,17 @@ def _tolerance(text: str) -> Tolerance:
 
 
 def _vote_engine_parameters() -> set[str]:
-    """What build_oracle_plan takes of the voting branch's parameters (none before it merges)."""
-    return set(inspect.signature(build_oracle_plan).parameters) & set(_NEEDS_VOTE_ENGINE)
+    """The voting branch's plan settings this build has ("vote", "rank", "choices"): taken by
+    build_oracle_plan or fields of OraclePlan. None before that branch is merged."""
+    taken = set(inspect.signature(build_oracle_plan).parameters)
+    held = {f.name for f in dataclasses.fields(OraclePlan)}
+    return (taken | held) & {*_NEEDS_VOTE_ENGINE, "choices"}
+
+
+def _with_vote_settings(plan: OraclePlan, settings: dict[str, Any]) -> OraclePlan:
+    """`plan` with vote=True / rank=True (and choices) set where build_oracle_plan took none."""
+    held = {f.name for f in dataclasses.fields(OraclePlan)}
+    return dataclasses.replace(plan, **{k: v for k, v in settings.items() if k in held})
 
 
 def _strategies(text: str | None, request: AskRequest) -> tuple[list[str], dict[str, Persona]]:
@@ -269,12 +281,17 @@ class _Plans:
                 arbiter_fallback=request.arbiter_fallback,
             )
         if strategy in _NEEDS_VOTE_ENGINE:
-            # The voting branch's plan parameters: vote=True / rank=True, and the options'
-            # letters as --choices takes them ("A,B,C").
+            # The voting branch's settings: vote=True / rank=True, and the options' letters
+            # as --choices takes them ("A,B,C"); passed to build_oracle_plan where it takes
+            # them, else set on the plan.
             extra: dict[str, Any] = {strategy: True}
             if strategy == "vote" and item.choices:
                 extra["choices"] = ",".join(chr(ord("A") + i) for i in range(len(item.choices)))
-            return self._oracle(question, request.personas, **extra)
+            taken = set(inspect.signature(build_oracle_plan).parameters)
+            plan = self._oracle(
+                question, request.personas, **{k: v for k, v in extra.items() if k in taken}
+            )
+            return _with_vote_settings(plan, {k: v for k, v in extra.items() if k not in taken})
         settings = request.settings
         return build_deliberation_plan(
             query=question,

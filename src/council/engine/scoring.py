@@ -299,7 +299,8 @@ class StrategySummary:
 
     `failed` items are those where the strategy produced no answer (every call
     failed): they count as wrong. `cost_usd` None: no call's cost was known.
-    The judge's own calls (`--scorer judge`) are counted apart, in `judge_*`.
+    The judge's own calls (`--scorer judge`) are counted apart, in `judge_*`. Token
+    counts None: no call reported them.
     """
 
     name: str
@@ -307,8 +308,8 @@ class StrategySummary:
     correct: int
     failed: int
     calls: int
-    tokens_in: int
-    tokens_out: int
+    tokens_in: int | None  # None: no call reported it
+    tokens_out: int | None
     cost_usd: float | None
     latency_p50: float | None
     latency_p95: float | None
@@ -360,6 +361,12 @@ def summarize(lines: Iterable[dict[str, Any]], order: Sequence[str] = ()) -> lis
     return [_summary(name, rows) for name, rows in grouped.items()]
 
 
+def _known_sum(values: Iterable[Any]) -> int | None:
+    """The sum of the counts that are known; None when none is."""
+    known = [int(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return sum(known) if known else None
+
+
 def _summary(name: str, rows: list[dict[str, Any]]) -> StrategySummary:
     metrics = [row.get("metrics") or {} for row in rows]
     costs = [m["cost_usd"] for m in metrics if isinstance(m.get("cost_usd"), int | float)]
@@ -370,8 +377,8 @@ def _summary(name: str, rows: list[dict[str, Any]]) -> StrategySummary:
         correct=sum(1 for row in rows if row.get("correct") is True),
         failed=sum(1 for row in rows if row.get("status") == "failed"),
         calls=sum(int(m.get("calls") or 0) for m in metrics),
-        tokens_in=sum(int(m.get("tokens_in") or 0) for m in metrics),
-        tokens_out=sum(int(m.get("tokens_out") or 0) for m in metrics),
+        tokens_in=_known_sum(m.get("tokens_in") for m in metrics),
+        tokens_out=_known_sum(m.get("tokens_out") for m in metrics),
         cost_usd=round(sum(costs), 6) if costs else None,
         latency_p50=percentile(latencies, 50),
         latency_p95=percentile(latencies, 95),

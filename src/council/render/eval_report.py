@@ -58,6 +58,12 @@ def _cost(value: float | None) -> str:
     return "unknown" if value is None else f"${value:.4f}"
 
 
+def _tokens(tokens_in: int | None, tokens_out: int | None) -> str:
+    if tokens_in is None and tokens_out is None:
+        return "unknown"
+    return f"{(tokens_in or 0) + (tokens_out or 0):,}"
+
+
 def summary_cells(summary: StrategySummary) -> tuple[str, ...]:
     """One table row: accuracy, its Wilson interval, n, calls, tokens, cost, latency."""
     interval = summary.interval
@@ -71,7 +77,7 @@ def summary_cells(summary: StrategySummary) -> tuple[str, ...]:
         ci,
         str(summary.n),
         f"{summary.calls:,}",
-        f"{summary.tokens_in + summary.tokens_out:,}",
+        _tokens(summary.tokens_in, summary.tokens_out),
         _cost(summary.cost_usd),
         seconds(summary.latency_p50),
         seconds(summary.latency_p95),
