@@ -469,3 +469,21 @@ def test_eval_help_shows_examples_and_defaults_without_openai():
     for panel in ("Evaluation", "Endpoint", "Output"):
         assert f"─ {panel} ─" in text
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_vote_and_rank_answers_as_the_voting_branch_will_give_them():
+    """The results of the voting branch (not in this build): a stand-in with its names."""
+    from types import SimpleNamespace
+
+    from council.app.eval import _answer_of
+
+    answered = SimpleNamespace(answered=True, text="Answer: B", message="")
+    won = SimpleNamespace(vote=SimpleNamespace(winner="B", winners=("B",)))
+    tied = SimpleNamespace(vote=SimpleNamespace(winner=None, winners=("A", "B")))
+    ranked = SimpleNamespace(
+        ranking=SimpleNamespace(order=("critic", "judge")), outcomes={"critic": answered}
+    )
+    assert _answer_of("vote", won, {}) == ("B", "")
+    answer, note = _answer_of("vote", tied, {})
+    assert answer == "" and note == "tie (A, B): counted wrong"
+    assert _answer_of("rank", ranked, {}) == ("Answer: B", "top: critic")
