@@ -487,3 +487,44 @@ def test_vote_and_rank_answers_as_the_voting_branch_will_give_them():
     answer, note = _answer_of("vote", tied, {})
     assert answer == "" and note == "tie (A, B): counted wrong"
     assert _answer_of("rank", ranked, {}) == ("Answer: B", "top: critic")
+
+
+def until(predicate: Any, timeout: float) -> None:
+    """Wait for `predicate()` to hold, looking every 20 ms; fail after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "how"), [(15, 143, "stopped by SIGTERM"), (2, 130, "interrupted")]
+)
+def test_a_stopped_eval_keeps_what_finished_and_says_how_to_go_on(
+    fake, tmp_path, signum, code, how
+):
+    from tests.helpers import council_process
+
+    data = city_items(tmp_path, count=4)
+    out = tmp_path / "results.jsonl"
+    answer = Reply(text="Answer: C")
+    fake.script("skeptic", answer, answer, Reply(gate="never"), Reply(gate="never"))
+    process = council_process(
+        "eval", str(data), "--base-url", fake.base_url, "--strategies", "skeptic",
+        "--out", str(out), "--max-concurrency", "4",
+    )  # fmt: skip
+    try:
+        fake.wait_for(lambda f: f.in_flight == 2 and len(f.requests) == 4, timeout=20)
+        # The file is not the fake's state (its wait_for wakes on the fake's changes only).
+        until(lambda: out.exists() and len(out.read_text().splitlines()) == 2, timeout=20)
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == code, stderr
+    assert f"council: eval {how}; 2 of 4 runs had finished" in stderr
+    assert "the same command goes on" in stderr
+    assert "| skeptic | 100.0 % |" in stdout  # the report of what finished
+    assert len(out.read_text().splitlines()) == 2

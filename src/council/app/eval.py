@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from council.app.ask import AskRequest, _resolve, _with_defaults
+from council.app.ask import AskRequest, _resolve, _with_defaults, _with_system
 from council.app.batch_input import BadLine, BatchItem, read_items
 from council.app.batch_output import OutputFile
 from council.app.flags import AskFlags
@@ -61,7 +61,7 @@ from council.engine.scoring import (
     regex_matches,
     summarize,
 )
-from council.errors import EndpointError, UsageError
+from council.errors import EXIT_INTERRUPTED, CouncilError, EndpointError, UsageError
 
 __all__ = ["COUNCIL_STRATEGIES", "EvalOptions", "EvalReport", "run_eval"]
 
@@ -100,6 +100,7 @@ class EvalReport:
     scorer: str  # the --scorer, or "choice/exact" for the per-item default
     tolerance: str
     out: str | None = None
+    stopped: int | None = None  # the exit code when a signal stopped it (130, 143, 129)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -216,7 +217,9 @@ def _with_vote_settings(plan: OraclePlan, settings: dict[str, Any]) -> OraclePla
     return dataclasses.replace(plan, **{k: v for k, v in settings.items() if k in held})
 
 
-def _strategies(text: str | None, request: AskRequest) -> tuple[list[str], dict[str, Persona]]:
+def _strategies(
+    text: str | None, request: AskRequest, system: str | None
+) -> tuple[list[str], dict[str, Persona]]:
     """The strategies in order, and the persona of each persona-alone strategy."""
     supported = _vote_engine_parameters()
     if text is None:
@@ -240,7 +243,9 @@ def _strategies(text: str | None, request: AskRequest) -> tuple[list[str], dict[
             )
         if name in COUNCIL_STRATEGIES:
             continue
-        persona = members.get(name) or _with_defaults(request.catalog.get(name), request.settings)
+        persona = members.get(name) or _with_system(
+            _with_defaults(request.catalog.get(name), request.settings), system
+        )
         if persona.endpoint and persona.endpoint not in request.endpoints:
             raise UsageError(
                 f"strategy {name} uses endpoint {persona.endpoint}, "
@@ -374,8 +379,34 @@ class _Runner:
         self.failures: list[Any] = []
         self.answered = 0
         self.done = 0
+        self.stopped: int | None = None  # the exit code of a signal that stopped the run
 
     async def run(self, pairs: list[tuple[_Item, str]], progress: Callable[[int], None]) -> None:
+        """Every pair, under the cap. SIGTERM and SIGHUP stop it as Ctrl-C does (`stopped`)."""
+        from council.app.run import STOP_SIGNALS
+
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop(code: int) -> None:
+            if self.stopped is None:
+                self.stopped = code
+                task.cancel()
+
+        installed = []
+        for signum, code in STOP_SIGNALS.items():
+            # Not on Windows, nor from a thread other than the main one (tests).
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, stop, code)
+                installed.append(signum)
+        try:
+            await self._all(pairs, progress)
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    async def _all(self, pairs: list[tuple[_Item, str]], progress: Callable[[int], None]) -> None:
         slots = asyncio.Semaphore(self.cap)
 
         async def one(item: _Item, strategy: str) -> None:
@@ -399,9 +430,13 @@ class _Runner:
 
     async def _pair(self, item: _Item, strategy: str) -> dict[str, Any]:
         started = time.monotonic()
-        result, meter = await self._run(self.plans.plan(strategy, item))
+        meter = _Meter()
+        try:
+            result, meter = await self._run(self.plans.plan(strategy, item))
+            answer, note = _answer_of(strategy, result, self.plans.alone)
+        except CouncilError as error:  # this item's question cannot be asked (too long...)
+            answer, note = None, error.one_line()
         latency = time.monotonic() - started
-        answer, note = _answer_of(strategy, result, self.plans.alone)
         metrics: dict[str, Any] = {
             "calls": meter.calls,
             "tokens_in": meter.tokens_in,
@@ -504,7 +539,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
     items, bad = _read(options, options.scorer)
     flags = dataclasses.replace(flags, query="(each item's question)", no_stdin=True)
     request = _resolve(flags, flags.setting_values(rounds=options.rounds), command="eval")
-    strategies, alone = _strategies(options.strategies, request)
+    strategies, alone = _strategies(options.strategies, request, flags.system)
     judge = None
     if any(item.scorer == "judge" for item in items):
         judge_name = options.judge_persona or request.arbiter.name
@@ -529,14 +564,17 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
                 out.write(0, line)
 
         if pairs:
-            try:
-                runner = _run_pairs(request, alone, judge, tolerance, write, pairs)
-            except KeyboardInterrupt:
-                where = f"; {len(kept)} results are kept in {options.out}" if out else ""
-                again = ": the same command goes on from there" if out else " (--out keeps them)"
-                sys.stderr.write(f"council: eval interrupted{where}{again}\n")
-                raise
-    if runner is not None and runner.answered == 0:
+            runner = _run_pairs(request, alone, judge, tolerance, write, pairs)
+    stopped = runner.stopped if runner is not None else None
+    if stopped is not None:
+        from council.app.run import STOPPED_BY
+
+        how = "interrupted" if stopped == EXIT_INTERRUPTED else f"stopped by {STOPPED_BY[stopped]}"
+        where = f"; they are in {options.out}: the same command goes on" if out else ""
+        sys.stderr.write(
+            f"council: eval {how}; {len(kept)} of {len(pairs)} runs had finished{where}\n"
+        )
+    elif runner is not None and runner.answered == 0:
         raise _nothing_answered(runner.failures, request)
     lines = _read_lines(Path(options.out)) if options.out else kept
     return EvalReport(
@@ -551,6 +589,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         scorer=options.scorer or "choice/exact",
         tolerance=str(tolerance),
         out=options.out,
+        stopped=stopped,
     )
 
 
@@ -572,6 +611,11 @@ def _run_pairs(
         seed_learned(watched)
         try:
             asyncio.run(runner.run(pairs, _progress(len(pairs))))
+        except KeyboardInterrupt:
+            runner.stopped = EXIT_INTERRUPTED
+        except asyncio.CancelledError:
+            if runner.stopped is None:
+                raise
         finally:
             save_learned(watched)
     return runner

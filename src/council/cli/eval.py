@@ -204,6 +204,8 @@ def eval_command(
     if csv_file is not None:
         _write_csv(csv_file, report)
     _print_report(report, json_output=json_output, items=items)
+    if report.stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: what finished is shown above
+        raise typer.Exit(report.stopped)
 
 
 def _write_csv(path: Path, report: EvalReport) -> None:
