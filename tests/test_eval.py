@@ -412,6 +412,7 @@ def test_bad_lines_are_reported_with_their_numbers_and_skipped(fake, tmp_path):
         (["DATA", "--scorer", "fuzzy"], "unknown scorer 'fuzzy'"),
         (["DATA", "--scorer", "number", "--tolerance", "lots"], "--tolerance lots"),
         (["DATA", "--strategies", "skeptic,skeptic"], "twice"),
+        (["DATA", "--out", "-"], "--out needs a file"),
     ],
 )
 def test_a_bad_data_file_or_flag_is_one_line_and_exit_2(fake, tmp_path, args, message):

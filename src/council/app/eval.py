@@ -535,6 +535,8 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
     EndpointError / AuthError when nothing could be asked at all (every call failed).
     """
     _check_scorer(options.scorer)
+    if options.out == "-":
+        raise UsageError("--out needs a file: an eval goes on from it", "give a path")
     tolerance = _tolerance(options.tolerance)
     items, bad = _read(options, options.scorer)
     flags = dataclasses.replace(flags, query="(each item's question)", no_stdin=True)
