@@ -476,7 +476,7 @@ def test_vote_and_rank_answers_as_the_voting_branch_will_give_them():
     """The results of the voting branch (not in this build): a stand-in with its names."""
     from types import SimpleNamespace
 
-    from council.app.eval import _answer_of
+    from council.app.eval_strategies import answer_of
 
     answered = SimpleNamespace(answered=True, text="Answer: B", message="")
     won = SimpleNamespace(vote=SimpleNamespace(winner="B", winners=("B",)))
@@ -484,10 +484,10 @@ def test_vote_and_rank_answers_as_the_voting_branch_will_give_them():
     ranked = SimpleNamespace(
         ranking=SimpleNamespace(order=("critic", "judge")), outcomes={"critic": answered}
     )
-    assert _answer_of("vote", won, {}) == ("B", "")
-    answer, note = _answer_of("vote", tied, {})
+    assert answer_of("vote", won, {}) == ("B", "")
+    answer, note = answer_of("vote", tied, {})
     assert answer == "" and note == "tie (A, B): counted wrong"
-    assert _answer_of("rank", ranked, {}) == ("Answer: B", "top: critic")
+    assert answer_of("rank", ranked, {}) == ("Answer: B", "top: critic")
 
 
 def until(predicate: Any, timeout: float) -> None:

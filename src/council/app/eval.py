@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import json
 import sys
 import time
@@ -33,42 +32,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from council.app.ask import AskRequest, _resolve, _with_defaults, _with_system
-from council.app.batch_input import BadLine, BatchItem, read_items
+from council.app.ask import AskRequest, _resolve, _with_defaults
+from council.app.batch_input import BadLine, read_items
 from council.app.batch_output import OutputFile
+from council.app.eval_strategies import (
+    EvalItem,
+    StrategyPlans,
+    answer_of,
+    choose_strategies,
+    score_answer,
+)
 from council.app.flags import AskFlags
 from council.config.personas import Persona
-from council.engine.plan import (
-    DeliberationPlan,
-    OraclePlan,
-    build_deliberation_plan,
-    build_oracle_plan,
-    max_concurrency_for,
-)
-from council.engine.prompts import eval_judge_prompt, eval_question
+from council.engine.plan import DeliberationPlan, OraclePlan, max_concurrency_for
 from council.engine.scoring import (
     SCORERS,
     StrategySummary,
     Tolerance,
     check_expected,
-    choice_letter,
-    exact,
-    expected_letter,
-    number_in,
-    number_matches,
     parse_tolerance,
     read_judgement,
-    regex_matches,
     summarize,
 )
 from council.errors import EXIT_INTERRUPTED, CouncilError, EndpointError, UsageError
 
-__all__ = ["COUNCIL_STRATEGIES", "EvalOptions", "EvalReport", "run_eval"]
-
-# Strategies that use the run's personas; any other name is a persona alone.
-COUNCIL_STRATEGIES = ("vote", "rank", "synthesize", "deliberate")
-# The strategies that need the voting branch's engine (OracleResult.vote / .ranking).
-_NEEDS_VOTE_ENGINE = {"vote": "vote", "rank": "rank"}
+__all__ = ["EvalOptions", "EvalReport", "run_eval"]
 
 
 @dataclass(frozen=True)
@@ -115,18 +103,6 @@ class EvalReport:
         }
 
 
-@dataclass(frozen=True)
-class _Item:
-    item: BatchItem
-    expected: str
-    choices: list[str] | None
-    scorer: str
-
-    @property
-    def question(self) -> str:
-        return eval_question(self.item.query, self.choices)
-
-
 @dataclass
 class _Meter:
     """Counts a run's calls from its events (every call, a vote's or ranking's included)."""
@@ -160,7 +136,7 @@ class _Meter:
         return round(sum(self.costs), 8) if self.costs else None
 
 
-def _read(options: EvalOptions, scorer: str | None) -> tuple[list[_Item], int]:
+def _read(options: EvalOptions, scorer: str | None) -> tuple[list[EvalItem], int]:
     """The data file's items (bad ones reported on stderr with their line numbers)."""
     bad: list[BadLine] = []
 
@@ -168,7 +144,7 @@ def _read(options: EvalOptions, scorer: str | None) -> tuple[list[_Item], int]:
         bad.append(line)
         sys.stderr.write(f"council: {options.data}:{line.line}: {line.reason}; skipped\n")
 
-    items: list[_Item] = []
+    items: list[EvalItem] = []
     for item in read_items(options.data, on_bad_line=report, format="jsonl"):
         expected, choices = item.fields.get("expected"), item.fields.get("choices")
         own = scorer or ("choice" if choices is not None else "exact")
@@ -177,7 +153,7 @@ def _read(options: EvalOptions, scorer: str | None) -> tuple[list[_Item], int]:
             report(BadLine(item.line, problem))
             continue
         options_text = [str(c) for c in choices] if isinstance(choices, list) else None
-        items.append(_Item(item, str(expected), options_text, own))
+        items.append(EvalItem(item, str(expected), options_text, own))
         if options.limit is not None and len(items) >= options.limit:
             break
     if not items:
@@ -203,172 +179,12 @@ def _tolerance(text: str) -> Tolerance:
         ) from None
 
 
-def _vote_engine_parameters() -> set[str]:
-    """The voting branch's plan settings this build has ("vote", "rank", "choices"): taken by
-    build_oracle_plan or fields of OraclePlan. None before that branch is merged."""
-    taken = set(inspect.signature(build_oracle_plan).parameters)
-    held = {f.name for f in dataclasses.fields(OraclePlan)}
-    return (taken | held) & {*_NEEDS_VOTE_ENGINE, "choices"}
-
-
-def _with_vote_settings(plan: OraclePlan, settings: dict[str, Any]) -> OraclePlan:
-    """`plan` with vote=True / rank=True (and choices) set where build_oracle_plan took none."""
-    held = {f.name for f in dataclasses.fields(OraclePlan)}
-    return dataclasses.replace(plan, **{k: v for k, v in settings.items() if k in held})
-
-
-def _strategies(
-    text: str | None, request: AskRequest, system: str | None
-) -> tuple[list[str], dict[str, Persona]]:
-    """The strategies in order, and the persona of each persona-alone strategy."""
-    supported = _vote_engine_parameters()
-    if text is None:
-        first = request.personas[0].name
-        names = [first, "vote" if "vote" in supported else "synthesize"]
-    else:
-        names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise UsageError("--strategies is empty", "e.g. --strategies judge,synthesize")
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise UsageError(f"--strategies lists {', '.join(twice)} twice", "give each once")
-    alone: dict[str, Persona] = {}
-    members = {p.name: p for p in request.personas}
-    for name in names:
-        if name in _NEEDS_VOTE_ENGINE and name not in supported:
-            raise UsageError(
-                f"strategy {name} needs --{_NEEDS_VOTE_ENGINE[name]} support, "
-                "which this build of council does not have yet",
-                "leave it out of --strategies (persona names, synthesize and deliberate work)",
-            )
-        if name in COUNCIL_STRATEGIES:
-            continue
-        persona = members.get(name) or _with_system(
-            _with_defaults(request.catalog.get(name), request.settings), system
-        )
-        if persona.endpoint and persona.endpoint not in request.endpoints:
-            raise UsageError(
-                f"strategy {name} uses endpoint {persona.endpoint}, "
-                "which none of the run's personas uses",
-                "add the persona to -p as well",
-            )
-        alone[name] = persona
-    return names, alone
-
-
-class _Plans:
-    """Each strategy's plan for an item's question (endpoints already served)."""
-
-    def __init__(self, request: AskRequest, alone: dict[str, Persona], endpoints: Any) -> None:
-        self.request = request
-        self.alone = alone
-        self.endpoint, self.endpoints = endpoints
-
-    def _oracle(self, question: str, personas: list[Persona], **extra: Any) -> OraclePlan:
-        return build_oracle_plan(
-            query=question,
-            personas=personas,
-            endpoint=self.endpoint,
-            endpoints=self.endpoints,
-            options=self.request.options,
-            **extra,
-        )
-
-    def plan(self, strategy: str, item: _Item) -> OraclePlan | DeliberationPlan:
-        request, question = self.request, item.question
-        if strategy in self.alone:
-            return self._oracle(question, [self.alone[strategy]])
-        if strategy == "synthesize":
-            return self._oracle(
-                question,
-                request.personas,
-                arbiter=request.arbiter,
-                arbiter_fallback=request.arbiter_fallback,
-            )
-        if strategy in _NEEDS_VOTE_ENGINE:
-            # The voting branch's settings: vote=True / rank=True, and the options' letters
-            # as --choices takes them ("A,B,C"); passed to build_oracle_plan where it takes
-            # them, else set on the plan.
-            extra: dict[str, Any] = {strategy: True}
-            if strategy == "vote" and item.choices:
-                extra["choices"] = ",".join(chr(ord("A") + i) for i in range(len(item.choices)))
-            taken = set(inspect.signature(build_oracle_plan).parameters)
-            plan = self._oracle(
-                question, request.personas, **{k: v for k, v in extra.items() if k in taken}
-            )
-            return _with_vote_settings(plan, {k: v for k, v in extra.items() if k not in taken})
-        settings = request.settings
-        return build_deliberation_plan(
-            query=question,
-            personas=request.personas,
-            arbiter=request.arbiter,
-            arbiter_fallback=request.arbiter_fallback,
-            endpoints=self.endpoints,
-            endpoint=self.endpoint,
-            rounds=int(settings.get("rounds")),
-            threshold=float(settings.get("threshold")),
-            speculative=False,
-            options=request.options,
-        )
-
-    def judge(self, judge: Persona, item: _Item, answer: str) -> OraclePlan:
-        prompt = eval_judge_prompt(item.item.query, item.expected, answer)
-        return self._oracle(prompt, [judge])
-
-
-def _answer_of(strategy: str, result: Any, alone: dict[str, Persona]) -> tuple[str | None, str]:
-    """The strategy's answer text (None: none) and a note (a tie, a failure)."""
-    if strategy in alone:
-        outcome = result.outcomes.get(strategy)
-        if outcome is None or not outcome.answered:
-            return None, outcome.message if outcome is not None else "did not finish"
-        return outcome.text, ""
-    if strategy == "vote":
-        vote = getattr(result, "vote", None)
-        if vote is None:
-            return None, "no vote"
-        winner = getattr(vote, "winner", None)
-        if winner is None:
-            tied = ", ".join(getattr(vote, "winners", ()) or ())
-            return "", f"tie ({tied}): counted wrong" if tied else "no ballots"
-        return str(winner), ""
-    if strategy == "rank":
-        ranking = getattr(result, "ranking", None)
-        order = getattr(ranking, "order", ()) if ranking is not None else ()
-        top = result.outcomes.get(order[0]) if order else None
-        if top is None or not top.answered:
-            return None, "no ranking"
-        return top.text, f"top: {order[0]}"
-    answer = result.answer
-    if answer is None:
-        return None, "no synthesis" if strategy == "synthesize" else "no final answer"
-    return answer, ""
-
-
-def _score(item: _Item, answer: str, tolerance: Tolerance) -> tuple[Any, bool]:
-    """(what the scorer read from the answer, whether it is right) for the non-judge scorers."""
-    if item.scorer == "choice":
-        assert item.choices is not None
-        got = choice_letter(answer, item.choices)
-        return got, got is not None and got == expected_letter(item.expected, item.choices)
-    if item.scorer == "regex":
-        return None, regex_matches(answer, item.expected)
-    if item.scorer == "number":
-        return number_in(answer), number_matches(answer, item.expected, tolerance)
-    return _final_line(answer), exact(answer, item.expected)
-
-
-def _final_line(answer: str) -> str:
-    lines = [line.strip() for line in answer.splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
-
-
 class _Runner:
     """Runs the pending item × strategy pairs, at most `cap` at once, writing each line."""
 
     def __init__(
         self,
-        plans: _Plans,
+        plans: StrategyPlans,
         judge: Persona | None,
         tolerance: Tolerance,
         write: Callable[[dict[str, Any]], None],
@@ -381,7 +197,7 @@ class _Runner:
         self.done = 0
         self.stopped: int | None = None  # the exit code of a signal that stopped the run
 
-    async def run(self, pairs: list[tuple[_Item, str]], progress: Callable[[int], None]) -> None:
+    async def run(self, pairs: list[tuple[EvalItem, str]], progress: Callable[[int], None]) -> None:
         """Every pair, under the cap. SIGTERM and SIGHUP stop it as Ctrl-C does (`stopped`)."""
         from council.app.run import STOP_SIGNALS
 
@@ -406,10 +222,12 @@ class _Runner:
             for signum in installed:
                 loop.remove_signal_handler(signum)
 
-    async def _all(self, pairs: list[tuple[_Item, str]], progress: Callable[[int], None]) -> None:
+    async def _all(
+        self, pairs: list[tuple[EvalItem, str]], progress: Callable[[int], None]
+    ) -> None:
         slots = asyncio.Semaphore(self.cap)
 
-        async def one(item: _Item, strategy: str) -> None:
+        async def one(item: EvalItem, strategy: str) -> None:
             async with slots:
                 line = await self._pair(item, strategy)
             self.write(line)
@@ -428,12 +246,12 @@ class _Runner:
         bus.subscribe(meter.handle)
         return await run_quietly(plan, bus), meter
 
-    async def _pair(self, item: _Item, strategy: str) -> dict[str, Any]:
+    async def _pair(self, item: EvalItem, strategy: str) -> dict[str, Any]:
         started = time.monotonic()
         meter = _Meter()
         try:
             result, meter = await self._run(self.plans.plan(strategy, item))
-            answer, note = _answer_of(strategy, result, self.plans.alone)
+            answer, note = answer_of(strategy, result, self.plans.alone)
         except CouncilError as error:  # this item's question cannot be asked (too long...)
             answer, note = None, error.one_line()
         latency = time.monotonic() - started
@@ -454,7 +272,7 @@ class _Runner:
                 predicted, note = await self._judge(item, answer, metrics, note)
                 correct = predicted == "pass"
             elif answer:
-                predicted, correct = _score(item, answer, self.tolerance)
+                predicted, correct = score_answer(item, answer, self.tolerance)
         return {
             "id": f"{item.item.id}::{strategy}",
             "item": item.item.id,
@@ -470,7 +288,7 @@ class _Runner:
         }
 
     async def _judge(
-        self, item: _Item, answer: str, metrics: dict[str, Any], note: str
+        self, item: EvalItem, answer: str, metrics: dict[str, Any], note: str
     ) -> tuple[str | None, str]:
         assert self.judge is not None
         result, meter = await self._run(self.plans.judge(self.judge, item, answer))
@@ -541,7 +359,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
     items, bad = _read(options, options.scorer)
     flags = dataclasses.replace(flags, query="(each item's question)", no_stdin=True)
     request = _resolve(flags, flags.setting_values(rounds=options.rounds), command="eval")
-    strategies, alone = _strategies(options.strategies, request, flags.system)
+    strategies, alone = choose_strategies(options.strategies, request, flags.system)
     judge = None
     if any(item.scorer == "judge" for item in items):
         judge_name = options.judge_persona or request.arbiter.name
@@ -601,12 +419,12 @@ def _run_pairs(
     judge: Persona | None,
     tolerance: Tolerance,
     write: Callable[[dict[str, Any]], None],
-    pairs: list[tuple[_Item, str]],
+    pairs: list[tuple[EvalItem, str]],
 ) -> _Runner:
     from council.app.limits import save_learned, seed_learned
 
     with _served(request) as endpoints:
-        plans = _Plans(request, alone, endpoints)
+        plans = StrategyPlans(request, alone, endpoints)
         cap = max_concurrency_for(endpoints[0], len(pairs))
         runner = _Runner(plans, judge, tolerance, write, cap)
         watched = [endpoints[0], *endpoints[1].values()]
