@@ -199,9 +199,8 @@ class _Runner:
 
     async def run(self, pairs: list[tuple[EvalItem, str]], progress: Callable[[int], None]) -> None:
         """Every pair, under the cap. SIGTERM and SIGHUP stop it as Ctrl-C does (`stopped`)."""
-        from council.app.run import STOP_SIGNALS
+        from council.app.run import stop_signals_call
 
-        loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
 
@@ -210,17 +209,8 @@ class _Runner:
                 self.stopped = code
                 task.cancel()
 
-        installed = []
-        for signum, code in STOP_SIGNALS.items():
-            # Not on Windows, nor from a thread other than the main one (tests).
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, stop, code)
-                installed.append(signum)
-        try:
+        with stop_signals_call(asyncio.get_running_loop(), stop):
             await self._all(pairs, progress)
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
 
     async def _all(
         self, pairs: list[tuple[EvalItem, str]], progress: Callable[[int], None]

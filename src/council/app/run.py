@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
@@ -61,6 +61,27 @@ STOP_SIGNALS = {
     if hasattr(signal, name)  # no SIGHUP on Windows
 }
 STOPPED_BY = {EXIT_INTERRUPTED: "Ctrl-C", EXIT_TERMINATED: "SIGTERM", EXIT_HANGUP: "SIGHUP"}
+
+
+@contextlib.contextmanager
+def stop_signals_call(
+    loop: asyncio.AbstractEventLoop, stop: Callable[[int], None]
+) -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP call `stop(exit code)` on `loop`.
+
+    (Ctrl-C is asyncio.run's own: it cancels the main task and raises KeyboardInterrupt.)
+    """
+    installed = []
+    for signum, code in STOP_SIGNALS.items():
+        # Not on Windows, nor from a thread other than the main one (tests).
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop, code)
+            installed.append(signum)
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
 
 
 def _stderr_console() -> Console:
@@ -124,17 +145,8 @@ class _Views:
                     on_stop(code)
                     task.cancel()
 
-            installed = []
-            for signum, code in STOP_SIGNALS.items():
-                # Not on Windows, nor from a thread other than the main one (tests).
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(signum, stop, code)
-                    installed.append(signum)
-            try:
+            with stop_signals_call(loop, stop):
                 await execute()
-            finally:
-                for signum in installed:
-                    loop.remove_signal_handler(signum)
 
         try:
             with live if live is not None else contextlib.nullcontext():
