@@ -18,7 +18,7 @@ import importlib
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -56,13 +56,16 @@ from council.store.recorder import RecordOptions
 
 __all__ = [
     "STOPPED_BY",
+    "plan_endpoints",
     "run_deliberation",
     "run_oracle",
+    "run_quietly",
     "run_until_stopped",
     "say",
     "start_recording",
     "stderr_console",
     "stop_recording",
+    "stop_signals_call",
 ]
 
 # Signals that stop a run as Ctrl-C does, and the exit code each ends it with
@@ -81,6 +84,27 @@ RICH_TERMINAL_ENV = ("FORCE_TERMINAL", "TTY_COMPATIBLE", "FORCE_COLOR", "JUPYTER
 # to import). Loaded before a run only when stdout is a terminal; a pipe, --json or
 # --jsonl never loads them, so that their first request goes out sooner.
 RICH_OUTPUT_MODULES = ("council.render.rich_report",)
+
+
+@contextlib.contextmanager
+def stop_signals_call(
+    loop: asyncio.AbstractEventLoop, stop: Callable[[int], None]
+) -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP call `stop(exit code)` on `loop`.
+
+    (Ctrl-C is asyncio.run's own: it cancels the main task and raises KeyboardInterrupt.)
+    """
+    installed = []
+    for signum, code in STOP_SIGNALS.items():
+        # Not on Windows, nor from a thread other than the main one (tests).
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop, code)
+            installed.append(signum)
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
 
 
 class _Stderr:
@@ -188,17 +212,8 @@ def run_until_stopped(
                 on_stop(code)
                 task.cancel()
 
-        installed = []
-        for signum, code in STOP_SIGNALS.items():
-            # Not on Windows, nor from a thread other than the main one (tests).
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, stop, code)
-                installed.append(signum)
-        try:
+        with stop_signals_call(loop, stop):
             await execute()
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
 
     try:
         with during if during is not None else contextlib.nullcontext():
@@ -437,6 +452,29 @@ def _load_output_modules(mode: OutputMode) -> None:
     if mode is OutputMode.RICH:
         for name in RICH_OUTPUT_MODULES:
             importlib.import_module(name)
+
+
+async def run_quietly(
+    plan: OraclePlan | DeliberationPlan, bus: EventBus | None = None
+) -> OracleResult | DeliberationResult:
+    """Run a plan with no view, no output and no history; its result, for programs (`council eval`).
+
+    It runs on the caller's event loop, so that many plans can go at once under the
+    endpoint's limiter (shared by every call in the process). The caller wraps them
+    all: `seed_learned`/`save_learned` on `plan_endpoints`, `serving` for a local
+    endpoint, and its own subscribers on `bus` (calls, tokens). Nothing is raised for
+    failed calls: they are in the result, as for the printing runs.
+    """
+    from council.engine.deliberation import DeliberationRun  # an oracle never loads it
+
+    events = bus or EventBus()
+    run: OracleRun | DeliberationRun
+    if isinstance(plan, DeliberationPlan):
+        run = DeliberationRun(plan, events)
+    else:
+        run = OracleRun(plan, events)
+    await run.execute()
+    return run.result
 
 
 def plan_endpoints(plan: OraclePlan | DeliberationPlan) -> list[EndpointSettings]:

@@ -18,6 +18,9 @@ from council.engine.model import Attachment, CallSpec, Part, Quoted, join_parts
 __all__ = [
     "BALLOT_INSTRUCTIONS",
     "BALLOT_RESPONSE_FORMAT",
+    "EVAL_ANSWER_INSTRUCTIONS",
+    "EVAL_CHOICE_INSTRUCTIONS",
+    "EVAL_JUDGE_INSTRUCTIONS",
     "RANKING_INSTRUCTIONS",
     "REVISION_INSTRUCTIONS",
     "SYNTHESIS_INSTRUCTIONS",
@@ -26,6 +29,8 @@ __all__ = [
     "ballot_parts",
     "ballot_postscript",
     "build_call",
+    "eval_judge_prompt",
+    "eval_question",
     "question_parts",
     "ranked_note",
     "ranking_parts",
@@ -287,3 +292,46 @@ def ranked_note(order: Sequence[tuple[str, float]]) -> list[Part]:
     """For the arbiter of a ranked council: the aggregate order with its points."""
     ranked = [f"{i}. {name} ({points:g} points)" for i, (name, points) in enumerate(order, 1)]
     return ["", _RANKED, *ranked]
+
+
+# `council eval`: how an item is put to the council, and how a judge grades an answer.
+EVAL_CHOICE_INSTRUCTIONS = """\
+Options:
+{options}
+
+Pick exactly one option. End your reply with one line: "Answer: <letter>"."""
+
+EVAL_ANSWER_INSTRUCTIONS = 'Be brief. End your reply with one line: "Answer: <your answer>".'
+
+EVAL_JUDGE_INSTRUCTIONS = """\
+You are grading an answer against a reference answer. Decide whether the answer reaches
+the same conclusion as the reference: wording, length and extra explanation do not
+matter; a different or missing conclusion, or one hedged between several, fails.
+
+<question>
+{question}
+</question>
+
+<reference>
+{expected}
+</reference>
+
+<answer>
+{answer}
+</answer>
+
+Reply with a single JSON object and nothing else:
+{{"verdict": "pass" or "fail", "reason": "one short sentence"}}"""
+
+
+def eval_question(query: str, choices: Sequence[str] | None) -> str:
+    """An eval item as asked: its question, its lettered options, and how to end the reply."""
+    if choices:
+        options = "\n".join(f"{chr(ord('A') + i)}) {c}" for i, c in enumerate(choices))
+        return f"{query.rstrip()}\n\n{EVAL_CHOICE_INSTRUCTIONS.format(options=options)}"
+    return f"{query.rstrip()}\n\n{EVAL_ANSWER_INSTRUCTIONS}"
+
+
+def eval_judge_prompt(question: str, expected: str, answer: str) -> str:
+    """What the judge persona reads to grade one answer (`--scorer judge`)."""
+    return EVAL_JUDGE_INSTRUCTIONS.format(question=question, expected=expected, answer=answer)

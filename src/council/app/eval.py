@@ -1,0 +1,440 @@
+"""`council eval DATA.jsonl`: strategies side by side on labelled questions, scored and summed up.
+
+    report = run_eval(flags, EvalOptions(data="examples/eval-basics.jsonl",
+                                         strategies="judge,synthesize", out="results.jsonl"))
+    report.summaries      # one StrategySummary per strategy: accuracy, Wilson interval, cost
+
+Every item is asked of every strategy: a persona's name (that persona alone, one call),
+`synthesize` (the run's personas and the arbiter's synthesis), `deliberate` (a
+deliberation of the run's personas), `vote` and `rank` (the run's personas voting or
+ranking each other, where this build has them). Items run concurrently, at most
+`--max-concurrency` item × strategy runs at once, and every call goes through the
+endpoint's limiter, shared by all of them. Plans run through `app.run.run_quietly`,
+the engines without views.
+
+With `--out`, every item × strategy result is one line of the file, written as it
+finishes (`app.batch_output.OutputFile`, id `ITEM::STRATEGY`): the same command again
+skips the pairs already answered, asks the failed ones again, and reports on every
+line of the file. Not recorded in the history: the recorder keeps one engine run per
+history run, and an eval is hundreds of them (see ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from council.app.ask import AskRequest, _resolve, _with_defaults
+from council.app.batch_input import BadLine, read_items
+from council.app.batch_output import OutputFile
+from council.app.eval_strategies import (
+    EvalItem,
+    StrategyPlans,
+    answer_of,
+    choose_strategies,
+    score_answer,
+)
+from council.app.flags import AskFlags
+from council.config.personas import Persona
+from council.engine.plan import DeliberationPlan, OraclePlan, max_concurrency_for
+from council.engine.scoring import (
+    SCORERS,
+    StrategySummary,
+    Tolerance,
+    check_expected,
+    parse_tolerance,
+    read_judgement,
+    summarize,
+)
+from council.errors import EXIT_INTERRUPTED, CouncilError, EndpointError, UsageError
+
+__all__ = ["EvalOptions", "EvalReport", "run_eval"]
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """`council eval`'s own flags (the shared ones come as AskFlags)."""
+
+    data: str
+    strategies: str | None = None
+    scorer: str | None = None  # None: "choice" for items with choices, else "exact"
+    tolerance: str = "1e-6"
+    judge_persona: str | None = None  # None: the run's arbiter
+    out: str | None = None
+    limit: int | None = None  # the first N items only
+    rounds: int | None = None  # deliberate's rounds (None: as a deliberation's default)
+
+
+@dataclass
+class EvalReport:
+    """What an eval found: per-strategy summaries and every result line they come from."""
+
+    data: str
+    strategies: list[str]
+    summaries: list[StrategySummary]
+    lines: list[dict[str, Any]]
+    items: int
+    asked: int  # item × strategy pairs run now (the rest were in --out already)
+    reused: int
+    bad_lines: int
+    scorer: str  # the --scorer, or "choice/exact" for the per-item default
+    tolerance: str
+    out: str | None = None
+    stopped: int | None = None  # the exit code when a signal stopped it (130, 143, 129)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "data": self.data,
+            "scorer": self.scorer,
+            "items": self.items,
+            "asked": self.asked,
+            "reused": self.reused,
+            "bad_lines": self.bad_lines,
+            "out": self.out,
+            "strategies": [s.to_dict() for s in self.summaries],
+        }
+
+
+@dataclass
+class _Meter:
+    """Counts a run's calls from its events (every call, a vote's or ranking's included)."""
+
+    calls: int = 0
+    # None: no call reported that count (a local llama.cpp server may not): unknown, not 0.
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    costs: list[float] = field(default_factory=list)
+    failures: list[Any] = field(default_factory=list)
+
+    def handle(self, event: Any) -> None:
+        from council.engine.events import CallEnded
+
+        if not isinstance(event, CallEnded):
+            return
+        outcome = event.outcome
+        self.calls += 1
+        if outcome.tokens_in is not None:
+            self.tokens_in = (self.tokens_in or 0) + outcome.tokens_in
+        if outcome.tokens_out is not None:
+            self.tokens_out = (self.tokens_out or 0) + outcome.tokens_out
+        cost = getattr(outcome, "cost_usd", None)  # the cost branch's field; unknown until then
+        if isinstance(cost, int | float):
+            self.costs.append(float(cost))
+        if not outcome.answered:
+            self.failures.append(outcome)
+
+    @property
+    def cost_usd(self) -> float | None:
+        return round(sum(self.costs), 8) if self.costs else None
+
+
+def _read(options: EvalOptions, scorer: str | None) -> tuple[list[EvalItem], int]:
+    """The data file's items (bad ones reported on stderr with their line numbers)."""
+    bad: list[BadLine] = []
+
+    def report(line: BadLine) -> None:
+        bad.append(line)
+        sys.stderr.write(f"council: {options.data}:{line.line}: {line.reason}; skipped\n")
+
+    items: list[EvalItem] = []
+    for item in read_items(options.data, on_bad_line=report, format="jsonl"):
+        expected, choices = item.fields.get("expected"), item.fields.get("choices")
+        own = scorer or ("choice" if choices is not None else "exact")
+        problem = check_expected(own, expected, choices)
+        if problem is not None:
+            report(BadLine(item.line, problem))
+            continue
+        options_text = [str(c) for c in choices] if isinstance(choices, list) else None
+        items.append(EvalItem(item, str(expected), options_text, own))
+        if options.limit is not None and len(items) >= options.limit:
+            break
+    if not items:
+        raise UsageError(
+            f"{options.data} has no item to evaluate",
+            'each line needs "id", "query" and "expected" (and optionally "choices")',
+        )
+    return items, len(bad)
+
+
+def _check_scorer(scorer: str | None) -> None:
+    if scorer is not None and scorer not in SCORERS:
+        raise UsageError(f"unknown scorer {scorer!r}", f"use one of {', '.join(SCORERS)}")
+
+
+def _tolerance(text: str) -> Tolerance:
+    try:
+        return parse_tolerance(text)
+    except ValueError:
+        raise UsageError(
+            f"--tolerance {text} is not a tolerance",
+            "give an absolute one (0.01) or a relative one (1%)",
+        ) from None
+
+
+class _Runner:
+    """Runs the pending item × strategy pairs, at most `cap` at once, writing each line."""
+
+    def __init__(
+        self,
+        plans: StrategyPlans,
+        judge: Persona | None,
+        tolerance: Tolerance,
+        write: Callable[[dict[str, Any]], None],
+        cap: int,
+    ) -> None:
+        self.plans, self.judge, self.tolerance, self.write = plans, judge, tolerance, write
+        self.cap = cap
+        self.failures: list[Any] = []
+        self.answered = 0
+        self.done = 0
+        self.stopped: int | None = None  # the exit code of a signal that stopped the run
+
+    async def run(self, pairs: list[tuple[EvalItem, str]], progress: Callable[[int], None]) -> None:
+        """Every pair, under the cap. SIGTERM and SIGHUP stop it as Ctrl-C does (`stopped`)."""
+        from council.app.run import stop_signals_call
+
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop(code: int) -> None:
+            if self.stopped is None:
+                self.stopped = code
+                task.cancel()
+
+        with stop_signals_call(asyncio.get_running_loop(), stop):
+            await self._all(pairs, progress)
+
+    async def _all(
+        self, pairs: list[tuple[EvalItem, str]], progress: Callable[[int], None]
+    ) -> None:
+        slots = asyncio.Semaphore(self.cap)
+
+        async def one(item: EvalItem, strategy: str) -> None:
+            async with slots:
+                line = await self._pair(item, strategy)
+            self.write(line)
+            self.done += 1
+            progress(self.done)
+
+        async with asyncio.TaskGroup() as group:
+            for item, strategy in pairs:
+                group.create_task(one(item, strategy))
+
+    async def _run(self, plan: OraclePlan | DeliberationPlan) -> tuple[Any, _Meter]:
+        from council.app.run import run_quietly
+        from council.engine.events import EventBus
+
+        meter, bus = _Meter(), EventBus()
+        bus.subscribe(meter.handle)
+        return await run_quietly(plan, bus), meter
+
+    async def _pair(self, item: EvalItem, strategy: str) -> dict[str, Any]:
+        started = time.monotonic()
+        meter = _Meter()
+        try:
+            result, meter = await self._run(self.plans.plan(strategy, item))
+            answer, note = answer_of(strategy, result, self.plans.alone)
+        except CouncilError as error:  # this item's question cannot be asked (too long...)
+            answer, note = None, error.one_line()
+        latency = time.monotonic() - started
+        metrics: dict[str, Any] = {
+            "calls": meter.calls,
+            "tokens_in": meter.tokens_in,
+            "tokens_out": meter.tokens_out,
+            "cost_usd": meter.cost_usd,
+            "latency": round(latency, 4),
+        }
+        predicted: Any = None
+        correct = False
+        if answer is None:
+            self.failures.extend(meter.failures)
+        else:
+            self.answered += 1
+            if item.scorer == "judge":
+                predicted, note = await self._judge(item, answer, metrics, note)
+                correct = predicted == "pass"
+            elif answer:
+                predicted, correct = score_answer(item, answer, self.tolerance)
+        return {
+            "id": f"{item.item.id}::{strategy}",
+            "item": item.item.id,
+            "strategy": strategy,
+            "status": "ok" if answer is not None else "failed",
+            "scorer": item.scorer,
+            "answer": answer,
+            "predicted": predicted,
+            "expected": item.expected,
+            "correct": correct,
+            "note": note or None,
+            "metrics": metrics,
+        }
+
+    async def _judge(
+        self, item: EvalItem, answer: str, metrics: dict[str, Any], note: str
+    ) -> tuple[str | None, str]:
+        assert self.judge is not None
+        result, meter = await self._run(self.plans.judge(self.judge, item, answer))
+        metrics.update(
+            judge_calls=meter.calls,
+            judge_tokens_in=meter.tokens_in,
+            judge_tokens_out=meter.tokens_out,
+            judge_cost_usd=meter.cost_usd,
+        )
+        outcome = result.outcomes.get(self.judge.name)
+        verdict = read_judgement(outcome.text) if outcome is not None and outcome.answered else None
+        if verdict is None:
+            why = (
+                "the judge's reply could not be read"
+                if outcome and outcome.answered
+                else ("the judge's call failed")
+            )
+            return None, f"{note}; {why}: counted wrong" if note else f"{why}: counted wrong"
+        return ("pass" if verdict else "fail"), note
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    """Every result line of an eval's --out file (what a resumed eval reports on)."""
+    lines: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as handle:
+        for raw in handle:
+            with contextlib.suppress(ValueError):
+                line = json.loads(raw)
+                if isinstance(line, dict) and "strategy" in line:
+                    lines.append(line)
+    return lines
+
+
+@contextlib.contextmanager
+def _served(request: AskRequest) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The run's endpoint and its personas' ones, a local server started where one is named."""
+    from council.endpoint.local import serving
+
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(serving(request.settings.endpoint))
+        extra = {name: stack.enter_context(serving(e)) for name, e in request.endpoints.items()}
+        yield endpoint, extra
+
+
+def _progress(total: int) -> Callable[[int], None]:
+    """A counter on stderr when it is a terminal; nothing otherwise (logs stay clean)."""
+    if not sys.stderr.isatty() or total == 0:
+        return lambda done: None
+
+    def show(done: int) -> None:
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\rcouncil: eval {done}/{total} runs done{end}")
+        sys.stderr.flush()
+
+    return show
+
+
+def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
+    """Ask every item of every strategy not in `--out` yet, score them, sum them up.
+
+    Raises UsageError for a bad file, flag or strategy (before anything is sent), and
+    EndpointError / AuthError when nothing could be asked at all (every call failed).
+    """
+    _check_scorer(options.scorer)
+    if options.out == "-":
+        raise UsageError("--out needs a file: an eval goes on from it", "give a path")
+    tolerance = _tolerance(options.tolerance)
+    items, bad = _read(options, options.scorer)
+    flags = dataclasses.replace(flags, query="(each item's question)", no_stdin=True)
+    request = _resolve(flags, flags.setting_values(rounds=options.rounds), command="eval")
+    strategies, alone = choose_strategies(options.strategies, request, flags.system)
+    judge = None
+    if any(item.scorer == "judge" for item in items):
+        judge_name = options.judge_persona or request.arbiter.name
+        judge = _with_defaults(request.catalog.get(judge_name), request.settings)
+    elif options.judge_persona is not None:
+        raise UsageError("--judge-persona only applies with --scorer judge", "add it or drop it")
+    out = OutputFile(Path(options.out)) if options.out else None
+    done = out.ok_ids if out is not None else set()
+    pairs = [
+        (item, strategy)
+        for item in items
+        for strategy in strategies
+        if f"{item.item.id}::{strategy}" not in done
+    ]
+    kept: list[dict[str, Any]] = []
+    runner: _Runner | None = None
+    with out if out is not None else contextlib.nullcontext():
+
+        def write(line: dict[str, Any]) -> None:
+            kept.append(line)
+            if out is not None:
+                out.write(0, line)
+
+        if pairs:
+            runner = _run_pairs(request, alone, judge, tolerance, write, pairs)
+    stopped = runner.stopped if runner is not None else None
+    if stopped is not None:
+        from council.app.run import STOPPED_BY
+
+        how = "interrupted" if stopped == EXIT_INTERRUPTED else f"stopped by {STOPPED_BY[stopped]}"
+        where = f"; they are in {options.out}: the same command goes on" if out else ""
+        sys.stderr.write(
+            f"council: eval {how}; {len(kept)} of {len(pairs)} runs had finished{where}\n"
+        )
+    elif runner is not None and runner.answered == 0:
+        raise _nothing_answered(runner.failures, request)
+    lines = _read_lines(Path(options.out)) if options.out else kept
+    return EvalReport(
+        data=options.data,
+        strategies=strategies,
+        summaries=summarize(lines, strategies),
+        lines=lines,
+        items=len(items),
+        asked=len(pairs),
+        reused=len(items) * len(strategies) - len(pairs),
+        bad_lines=bad,
+        scorer=options.scorer or "choice/exact",
+        tolerance=str(tolerance),
+        out=options.out,
+        stopped=stopped,
+    )
+
+
+def _run_pairs(
+    request: AskRequest,
+    alone: dict[str, Persona],
+    judge: Persona | None,
+    tolerance: Tolerance,
+    write: Callable[[dict[str, Any]], None],
+    pairs: list[tuple[EvalItem, str]],
+) -> _Runner:
+    from council.app.limits import save_learned, seed_learned
+
+    with _served(request) as endpoints:
+        plans = StrategyPlans(request, alone, endpoints)
+        cap = max_concurrency_for(endpoints[0], len(pairs))
+        runner = _Runner(plans, judge, tolerance, write, cap)
+        watched = [endpoints[0], *endpoints[1].values()]
+        seed_learned(watched)
+        try:
+            asyncio.run(runner.run(pairs, _progress(len(pairs))))
+        except KeyboardInterrupt:
+            runner.stopped = EXIT_INTERRUPTED
+        except asyncio.CancelledError:
+            if runner.stopped is None:
+                raise
+        finally:
+            save_learned(watched)
+    return runner
+
+
+def _nothing_answered(failures: list[Any], request: AskRequest) -> Exception:
+    """The error when no strategy answered anything: the endpoint is down, or the key wrong."""
+    from council.app.run import _all_failed_error
+
+    if not failures:
+        return EndpointError("no strategy produced an answer", "check the endpoint and the model")
+    return _all_failed_error(failures, request.settings.endpoint, len(request.personas))

@@ -1,0 +1,247 @@
+"""`council eval DATA.jsonl`: strategies compared on labelled questions (accuracy, cost)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from council.app.flags import AskFlags
+from council.cli.base import app, handles_errors, say
+from council.cli.options import (
+    OUTPUT_PANEL,
+    ApiKeyEnvOption,
+    ArbiterOption,
+    BaseUrlOption,
+    EndpointOption,
+    JsonOption,
+    MaxConcurrencyOption,
+    ModelOption,
+    ModelPathOption,
+    PersonasOption,
+    PresetOption,
+    RetriesOption,
+    SystemOption,
+    TimeoutOption,
+)
+from council.errors import UsageError
+
+if TYPE_CHECKING:
+    from council.app.eval import EvalReport
+
+__all__ = ["eval_command"]
+
+EVAL_PANEL = "Evaluation"
+
+
+@app.command(name="eval")
+@handles_errors
+def eval_command(
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="JSONL: one item a line, with id, query, expected (and choices: a list).",
+            metavar="DATA",
+            show_default=False,
+        ),
+    ],
+    strategies: Annotated[
+        str | None,
+        typer.Option(
+            "--strategies",
+            "-S",
+            help="Comma-separated: persona names (that persona alone), synthesize, "
+            "deliberate, vote, rank.",
+            metavar="NAMES",
+            show_default="the first persona, and vote (synthesize in builds without --vote)",
+            rich_help_panel=EVAL_PANEL,
+        ),
+    ] = None,
+    scorer: Annotated[
+        str | None,
+        typer.Option(
+            "--scorer",
+            help="exact, choice, regex, number or judge.",
+            metavar="NAME",
+            show_default="choice for items with choices, else exact",
+            rich_help_panel=EVAL_PANEL,
+        ),
+    ] = None,
+    tolerance: Annotated[
+        str,
+        typer.Option(
+            "--tolerance",
+            help="For --scorer number: absolute (0.01) or relative (1%).",
+            metavar="TOL",
+            show_default="1e-6",
+            rich_help_panel=EVAL_PANEL,
+        ),
+    ] = "1e-6",
+    judge_persona: Annotated[
+        str | None,
+        typer.Option(
+            "--judge-persona",
+            help="For --scorer judge: who grades answers against expected.",
+            metavar="NAME",
+            show_default="the arbiter",
+            rich_help_panel=EVAL_PANEL,
+        ),
+    ] = None,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--rounds",
+            "-r",
+            help="Most rounds of the deliberate strategy (1 to 20).",
+            metavar="N",
+            show_default="deliberate's",
+            rich_help_panel=EVAL_PANEL,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            help="Evaluate only the first N items.",
+            metavar="N",
+            min=1,
+            show_default=False,
+            rich_help_panel=EVAL_PANEL,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write every item × strategy result here (JSONL); the same command "
+            "again skips what it holds.",
+            metavar="FILE",
+            show_default=False,
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = None,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="Also write the table as CSV, one row per strategy.",
+            metavar="FILE",
+            show_default=False,
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = None,
+    items: Annotated[
+        bool,
+        typer.Option(
+            "--items",
+            help="Also list the items each strategy got wrong (--json: every result).",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+    preset: PresetOption = None,
+    personas: PersonasOption = None,
+    arbiter: ArbiterOption = None,
+    endpoint: EndpointOption = None,
+    base_url: BaseUrlOption = None,
+    model_path: ModelPathOption = None,
+    model: ModelOption = None,
+    api_key_env: ApiKeyEnvOption = None,
+    timeout: TimeoutOption = None,
+    retries: RetriesOption = None,
+    max_concurrency: MaxConcurrencyOption = None,
+    system: SystemOption = None,
+) -> None:
+    """Ask labelled questions of several strategies and compare their accuracy and cost.
+
+    Each strategy answers every item: a persona's name is that persona alone;
+    synthesize, deliberate, vote and rank use the run's personas (-p or a preset).
+    The table gives accuracy with a 95 % Wilson interval, calls, tokens, cost and
+    latency per strategy. Items run concurrently: --max-concurrency caps both the
+    runs in flight and the calls. Exits 0 whatever the accuracy.
+
+    \b
+    Examples:
+      council eval examples/eval-basics.jsonl
+      council eval examples/eval-basics.jsonl --endpoint local --limit 10 -p judge,critic \\
+          --strategies judge,synthesize
+      council eval qa.jsonl --scorer judge --strategies judge,deliberate --rounds 2 --out r.jsonl
+      council eval qa.jsonl --json --csv table.csv
+      council eval qa.jsonl --out r.jsonl --items      (again: nothing is asked, wrong items listed)
+      jq -c 'select(.correct|not) | {item, strategy, predicted, expected}' r.jsonl
+    """
+    from council.app.eval import EvalOptions, run_eval
+
+    flags = AskFlags(
+        query=data,
+        preset=preset,
+        personas=personas,
+        arbiter=arbiter,
+        endpoint=endpoint,
+        base_url=base_url,
+        model_path=model_path,
+        model=model,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        retries=retries,
+        max_concurrency=max_concurrency,
+        json_output=json_output,
+        system=system,
+    )
+    options = EvalOptions(
+        data=data,
+        strategies=strategies,
+        scorer=scorer,
+        tolerance=tolerance,
+        judge_persona=judge_persona,
+        out=str(out) if out is not None else None,
+        limit=limit,
+        rounds=rounds,
+    )
+    report = run_eval(flags, options)
+    if csv_file is not None:
+        _write_csv(csv_file, report)
+    _print_report(report, json_output=json_output, items=items)
+    if report.stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: what finished is shown above
+        raise typer.Exit(report.stopped)
+
+
+def _write_csv(path: Path, report: EvalReport) -> None:
+    from council.render.eval_report import eval_csv
+
+    try:
+        path.write_text(eval_csv(report.summaries), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {path}: {exc.strerror or exc}", "give --csv a writable path"
+        ) from None
+
+
+def _print_report(report: EvalReport, *, json_output: bool, items: bool) -> None:
+    from council.render.eval_report import eval_markdown, eval_renderable, wrong_items
+
+    if json_output:
+        from council.render.json_out import dumps
+
+        document = report.document()
+        if items:
+            document["results"] = report.lines
+        typer.echo(dumps(document))
+        return
+    reused = f", {report.reused} from {report.out}" if report.reused else ""
+    heading = (
+        f"{report.data}: {report.items} items × {len(report.strategies)} strategies, "
+        f"scorer {report.scorer}; {report.asked} runs now{reused}"
+    )
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(eval_renderable(report.summaries, heading))
+        if items:
+            Console().print(wrong_items(report.lines, report.strategies), markup=False)
+        return
+    say(eval_markdown(report.summaries, heading))
+    if items:
+        say(wrong_items(report.lines, report.strategies))

@@ -1,0 +1,152 @@
+"""`council eval`'s report: the strategies table (rich, Markdown, CSV) and what each got wrong.
+
+Built from `StrategySummary` rows and result lines only (plain data), so the same
+table is printed in a terminal, piped as Markdown, written as CSV, and shown by
+`--items` for an eval already in a file. Everything a model wrote is cleaned of
+control sequences before a person sees it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from council.engine.scoring import StrategySummary
+from council.render.format import seconds
+from council.render.safe_text import strip_controls
+
+__all__ = [
+    "CSV_COLUMNS",
+    "eval_csv",
+    "eval_markdown",
+    "eval_renderable",
+    "summary_cells",
+    "wrong_items",
+]
+
+HEADERS = ("strategy", "accuracy", "95 % CI", "n", "calls", "tokens", "cost", "p50", "p95")
+CSV_COLUMNS = (
+    "name",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "n",
+    "correct",
+    "failed",
+    "calls",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "latency_p50",
+    "latency_p95",
+    "judge_calls",
+    "judge_tokens",
+)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+def _cost(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
+def _tokens(tokens_in: int | None, tokens_out: int | None) -> str:
+    if tokens_in is None and tokens_out is None:
+        return "unknown"
+    return f"{(tokens_in or 0) + (tokens_out or 0):,}"
+
+
+def summary_cells(summary: StrategySummary) -> tuple[str, ...]:
+    """One table row: accuracy, its Wilson interval, n, calls, tokens, cost, latency."""
+    interval = summary.interval
+    ci = "—" if interval is None else f"{interval[0] * 100:.1f}–{interval[1] * 100:.1f} %"
+    accuracy = _percent(summary.accuracy)
+    if summary.failed:
+        accuracy += f" ({summary.failed} failed)"
+    return (
+        strip_controls(summary.name),
+        accuracy,
+        ci,
+        str(summary.n),
+        f"{summary.calls:,}",
+        _tokens(summary.tokens_in, summary.tokens_out),
+        _cost(summary.cost_usd),
+        seconds(summary.latency_p50),
+        seconds(summary.latency_p95),
+    )
+
+
+def _footnote(summaries: Sequence[StrategySummary], heading: str) -> str:
+    judged = sum(s.judge_calls for s in summaries)
+    notes = [heading]
+    if judged:
+        tokens = sum(s.judge_tokens for s in summaries)
+        notes.append(f"grading took {judged:,} judge calls ({tokens:,} tokens), not counted above")
+    return "; ".join(notes)
+
+
+def eval_markdown(summaries: Sequence[StrategySummary], heading: str) -> str:
+    """The strategies table in Markdown, with a line saying what was evaluated."""
+    rows = [HEADERS, *(summary_cells(s) for s in summaries)]
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" for _ in HEADERS) + "|"]
+    for row in rows[1:]:
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    return "\n".join([*lines, "", _footnote(summaries, heading), ""])
+
+
+def eval_renderable(summaries: Sequence[StrategySummary], heading: str) -> RenderableType:
+    """The strategies table for a terminal."""
+    table = Table(title=None, show_edge=False, pad_edge=False)
+    for index, header in enumerate(HEADERS):
+        table.add_column(header, justify="left" if index == 0 else "right", no_wrap=index > 0)
+    for summary in summaries:
+        table.add_row(*summary_cells(summary))
+    return Group(table, Text(_footnote(summaries, heading), style="dim"))
+
+
+def eval_csv(summaries: Sequence[StrategySummary]) -> str:
+    """One row per strategy, numbers as numbers (accuracy 0-1), empty where unknown."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for summary in summaries:
+        data = summary.to_dict()
+        writer.writerow({k: "" if data[k] is None else data[k] for k in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = "—" if value is None else " ".join(str(value).split())
+    text = strip_controls(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def wrong_items(lines: Sequence[dict[str, Any]], strategies: Sequence[str]) -> str:
+    """Markdown: per strategy, the items it got wrong (what it predicted, what was expected)."""
+    out: list[str] = []
+    for strategy in strategies:
+        wrong = [
+            line for line in lines if line.get("strategy") == strategy and not line.get("correct")
+        ]
+        total = sum(1 for line in lines if line.get("strategy") == strategy)
+        out.append(f"## {strip_controls(strategy)}: {len(wrong)} of {total} wrong")
+        out.append("")
+        for line in wrong:
+            note = f" ({_short(line.get('note'), 80)})" if line.get("note") else ""
+            got = line.get("predicted")
+            if got is None and line.get("status") == "ok":
+                got = line.get("answer")
+            out.append(
+                f"- {_short(line.get('item'), 40)}: got {_short(got)}, "
+                f"expected {_short(line.get('expected'))}{note}"
+            )
+        out.append("")
+    return "\n".join(out)
