@@ -502,3 +502,33 @@ def test_a_probe_turned_away_pauses_nothing_and_the_next_probe_waits_twice_as_lo
     seen, paused = asyncio.run(scenario())
     assert seen == [5, 4, 4, 5]
     assert paused <= time.monotonic()
+
+
+def test_one_budget_usd_for_the_whole_batch_stops_starting_items(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    from tests.test_cost import priced_profile
+
+    priced_profile(fake)  # $1,000 and $2,000 per million tokens in and out
+    items = write_items(tmp_path / "items.jsonl", 8)
+    out = tmp_path / "out.jsonl"
+    result = invoke(
+        "batch", str(items), "--endpoint", "fake", "-p", "judge", "--out", str(out),
+        "--max-concurrency", "1", "-o", "max_tokens", "50", "--budget-usd", "1.0",
+    )  # fmt: skip
+    asked = len(fake.requests)
+    assert 0 < asked < 8, result.output  # the budget ran out part way
+    assert "--budget-usd" in result.stderr
+    lines = lines_of(out)
+    assert lines[0]["status"] == "ok" and lines[-1]["errors"][0]["error_kind"] == "budget"
+    spent = sum(line["metrics"]["cost_usd"] or 0 for line in lines)
+    assert 0 < spent <= 1.0  # every call was reserved against the one shared budget
+
+
+def test_a_batch_budget_without_a_price_is_refused_before_any_item(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    items = write_items(tmp_path / "items.jsonl", 2)
+    result = batch(fake, items, tmp_path / "out.jsonl", "-p", "judge", "--budget-usd", "1")
+    assert result.exit_code == 2 and "no price is known" in result.stderr
+    assert not fake.requests

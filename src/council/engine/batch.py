@@ -35,6 +35,7 @@ from council.endpoint.errors import internal_error
 from council.engine.budget import Budget, budget_scope
 from council.engine.calls import limit_changes_reported
 from council.engine.clients import EndpointClients
+from council.engine.cost import total_cost
 from council.engine.deliberation import DeliberationRun
 from council.engine.events import (
     CallEnded,
@@ -108,6 +109,8 @@ class ItemOutcome:
             "calls": len(self.calls),
             "retries": sum(c.retries for c in self.calls),
             "resends": sum(c.resends for c in self.calls),
+            # USD of the known part; None when no call's price is known (never 0 for unknown).
+            "cost_usd": total_cost([c.cost_usd for c in self.calls]),
         }
 
 
