@@ -66,6 +66,22 @@ def test_an_unreadable_ballot_is_an_abstention_that_says_why(reply, why):
     assert why in ballot.reason
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"choice": {"choice": "temperature", "confidence": 0.4}, "confidence": 0.5}',
+        '{"choice": ["A", "B"]}',
+        '{"choice": true}',
+        '{"choice": "  "}',
+    ],
+)
+def test_a_json_choice_that_is_no_text_or_number_is_no_ballot(reply):
+    # Seen from a 135M model in `council eval`: an object nested as the choice became
+    # a "choice" of its own (its str()) and tied the vote.
+    ballot = read_ballot("critic", reply)
+    assert ballot.choice is None and not ballot.raw_ok
+
+
 def test_yes_no_choices_and_free_answers_are_normalised():
     yes_no = parse_choices("yes, no")
     assert read_ballot("judge", "Yes.", yes_no).choice == "yes"

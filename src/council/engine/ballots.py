@@ -82,6 +82,14 @@ def _from_json(data: dict[str, Any]) -> tuple[Any, Any, Any]:
     return choice, lowered.get("confidence"), lowered.get("reason")
 
 
+def _is_choice(value: Any) -> bool:
+    """A JSON choice is a text or a number: a small model nests objects and lists in it,
+    which are no choice (str() of them would become a choice of its own)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return False
+    return bool(str(value).strip())
+
+
 def _one_line(text: Any) -> str:
     return " ".join(str(text).split()) if text is not None else ""
 
@@ -89,10 +97,14 @@ def _one_line(text: Any) -> str:
 def read_ballot(persona: str, reply: str, choices: Sequence[str] = ()) -> Ballot:
     """The ballot in `reply`: a JSON object with a choice, a "Choice: X" line, or a bare
     answer; an abstention (choice None, `raw_ok` False) saying why when none is there."""
-    candidates = [o for o in _json_objects(reply) if _from_json(o)[0] is not None]
+    objects = _json_objects(reply)
+    candidates = [o for o in objects if _is_choice(_from_json(o)[0])]
     if candidates:
         raw, confidence, reason = _from_json(candidates[0])
         return _ballot(persona, str(raw), _as_confidence(confidence), _one_line(reason), choices)
+    if any(_from_json(o)[0] is not None for o in objects):
+        why = "the ballot's choice is not a text or a number"
+        return Ballot(persona, None, None, why, raw_ok=False)
     stated = _STATED.findall(reply)
     if stated:  # the last one: a reply may think aloud before it decides
         confidence = _CONFIDENCE.search(reply)
