@@ -420,6 +420,27 @@ def test_rank_is_scored_on_the_answer_ranked_first(fake, tmp_path):
     assert rank["correct"] in (0, 1)  # which answer is first depends on the seeded labels
 
 
+def test_an_items_own_scorer_is_used_unless_the_flag_names_one(fake, tmp_path):
+    data = write_items(
+        tmp_path / "mixed.jsonl",
+        [
+            {"id": "n", "query": "12 x 12?", "expected": "144", "scorer": "number"},
+            {"id": "w", "query": "Opposite of hot?", "expected": "cold"},
+            {"id": "bad", "query": "?", "expected": "x", "scorer": "vibes"},
+        ],
+    )
+    fake.script("skeptic", Reply(text="12 × 12 = 144"), Reply(text="cold"))
+    result = run_eval(fake, data, "--strategies", "skeptic", "--json")
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.stdout)["strategies"]
+    assert (entry["n"], entry["correct"]) == (2, 2)  # "12 × 12 = 144" is 144 as a number
+    assert f"{data}:3: unknown scorer 'vibes'" in result.stderr
+    fake.script("skeptic", Reply(text="12 × 12 = 144"), Reply(text="cold"))
+    flagged = run_eval(fake, data, "--strategies", "skeptic", "--json", "--scorer", "exact")
+    (entry,) = json.loads(flagged.stdout)["strategies"]
+    assert (entry["n"], entry["correct"]) == (2, 1)  # the flag wins: not exactly "144"
+
+
 def test_bad_lines_are_reported_with_their_numbers_and_skipped(fake, tmp_path):
     data = tmp_path / "mixed.jsonl"
     data.write_text(

@@ -85,7 +85,7 @@ class EvalReport:
     asked: int  # item × strategy pairs run now (the rest were in --out already)
     reused: int
     bad_lines: int
-    scorer: str  # the --scorer, or "choice/exact" for the per-item default
+    scorer: str  # the --scorer, or "per item" (its own, else choice or exact)
     tolerance: str
     out: str | None = None
     stopped: int | None = None  # the exit code when a signal stopped it (130, 143, 129)
@@ -147,7 +147,11 @@ def _read(options: EvalOptions, scorer: str | None) -> tuple[list[EvalItem], int
     items: list[EvalItem] = []
     for item in read_items(options.data, on_bad_line=report, format="jsonl"):
         expected, choices = item.fields.get("expected"), item.fields.get("choices")
-        own = scorer or ("choice" if choices is not None else "exact")
+        named = item.fields.get("scorer")  # an item's own scorer; --scorer wins over it
+        if named is not None and named not in SCORERS:
+            report(BadLine(item.line, f"unknown scorer {named!r}; use one of {', '.join(SCORERS)}"))
+            continue
+        own = scorer or named or ("choice" if choices is not None else "exact")
         problem = check_expected(own, expected, choices)
         if problem is not None:
             report(BadLine(item.line, problem))
@@ -396,7 +400,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         asked=len(pairs),
         reused=len(items) * len(strategies) - len(pairs),
         bad_lines=bad,
-        scorer=options.scorer or "choice/exact",
+        scorer=options.scorer or "per item",
         tolerance=str(tolerance),
         out=options.out,
         stopped=stopped,
