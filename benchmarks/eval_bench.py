@@ -4,9 +4,9 @@
     python benchmarks/eval_bench.py --items 40 --latency 0.3
 
 1. `--vote`'s early stop: the ballot calls and tokens it saves when the first ballots
-   agree (`benchmarks/vote_bench.py`'s `measure()`, from the voting branch).
+   agree (`benchmarks/vote_bench.py`'s `measure()`).
 2. Budgets: the overshoot over 100 runs with random budgets (`benchmarks/budget_bench.py`'s
-   `measure()`, from the cost branch).
+   `measure()`).
 3. `council eval` itself: N items × one persona, each call taking L seconds on the fake
    server, run one pair at a time and with `--max-concurrency 8`, side by side (the
    ratio is what concurrency buys; the ideal is 8), and a resumed run (the same --out)
@@ -55,17 +55,10 @@ def _cell(value: Any) -> str:
 
 
 def others() -> None:
-    """The other branches' measurements, each under its heading (skipped when missing)."""
+    """The vote and budget benchmarks' measurements, each under its heading."""
     for module_name, heading in MEASUREMENTS:
         print(f"\n## {heading}\n")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            print(f"(skipped: benchmarks/{module_name}.py is not in this build)")
-            continue
-        print_table(module.measure())
+        print_table(importlib.import_module(module_name).measure())
 
 
 def _items(path: Path, count: int) -> str:

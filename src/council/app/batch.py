@@ -433,7 +433,7 @@ def _summary_line(run: BatchRun, options: BatchOptions) -> str:
     return f"council: batch: {counts}{where}{took}{budget}"
 
 
-# -- the provider's Batch API and the self-hosted batch runner (app/batch_api.py, i16-api) ---
+# -- the provider's Batch API and the self-hosted batch runner (app/batch_api.py) --------
 
 
 def _via_batch_api(

@@ -48,7 +48,7 @@ __all__ = [
 
 # Strategies that use the run's personas; any other name is a persona alone.
 COUNCIL_STRATEGIES = ("vote", "rank", "synthesize", "deliberate")
-# The strategies that need the voting branch's engine (OracleResult.vote / .ranking).
+# The strategies answered by the voting engine (OracleResult.vote / .ranking).
 _VOTING = ("vote", "rank")
 
 

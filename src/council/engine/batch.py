@@ -63,9 +63,10 @@ from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 
 __all__ = ["CLIENT_OPTIONS", "BatchJob", "BatchRun", "ItemOutcome"]
 
-# How a batch's endpoint clients are made. Calls stream, as everywhere in council; a
-# non-streamed call (cheaper per call; no time to first token, no interrupted-stream
-# detection) is this one line, once the endpoint client offers it.
+# How a batch's endpoint clients are made. Calls stream, as everywhere in council. The
+# client also offers a non-streamed call (`EndpointClient.complete(stream=False)`:
+# cheaper per call, no time to first token, no interrupted-stream detection); a batch
+# does not use it yet, as its plans carry no per-call choice of it.
 CLIENT_OPTIONS: dict[str, Any] = {}
 
 # Per-token events nobody in a batch reads: not forwarded (and, as the item's bus is not
