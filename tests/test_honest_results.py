@@ -62,7 +62,7 @@ def test_an_eval_out_of_another_council_is_asked_again_and_says_why(fake, tmp_pa
     second, stderr = run_eval(fake, data, out, "-p", "judge,skeptic", "--strategies", "synthesize")
     assert sorted({r.persona for r in fake.requests}) == ["arbiter", "judge", "skeptic"]
     assert (second["asked"], second["reused"]) == (2, 0)
-    assert second["redone"] == {"came from another setup (personas, system prompts)": 2}
+    assert second["redone"] == {"came from another setup (personas)": 2}
     assert "asking 2 runs of" in stderr and "another setup (personas" in stderr
     (synthesize,) = second["strategies"]
     assert (synthesize["n"], synthesize["correct"]) == (2, 0)  # the new council's answers only

@@ -112,12 +112,10 @@ def strategy_setups(
 def _member_changes(old: Any, new: list[dict[str, Any]]) -> list[str]:
     if not isinstance(old, list) or len(old) != len(new):
         return ["personas"]
-    changed = []
     pairs = list(zip(old, new, strict=True))
-    for key, word in _MEMBER_WORDS.items():
-        if any(not isinstance(o, dict) or o.get(key) != n[key] for o, n in pairs):
-            changed.append(word)
-    return changed
+    if any(not isinstance(o, dict) or o.get("name") != n["name"] for o, n in pairs):
+        return ["personas"]  # other members: other prompts and models go without saying
+    return [w for key, w in _MEMBER_WORDS.items() if any(o.get(key) != n[key] for o, n in pairs)]
 
 
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
