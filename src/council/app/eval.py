@@ -321,6 +321,17 @@ class _Runner:
         return ("pass" if verdict else "fail"), note
 
 
+def _this_councils(
+    line: dict[str, Any], wanted: dict[str, tuple[str, str]], record: LineRecord
+) -> bool:
+    """Whether a line answers one of this eval's pairs, by this council, to this question."""
+    pair = wanted.get(str(line.get("id")))
+    if pair is None:
+        return False
+    question, strategy = pair
+    return not_reusable(line, record.setups[strategy], question) is None
+
+
 def _last_lines(path: Path) -> dict[str, dict[str, Any]]:
     """Each pair's last line in --out (the file may hold a redone pair twice until closed)."""
     return {str(line.get("id")): line for line in _read_lines(path)}
@@ -424,15 +435,9 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
     elif runner is not None and runner.answered == 0 and asked:
         raise _nothing_answered(runner.failures, request)
     # The report: this council's lines for these items only, never another setup's.
-    wanted = {f"{item.item.id}::{strategy}": item for item in items for strategy in strategies}
-    stored = _read_lines(Path(options.out)) if options.out else kept
-    lines = [
-        line
-        for line in stored
-        if line.get("id") in wanted
-        and not_reusable(line, record.setups[line["strategy"]], question_digest(wanted[line["id"]]))
-        is None
-    ]
+    wanted = {f"{i.item.id}::{s}": (question_digest(i), s) for i in items for s in strategies}
+    on_file = _read_lines(Path(options.out)) if options.out else kept
+    lines = [line for line in on_file if _this_councils(line, wanted, record)]
     return EvalReport(
         data=options.data,
         strategies=strategies,
