@@ -274,6 +274,25 @@ def test_a_budget_that_lowered_max_tokens_says_so_with_the_new_limit(fake: FakeO
     ]
 
 
+def test_a_batch_says_how_many_calls_its_budget_lowered(fake: FakeOpenAI, tmp_path: Path) -> None:
+    from tests.test_cost import priced_profile
+
+    priced_profile(fake)  # $1,000 and $2,000 per million tokens in and out
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(f'{{"id": "i{i}", "query": "q{i}"}}\n' for i in range(8)))
+    result = invoke(
+        "batch", str(items), "--endpoint", "fake", "-p", "judge", "--out", str(tmp_path / "o"),
+        "--max-concurrency", "1", "-o", "max_tokens", "200", "--budget-usd", "1.0",
+    )  # fmt: skip
+    sent = [r.body["max_tokens"] for r in fake.requests if r.body]
+    lowered = [room for room in sent if room < 200]
+    assert lowered, sent  # the budget ran low part way
+    assert (
+        f"--budget-usd lowered max_tokens of {len(lowered)} calls (the lowest to {min(lowered)})"
+        in result.stderr
+    )
+
+
 def _spent(result: Any) -> str:
     """The tokens spent, as the line says them (read back: the server counted them)."""
     line = next(line for line in result.stderr.splitlines() if "lowered" in line)

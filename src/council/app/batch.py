@@ -457,6 +457,12 @@ def _summary_line(run: BatchRun, options: BatchOptions) -> str:
         how = STOPPED_BY.get(run.interrupted_exit, "a signal")
         return f"council: batch stopped by {how}: {counts}{where}; the same command resumes it"
     budget = f"; stopped starting items at {p.stopped_by}" if p.stopped_by else ""
+    lowered = run.budget.lowered_to if run.budget is not None else []
+    if lowered:  # --budget-usd sent these with less room: their answers may be cut at it
+        least = min(granted for _, _, granted in lowered)
+        budget += (
+            f"; --budget-usd lowered max_tokens of {len(lowered):,} calls (the lowest to {least:,})"
+        )
     return f"council: batch: {counts}{where}{took}{budget}"
 
 
