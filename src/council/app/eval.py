@@ -13,10 +13,13 @@ endpoint's limiter, shared by all of them. Plans run through `app.run.run_quietl
 the engines without views.
 
 With `--out`, every item × strategy result is one line of the file, written as it
-finishes (`app.batch_output.OutputFile`, id `ITEM::STRATEGY`): the same command again
-skips the pairs already answered, asks the failed ones again, and reports on every
-line of the file. Not recorded in the history: the recorder keeps one engine run per
-history run, and an eval is hundreds of them (see ARCHITECTURE.md).
+finishes (`app.batch_output.OutputFile`, id `ITEM::STRATEGY`), with what produced it
+(`app.eval_setup`): the same command again skips the pairs this council already
+answered, asks again the failed ones and those another setup answered (saying how many
+and why), re-scores stored answers whose scoring changed without asking again, and
+reports on this council's lines for its items. Not recorded in the history: the
+recorder keeps one engine run per history run, and an eval is hundreds of them (see
+ARCHITECTURE.md).
 """
 
 from __future__ import annotations
