@@ -76,8 +76,10 @@ def test_personas_that_do_not_fit_are_not_started(fake: FakeOpenAI) -> None:
     assert refused["persona"] == "skeptic" and refused["error_kind"] == "budget"
     assert refused["cost_usd"] == 0
     assert doc["budget"]["stopped"] and doc["budget"]["not_started"] == ["r1-skeptic"]
-    line = [ln for ln in stderr.splitlines() if "budget" in ln]
+    line = [ln for ln in stderr.splitlines() if "reached" in ln]
     assert len(line) == 1 and "not started: skeptic" in line[0]
+    # ...and the two that went with less room than they asked say so, with the new limit.
+    assert "max_tokens lowered to 26 for r1-judge, r1-critic (from 50)" in stderr
     assert doc["cost_usd"] <= budget
     rows = history_rows("SELECT persona, status, cost_usd FROM calls WHERE persona = 'skeptic'")
     assert [(r["status"], r["cost_usd"]) for r in rows] == [("not_started", 0)]

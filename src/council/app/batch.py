@@ -54,6 +54,8 @@ VIAS = ("direct", "batch-api")
 # Items started at once per call the endpoint takes at once: enough waiting calls to keep
 # every slot busy while an item's last call finishes, few enough to bound memory.
 ITEMS_PER_SLOT = 1
+# The failed calls whose messages the history keeps for `council show` (the rest: --out).
+RECORDED_ERRORS = 2000
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,18 @@ def _items(options: BatchOptions, on_bad_line: Callable[[BadLine], None]) -> Ite
     )
 
 
+def _check_template(options: BatchOptions) -> None:
+    """A --template against the input's first item, before anything is written or sent.
+
+    The reader raises the UsageError ("did you mean {body}?") at a first item that lacks
+    a field the template names; standard input cannot be read twice, so there the
+    reading itself stops the batch at that item, before any is asked.
+    """
+    if options.template is None or options.source == "-":
+        return
+    next(_items(options, lambda bad: None), None)  # dropped at once: the file is closed
+
+
 def _reporting_bad_lines(source: str) -> Callable[[BadLine], None]:
     shown = "standard input" if source == "-" else source
 
@@ -159,6 +173,7 @@ def _reporting_bad_lines(source: str) -> Callable[[BadLine], None]:
 def run_batch(flags: AskFlags, options: BatchOptions) -> int:
     """`council batch FILE`: run (or with --dry-run, estimate) the batch; the exit code."""
     _check(flags, options)
+    _check_template(options)
     values = flags.setting_values()
     if options.mode == "deliberate":
         values = flags.setting_values(
@@ -234,10 +249,17 @@ class _Lines:
     def __init__(self, out: OutputFile, view: BatchProgressView) -> None:
         self.out = out
         self.view = view
+        # The failed calls' messages, by item, for the history (`council show`): the
+        # calls' rows keep no message. Bounded: a batch of failures is one outage.
+        self.errors: list[dict[str, Any]] = []
 
     def __call__(self, outcome: ItemOutcome) -> None:
         item: BatchItem = outcome.job.payload
-        self.out.write(outcome.job.seq, _item_line(item, outcome))
+        line = _item_line(item, outcome)
+        self.out.write(outcome.job.seq, line)
+        for error in line["errors"]:
+            if error.get("persona") is not None and len(self.errors) < RECORDED_ERRORS:
+                self.errors.append({"item": item.id, **error})
         self.view.item_ended()
 
 
@@ -364,10 +386,11 @@ def _run(
     plan_dict = {**template.to_dict(), "command": "batch", "batch": _described(options)}
     recorder = start_recording(record, "batch", plan_dict, bus)
     view = BatchProgressView(err.console, progress, enabled=not flags.quiet)
+    lines = _Lines(out, view)
     run = BatchRun(
         template,
         bus,
-        on_item=_Lines(out, view),
+        on_item=lines,
         on_dropped=lambda job: out.skip(job.seq),  # --ordered: nothing waits for it
         items_at_once=max(1, template.max_concurrency * ITEMS_PER_SLOT),
         label=f"batch of {options.source}",
@@ -392,7 +415,11 @@ def _run(
             out.close()
         summary = {**progress.to_dict(), "exit_code": run.exit_code, "out": options.out}
         if recorder is not None:
-            recorder.finish(answer=None, document=summary, markdown=_summary_line(run, options))
+            recorder.finish(
+                answer=None,
+                document={**summary, "errors": lines.errors},
+                markdown=_summary_line(run, options),
+            )
         stop_recording(recorder, err)
         if record is not None:
             save_learned(endpoints)
@@ -430,6 +457,12 @@ def _summary_line(run: BatchRun, options: BatchOptions) -> str:
         how = STOPPED_BY.get(run.interrupted_exit, "a signal")
         return f"council: batch stopped by {how}: {counts}{where}; the same command resumes it"
     budget = f"; stopped starting items at {p.stopped_by}" if p.stopped_by else ""
+    lowered = run.budget.lowered_to if run.budget is not None else []
+    if lowered:  # --budget-usd sent these with less room: their answers may be cut at it
+        least = min(granted for _, _, granted in lowered)
+        budget += (
+            f"; --budget-usd lowered max_tokens of {len(lowered):,} calls (the lowest to {least:,})"
+        )
     return f"council: batch: {counts}{where}{took}{budget}"
 
 

@@ -22,6 +22,7 @@ objects), and a value that is not text goes in as JSON.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import itertools
 import json
@@ -74,6 +75,24 @@ class _Bad(Exception):
     """A line's reason for being bad, raised inside a reader."""
 
 
+class _NoField(_Bad):
+    """A record without a field the template names (the first one's is a usage error)."""
+
+    def __init__(self, name: str, fields: list[str]) -> None:
+        super().__init__(f'no field "{name}" for the template')
+        self.name, self.fields = name, fields
+
+    def usage_error(self, where: str) -> UsageError:
+        """The template names a field the first item lacks: a typo, most likely."""
+        close = difflib.get_close_matches(self.name, self.fields, n=1, cutoff=0.6)
+        has = ", ".join(self.fields) or "none"
+        return UsageError(
+            f"{where}: --template field {{{self.name}}} is not a field of the first item "
+            f"(it has {has})",
+            f"did you mean {{{close[0]}}}?" if close else "name one of its fields",
+        )
+
+
 class _Template:
     """A checked `--template`: plain field names only, each a record must have."""
 
@@ -106,7 +125,7 @@ class _Template:
         try:
             return self.template.format_map(_Fields(record))
         except KeyError as exc:
-            raise _Bad(f'no field "{exc.args[0]}" for the template') from None
+            raise _NoField(str(exc.args[0]), [str(k) for k in record]) from None
 
 
 class _Fields(dict[str, str]):
@@ -117,8 +136,10 @@ class _Fields(dict[str, str]):
         self.record = record
 
     def __missing__(self, key: str) -> str:
-        if key not in self.record or self.record[key] is None:
+        if key not in self.record:
             raise KeyError(key)
+        if self.record[key] is None:
+            raise _Bad(f'the field "{key}" of the template is null')
         value = self.record[key]
         return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
@@ -311,6 +332,10 @@ def _items(
         for number, record in records:
             if isinstance(record, BatchItem) and record.id in seen:
                 record = _Bad(f'duplicate id "{record.id}"')
+            if isinstance(record, _NoField) and not seen:
+                # The template is checked against the first item: a field it lacks is a
+                # typo in the template far more often than a gap in the data.
+                raise record.usage_error(_where(source, number))
             if isinstance(record, _Bad):
                 if strict:
                     raise UsageError(

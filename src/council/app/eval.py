@@ -13,10 +13,13 @@ endpoint's limiter, shared by all of them. Plans run through `app.run.run_quietl
 the engines without views.
 
 With `--out`, every item × strategy result is one line of the file, written as it
-finishes (`app.batch_output.OutputFile`, id `ITEM::STRATEGY`): the same command again
-skips the pairs already answered, asks the failed ones again, and reports on every
-line of the file. Not recorded in the history: the recorder keeps one engine run per
-history run, and an eval is hundreds of them (see ARCHITECTURE.md).
+finishes (`app.batch_output.OutputFile`, id `ITEM::STRATEGY`), with what produced it
+(`app.eval_setup`): the same command again skips the pairs this council already
+answered, asks again the failed ones and those another setup answered (saying how many
+and why), re-scores stored answers whose scoring changed without asking again, and
+reports on this council's lines for its items. Not recorded in the history: the
+recorder keeps one engine run per history run, and an eval is hundreds of them (see
+ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -35,12 +38,22 @@ from typing import Any
 from council.app.ask import AskRequest, _resolve, _with_defaults
 from council.app.batch_input import BadLine, read_items
 from council.app.batch_output import OutputFile
+from council.app.eval_setup import (
+    LineRecord,
+    Work,
+    member_setup,
+    not_reusable,
+    question_digest,
+    scored_plainly,
+    sort_out,
+    stored_answer,
+    strategy_setups,
+)
 from council.app.eval_strategies import (
     EvalItem,
     StrategyPlans,
     answer_of,
     choose_strategies,
-    score_answer,
 )
 from council.app.flags import AskFlags
 from council.config.personas import Persona
@@ -89,6 +102,9 @@ class EvalReport:
     tolerance: str
     out: str | None = None
     stopped: int | None = None  # the exit code when a signal stopped it (130, 143, 129)
+    # Stored lines asked again, by why (another setup, failed...); answers re-scored.
+    redone: dict[str, int] = field(default_factory=dict)
+    rescored: int = 0
 
     def document(self) -> dict[str, Any]:
         return {
@@ -97,6 +113,8 @@ class EvalReport:
             "items": self.items,
             "asked": self.asked,
             "reused": self.reused,
+            "redone": dict(self.redone),
+            "rescored": self.rescored,
             "bad_lines": self.bad_lines,
             "out": self.out,
             "strategies": [s.to_dict() for s in self.summaries],
@@ -111,7 +129,7 @@ class _Meter:
     # None: no call reported that count (a local llama.cpp server may not): unknown, not 0.
     tokens_in: int | None = None
     tokens_out: int | None = None
-    costs: list[float] = field(default_factory=list)
+    costs: list[float | None] = field(default_factory=list)  # None: that call's is unknown
     failures: list[Any] = field(default_factory=list)
 
     def handle(self, event: Any) -> None:
@@ -125,15 +143,17 @@ class _Meter:
             self.tokens_in = (self.tokens_in or 0) + outcome.tokens_in
         if outcome.tokens_out is not None:
             self.tokens_out = (self.tokens_out or 0) + outcome.tokens_out
-        cost = getattr(outcome, "cost_usd", None)  # the cost branch's field; unknown until then
-        if isinstance(cost, int | float):
-            self.costs.append(float(cost))
+        cost = outcome.cost_usd
+        self.costs.append(float(cost) if isinstance(cost, int | float) else None)
         if not outcome.answered:
             self.failures.append(outcome)
 
     @property
     def cost_usd(self) -> float | None:
-        return round(sum(self.costs), 8) if self.costs else None
+        from council.engine.cost import total_cost
+
+        total = total_cost(self.costs)  # free calls beside unknown ones: unknown, not $0
+        return None if total is None else round(total, 8)
 
 
 def _read(options: EvalOptions, scorer: str | None) -> tuple[list[EvalItem], int]:
@@ -193,15 +213,17 @@ class _Runner:
         tolerance: Tolerance,
         write: Callable[[dict[str, Any]], None],
         cap: int,
+        record: LineRecord,
     ) -> None:
         self.plans, self.judge, self.tolerance, self.write = plans, judge, tolerance, write
         self.cap = cap
+        self.record = record
         self.failures: list[Any] = []
         self.answered = 0
         self.done = 0
         self.stopped: int | None = None  # the exit code of a signal that stopped the run
 
-    async def run(self, pairs: list[tuple[EvalItem, str]], progress: Callable[[int], None]) -> None:
+    async def run(self, pairs: list[Work], progress: Callable[[int], None]) -> None:
         """Every pair, under the cap. SIGTERM and SIGHUP stop it as Ctrl-C does (`stopped`)."""
         from council.app.run import stop_signals_call
 
@@ -216,21 +238,22 @@ class _Runner:
         with stop_signals_call(asyncio.get_running_loop(), stop):
             await self._all(pairs, progress)
 
-    async def _all(
-        self, pairs: list[tuple[EvalItem, str]], progress: Callable[[int], None]
-    ) -> None:
+    async def _all(self, pairs: list[Work], progress: Callable[[int], None]) -> None:
         slots = asyncio.Semaphore(self.cap)
 
-        async def one(item: EvalItem, strategy: str) -> None:
+        async def one(item: EvalItem, strategy: str, stored: dict[str, Any] | None) -> None:
             async with slots:
-                line = await self._pair(item, strategy)
+                if stored is None:
+                    line = await self._pair(item, strategy)
+                else:
+                    line = await self._rescored(item, stored)
             self.write(line)
             self.done += 1
             progress(self.done)
 
         async with asyncio.TaskGroup() as group:
-            for item, strategy in pairs:
-                group.create_task(one(item, strategy))
+            for item, strategy, stored in pairs:
+                group.create_task(one(item, strategy, stored))
 
     async def _run(self, plan: OraclePlan | DeliberationPlan) -> tuple[Any, _Meter]:
         from council.app.run import run_quietly
@@ -256,30 +279,27 @@ class _Runner:
             "cost_usd": meter.cost_usd,
             "latency": round(latency, 4),
         }
-        predicted: Any = None
-        correct = False
         if answer is None:
             self.failures.extend(meter.failures)
-        else:
-            self.answered += 1
-            if item.scorer == "judge":
-                predicted, note = await self._judge(item, answer, metrics, note)
-                correct = predicted == "pass"
-            elif answer:
-                predicted, correct = score_answer(item, answer, self.tolerance)
-        return {
-            "id": f"{item.item.id}::{strategy}",
-            "item": item.item.id,
-            "strategy": strategy,
-            "status": "ok" if answer is not None else "failed",
-            "scorer": item.scorer,
-            "answer": answer,
-            "predicted": predicted,
-            "expected": item.expected,
-            "correct": correct,
-            "note": note or None,
-            "metrics": metrics,
-        }
+            return self.record.line(item, strategy, None, (None, False, note), metrics)
+        self.answered += 1
+        scored = await self._score(item, answer, note, metrics)
+        return self.record.line(item, strategy, answer, scored, metrics)
+
+    async def _score(
+        self, item: EvalItem, answer: str, note: str, metrics: dict[str, Any]
+    ) -> tuple[Any, bool, str]:
+        """(predicted, correct, note) of an answer under the item's scorer."""
+        if item.scorer == "judge" and answer:
+            predicted, note = await self._judge(item, answer, metrics, note)
+            return predicted, predicted == "pass", note
+        return scored_plainly(item, answer, note, self.tolerance)
+
+    async def _rescored(self, item: EvalItem, stored: dict[str, Any]) -> dict[str, Any]:
+        """A stored answer judged again (another judge, expected, or --scorer judge now)."""
+        answer, note, metrics = stored_answer(stored)
+        scored = await self._score(item, answer, note, metrics)
+        return self.record.line(item, str(stored["strategy"]), answer, scored, metrics)
 
     async def _judge(
         self, item: EvalItem, answer: str, metrics: dict[str, Any], note: str
@@ -302,6 +322,22 @@ class _Runner:
             )
             return None, f"{note}; {why}: counted wrong" if note else f"{why}: counted wrong"
         return ("pass" if verdict else "fail"), note
+
+
+def _this_councils(
+    line: dict[str, Any], wanted: dict[str, tuple[str, str]], record: LineRecord
+) -> bool:
+    """Whether a line answers one of this eval's pairs, by this council, to this question."""
+    pair = wanted.get(str(line.get("id")))
+    if pair is None:
+        return False
+    question, strategy = pair
+    return not_reusable(line, record.setups[strategy], question) is None
+
+
+def _last_lines(path: Path) -> dict[str, dict[str, Any]]:
+    """Each pair's last line in --out (the file may hold a redone pair twice until closed)."""
+    return {str(line.get("id")): line for line in _read_lines(path)}
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
@@ -360,51 +396,70 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         judge = _with_defaults(request.catalog.get(judge_name), request.settings)
     elif options.judge_persona is not None:
         raise UsageError("--judge-persona only applies with --scorer judge", "add it or drop it")
+    record = LineRecord(
+        strategy_setups(strategies, request, alone),
+        str(tolerance),
+        None if judge is None else member_setup(judge, request),
+    )
     out = OutputFile(Path(options.out)) if options.out else None
-    done = out.ok_ids if out is not None else set()
-    pairs = [
-        (item, strategy)
-        for item in items
-        for strategy in strategies
-        if f"{item.item.id}::{strategy}" not in done
-    ]
     kept: list[dict[str, Any]] = []
     runner: _Runner | None = None
     with out if out is not None else contextlib.nullcontext():
+        earlier = _last_lines(Path(options.out)) if options.out else {}
+        plan = sort_out(items, strategies, earlier, record)
+        plan.tell(options.out)
 
         def write(line: dict[str, Any]) -> None:
             kept.append(line)
             if out is not None:
                 out.write(0, line)
 
-        if pairs:
-            runner = _run_pairs(request, alone, judge, tolerance, write, pairs)
+        # Re-scored by a scorer that asks nobody: now, with no endpoint (or model) started.
+        work: list[Work] = []
+        for item, strategy, stored in plan.work:
+            if stored is None or item.scorer == "judge":
+                work.append((item, strategy, stored))
+                continue
+            answer, note, metrics = stored_answer(stored)
+            scored = scored_plainly(item, answer, note, tolerance)
+            write(record.line(item, strategy, answer, scored, metrics))
+        if work:
+            runner = _run_pairs(request, alone, judge, tolerance, write, work, record)
     stopped = runner.stopped if runner is not None else None
+    asked = len(plan.work) - len(plan.rescore)
     if stopped is not None:
         from council.app.run import STOPPED_BY
 
         how = "interrupted" if stopped == EXIT_INTERRUPTED else f"stopped by {STOPPED_BY[stopped]}"
         where = f"; they are in {options.out}: the same command goes on" if out else ""
         sys.stderr.write(
-            f"council: eval {how}; {len(kept)} of {len(pairs)} runs had finished{where}\n"
+            f"council: eval {how}; {len(kept)} of {len(plan.work)} runs had finished{where}\n"
         )
-    elif runner is not None and runner.answered == 0:
+    elif runner is not None and runner.answered == 0 and asked:
         raise _nothing_answered(runner.failures, request)
-    lines = _read_lines(Path(options.out)) if options.out else kept
+    # The report: this council's lines for these items only, never another setup's.
+    wanted = {f"{i.item.id}::{s}": (question_digest(i), s) for i in items for s in strategies}
+    on_file = _read_lines(Path(options.out)) if options.out else kept
+    lines = [line for line in on_file if _this_councils(line, wanted, record)]
     return EvalReport(
         data=options.data,
         strategies=strategies,
         summaries=summarize(lines, strategies),
         lines=lines,
         items=len(items),
-        asked=len(pairs),
-        reused=len(items) * len(strategies) - len(pairs),
+        asked=asked,
+        reused=len(items) * len(strategies) - asked,
         bad_lines=bad,
         scorer=options.scorer or "per item",
         tolerance=str(tolerance),
         out=options.out,
         stopped=stopped,
+        redone=plan.redone,
+        rescored=len(plan.rescore),
     )
+
+
+# Why stored lines are asked again, as the line on stderr says it ("8 came from ...").
 
 
 def _run_pairs(
@@ -413,14 +468,15 @@ def _run_pairs(
     judge: Persona | None,
     tolerance: Tolerance,
     write: Callable[[dict[str, Any]], None],
-    pairs: list[tuple[EvalItem, str]],
+    pairs: list[Work],
+    record: LineRecord,
 ) -> _Runner:
     from council.app.limits import save_learned, seed_learned
 
     with _served(request) as endpoints:
         plans = StrategyPlans(request, alone, endpoints)
         cap = max_concurrency_for(endpoints[0], len(pairs))
-        runner = _Runner(plans, judge, tolerance, write, cap)
+        runner = _Runner(plans, judge, tolerance, write, cap, record)
         watched = [endpoints[0], *endpoints[1].values()]
         seed_learned(watched)
         try:

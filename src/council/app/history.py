@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from council.store.db import HistoryDB
+from council.store.liveness import RunLock
 from council.store.stats import GROUPINGS, StatsReport, build_stats
 
 __all__ = [
@@ -33,17 +34,30 @@ __all__ = [
 ]
 
 
-def list_runs(*, limit: int, preset: str | None, since: float | None) -> list[sqlite3.Row]:
-    """Recent runs, newest first."""
+def list_runs(*, limit: int, preset: str | None, since: float | None) -> list[dict[str, Any]]:
+    """Recent runs, newest first, a dead one's status "died"."""
     with HistoryDB.open() as history:
-        return history.runs(limit=limit, preset=preset, since=since)
+        runs = history.runs(limit=limit, preset=preset, since=since)
+        return [_as_it_stands(history, dict(run)) for run in runs]
 
 
 def find_run(run_id: str) -> tuple[dict[str, Any], list[sqlite3.Row]]:
     """A run by its id (or a unique start of it) and its calls; UsageError if there is none."""
     with HistoryDB.open() as history:
-        run = history.find_run(run_id)
+        run = _as_it_stands(history, history.find_run(run_id))
         return run, history.calls(run["id"])
+
+
+def _as_it_stands(history: HistoryDB, run: dict[str, Any]) -> dict[str, Any]:
+    """The run with status "died" where its row says running but no process holds its lock.
+
+    A `kill -9` (or a power cut) leaves the row at "running" forever; the kernel frees
+    the run's lock (store/liveness.py) whatever ends the process. The row is left as
+    written: only what is shown changes.
+    """
+    if run["status"] == "running" and not RunLock.held(history.path, run["id"]):
+        run["status"] = "died"
+    return run
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,10 @@ def _recorded_messages(node: Any, round_number: int | None, found: dict[Any, str
         round_number = node["round"]
     persona, message = node.get("persona"), node.get("message")
     if node.get("error_kind") and isinstance(persona, str) and isinstance(message, str):
+        item = node.get("item")
+        if isinstance(item, str):  # a batch's: its calls are "ITEM/CALL"
+            found.setdefault((item, persona), message)
+            return
         found.setdefault((persona, round_number), message)
         found.setdefault((persona, None), message)
     for value in node.values():
@@ -98,11 +116,17 @@ def run_failures(run: dict[str, Any], calls: list[sqlite3.Row]) -> list[RunFailu
             round=call["round"],
             role=call["role"],
             kind=call["error_kind"],
-            message=messages.get((call["persona"], call["round"]))
+            message=messages.get((_item_of(call["call_id"]), call["persona"]))
+            or messages.get((call["persona"], call["round"]))
             or messages.get((call["persona"], None)),
         )
         for call in failed
     ]
+
+
+def _item_of(call_id: str) -> str | None:
+    """The batch item a call was made for (its id is "ITEM/CALL"); None: not a batch's."""
+    return call_id.rsplit("/", 1)[0] if "/" in call_id else None
 
 
 def resume_command(run: dict[str, Any]) -> str | None:

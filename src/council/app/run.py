@@ -39,7 +39,7 @@ from council.errors import (
     EndpointError,
 )
 from council.render import OutputMode
-from council.render.costs import budget_stop_line
+from council.render.costs import budget_lowered_line, budget_stop_line
 from council.render.format import count_of, deliberation_warnings
 from council.render.json_out import JsonlWriter, deliberation_document, dumps, oracle_document
 from council.render.markdown import deliberation_markdown, oracle_markdown
@@ -548,6 +548,7 @@ def _report(result: OracleResult, err: _Stderr) -> None:
         how = _stopped_how(result.interrupted_exit)
         say(err, f"council: {how}; {count_of(len(result.answers), total, 'answer')} had finished")
         return
+    _say_lowered(result, err)
     stopped = budget_stop_line(result)
     if stopped is not None:
         say(err, f"council: {stopped}")
@@ -575,12 +576,20 @@ def _report(result: OracleResult, err: _Stderr) -> None:
         say(err, "council: no ballot could be read; the vote has no answer (see the ballots)")
 
 
+def _say_lowered(result: OracleResult | DeliberationResult, err: _Stderr) -> None:
+    """A budget that cut calls' answer room short says so: their answers may be cut too."""
+    lowered = budget_lowered_line(result)
+    if lowered is not None:
+        say(err, f"council: {lowered}")
+
+
 def _report_deliberation(result: DeliberationResult, err: _Stderr) -> None:
     """Lines on stderr for what went wrong or was left out; raise when nobody ever answered."""
     if result.interrupted and result.interrupted_exit != EXIT_INTERRUPTED:
         say(err, f"council: {_stopped_how(result.interrupted_exit)}")
     for line in deliberation_warnings(result):
         say(err, f"council: {line}")
+    _say_lowered(result, err)
     stopped = budget_stop_line(result)
     if stopped is not None:
         say(err, f"council: {stopped}")

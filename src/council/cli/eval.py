@@ -231,9 +231,12 @@ def _print_report(report: EvalReport, *, json_output: bool, items: bool) -> None
         typer.echo(dumps(document))
         return
     reused = f", {report.reused} from {report.out}" if report.reused else ""
+    redone = sum(report.redone.values())
+    again = f" ({redone} of them asked again)" if redone else ""
+    rescored = f" ({report.rescored} re-scored)" if report.rescored else ""
     heading = (
         f"{report.data}: {report.items} items × {len(report.strategies)} strategies, "
-        f"scorer {report.scorer}; {report.asked} runs now{reused}"
+        f"scorer {report.scorer}; {report.asked} runs now{again}{reused}{rescored}"
     )
     if sys.stdout.isatty():
         from rich.console import Console

@@ -230,14 +230,21 @@ def _say_what_went_wrong(run: dict[str, Any], calls: list[Any]) -> None:
         return
     code = run["exit_code"]
     ended = f"exit code {code}" if code is not None else "no exit code recorded"
+    if run["status"] == "died":  # see app/history.py: no process holds its lock
+        ended = "its process ended without recording its end (killed, or the machine stopped)"
     say(
         f"run {run['id']} ({run['command']}, {_iso(run['started_at'])}): {run['status']}, {ended}",
         err=True,
     )
+    # Calls that failed alike are one line (a batch through an outage fails hundreds).
+    alike: dict[tuple[str, Any, str, str], int] = {}
     for failure in run_failures(run, calls):
         message = " ".join((failure.message or "(message not recorded)").split())
-        kind = failure.kind or "error"
-        say(f"  {failure.persona}, round {failure.round}: {kind}: {message}", err=True)
+        key = (failure.persona, failure.round, failure.kind or "error", message)
+        alike[key] = alike.get(key, 0) + 1
+    for (persona, round_number, kind, message), count in alike.items():
+        times = f" ({count} calls)" if count > 1 else ""
+        say(f"  {persona}, round {round_number}: {kind}: {message}{times}", err=True)
     go_on = resume_command(run)
     if go_on is not None:
         say(f"go on with: {go_on}", err=True)
@@ -310,7 +317,7 @@ def _seconds(value: float | None) -> str:
 def _usd(cost: float | None, unknown: int) -> str:
     """A group's cost: the known sum, marked when some calls' cost is unknown."""
     if cost is None:
-        return "–"
+        return "unknown"
     return f"${cost:.4f}" + ("+" if unknown else "")
 
 

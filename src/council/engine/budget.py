@@ -126,6 +126,8 @@ class Budget:
     # Calls not started, and calls started with a lower max_tokens, by a label.
     refused: list[str] = field(default_factory=list)
     lowered: list[str] = field(default_factory=list)
+    # Each lowered call: (label, the max_tokens it set or None, the max_tokens it got).
+    lowered_to: list[tuple[str, int | None, int]] = field(default_factory=list)
     # The most one call cost over what was reserved for it (the estimate's error).
     worst_excess_usd: float = 0.0
     worst_excess_tokens: int = 0
@@ -266,5 +268,6 @@ class Budget:
             self.reserved_tokens += reservation.tokens
             if reservation.lowered:
                 self.lowered.append(label)
+                self.lowered_to.append((label, ask.room, room))
             taken.append(reservation)
         return taken

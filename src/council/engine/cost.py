@@ -161,9 +161,12 @@ class Spent:
 
 
 def total_cost(costs: list[float | None]) -> float | None:
-    """The sum of the known costs; None when none is known."""
+    """The sum of the known costs; None when none is known, or when the known ones are
+    all free (never sent, reused) and some other is unknown: that is no "$0"."""
     known = [c for c in costs if c is not None]
-    return sum(known) if known else None
+    if not known or (len(known) < len(costs) and sum(known) == 0):
+        return None
+    return sum(known)
 
 
 def worst_case_usd(plan: OraclePlan | DeliberationPlan) -> float | None:

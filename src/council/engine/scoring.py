@@ -369,7 +369,9 @@ def _known_sum(values: Iterable[Any]) -> int | None:
 
 def _summary(name: str, rows: list[dict[str, Any]]) -> StrategySummary:
     metrics = [row.get("metrics") or {} for row in rows]
-    costs = [m["cost_usd"] for m in metrics if isinstance(m.get("cost_usd"), int | float)]
+    known = [m["cost_usd"] for m in metrics if isinstance(m.get("cost_usd"), int | float)]
+    # Free runs beside runs of unknown cost are no "$0": the cost is unknown.
+    costs = known if sum(known) or len(known) == len(metrics) else []
     latencies = [float(m["latency"]) for m in metrics if isinstance(m.get("latency"), int | float)]
     return StrategySummary(
         name=name,

@@ -11,7 +11,7 @@ from council.engine.cost import ModelPrice
 from council.engine.model import NOT_AFFORDABLE, CallOutcome
 from council.engine.results import DeliberationResult, OracleResult
 
-__all__ = ["budget_stop_line", "cost_note", "money", "prices_markdown"]
+__all__ = ["budget_lowered_line", "budget_stop_line", "cost_note", "money", "prices_markdown"]
 
 
 def money(usd: float) -> str:
@@ -34,7 +34,10 @@ def cost_note(result: OracleResult | DeliberationResult) -> str | None:
     """The run's cost for its footer; None when nothing of it is known (a local model)."""
     total = result.cost_usd
     if total is None:
-        return None
+        # Nothing known (a local model): nothing to say. Some calls known to be free and
+        # the others unknown: the cost is unknown, and the footer says so, never "$0".
+        known = any(o.cost_usd is not None for o in _outcomes(result))
+        return "cost unknown" if known else None
     note = f"cost {money(total)}"
     if isinstance(result, OracleResult):
         unknown = _unpriced(result.calls)
@@ -91,6 +94,23 @@ def budget_stop_line(result: OracleResult | DeliberationResult) -> str | None:
         else f"round {len(result.rounds) + 1} was not started"
     )
     return f"{_limits(result)} reached: {stopped}; {shown}"
+
+
+def budget_lowered_line(result: OracleResult | DeliberationResult) -> str | None:
+    """One line naming the calls the budget sent with a lower max_tokens, and their new
+    limit; None: it lowered none."""
+    budget = result.budget
+    if budget is None or not budget.lowered_to:
+        return None
+    groups: dict[tuple[int | None, int], list[str]] = {}
+    for label, asked, granted in budget.lowered_to:
+        groups.setdefault((asked, granted), []).append(label)
+    parts = [
+        f"to {granted:,} for {', '.join(labels)} "
+        + (f"(from {asked:,})" if asked is not None else "(which set none)")
+        for (asked, granted), labels in groups.items()
+    ]
+    return f"{_limits(result)}: max_tokens lowered {'; '.join(parts)}"
 
 
 def prices_markdown(

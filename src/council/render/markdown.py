@@ -156,7 +156,35 @@ def _endpoint_lines(endpoint: EndpointSettings, max_concurrency: int) -> list[st
     ]
 
 
+def _file_block(attachment: Attachment) -> str:
+    """An attached file as prompts.py quotes it in a message."""
+    return f'<file path="{attachment.path}">\n{attachment.text.rstrip(chr(10))}\n</file>'
+
+
+def _without_files(content: str, attachments: tuple[Attachment, ...]) -> str:
+    """A message with each attached file's text replaced by a pointer to where it is shown."""
+    for attachment in attachments:
+        pointer = (
+            f'<file path="{attachment.path}">\n(its {len(attachment.text):,} characters, '
+            'shown once under "Attached files" below)\n</file>'
+        )
+        content = content.replace(_file_block(attachment), pointer)
+    return content
+
+
+def _files_markdown(attachments: tuple[Attachment, ...]) -> list[str]:
+    """Every attached file once: every call above carries it where it points to it."""
+    if not attachments:
+        return []
+    lines = ["", "## Attached files (in every call above)"]
+    for attachment in attachments:
+        text = attachment.text.rstrip("\n")
+        lines += ["", f"### {attachment.path}", "", "````text", text, "````"]
+    return lines
+
+
 def _calls_markdown(calls: list[CallSpec], attachments: tuple[Attachment, ...]) -> list[str]:
+    """Each call's settings and messages; the attached files once, after them."""
     lines: list[str] = []
     if attachments:
         lines.append(f"- context: {', '.join(a.path for a in attachments)}")
@@ -176,8 +204,9 @@ def _calls_markdown(calls: list[CallSpec], attachments: tuple[Attachment, ...]) 
             title = f"round {call.round}: {title}"
         lines += ["", f"## {title} ({', '.join(settings)})"]
         for message in call.messages:
-            lines += ["", f"### {message['role']}", "", "````text", message["content"], "````"]
-    return lines
+            content = _without_files(message["content"], attachments)
+            lines += ["", f"### {message['role']}", "", "````text", content, "````"]
+    return lines + _files_markdown(attachments)
 
 
 def _voting_lines(plan: OraclePlan) -> list[str]:
@@ -209,11 +238,12 @@ def plan_markdown(plan: OraclePlan) -> str:
         *_voting_lines(plan),
         f"- estimate: ~{estimate:,} input tokens over {count_label(len(plan.calls), 'call')}"
         + (" (plus one synthesis call)" if plan.arbiter else ""),
-        *_calls_markdown(list(plan.calls), plan.attachments),
     ]
+    calls = list(plan.calls)
     if plan.rank:
         example = [(label, "(an answer of another member)") for label in ("A", "B")]
-        lines += _calls_markdown([plan.review_call(plan.personas[0], example)], ())
+        calls.append(plan.review_call(plan.personas[0], example))
+    lines += _calls_markdown(calls, plan.attachments)
     return "\n".join(lines) + "\n"
 
 

@@ -28,7 +28,8 @@ from council.store.liveness import RunLock
 
 __all__ = ["EarlierResume", "ResumedCouncil", "load_resume"]
 
-RESUMABLE = ("interrupted", "crashed", "running", "partial", "failed")
+# "died": a "running" row whose process is gone, as `history` and `show` call it.
+RESUMABLE = ("interrupted", "crashed", "running", "died", "partial", "failed")
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,8 @@ def _group(name: str, rows: list[Any]) -> GroupStats:
     waits = [v for r in rows if (v := _seconds(r["queued"])) is not None]
     costs = [_usd(r["cost_usd"]) for r in rows]
     known = [c for c in costs if c is not None]
+    # Free calls (never sent, reused) beside unknown ones are no "$0": unknown.
+    cost = round(sum(known), 8) if known and (sum(known) or len(known) == len(costs)) else None
     return GroupStats(
         name=str(name) if name else "(unknown)",
         calls=len(rows),
@@ -147,7 +149,7 @@ def _group(name: str, rows: list[Any]) -> GroupStats:
         queued=round(sum(waits), 4),
         p95_queued=_percentile(waits, 0.95),
         resends=sum(_count(r["resends"]) or 0 for r in rows),
-        cost_usd=round(sum(known), 8) if known else None,
+        cost_usd=cost,
         cost_unknown=len(costs) - len(known),
     )
 
