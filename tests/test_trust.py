@@ -110,25 +110,22 @@ def test_a_key_a_server_quotes_is_in_no_output(
     assert any(MASKED.encode() in data for name, data in outputs.items() if "history" in name)
 
 
+def run_batch(
+    fake: FakeOpenAI, folder: Path, out_name: str, *options: str
+) -> tuple[subprocess.CompletedProcess, Path]:
+    """`council batch` of two items to the fake, with the judge; its result and `--out`."""
+    items = folder / "in.jsonl"
+    items.write_text('{"id": "a", "query": "one?"}\n{"id": "b", "query": "two?"}\n')
+    out = folder / out_name
+    base = ("--base-url", fake.base_url, "--personas", "judge")
+    return run_council("batch", str(items), "--out", str(out), *base, *options), out
+
+
 def test_a_key_quoted_to_a_batch_is_in_neither_its_out_file_nor_its_history(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    items = tmp_path / "in.jsonl"
-    items.write_text('{"id": "a", "query": "one?"}\n{"id": "b", "query": "two?"}\n')
-    out = tmp_path / "out.jsonl"
     fake.default = Reply(status=401, error_message=QUOTED)
-    result = run_council(
-        "batch",
-        str(items),
-        "--out",
-        str(out),
-        "--base-url",
-        fake.base_url,
-        "--personas",
-        "judge",
-        "--retries",
-        "0",
-    )
+    result, out = run_batch(fake, tmp_path, "out.jsonl", "--retries", "0")
     assert key_was_sent(fake)
     assert_no_key(every_output(result, out))
     assert MASKED in out.read_text(encoding="utf-8")
@@ -137,23 +134,9 @@ def test_a_key_quoted_to_a_batch_is_in_neither_its_out_file_nor_its_history(
 def test_a_key_quoted_in_batch_api_error_lines_and_errors_is_masked(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    items = tmp_path / "in.jsonl"
-    items.write_text('{"id": "a", "query": "one?"}\n{"id": "b", "query": "two?"}\n')
-    out = tmp_path / "out.jsonl"
     # Every request line fails, its error body quoting the key, in the error file.
     fake.default = Reply(status=500, error_message=QUOTED)
-    result = run_council(
-        "batch",
-        str(items),
-        "--via",
-        "batch-api",
-        "--out",
-        str(out),
-        "--base-url",
-        fake.base_url,
-        "--personas",
-        "judge",
-    )
+    result, out = run_batch(fake, tmp_path, "out.jsonl", "--via", "batch-api")
     assert key_was_sent(fake)
     error_files = [f for f in fake.files.values() if f["filename"].endswith("_error.jsonl")]
     assert error_files and KEY in fake.file_text(error_files[0]["id"])
@@ -162,19 +145,7 @@ def test_a_key_quoted_in_batch_api_error_lines_and_errors_is_masked(
     # A batch the provider refuses, its errors quoting the key: said on stderr, masked.
     fake.reset()
     fake.batch_invalid = f"line 1: {QUOTED}"
-    again = tmp_path / "again.jsonl"
-    result = run_council(
-        "batch",
-        str(items),
-        "--via",
-        "batch-api",
-        "--out",
-        str(again),
-        "--base-url",
-        fake.base_url,
-        "--personas",
-        "judge",
-    )
+    result, again = run_batch(fake, tmp_path, "again.jsonl", "--via", "batch-api")
     assert key_was_sent(fake)
     assert MASKED in result.stderr
     assert_no_key(every_output(result, again))
