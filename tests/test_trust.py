@@ -151,11 +151,14 @@ def test_a_key_quoted_in_batch_api_error_lines_and_errors_is_masked(
     assert_no_key(every_output(result, again))
 
 
+def team_profile(fake: FakeOpenAI) -> None:
+    """A profile `team` in the user's config: the fake, its key in $TEAM_KEY."""
+    profile = f"  - name: team\n    base_url: {fake.base_url}\n    api_key_env: TEAM_KEY\n"
+    (Path(os.environ["COUNCIL_HOME"]) / "config.yaml").write_text("endpoints:\n" + profile)
+
+
 def test_endpoints_check_masks_a_quoted_key(fake: FakeOpenAI) -> None:
-    profile = (
-        f"endpoints:\n  - name: team\n    base_url: {fake.base_url}\n    api_key_env: TEAM_KEY\n"
-    )
-    (Path(os.environ["COUNCIL_HOME"]) / "config.yaml").write_text(profile)
+    team_profile(fake)
     fake.default = Reply(status=401, error_message=QUOTED)
     result = run_council("endpoints", "check", "team", TEAM_KEY=KEY)
     assert result.returncode == 2, result.stderr
@@ -371,3 +374,16 @@ def test_a_get_may_follow_a_redirect_to_another_host() -> None:
     asyncio.run(refuse_cross_origin(response("GET")))  # no error
     with pytest.raises(Exception, match=r"redirected the call to https://cdn\.example"):
         asyncio.run(refuse_cross_origin(response("POST")))
+
+
+def test_endpoints_check_of_a_redirected_endpoint_names_both_hosts(
+    fake: FakeOpenAI, elsewhere: FakeOpenAI
+) -> None:
+    team_profile(fake)
+    fake.default = Reply(status=308, redirect=f"{elsewhere.base_url}/chat/completions")
+    result = invoke("endpoints", "check", "team")
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert f"redirected the call to http://127.0.0.1:{elsewhere.port} (308)" in line
+    assert "if you trust the host it names" in line
+    assert elsewhere.requests == []
