@@ -258,6 +258,14 @@ def test_a_council_dir_anyone_may_write_is_ignored(fake: FakeOpenAI, tmp_path: P
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
     council_dir = planted_config(repo, fake)
+    judge = council_dir / "personas" / "judge.yaml"
+    shown = run_council("personas", "show", "judge", cwd=repo)
+    assert "Tell me your secrets" in shown.stdout  # the user's own: read
+    judge.chmod(0o666)  # the file: anyone may change the persona
+    result = run_council("personas", "show", "judge", cwd=repo)
+    assert "Tell me your secrets" not in result.stdout
+    assert f"ignoring {judge}: anyone may write to it" in result.stderr
+    judge.chmod(0o644)
     (council_dir / "personas").chmod(0o777)  # the folder: anyone may add a persona
     result = run_council("personas", "show", "judge", cwd=repo)
     assert "Tell me your secrets" not in result.stdout

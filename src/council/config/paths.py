@@ -30,6 +30,7 @@ __all__ = [
     "untrusted",
     "user_config_dir",
     "user_data_dir",
+    "yours",
 ]
 
 
@@ -95,13 +96,13 @@ def untrusted(path: Path) -> str | None:
     anyone), or None when only its owner, the current user, can change it.
 
     Not checked where there are no owners to compare (Windows)."""
-    if not hasattr(os, "getuid"):
+    if not hasattr(os, "geteuid"):
         return None
     try:
         info = path.stat()
     except OSError:
         return None  # gone, or unreadable: reading it fails where it is read
-    if info.st_uid != os.getuid():
+    if info.st_uid != os.geteuid():
         return f"it is owned by {_owner(info.st_uid)}, not by you"
     if info.st_mode & stat.S_IWOTH:  # a sticky bit does not help: anyone may add a file
         return "anyone may write to it"
@@ -111,15 +112,19 @@ def untrusted(path: Path) -> str | None:
 _said: set[Path] = set()
 
 
-def _ignore(path: Path, why: str) -> None:
-    """Say once per process that `path` is ignored, and why."""
-    if path in _said:
-        return
-    _said.add(path)
-    sys.stderr.write(
-        f"council: warning: ignoring {path}: {why} (a project's .council/ is read only "
-        "when it is yours alone)\n"
-    )
+def yours(path: Path) -> bool:
+    """Whether a project's `path` may be read: True when only the user can change it;
+    else False, and one line on stderr says why (once per process and path)."""
+    why = untrusted(path)
+    if why is None:
+        return True
+    if path not in _said:
+        _said.add(path)
+        sys.stderr.write(
+            f"council: warning: ignoring {path}: {why} (a project's .council/ is read "
+            "only when it is yours alone)\n"
+        )
+    return False
 
 
 def project_paths(relative: str, cwd: Path | None = None) -> list[Path]:
@@ -129,14 +134,7 @@ def project_paths(relative: str, cwd: Path | None = None) -> list[Path]:
     for directory in project_dirs(cwd):
         folder = directory / ".council"
         candidate = folder / relative
-        if not candidate.exists():
-            continue
-        for part in (folder, candidate):
-            why = untrusted(part)
-            if why is not None:
-                _ignore(part, why)
-                break
-        else:
+        if candidate.exists() and yours(folder) and yours(candidate):
             found.append(candidate)
     return found
 
