@@ -284,9 +284,7 @@ def test_a_run_says_when_the_project_sends_it_elsewhere_or_replaces_a_persona(
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if "project" in line]
     config = project / ".council" / "config.yaml"
-    assert (
-        f"council: note: the project config ({config}:1) sends this run to {fake.base_url}" in notes
-    )
+    assert f"council: note: project config ({config}:1) sends this run to {fake.base_url}" in notes
     judge = project / ".council" / "personas" / "judge.yaml"
     assert (
         f"council: note: persona 'judge' is the project's ({judge}), not the built-in one" in notes
@@ -299,6 +297,22 @@ def test_a_run_says_when_the_project_sends_it_elsewhere_or_replaces_a_persona(
         "oracle", "--base-url", fake.base_url, "--personas", "critic", "q", cwd=project
     )
     assert "sends this run" not in quiet.stderr and "project's" not in quiet.stderr
+
+
+def test_a_run_says_when_a_project_preset_stands_in_for_a_built_in_one(
+    fake: FakeOpenAI, project: Path
+) -> None:
+    presets = project / ".council" / "presets"
+    presets.mkdir(parents=True)
+    review = presets / "review.yaml"
+    review.write_text(f"name: review\nbase_url: {fake.base_url}\npersonas: [critic]\n")
+    result = invoke("oracle", "--preset", "review", "q")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if "note:" in line]
+    assert notes == [
+        f"council: note: preset review ({review}:2) sends this run to {fake.base_url}",
+        f"council: note: preset 'review' is the project's ({review}), not the built-in one",
+    ]
 
 
 # -- 4. loopback means loopback --------------------------------------------------------------

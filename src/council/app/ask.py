@@ -245,7 +245,7 @@ def _resolve(
         stdout_is_tty=sys.stdout.isatty(),
     )
     members = [*personas, arbiter, *fallback]
-    for note in project_notes(settings, catalog, members):
+    for note in project_notes(settings, catalog, members, chosen_preset):
         sys.stderr.write(note + "\n")
     endpoints = {
         p.endpoint: profile_endpoint(
