@@ -34,6 +34,8 @@ Odd and hostile servers are ``Reply`` fields too, shaped on what real servers se
     Reply(body="<html>Log in</html>")            # a captive portal: 200 text/html
     Reply(status=429, retry_after="nan")         # any Retry-After text, sent as is
     Reply(status=400, error_param="response_format", error_code="unknown_parameter")
+    Reply(redirect="http://127.0.0.1:9999/v1/chat/completions")   # a proxy's 307 (or
+                                                 #   status=308, 301...) with a Location
 
 Any text (ESC sequences, lone surrogate halves) goes out exactly as given: JSON escapes it.
 
@@ -148,6 +150,9 @@ class Reply:
     body: str | None = None  # a raw 200 body instead of an answer (a captive portal's page)
     content_type: str = "text/html; charset=utf-8"  # the Content-Type of `body`
     headers: dict[str, str] | None = None  # extra response headers (rate-limit ones, say)
+    # Send the request elsewhere, as a reverse proxy (nginx) does: `status` if it is a
+    # 3xx, else 307, with this Location and nginx's small HTML body.
+    redirect: str | None = None
 
     def content(
         self, persona: str | None, json_mode: bool = False, round: str | None = None
@@ -686,6 +691,29 @@ class FakeOpenAI(BatchAPI):
         self._update(record, completed=True, finished_at=time.monotonic())
         return True
 
+    async def _send_redirect(
+        self, conn: _Connection, request: _Request, record: RecordedRequest, reply: Reply
+    ) -> bool:
+        """A reverse proxy's redirect: a 3xx with a Location and nginx's body."""
+        assert reply.redirect is not None
+        status = reply.status if 300 <= reply.status < 400 else 307
+        title = f"{status} {_reason(status)}"
+        data = (
+            f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+            "</body>\r\n</html>\r\n"
+        ).encode()
+        headers = {
+            "Content-Type": "text/html",
+            "Content-Length": str(len(data)),
+            "Location": reply.redirect,
+            "Connection": "keep-alive" if request.keep_alive else "close",
+        }
+        self._update(record, responded_at=time.monotonic(), status=status)
+        await conn.send(_head(status, headers) + data)
+        self._update(record, completed=True, finished_at=time.monotonic())
+        return True
+
     async def _dispatch(self, conn: _Connection, request: _Request) -> bool:
         """Answer one request; False means the connection must be closed."""
         route = (request.method, request.path.removeprefix("/v1"))
@@ -900,6 +928,8 @@ class FakeOpenAI(BatchAPI):
             await asyncio.get_running_loop().create_future()  # until the client goes away
         if reply.gate is not None:
             await self._gate(reply.gate).wait()
+        if reply.redirect is not None:
+            return await self._send_redirect(conn, request, record, reply)
         if reply.status != 200:
             extra = {} if reply.retry_after is None else {"Retry-After": str(reply.retry_after)}
             extra.update(reply.headers or {})

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from council.app.flags import SETTING_FLAGS, AskFlags
 from council.app.inputs import read_context_files, read_inputs, stdin_kind
 from council.app.model_options import parse_model_options
+from council.app.project_notes import project_notes
 from council.config.endpoint_settings import EndpointSettings
 from council.config.files import UserConfig
 from council.config.personas import Persona, PersonaCatalog
@@ -244,6 +245,8 @@ def _resolve(
         stdout_is_tty=sys.stdout.isatty(),
     )
     members = [*personas, arbiter, *fallback]
+    for note in project_notes(settings, catalog, members, chosen_preset):
+        sys.stderr.write(note + "\n")
     endpoints = {
         p.endpoint: profile_endpoint(
             p.endpoint,

@@ -203,6 +203,8 @@ def _failure(error: Any, endpoint: EndpointSettings) -> AuthError | EndpointErro
         return EndpointError(
             error.message, "check the model name (--model, or model: in the profile)"
         )
+    if error.kind == "redirect":
+        return EndpointError(error.message, "if you trust the host it names, make it the base URL")
     return EndpointError(error.message, "is the server running? check its base URL")
 
 

@@ -639,9 +639,10 @@ _HINTS = {
     ),
     "bad_request": "the server refused the request as sent; its message above says why",
     "http_error": "the server refused the request; its message above says why",
+    "redirect": "if you trust the host it names, give its URL as --base-url",
 }
 # Kinds no retry or longer timeout can fix: their hint wins even among other failures.
-_FINAL_KINDS = ("context_length", "bad_request", "http_error")
+_FINAL_KINDS = ("context_length", "bad_request", "http_error", "redirect")
 
 
 def _all_failed_error(

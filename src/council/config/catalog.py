@@ -16,7 +16,9 @@ so that `council personas list` and `council presets list` can show it.
 
 Only regular files are read: a broken symlink, a directory, a FIFO or a device with
 a catalog name is left out (never opened: a FIFO would block, a device never end),
-and kept in `skipped` so that `council presets validate` can say so.
+and kept in `skipped` so that `council presets validate` can say so. A project's
+file that another user owns, or that anyone may write, is left out with a warning
+(`paths.yours`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Self, TypeVar
 
-from council.config.paths import search_path
+from council.config.paths import search_path, yours
 from council.config.reading import file_kind
 from council.errors import UsageError
 
@@ -123,6 +125,8 @@ class Catalog(Generic[T]):
                 if reason is not None:
                     skipped.append(Skipped(file, origin, reason))
                     continue
+                if origin == "project" and not yours(file):
+                    continue  # another user's file (or anyone's) in the project's folder
                 found = cls.read(file)
                 if found is None:
                     continue

@@ -34,14 +34,21 @@ NO_KEY_PLACEHOLDER = "no-key-needed"
 
 
 def is_loopback_url(url: str) -> bool:
-    """True for URLs on this machine (127.0.0.0/8, ::1, localhost), which need no key."""
+    """True for URLs on this machine, which need no key: `localhost` itself and literal
+    loopback addresses (127.0.0.0/8, ::1, ::ffff:127.0.0.1).
+
+    No other name: many resolvers send `*.localhost` (and `localhost.`) to DNS, so
+    `http://evil.localhost:9/v1` in a shared preset may be anyone's machine.
+    """
     host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 @dataclass(frozen=True)

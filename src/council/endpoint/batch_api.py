@@ -12,6 +12,9 @@ key, headers and timeouts), but with the whole timeout for reading, since an upl
 or a download is one long body. A failure is a `CallError` (`classify`), nothing
 else; a failure worth another try (a reset, a 5xx, a 429) is tried again, up to the
 endpoint's `retries`, with the streamed calls' backoff.
+
+What the provider says is masked of the key (`redact.py`) as it is read: a batch's
+errors, and the output and error files as they are downloaded.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from council.config.endpoint_settings import EndpointSettings
 from council.endpoint.body import CHAT_COMPLETIONS_URL
 from council.endpoint.client import BACKOFF_INITIAL, BACKOFF_MAX, build_client
 from council.endpoint.errors import classify
+from council.endpoint.redact import StreamRedactor, redact
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -71,7 +75,7 @@ def _state(batch: Any) -> BatchState:
         total=int(getattr(counts, "total", 0) or 0),
         completed=int(getattr(counts, "completed", 0) or 0),
         failed=int(getattr(counts, "failed", 0) or 0),
-        errors=[str(getattr(e, "message", e)) for e in errors],
+        errors=[redact(str(getattr(e, "message", e))) for e in errors],
     )
 
 
@@ -159,8 +163,10 @@ class BatchClient:
             into.seek(start)
             into.truncate()  # a retry starts the file again
             streamed = self._client.files.with_streaming_response.content(file_id)
+            masked = StreamRedactor()  # an error line may quote the key
             async with streamed as response:
                 async for chunk in response.iter_bytes():
-                    into.write(chunk)
+                    into.write(masked.feed(chunk))
+            into.write(masked.end())
 
         await self._call(fetch)

@@ -52,8 +52,10 @@ from tenacity.stop import stop_base
 from council.config.endpoint_settings import EndpointSettings
 from council.endpoint.body import chat_body
 from council.endpoint.describe import probe_window
-from council.endpoint.errors import CallError, classify, rate_limit_wait, rejected_fields
+from council.endpoint.errors import CallError, classify, one_line, rate_limit_wait, rejected_fields
 from council.endpoint.limiter import HEAD, EndpointLimiter, Ticket, limiter_for
+from council.endpoint.redact import remember_key
+from council.endpoint.redirects import refuse_cross_origin
 from council.endpoint.stream import Piece, ShapeError, StreamReader
 
 if TYPE_CHECKING:
@@ -210,15 +212,18 @@ def _http_client(base_url: str) -> Any:
     budget of a small council against a local server. A plain-http endpoint never
     uses TLS, so it gets a bare context that verifies against no CA at all: should
     TLS somehow be used (a redirect to https), verification fails closed.
+
+    A POST redirected to another origin fails (`redirects.py`): the question stays here.
     """
     limits = httpx2.Limits(
         max_connections=openai.DEFAULT_CONNECTION_LIMITS.max_connections,
         max_keepalive_connections=KEEPALIVE,
     )
+    hooks = {"response": [refuse_cross_origin]}
     if urlsplit(base_url).scheme != "http":
-        return openai.DefaultAsyncHttpxClient(limits=limits)
+        return openai.DefaultAsyncHttpxClient(limits=limits, event_hooks=hooks)
     bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, hostname checked, no CAs
-    return openai.DefaultAsyncHttpxClient(verify=bare, limits=limits)
+    return openai.DefaultAsyncHttpxClient(verify=bare, limits=limits, event_hooks=hooks)
 
 
 def build_client(settings: EndpointSettings, *, read_timeout: float | None = None) -> Any:
@@ -227,6 +232,7 @@ def build_client(settings: EndpointSettings, *, read_timeout: float | None = Non
     `read_timeout` None: the first-token timeout (a streamed call's wait for data).
     """
     s = settings
+    remember_key(s.api_key)  # masked in whatever a server says back (redact.py)
     return openai.AsyncOpenAI(
         api_key=s.key_for_client,
         base_url=s.base_url,
@@ -620,7 +626,7 @@ class EndpointClient:
         error = body.get("error") if isinstance(body, dict) else None
         if error:
             detail = error.get("message") if isinstance(error, dict) else error
-            detail = " ".join(str(detail).split())[:300] if detail else "no detail"
+            detail = one_line(str(detail), 300) if detail else "no detail"
             raise CallError(
                 "server_error",
                 f"{self.settings.host} answered with an error: {detail!r}",

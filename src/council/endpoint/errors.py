@@ -25,12 +25,15 @@ try:
 except ImportError:  # pragma: no cover - older SDKs use httpx itself
     import httpx  # type: ignore[no-redef]
 
+from council.endpoint.redact import redact
+
 __all__ = [
     "CallError",
     "classify",
     "context_numbers",
     "internal_error",
     "is_context_error",
+    "one_line",
     "parse_duration",
     "parse_retry_after",
     "rate_limit_wait",
@@ -47,7 +50,10 @@ class CallError(Exception):
     all, e.g. a captive portal's HTML), empty (an answer with no text), auth,
     not_found, context_length (the prompt and answer do not fit the model's context
     window; `window` and `prompt_tokens` hold the server's numbers where it gave
-    them), bad_request, http_error, internal (a bug in council or a library).
+    them), bad_request, http_error, redirect (the server sent the call to another
+    host, which council refuses), internal (a bug in council or a library).
+
+    The message never holds a key this process sent (`redact.py`): servers quote them.
     """
 
     def __init__(
@@ -59,6 +65,7 @@ class CallError(Exception):
         retryable: bool = False,
         retry_after: float | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -172,13 +179,19 @@ def rate_limit_wait(headers: Any) -> float | None:
     return wait
 
 
+def one_line(text: str, limit: int) -> str:
+    """A server's text on one line, cut at `limit` characters, keys masked before the cut
+    (so that no part of one is left)."""
+    return " ".join(redact(text).split())[:limit]
+
+
 def _status_error(exc: openai.APIStatusError, host: str) -> CallError:
     status = exc.status_code
     body = exc.body
     detail = body.get("message") if isinstance(body, dict) else None
     if not isinstance(detail, str) or not detail:
         detail = exc.message
-    detail = " ".join(detail.split())[:300]
+    detail = one_line(detail, 300)
     headers = exc.response.headers if exc.response is not None else None
     if status in (401, 403):
         return CallError("auth", f"{host} refused the API key ({status}): {detail}", status=status)
@@ -323,7 +336,7 @@ def rejected_fields(exc: openai.APIStatusError, sent: Set[str]) -> set[str] | No
 
 def internal_error(exc: BaseException) -> CallError:
     """A bug (in council or a library) during a call: reported, not retried."""
-    detail = " ".join(str(exc).split())[:200]
+    detail = one_line(str(exc), 200)
     message = f"internal error ({type(exc).__name__}{': ' + detail if detail else ''})"
     return CallError("internal", message + "; please report it")
 
@@ -336,6 +349,8 @@ def classify(exc: BaseException, host: str) -> CallError:
         return _status_error(exc, host)
     if isinstance(exc, openai.APITimeoutError):
         return CallError("timeout", f"{host} stopped responding (read timeout)", retryable=True)
+    if isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, CallError):
+        return exc.__cause__  # raised by an HTTP client hook (a refused redirect)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         reason = f": {cause}" if cause and str(cause) else ""
