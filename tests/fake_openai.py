@@ -75,7 +75,8 @@ OpenRouter (``context_length``) do in ``GET /v1/models``.
 
 Command line: ``python -m tests.fake_openai --port 8000 --ttft 0.3 --token-delay 0.05``,
 or ``python -m tests.fake_openai --run council oracle "question"`` to run one command
-against a throw-away server (``COUNCIL_BASE_URL`` is set for it).
+against a throw-away server (``COUNCIL_BASE_URL`` is set for it). ``--num-ctx 2048`` cuts
+prompts as Ollama does; ``--hang-after 3`` streams three words of each reply, then hangs.
 """
 
 from __future__ import annotations
@@ -1173,13 +1174,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttft", type=float, default=0.0, help="seconds to the first token")
     parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between tokens")
     parser.add_argument("--tokens", type=int, default=12, help="words in the default reply")
+    parser.add_argument(
+        "--hang-after", type=int, help="stream this many words of each reply, then hang"
+    )
+    parser.add_argument(
+        "--num-ctx", type=int, help="cut prompts to this many tokens without a word (Ollama)"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     parser.add_argument("--ready-file", help="write the base URL here once listening")
     parser.add_argument(
         "--run", nargs=argparse.REMAINDER, metavar="CMD", help="run CMD against a random port"
     )
     args = parser.parse_args(argv)
-    default = Reply(ttft=args.ttft, token_delay=args.token_delay, tokens=args.tokens)
+    default = Reply(
+        ttft=args.ttft, token_delay=args.token_delay, tokens=args.tokens, hang_after=args.hang_after
+    )
 
     def log(line: str) -> None:
         print(f"fake_openai: {line}", file=sys.stderr, flush=True)
@@ -1187,6 +1196,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet = args.quiet or args.run is not None  # the child's output stays readable
     port = 0 if args.run is not None else args.port
     fake = FakeOpenAI(args.host, port, default=default, log=None if quiet else log)
+    fake.num_ctx = args.num_ctx
 
     def ready() -> None:
         if args.ready_file:

@@ -95,9 +95,11 @@ def test_a_prompt_the_server_cut_is_warned_of_marked_and_learned(
 ) -> None:
     fake.num_ctx = 2048  # Ollama: the prompt is cut there, and the usage counts 2,048
     context = str(_big_file(tmp_path))
-    result = oracle(fake, "--personas", "judge,critic", "--json", "-c", context, "Summarise.")
+    result = oracle(fake, "--personas", "judge,critic", "-c", context, "Summarise.")
     assert result.exit_code == 0
-    doc = json.loads(result.stdout)
+    assert result.stdout.count("2,048 → 14 tokens · prompt cut by the server?") == 2
+    [run] = history_rows("SELECT id FROM runs")
+    doc = json.loads(invoke("show", run["id"], "--json").stdout)
     assert [a["prompt_cut_by_server"] for a in doc["answers"]] == [True, True]
     warnings = [line for line in result.stderr.splitlines() if "cut the prompt" in line]
     assert len(warnings) == 1  # once per run, naming both calls

@@ -235,12 +235,12 @@ class CallOutcome:
             "retries": self.retries,
             "role": self.role,
             "finish_reason": self.finish_reason,
-            "prompt_cut_by_server": self.prompt_cut_by_server,
             "reasoning": self.reasoning,
             "fitted": None if self.fitted is None else self.fitted.to_dict(),
             "queued": round(self.queued, 4),
             "resends": self.resends,
             **self._cost(),
+            "prompt_cut_by_server": self.prompt_cut_by_server,
         }
 
     def _cost(self) -> dict[str, Any]:

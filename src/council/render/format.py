@@ -105,6 +105,8 @@ def answer_metrics(answer: CallOutcome, where: str | None = None) -> str:
         parts.append(count_label(answer.retries, "retry", "retries"))
     if answer.finish_reason in CUT_NOTES:
         parts.append(CUT_NOTES[answer.finish_reason])
+    if answer.prompt_cut_by_server:
+        parts.append("prompt cut by the server?")
     if answer.fitted is not None:
         parts.append(fitted_note(answer))
     return " · ".join(parts)
