@@ -30,6 +30,7 @@ Odd and hostile servers are ``Reply`` fields too, shaped on what real servers se
     Reply(reasoning="Let me think.", text="42")   # reasoning_content deltas first
     Reply(finish_reason="length")                # or "content_filter", or None: no finish
     Reply(text="")                               # an empty answer: only finish_reason stop
+    Reply(endless=True)                          # its text over and over, never finishing
     Reply(plain_json=True)                       # one JSON completion for a streamed request
     Reply(body="<html>Log in</html>")            # a captive portal: 200 text/html
     Reply(status=429, retry_after="nan")         # any Retry-After text, sent as is
@@ -43,7 +44,9 @@ A price, reported as OpenRouter does (``usage.cost`` in USD beside the counts):
 ``fake.report_cost = (0.15, 0.6)`` (USD per million prompt and completion tokens). A server
 that keeps to ``max_tokens`` (cuts the answer there, finish reason ``length``):
 ``fake.honour_max_tokens = True``. A denser tokenizer in the usage it reports (a prompt
-token every 2 characters, say): ``fake.usage_chars_per_token = 2``.
+token every 2 characters, say): ``fake.usage_chars_per_token = 2``. A server that cuts
+a long prompt without a word, as Ollama does at its ``num_ctx``, and counts only what it
+kept: ``fake.num_ctx = 2048``.
 
 Finite servers are settings (a slot limit and what happens beyond it, a request quota
 announced in rate-limit headers) or per-reply headers::
@@ -61,7 +64,7 @@ Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/rese
 ``POST /_fake/release`` (``{"gate": name}``) and ``POST /_fake/settings``
 (``send_usage`` / ``report_cost`` / ``honour_max_tokens`` / ``reject_stream_options`` /
 ``reject_response_format`` / ``context_window`` / ``context_error_style`` /
-``describe_context`` / ``usage_chars_per_token`` / ``slots`` / ``over_limit`` /
+``describe_context`` / ``usage_chars_per_token`` / ``num_ctx`` / ``slots`` / ``over_limit`` /
 ``slot_retry_after`` / ``rate_limit`` / ``rate_window``).
 
 A context window: ``fake.context_window = 2048`` refuses (400) any request whose prompt
@@ -74,7 +77,8 @@ OpenRouter (``context_length``) do in ``GET /v1/models``.
 
 Command line: ``python -m tests.fake_openai --port 8000 --ttft 0.3 --token-delay 0.05``,
 or ``python -m tests.fake_openai --run council oracle "question"`` to run one command
-against a throw-away server (``COUNCIL_BASE_URL`` is set for it).
+against a throw-away server (``COUNCIL_BASE_URL`` is set for it). ``--num-ctx 2048`` cuts
+prompts as Ollama does; ``--hang-after 3`` streams three words of each reply, then hangs.
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -134,6 +139,9 @@ class Reply:
     usage: bool = True  # False: never send usage, even when asked
     gate: str | None = None  # hold the whole response until fake.release(gate)
     hang_after: int | None = None  # stream this many content chunks, then hang until cancelled
+    # Stream the text again and again, as fast as the client reads it, never finishing
+    # (a runaway model with no max_tokens, or a broken server).
+    endless: bool = False
     # -- odd and hostile servers --
     # The streamed body verbatim: a str goes out as raw bytes (SSE lines, malformed or
     # not: end them with "\n\n"), anything else as `data: <json>`; nothing is added,
@@ -438,6 +446,9 @@ class FakeOpenAI(BatchAPI):
             self.honour_max_tokens = False
             # Characters of prompt a token in the usage it reports (a tokenizer's density).
             self.usage_chars_per_token = 4.0
+            # Ollama's num_ctx: a longer prompt is cut to this many tokens without an
+            # error, and its usage counts only what was kept.
+            self.num_ctx: int | None = None
             self.reject_stream_options = False
             self.reject_response_format = False
             self.context_window: int | None = None
@@ -782,7 +793,7 @@ class FakeOpenAI(BatchAPI):
                     if data["over_limit"] not in OVER_LIMIT_MODES:
                         raise ValueError(f"over_limit must be one of {OVER_LIMIT_MODES}")
                     self.over_limit = data["over_limit"]
-                for key in ("slots", "rate_limit"):
+                for key in ("slots", "rate_limit", "num_ctx"):
                     if key in data:
                         setattr(self, key, None if data[key] is None else int(data[key]))
                 for key in ("slot_retry_after", "rate_window", "usage_chars_per_token"):
@@ -956,8 +967,11 @@ class FakeOpenAI(BatchAPI):
         base = {"id": f"chatcmpl-fake-{record.index}", "created": created}
         base["model"] = body.get("model") or MODEL_ID
         want_usage = self.send_usage and reply.usage
+        prompt_tokens = _prompt_tokens(body, self.usage_chars_per_token)
+        if self.num_ctx is not None:
+            prompt_tokens = min(prompt_tokens, self.num_ctx)  # cut silently, as Ollama does
         usage: dict[str, Any] = {
-            "prompt_tokens": _prompt_tokens(body, self.usage_chars_per_token),
+            "prompt_tokens": prompt_tokens,
             "completion_tokens": 0,
         }
         # Servers count reasoning tokens as completion tokens.
@@ -1033,6 +1047,14 @@ class FakeOpenAI(BatchAPI):
                 await wait_for_chunk(i)
                 delta: dict[str, Any] = {"content": None, reply.reasoning_key: thought}
                 await conn.send(chunk({"role": "assistant", **delta} if i == 0 else delta, None))
+            if reply.endless and tokens:
+                # As fast as the client reads: the events built once, sent in blocks.
+                await conn.send(chunk({"role": "assistant", "content": ""}, None))
+                block = b"".join(chunk({"content": token}, None) for token in tokens)
+                self._update(record, first_token_at=time.monotonic())
+                for sent in itertools.count(len(tokens), len(tokens)):
+                    await conn.send(block)
+                    self._update(record, tokens_sent=sent)
             for i, token in enumerate(tokens):
                 if reply.drop_after is not None and i >= reply.drop_after:
                     break
@@ -1182,13 +1204,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttft", type=float, default=0.0, help="seconds to the first token")
     parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between tokens")
     parser.add_argument("--tokens", type=int, default=12, help="words in the default reply")
+    parser.add_argument(
+        "--hang-after", type=int, help="stream this many words of each reply, then hang"
+    )
+    parser.add_argument(
+        "--num-ctx", type=int, help="cut prompts to this many tokens without a word (Ollama)"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     parser.add_argument("--ready-file", help="write the base URL here once listening")
     parser.add_argument(
         "--run", nargs=argparse.REMAINDER, metavar="CMD", help="run CMD against a random port"
     )
     args = parser.parse_args(argv)
-    default = Reply(ttft=args.ttft, token_delay=args.token_delay, tokens=args.tokens)
+    default = Reply(
+        ttft=args.ttft, token_delay=args.token_delay, tokens=args.tokens, hang_after=args.hang_after
+    )
 
     def log(line: str) -> None:
         print(f"fake_openai: {line}", file=sys.stderr, flush=True)
@@ -1196,6 +1226,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet = args.quiet or args.run is not None  # the child's output stays readable
     port = 0 if args.run is not None else args.port
     fake = FakeOpenAI(args.host, port, default=default, log=None if quiet else log)
+    fake.num_ctx = args.num_ctx
 
     def ready() -> None:
         if args.ready_file:

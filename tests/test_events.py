@@ -35,6 +35,7 @@ def test_call_end_events_are_written_flat_in_a_fixed_key_order() -> None:
         *("finish_reason", "reasoning"),  # appended by issue 13
         *("queued", "resends"),  # appended by issue 14
         "cost_usd",  # appended by issue 17
+        "prompt_cut_by_server",  # appended by issue 23
     ]
     assert finished["type"] == "call_finished" and finished["latency"] == 0.123456
     failed = event_to_dict(CallFailed(**IDS, outcome=FAILURE))
@@ -94,6 +95,7 @@ def test_outcome_to_dict_keeps_the_answer_and_failure_shapes() -> None:
         "resends": 0,
         "cost_usd": None,
         "cost_estimated": False,
+        "prompt_cut_by_server": False,
     }
     assert list(ANSWER.to_dict()) == [
         *("persona", "text", "latency", "ttft", "tokens_in", "tokens_out", "retries", "role"),
@@ -101,6 +103,7 @@ def test_outcome_to_dict_keeps_the_answer_and_failure_shapes() -> None:
         "fitted",  # appended by issue 14: how the prompt was cut to fit its context window
         *("queued", "resends"),  # appended by issue 14
         *("cost_usd", "cost_estimated"),  # appended by issue 17: None is unknown, never 0
+        "prompt_cut_by_server",  # appended by issue 23: the server cut the prompt silently
     ]
     assert list(FAILURE.to_dict().items()) == [
         ("persona", "judge"),

@@ -338,8 +338,9 @@ def test_reasoning_is_kept_apart_from_the_answer(fake: FakeOpenAI, key: str) -> 
     words = "".join(e["text"] for e in events if e["type"] == "text_delta")
     assert (thoughts, words) == ("Weigh cost, then risk.", "No.")
     (done,) = [e for e in events if e["type"] == "call_finished"]
-    # queued and resends were appended after them by issue 14, cost_usd by issue 17
-    assert list(done)[-6:-3] == ["reused_from", "finish_reason", "reasoning"]
+    # queued and resends were appended after them by issue 14, cost_usd by issue 17,
+    # prompt_cut_by_server by issue 23
+    assert list(done)[-7:-4] == ["reused_from", "finish_reason", "reasoning"]
     assert (done["finish_reason"], done["reasoning"]) == ("stop", "Weigh cost, then risk.")
 
 

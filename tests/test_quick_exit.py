@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from tests.fake_openai import FakeOpenAI, Reply
-from tests.helpers import council_process, history_rows
+from tests.helpers import council_process, history_rows, invoke
 
 LONG = " ".join(f"word{i}" for i in range(40_000))  # well past any pipe's buffer
 
@@ -26,7 +26,8 @@ def test_all_output_and_the_whole_record_survive_the_quick_exit(fake: FakeOpenAI
     assert "Traceback" not in err and "Exception ignored" not in err
     (run,) = history_rows("SELECT * FROM runs")
     assert (run["status"], run["exit_code"]) == ("ok", 0)
-    assert run["markdown"] is not None and LONG in run["markdown"]
+    # The Markdown kept refers to the answer's one copy, in its call's row (issue 23).
+    assert run["markdown"] is not None and invoke("show", run["id"]).stdout == out
     assert json.loads(run["document"])["answers"]
     calls = history_rows("SELECT persona, text FROM calls ORDER BY persona")
     assert [(c["persona"], c["text"]) for c in calls] == [
@@ -65,8 +66,8 @@ def test_a_reader_gone_early_ends_it_quietly_with_the_record_whole(fake: FakeOpe
     proc.wait(timeout=60)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "Exception ignored" not in err
-    (run,) = history_rows("SELECT status, markdown FROM runs")
-    assert run["status"] == "ok" and LONG in run["markdown"]
+    (run,) = history_rows("SELECT id, status FROM runs")
+    assert run["status"] == "ok" and LONG in invoke("show", run["id"]).stdout
 
 
 def test_usage_errors_still_exit_2(fake: FakeOpenAI) -> None:

@@ -40,7 +40,7 @@ from council.errors import (
 )
 from council.render import OutputMode
 from council.render.costs import budget_lowered_line, budget_stop_line
-from council.render.format import count_of, deliberation_warnings
+from council.render.format import count_of, deliberation_warnings, prompt_cut_warnings
 from council.render.json_out import JsonlWriter, deliberation_document, dumps, oracle_document
 from council.render.markdown import deliberation_markdown, oracle_markdown
 from council.render.safe_text import strip_controls
@@ -568,6 +568,8 @@ def _report(result: OracleResult, err: _Stderr) -> None:
             f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
             "the answers are shown",
         )
+    for line in prompt_cut_warnings([(o.persona, o) for o in result.calls]):
+        say(err, f"council: {line}")
     reviews = result.review_failures
     if reviews:
         names = ", ".join(f"{f.persona} ({f.error_kind})" for f in reviews)
@@ -637,6 +639,7 @@ _HINTS = {
         "ask fewer personas, or set context_window: in the endpoint's profile "
         "(or use a model with a larger window)"
     ),
+    "too_large": "the server sent more than an answer can be: set -o max_tokens N, or check it",
     "bad_request": "the server refused the request as sent; its message above says why",
     "http_error": "the server refused the request; its message above says why",
     "redirect": "if you trust the host it names, give its URL as --base-url",

@@ -7,7 +7,8 @@ timeouts and broken streams, and never on other 4xx. Every call has three limits
 a connect timeout, a first-token timeout (per attempt: until the first token of
 any kind, reasoning or answer, so a model that thinks for long before answering
 is not cut off while its tokens flow) and a total deadline (the whole call,
-retries included; time spent waiting for a slot does not count). The endpoint's
+retries included; time spent waiting for a slot does not count; an answer still
+streaming at the deadline is kept as it is, finish reason DEADLINE_CUT). The endpoint's
 limiter (`limiter.py`, shared by every call to the endpoint in the process)
 decides how many calls are in flight and which goes next; a call the server
 turns away (429, 503, a reset or an interrupted stream while others ran) waits
@@ -51,6 +52,7 @@ from tenacity.stop import stop_base
 
 from council.config.endpoint_settings import EndpointSettings
 from council.endpoint.body import chat_body
+from council.endpoint.caps import CALL_CAPS, Caps, EventTooLarge, cap_events
 from council.endpoint.describe import probe_window
 from council.endpoint.errors import CallError, classify, one_line, rate_limit_wait, rejected_fields
 from council.endpoint.limiter import HEAD, EndpointLimiter, Ticket, limiter_for
@@ -61,7 +63,14 @@ from council.endpoint.stream import Piece, ShapeError, StreamReader
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["CallError", "CallObserver", "ChatRequest", "EndpointClient", "StreamResult"]
+__all__ = [
+    "DEADLINE_CUT",
+    "CallError",
+    "CallObserver",
+    "ChatRequest",
+    "EndpointClient",
+    "StreamResult",
+]
 
 # Backoff between retries: full jitter over an exponentially growing window.
 BACKOFF_INITIAL = 0.5
@@ -78,6 +87,9 @@ OPTIONAL_FIELDS = ("stream_options", "response_format")
 KEEPALIVE = 16
 # Re-sends of one call after the server turned it away (not counted as retries).
 MAX_RESENDS = 10
+# The finish reason of an answer cut by council at the call's deadline (`--timeout`):
+# what streamed until then is kept, marked as cut, as "length" marks max_tokens.
+DEADLINE_CUT = "deadline"
 # What a rejection is called where a limit change says why.
 REJECTION_NAMES = {
     "rate_limited": "429 answer",
@@ -133,6 +145,7 @@ class StreamResult:
     queued: float = 0.0
     resends: int = 0
     cost_usd: float | None = None  # the server's own price of the call (usage.cost); None: none
+    tokens_cached: int | None = None  # of tokens_in, from the server's prompt cache; None: unsaid
 
 
 class CallObserver(Protocol):
@@ -219,7 +232,7 @@ def _http_client(base_url: str) -> Any:
         max_connections=openai.DEFAULT_CONNECTION_LIMITS.max_connections,
         max_keepalive_connections=KEEPALIVE,
     )
-    hooks = {"response": [refuse_cross_origin]}
+    hooks = {"response": [refuse_cross_origin, cap_events]}
     if urlsplit(base_url).scheme != "http":
         return openai.DefaultAsyncHttpxClient(limits=limits, event_hooks=hooks)
     bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, hostname checked, no CAs
@@ -515,6 +528,7 @@ class EndpointClient:
         persona = quote(call.persona, safe=" /@:+,()")
         headers = {"X-Council-Persona": persona, "X-Council-Round": str(call.round)}
 
+        host = self.settings.host
         loop = asyncio.get_running_loop()
         sent_at = time.monotonic()
         total_at = loop.time() + (state.deadline - sent_at)
@@ -530,6 +544,7 @@ class EndpointClient:
                 wait, connect=s.connect_timeout, read=wait, write=WRITE_TIMEOUT
             )
         reader = StreamReader()
+        caps = Caps.for_max_tokens(call.max_tokens)
         ttft: float | None = None
         whole = False  # a plain JSON completion: complete even without a finish reason
 
@@ -546,6 +561,7 @@ class EndpointClient:
             if piece.text:
                 observer.on_delta(piece.text)
 
+        capping = CALL_CAPS.set(caps)  # read by cap_events, on this task, for this response
         try:
             async with asyncio.timeout_at(total_at) as total_limit:
                 async with asyncio.timeout_at(first_token_at) as first_token_limit:
@@ -567,7 +583,8 @@ class EndpointClient:
                         media = _media_type(stream.response.headers.get("content-type"))
                         if media == "application/json" or media.endswith("+json"):
                             whole = True  # the server ignored stream: true
-                            report(await self._read_completion(stream.response, reader))
+                            piece = await self._read_completion(stream.response, reader, caps)
+                            report(piece)
                         elif media not in ("", "text/event-stream"):
                             raise CallError(
                                 "not_api",
@@ -586,8 +603,15 @@ class EndpointClient:
                                         f"an event is not JSON ({exc})"
                                     ) from None
                                 report(reader.feed(chunk))
+                                if reader.size > caps.answer_chars:  # an endless answer
+                                    raise CallError("too_large", caps.too_large(host, "answer"))
                     report(reader.end())
         except TimeoutError:
+            if total_limit.expired() and state.stream and reader.text.strip():
+                # Text was still coming at the deadline: it is the answer, marked as cut
+                # there (as max_tokens marks one), rather than lost with the call.
+                report(reader.end())
+                return self._result(reader, state, ttft, DEADLINE_CUT)
             if total_limit.expired() or not state.stream:
                 raise self._deadline_error() from None
             raise CallError(
@@ -598,6 +622,10 @@ class EndpointClient:
             ) from None
         except ShapeError as exc:
             raise self._protocol_error(str(exc)) from None
+        except EventTooLarge:
+            raise CallError("too_large", caps.too_large(host, "event")) from None
+        finally:
+            CALL_CAPS.reset(capping)
         if reader.finish_reason is None and not whole:
             raise CallError(
                 "truncated",
@@ -606,21 +634,32 @@ class EndpointClient:
             )
         if not reader.text.strip():
             raise self._empty_error(reader)
+        return self._result(reader, state, ttft, reader.finish_reason)
+
+    def _result(
+        self, reader: StreamReader, state: _CallState, ttft: float | None, finish: str | None
+    ) -> StreamResult:
         return StreamResult(
             text=reader.text,
             tokens_in=reader.tokens_in,
             tokens_out=reader.tokens_out,
             ttft=ttft,
-            finish_reason=reader.finish_reason,
+            finish_reason=finish,
             retries=state.attempts - 1 - state.resends,  # re-sends are not retries
             reasoning=reader.reasoning or None,
             cost_usd=reader.cost_usd,
+            tokens_cached=reader.tokens_cached,
         )
 
-    async def _read_completion(self, response: Any, reader: StreamReader) -> Piece:
+    async def _read_completion(self, response: Any, reader: StreamReader, caps: Caps) -> Piece:
         """A whole JSON completion (or a JSON error) where a stream was asked for."""
+        data = bytearray()
+        async for part in response.aiter_bytes():
+            data += part
+            if len(data) > caps.body_bytes:
+                raise CallError("too_large", caps.too_large(self.settings.host, "answer body"))
         try:
-            body = json.loads(await response.aread())
+            body = json.loads(data)
         except ValueError:
             raise self._protocol_error("its JSON answer is not valid JSON") from None
         error = body.get("error") if isinstance(body, dict) else None

@@ -47,7 +47,8 @@ class CallError(Exception):
     `kind` is one of: rate_limited, server_error, connection, timeout,
     first_token_timeout, truncated, protocol (a server that broke the format: a
     malformed or wrongly shaped chunk), not_api (a body that is no API answer at
-    all, e.g. a captive portal's HTML), empty (an answer with no text), auth,
+    all, e.g. a captive portal's HTML), empty (an answer with no text), too_large
+    (an answer, event or body over the call's size cap: `caps.py`), auth,
     not_found, context_length (the prompt and answer do not fit the model's context
     window; `window` and `prompt_tokens` hold the server's numbers where it gave
     them), bad_request, http_error, redirect (the server sent the call to another

@@ -23,7 +23,9 @@ class Learned:
     """Limits learned for one endpoint (base URL) and model; None means not learned yet.
 
     `window_source` says where the context window came from: "profile", "server"
-    (its own description), "error" (a context error's numbers) or "history".
+    (its own description), "error" (a context error's numbers), "cut prompt" (the
+    server counted a large prompt at a fraction of its size: it cut it to its window)
+    or "history".
     """
 
     capacity: int | None = None

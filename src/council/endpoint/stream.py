@@ -22,6 +22,7 @@ Usage:
         piece = reader.feed(chunk)          # Piece(text, reasoning): what is new, cleaned
     piece = reader.end()                    # a held-back half, if the stream ended on one
     reader.text, reader.reasoning, reader.finish_reason, reader.tokens_in, reader.tokens_out
+    reader.tokens_cached                    # usage.prompt_tokens_details.cached_tokens
     reader.cost_usd                         # usage.cost (OpenRouter), None unless a number >= 0
 """
 
@@ -49,6 +50,8 @@ REASONING_KEYS = ("reasoning_content", "reasoning")
 # A token count above this is not a count (and would not fit the history's integers).
 MAX_TOKEN_COUNT = 2**53
 
+# Streamed pieces kept apart before they are joined into one block (see _Joiner.add).
+JOIN_EVERY = 256
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -108,6 +111,8 @@ class _Joiner:
 
     def __init__(self) -> None:
         self.parts: list[str] = []
+        self.size = 0  # characters so far: the call's size cap reads it per chunk
+        self._blocks: list[str] = []  # earlier pieces, joined JOIN_EVERY at a time
         self._held = ""
 
     def add(self, piece: str) -> str:
@@ -119,6 +124,12 @@ class _Joiner:
         piece = clean_text(piece)
         if piece:
             self.parts.append(piece)
+            self.size += len(piece)
+            if len(self.parts) >= JOIN_EVERY:
+                # A piece is about a token, and a small string in a list takes some 60
+                # bytes: joined in blocks, a long answer takes about its length.
+                self._blocks.append("".join(self.parts))
+                self.parts.clear()
         return piece
 
     def end(self) -> str:
@@ -127,11 +138,12 @@ class _Joiner:
             return ""
         self._held = ""
         self.parts.append("\ufffd")
+        self.size += 1
         return "\ufffd"
 
     @property
     def text(self) -> str:
-        return "".join(self.parts)
+        return "".join([*self._blocks, *self.parts])
 
 
 def _text_field(message: dict[str, Any], key: str) -> str:
@@ -164,6 +176,7 @@ class StreamReader:
         self.finish_reason: str | None = None
         self.tokens_in: int | None = None
         self.tokens_out: int | None = None
+        self.tokens_cached: int | None = None  # of tokens_in, read from a prompt cache
         self.cost_usd: float | None = None  # the server's own price of the call (OpenRouter)
 
     @property
@@ -173,6 +186,11 @@ class StreamReader:
     @property
     def reasoning(self) -> str:
         return self._reasoning.text
+
+    @property
+    def size(self) -> int:
+        """Characters of answer and reasoning so far (kept without joining them)."""
+        return self._text.size + self._reasoning.size
 
     def feed(self, chunk: object) -> Piece:
         """Read one streamed chunk (`choices[0].delta`); ShapeError if it is not one."""
@@ -234,6 +252,9 @@ class StreamReader:
             usage = {}  # junk where the counts should be: they are unknown
         self.tokens_in = token_count(usage.get("prompt_tokens"))
         self.tokens_out = token_count(usage.get("completion_tokens"))
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        self.tokens_cached = token_count(cached)
         self.cost_usd = reported_cost(usage.get("cost"))
 
 

@@ -42,7 +42,15 @@ from council.engine.events import (
     RunStarted,
     TextDelta,
 )
-from council.engine.fit import DoesNotFit, correct, counted, estimate, fit, too_long_error
+from council.engine.fit import (
+    DoesNotFit,
+    correct,
+    counted,
+    cut_by_server,
+    estimate,
+    fit,
+    too_long_error,
+)
 from council.engine.model import (
     CANCELLED,
     NOT_AFFORDABLE,
@@ -66,6 +74,10 @@ __all__ = [
     "run_started",
 ]
 
+# Where a window came from when a server's count showed that it cut a prompt: trusted
+# like a context error's numbers (a server's own description, say Ollama's trained
+# context, is what it does not keep to).
+WINDOW_FROM_CUT = "cut prompt"
 # A question this large (in estimated tokens) is worth asking the server its window
 # before any call, so that one too long for it fails at once (exit 2).
 PROBE_BEFORE_ASKING = 1024
@@ -240,10 +252,13 @@ class CallReporter:
         return outcome
 
     def finished(self, stream: StreamResult) -> CallOutcome:
+        cut = self._cut_by_server(stream)
         if stream.tokens_in is not None and self.base_url:
             # The server's count of this prompt: later estimates (budgets, fitting) learn it.
             correct(self.base_url, self.call.model, self.call.messages, stream.tokens_in)
         answer = self._outcome(
+            prompt_cut_by_server=cut is not None,
+            prompt_estimate=cut,
             text=stream.text,
             # From on_start (when the call got a slot), retries included, without
             # the time a re-sent call waited for a slot again (that is `queued`).
@@ -270,6 +285,20 @@ class CallReporter:
             ),
         )
         return self._end(CallFinished, answer)
+
+    def _cut_by_server(self, stream: StreamResult) -> int | None:
+        """The prompt's estimate when the server cut the prompt (see fit.cut_by_server);
+        its count is then learned as the window, so later calls are fitted by council."""
+        counted, call = stream.tokens_in, self.call
+        if counted is None or not self.base_url or stream.tokens_cached:
+            return None  # a prompt cache says its own count: not a cut
+        if not cut_by_server(call.messages, self.base_url, call.model, counted):
+            return None
+        learned = learned_for(self.base_url, call.model)
+        if learned.context_window is None or counted < learned.context_window:
+            learned.context_window, learned.window_source = counted, WINDOW_FROM_CUT
+            learned.touch()
+        return estimate(call.messages, self.base_url, call.model)
 
     def reuse(self, answer: CallOutcome, from_run: str) -> CallOutcome:
         """Take an answer an earlier run of the same council already had, without a call."""
@@ -339,13 +368,14 @@ async def known_window(client: EndpointClient, model: str, *, ask: bool) -> int 
     """The context window of `model` on the client's endpoint, as far as it is known.
 
     In order: the profile's `context_window:`, what the server states (asked once per
-    run, and only when `ask`), what an earlier run learned. A server's context error
-    this run beats them all but the profile, and that only when it is larger.
+    run, and only when `ask`), what an earlier run learned. A server's context error,
+    or a prompt it cut (its count, WINDOW_FROM_CUT), beats them all but the profile,
+    and that only when it is larger.
     """
     settings = client.settings
     configured = settings.window_for(model)
     learned = learned_for(settings.base_url, model)
-    if learned.window_source == "error" and learned.context_window is not None:
+    if learned.window_source in ("error", WINDOW_FROM_CUT) and learned.context_window is not None:
         return min(configured or learned.context_window, learned.context_window)
     if configured is not None:
         return configured

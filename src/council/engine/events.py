@@ -151,6 +151,7 @@ class CallFinished(CallEnded):
         "queued",
         "resends",
         "cost_usd",  # None: unknown
+        "prompt_cut_by_server",
     )
 
 

@@ -3,7 +3,9 @@
 A prompt's size is estimated conservatively: three characters a token (real
 tokenizers average about four on English) plus framing per message, scaled up by
 what a server once counted for a prompt we had estimated (`correct`). The answer
-needs room too: `max_tokens`, or when unset min(512, window // 4).
+needs room too: `max_tokens`, or when unset min(512, window // 4). A large prompt
+the server counts at a fraction of its estimate was cut by the server (`cut_by_server`):
+its count is then learned as the window, so later calls are cut here, visibly.
 
 When a call would not fit, the quoted text is cut from its end, in rank order
 (other members' answers first, attached files after them), each quote of a rank
@@ -30,6 +32,7 @@ __all__ = [
     "answer_room",
     "correct",
     "counted",
+    "cut_by_server",
     "estimate",
     "fit",
     "forget_corrections",
@@ -43,6 +46,14 @@ FRAMING_TOKENS = 8  # per message: role, separators, the chat template's markers
 _CORRECTION: dict[tuple[str, str], float] = {}
 # The (base URL, model) pairs whose server has counted a prompt we had estimated.
 _COUNTED: set[tuple[str, str]] = set()
+# The largest prompt each (base URL, model)'s server counted: its window holds at least that.
+_LARGEST: dict[tuple[str, str], int] = {}
+# A prompt estimated at this many tokens or more, counted by its server at under a
+# quarter of that, was cut by the server (Ollama's num_ctx does so without a word).
+# Both conditions, and a count below none the server gave before: a prompt cache also
+# lowers some servers' counts, but never of a first large prompt to a fraction.
+CUT_PROMPT_MIN = 1024
+CUT_PROMPT_RATIO = 4
 _WORD = re.compile(r"\S+")
 
 
@@ -70,14 +81,26 @@ def correct(base_url: str, model: str, messages: Sequence[Message], counted: int
     estimated = raw_estimate(messages)
     key = (base_url.rstrip("/"), model)
     _COUNTED.add(key)
+    _LARGEST[key] = max(_LARGEST.get(key, 0), counted)
     if estimated > 0 and counted > estimated:
         _CORRECTION[key] = max(_CORRECTION.get(key, 1.0), counted / estimated)
+
+
+def cut_by_server(messages: Sequence[Message], base_url: str, model: str, counted: int) -> bool:
+    """Did the server cut this prompt before counting it? A large prompt counted at under
+    a quarter of its estimate, and below no count the server gave before (call this
+    before `correct` learns the count)."""
+    estimated = estimate(messages, base_url, model)
+    if estimated < CUT_PROMPT_MIN or counted * CUT_PROMPT_RATIO >= estimated:
+        return False
+    return counted >= _LARGEST.get((base_url.rstrip("/"), model), 0)
 
 
 def forget_corrections() -> None:
     """Forget how far servers' counts were from the estimate (tests, with `forget_all`)."""
     _CORRECTION.clear()
     _COUNTED.clear()
+    _LARGEST.clear()
 
 
 def counted(base_url: str, model: str) -> bool:

@@ -199,6 +199,10 @@ class CallOutcome:
     cost_usd: float | None = None
     # True when some of the cost is estimated from text rather than counted by the server.
     cost_estimated: bool = False
+    # Set when the server counted a large prompt at under a quarter of council's estimate
+    # (`prompt_estimate`): it probably cut the prompt (Ollama's num_ctx) without a word.
+    prompt_cut_by_server: bool = False
+    prompt_estimate: int | None = None  # kept only with prompt_cut_by_server, for its warning
 
     @property
     def answered(self) -> bool:
@@ -236,6 +240,7 @@ class CallOutcome:
             "queued": round(self.queued, 4),
             "resends": self.resends,
             **self._cost(),
+            "prompt_cut_by_server": self.prompt_cut_by_server,
         }
 
     def _cost(self) -> dict[str, Any]:

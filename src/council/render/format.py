@@ -29,6 +29,7 @@ __all__ = [
     "fitted_note",
     "fitted_warnings",
     "limit_note",
+    "prompt_cut_warnings",
     "queued_note",
     "quiet_selection",
     "round_rows",
@@ -65,7 +66,12 @@ def count_of(done: int, total: int, noun: str) -> str:
 
 
 # What an answer's finish reason says when the answer may not be whole.
-CUT_NOTES = {"length": "cut at max_tokens", "content_filter": "stopped by content filter"}
+# "deadline" is council's own: text still streaming at --timeout, kept as the answer.
+CUT_NOTES = {
+    "length": "cut at max_tokens",
+    "content_filter": "stopped by content filter",
+    "deadline": "cut at the deadline",
+}
 
 
 def models_and_hosts(plan: OraclePlan | DeliberationPlan) -> str:
@@ -99,6 +105,8 @@ def answer_metrics(answer: CallOutcome, where: str | None = None) -> str:
         parts.append(count_label(answer.retries, "retry", "retries"))
     if answer.finish_reason in CUT_NOTES:
         parts.append(CUT_NOTES[answer.finish_reason])
+    if answer.prompt_cut_by_server:
+        parts.append("prompt cut by the server?")
     if answer.fitted is not None:
         parts.append(fitted_note(answer))
     return " · ".join(parts)
@@ -123,6 +131,22 @@ def fitted_warnings(outcomes: list[tuple[str, CallOutcome]]) -> list[str]:
     return [
         f"{count_label(len(cut), 'prompt')} cut to fit a {window:,}-token context "
         f"({words:,} quoted words left out): {names}"
+    ]
+
+
+def prompt_cut_warnings(outcomes: list[tuple[str, CallOutcome]]) -> list[str]:
+    """One line, once per run, for the calls whose server counted far less prompt than
+    was sent: the answers may be about text the model never saw."""
+    cut = [(where, o) for where, o in outcomes if o.prompt_cut_by_server]
+    if not cut:
+        return []
+    first = cut[0][1]
+    names = ", ".join(where for where, _ in cut)
+    return [
+        f"warning: the server counted {tokens(first.tokens_in)} prompt tokens where council "
+        f"estimated about {tokens(first.prompt_estimate)}: the server probably cut the "
+        f"prompt: Ollama's num_ctx? ({names}); later calls are fitted to "
+        f"{tokens(first.tokens_in)} tokens (set context_window: or the server's context size)"
     ]
 
 
@@ -381,13 +405,13 @@ def deliberation_warnings(result: DeliberationResult) -> list[str]:
             f"the arbiter failed on round {last.number} ({arbiter.error_kind}): "
             f"{arbiter.message}; showing that round's answers"
         )
-    lines += fitted_warnings(
-        [
-            (f"{o.persona} (round {kept.number})", o)
-            for kept in result.rounds
-            for o in [*kept.outcomes.values(), *([kept.arbiter] if kept.arbiter else [])]
-        ]
-    )
+    outcomes = [
+        (f"{o.persona} (round {kept.number})", o)
+        for kept in result.rounds
+        for o in [*kept.outcomes.values(), *([kept.arbiter] if kept.arbiter else [])]
+    ]
+    lines += fitted_warnings(outcomes)
+    lines += prompt_cut_warnings(outcomes)
     if result.speculation_skipped:
         numbers = ", ".join(str(n) for n in result.speculation_skipped)
         lines.append(

@@ -42,6 +42,10 @@ from council.render.safe_text import strip_controls
 __all__ = ["LiveView", "RoundsLiveView"]
 
 SIDE_BY_SIDE_MAX = 4
+# A streaming answer's text kept by the view: its last TAIL_CHARS characters, once it
+# has more than TAIL_CHUNKS pieces (far more than a terminal shows of it).
+TAIL_CHARS = 20_000
+TAIL_CHUNKS = 1_000
 SYNTHESIS_PREFIX = "synthesis · "  # the label of the arbiter's synthesis call
 RANKING_PREFIX = "ranking · "  # the label of a persona's peer-ranking call (--rank)
 STATUS_STYLE = {
@@ -91,6 +95,9 @@ class _CallView:
         elif isinstance(event, TextDelta):
             self.status = "streaming"
             self.chunks.append(event.text)
+            if len(self.chunks) > TAIL_CHUNKS:
+                # The view shows an answer's last lines: an endless one takes no more.
+                self.chunks = ["".join(self.chunks)[-TAIL_CHARS:]]
         elif isinstance(event, CallRetrying):
             self.status, self.chunks = "retrying", []
             self.note = f"{event.error_kind}, retry {event.attempt} in {seconds(event.wait)}"

@@ -13,6 +13,7 @@ document are returned as recorded, the question rebuilt (`council.store.question
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -23,6 +24,7 @@ from typing import Any
 
 from council.config.paths import user_data_dir
 from council.errors import ConfigError, UsageError
+from council.store import texts
 from council.store.migrations import MIGRATIONS, Migration
 from council.store.question import full_document, full_plan
 
@@ -48,9 +50,11 @@ def unusable(path: Path, exc: BaseException) -> ConfigError:
     )
 
 
-def _full_run(row: sqlite3.Row) -> dict[str, Any]:
-    """A run's row, its plan and document as recorded (the question put back where it was)."""
+def _full_run(row: sqlite3.Row, db: sqlite3.Connection) -> dict[str, Any]:
+    """A run's row, its plan, document and Markdown as recorded (the question and the
+    answers put back where they were)."""
     run = {key: row[key] for key in row.keys()}  # noqa: SIM118 - a Row has no items()
+    _answers_back(run, db)
     for column, rebuild in (("plan", full_plan), ("document", full_document)):
         text = run.get(column)
         if not isinstance(text, str):
@@ -64,6 +68,23 @@ def _full_run(row: sqlite3.Row) -> dict[str, Any]:
             if full is not stored:  # stored once: rebuilt exactly as it was written
                 run[column] = json.dumps(full, ensure_ascii=False)
     return run
+
+
+def _answers_back(run: dict[str, Any], db: sqlite3.Connection) -> None:
+    """The answers a run's document and Markdown refer to, put back (`store/texts.py`)."""
+    document, markdown = run.get("document"), run.get("markdown")
+    if not (texts.refers(document) or texts.refers(markdown)):
+        return
+    rows = db.execute(
+        "SELECT call_id, text FROM calls WHERE run_id = ? AND text IS NOT NULL", (run["id"],)
+    )
+    by_id = {call_id: text for call_id, text in rows}
+    if isinstance(document, str) and texts.refers(document):
+        with contextlib.suppress(ValueError):
+            full = texts.full_document(json.loads(document), by_id)
+            run["document"] = json.dumps(full, ensure_ascii=False)
+    if isinstance(markdown, str):
+        run["markdown"] = texts.full_markdown(markdown, by_id)
 
 
 def _switch_to_wal(connection: sqlite3.Connection) -> None:
@@ -200,7 +221,7 @@ class HistoryDB:
             raise UsageError(f"no run {run_id!r} in {self.path}", "see 'council history'")
         if len(rows) > 1 and rows[0]["id"] != run_id:
             raise UsageError(f"run id {run_id!r} is ambiguous", "give more of its characters")
-        return _full_run(rows[0])
+        return _full_run(rows[0], self.db)
 
     def resumes_of(self, run_id: str) -> list[sqlite3.Row]:
         """The runs that resumed `run_id` (`runs.resumed_from`), oldest first."""
@@ -226,7 +247,7 @@ class HistoryDB:
     def export(self) -> Iterator[dict[str, Any]]:
         """Every run, oldest first, with its calls: one JSON-ready dict per run."""
         for run in self.db.execute("SELECT * FROM runs ORDER BY started_at, id").fetchall():
-            full = _full_run(run)
+            full = _full_run(run, self.db)
             data = {k: v for k, v in full.items() if k not in ("document", "markdown")}
             data["plan"] = json.loads(full["plan"])
             data["calls"] = [dict(call) for call in self.calls(run["id"])]

@@ -192,3 +192,15 @@ def m009_costs(db: sqlite3.Connection) -> None:
         ALTER TABLE runs ADD COLUMN cost_usd REAL;            -- the sum of its known call costs
         """,
     )
+
+
+@migration
+def m010_prompt_cut_by_server(db: sqlite3.Connection) -> None:
+    # A call whose server counted a large prompt at a fraction of council's estimate: it
+    # probably cut the prompt without a word (issue 23). NULL: recorded before this.
+    _execute_script(
+        db,
+        """
+        ALTER TABLE calls ADD COLUMN prompt_cut_by_server INTEGER;  -- 1: cut, 0: not
+        """,
+    )

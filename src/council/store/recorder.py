@@ -36,9 +36,11 @@ from council.engine.events import (
     RunStarted,
 )
 from council.engine.model import NOT_AFFORDABLE
+from council.store import texts
 from council.store.db import HistoryDB
 from council.store.liveness import RunLock
 from council.store.question import stored_document, stored_plan
+from council.store.texts import SHARED_FROM
 from council.store.writer import HistoryWriter
 
 __all__ = ["RecordOptions", "Recorder"]
@@ -97,6 +99,7 @@ class Recorder:
         self._calls: dict[str, _Call] = {}
         self._limit_changes: list[dict[str, object]] = []  # this run's, kept on its row
         self._endpoint_host: str | None = None
+        self._texts: dict[str, str] = {}  # long answer texts stored -> their call's id
 
     @property
     def problem(self) -> str | None:
@@ -220,7 +223,10 @@ class Recorder:
             "resends": outcome.resends,
             "cost_usd": outcome.cost_usd,
             "cost_estimated": int(outcome.cost_estimated),
+            "prompt_cut_by_server": int(outcome.prompt_cut_by_server),
         }
+        if row["text"] is not None and len(row["text"]) >= SHARED_FROM:
+            self._texts[row["text"]] = event.call_id  # the document and Markdown refer to it
         columns = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)
         self.writer.write(f"INSERT OR REPLACE INTO calls ({columns}) VALUES ({marks})", row)
@@ -237,10 +243,11 @@ class Recorder:
         if self.run_id is None or self.problem is not None:
             return
         stored = stored_document(document, self._query)
+        stored = texts.stored_document(stored, self._texts)  # each answer once: calls.text
         values = {
             "answer": self._text(answer),
             "document": self._text(json.dumps(stored, ensure_ascii=False)),
-            "markdown": self._text(markdown),
+            "markdown": self._text(texts.stored_markdown(markdown, self._texts)),
             **(metrics or {}),
         }
         assignments = ", ".join(f"{k} = :{k}" for k in values)
