@@ -167,11 +167,19 @@ def _verdict_answer(judged: RoundResult | None) -> dict[str, Any]:
     }
 
 
+# The wall clock minus the monotonic one, read once: read afresh for every event, a
+# thread preempted between the two reads would put a later event a few ms before an
+# earlier one.
+_wall_offset: float | None = None
+
+
 def wall_time(monotonic: float) -> str:
     """When a `time.monotonic()` instant was, by the wall clock: ISO 8601 in UTC, to the
     millisecond, as the history writes its times."""
-    seconds = time.time() - (time.monotonic() - monotonic)
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+    global _wall_offset
+    if _wall_offset is None:
+        _wall_offset = time.time() - time.monotonic()
+    return datetime.fromtimestamp(_wall_offset + monotonic, UTC).isoformat(timespec="milliseconds")
 
 
 def event_line(event: Event) -> dict[str, Any]:
