@@ -192,3 +192,16 @@ def m009_costs(db: sqlite3.Connection) -> None:
         ALTER TABLE runs ADD COLUMN cost_usd REAL;            -- the sum of its known call costs
         """,
     )
+
+
+@migration
+def m010_endpoint_took_and_slots(db: sqlite3.Connection) -> None:
+    # What an endpoint took at once, and the slots it states (issue 21): a later run
+    # starts all its calls at once where that is known to work, and asks /props once.
+    _execute_script(
+        db,
+        """
+        ALTER TABLE endpoint_limits ADD COLUMN took INTEGER;   -- calls at once, none turned away
+        ALTER TABLE endpoint_limits ADD COLUMN slots INTEGER;  -- stated; 0: asked, none stated
+        """,
+    )
