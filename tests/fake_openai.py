@@ -732,9 +732,9 @@ class FakeOpenAI(BatchAPI):
 
     def _props(self, window: int | None) -> dict[str, Any]:
         """llama-server's description of itself (the fields council reads, and a few more)."""
-        settings: dict[str, Any] = {"id": 0, "id_task": -1, "params": {"temperature": 0.8}}
-        if window is not None:
-            settings["n_ctx"] = window
+        # llama-server always states its window; without one set, a large one.
+        n_ctx = window or self.context_window or 32768
+        settings = {"id": 0, "id_task": -1, "n_ctx": n_ctx, "params": {"temperature": 0.8}}
         payload: dict[str, Any] = {
             "default_generation_settings": settings,
             "model_path": "models/fake.gguf",

@@ -173,3 +173,16 @@ def test_a_resumed_round_counts_only_the_calls_it_made() -> None:
     assert resumed.critical_path == 0.75
     old_verdict = CallOutcome(persona="arbiter", role="arbiter", latency=2.0, reused_from="r")
     assert RoundResult(1, {"judge": kept}, arbiter=old_verdict).critical_path == 0.0
+
+
+def test_on_one_slot_the_footer_says_what_speculation_cost(fake: FakeOpenAI) -> None:
+    # One slot: each round's personas wait for each other, which one at a time would not.
+    fake.default = Reply(ttft=0.2, tokens=3)
+    for number in (1, 2):
+        verdict = {"converged": number == 2, "confidence": 0.9, "synthesis": f"S{number}."}
+        fake.script("arbiter", Reply(text=json.dumps({**verdict, "dissent": []})), round=number)
+    flags = ["--rounds", "2", "--speculative", "--max-concurrency", "1"]
+    result = invoke("deliberate", "--base-url", fake.base_url, "-p", "judge,critic", *flags, "q")
+    assert result.exit_code == 0, result.output
+    (footer,) = [line for line in result.stdout.splitlines() if "sequential" in line]
+    assert "speculation cost" in footer and "saved" not in footer
