@@ -64,7 +64,7 @@ def test_six_personas_go_out_together_on_the_first_run_and_the_next_two(
     fake: FakeOpenAI,
 ) -> None:
     # A hosted API: no slot limit, response headers when the first token is ready.
-    fake.default = Reply(header_delay=0.4, tokens=3)
+    fake.default = Reply(header_delay=0.6, tokens=3)
     for _ in range(3):
         code, doc, records = run_requests(fake, "--personas", SIX, "q")
         assert code == 0, doc
@@ -77,7 +77,7 @@ def test_six_personas_go_out_together_on_the_first_run_and_the_next_two(
 
 
 def test_every_round_of_a_speculative_deliberation_goes_out_together(fake: FakeOpenAI) -> None:
-    fake.default = Reply(header_delay=0.4, tokens=3)
+    fake.default = Reply(header_delay=0.6, tokens=3)
     for number in (1, 2, 3):
         verdict = {"converged": number == 3, "confidence": 0.9, "synthesis": f"S{number}."}
         fake.script("arbiter", Reply(text=json.dumps({**verdict, "dissent": []})), round=number)
