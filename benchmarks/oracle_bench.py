@@ -12,7 +12,9 @@ Prints, for each N, the median wall time, L, the sequential sum N·L, the speedu
 N·L / wall, and the overhead wall − L, with the targets from the issue. For scale it also
 prints the overhead of the bare openai SDK making the same N streaming calls with
 asyncio.gather (no council), measured in the same runs, and the fake server's own
-median time per call.
+median time per call. Last, with default flags (no --max-concurrency) and response
+headers after 0.6 s: how far apart 6 personas' requests reach the server, and the
+wall, on a first run and the two after it (limits_bench.py, part 3).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_process import control, resolved_settings, timed_reply, write_personas
 from fake_process import start_server as start_fake_server
+from limits_bench import SPREAD_PERSONAS, default_flag_runs, print_default_flags
 
 TOKENS = 20  # fixed reply length, in streamed chunks
 OVERHEAD_TARGET_MS = {3: 30.0, 100: 150.0}
@@ -102,7 +105,7 @@ def main() -> None:
         os.environ["COUNCIL_HOME"] = str(workdir / "home")
         proc, base_url, reply = start_server(latency, workdir)
         try:
-            names = write_personas(workdir / "home", max(sizes))
+            names = write_personas(workdir / "home", max(*sizes, SPREAD_PERSONAS))
             control(base_url, "/_fake/default", reply)
             run_once(base_url, names[:3])  # warm-up: imports, first connections
             rows = []
@@ -117,6 +120,7 @@ def main() -> None:
                 # The server's own time per call, request received to last byte sent.
                 served = statistics.median(r["finished_at"] - r["received_at"] for r in records)
                 rows.append((n, statistics.median(walls), served, statistics.median(bare)))
+            default_runs = default_flag_runs(base_url, names)  # without --max-concurrency
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -140,6 +144,8 @@ def main() -> None:
             f"{speed_ok:>7} {overhead:>12.1f} {target_text:>8}{verdict:<7} "
             f"{(bare - latency) * 1000:>11.1f}  {served:.3f} s"
         )
+    print()
+    print_default_flags(default_runs, None)
 
 
 if __name__ == "__main__":

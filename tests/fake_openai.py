@@ -65,7 +65,7 @@ Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/rese
 (``send_usage`` / ``report_cost`` / ``honour_max_tokens`` / ``reject_stream_options`` /
 ``reject_response_format`` / ``context_window`` / ``context_error_style`` /
 ``describe_context`` / ``usage_chars_per_token`` / ``num_ctx`` / ``slots`` / ``over_limit`` /
-``slot_retry_after`` / ``rate_limit`` / ``rate_window``).
+``slot_retry_after`` / ``rate_limit`` / ``rate_window`` / ``total_slots``).
 
 A context window: ``fake.context_window = 2048`` refuses (400) any request whose prompt
 plus ``max_tokens`` is larger, counting a token as four characters of message content
@@ -73,7 +73,10 @@ plus ``max_tokens`` is larger, counting a token as four characters of message co
 default), llama.cpp's (``"llamacpp"``) or vLLM's (``"vllm"``). With
 ``describe_context = True`` the server also states its window, as llama.cpp
 (``GET /props``: ``default_generation_settings.n_ctx``), vLLM (``max_model_len``) and
-OpenRouter (``context_length``) do in ``GET /v1/models``.
+OpenRouter (``context_length``) do in ``GET /v1/models``. ``fake.total_slots = 4`` states
+the server's slots as llama-server does (``GET /props``: ``total_slots``);
+``fake.props_requests`` counts the ``GET /props`` asked. ``Reply(header_delay=0.6)`` holds
+the response headers back, as a hosted API does until its first token is ready.
 
 Command line: ``python -m tests.fake_openai --port 8000 --ttft 0.3 --token-delay 0.05``,
 or ``python -m tests.fake_openai --run council oracle "question"`` to run one command
@@ -126,6 +129,9 @@ class Reply:
 
     text: str | None = None  # None: f"{persona or 'model'} says: w1 w2 ..." with `tokens` words
     tokens: int = 12
+    # Seconds before the response headers: hosted APIs send them when the first token
+    # is ready (0.3-1 s, longer for reasoning models); ttft then counts from them.
+    header_delay: float = 0.0
     ttft: float = 0.0  # seconds from the response headers to the first content chunk
     token_delay: float = 0.0  # seconds between content chunks
     status: int = 200  # non-200: an OpenAI-shaped JSON error, no stream
@@ -454,6 +460,9 @@ class FakeOpenAI(BatchAPI):
             self.context_window: int | None = None
             self.context_error_style = "openai"
             self.describe_context = False
+            # Slots stated as llama.cpp's llama-server does (GET /props: total_slots).
+            self.total_slots: int | None = None
+            self.props_requests = 0  # GET /props asked
             # A finite server: None means as many slots as requests.
             self.slots: int | None = None
             self.over_limit = "429"  # or "503", "interrupt", "queue"
@@ -535,6 +544,7 @@ class FakeOpenAI(BatchAPI):
                 "requests": len(self._records),
                 "peak_concurrency": self._peak,
                 "in_flight": self._in_flight,
+                "props_requests": self.props_requests,
                 "disconnects": [
                     {"persona": r.persona, "at": r.disconnected_at}
                     for r in self._records
@@ -736,6 +746,9 @@ class FakeOpenAI(BatchAPI):
         if batch_api is not None:
             return await self._send_batch_api(conn, request, *batch_api)
         window = self.context_window if self.describe_context else None
+        if (request.method, request.path) == ("GET", "/props"):
+            with self._changed:
+                self.props_requests += 1
         if route == ("GET", "/models"):
             model: dict[str, Any] = {"id": MODEL_ID, "object": "model", "created": 0}
             model["owned_by"] = "fake"
@@ -743,8 +756,10 @@ class FakeOpenAI(BatchAPI):
                 model["max_model_len"] = model["context_length"] = window
             payload: object = {"object": "list", "data": [model]}
             status = 200
-        elif (request.method, request.path) == ("GET", "/props") and window is not None:
-            payload, status = {"default_generation_settings": {"n_ctx": window}}, 200
+        elif (request.method, request.path) == ("GET", "/props") and (
+            window is not None or self.total_slots is not None
+        ):
+            payload, status = self._props(window), 200
         elif request.path.startswith("/_fake/"):
             status, payload = self._control(request)
         else:
@@ -753,6 +768,21 @@ class FakeOpenAI(BatchAPI):
             self._log(f"{request.method} {request.path} -> {status}")
         await self._send_json(conn, request, status, payload)
         return True
+
+    def _props(self, window: int | None) -> dict[str, Any]:
+        """llama-server's description of itself (the fields council reads, and a few more)."""
+        # llama-server always states its window; without one set, a large one.
+        n_ctx = window or self.context_window or 32768
+        settings = {"id": 0, "id_task": -1, "n_ctx": n_ctx, "params": {"temperature": 0.8}}
+        payload: dict[str, Any] = {
+            "default_generation_settings": settings,
+            "model_path": "models/fake.gguf",
+            "build_info": "fake",
+            "modalities": {"vision": False, "audio": False},
+        }
+        if self.total_slots is not None:
+            payload["total_slots"] = self.total_slots
+        return payload
 
     def _control(self, request: _Request) -> tuple[int, object]:
         try:
@@ -793,7 +823,7 @@ class FakeOpenAI(BatchAPI):
                     if data["over_limit"] not in OVER_LIMIT_MODES:
                         raise ValueError(f"over_limit must be one of {OVER_LIMIT_MODES}")
                     self.over_limit = data["over_limit"]
-                for key in ("slots", "rate_limit", "num_ctx"):
+                for key in ("slots", "rate_limit", "num_ctx", "total_slots"):
                     if key in data:
                         setattr(self, key, None if data[key] is None else int(data[key]))
                 for key in ("slot_retry_after", "rate_window", "usage_chars_per_token"):
@@ -935,6 +965,8 @@ class FakeOpenAI(BatchAPI):
         """Send the response; True when the connection may be reused."""
         body = record.body or {}
         cut = slot.cut if slot is not None else None
+        if reply.header_delay > 0:
+            await asyncio.sleep(reply.header_delay)
         if reply.hang:
             await asyncio.get_running_loop().create_future()  # until the client goes away
         if reply.gate is not None:

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,31 @@ def test_models_are_listed(fake: FakeOpenAI) -> None:
 
     assert asyncio.run(run()) == ["fake-model"]
     assert fake.requests == []  # only chat completions are recorded
+
+
+def test_slots_are_stated_in_props_as_llama_server_states_them(fake: FakeOpenAI) -> None:
+    props_url = fake.base_url.removesuffix("/v1") + "/props"
+    with pytest.raises(urllib.error.HTTPError):  # states nothing: no /props, as OpenAI
+        urllib.request.urlopen(props_url, timeout=5)
+    control(fake, "POST", "/_fake/settings", {"total_slots": 4})
+    with urllib.request.urlopen(props_url, timeout=5) as response:
+        props = json.loads(response.read())
+    assert props["total_slots"] == 4
+    assert props["default_generation_settings"]["n_ctx"] > 0
+    assert fake.props_requests == 2
+
+
+def test_response_headers_can_be_held_back(fake: FakeOpenAI) -> None:
+    fake.default = Reply(header_delay=0.3, tokens=2)
+
+    async def run() -> None:
+        async with client_for(fake) as client:
+            await ask(client, "judge")
+
+    asyncio.run(run())
+    (record,) = fake.requests
+    assert record.responded_at is not None and record.completed
+    assert record.responded_at - record.received_at >= 0.3
 
 
 def test_429_carries_retry_after_to_the_sdk(fake: FakeOpenAI) -> None:

@@ -110,7 +110,7 @@ def test_a_discarded_speculative_round_is_recorded_as_not_kept(fake: FakeOpenAI)
 
 
 def test_an_interrupted_run_keeps_what_finished(fake: FakeOpenAI) -> None:
-    # The judge answers after the critic was sent (the limiter ramps up call by call).
+    # The judge answers after the critic was sent.
     fake.script("judge", Reply(ttft=0.3))
     fake.script("critic", Reply(hang=True))
     process = council_process(

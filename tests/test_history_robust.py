@@ -204,7 +204,7 @@ def test_a_live_deliberation_cannot_be_resumed_until_it_has_ended(fake: FakeOpen
     reader = EventReader(process)
     run_id = reader.wait_for(of_type("run_started"))["run_id"]
     reader.wait_for(of_type("call_finished", persona="judge"))
-    # The critic may be sent just after the judge (the limiter ramps up to its default ceiling).
+    # Both go out at once; the critic's request may reach the server after the judge's answer.
     fake.wait_for(lambda f: len(f.requests) == 2)
     asked = len(fake.requests)
     refused = invoke("deliberate", "--resume", run_id, "--base-url", fake.base_url)

@@ -36,7 +36,7 @@ def test_ctrl_c_in_jsonl_mode_ends_the_stream_with_the_status(fake):
         for line in proc.stdout:
             if json.loads(line)["type"] == "call_finished":
                 break
-        # The critic may be sent just after the judge (the limiter ramps up call by call).
+        # Both go out at once; the critic's request may reach the server after the judge's answer.
         fake.wait_for(lambda f: len(f.requests_for("critic")) == 1)
         proc.send_signal(signal.SIGINT)
         rest, err = proc.communicate(timeout=10)

@@ -270,20 +270,25 @@ def learned_limits(base_url: str) -> list[dict[str, Any]]:
             "window_source": row.window_source,
             "learned_at": row.learned_at,
             "origin": row.origin,
+            "took": row.took,
+            "slots": row.slots,
         }
         for row in kept
     ]
 
 
 def describe_learned(row: dict[str, Any]) -> str:
-    """One line for a model's learned limits: "llama3.1: 2 at a time, window 4096 (error)"."""
+    """One line for a model's learned limits: "llama3.1: 2 at a time, window 4096 (error)",
+    then what it took at once and the slots it states, when known."""
     capacity = f"{row['capacity']} at a time" if row["capacity"] else "no limit learned"
     window = (
         f"window {row['context_window']} ({row['window_source'] or 'learned'})"
         if row["context_window"]
         else "window not learned"
     )
-    return f"{row['model']}: {capacity}, {window}"
+    extra = [f"took {row['took']} at once"] if row.get("took") else []
+    extra += [f"states {row['slots']} slots"] if row.get("slots") else []
+    return ", ".join([f"{row['model']}: {capacity}", window, *extra])
 
 
 def reset_endpoint(name_or_url: str) -> tuple[str, int]:

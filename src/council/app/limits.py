@@ -58,6 +58,8 @@ def seed_learned(endpoints: Iterable[EndpointSettings]) -> None:
                             context_window=row.context_window,
                             window_source=row.window_source,
                             learned_at=row.learned_at,
+                            took=row.took,
+                            slots=row.slots,
                         ),
                     )
     except CouncilError:
@@ -72,7 +74,8 @@ def save_learned(endpoints: Iterable[EndpointSettings]) -> None:
     rows = []
     for (url, model), seen in learned.snapshot().items():
         endpoint = wanted.get(normalize_url(url))
-        if endpoint is None or (seen.capacity is None and seen.context_window is None):
+        known = (seen.capacity, seen.context_window, seen.took, seen.slots)
+        if endpoint is None or all(value is None for value in known):
             continue
         rows.append(
             KeptLimit(
@@ -83,6 +86,8 @@ def save_learned(endpoints: Iterable[EndpointSettings]) -> None:
                 seen.window_source,
                 seen.learned_at,
                 origin_of(endpoint),
+                seen.took,
+                seen.slots,
             )
         )
     if not rows:

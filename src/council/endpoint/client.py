@@ -53,7 +53,7 @@ from tenacity.stop import stop_base
 from council.config.endpoint_settings import EndpointSettings
 from council.endpoint.body import chat_body
 from council.endpoint.caps import CALL_CAPS, Caps, EventTooLarge, cap_events
-from council.endpoint.describe import probe_window
+from council.endpoint.describe import probe_slots, probe_window
 from council.endpoint.errors import CallError, classify, one_line, rate_limit_wait, rejected_fields
 from council.endpoint.limiter import HEAD, EndpointLimiter, Ticket, limiter_for
 from council.endpoint.redact import remember_key
@@ -289,13 +289,12 @@ class EndpointClient:
             settings.model,
             max_concurrency,
             fixed=settings.local_model_path is not None,
-            # Only the default ceiling is a guess worth ramping up to carefully.
-            ramp=settings.max_concurrency is None,
         )
         self._dropped_fields: set[str] = set()  # rejected: never sent again this run
         self._accepted_fields: set[str] = set()  # sent in a call that answered
         self._client: openai.AsyncOpenAI | None = None
         self._windows: dict[str, asyncio.Future[int | None]] = {}  # probed, per model
+        self._slots: asyncio.Future[int | None] | None = None  # asked once, before any call
 
     async def stated_window(self, model: str) -> int | None:
         """The context window the server states for `model`; asked once per run, None if not."""
@@ -304,6 +303,19 @@ class EndpointClient:
             probe = probe_window(self._client, self.settings.base_url, model)
             self._windows[model] = asyncio.ensure_future(probe)
         return await asyncio.shield(self._windows[model])
+
+    async def _ask_slots(self) -> None:
+        """Before the first call: the slots the server states, unless an earlier run kept
+        the answer (the limiter never sends more at once)."""
+        limiter = self.limiter
+        if limiter.fixed or limiter.learned.slots is not None:
+            return
+        assert self._client is not None, "use EndpointClient as an async context manager"
+        if self._slots is None:
+            self._slots = asyncio.ensure_future(probe_slots(self._client, self.settings.base_url))
+        stated = await asyncio.shield(self._slots)
+        if stated is not None and limiter.learned.slots is None:
+            limiter.stated(stated)
 
     async def __aenter__(self) -> EndpointClient:
         self._client = build_client(self.settings)
@@ -315,7 +327,7 @@ class EndpointClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for probe in self._windows.values():
+        for probe in [*self._windows.values(), *([self._slots] if self._slots else [])]:
             probe.cancel()
         if self._client is not None:
             await self._client.close()
@@ -351,6 +363,7 @@ class EndpointClient:
         """
         if stream is None:
             stream = bool(getattr(call, "stream", True))
+        await self._ask_slots()
         state = _CallState(priority, stream)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries + 1) | _StopPastDeadline(state),
@@ -465,7 +478,6 @@ class EndpointClient:
             try:
                 result = await self._stream(call, observer, state, fields, ticket)
             except openai.APIStatusError as exc:
-                # Not "accepted": a rejection must be learned from before the next call goes.
                 self._read_limits(exc.response.headers if exc.response is not None else None)
                 rejected = rejected_fields(exc, fields)
                 unproven = fields - self._accepted_fields
@@ -578,7 +590,6 @@ class EndpointClient:
                         stream_cls=openai.AsyncStream[object],
                     )
                     self._read_limits(stream.response.headers)  # before the next call goes
-                    self.limiter.accepted(ticket)
                     async with stream:
                         media = _media_type(stream.response.headers.get("content-type"))
                         if media == "application/json" or media.endswith("+json"):

@@ -1,6 +1,8 @@
 """What this process learned about each endpoint and model: its capacity and context window.
 
-The limiter writes `capacity` when a server turns calls away; fitting writes
+The limiter writes `capacity` when a server turns calls away, `took` when it took
+calls at once without turning one away, and `slots` when the server states them
+(llama.cpp's `GET /props`); fitting writes
 `context_window` when a server states it or refuses a prompt as too long. The
 application layer seeds this table from the history before a run and saves it
 after (the endpoint package never imports the store), so the next run starts from
@@ -30,6 +32,8 @@ class Learned:
 
     capacity: int | None = None
     context_window: int | None = None
+    took: int | None = None  # the most calls it took at once without turning one away
+    slots: int | None = None  # what the server states it has; 0: asked, it states none
     window_source: str | None = None
     learned_at: float | None = None
 

@@ -4,11 +4,19 @@ Real servers have a few slots and rate limits. One `EndpointLimiter` per endpoin
 (base URL and key variable, from `limiter_for`) admits calls in priority order,
 learns the endpoint's capacity from its rejections and lives within it:
 
-- it starts at the ceiling (flag > profile `max_concurrency` > default), or lower
-  where an earlier run learned less (`learned_for(...).capacity`);
+- it starts at the ceiling (flag > profile `max_concurrency` > default), at most the
+  slots the server states (`stated`: llama.cpp's `/props`, asked once by the client),
+  or lower where an earlier run learned less (`learned_for(...).capacity`): every call
+  of a round goes out at once, on the first run against an endpoint as on later ones
+  (a call turned away costs one quick answer and is re-sent at once, where waiting
+  for each call to be accepted before sending the next would tax every run);
 - a rejection (429, 503, a reset or an interrupted stream while others ran) with n
-  calls in flight sets the limit to max(1, min(limit // 2, n - 1)) and remembers it
-  as the known capacity; rejections of calls sent before that change count once;
+  calls in flight sets the limit to max(1, min(limit // 2, n - 1)), but not below what
+  the endpoint took at once before when that was fewer than n, and remembers it as
+  the known capacity; rejections of calls sent before that change count once;
+- a call that ends well with k calls in flight and nothing turned away since it was
+  sent records that the endpoint took k at once (`learned.took`), raising a known
+  capacity below k, so later runs start at least there;
 - 2 x limit successes in a row grow it by one up to the known capacity; above it,
   one probe at most once a minute (or every 100 calls), up to the ceiling; each
   probe turned away doubles that spacing (up to MAX_PROBE_SPACING times), so that a
@@ -16,17 +24,11 @@ learns the endpoint's capacity from its rejections and lives within it:
   probe turned away is the limiter's own experiment: the limit goes back to the
   known capacity at once, and the Retry-After that came with it pauses nothing
   (the calls within capacity are fine; any rejection at capacity pauses as usual);
-- while nothing is known and the ceiling is the default one (`ramp`), calls go out
-  one after another as each earlier one is accepted (its response headers came
-  back), so that a server with fewer slots than the ceiling turns away one request,
-  not ceiling - slots of them; once it took the whole ceiling at once, or
-  RAMP_CALLS x ceiling calls without a rejection, ramping ends;
-  a ceiling the user set is trusted and used at once;
 - `Retry-After` and an exhausted rate-limit header pause the whole endpoint.
 
     limiter = limiter_for(settings, ceiling=8, model="gpt-4o-mini")
     ticket = await limiter.acquire(priority=0)
-    ...  limiter.accepted(ticket); limiter.release(ticket, rejected=False)
+    ...  limiter.release(ticket, rejected=False)
 """
 
 from __future__ import annotations
@@ -56,14 +58,6 @@ PROBE_INTERVAL = 60.0
 PROBE_CALLS = 100
 # ... times this at most, after probes that were turned away.
 MAX_PROBE_SPACING = 32
-# While the capacity is unknown, the next call waits for the previous one to be
-# accepted, but never longer than this: a slow server must not serialise a run.
-ACCEPT_WAIT = 0.25
-# ... and a moment after it was accepted: a single-slot server ends the older stream as
-# it accepts the newer one, and that ending may reach us just after the acceptance.
-RAMP_GRACE = 0.03
-# ... until it took this many calls per slot of the ceiling without turning one away.
-RAMP_CALLS = 2
 # Pauses asked for by a server, capped: a longer one fails calls rather than sleeping.
 MAX_PAUSE = 120.0
 
@@ -85,9 +79,8 @@ class Ticket:
     priority: int
     asked_at: float
     epoch: int = 0  # the limiter's epoch when it was sent: older rejections count once
+    rejections: int = 0  # the limiter's rejections when it was sent
     granted_at: float | None = None
-    accepted: bool = False
-    accepted_at: float = 0.0
     _future: asyncio.Future[None] | None = field(default=None, repr=False)
 
     @property
@@ -107,16 +100,20 @@ class EndpointLimiter:
         ceiling: int,
         *,
         fixed: bool = False,
-        ramp: bool = False,
     ) -> None:
         self.host = host
         self.ceiling = max(1, ceiling)
         self.fixed = fixed  # an embedded server: the ceiling is the truth, nothing to learn
-        self.ramp = ramp and not fixed
         self.learned = learned_for(base_url, model)
+        # The most calls at once: the ceiling, or fewer slots the server states.
+        self.top = self.ceiling
+        if self.learned.slots and not fixed:
+            self.top = min(self.ceiling, self.learned.slots)
         known = self.learned.capacity
-        self.capacity: int | None = min(known, self.ceiling) if known and not fixed else None
-        self.limit = self.capacity or self.ceiling
+        if known and self.learned.took:
+            known = max(known, self.learned.took)  # it took more since
+        self.capacity: int | None = min(known, self.top) if known and not fixed else None
+        self.limit = self.capacity or self.top
         self.in_flight = 0
         self.epoch = 0
         self.successes = 0  # in a row, at the current limit
@@ -126,12 +123,10 @@ class EndpointLimiter:
         self.paused_until = 0.0
         self._paused_before = 0.0  # before the last pause(): undone for a failed probe
         self.rejections = 0
-        self.accepted_calls = 0
         self.changes: list[LimitChange] = []
         self._recent: dict[str, int] = {}  # rejections by name since the last change
         self._waiting: list[tuple[int, int, Ticket]] = []
         self._order = itertools.count()
-        self._unaccepted: Ticket | None = None  # the last call sent while ramping up
         self._timer: asyncio.TimerHandle | None = None
         self.listeners: list[Callable[[LimitChange], None]] = []
 
@@ -163,24 +158,12 @@ class EndpointLimiter:
             raise
         return ticket
 
-    def _ramping(self) -> bool:
-        return self.ramp and self.capacity is None and self.rejections == 0
-
     def _dispatch(self) -> None:
         now = time.monotonic()
         while self._waiting and self.in_flight < self.limit:
             if now < self.paused_until:
                 self._wake_at(self.paused_until)
                 return
-            last = self._unaccepted
-            if self._ramping() and last is not None and last.granted_at is not None:
-                if last.accepted:
-                    ready = last.accepted_at + RAMP_GRACE
-                else:
-                    ready = last.granted_at + ACCEPT_WAIT
-                if now < ready:
-                    self._wake_at(ready)
-                    return
             _, _, ticket = heapq.heappop(self._waiting)
             assert ticket._future is not None
             if ticket._future.done():  # cancelled while waiting
@@ -188,7 +171,7 @@ class EndpointLimiter:
             self.in_flight += 1
             ticket.granted_at = now
             ticket.epoch = self.epoch
-            self._unaccepted = ticket
+            ticket.rejections = self.rejections
             ticket._future.set_result(None)
 
     def _wake_at(self, when: float) -> None:
@@ -201,23 +184,19 @@ class EndpointLimiter:
         self._timer = None
         self._dispatch()
 
-    def accepted(self, ticket: Ticket) -> None:
-        """The server took the call (its response headers came back)."""
-        if not ticket.accepted:
-            ticket.accepted = True
-            ticket.accepted_at = time.monotonic()
-            self.accepted_calls += 1
-            if self._ramping() and (
-                self.in_flight >= self.limit or self.accepted_calls >= RAMP_CALLS * self.ceiling
-            ):
-                # It took the whole limit at once, or many calls without turning one
-                # away: ramping is done (a long batch would go on a call at a time).
-                self.ramp = False
-            self._dispatch()
+    def stated(self, slots: int) -> None:
+        """The server says it has `slots` slots (0: it says nothing): never more at once."""
+        self.learned.slots = slots
+        self.learned.touch()
+        if slots <= 0 or self.fixed or slots >= self.top:
+            return
+        self.top = slots
+        if self.capacity is not None:
+            self.capacity = min(self.capacity, slots)
+        self.limit = min(self.limit, slots)
 
     def _release_slot(self, ticket: Ticket) -> None:
         self.in_flight = max(0, self.in_flight - 1)
-        ticket.accepted = True  # whatever it was, the next call need not wait for it
         self._dispatch()
 
     # -- learning ----------------------------------------------------------------------------
@@ -227,7 +206,7 @@ class EndpointLimiter:
         if rejected:
             self._rejected(ticket, reason)
         else:
-            self._succeeded()
+            self._succeeded(ticket)
         self._release_slot(ticket)
 
     def release_quietly(self, ticket: Ticket) -> None:
@@ -248,6 +227,11 @@ class EndpointLimiter:
             self.probe_spacing = min(MAX_PROBE_SPACING, self.probe_spacing * 2)
         else:
             new = max(1, min(self.limit // 2, self.in_flight - 1))
+            took = self.learned.took
+            if took and took < self.in_flight:
+                new = max(new, took)  # it took that many at once before: not below
+            elif took:
+                self.learned.took = new  # it no longer takes what it took
             self.capacity = new
             self.learned.capacity = new
             self.learned.touch()
@@ -255,12 +239,14 @@ class EndpointLimiter:
         self.calls_since_probe = 0
         self._change(new, reason)
 
-    def _succeeded(self) -> None:
+    def _succeeded(self, ticket: Ticket) -> None:
         if self.fixed:
             return
         self.successes += 1
         self.calls_since_probe += 1
-        if self.capacity is None or self.limit >= self.ceiling:
+        if ticket.rejections == self.rejections:
+            self._took(self.in_flight)
+        if self.capacity is None or self.limit >= self.top:
             return
         if self.limit < self.capacity:
             if self.successes >= 2 * self.limit:
@@ -272,6 +258,14 @@ class EndpointLimiter:
             self.last_probe = time.monotonic()
             self.calls_since_probe = 0
             self._change(self.limit + 1, "probing for more room")
+
+    def _took(self, calls: int) -> None:
+        """`calls` were in flight, none turned away since this one went: it takes that many."""
+        if calls > (self.learned.took or 0):
+            self.learned.took = calls
+            self.learned.touch()
+        if self.capacity is not None and calls > self.capacity:
+            self.capacity = self.learned.capacity = calls
 
     def _change(self, new: int, reason: str) -> None:
         old = self.limit
@@ -306,7 +300,6 @@ def limiter_for(
     ceiling: int,
     *,
     fixed: bool = False,
-    ramp: bool = False,
 ) -> EndpointLimiter:
     """The process's limiter for this endpoint (base URL and key variable), made on first use.
 
@@ -319,7 +312,7 @@ def limiter_for(
     limiter = _LIMITERS.get(key)
     same = limiter is not None and (limiter.ceiling, limiter.fixed) == (max(1, ceiling), fixed)
     if limiter is None or not same:
-        limiter = EndpointLimiter(host, base_url, model, ceiling, fixed=fixed, ramp=ramp)
+        limiter = EndpointLimiter(host, base_url, model, ceiling, fixed=fixed)
         _LIMITERS[key] = limiter
     return limiter
 

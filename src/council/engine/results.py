@@ -168,10 +168,15 @@ class RoundResult:
 
     @property
     def critical_path(self) -> float:
-        """This round's time run on its own: its slowest persona, then its arbiter."""
-        slowest = max((a.latency for a in self.answers), default=0.0)
+        """This round's time run on its own: its slowest persona, then its arbiter.
+
+        Only the calls this run made: an answer a resumed run took from an earlier
+        one took no time in it.
+        """
+        slowest = max((a.latency for a in self.answers if a.reused_from is None), default=0.0)
         arbiter = self.arbiter
-        return slowest + (arbiter.latency if arbiter is not None and arbiter.answered else 0.0)
+        made = arbiter is not None and arbiter.answered and arbiter.reused_from is None
+        return slowest + (arbiter.latency if arbiter is not None and made else 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {

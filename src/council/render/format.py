@@ -35,6 +35,7 @@ __all__ = [
     "round_rows",
     "run_footer",
     "seconds",
+    "speculation_note",
     "timeline_rows",
     "tokens",
 ]
@@ -353,6 +354,15 @@ def timeline_rows(result: DeliberationResult) -> list[tuple[str, ...]]:
     return rows
 
 
+def speculation_note(saved: float, sequential: float) -> str:
+    """What speculation did to the wall time: saved some, cost some, or neither."""
+    if round(saved * 1000) > 0:
+        return f"saved {seconds(saved)} ({saved / sequential * 100:.0f}%)"
+    if round(saved * 1000) < 0:
+        return f"speculation cost {seconds(-saved)}"  # one slot, or a verdict that came late
+    return "speculation saved no time"
+
+
 def deliberation_footer(result: DeliberationResult) -> str:
     """Wall time against the same kept calls run one round and one verdict at a time."""
     plan = result.plan
@@ -362,8 +372,7 @@ def deliberation_footer(result: DeliberationResult) -> str:
         saved = sequential - result.wall
         parts.append(f"sequential {seconds(sequential)}")
         if plan.speculative:
-            share = saved / sequential * 100
-            parts.append(f"saved {seconds(max(0.0, saved))} ({max(0.0, share):.0f}%)")
+            parts.append(speculation_note(saved, sequential))
     if plan.speculative:
         wasted = f"wasted {result.wasted_tokens:,} tokens"
         if result.discarded_rounds:

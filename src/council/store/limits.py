@@ -48,9 +48,13 @@ class KeptLimit:
     window_source: str | None
     learned_at: float | None
     origin: str | None = None  # where the URL came from: "profile NAME", "--base-url", "env"
+    took: int | None = None  # the most calls it took at once without turning one away
+    slots: int | None = None  # the slots it states (llama.cpp /props); 0: asked, none stated
 
 
-_COLUMNS = "base_url, model, capacity, context_window, window_source, learned_at, origin"
+_COLUMNS = (
+    "base_url, model, capacity, context_window, window_source, learned_at, origin, took, slots"
+)
 
 
 def load_limits(db: HistoryDB, base_url: str | None = None) -> list[KeptLimit]:
@@ -68,14 +72,16 @@ def save_limits(db: HistoryDB, limits: list[KeptLimit]) -> None:
     """Keep each row; a value not learned this time keeps what an earlier run learned."""
     for limit in limits:
         db.write(
-            f"INSERT INTO endpoint_limits ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO endpoint_limits ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (base_url, model) DO UPDATE SET "
             "capacity = COALESCE(excluded.capacity, capacity), "
             "context_window = COALESCE(excluded.context_window, context_window), "
             "window_source = CASE WHEN excluded.context_window IS NULL THEN window_source "
             "ELSE excluded.window_source END, "
             "learned_at = COALESCE(excluded.learned_at, learned_at), "
-            "origin = COALESCE(excluded.origin, origin)",
+            "origin = COALESCE(excluded.origin, origin), "
+            "took = COALESCE(excluded.took, took), "
+            "slots = COALESCE(excluded.slots, slots)",
             (
                 normalize_url(limit.base_url),
                 limit.model,
@@ -84,6 +90,8 @@ def save_limits(db: HistoryDB, limits: list[KeptLimit]) -> None:
                 limit.window_source,
                 limit.learned_at,
                 limit.origin,
+                limit.took,
+                limit.slots,
             ),
         )
 

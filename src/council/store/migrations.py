@@ -204,3 +204,16 @@ def m010_prompt_cut_by_server(db: sqlite3.Connection) -> None:
         ALTER TABLE calls ADD COLUMN prompt_cut_by_server INTEGER;  -- 1: cut, 0: not
         """,
     )
+
+
+@migration
+def m011_endpoint_took_and_slots(db: sqlite3.Connection) -> None:
+    # What an endpoint took at once, and the slots it states (issue 21): a later run
+    # starts all its calls at once where that is known to work, and asks /props once.
+    _execute_script(
+        db,
+        """
+        ALTER TABLE endpoint_limits ADD COLUMN took INTEGER;   -- calls at once, none turned away
+        ALTER TABLE endpoint_limits ADD COLUMN slots INTEGER;  -- stated; 0: asked, none stated
+        """,
+    )
