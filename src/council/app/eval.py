@@ -360,7 +360,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         judge = _with_defaults(request.catalog.get(judge_name), request.settings)
     elif options.judge_persona is not None:
         raise UsageError("--judge-persona only applies with --scorer judge", "add it or drop it")
-    out = OutputFile(Path(options.out)) if options.out else None
+    out = OutputFile(Path(options.out), source=options.data) if options.out else None
     done = out.ok_ids if out is not None else set()
     pairs = [
         (item, strategy)
