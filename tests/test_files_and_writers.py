@@ -306,7 +306,7 @@ def test_a_named_pipe_given_to_c_is_waited_for_and_read(fake: FakeOpenAI, tmp_pa
     try:
         assert process.stderr is not None
         waiting = process.stderr.readline()  # council says it waits: no writer yet
-        assert "waiting for a writer on the named pipe" in waiting, waiting
+        assert f"waiting for --context {fifo} (a pipe) to be written" in waiting, waiting
         with open(fifo, "w") as writer:
             writer.write("text from the pipe\n")
         code, err = finish(process)

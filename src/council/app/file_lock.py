@@ -13,12 +13,14 @@ A file replaced by rename while a second process waited for its lock leaves that
 process holding the old, unlinked file: the lock counts only once the path still
 names the locked file, else the new one is opened and locked instead.
 
-Windows has no `fcntl`: there the file is opened and not locked.
+Windows has no `fcntl`, and some network file systems refuse locks: there the file
+is written unlocked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import struct
 import sys
@@ -66,8 +68,11 @@ def _lock(fd: int, path: Path) -> None:
 
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        raise HeldElsewhere(path, _holder(fd)) from None
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EAGAIN):
+            raise HeldElsewhere(path, _holder(fd)) from None
+        # No locks on this file system (ENOLCK on some NFS mounts): written unlocked,
+        # as before, rather than refused for a writer that may not exist.
 
 
 def open_locked(path: Path) -> int:

@@ -130,7 +130,7 @@ def looks_binary(data: bytes) -> bool:
 
 def _read_context_file(path: Path) -> bytes:
     def waiting() -> None:
-        sys.stderr.write(f"council: waiting for a writer on the named pipe {path}\n")
+        sys.stderr.write(f"council: waiting for --context {path} (a pipe) to be written\n")
         sys.stderr.flush()
 
     try:
