@@ -403,15 +403,15 @@ def test_a_redone_item_replaces_its_line_and_the_last_line_wins(tmp_path):
 def test_a_file_with_duplicates_from_a_crash_is_compacted_on_the_next_close(tmp_path):
     out = tmp_path / "o.jsonl"
     out.write_text(
-        json.dumps({"id": "a", "status": "failed"})
+        json.dumps({"id": "a", "status": "failed", "metrics": {}})
         + "\n"
-        + json.dumps({"id": "a", "status": "ok"})
+        + json.dumps({"id": "a", "status": "ok", "metrics": {}})
         + "\n"
     )
     writer = OutputFile(out)
     assert writer.ok_ids == {"a"} and writer.failed_ids == set()
     writer.close()
-    assert _lines(out) == [{"id": "a", "status": "ok"}]
+    assert _lines(out) == [{"id": "a", "status": "ok", "metrics": {}}]
 
 
 def test_ordered_output_keeps_input_order_with_a_bounded_buffer(tmp_path):

@@ -505,7 +505,16 @@ def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
     )
 
 
-def ask_deliberation(
+def ask_deliberation(flags: AskFlags, *, resume: str | None, **settings: Any) -> int:
+    """`council deliberate`, new or resumed from the history; the exit code.
+
+    `settings`: rounds, speculative, threshold, max_wasted_tokens (see `_deliberation`).
+    """
+    with contextlib.ExitStack() as held:  # a resumed run's lock, until the run ends
+        return _deliberation(flags, resume=resume, held=held, **settings)
+
+
+def _deliberation(
     flags: AskFlags,
     *,
     rounds: int | None,
@@ -513,8 +522,8 @@ def ask_deliberation(
     threshold: float | None,
     max_wasted_tokens: int | None,
     resume: str | None,
+    held: contextlib.ExitStack,
 ) -> int:
-    """`council deliberate`, new or resumed from the history; the exit code."""
     if flags.rank:
         raise UsageError("--rank is for council oracle", "drop --rank, or use council oracle")
     choices = _vote_choices(flags)
@@ -537,6 +546,8 @@ def ask_deliberation(
             system=flags.system,
             option=flags.option,
         )
+        if resumed.lock is not None:
+            held.callback(resumed.lock.release)
         if max_wasted_tokens is None:
             max_wasted_tokens = resumed.settings.get("max_wasted_tokens")
         if resumed.resumed_as:

@@ -380,7 +380,7 @@ def _run(
     err = stderr_console()
     endpoints = plan_endpoints(template)
     seed_learned(endpoints)
-    out = OutputFile(Path(options.out or "-"), ordered=options.ordered)
+    out = OutputFile(Path(options.out or "-"), ordered=options.ordered, source=options.source)
     progress = BatchProgress()
     bus = EventBus()
     plan_dict = {**template.to_dict(), "command": "batch", "batch": _described(options)}
@@ -481,7 +481,7 @@ def _via_batch_api(
 
     from council.app.batch_api import run_via_batch_api
 
-    out = OutputFile(Path(options.out or "-"), ordered=options.ordered)
+    out = OutputFile(Path(options.out or "-"), ordered=options.ordered, source=options.source)
     try:
         items = _items(options, _reporting_bad_lines(options.source))
         summary = asyncio.run(

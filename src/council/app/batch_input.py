@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
+from council.app.inputs import MAX_QUESTION_BYTES, looks_binary
 from council.errors import UsageError
 
 __all__ = ["FORMATS", "BadLine", "BatchItem", "count_items", "read_items", "render_template"]
@@ -183,6 +184,9 @@ def _query_of(record: Mapping[str, Any], template: _Template | None) -> str:
         query = record["query"]
     if not query.strip():
         raise _Bad("the query is empty")
+    size = len(query.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_QUESTION_BYTES:  # as `oracle` refuses it: never sent whole
+        raise _Bad(f"the query is {size:,} bytes, over the {MAX_QUESTION_BYTES:,} byte limit")
     return query
 
 
@@ -277,14 +281,38 @@ def _open(source: str, stdin: TextIO | None) -> TextIO:
         buffer = getattr(stream, "buffer", None)
         if buffer is None:
             return stream
+        _refuse_binary(source, buffer)
         return io.TextIOWrapper(buffer, encoding="utf-8-sig", errors="replace", newline="")
     try:
-        return open(source, encoding="utf-8-sig", errors="replace", newline="")
+        binary = open(source, "rb")  # noqa: SIM115 - the wrapper below closes it
     except OSError as exc:
         raise UsageError(
             f"cannot read the batch input {source}: {exc.strerror or exc}",
             "check the path, or give - to read standard input",
         ) from None
+    try:
+        _refuse_binary(source, binary)
+    except BaseException:
+        binary.close()
+        raise
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _refuse_binary(source: str, buffer: Any) -> None:
+    """An input that is no text (a program, a spreadsheet, an archive) is not sent, line by line.
+
+    Its first bytes are looked at (not consumed) as `-c` looks at a file: a NUL is no text.
+    """
+    try:
+        head = buffer.peek(8192)[:8192] if hasattr(buffer, "peek") else b""
+    except OSError:
+        return  # unreadable: the read itself says so
+    if looks_binary(head):
+        shown = "standard input" if source == "-" else source
+        raise UsageError(
+            f"the batch input {shown} looks binary; nothing was sent",
+            "give a JSONL, CSV or text file of questions",
+        )
 
 
 def read_items(

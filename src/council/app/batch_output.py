@@ -20,6 +20,14 @@ starting an item. If it does not (an item stuck in retries while more than
 `reorder_limit` later ones finish), the buffer does not grow: the oldest held lines go
 out ahead of the missing one, which is written when it comes, and a warning says so.
 
+One file, one writer, and only council's own: the file is created 0600 (it holds
+questions and answers) and locked for the life of the run (`app/file_lock.py`), so a
+second batch or eval on the same `--out` is refused, naming the first one's pid,
+instead of asking every item again. A file that is the input, or that holds a line
+council did not write (an item line: an object with an id, a status and metrics), is
+refused rather than appended to, cut or compacted; a torn last line is cut only after
+a line council wrote (or as the first line, when it starts as council's lines do).
+
 Lines are JSON with `ensure_ascii=False`, control characters escaped (`json_safe`), so
 `cat verdicts.jsonl` in a terminal obeys nothing a model wrote.
 """
@@ -31,10 +39,12 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from council.app.batch_input import BatchItem
+from council.app.file_lock import HeldElsewhere, open_locked
 from council.errors import UsageError
 from council.render.safe_text import json_safe
 
@@ -81,36 +91,66 @@ def encode_line(line: dict[str, Any]) -> str:
     return json_safe(json.dumps(line, ensure_ascii=False, separators=(",", ":"))) + "\n"
 
 
-def _scan(path: Path) -> tuple[dict[str, tuple[int, str]], int, int]:
+def is_council_line(record: Any) -> bool:
+    """Whether a parsed line is one council writes: an item's (batch) or a run's (eval)."""
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("id"), str)
+        and record.get("status") in ("ok", "failed")
+        and isinstance(record.get("metrics"), dict)
+    )
+
+
+class _Earlier(NamedTuple):
+    """What a scan of an existing `--out` found."""
+
+    last: dict[str, tuple[int, str]]  # id -> where its last line starts, its status
+    count: int  # council lines
+    whole_end: int  # where the whole lines end (a torn last line starts there)
+    foreign: int | None  # the number of the first line council did not write
+
+
+def _scan(handle: IO[bytes]) -> _Earlier:
     """Where each id's last line starts and its status, lines counted, where whole lines end.
 
     Only offsets are kept, never the lines: a file of a million answers costs the
     memory of its ids. A last line without a newline is torn (a crash mid-write): it
-    is not counted, and the caller cuts the file back to the end of the whole lines.
+    is not counted, and the caller cuts the file back to the end of the whole lines,
+    if council wrote the line before it (or it is the first, and starts as council's do).
     """
     last: dict[str, tuple[int, str]] = {}
     count = 0
     offset = 0
-    with open(path, "rb") as handle:
-        for raw in handle:
-            if not raw.endswith(b"\n"):
-                break  # torn
-            start, offset = offset, offset + len(raw)
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue  # not council's line (edited by hand): dropped at compaction
-            if isinstance(record, dict) and isinstance(record.get("id"), str):
-                last[record["id"]] = (start, str(record.get("status")))
-                count += 1
-    return last, count, offset
+    foreign: int | None = None
+    handle.seek(0)
+    for number, raw in enumerate(handle, 1):
+        if not raw.endswith(b"\n"):
+            if number == 1 and not raw.startswith(b'{"id":'):
+                foreign = number  # a file of one unterminated line that is not council's
+            break  # torn
+        start, offset = offset, offset + len(raw)
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            record = None
+        if not is_council_line(record):
+            foreign = number
+            break
+        last[record["id"]] = (start, str(record["status"]))
+        count += 1
+    return _Earlier(last, count, offset, foreign)
 
 
 class OutputFile:
     """`--out`: item lines written whole as items finish; resume sets read on open."""
 
     def __init__(
-        self, path: Path | str, *, ordered: bool = False, reorder_limit: int = DEFAULT_REORDER_LIMIT
+        self,
+        path: Path | str,
+        *,
+        ordered: bool = False,
+        reorder_limit: int = DEFAULT_REORDER_LIMIT,
+        source: str | None = None,
     ) -> None:
         self.path = Path(path) if str(path) != "-" else None
         self.ordered = ordered
@@ -123,28 +163,58 @@ class OutputFile:
         self._next_seq = 0
         self._written: set[str] = set()  # ids written by this run
         self._stale = False  # some id has more than one line: compact on close
+        self._fd: int | None = None  # the locked descriptor: every read and write goes by it
         self._handle: IO[str]
         if self.path is None:
             self._handle = sys.stdout
             return
-        if self.path.exists():
-            earlier, count, whole_end = self._read_earlier(self.path)
-            self._stale = count != len(earlier)
-            for item_id, (_, status) in earlier.items():
-                (self.ok_ids if status == "ok" else self.failed_ids).add(item_id)
-            if whole_end != self.path.stat().st_size:
-                os.truncate(self.path, whole_end)  # the torn line goes
+        _refuse_input(self.path, source)
         try:
-            self._handle = open(self.path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+            self._fd = open_locked(self.path)
+        except HeldElsewhere as held:
+            raise _held(self.path, held.pid) from None
         except OSError as exc:
             raise _unwritable(self.path, exc) from None
-
-    @staticmethod
-    def _read_earlier(path: Path) -> tuple[dict[str, tuple[int, str]], int, int]:
         try:
-            return _scan(path)
+            self._read_earlier(self.path, self._fd)
+            self._handle = open(  # noqa: SIM115 - closed by close()
+                self._fd, "a", encoding="utf-8", newline="\n", closefd=False
+            )
+        except BaseException:
+            os.close(self._fd)  # the lock goes with it
+            raise
+
+    def _read_earlier(self, path: Path, fd: int) -> None:
+        """The ids an earlier run wrote; a torn last line cut off; a foreign file refused."""
+        try:
+            with open(fd, "rb", closefd=False) as handle:
+                earlier = _scan(handle)
+            if earlier.foreign is not None:
+                raise UsageError(
+                    f"{path} is not a council output file (line {earlier.foreign} is not an "
+                    "item line council wrote); council will not write into it",
+                    "give --out a new file, or one an earlier council batch or eval wrote",
+                )
+            if earlier.whole_end != os.fstat(fd).st_size:
+                os.ftruncate(fd, earlier.whole_end)  # the torn line goes
         except OSError as exc:
             raise _unwritable(path, exc) from None
+        self._stale = earlier.count != len(earlier.last)
+        for item_id, (_, status) in earlier.last.items():
+            (self.ok_ids if status == "ok" else self.failed_ids).add(item_id)
+
+    def earlier_lines(self) -> Iterator[dict[str, Any]]:
+        """Every whole JSON line the file holds, read through the locked descriptor (a
+        second descriptor of the file, once closed, would drop the lock)."""
+        if self._fd is None:
+            return
+        with open(self._fd, "rb", closefd=False) as handle:
+            handle.seek(0)
+            for raw in handle:
+                with contextlib.suppress(ValueError):
+                    line = json.loads(raw)
+                    if isinstance(line, dict):
+                        yield line
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -220,12 +290,16 @@ class OutputFile:
             with contextlib.suppress(OSError, ValueError):
                 self._handle.flush()
             return
-        if self._handle.closed:
+        if self._fd is None:
             return
-        self._handle.close()
-        if self._stale:
-            compact(self.path)
-            self._stale = False
+        try:
+            self._handle.close()
+            if self._stale:
+                compact(self.path, self._fd)  # under the lock: nobody appends meanwhile
+                self._stale = False
+        finally:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> OutputFile:
         return self
@@ -234,30 +308,55 @@ class OutputFile:
         self.close()
 
 
-def compact(path: Path) -> None:
+def compact(path: Path, fd: int) -> None:
     """Rewrite `path` with one line per id, its last one, in the order of those lines.
 
-    Written to a temporary file in the same directory and moved over `path` with
+    Read through `fd`, the locked descriptor (closing any other would drop the lock);
+    written to a temporary file in the same directory and moved over `path` with
     os.replace: a crash leaves the old file or the new one, never a mix.
     """
-    keep = {start for start, _ in _scan(path)[0].values()}
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle, open(path, "rb") as original:
-            offset = 0
-            for raw in original:
-                if offset in keep:
-                    handle.write(raw)
-                offset += len(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(temporary, path.stat().st_mode & 0o777)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    with open(fd, "rb", closefd=False) as original:
+        keep = {start for start, _ in _scan(original).last.values()}
+        fd_new, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
+        try:
+            with os.fdopen(fd_new, "wb") as handle:
+                original.seek(0)
+                offset = 0
+                for raw in original:
+                    if offset in keep:
+                        handle.write(raw)
+                    offset += len(raw)
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(OSError):
+                os.chmod(temporary, os.fstat(fd).st_mode & 0o777)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+
+def _refuse_input(path: Path, source: str | None) -> None:
+    """`--out` naming the input file would write answers over the questions: refused."""
+    if source is None or source == "-":
+        return
+    with contextlib.suppress(OSError):
+        if os.path.samefile(path, source):
+            raise UsageError(
+                f"--out {path} is the input file; council will not write over its input",
+                "give --out another file",
+            )
+
+
+def _held(path: Path, pid: int | None) -> UsageError:
+    who = f"council process {pid}" if pid else "another council process"
+    return UsageError(
+        f"{path} is being written by {who}; two runs on one --out would ask every item twice",
+        "wait for it to end, or give --out another file",
+    )
 
 
 def _unwritable(path: Path, exc: OSError) -> UsageError:

@@ -106,7 +106,7 @@ def collect(
             output_file, items_source=items_source, out=sys.stdout, template=template
         )
     else:
-        with OutputFile(Path(out)) as writer:
+        with OutputFile(Path(out), source=items_source) as writer:
             summary = collect_outputs(
                 output_file, items_source=items_source, out=writer, template=template
             )

@@ -335,9 +335,12 @@ def _this_councils(
     return not_reusable(line, record.setups[strategy], question) is None
 
 
-def _last_lines(path: Path) -> dict[str, dict[str, Any]]:
-    """Each pair's last line in --out (the file may hold a redone pair twice until closed)."""
-    return {str(line.get("id")): line for line in _read_lines(path)}
+def _last_lines(out: OutputFile) -> dict[str, dict[str, Any]]:
+    """Each pair's last line in --out (the file may hold a redone pair twice until closed).
+
+    Read through the file's own locked descriptor: opening the path again and closing it
+    would drop this process's lock on it."""
+    return {str(line.get("id")): line for line in out.earlier_lines() if "strategy" in line}
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
@@ -401,11 +404,11 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         str(tolerance),
         None if judge is None else member_setup(judge, request),
     )
-    out = OutputFile(Path(options.out)) if options.out else None
+    out = OutputFile(Path(options.out), source=options.data) if options.out else None
     kept: list[dict[str, Any]] = []
     runner: _Runner | None = None
     with out if out is not None else contextlib.nullcontext():
-        earlier = _last_lines(Path(options.out)) if options.out else {}
+        earlier = _last_lines(out) if out is not None else {}
         plan = sort_out(items, strategies, earlier, record)
         plan.tell(options.out)
 

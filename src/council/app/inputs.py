@@ -33,6 +33,7 @@ __all__ = [
     "MAX_CONTEXT_BYTES_TOTAL",
     "MAX_QUESTION_BYTES",
     "STDIN_NAME",
+    "looks_binary",
     "read_context_files",
     "read_inputs",
     "read_query",
@@ -122,9 +123,18 @@ def read_query(argument: str | None, stdin: TextIO | None = None, command: str =
     return text.strip()
 
 
+def looks_binary(data: bytes) -> bool:
+    """Whether text council was given is no text (a NUL in its first 8 KiB), as git judges."""
+    return b"\x00" in data[:8192]
+
+
 def _read_context_file(path: Path) -> bytes:
+    def waiting() -> None:
+        sys.stderr.write(f"council: waiting for --context {path} (a pipe) to be written\n")
+        sys.stderr.flush()
+
     try:
-        data = read_limited(path, MAX_CONTEXT_BYTES_PER_FILE, pipes=True)
+        data = read_limited(path, MAX_CONTEXT_BYTES_PER_FILE, pipes=True, waiting=waiting)
     except FileNotFoundError:
         raise UsageError(f"--context {path}: no such file", "check the path") from None
     except NotARegularFile as exc:
@@ -161,7 +171,11 @@ def read_context_files(
             continue
         # The path goes to the model with the text: a name that is not UTF-8 is shown as such.
         name = str(path).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-        sources.append((name, _read_context_file(path)))
+        data = _read_context_file(path)
+        if not data.strip():
+            _warn(f"--context {name} is empty; nothing attached")
+            continue
+        sources.append((name, data))
     if piped is not None:
         sources.append((STDIN_NAME, piped))
     attachments: list[Attachment] = []
@@ -174,7 +188,7 @@ def read_context_files(
                 f"--context files add up to over {MAX_CONTEXT_BYTES_TOTAL:,} bytes",
                 "attach fewer or smaller files",
             )
-        if b"\x00" in data[:8192]:
+        if looks_binary(data):
             hint = (
                 "pipe text only, or --no-stdin" if name == STDIN_NAME else "attach text files only"
             )

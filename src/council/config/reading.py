@@ -13,12 +13,16 @@ file is too big, whatever it claims.
 from __future__ import annotations
 
 import os
+import select
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["NotARegularFile", "file_kind", "read_limited"]
 
 _CHUNK = 64 * 1024
+# Seconds a named pipe may stay without a writer before the caller is told it waits.
+PIPE_PATIENCE = 2.0
 
 
 class NotARegularFile(OSError):
@@ -46,12 +50,20 @@ def file_kind(mode: int) -> str:
     return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
 
 
-def read_limited(path: Path, limit: int, *, pipes: bool = False) -> bytes:
+def read_limited(
+    path: Path,
+    limit: int,
+    *,
+    pipes: bool = False,
+    waiting: Callable[[], None] | None = None,
+) -> bytes:
     """At most `limit + 1` bytes of the regular file at `path` (symlinks followed).
 
     With `pipes`, a pipe is read too (capped the same way): the user named it on the
-    command line (`-c <(git diff)`, `-c /dev/stdin`), unlike a file found in a
-    repository. Raises NotARegularFile for anything else, and OSError
+    command line (`-c <(git diff)`, `-c /dev/stdin`, a `mkfifo` pipe), unlike a file
+    found in a repository. A named pipe no writer has opened yet is waited for, as
+    `cat` waits (`waiting` is called first, when nothing came within PIPE_PATIENCE
+    seconds). Raises NotARegularFile for anything else, and OSError
     (FileNotFoundError for a broken symlink too) when it cannot be opened or read.
     """
     # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it).
@@ -61,6 +73,7 @@ def read_limited(path: Path, limit: int, *, pipes: bool = False) -> bytes:
     try:
         mode = os.fstat(fd).st_mode
         if pipes and stat.S_ISFIFO(mode):
+            _wait_for_writer(fd, waiting)
             os.set_blocking(fd, True)  # wait for the writer's data, as `cat` would
         elif not stat.S_ISREG(mode):
             raise NotARegularFile(path, file_kind(mode))
@@ -75,3 +88,18 @@ def read_limited(path: Path, limit: int, *, pipes: bool = False) -> bytes:
         return b"".join(parts)
     finally:
         os.close(fd)
+
+
+def _wait_for_writer(fd: int, waiting: Callable[[], None] | None) -> None:
+    """Until the pipe `fd` (opened without blocking) has data, or a writer came and went.
+
+    A read of a FIFO no writer opened yet ends at once with nothing, so it is waited
+    on first (its readiness is what says a writer came). Windows has no FIFO files.
+    """
+    if os.name == "nt":
+        return
+    ready, _, _ = select.select([fd], [], [], PIPE_PATIENCE)
+    if not ready:
+        if waiting is not None:
+            waiting()
+        select.select([fd], [], [])

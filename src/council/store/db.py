@@ -34,9 +34,24 @@ DB_FILE_NAME = "history.db"
 BUSY_TIMEOUT_MS = 10_000
 
 
+def private_directory(path: Path) -> None:
+    """Make `path` and any missing parent 0700: council's state is its user's alone.
+
+    (`Path.mkdir(parents=True, mode=...)` gives the mode to the last one only.) A
+    directory that is there already keeps its mode: the user may have chosen it.
+    """
+    missing: list[Path] = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            directory.mkdir(mode=0o700)
+
+
 def _secure_file(path: Path) -> None:
     """Create the database file readable by its owner only, before SQLite opens it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     os.chmod(path, 0o600)

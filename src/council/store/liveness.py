@@ -23,6 +23,8 @@ import os
 import sys
 from pathlib import Path
 
+from council.store.db import private_directory
+
 __all__ = ["RunLock"]
 
 
@@ -59,6 +61,14 @@ def _unlock(fd: int) -> None:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def _names(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd` (it was not removed meanwhile)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
 class RunLock:
     """The lock one process holds on one run while it goes."""
 
@@ -68,20 +78,30 @@ class RunLock:
 
     @classmethod
     def hold(cls, history_path: Path, run_id: str) -> RunLock | None:
-        """Take the run's lock; None if another process holds it, or it cannot be made."""
+        """Take the run's lock; None if another process holds it, or it cannot be made.
+
+        Taking it is the check: of two processes that ask at once, one gets it. A lock
+        file removed (released, or tidied by `held`) between this process's open and
+        its lock is not the run's lock any more: the one the path names now is taken.
+        """
         path = _lock_path(history_path, run_id)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            return None
-        if not _try_lock(fd):
+        for _ in range(5):
+            try:
+                private_directory(path.parent)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                return None
+            if not _try_lock(fd):
+                os.close(fd)
+                return None
+            if _names(path, fd):
+                with contextlib.suppress(OSError):  # for a person looking: who holds it
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())
+                return cls(fd, path)
+            _unlock(fd)
             os.close(fd)
-            return None
-        with contextlib.suppress(OSError):  # for a person looking: who holds it
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        return cls(fd, path)
+        return None
 
     @staticmethod
     def held(history_path: Path, run_id: str) -> bool:

@@ -10,12 +10,14 @@ again, from its own record: `ResumedCouncil.resumed_as` lists those later runs, 
 that the caller can say so before any token is spent.
 
 A run still going in another process (its lock is held: `council.store.liveness`)
-is not resumed: its calls would be asked twice. A row left `running` by a process
-that died is resumed like an interrupted one.
+is not resumed: its calls would be asked twice. The lock is taken, not looked at:
+of two resumes started at once, one holds it and the other is refused. A row left
+`running` by a process that died is resumed like an interrupted one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +64,8 @@ class ResumedCouncil:
     resumed_as: tuple[EarlierResume, ...] = ()
     # The run's model options (`-o`), as its plan recorded them.
     options: dict[str, Any] = field(default_factory=dict)
+    # The run's lock, held by this process from the check on (None: none could be made).
+    lock: RunLock | None = field(default=None, compare=False)
 
 
 def _persona(call: dict[str, Any], default_model: str) -> Persona:
@@ -78,19 +82,50 @@ def _persona(call: dict[str, Any], default_model: str) -> Persona:
     )
 
 
-def _refuse_if_live(history: HistoryDB, run_id: str) -> None:
-    if RunLock.held(history.path, run_id):
-        raise UsageError(
-            f"run {run_id} is still going in another council process (or being resumed there)",
-            "wait for it to end, or stop it (Ctrl-C) and resume it then",
-        )
+def _refuse_live(run_id: str) -> UsageError:
+    return UsageError(
+        f"run {run_id} is still going in another council process (or being resumed there)",
+        "wait for it to end, or stop it (Ctrl-C) and resume it then",
+    )
+
+
+def _take(history: HistoryDB, run_id: str) -> RunLock | None:
+    """The run's lock, taken: the check that nobody runs it and the claim are one step.
+
+    Two `council resume ID` started at once: one takes it, the other is refused. None
+    where no lock can be made here (a read-only directory): liveness is unknown.
+    """
+    lock = RunLock.hold(history.path, run_id)
+    if lock is None and RunLock.held(history.path, run_id):
+        raise _refuse_live(run_id)
+    return lock
 
 
 def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
-    """The council of an unfinished `deliberate` run and its answers; UsageError if it can't be."""
-    _refuse_if_live(history, run_id)  # by the id given: its row may not be written yet
-    run = history.find_run(run_id)
-    rid = run["id"]
+    """The council of an unfinished `deliberate` run and its answers; UsageError if it can't be.
+
+    The run's lock is taken first and kept on the result (`lock`): the caller holds it
+    until its resumed run ends, and releases it.
+    """
+    lock = _take(history, run_id)  # by the id given: its row may not be written yet
+    try:
+        rid = history.find_run(run_id)["id"]
+        if rid != run_id:  # a prefix: the lock is the full id's
+            if lock is not None:
+                lock.release()
+                lock = None  # not released twice if the full id's is refused
+            lock = _take(history, rid)
+        resumed = _load(history, rid)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return dataclasses.replace(resumed, lock=lock)
+
+
+def _load(history: HistoryDB, rid: str) -> ResumedCouncil:
+    """The council of run `rid`, whose lock this process holds."""
+    run = history.find_run(rid)
     if run["command"] != "deliberate":
         raise UsageError(
             f"run {rid} was made by 'council {run['command']}'; only deliberations resume",
@@ -101,7 +136,6 @@ def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
             f"run {rid} finished ({run['status']}); there is nothing to resume",
             f"see it with 'council show {rid}'",
         )
-    _refuse_if_live(history, rid)
     if not run["store_text"]:
         raise UsageError(
             f"run {rid} was recorded without its texts (--no-store-text)",
