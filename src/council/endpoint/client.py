@@ -249,6 +249,8 @@ class EndpointClient:
         async with EndpointClient(settings, max_concurrency=8) as client:
             result = await client.complete(request, observer, priority=0)
 
+    `stream=False` makes the client ask every call for its whole answer at once unless
+    the call says otherwise (`council batch`: nobody reads its tokens as they come).
     `max_concurrency` is the ceiling of the endpoint's limiter (the process's one for
     this base URL and key variable). `complete` returns a StreamResult or raises
     CallError (with `.retries` set); a cancelled call raises CancelledError after
@@ -260,9 +262,12 @@ class EndpointClient:
         settings: EndpointSettings,
         max_concurrency: int,
         limiter: EndpointLimiter | None = None,
+        *,
+        stream: bool = True,
     ) -> None:
         self.settings = settings
         self.max_concurrency = max_concurrency
+        self.stream = stream  # how a call is asked unless it says itself (False: whole)
         self.limiter = limiter or limiter_for(
             settings.host,
             settings.base_url,
@@ -322,7 +327,7 @@ class EndpointClient:
         """One call; lower `priority` numbers take a free slot first (retries take the head).
 
         `stream=False` asks for the whole answer in one JSON completion (None: the
-        request's own `stream` attribute if it has one, else streamed). Such a call
+        request's own `stream` attribute if it has one, else the client's). Such a call
         has no first-token limit (only the connect timeout and the total deadline),
         its StreamResult has `ttft` None, and its observer gets no `on_first_token`:
         `on_reasoning` and `on_delta` come once each, with the whole text. What the
@@ -331,7 +336,7 @@ class EndpointClient:
         stream, which it cannot have.
         """
         if stream is None:
-            stream = bool(getattr(call, "stream", True))
+            stream = bool(getattr(call, "stream", self.stream))
         state = _CallState(priority, stream)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries + 1) | _StopPastDeadline(state),
