@@ -14,11 +14,13 @@ streams its first token at L/2 and its last at L (L = 1 s), and runs side by sid
 For each it prints when the first request reached the server after the process was
 spawned (the server's request log, on the system's monotonic clock, which every
 process shares) and when the process had exited after the server sent the last byte
-of the answer. Targets (issue 15, point 9): council's first request no later than
-the openai import plus 0.1 s (judged against the import being done, and shown against
-the process wall time too), and its exit no later than 0.08 s after the answer, on the
-best of the runs: the machine is shared, and other work only ever adds to a time
-(medians are printed beside them).
+of the answer, and the CPU seconds each process used from start to exit (its rusage:
+what a shared machine's load disturbs least, so the column to compare before and after
+on a busy machine). Targets (issue 15, point 9; issue 21, point 4): council's first
+request no later than the openai import plus 0.1 s (judged against the import being
+done, and shown against the process wall time too), and its exit no later than 0.08 s
+after the answer, on the best of the runs: the machine is shared, and other work only
+ever adds to a time (medians are printed beside them).
 
     python benchmarks/startup_bench.py               # 7 runs each
     python benchmarks/startup_bench.py --runs 9
