@@ -12,10 +12,19 @@ limiter has to learn C), then over an input of 100,000 lines with `--max-items
 - the council process's peak RSS (`os.wait4`), and the 100k run's against the 1k one.
 
 Targets (issue 16): ≥ 85 % of the ideal, 429s ≤ 2 %, peak RSS ≤ 200 MB, the 100k
-input's RSS within 10 % of the 1k one.
+input's RSS within 10 % of the 1k one. Issue 21 (point 5): at L = 0.1 s and 8 slots,
+≥ 85 % of the ideal, with each call asked as one whole completion.
+
+Before those, the client's CPU per call, streamed and whole (`stream=False`, what a
+batch asks): CALLS calls through one EndpointClient, 8 at a time, the same reply of
+TOKENS tokens either way, this process's CPU time over the calls.
 
     python benchmarks/batch_bench.py                          # L = 0.5 s, C = 24
-    python benchmarks/batch_bench.py --latency 0.2 --slots 4 --items 500
+    python benchmarks/batch_bench.py --latency 0.1 --slots 8 --items 500
+    python benchmarks/batch_bench.py --latency 0.1 --slots 8 --before /work/base/src
+
+`--before SRC` runs another checkout's council (its `src/`) the same way, in the same
+rounds: its CPU per call, and its batch over the small input after this one's.
 """
 
 from __future__ import annotations
@@ -23,15 +32,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_process import ROOT, control, start_server, timed_reply, write_personas
+from fake_process import (
+    ROOT,
+    control,
+    resolved_settings,
+    start_server,
+    timed_reply,
+    write_personas,
+)
 
 PERSONAS = 3
 TOKENS = 20
@@ -40,6 +58,8 @@ THROUGHPUT_TARGET = 0.85
 RATE_LIMITED_TARGET = 0.02
 RSS_TARGET_MB = 200.0
 RSS_GROWTH_TARGET = 0.10
+CALLS = 200  # calls per CPU measurement
+CPU_ROUNDS = 5  # measurements of each (median and best reported)
 
 
 @dataclass
@@ -75,15 +95,76 @@ def steady_throughput(end_times: list[float]) -> float:
     return count / (high - low) if high > low else 0.0
 
 
+def client_cpu(base_url: str, stream: bool) -> float:
+    """CPU seconds per call of CALLS calls through one EndpointClient, 8 at a time."""
+    import asyncio
+
+    from council.endpoint.client import EndpointClient
+    from council.engine.model import CallSpec
+
+    class Quiet:
+        def on_start(self) -> None: ...
+        def on_first_token(self, ttft: float) -> None: ...
+        def on_reasoning(self, text: str) -> None: ...
+        def on_delta(self, text: str) -> None: ...
+        def on_retry(self, attempt: int, error: Any, wait: float) -> None: ...
+
+    settings = resolved_settings(base_url, max_concurrency=8).settings.endpoint
+    messages = ({"role": "user", "content": "Ticket 1: the export button does nothing."},)
+
+    async def calls() -> None:
+        async with EndpointClient(settings, 8) as client:
+            await asyncio.gather(
+                *(
+                    client.complete(
+                        CallSpec(call_id=f"c{i}", persona="p", messages=messages, model="m"),
+                        Quiet(),
+                        stream=stream,
+                    )
+                    for i in range(CALLS)
+                )
+            )
+
+    started = time.process_time()
+    asyncio.run(calls())
+    return (time.process_time() - started) / CALLS
+
+
+def cpu_worker(base_url: str) -> None:
+    """--cpu-worker: one measurement of each, printed as `streamed whole` (seconds a call)."""
+    print(f"{client_cpu(base_url, True)} {client_cpu(base_url, False)}", flush=True)
+
+
+def measure_cpu(base_url: str, src: Path) -> tuple[list[float], list[float]]:
+    """The council in `src` measured in its own process, CPU_ROUNDS times: streamed, whole."""
+    control(base_url, "/_fake/reset", {})
+    control(base_url, "/_fake/default", timed_reply(0.1, TOKENS))
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    command = [sys.executable, __file__, "--cpu-worker", base_url]
+    streamed, whole = [], []
+    for _ in range(CPU_ROUNDS):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        one, two = done.stdout.split()
+        streamed.append(float(one))
+        whole.append(float(two))
+    return streamed, whole
+
+
 def run_batch(
-    base_url: str, workdir: Path, name: str, source: Path, args: argparse.Namespace
+    base_url: str,
+    workdir: Path,
+    name: str,
+    source: Path,
+    args: argparse.Namespace,
+    src: Path = ROOT / "src",
 ) -> Row:
     control(base_url, "/_fake/reset", {})
     control(base_url, "/_fake/default", timed_reply(args.latency, TOKENS))
     settings = {"slots": args.slots, "over_limit": "429", "slot_retry_after": RETRY_AFTER}
     control(base_url, "/_fake/settings", settings)
-    out = workdir / f"{source.stem}.out.jsonl"
-    home = workdir / f"{source.stem}-home"  # a first run each: nothing learned before
+    slug = "".join(c if c.isalnum() else "-" for c in name)
+    out = workdir / f"{slug}.out.jsonl"
+    home = workdir / f"{slug}-home"  # a first run each: nothing learned before
     personas = ",".join(write_personas(home, PERSONAS))
     command = [
         sys.executable,
@@ -106,7 +187,7 @@ def run_batch(
         **os.environ,
         "COUNCIL_HOME": str(home),
         "OPENAI_API_KEY": "sk-bench",
-        "PYTHONPATH": str(ROOT / "src"),
+        "PYTHONPATH": str(src),
     }
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
@@ -170,20 +251,37 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=24, help="the server's limit C")
     parser.add_argument("--items", type=int, default=1000, help="items asked per run")
     parser.add_argument("--big", type=int, default=100_000, help="lines of the big input")
+    parser.add_argument("--before", metavar="SRC", help="also run the council in SRC (a src/)")
+    parser.add_argument("--cpu-worker", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cpu_worker:
+        cpu_worker(args.cpu_worker)
+        return
+    sources = {"": ROOT / "src"}
+    if args.before:
+        sources[" (before)"] = Path(args.before).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         proc, base_url = start_server(workdir)
         try:
+            cpu = {label: measure_cpu(base_url, src) for label, src in sources.items()}
             small = write_input(workdir / "small.jsonl", args.items)
             big = write_input(workdir / "big.jsonl", args.big)
             rows = [
-                run_batch(base_url, workdir, f"{args.items:,} lines", small, args),
-                run_batch(base_url, workdir, f"{args.big:,} lines", big, args),
+                run_batch(base_url, workdir, f"{args.items:,} lines{label}", small, args, src)
+                for label, src in sources.items()
             ]
+            rows.insert(1, run_batch(base_url, workdir, f"{args.big:,} lines", big, args))
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+    print(f"client CPU per call, {TOKENS} tokens a reply, {CALLS} calls 8 at a time:")
+    for label, (streamed, whole) in cpu.items():
+        print(
+            f"  streamed{label}: {statistics.median(streamed) * 1000:.2f} ms "
+            f"(best {min(streamed) * 1000:.2f});  whole{label}: "
+            f"{statistics.median(whole) * 1000:.2f} ms (best {min(whole) * 1000:.2f})"
+        )
     print_rows(rows, args)
 
 

@@ -15,6 +15,17 @@ asyncio.gather (no council), measured in the same runs, and the fake server's ow
 median time per call. Last, with default flags (no --max-concurrency) and response
 headers after 0.6 s: how far apart 6 personas' requests reach the server, and the
 wall, on a first run and the two after it (limits_bench.py, part 3).
+
+Where the overhead comes from (issue 21, point 3): the CPU council's process spent per
+call (a run's CPU time / N: the client, the engine, the plan, the output), which a
+shared machine's load disturbs far less than wall times, and the send spread, from the
+first request to reach the server to the last (the server's clock): what building and
+sending N requests costs before the last of them can start.
+
+    python benchmarks/oracle_bench.py --before /work/base/src   # before/after, same rounds
+
+`--before SRC` runs another checkout's council (its `src/`) in a worker process beside
+this one, run for run against the same server, and prints its rows below.
 """
 
 from __future__ import annotations
@@ -46,6 +57,11 @@ def start_server(latency: float, workdir: Path) -> tuple[subprocess.Popen[bytes]
 
 def run_once(base_url: str, names: list[str]) -> float:
     """One oracle run as the CLI does it (minus argument parsing); returns wall seconds."""
+    return run_timed(base_url, names)[0]
+
+
+def run_timed(base_url: str, names: list[str]) -> tuple[float, float]:
+    """One oracle run as the CLI does it; its wall seconds and this process's CPU seconds."""
     import asyncio
 
     from council.engine.events import EventBus
@@ -53,7 +69,7 @@ def run_once(base_url: str, names: list[str]) -> float:
     from council.engine.plan import build_oracle_plan
     from council.render.markdown import oracle_markdown
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     loaded = resolved_settings(base_url, max_concurrency=len(names))
     endpoint = loaded.settings.endpoint
     personas = loaded.catalog.resolve(names)
@@ -61,10 +77,47 @@ def run_once(base_url: str, names: list[str]) -> float:
     run = OracleRun(plan, EventBus())
     result = asyncio.run(run.execute())
     io.StringIO().write(oracle_markdown(result))
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     if result.exit_code != 0:
         raise SystemExit(f"benchmark run failed: {[f.message for f in result.failures][:3]}")
-    return wall
+    return wall, cpu
+
+
+class BeforeWorker:
+    """Another checkout's council, timed in its own process: one run per line asked."""
+
+    def __init__(self, src: str, base_url: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())}
+        command = [sys.executable, __file__, "--worker", base_url]
+        self.proc = subprocess.Popen(
+            command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def run(self, n: int) -> tuple[float, float]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{n}\n")
+        self.proc.stdin.flush()
+        wall, cpu = self.proc.stdout.readline().split()
+        return float(wall), float(cpu)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def worker(base_url: str) -> None:
+    """--worker: reads N per line, runs an oracle of N personas, prints `wall cpu`."""
+    names = [f"bench-{i:03d}" for i in range(1000)]
+    for line in sys.stdin:
+        wall, cpu = run_timed(base_url, names[: int(line)])
+        print(f"{wall} {cpu}", flush=True)
+
+
+def send_spread(base_url: str) -> float:
+    """Seconds from the first request of the last run to reach the server to its last."""
+    received = [r["received_at"] for r in control(base_url, "/_fake/stats")["records"]]
+    return max(received) - min(received) if received else 0.0
 
 
 def run_bare_sdk(base_url: str, n: int) -> float:
@@ -96,7 +149,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=1.0, help="per-call latency L, seconds")
     parser.add_argument("--runs", type=int, default=5, help="runs per N (median reported)")
     parser.add_argument("--sizes", default="3,10,100", help="comma-separated N")
+    parser.add_argument("--before", metavar="SRC", help="also run the council in SRC (a src/)")
+    parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        worker(args.worker)
+        return
     sizes = [int(n) for n in args.sizes.split(",")]
     latency = args.latency
 
@@ -108,18 +166,43 @@ def main() -> None:
             names = write_personas(workdir / "home", max(*sizes, SPREAD_PERSONAS))
             control(base_url, "/_fake/default", reply)
             run_once(base_url, names[:3])  # warm-up: imports, first connections
-            rows = []
+            before = BeforeWorker(args.before, base_url) if args.before else None
+            if before is not None:
+                before.run(3)
+            rows, before_rows = [], []
             for n in sizes:
                 control(base_url, "/_fake/reset", {})
                 control(base_url, "/_fake/default", reply)
-                walls, bare = [], []
+                walls, cpus, spreads, bare = [], [], [], []
+                b_walls, b_cpus, b_spreads = [], [], []
+                served: list[float] = []
                 for _ in range(args.runs):  # paired, so both see the same machine load
-                    walls.append(run_once(base_url, names[:n]))
+                    control(base_url, "/_fake/reset", {})
+                    control(base_url, "/_fake/default", reply)
+                    wall, cpu = run_timed(base_url, names[:n])
+                    records = control(base_url, "/_fake/stats")["records"]
+                    # The server's own time per call, request received to last byte sent.
+                    served += [r["finished_at"] - r["received_at"] for r in records]
+                    walls.append(wall)
+                    cpus.append(cpu / n)
+                    spreads.append(send_spread(base_url))
+                    if before is not None:
+                        control(base_url, "/_fake/reset", {})
+                        control(base_url, "/_fake/default", reply)
+                        wall, cpu = before.run(n)
+                        b_walls.append(wall)
+                        b_cpus.append(cpu / n)
+                        b_spreads.append(send_spread(base_url))
                     bare.append(run_bare_sdk(base_url, n))
-                records = control(base_url, "/_fake/stats")["records"]
-                # The server's own time per call, request received to last byte sent.
-                served = statistics.median(r["finished_at"] - r["received_at"] for r in records)
-                rows.append((n, statistics.median(walls), served, statistics.median(bare)))
+                median = statistics.median
+                bare_ms = median(bare)
+                rows.append((n, median(walls), median(served), bare_ms, cpus, median(spreads)))
+                if before is not None:
+                    before_rows.append(
+                        (n, median(b_walls), median(served), bare_ms, b_cpus, median(b_spreads))
+                    )
+            if before is not None:
+                before.close()
             default_runs = default_flag_runs(base_url, names)  # without --max-concurrency
         finally:
             proc.terminate()
@@ -131,19 +214,25 @@ def main() -> None:
     )
     header = f"{'N':>5} {'wall s':>8} {'L s':>6} {'N·L s':>8} {'speedup':>8} {'≥0.95N':>7}"
     header += f" {'overhead ms':>12} {'target':>8}  {'bare SDK ms':>11}  server time/call"
+    header += "  CPU ms/call (median, best)  send spread ms"
     print(header)
-    for n, wall, served, bare in rows:
-        speedup = n * latency / wall
-        overhead = (wall - latency) * 1000
-        target = OVERHEAD_TARGET_MS.get(n)
-        target_text = f"≤{target:.0f}" if target else "–"
-        verdict = "" if target is None else (" ok" if overhead <= target else " MISSED")
-        speed_ok = "ok" if speedup >= 0.95 * n else "MISSED"
-        print(
-            f"{n:>5} {wall:>8.3f} {latency:>6.2f} {n * latency:>8.1f} {speedup:>7.2f}x "
-            f"{speed_ok:>7} {overhead:>12.1f} {target_text:>8}{verdict:<7} "
-            f"{(bare - latency) * 1000:>11.1f}  {served:.3f} s"
-        )
+    for title, table in (("", rows), ("before (--before)", before_rows)):
+        if title and table:
+            print(title)
+        for n, wall, served, bare, cpus, spread in table:
+            speedup = n * latency / wall
+            overhead = (wall - latency) * 1000
+            target = OVERHEAD_TARGET_MS.get(n)
+            target_text = f"≤{target:.0f}" if target else "–"
+            verdict = "" if target is None else (" ok" if overhead <= target else " MISSED")
+            speed_ok = "ok" if speedup >= 0.95 * n else "MISSED"
+            print(
+                f"{n:>5} {wall:>8.3f} {latency:>6.2f} {n * latency:>8.1f} {speedup:>7.2f}x "
+                f"{speed_ok:>7} {overhead:>12.1f} {target_text:>8}{verdict:<7} "
+                f"{(bare - latency) * 1000:>11.1f}  {served:.3f} s          "
+                f"{statistics.median(cpus) * 1000:>6.2f} {min(cpus) * 1000:>6.2f}"
+                f"  {spread * 1000:>14.1f}"
+            )
     print()
     print_default_flags(default_runs, None)
 

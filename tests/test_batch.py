@@ -100,6 +100,10 @@ def test_every_item_gets_one_line_and_the_batch_is_one_run_in_history(
     assert first["answer"]["text"].startswith("arbiter says")
     assert first["metrics"]["calls"] == 3 and first["metrics"]["tokens_out"] > 0
     assert "12 done, 0 failed, 0 skipped" in result.stderr
+    # Nobody reads a batch's tokens as they come: every call asked for its whole answer.
+    assert len(fake.requests) == 36
+    assert all(r.body is not None and r.body.get("stream") is False for r in fake.requests)
+    assert all("stream_options" not in (r.body or {}) for r in fake.requests)
 
     (run,) = history_rows("SELECT * FROM runs")
     assert (run["command"], run["status"]) == ("batch", "ok")

@@ -54,6 +54,13 @@ class UnstreamedSpec(CallSpec):
     stream: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class StreamedSpec(CallSpec):
+    """A call that says itself that it wants its tokens as they come."""
+
+    stream: bool = True
+
+
 def settings_for(fake: FakeOpenAI, **changes: Any) -> EndpointSettings:
     return dataclasses.replace(resolved_endpoint(fake.base_url), **changes)
 
@@ -119,6 +126,43 @@ def test_the_default_still_streams(fake: FakeOpenAI) -> None:
     assert "first_token" in observer.kinds()
     (request,) = fake.requests_for("judge")
     assert request.body is not None and request.body["stream"] is True
+
+
+def test_a_client_made_not_to_stream_asks_every_call_whole(fake: FakeOpenAI) -> None:
+    """`EndpointClient(stream=False)` (council batch's): whole answers unless a call says."""
+
+    async def main() -> tuple[StreamResult | CallError, ...]:
+        async with EndpointClient(settings_for(fake), 2, stream=False) as client:
+            return (
+                await client.complete(spec("judge"), Observer()),
+                await client.complete(spec("critic", cls=StreamedSpec), Observer()),
+            )
+
+    whole, streamed = asyncio.run(main())
+    assert isinstance(whole, StreamResult) and whole.ttft is None
+    assert isinstance(streamed, StreamResult) and streamed.ttft is not None
+    bodies = [r.body for r in fake.requests_for("judge") + fake.requests_for("critic")]
+    assert [b["stream"] for b in bodies if b is not None] == [False, True]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_call_is_sent_as_the_sdk_sends_it(fake: FakeOpenAI, stream: bool) -> None:
+    """Chat calls go out on the SDK client's HTTP client, with what the SDK would send."""
+    settings = settings_for(fake, api_key="sk-sent", headers={"X-Title": "council"})
+    result, _ = ask(settings, spec(temperature=0.5), stream=stream)
+    assert isinstance(result, StreamResult), result
+    (request,) = fake.requests_for("judge")
+    assert request.path.endswith("/v1/chat/completions") and request.method == "POST"
+    headers = request.headers
+    assert headers["authorization"] == "Bearer sk-sent"
+    assert headers["x-title"] == "council"  # the profile's own headers
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("AsyncOpenAI/Python")
+    assert headers["x-stainless-lang"] == "python"
+    assert headers["x-council-persona"] == "judge" and headers["x-council-round"] == "1"
+    assert request.body is not None
+    assert request.body["messages"] == [{"role": "user", "content": "q"}]
+    assert (request.body["model"], request.body["temperature"]) == ("m", 0.5)
 
 
 def test_reasoning_is_kept_apart_from_the_answer(fake: FakeOpenAI) -> None:

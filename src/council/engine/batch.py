@@ -63,11 +63,13 @@ from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 
 __all__ = ["CLIENT_OPTIONS", "BatchJob", "BatchRun", "ItemOutcome"]
 
-# How a batch's endpoint clients are made. Calls stream, as everywhere in council. The
-# client also offers a non-streamed call (`EndpointClient.complete(stream=False)`:
-# cheaper per call, no time to first token, no interrupted-stream detection); a batch
-# does not use it yet, as its plans carry no per-call choice of it.
-CLIENT_OPTIONS: dict[str, Any] = {}
+# How a batch's endpoint clients are made: each call asks for its whole answer in one
+# JSON completion (`stream=False`). Nobody in a batch reads tokens as they come (the
+# progress view counts items and calls, `--out` gets whole answers, and `--jsonl` is
+# refused), and one JSON body costs the client a fraction of the CPU of a stream's
+# chunks (benchmarks/batch_bench.py measures both). What a batch gives up: the time to
+# first token, and the first-token limit (the total deadline still holds).
+CLIENT_OPTIONS: dict[str, Any] = {"stream": False}
 
 # Per-token events nobody in a batch reads: not forwarded (and, as the item's bus is not
 # `listening`, mostly never built).
