@@ -58,7 +58,8 @@ Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/rese
 (``{"persona": name-or-null, "round": N-or-null, "replies": [{...}, ...]}``),
 ``POST /_fake/release`` (``{"gate": name}``) and ``POST /_fake/settings``
 (``send_usage`` / ``report_cost`` / ``honour_max_tokens`` / ``reject_stream_options`` /
-``reject_response_format`` / ``context_window`` / ``context_error_style`` /
+``reject_response_format`` / ``response_format_types`` / ``response_format_refusal`` /
+``reject_object_schema`` / ``context_window`` / ``context_error_style`` /
 ``describe_context`` / ``usage_chars_per_token`` / ``slots`` / ``over_limit`` /
 ``slot_retry_after`` / ``rate_limit`` / ``rate_window``).
 
@@ -104,6 +105,8 @@ MODEL_ID = "fake-model"
 # The end of a stream, for scripted `events`.
 DONE = "data: [DONE]\n\n"
 MAX_HEADER_BYTES = 64 * 1024
+# The response_format types that ask for JSON (the default reply is then a verdict).
+JSON_TYPES = ("json_object", "json_schema")
 ERROR_KINDS = {
     400: ("invalid_request_error", None),
     401: ("invalid_request_error", "invalid_api_key"),
@@ -435,6 +438,15 @@ class FakeOpenAI(BatchAPI):
             self.usage_chars_per_token = 4.0
             self.reject_stream_options = False
             self.reject_response_format = False
+            # The response_format types the server takes (None: any), refused as
+            # `response_format_refusal` says: "pydantic" as llama-cpp-python's server (the
+            # embedded model) does, a 422 whose detail locates response_format.type; or
+            # "openai", a 400 naming param response_format.type.
+            self.response_format_types: tuple[str, ...] | None = None
+            self.response_format_refusal = "pydantic"
+            # A response_format of type json_object carrying a `schema` refused too
+            # (a server that takes JSON mode but no schema in it).
+            self.reject_object_schema = False
             self.context_window: int | None = None
             self.context_error_style = "openai"
             self.describe_context = False
@@ -736,6 +748,7 @@ class FakeOpenAI(BatchAPI):
                     "send_usage",
                     "reject_stream_options",
                     "reject_response_format",
+                    "reject_object_schema",
                     "honour_max_tokens",
                 ):
                     if key in data:
@@ -748,6 +761,11 @@ class FakeOpenAI(BatchAPI):
                 if "context_window" in data:
                     window = data["context_window"]
                     self.context_window = None if window is None else int(window)
+                if "response_format_types" in data:
+                    types = data["response_format_types"]
+                    self.response_format_types = None if types is None else tuple(types)
+                if "response_format_refusal" in data:
+                    self.response_format_refusal = str(data["response_format_refusal"])
                 if "context_error_style" in data:
                     self.context_error_style = str(data["context_error_style"])
                 if "over_limit" in data:
@@ -812,6 +830,8 @@ class FakeOpenAI(BatchAPI):
                         error_code="unknown_parameter",
                     )
         if reply is None and body is not None:
+            reply = self._format_refusal(body)
+        if reply is None and body is not None:
             reply = self._context_error(body)
         if reply is None:
             reply = self._next_reply(persona, record.round)
@@ -831,6 +851,40 @@ class FakeOpenAI(BatchAPI):
                     f"tokens={record.tokens_sent} completed={record.completed} "
                     f"disconnected={record.disconnected}"
                 )
+
+    def _format_refusal(self, body: dict[str, Any]) -> Reply | None:
+        """A response_format this server does not take, refused as a real server words it."""
+        asked = body.get("response_format")
+        if not isinstance(asked, dict):
+            return None
+        kind = asked.get("type")
+        types = self.response_format_types
+        if types is not None and kind not in types:
+            allowed = " or ".join(f"'{t}'" for t in types)
+            message = f"Input should be {allowed}"
+            if self.response_format_refusal == "pydantic":
+                detail = {
+                    "type": "literal_error",
+                    "loc": ["body", "response_format", "type"],
+                    "msg": message,
+                    "input": kind,
+                    "ctx": {"expected": allowed},
+                }
+                return Reply(status=422, error_body={"detail": [detail]})
+            return Reply(
+                status=400,
+                error_message=f"Invalid value: '{kind}'. {message}.",
+                error_param="response_format.type",
+                error_code="invalid_value",
+            )
+        if self.reject_object_schema and kind == "json_object" and "schema" in asked:
+            return Reply(
+                status=400,
+                error_message="Unrecognized request argument supplied: response_format.schema",
+                error_param="response_format.schema",
+                error_code="unknown_parameter",
+            )
+        return None
 
     def _context_error(self, body: dict[str, Any]) -> Reply | None:
         """A 400 in the configured server's words when the prompt and answer exceed the window."""
@@ -914,7 +968,7 @@ class FakeOpenAI(BatchAPI):
             return True
         if reply.body is not None:
             return await self._send_raw(conn, request, record, reply)
-        json_mode = (body.get("response_format") or {}).get("type") == "json_object"
+        json_mode = (body.get("response_format") or {}).get("type") in JSON_TYPES
         text = reply.content(record.persona, json_mode, record.round)
         tokens = _tokens(text)
         finish_reason = reply.finish_reason

@@ -53,6 +53,7 @@ from council.config.endpoint_settings import EndpointSettings
 from council.endpoint.body import chat_body
 from council.endpoint.describe import probe_window
 from council.endpoint.errors import CallError, classify, rate_limit_wait, rejected_fields
+from council.endpoint.formats import FormatLadder, field_unknown
 from council.endpoint.limiter import HEAD, EndpointLimiter, Ticket, limiter_for
 from council.endpoint.stream import Piece, ShapeError, StreamReader
 
@@ -275,6 +276,7 @@ class EndpointClient:
         )
         self._dropped_fields: set[str] = set()  # rejected: never sent again this run
         self._accepted_fields: set[str] = set()  # sent in a call that answered
+        self.formats = FormatLadder()  # how JSON is asked of this endpoint (formats.py)
         self._client: openai.AsyncOpenAI | None = None
         self._windows: dict[str, asyncio.Future[int | None]] = {}  # probed, per model
 
@@ -443,6 +445,7 @@ class EndpointClient:
         left_out: set[str] = set()
         while True:
             fields = self._optional_fields(call, state.stream) - left_out
+            asked = self.formats.effective(call.response_format)
             try:
                 result = await self._stream(call, observer, state, fields, ticket)
             except openai.APIStatusError as exc:
@@ -451,7 +454,11 @@ class EndpointClient:
                 rejected = rejected_fields(exc, fields)
                 unproven = fields - self._accepted_fields
                 if rejected:
-                    # Drop the field for the rest of the run and ask again at once.
+                    # A refused JSON schema is asked one step lower (formats.py) before
+                    # the field goes; anything else is dropped for the rest of the run.
+                    stepped = "response_format" in rejected and not field_unknown(exc.body)
+                    if stepped and self.formats.refused(asked):
+                        rejected.discard("response_format")
                     self._dropped_fields.update(rejected)
                     continue
                 if rejected is None and unproven and not left_out:
@@ -479,6 +486,12 @@ class EndpointClient:
 
     def _body(self, call: ChatRequest, fields: set[str], stream: bool = True) -> dict[str, Any]:
         body = chat_body(call, fields, stream=stream)
+        if "response_format" in body:
+            asked = self.formats.effective(call.response_format)
+            if asked is None:
+                del body["response_format"]
+            else:
+                body["response_format"] = asked
         if not stream:
             body["stream"] = False  # said, not implied: some servers stream by default
         return body

@@ -20,10 +20,10 @@ from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
 from council.engine.model import Attachment, CallSpec, Message, Part
 from council.engine.prompts import (
-    BALLOT_RESPONSE_FORMAT,
     VERDICT_RESPONSE_FORMAT,
     ballot_parts,
     ballot_postscript,
+    ballot_response_format,
     build_call,
     question_parts,
     ranked_note,
@@ -359,7 +359,7 @@ def build_oracle_plan(
     ballot: dict[str, Any] = {}
     if vote:
         content = ballot_parts(content, choices)
-        ballot = {"response_format": BALLOT_RESPONSE_FORMAT}
+        ballot = {"response_format": ballot_response_format(choices)}
     calls = tuple(
         _call(persona, content, f"r1-{persona.name}", endpoint, extra, options, **ballot)
         for persona in personas
