@@ -106,3 +106,22 @@ def test_the_steps_go_down_only_from_what_was_refused() -> None:
     assert ladder.effective(verdict) == {"type": "json_object"}
     assert not ladder.refused({"type": "json_object"})  # nothing left: the field is dropped
     assert ladder.effective(verdict) is None
+
+
+def test_a_ranking_is_asked_with_its_labels_as_an_enum_and_read_from_json(
+    fake: FakeOpenAI,
+) -> None:
+    names = ("judge", "critic", "skeptic")
+    for name in names:
+        fake.script(name, Reply(text=f"{name} answer"), round=1)
+        ranking = {"review": "B is thin.", "ranking": ["Response A", "Response B"]}
+        fake.script(name, Reply(text=json.dumps(ranking)), round=2)
+    code, doc = oracle_json(fake, "--rank", "-o", "seed", "5", "-p", ",".join(names), "q")
+    assert code == 0
+    for reviewer in names:
+        request = next(r for r in fake.requests_for(reviewer) if r.round == "2")
+        assert request.body is not None
+        schema = request.body["response_format"]["json_schema"]["schema"]
+        assert schema["properties"]["ranking"]["items"]["enum"] == ["Response A", "Response B"]
+        # Read from the JSON: each reviewer's first shown answer ranked first.
+        assert doc["ranking"]["per_reviewer"][reviewer] == doc["ranking"]["shown"][reviewer]

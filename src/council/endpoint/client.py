@@ -25,8 +25,9 @@ completion is read as one, and a body that is neither (a captive portal's HTML)
 fails at once with kind `not_api`.
 
 Endpoints differ, so the client degrades instead of failing: if `stream_options`
-or `response_format` is rejected it asks again without it (a caller asking for
-JSON must read replies leniently), and missing token usage is reported as None
+or `response_format` is rejected it asks again without it (a refused JSON schema
+is first asked one step lower: `formats.py`; a caller asking for JSON must read
+replies leniently), and missing token usage is reported as None
 (unknown), never as zero.
 """
 

@@ -28,6 +28,7 @@ from council.engine.prompts import (
     question_parts,
     ranked_note,
     ranking_parts,
+    ranking_response_format,
     revision_parts,
     synthesis_parts,
     user_message,
@@ -219,7 +220,12 @@ class OraclePlan(_Plan):
         """A reviewer's ranking call (round 2): the others' answers as (label, text)."""
         content = ranking_parts(self.question_parts, responses)
         return self._build(
-            reviewer, content, f"r2-rank-{reviewer.name}", round_number=2, role="reviewer"
+            reviewer,
+            content,
+            f"r2-rank-{reviewer.name}",
+            round_number=2,
+            role="reviewer",
+            response_format=ranking_response_format([label for label, _ in responses]),
         )
 
     def to_dict(self) -> dict[str, Any]:

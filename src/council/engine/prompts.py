@@ -34,6 +34,7 @@ __all__ = [
     "question_parts",
     "ranked_note",
     "ranking_parts",
+    "ranking_response_format",
     "revision_parts",
     "revision_prompt",
     "synthesis_parts",
@@ -299,13 +300,11 @@ anonymously, as Response A, Response B, and so on, in no particular order. Weigh
 on its merit: correctness, reasoning and usefulness to the person who asked, not its
 length or its place in the list.
 
-Briefly say what is strong and weak in each, then end your reply with the ranking,
-best first, exactly in this form:
-
-FINAL RANKING:
-1. Response C
-2. Response A
-(and so on, every response once)"""
+Reply with a single JSON object and nothing else, with these keys:
+  "review": briefly, what is strong and weak in each response,
+  "ranking": every response's label once, best first, e.g. ["Response C", "Response A"].
+(Where JSON cannot be written, end the reply with "FINAL RANKING:" and a numbered
+list of the labels, best first.)"""
 
 _RANKED = "The members ranked each other's answers anonymously (Borda points, best first):"
 
@@ -314,6 +313,13 @@ def _choice_words(choices: Sequence[str]) -> str:
     if not choices:
         return _FREE_CHOICE
     return _CHOICE_OF.format(choices=", ".join(f'"{c}"' for c in choices))
+
+
+def ranking_response_format(labels: Sequence[str]) -> dict[str, Any]:
+    """A reviewer's ranking as ranking.read_ranking reads it: labels ("Response C") only."""
+    shown = [f"Response {label}" for label in labels]
+    ranking = {"type": "array", "items": {"type": "string", "enum": shown}}
+    return json_schema_format("ranking", {"review": {"type": "string"}, "ranking": ranking})
 
 
 def ballot_parts(question: Question, choices: Sequence[str] = ()) -> list[Part]:
