@@ -6,7 +6,8 @@ the synthesis, and the deliberation ends with no answer. Asked with the verdict'
 schema (`json_object` carrying it, as that server takes), it cannot. For each of
 10 questions a two-round deliberation runs, one at a time (the model is CPU-bound),
 with this checkout's council and, with `--before SRC`, the one in SRC, alternately,
-so that both see the same machine. Reported per council: deliberations whose every
+so that both see the same machine. The members answer briefly (100 tokens) and
+the deadline is 600 s, for a loaded CPU. Reported per council: deliberations whose every
 verdict could be read, deliberations with an answer (`answer.text`), verdicts read
 out of verdicts asked, exit codes.
 
@@ -41,10 +42,32 @@ QUESTIONS = (
 )
 
 
+# Two members who answer in a few sentences (the verdicts are what is measured, and the
+# machine is small), the arbiter as built in; a deadline long enough for a loaded CPU.
+MEMBERS = {
+    "brief-for": "You argue for the proposal. Answer in two or three sentences.",
+    "brief-against": "You argue against the proposal. Answer in two or three sentences.",
+}
+MEMBER_TOKENS = 100
+TIMEOUT = "600"
+
+
+def write_members(home: Path) -> None:
+    personas = home / "personas"
+    personas.mkdir(parents=True, exist_ok=True)
+    for name, system in MEMBERS.items():
+        (personas / f"{name}.yaml").write_text(
+            f"name: {name}\ndescription: {name}\nsystem: {system}\n"
+            f"max_tokens: {MEMBER_TOKENS}\n"
+        )
+
+
 def deliberation(src: Path, home: Path, question: str) -> dict[str, object]:
+    write_members(home)
     env = {**os.environ, "COUNCIL_HOME": str(home), "PYTHONPATH": str(src)}
     command = [sys.executable, "-m", "council.cli", "deliberate", "--endpoint", "local"]
-    command += ["-p", "judge,critic", "--rounds", "2", "--json", question]
+    command += ["-p", ",".join(MEMBERS), "--rounds", "2", "--timeout", TIMEOUT]
+    command += ["--no-speculative", "--json", question]
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     try:
         doc = json.loads(done.stdout)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from council.engine.results import BatchProgress
+from council.render.batch_progress import progress_line
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.helpers import council_process
 
@@ -113,3 +116,12 @@ def test_an_outage_longer_than_the_limit_fails_the_items(tmp_path: Path) -> None
     assert len(lines) == 3 and {line["status"] for line in lines} == {"failed"}
     kinds = {e["error_kind"] for line in lines for e in line["errors"]}
     assert kinds <= {"connection", "truncated"}, kinds
+
+
+def test_the_progress_line_says_since_when_the_endpoint_is_down() -> None:
+    progress = BatchProgress(total=100, done=40, waiting=3)
+    assert "endpoint down" not in progress_line(progress)
+    progress.down_since = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
+    line = progress_line(progress)
+    assert line.startswith("40/100 items · endpoint down since 03:04:05 UTC (")
+    assert line.endswith(", 3 items waiting")
