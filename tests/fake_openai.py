@@ -441,7 +441,8 @@ class FakeOpenAI(BatchAPI):
             # The response_format types the server takes (None: any), refused as
             # `response_format_refusal` says: "pydantic" as llama-cpp-python's server (the
             # embedded model) does, a 422 whose detail locates response_format.type; or
-            # "openai", a 400 naming param response_format.type.
+            # "openai", a 400 naming param response_format.type; or "llama-server", the
+            # 500 llama.cpp's server answered before it took schemas (no field named).
             self.response_format_types: tuple[str, ...] | None = None
             self.response_format_refusal = "pydantic"
             # A response_format of type json_object carrying a `schema` refused too
@@ -871,6 +872,11 @@ class FakeOpenAI(BatchAPI):
                     "ctx": {"expected": allowed},
                 }
                 return Reply(status=422, error_body={"detail": [detail]})
+            if self.response_format_refusal == "llama-server":  # before it took schemas
+                quoted = " or ".join(f'"{t}"' for t in types)
+                text = f"response_format type must be one of {quoted}, but got: {kind}"
+                error = {"code": 500, "message": text, "type": "server_error"}
+                return Reply(status=500, error_body={"error": error})
             return Reply(
                 status=400,
                 error_message=f"Invalid value: '{kind}'. {message}.",

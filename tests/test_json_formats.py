@@ -52,6 +52,28 @@ def test_llama_cpp_python_refusing_json_schema_gets_json_object_with_the_schema(
     assert asked[1][1] == asked[2][1] == {"type": "json_object", "schema": SCHEMA}
 
 
+def test_an_older_llama_server_refusing_json_schema_with_a_500_is_asked_lower(
+    fake: FakeOpenAI,
+) -> None:
+    fake.response_format_types = ("text", "json_object")
+    fake.response_format_refusal = "llama-server"  # 500, its message the only clue
+    code, doc = deliberate_json(fake, "--rounds", "2", "q")
+    assert code == 0 and doc["answer"]["converged"] is True
+    asked = formats_asked(fake, "arbiter")
+    assert [status for status, _ in asked] == [500, 200, 200]  # not retried as a 500
+    assert asked[1][1] == {"type": "json_object", "schema": SCHEMA}
+
+
+def test_a_message_quoting_json_schema_drops_nothing(fake: FakeOpenAI) -> None:
+    # A context error that happens to mention response_format is no refusal of a form.
+    text = "context too long; response_format json_schema was fine"
+    fake.script("arbiter", Reply(status=400, error_message=text), round=1)
+    deliberate_json(fake, "--rounds", "2", "q")
+    asked = formats_asked(fake, "arbiter")
+    assert asked[0][0] == 400
+    assert all(f["type"] == "json_schema" for _, f in asked)
+
+
 def test_a_server_taking_no_schema_gets_plain_json_object(fake: FakeOpenAI) -> None:
     fake.response_format_types = ("text", "json_object")
     fake.response_format_refusal = "openai"

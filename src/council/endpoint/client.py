@@ -54,7 +54,7 @@ from council.config.endpoint_settings import EndpointSettings
 from council.endpoint.body import chat_body
 from council.endpoint.describe import probe_window
 from council.endpoint.errors import CallError, classify, rate_limit_wait, rejected_fields
-from council.endpoint.formats import FormatLadder, field_unknown
+from council.endpoint.formats import FormatLadder, field_unknown, says_form_refused
 from council.endpoint.limiter import HEAD, EndpointLimiter, Ticket, limiter_for
 from council.endpoint.stream import Piece, ShapeError, StreamReader
 
@@ -452,6 +452,9 @@ class EndpointClient:
             except openai.APIStatusError as exc:
                 # Not "accepted": a rejection must be learned from before the next call goes.
                 self._read_limits(exc.response.headers if exc.response is not None else None)
+                refused = says_form_refused(exc.status_code, exc.body, asked)
+                if "response_format" in fields and refused and self.formats.refused(asked):
+                    continue  # a schema this server words its refusal of: one step lower
                 rejected = rejected_fields(exc, fields)
                 unproven = fields - self._accepted_fields
                 if rejected:

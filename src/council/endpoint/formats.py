@@ -17,10 +17,11 @@ every later call to it, whatever form that call started from.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["FormatLadder", "field_unknown", "format_level"]
+__all__ = ["FormatLadder", "field_unknown", "format_level", "says_form_refused"]
 
 # Error codes of a field unknown to the server (OpenAI's shape; pydantic's type).
 _UNKNOWN = frozenset({"unknown_parameter", "unrecognized_request_argument", "extra_forbidden"})
@@ -78,6 +79,48 @@ def field_unknown(body: object) -> bool:
         and list(item.get("loc") or ())[-1:] == ["response_format"]
         for item in (detail if isinstance(detail, list) else ())
     )
+
+
+# A refusal of a form, as servers word it without naming the field in a structured way:
+# llama.cpp's server before it took schemas answered 500 "response_format type must be
+# one of "text" or "json_object", but got: json_schema".
+_FORM_REFUSED = re.compile(
+    r"response_format.{0,80}\b(must be|should be|not supported|unsupported|invalid|unknown)"
+    r"|\b(unsupported|invalid)\b.{0,40}response_format",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _messages(body: object) -> list[str]:
+    if isinstance(body, str):
+        return [body]
+    if not isinstance(body, Mapping):
+        return []
+    inner = body.get("error")
+    error = inner if isinstance(inner, Mapping) else body
+    found = [error["message"]] if isinstance(error.get("message"), str) else []
+    detail = body.get("detail")
+    found += (
+        [d["msg"] for d in detail or () if isinstance(d, Mapping) and isinstance(d.get("msg"), str)]
+        if isinstance(detail, list)
+        else []
+    )
+    return found
+
+
+def says_form_refused(status: int, body: object, asked: Mapping[str, Any] | None) -> bool:
+    """A 400, 422 or 500 whose message refuses the response_format form `asked`, when
+    that form carries a schema (plain `json_object` is judged as any other field).
+
+    Only the schema forms are judged by their message: stepping down from one costs
+    nothing a server takes, while a message that merely quotes the request must not
+    drop JSON mode.
+    """
+    if status not in (400, 422, 500) or format_level(asked) > OBJECT_WITH_SCHEMA:
+        return False
+    if field_unknown(body):
+        return False  # the field itself is unknown: dropped, not stepped down
+    return any(_FORM_REFUSED.search(message) for message in _messages(body))
 
 
 class FormatLadder:
