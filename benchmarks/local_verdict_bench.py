@@ -57,8 +57,7 @@ def write_members(home: Path) -> None:
     personas.mkdir(parents=True, exist_ok=True)
     for name, system in MEMBERS.items():
         (personas / f"{name}.yaml").write_text(
-            f"name: {name}\ndescription: {name}\nsystem: {system}\n"
-            f"max_tokens: {MEMBER_TOKENS}\n"
+            f"name: {name}\ndescription: {name}\nsystem: {system}\nmax_tokens: {MEMBER_TOKENS}\n"
         )
 
 
