@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,7 +338,7 @@ class BatchRun:
         self.bus.emit(event)
 
 
-def _prober(clients: EndpointClients) -> Callable[[], Any]:
+def _prober(clients: EndpointClients) -> Callable[[], Awaitable[bool]]:
     """Whether every endpoint of the batch answers at all: its model list, any HTTP answer
     (a 404 or 401 is an answer; only a connection that fails or times out is not)."""
 
