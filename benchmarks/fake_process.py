@@ -17,19 +17,23 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `python -m tests.fake_openai` on a free port; return the process and base URL."""
+def start_server(
+    workdir: Path, port: int = 0, args: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `python -m tests.fake_openai` on `port` (0: a free one); the process and base URL."""
     ready = workdir / "ready"
+    ready.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "tests.fake_openai",
             "--port",
-            "0",
+            str(port),
             "--quiet",
             "--ready-file",
             str(ready),
+            *args,
         ],
         cwd=ROOT,
     )

@@ -337,7 +337,10 @@ class BatchAPI:
             response = {"status_code": reply.status, "request_id": request_id, "body": payload}
             record = {"id": line_id, "custom_id": custom_id, "response": response, "error": None}
             return False, json.dumps(record) + "\n"
-        json_mode = (body.get("response_format") or {}).get("type") == "json_object"
+        json_mode = (body.get("response_format") or {}).get("type") in (
+            "json_object",
+            "json_schema",
+        )
         text = reply.content(persona, json_mode, None)
         words = len(text.split())
         prompt = _prompt_tokens(body)

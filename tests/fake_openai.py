@@ -63,7 +63,8 @@ Another process can drive it over HTTP: ``GET /_fake/stats``, ``POST /_fake/rese
 (``{"persona": name-or-null, "round": N-or-null, "replies": [{...}, ...]}``),
 ``POST /_fake/release`` (``{"gate": name}``) and ``POST /_fake/settings``
 (``send_usage`` / ``report_cost`` / ``honour_max_tokens`` / ``reject_stream_options`` /
-``reject_response_format`` / ``context_window`` / ``context_error_style`` /
+``reject_response_format`` / ``response_format_types`` / ``response_format_refusal`` /
+``reject_object_schema`` / ``context_window`` / ``context_error_style`` /
 ``describe_context`` / ``usage_chars_per_token`` / ``num_ctx`` / ``slots`` / ``over_limit`` /
 ``slot_retry_after`` / ``rate_limit`` / ``rate_window`` / ``total_slots``).
 
@@ -114,6 +115,8 @@ MODEL_ID = "fake-model"
 # The end of a stream, for scripted `events`.
 DONE = "data: [DONE]\n\n"
 MAX_HEADER_BYTES = 64 * 1024
+# The response_format types that ask for JSON (the default reply is then a verdict).
+JSON_TYPES = ("json_object", "json_schema")
 ERROR_KINDS = {
     400: ("invalid_request_error", None),
     401: ("invalid_request_error", "invalid_api_key"),
@@ -457,6 +460,16 @@ class FakeOpenAI(BatchAPI):
             self.num_ctx: int | None = None
             self.reject_stream_options = False
             self.reject_response_format = False
+            # The response_format types the server takes (None: any), refused as
+            # `response_format_refusal` says: "pydantic" as llama-cpp-python's server (the
+            # embedded model) does, a 422 whose detail locates response_format.type; or
+            # "openai", a 400 naming param response_format.type; or "llama-server", the
+            # 500 llama.cpp's server answered before it took schemas (no field named).
+            self.response_format_types: tuple[str, ...] | None = None
+            self.response_format_refusal = "pydantic"
+            # A response_format of type json_object carrying a `schema` refused too
+            # (a server that takes JSON mode but no schema in it).
+            self.reject_object_schema = False
             self.context_window: int | None = None
             self.context_error_style = "openai"
             self.describe_context = False
@@ -805,6 +818,7 @@ class FakeOpenAI(BatchAPI):
                     "send_usage",
                     "reject_stream_options",
                     "reject_response_format",
+                    "reject_object_schema",
                     "honour_max_tokens",
                 ):
                     if key in data:
@@ -817,6 +831,11 @@ class FakeOpenAI(BatchAPI):
                 if "context_window" in data:
                     window = data["context_window"]
                     self.context_window = None if window is None else int(window)
+                if "response_format_types" in data:
+                    types = data["response_format_types"]
+                    self.response_format_types = None if types is None else tuple(types)
+                if "response_format_refusal" in data:
+                    self.response_format_refusal = str(data["response_format_refusal"])
                 if "context_error_style" in data:
                     self.context_error_style = str(data["context_error_style"])
                 if "over_limit" in data:
@@ -881,6 +900,8 @@ class FakeOpenAI(BatchAPI):
                         error_code="unknown_parameter",
                     )
         if reply is None and body is not None:
+            reply = self._format_refusal(body)
+        if reply is None and body is not None:
             reply = self._context_error(body)
         if reply is None:
             reply = self._next_reply(persona, record.round)
@@ -900,6 +921,45 @@ class FakeOpenAI(BatchAPI):
                     f"tokens={record.tokens_sent} completed={record.completed} "
                     f"disconnected={record.disconnected}"
                 )
+
+    def _format_refusal(self, body: dict[str, Any]) -> Reply | None:
+        """A response_format this server does not take, refused as a real server words it."""
+        asked = body.get("response_format")
+        if not isinstance(asked, dict):
+            return None
+        kind = asked.get("type")
+        types = self.response_format_types
+        if types is not None and kind not in types:
+            allowed = " or ".join(f"'{t}'" for t in types)
+            message = f"Input should be {allowed}"
+            if self.response_format_refusal == "pydantic":
+                detail = {
+                    "type": "literal_error",
+                    "loc": ["body", "response_format", "type"],
+                    "msg": message,
+                    "input": kind,
+                    "ctx": {"expected": allowed},
+                }
+                return Reply(status=422, error_body={"detail": [detail]})
+            if self.response_format_refusal == "llama-server":  # before it took schemas
+                quoted = " or ".join(f'"{t}"' for t in types)
+                text = f"response_format type must be one of {quoted}, but got: {kind}"
+                error = {"code": 500, "message": text, "type": "server_error"}
+                return Reply(status=500, error_body={"error": error})
+            return Reply(
+                status=400,
+                error_message=f"Invalid value: '{kind}'. {message}.",
+                error_param="response_format.type",
+                error_code="invalid_value",
+            )
+        if self.reject_object_schema and kind == "json_object" and "schema" in asked:
+            return Reply(
+                status=400,
+                error_message="Unrecognized request argument supplied: response_format.schema",
+                error_param="response_format.schema",
+                error_code="unknown_parameter",
+            )
+        return None
 
     def _context_error(self, body: dict[str, Any]) -> Reply | None:
         """A 400 in the configured server's words when the prompt and answer exceed the window."""
@@ -987,7 +1047,7 @@ class FakeOpenAI(BatchAPI):
             return True
         if reply.body is not None:
             return await self._send_raw(conn, request, record, reply)
-        json_mode = (body.get("response_format") or {}).get("type") == "json_object"
+        json_mode = (body.get("response_format") or {}).get("type") in JSON_TYPES
         text = reply.content(record.persona, json_mode, record.round)
         tokens = _tokens(text)
         finish_reason = reply.finish_reason

@@ -92,7 +92,7 @@ def test_rounds_revise_against_the_previous_round_until_the_last(fake: FakeOpenA
     verdicts = verdict_requests(fake)
     assert [r.round for r in verdicts] == ["1", "2", "3"]
     assert "judge answer 2" in user_prompt(verdicts[1])
-    assert all(r.body and r.body["response_format"] == {"type": "json_object"} for r in verdicts)
+    assert all(r.body and r.body["response_format"]["type"] == "json_schema" for r in verdicts)
     assert doc["rounds"][1]["positions"] == {"judge": "kept", "critic": "kept", "skeptic": "kept"}
 
 
@@ -389,7 +389,7 @@ def test_dry_run_shows_round_one_and_the_shape_of_later_prompts(fake: FakeOpenAI
     assert "rounds: at most 4" in result.stdout and "schedule: speculative" in result.stdout
     assert "## round 2: judge" in result.stdout
     assert "(round 1 answer of critic)" in result.stdout
-    assert "response_format json_object" in result.stdout
+    assert "response_format json_schema" in result.stdout
     assert fake.requests == []
     doc = json.loads(deliberate(fake, "--dry-run", "--json", "q").stdout)
     assert doc["command"] == "deliberate" and doc["rounds"] == 3

@@ -195,7 +195,8 @@ def test_oracle_vote_counts_ballots_of_every_shape(fake, monkeypatch):
     assert doc["answer"]["text"] == "B" and doc["ranking"] is None
     # Every persona was asked for a ballot, in JSON mode, with the choices named.
     body = _ballots_request(fake, "judge")
-    assert body["response_format"] == {"type": "json_object"}
+    choice = body["response_format"]["json_schema"]["schema"]["properties"]["choice"]
+    assert choice == {"type": "string", "enum": ["A", "B", "C"]}
     assert '"A", "B", "C"' in body["messages"][-1]["content"]
 
 
@@ -320,7 +321,7 @@ def test_vote_flags_that_do_not_go_together_are_usage_errors(args, message):
 def test_dry_run_shows_the_ballot_prompt(fake):
     result = oracle(fake, "--dry-run", "--vote", "--choices", "yes,no", "-p", "judge", "Ship?")
     assert result.exit_code == 0
-    assert "response_format json_object" in result.stdout
+    assert "response_format json_schema" in result.stdout
     assert '"choice": exactly one of "yes", "no"' in result.stdout
     assert "- vote: every persona gives a ballot (yes, no)" in result.stdout
     assert fake.requests == []

@@ -84,11 +84,18 @@ def test_oracle_and_deliberate_documents_share_one_answer(fake: FakeOpenAI) -> N
     fake.script("arbiter", Reply(text="Oracle's synthesis."))
     code, doc = oracle_json(fake, "-p", "judge,critic", "--synthesize", "q")
     assert code == 0
-    assert doc["answer"] == {"text": "Oracle's synthesis.", "persona": "arbiter"}
+    complete = {"answered": 2, "members": 2, "missing": []}  # who the answer rests on
+    assert doc["answer"] == {"text": "Oracle's synthesis.", "persona": "arbiter", **complete}
     assert doc["synthesis"]["text"] == "Oracle's synthesis."  # the alias, for one release
 
     code, plain = oracle_json(fake, "-p", "judge", "q")
-    assert code == 0 and plain["answer"] == {"text": None, "persona": None}
+    assert code == 0 and plain["answer"] == {
+        "text": None,
+        "persona": None,
+        "answered": 1,
+        "members": 1,
+        "missing": [],
+    }
     assert plain["synthesis"] is None
 
     fake.script("arbiter", _verdict("Deliberated.", ["critic: cost"]))

@@ -36,11 +36,13 @@ from council.app.ask import (
 from council.app.batch_input import BadLine, BatchItem, count_items, read_items
 from council.app.batch_output import OutputFile, item_line
 from council.app.flags import AskFlags
+from council.config.defaults import DEFAULT_OUTAGE_LIMIT
 from council.engine.model import CallOutcome
 from council.engine.plan import DeliberationPlan, OraclePlan, estimated_input_tokens
 from council.engine.results import BatchProgress, DeliberationResult, OracleResult
 from council.errors import UsageError
 from council.render.batch_progress import BatchProgressView
+from council.render.format import count_label
 from council.render.json_out import dumps
 from council.render.safe_text import strip_controls
 
@@ -71,6 +73,7 @@ class BatchOptions:
     ordered: bool = False
     retry_failed: bool = False
     max_items: int | None = None
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT
     max_tokens_total: int | None = None
     via: str = "direct"
     cancel: bool = False
@@ -397,6 +400,8 @@ def _run(
         max_tokens_total=options.max_tokens_total,
         budget=_shared_budget(flags, template),
         progress=progress,
+        outage_limit=options.outage_limit,
+        on_outage=view.outage_changed,
     )
     stopped: int | None = None
     try:
@@ -440,6 +445,7 @@ def _described(options: BatchOptions) -> dict[str, Any]:
         "retry_failed": options.retry_failed,
         "max_items": options.max_items,
         "max_tokens_total": options.max_tokens_total,
+        "outage_limit": options.outage_limit,
     }
 
 
@@ -463,7 +469,8 @@ def _summary_line(run: BatchRun, options: BatchOptions) -> str:
         budget += (
             f"; --budget-usd lowered max_tokens of {len(lowered):,} calls (the lowest to {least:,})"
         )
-    return f"council: batch: {counts}{where}{took}{budget}"
+    waited = f"; waited through {count_label(p.outages, 'endpoint outage')}" if p.outages else ""
+    return f"council: batch: {counts}{where}{took}{budget}{waited}"
 
 
 # -- the provider's Batch API and the self-hosted batch runner (app/batch_api.py) --------

@@ -15,6 +15,7 @@ from council.app.flags import AskFlags
 from council.cli.base import app, handles_errors
 from council.cli.command import AskCommand
 from council.cli.options import batch_options
+from council.config.defaults import DEFAULT_OUTAGE_LIMIT
 from council.errors import UsageError
 
 __all__ = ["batch_command"]
@@ -78,6 +79,16 @@ def batch_command(
         int | None,
         typer.Option("--max-items", help="Ask at most this many items.", show_default=False),
     ] = None,
+    outage_limit: Annotated[
+        float,
+        typer.Option(
+            "--outage-limit",
+            metavar="SECONDS",
+            help="While the endpoint cannot be reached, items wait this long before they fail.",
+            min=0,
+            show_default=f"{DEFAULT_OUTAGE_LIMIT:g}",
+        ),
+    ] = DEFAULT_OUTAGE_LIMIT,
     via: Annotated[
         str,
         typer.Option("--via", help="direct (calls from here) or batch-api (the provider's)."),
@@ -144,6 +155,7 @@ def batch_command(
         ordered=ordered,
         retry_failed=retry_failed,
         max_items=max_items,
+        outage_limit=outage_limit,
         max_tokens_total=flags.max_tokens_total,
         via=via,
         cancel=cancel,

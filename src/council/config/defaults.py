@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_FIRST_TOKEN_TIMEOUT",
     "DEFAULT_MAX_CONCURRENCY_CAP",
     "DEFAULT_MODEL",
+    "DEFAULT_OUTAGE_LIMIT",
     "DEFAULT_PERSONAS",
     "DEFAULT_RETRIES",
     "DEFAULT_ROUNDS",
@@ -51,6 +52,9 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 # nor the profile's max_concurrency sets one; the endpoint's limiter learns less
 # where the server has fewer slots.
 DEFAULT_MAX_CONCURRENCY_CAP = 8
+# `council batch`: the longest continuous outage of the endpoint (every call failing
+# to connect: a model server restarting) its items wait through before they fail.
+DEFAULT_OUTAGE_LIMIT = 300.0
 
 # The settings layer "default", as resolution and `council config show` see it.
 DEFAULTS: dict[str, Any] = {

@@ -26,8 +26,9 @@ completion is read as one, and a body that is neither (a captive portal's HTML)
 fails at once with kind `not_api`.
 
 Endpoints differ, so the client degrades instead of failing: if `stream_options`
-or `response_format` is rejected it asks again without it (a caller asking for
-JSON must read replies leniently), and missing token usage is reported as None
+or `response_format` is rejected it asks again without it (a refused JSON schema
+is first asked one step lower: `formats.py`; a caller asking for JSON must read
+replies leniently), and missing token usage is reported as None
 (unknown), never as zero.
 """
 
@@ -56,6 +57,7 @@ from council.endpoint.body import chat_body
 from council.endpoint.caps import CALL_CAPS, Caps, EventTooLarge, cap_events
 from council.endpoint.describe import probe_slots, probe_window
 from council.endpoint.errors import CallError, classify, one_line, rate_limit_wait, rejected_fields
+from council.endpoint.formats import FormatLadder, field_unknown, says_form_refused
 from council.endpoint.limiter import HEAD, EndpointLimiter, Ticket, limiter_for
 from council.endpoint.redact import remember_key
 from council.endpoint.redirects import refuse_cross_origin
@@ -321,6 +323,7 @@ class EndpointClient:
         )
         self._dropped_fields: set[str] = set()  # rejected: never sent again this run
         self._accepted_fields: set[str] = set()  # sent in a call that answered
+        self.formats = FormatLadder()  # how JSON is asked of this endpoint (formats.py)
         self._client: openai.AsyncOpenAI | None = None
         self._http: Any = None  # the SDK client's HTTP client: chat calls are sent on it
         self._chat_url: Any = None
@@ -513,14 +516,22 @@ class EndpointClient:
         left_out: set[str] = set()
         while True:
             fields = self._optional_fields(call, state.stream) - left_out
+            asked = self.formats.effective(call.response_format)
             try:
                 result = await self._stream(call, observer, state, fields, ticket)
             except openai.APIStatusError as exc:
                 self._read_limits(exc.response.headers if exc.response is not None else None)
+                refused = says_form_refused(exc.status_code, exc.body, asked)
+                if "response_format" in fields and refused and self.formats.refused(asked):
+                    continue  # a schema this server words its refusal of: one step lower
                 rejected = rejected_fields(exc, fields)
                 unproven = fields - self._accepted_fields
                 if rejected:
-                    # Drop the field for the rest of the run and ask again at once.
+                    # A refused JSON schema is asked one step lower (formats.py) before
+                    # the field goes; anything else is dropped for the rest of the run.
+                    stepped = "response_format" in rejected and not field_unknown(exc.body)
+                    if stepped and self.formats.refused(asked):
+                        rejected.discard("response_format")
                     self._dropped_fields.update(rejected)
                     continue
                 if rejected is None and unproven and not left_out:
@@ -548,6 +559,12 @@ class EndpointClient:
 
     def _body(self, call: ChatRequest, fields: set[str], stream: bool = True) -> dict[str, Any]:
         body = chat_body(call, fields, stream=stream)
+        if "response_format" in body:
+            asked = self.formats.effective(call.response_format)
+            if asked is None:
+                del body["response_format"]
+            else:
+                body["response_format"] = asked
         if not stream:
             body["stream"] = False  # said, not implied: some servers stream by default
         return body

@@ -19,7 +19,10 @@ run with every item's calls, each call id unique. An item that ends, answered or
 failed, is handed to `on_item` at once; an item still running when the batch is
 cancelled (Ctrl-C) is dropped, so that the next run asks it again whole.
 Budgets (`max_tokens_total`) stop the batch from starting items; those in flight
-finish.
+finish. An endpoint that stops answering (every call fails to connect) pauses the
+batch instead of failing its items (`outage.py`): no item starts, the items that
+failed for it wait and are asked again whole once a probe gets an answer; only an
+outage longer than `outage_limit` seconds fails them.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from council.endpoint.errors import internal_error
+from council.config.defaults import DEFAULT_OUTAGE_LIMIT
+from council.endpoint.errors import CallError, internal_error
 from council.engine.budget import Budget, budget_scope
 from council.engine.calls import limit_changes_reported
 from council.engine.clients import EndpointClients
@@ -52,6 +56,7 @@ from council.engine.events import (
 )
 from council.engine.model import CallOutcome, new_run_id, status_of
 from council.engine.oracle import OracleRun
+from council.engine.outage import Outage, failed_for_want_of_connection
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import (
     BatchProgress,
@@ -74,6 +79,9 @@ CLIENT_OPTIONS: dict[str, Any] = {"stream": False}
 # Per-token events nobody in a batch reads: not forwarded (and, as the item's bus is not
 # `listening`, mostly never built).
 _UNFORWARDED = (TextDelta, ReasoningDelta, FirstToken)
+# An item failed by an outage is asked again at most this often (an endpoint that
+# answers its probe but refuses every chat connection must not loop for ever).
+MAX_ITEM_REASKS = 10
 
 
 @dataclass(frozen=True)
@@ -172,8 +180,13 @@ class BatchRun:
         budget: Budget | None = None,
         progress: BatchProgress | None = None,
         run_id: str | None = None,
+        outage_limit: float = DEFAULT_OUTAGE_LIMIT,
+        on_outage: Callable[[], None] = lambda: None,
     ) -> None:
         self.plan = plan
+        self.outage_limit = outage_limit
+        self.on_outage = on_outage  # the endpoint went down or came back (progress.down_since)
+        self.outage: Outage | None = None
         self.bus = bus
         self.on_item = on_item
         self.on_dropped = on_dropped
@@ -216,8 +229,15 @@ class BatchRun:
                 limiters = list({id(c.limiter): c.limiter for c in clients.all}.values())
                 self.progress.ceiling = own.ceiling
                 self.progress.sample = lambda: (sum(lim.in_flight for lim in limiters), own.limit)
-                with limit_changes_reported(clients.all, self.bus, self.run_id, self.limit_changes):
-                    await self._fan_out(clients, jobs)
+                self.outage = Outage(_prober(clients), self.outage_limit, self.progress)
+                self.outage.on_change = self.on_outage
+                try:
+                    with limit_changes_reported(
+                        clients.all, self.bus, self.run_id, self.limit_changes
+                    ):
+                        await self._fan_out(clients, jobs)
+                finally:
+                    await self.outage.close()
         except asyncio.CancelledError:
             self.interrupted = True
             raise
@@ -255,6 +275,8 @@ class BatchRun:
             async with asyncio.TaskGroup() as group:
                 for job in jobs:  # read one at a time: the input is never held whole
                     await room.acquire()
+                    if self.outage is not None:
+                        await self.outage.gate()  # none starts while the endpoint is down
                     stop = self._over_budget()  # tokens counted while waiting for room
                     if stop is not None:
                         room.release()
@@ -267,18 +289,20 @@ class BatchRun:
             raise group.exceptions[0] from None
 
     async def _item(self, clients: EndpointClients, job: BatchJob, room: asyncio.Semaphore) -> None:
-        bus = _ItemBus(self, job.key)
         started = time.monotonic()
         result: OracleResult | DeliberationResult | None = None
         error: str | None = None
+        bus = _ItemBus(self, job.key)
         try:
-            with budget_scope(self.budget):
-                if isinstance(job.plan, OraclePlan):
-                    run = OracleRun(job.plan, bus, run_id=self.run_id, budget=self.budget)
-                    result = await run.run_on(clients)
-                else:
-                    engine = DeliberationRun(job.plan, bus, run_id=self.run_id, budget=self.budget)
-                    result = await engine.run_on(clients)
+            for asked in range(MAX_ITEM_REASKS + 1):
+                if asked:
+                    bus = _ItemBus(self, job.key)  # an item asked again keeps its last calls
+                began = time.monotonic()
+                result = await self._run_item(clients, job, bus)
+                if result.exit_code == EXIT_OK or not failed_for_want_of_connection(bus.calls):
+                    break
+                if self.outage is None or not await self.outage.wait_after_failure(began):
+                    break  # the outage outlasted --outage-limit: the item fails
         except asyncio.CancelledError:
             self.on_dropped(job)  # interrupted half way: no line, asked again whole next time
             raise
@@ -294,6 +318,16 @@ class BatchRun:
             self.progress.failed += 1
         self.on_item(outcome)
 
+    async def _run_item(
+        self, clients: EndpointClients, job: BatchJob, bus: _ItemBus
+    ) -> OracleResult | DeliberationResult:
+        with budget_scope(self.budget):
+            if isinstance(job.plan, OraclePlan):
+                run = OracleRun(job.plan, bus, run_id=self.run_id, budget=self.budget)
+                return await run.run_on(clients)
+            engine = DeliberationRun(job.plan, bus, run_id=self.run_id, budget=self.budget)
+            return await engine.run_on(clients)
+
     def call_event(self, event: CallEvent) -> None:
         """A call event of an item, renamed into the batch: counted, then on to the batch's bus."""
         p = self.progress
@@ -304,3 +338,19 @@ class BatchRun:
         elif isinstance(event, CallRetrying) and event.error_kind == "rate_limited":
             p.rate_limited += 1
         self.bus.emit(event)
+
+
+def _prober(clients: EndpointClients) -> Callable[[], Awaitable[bool]]:
+    """Whether every endpoint of the batch answers at all: its model list, any HTTP answer
+    (a 404 or 401 is an answer; only a connection that fails or times out is not)."""
+
+    async def probe() -> bool:
+        for client in clients.all:
+            try:
+                await client.list_models()
+            except CallError as error:
+                if error.kind in ("connection", "timeout"):
+                    return False
+        return True
+
+    return probe

@@ -45,6 +45,7 @@ from council.engine.events import (
     RoundDiscarded,
     RoundFinished,
 )
+from council.engine.missing import named
 from council.engine.model import (
     NOT_AFFORDABLE,
     CallOutcome,
@@ -115,6 +116,11 @@ class _Round:
     def failed(self) -> list[str]:
         outcomes = [r.outcome for r in self.reporters if r.outcome is not None]
         return [o.persona for o in outcomes if not o.answered]
+
+    def missing(self) -> list[str]:
+        """Who failed and why ("critic (429)"), for the arbiter."""
+        outcomes = [r.outcome for r in self.reporters if r.outcome is not None]
+        return named(o for o in outcomes if not o.answered)
 
 
 class DeliberationRun:
@@ -380,7 +386,7 @@ class DeliberationRun:
         current.arbiter = CallReporter(
             self.run_id,
             self.bus,
-            plan.verdict_call(current.number, current.answered(), current.failed()),
+            plan.verdict_call(current.number, current.answered(), current.missing()),
             speculative=speculative,
         )
         earlier_verdict = self.resume.verdicts.get(current.number) if self.resume else None
@@ -402,7 +408,7 @@ class DeliberationRun:
                 assert first is not None
                 current.cut_verdicts.append(first)  # kept in the timeline, not as the verdict
                 call = self.plan.verdict_call(
-                    current.number, current.answered(), current.failed(), fallback
+                    current.number, current.answered(), current.missing(), fallback
                 )
                 current.arbiter = CallReporter(
                     self.run_id, self.bus, call, speculative=first.speculative

@@ -28,6 +28,7 @@ from council.engine.calls import (
 from council.engine.clients import EndpointClients
 from council.engine.cost import check_prices
 from council.engine.events import EventBus
+from council.engine.missing import named
 from council.engine.model import NOT_AFFORDABLE, CallOutcome, CallSpec, new_run_id
 from council.engine.plan import OraclePlan
 from council.engine.ranking import run_reviews
@@ -147,7 +148,7 @@ class OracleRun:
     async def _synthesize(self, client: EndpointClients) -> None:
         """The arbiter's synthesis; when its call fails, the next `arbiter_fallback` writes it."""
         answers = [(a.persona, a.text) for a in self.result.answers]
-        failed = [f.persona for f in self.result.failures]
+        failed = named(self.result.failures)  # "critic (429)": the arbiter says who is missing
         ranking = self.result.ranking
         ranked = [(n, ranking.borda[n]) for n in ranking.order] if ranking is not None else None
         for fallback in range(len(self.plan.arbiter_fallback) + 1):

@@ -20,14 +20,15 @@ from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
 from council.engine.model import Attachment, CallSpec, Message, Part
 from council.engine.prompts import (
-    BALLOT_RESPONSE_FORMAT,
     VERDICT_RESPONSE_FORMAT,
     ballot_parts,
     ballot_postscript,
+    ballot_response_format,
     build_call,
     question_parts,
     ranked_note,
     ranking_parts,
+    ranking_response_format,
     revision_parts,
     synthesis_parts,
     user_message,
@@ -219,7 +220,12 @@ class OraclePlan(_Plan):
         """A reviewer's ranking call (round 2): the others' answers as (label, text)."""
         content = ranking_parts(self.question_parts, responses)
         return self._build(
-            reviewer, content, f"r2-rank-{reviewer.name}", round_number=2, role="reviewer"
+            reviewer,
+            content,
+            f"r2-rank-{reviewer.name}",
+            round_number=2,
+            role="reviewer",
+            response_format=ranking_response_format([label for label, _ in responses]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -359,7 +365,7 @@ def build_oracle_plan(
     ballot: dict[str, Any] = {}
     if vote:
         content = ballot_parts(content, choices)
-        ballot = {"response_format": BALLOT_RESPONSE_FORMAT}
+        ballot = {"response_format": ballot_response_format(choices)}
     calls = tuple(
         _call(persona, content, f"r1-{persona.name}", endpoint, extra, options, **ballot)
         for persona in personas

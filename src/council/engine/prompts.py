@@ -17,7 +17,6 @@ from council.engine.model import Attachment, CallSpec, Part, Quoted, join_parts
 
 __all__ = [
     "BALLOT_INSTRUCTIONS",
-    "BALLOT_RESPONSE_FORMAT",
     "EVAL_ANSWER_INSTRUCTIONS",
     "EVAL_CHOICE_INSTRUCTIONS",
     "EVAL_JUDGE_INSTRUCTIONS",
@@ -28,12 +27,14 @@ __all__ = [
     "VERDICT_RESPONSE_FORMAT",
     "ballot_parts",
     "ballot_postscript",
+    "ballot_response_format",
     "build_call",
     "eval_judge_prompt",
     "eval_question",
     "question_parts",
     "ranked_note",
     "ranking_parts",
+    "ranking_response_format",
     "revision_parts",
     "revision_prompt",
     "synthesis_parts",
@@ -84,11 +85,42 @@ Reply with a single JSON object and nothing else, with these keys:
   "dissent": a list of strings, one per remaining disagreement, naming who holds it
              (an empty list when there is none)."""
 
-# Asked of the arbiter where the endpoint supports it; replies are parsed leniently anyway.
-VERDICT_RESPONSE_FORMAT = {"type": "json_object"}
 
-_SYNTHESIS_MISSING = "(No answer from: {names}.)"
+def json_schema_format(name: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """A `response_format` asking for an object with exactly these keys, all required.
+
+    Strict (OpenAI's word for "constrain the reply to it"); a server that refuses a
+    schema is asked one step lower (`endpoint/formats.py`), and replies are read
+    leniently whatever was asked, as some servers accept a schema and ignore it.
+    """
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
+
+
+# The arbiter's verdict, as convergence.parse_verdict reads it.
+VERDICT_RESPONSE_FORMAT = json_schema_format(
+    "verdict",
+    {
+        "converged": {"type": "boolean"},
+        "confidence": {"type": "number"},
+        "synthesis": {"type": "string"},
+        "dissent": {"type": "array", "items": {"type": "string"}},
+    },
+)
+
 _ROUND_MISSING = "(no answer from: {names}; their calls failed)"
+# What the arbiter is told of a council some members missed: a degraded answer says so.
+_DEGRADED = """\
+Only {answered} of {total} members answered; missing: {names}. Your answer rests on \
+theirs alone: say so in one line at its start, and do not speak for the missing members."""
+_ALONE = """\
+Only one member of {total} answered ({names} did not): present its answer as that \
+member's view, not as a council's agreement, and say so in one line at its start."""
 
 
 def question_parts(query: str, attachments: tuple[Attachment, ...]) -> list[Part]:
@@ -163,12 +195,21 @@ def _missing(note: str, failed: list[str] | None) -> list[Part]:
     return ["", note.format(names=", ".join(failed))] if failed else []
 
 
+def _degraded(answered: int, failed: list[str] | None) -> list[Part]:
+    """For an arbiter: how many answered, who did not and why ("critic (429)")."""
+    if not failed:
+        return []
+    total = answered + len(failed)
+    note = _ALONE if answered == 1 else _DEGRADED
+    return ["", note.format(answered=answered, total=total, names=", ".join(failed))]
+
+
 def synthesis_parts(
     question: Question, answers: list[tuple[str, str]], failed: list[str] | None = None
 ) -> list[Part]:
     """The oracle's arbiter: the question and every member's answer, by name."""
     lines = [SYNTHESIS_INSTRUCTIONS, "", *_question(question), *_answers(answers)]
-    return [*lines, *_missing(_SYNTHESIS_MISSING, failed)]
+    return [*lines, *_degraded(len(answers), failed)]
 
 
 def synthesis_prompt(
@@ -201,7 +242,7 @@ def verdict_parts(
     """The deliberation's arbiter on one round: judge it, and reply in JSON."""
     instructions = VERDICT_INSTRUCTIONS.format(round=round_number, rounds=rounds)
     lines = [instructions, "", *_question(question), *_answers(answers)]
-    return [*lines, *_missing(_ROUND_MISSING, failed)]
+    return [*lines, *_degraded(len(answers), failed)]
 
 
 def revision_prompt(
@@ -243,8 +284,15 @@ _FREE_CHOICE = "your answer in as few words as possible (a letter, a word, a num
 BALLOT_POSTSCRIPT = """\
 End your answer with one line of its own: "Choice: X", where X is {choice}."""
 
-# Asked of every voter where the endpoint supports it; replies are read leniently anyway.
-BALLOT_RESPONSE_FORMAT = {"type": "json_object"}
+
+def ballot_response_format(choices: Sequence[str] = ()) -> dict[str, Any]:
+    """A voter's ballot as ballots.read_ballot reads it; the choice one of `choices` if any."""
+    choice: dict[str, Any] = {"type": "string"}
+    if choices:
+        choice["enum"] = list(choices)
+    properties = {"choice": choice, "confidence": {"type": "number"}, "reason": {"type": "string"}}
+    return json_schema_format("ballot", properties)
+
 
 RANKING_INSTRUCTIONS = """\
 Other members of a council answered the question below. Their answers are shown
@@ -252,13 +300,11 @@ anonymously, as Response A, Response B, and so on, in no particular order. Weigh
 on its merit: correctness, reasoning and usefulness to the person who asked, not its
 length or its place in the list.
 
-Briefly say what is strong and weak in each, then end your reply with the ranking,
-best first, exactly in this form:
-
-FINAL RANKING:
-1. Response C
-2. Response A
-(and so on, every response once)"""
+Reply with a single JSON object and nothing else, with these keys:
+  "review": briefly, what is strong and weak in each response,
+  "ranking": every response's label once, best first, e.g. ["Response C", "Response A"].
+(Where JSON cannot be written, end the reply with "FINAL RANKING:" and a numbered
+list of the labels, best first.)"""
 
 _RANKED = "The members ranked each other's answers anonymously (Borda points, best first):"
 
@@ -267,6 +313,13 @@ def _choice_words(choices: Sequence[str]) -> str:
     if not choices:
         return _FREE_CHOICE
     return _CHOICE_OF.format(choices=", ".join(f'"{c}"' for c in choices))
+
+
+def ranking_response_format(labels: Sequence[str]) -> dict[str, Any]:
+    """A reviewer's ranking as ranking.read_ranking reads it: labels ("Response C") only."""
+    shown = [f"Response {label}" for label in labels]
+    ranking = {"type": "array", "items": {"type": "string", "enum": shown}}
+    return json_schema_format("ranking", {"review": {"type": "string"}, "ranking": ranking})
 
 
 def ballot_parts(question: Question, choices: Sequence[str] = ()) -> list[Part]:

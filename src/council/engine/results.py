@@ -14,6 +14,7 @@ from typing import Any
 
 from council.engine.budget import Budget
 from council.engine.cost import total_cost
+from council.engine.missing import Coverage
 from council.engine.model import (
     CANCELLED,
     NOT_AFFORDABLE,
@@ -101,6 +102,14 @@ class OracleResult:
         if synthesis is not None and synthesis.answered:
             return synthesis.text
         return self.vote.answer if self.vote is not None else None
+
+    @property
+    def coverage(self) -> Coverage:
+        """How many members the answer rests on, and who is missing (a vote's early stop
+        is no one missing)."""
+        stopped = self.vote.stopped if self.vote is not None else ()
+        total = len([p for p in self.plan.personas if p.name not in stopped])
+        return Coverage.of(total, len(self.answers), self.failures)
 
     @property
     def review_failures(self) -> list[CallOutcome]:
@@ -251,6 +260,15 @@ class DeliberationResult:
         return judged.verdict.synthesis if judged and judged.verdict else None
 
     @property
+    def coverage(self) -> Coverage:
+        """How many members the answer's round rests on (the judged round, else the last)."""
+        judged = self.unanimous_round or self.verdict_round or self.final_round
+        total = len(self.plan.personas)
+        if judged is None:
+            return Coverage.of(total, 0, self.failed_round.failures if self.failed_round else [])
+        return Coverage.of(total, len(judged.answers), judged.failures)
+
+    @property
     def sequential_estimate(self) -> float:
         """The time the kept calls would have taken one round, then one verdict, at a time."""
         return sum(r.critical_path for r in self.rounds)
@@ -299,6 +317,11 @@ class BatchProgress:
     limit: int = 0  # calls the run's endpoint takes at once, as its limiter has it now
     ceiling: int = 0
     stopped_by: str | None = None  # a budget that stopped the batch from starting items
+    # The endpoint stopped answering at this wall-clock time (None: it answers); items
+    # waiting for it to come back (engine/outage.py).
+    down_since: float | None = None
+    waiting: int = 0
+    outages: int = 0  # outages the batch waited through or gave up on
     started_at: float = field(default_factory=time.monotonic)
     # Reads (calls in flight, limit) from the endpoint's limiter now; set while it runs.
     sample: Callable[[], tuple[int, int]] | None = field(default=None, repr=False)
@@ -332,6 +355,7 @@ class BatchProgress:
             "limit": self.limit,
             "ceiling": self.ceiling,
             "stopped_by": self.stopped_by,
+            "outages": self.outages,
             "wall": round(self.elapsed(), 3),
         }
 

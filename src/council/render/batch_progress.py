@@ -13,6 +13,7 @@ comes first, and one at the end: never a line per item.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from types import TracebackType
 
 from rich.console import Console, Group
@@ -22,7 +23,7 @@ from rich.text import Text
 
 from council.engine.results import BatchProgress
 
-__all__ = ["PLAIN_INTERVAL", "PLAIN_SHARE", "BatchProgressView", "progress_line"]
+__all__ = ["PLAIN_INTERVAL", "PLAIN_SHARE", "BatchProgressView", "down_note", "progress_line"]
 
 PLAIN_INTERVAL = 5.0
 PLAIN_SHARE = 0.10
@@ -37,9 +38,22 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def down_note(progress: BatchProgress) -> str | None:
+    """ "endpoint down since 02:41:07 UTC (12s), 8 items waiting"; None while it answers."""
+    since = progress.down_since
+    if since is None:
+        return None
+    clock = datetime.fromtimestamp(since, UTC).strftime("%H:%M:%S UTC")
+    note = f"endpoint down since {clock} ({_duration(time.time() - since)})"
+    return note + (f", {progress.waiting:,} items waiting" if progress.waiting else "")
+
+
 def progress_line(progress: BatchProgress) -> str:
     """One line of numbers: `120/1000 items (3 failed) · 4.1/s · ETA 3m34s · 8/8 calls · ...`."""
     p = progress
+    down = down_note(p)
+    if down is not None:  # nothing moves while the endpoint is down: that comes first
+        return f"{p.finished:,}{f'/{p.total:,}' if p.total is not None else ''} items · {down}"
     elapsed = p.elapsed()
     rate = p.finished / elapsed if elapsed > 0 else 0.0
     total = f"/{p.total:,}" if p.total is not None else ""
@@ -102,6 +116,19 @@ class BatchProgressView:
         share = (p.finished - self._last_count) / p.total if p.total else 0.0
         if time.monotonic() - self._last_at >= PLAIN_INTERVAL or share >= PLAIN_SHARE:
             self._plain()
+
+    def outage_changed(self) -> None:
+        """The endpoint went down or came back: said at once in plain mode (a live bar
+        shows it on its next redraw)."""
+        if not self.enabled or self.live is not None:
+            return
+        p = self.progress
+        down = down_note(p)
+        if down is None:
+            line = f"council: batch: the endpoint answers again; going on ({progress_line(p)})"
+        else:
+            line = f"council: batch: {down}; no item starts until it answers"
+        self.console.print(line, markup=False, highlight=False)
 
     def _plain(self) -> None:
         self._last_at, self._last_count = time.monotonic(), self.progress.finished

@@ -36,6 +36,7 @@ __all__ = [
     "run_footer",
     "seconds",
     "speculation_note",
+    "synthesis_title",
     "timeline_rows",
     "tokens",
 ]
@@ -213,6 +214,20 @@ def queued_note(max_concurrency: int, calls_at_once: int) -> str:
     return f"max concurrency {max_concurrency}: some calls were queued"
 
 
+def synthesis_title(result: OracleResult, synthesis: CallOutcome) -> str:
+    """ "synthesis · judge"; of a degraded council it says so: a synthesis of one member's
+    answer is that member's view ("synthesis of skeptic's answer alone · judge")."""
+    coverage = result.coverage
+    if coverage.alone and result.answers:
+        title = f"synthesis of {result.answers[0].persona}'s answer alone · {synthesis.persona}"
+    else:
+        title = f"synthesis · {synthesis.persona}"
+    arbiter = result.plan.arbiter
+    if arbiter is not None and synthesis.persona != arbiter.name:
+        title += f" (for the arbiter {arbiter.name})"
+    return title
+
+
 def answer_status(result: DeliberationResult, *, answers_at: str = "below") -> str:
     """One line on where the council's answer comes from and how settled it is.
 
@@ -252,6 +267,9 @@ def answer_status(result: DeliberationResult, *, answers_at: str = "below") -> s
         text += f" Judged by {judge}: the arbiter {result.plan.arbiter.name} could not."
     if result.interrupted:
         text += " The council was interrupted."
+    degraded = result.coverage.line()
+    if degraded is not None:  # the answer rests on some members only: said with it
+        text += f" {degraded[0].upper()}{degraded[1:]}."
     return text
 
 

@@ -44,6 +44,7 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
         "answer": {
             "text": result.answer,
             "persona": wrote.persona if wrote is not None else None,
+            **_coverage(result),
         },
         "synthesis": synthesis.to_dict() if synthesis is not None else None,  # deprecated
         "metrics": {
@@ -102,7 +103,7 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
             "max_wasted_tokens": plan.max_wasted_tokens,
             "max_concurrency": plan.max_concurrency,
         },
-        "answer": _unanimous_answer(result) or _verdict_answer(judged),
+        "answer": {**(_unanimous_answer(result) or _verdict_answer(judged)), **_coverage(result)},
         "rounds": [_placed_round(r.to_dict(), plan) for r in result.rounds],
         "failed_round": result.failed_round.to_dict() if result.failed_round else None,
         "discarded_rounds": result.discarded_rounds,
@@ -134,6 +135,17 @@ def _unanimous_answer(result: DeliberationResult) -> dict[str, Any] | None:
         "confidence": None,
         "dissent": [],
         "unanimous": True,
+    }
+
+
+def _coverage(result: OracleResult | DeliberationResult) -> dict[str, Any]:
+    """Who the answer rests on: `missing` ([{"persona", "reason"}], empty when everyone
+    answered), and how many `answered` of the `members`."""
+    coverage = result.coverage
+    return {
+        "answered": coverage.answered,
+        "members": coverage.total,
+        "missing": coverage.to_list(),
     }
 
 

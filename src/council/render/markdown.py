@@ -36,6 +36,7 @@ from council.render.format import (
     round_rows,
     run_footer,
     seconds,
+    synthesis_title,
     timeline_rows,
 )
 from council.render.safe_text import strip_controls
@@ -104,11 +105,20 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
         blocks.append("## Did not answer\n\n" + "\n".join(_failure_line(f) for f in failures))
     synthesis = result.synthesis
     if synthesis is not None and synthesis.answered:
-        title = f"## Synthesis ({synthesis.persona})"
+        # "Synthesis", or "Synthesis of judge's answer alone" when only one answered.
+        name = synthesis_title(result, synthesis).split(" · ")[0]
+        name = name[:1].upper() + name[1:]
+        who = synthesis.persona
         arbiter = result.plan.arbiter
         if arbiter is not None and synthesis.persona != arbiter.name:
-            title = f"## Synthesis ({synthesis.persona}, for the arbiter {arbiter.name})"
-        blocks.append(_answer_block(title, synthesis, member_where(plan, synthesis.persona)))
+            who += f", for the arbiter {arbiter.name}"
+        title = f"## {name} ({who})"
+        block = _answer_block(title, synthesis, member_where(plan, synthesis.persona))
+        degraded = result.coverage.line()
+        if degraded is not None:  # a degraded council's answer says so under its heading
+            head, _, rest = block.partition("\n\n")
+            block = f"{head}\n\n**{degraded}**\n\n{rest}"
+        blocks.append(block)
     elif synthesis is not None:
         blocks.append("## Synthesis failed\n\n" + _failure_line(synthesis))
     blocks.append(f"---\n\n_{run_footer(result)}_")

@@ -35,6 +35,7 @@ from council.render.format import (
     quiet_selection,
     round_rows,
     run_footer,
+    synthesis_title,
     timeline_rows,
 )
 from council.render.safe_text import strip_controls
@@ -64,9 +65,14 @@ def _failures_panel(failures: list[CallOutcome]) -> Panel:
     )
 
 
-def _answer_panel(answer: CallOutcome, title: str, border: str, where: str | None = None) -> Panel:
+def _answer_panel(
+    answer: CallOutcome, title: str, border: str, where: str | None = None, note: str | None = None
+) -> Panel:
+    body: RenderableType = _model_markdown(answer.text)
+    if note is not None:  # a degraded council's answer says so above the text
+        body = Group(Text(note, style="bold yellow"), Text(), body)
     return Panel(
-        _model_markdown(answer.text),
+        body,
         title=f"[bold]{title}[/]",
         title_align="left",
         subtitle=answer_metrics(answer, where),
@@ -106,13 +112,10 @@ def oracle_renderable(
     parts.append(Text(run_footer(result), style="dim"))
     synthesis = result.synthesis
     if synthesis is not None and synthesis.answered:
-        title = f"synthesis · {synthesis.persona}"
-        arbiter = result.plan.arbiter
-        if arbiter is not None and synthesis.persona != arbiter.name:
-            title += f" (for the arbiter {arbiter.name})"
-        parts.append(
-            _answer_panel(synthesis, title, "green", member_where(plan, synthesis.persona))
-        )
+        title = synthesis_title(result, synthesis)
+        where = member_where(plan, synthesis.persona)
+        note = result.coverage.line()
+        parts.append(_answer_panel(synthesis, title, "green", where, note))
     elif synthesis is not None:
         parts.append(Panel(_failure_text(synthesis), title="synthesis failed", border_style="red"))
     if result.vote is not None:  # the vote's answer stays on screen
