@@ -18,12 +18,8 @@ import time
 from collections.abc import Set
 from typing import Any
 
+import httpx2 as httpx  # the SDK's HTTP client from openai 3 on (the floor)
 import openai
-
-try:
-    import httpx2 as httpx  # the SDK's HTTP client from openai 3 on
-except ImportError:  # pragma: no cover - older SDKs use httpx itself
-    import httpx  # type: ignore[no-redef]
 
 from council.endpoint.redact import redact
 
