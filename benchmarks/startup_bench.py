@@ -178,18 +178,18 @@ def main() -> None:
         f"{os.cpu_count()} cores"
     )
     print(
-        f"{'':33} {'first request s':>16} {'exit after answer s':>20} {'wall s':>13}"
+        f"{'':42} {'first request s':>16} {'exit after answer s':>20} {'wall s':>13}"
         f" {'import done s':>14} {'CPU s':>13}"
     )
     both = "median   best"
-    print(f"{'':33} {both:>16} {both:>20} {both:>13} {both:>14} {both:>13}")
+    print(f"{'':42} {both:>16} {both:>20} {both:>13} {both:>14} {both:>13}")
     for name in subjects:
         cells = [
             f"{_cell(stat(name, key, statistics.median))} {_cell(stat(name, key, min))}"
             for key in ("first", "exit", "wall", "import", "cpu")
         ]
         print(
-            f"{name:33} {cells[0]:>16} {cells[1]:>20} {cells[2]:>13} {cells[3]:>14} {cells[4]:>13}"
+            f"{name:42} {cells[0]:>16} {cells[1]:>20} {cells[2]:>13} {cells[3]:>14} {cells[4]:>13}"
         )
     print()
     for name in subjects:
