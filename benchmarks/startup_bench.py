@@ -9,7 +9,9 @@ streams its first token at L/2 and its last at L (L = 1 s), and runs side by sid
    import is done (the process prints its clock) and as the process's wall time (which
    adds the interpreter's exit: some 0.1 s once openai is loaded);
 3. `council oracle -p judge --base-url URL "q"` with stdout a pipe;
-4. the same with `--json`.
+4. the same with `--json`;
+5. the same as a first run against the endpoint (an empty history each time), which
+   also asks the server `GET /props` once before its first call.
 
 For each it prints when the first request reached the server after the process was
 spawned (the server's request log, on the system's monotonic clock, which every
@@ -68,6 +70,9 @@ sys.stdout.write("".join(parts) + "\\n")
 # The import, and the moment it was done on the clock every process shares.
 IMPORT_OPENAI = "import time\nimport openai\nprint(time.monotonic())"
 
+# In a subject's environment: run it with a new, empty COUNCIL_HOME each time.
+FRESH_HOME = "STARTUP_BENCH_FRESH_HOME"
+
 
 def council(*args: str) -> list[str]:
     return [sys.executable, "-m", "council.cli", *args]
@@ -75,6 +80,8 @@ def council(*args: str) -> list[str]:
 
 def timed_process(command: list[str], base_url: str, env: dict[str, str]) -> dict[str, float]:
     """Run `command` once; seconds to its first request and from the last answer to its exit."""
+    if env.get(FRESH_HOME):  # a history of its own: nothing learned about the endpoint yet
+        env = {**env, "COUNCIL_HOME": tempfile.mkdtemp(dir=env["COUNCIL_HOME"] + "-fresh")}
     control(base_url, "/_fake/reset", {})
     control(base_url, "/_fake/default", timed_reply(LATENCY, TOKENS))
     started = time.monotonic()
@@ -119,6 +126,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         env = {**os.environ, "COUNCIL_HOME": str(workdir / "home")}
+        (workdir / "home-fresh").mkdir()
         # As a user runs it: an installed package has its bytecode cached (the warm-up
         # run writes it), and stdout is buffered.
         for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
@@ -133,11 +141,19 @@ def main() -> None:
             ),
         }
         envs = dict.fromkeys(subjects, env)
+        # The first run against an endpoint also asks it `GET /props` once (its slots); the
+        # runs above share one history, so they have the answer kept from the warm-up run.
+        subjects["council oracle --json, first run"] = subjects["council oracle --json"]
+        envs["council oracle --json, first run"] = {**env, FRESH_HOME: "1"}
         if args.before:
             before = {**env, "PYTHONPATH": str(Path(args.before).resolve())}
-            for name in ("council oracle | cat", "council oracle --json"):
+            for name in (
+                "council oracle | cat",
+                "council oracle --json",
+                "council oracle --json, first run",
+            ):
                 subjects[f"{name} (before)"] = subjects[name]
-                envs[f"{name} (before)"] = before
+                envs[f"{name} (before)"] = {**envs[name], "PYTHONPATH": before["PYTHONPATH"]}
         try:
             for name, command in subjects.items():  # warm the page cache and the .pyc files
                 timed_process(command, base_url, envs[name])
@@ -162,18 +178,18 @@ def main() -> None:
         f"{os.cpu_count()} cores"
     )
     print(
-        f"{'':33} {'first request s':>16} {'exit after answer s':>20} {'wall s':>13}"
+        f"{'':42} {'first request s':>16} {'exit after answer s':>20} {'wall s':>13}"
         f" {'import done s':>14} {'CPU s':>13}"
     )
     both = "median   best"
-    print(f"{'':33} {both:>16} {both:>20} {both:>13} {both:>14} {both:>13}")
+    print(f"{'':42} {both:>16} {both:>20} {both:>13} {both:>14} {both:>13}")
     for name in subjects:
         cells = [
             f"{_cell(stat(name, key, statistics.median))} {_cell(stat(name, key, min))}"
             for key in ("first", "exit", "wall", "import", "cpu")
         ]
         print(
-            f"{name:33} {cells[0]:>16} {cells[1]:>20} {cells[2]:>13} {cells[3]:>14} {cells[4]:>13}"
+            f"{name:42} {cells[0]:>16} {cells[1]:>20} {cells[2]:>13} {cells[3]:>14} {cells[4]:>13}"
         )
     print()
     for name in subjects:

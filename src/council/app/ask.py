@@ -482,8 +482,17 @@ def _rank_seed(options: dict[str, Any]) -> int:
     return random.randrange(2**31)
 
 
+def _prepare_to_send(flags: AskFlags) -> None:
+    """A run that will talk to a model imports the SDK meanwhile; a dry run never does."""
+    if not flags.dry_run:
+        from council.endpoint.preload import import_sdk_meanwhile
+
+        import_sdk_meanwhile()
+
+
 def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
     """`council oracle`: every persona at once, optionally a synthesis; the exit code."""
+    _prepare_to_send(flags)
     choices = _vote_choices(flags)
     limits = budget_limits(flags)
     request = _resolve(flags, flags.setting_values())
@@ -510,6 +519,7 @@ def ask_deliberation(flags: AskFlags, *, resume: str | None, **settings: Any) ->
 
     `settings`: rounds, speculative, threshold, max_wasted_tokens (see `_deliberation`).
     """
+    _prepare_to_send(flags)
     with contextlib.ExitStack() as held:  # a resumed run's lock, until the run ends
         return _deliberation(flags, resume=resume, held=held, **settings)
 

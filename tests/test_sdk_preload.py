@@ -1,0 +1,58 @@
+"""A run imports the SDK on a thread while it reads its settings (issue 21, point 4)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import council_process
+
+# In a fresh interpreter: start the import twice, wait for the one thread it started.
+PRELOAD_SCRIPT = """
+import sys, threading
+from council.endpoint.preload import SDK_MODULES, import_sdk_meanwhile
+assert "openai" not in sys.modules
+import_sdk_meanwhile()
+import_sdk_meanwhile()
+threads = [t for t in threading.enumerate() if t.name == "council-import-sdk"]
+assert len(threads) == 1 and threads[0].daemon, threads
+threads[0].join(timeout=120)
+assert not threads[0].is_alive()
+missing = [name for name in SDK_MODULES if name not in sys.modules]
+assert not missing, missing
+import_sdk_meanwhile()
+assert not [t for t in threading.enumerate() if t.name == "council-import-sdk"]
+print("imported")
+"""
+
+
+def test_the_sdk_is_imported_once_on_a_daemon_thread() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PRELOAD_SCRIPT], capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "imported"
+
+
+def test_a_run_that_fails_before_its_first_call_ends_with_its_one_line_error(
+    fake: FakeOpenAI,
+) -> None:
+    # The SDK is still being imported on its thread when the unknown persona is found.
+    process = council_process("oracle", "--base-url", fake.base_url, "-p", "nobody", "--json", "q")
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2, stderr
+    assert stdout == ""
+    assert stderr.count("\n") == 1 and "unknown persona 'nobody'" in stderr, stderr
+    assert "Traceback" not in stderr and "Fatal" not in stderr
+    assert fake.requests == []
+
+
+def test_a_piped_run_answers_with_the_sdk_imported_meanwhile(fake: FakeOpenAI) -> None:
+    process = council_process("oracle", "--base-url", fake.base_url, "-p", "judge", "q")
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "judge" in stdout
+    assert [(r.persona, r.body and r.body["messages"][-1]["content"]) for r in fake.requests] == [
+        ("judge", "q")
+    ]
