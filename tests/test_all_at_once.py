@@ -158,6 +158,23 @@ def test_calls_that_all_went_well_at_once_raise_a_capacity_learned_lower() -> No
     assert asyncio.run(scenario()) == (4, 4)
 
 
+def test_a_probe_turned_away_goes_back_to_the_capacity_though_others_ended_well() -> None:
+    # A call sent before the probe ends well while the probe is in flight: that proves
+    # what was in flight when *it* went (8), not the 9 in flight now, so the probe's
+    # 429 is a failed probe (back to 8), not a rejection at capacity (halved to 4).
+    async def scenario() -> tuple[int, int | None, int | None]:
+        limiter = EndpointLimiter("h", "http://h/v1", "m", ceiling=16)
+        limiter.capacity = limiter.limit = 8
+        earlier = [await limiter.acquire() for _ in range(8)]
+        limiter._change(9, "probing for more room")
+        probe = await limiter.acquire()
+        limiter.release(earlier[-1])
+        limiter.release(probe, rejected=True, reason="429 answer")
+        return limiter.limit, limiter.capacity, learned.learned_for("http://h/v1", "m").took
+
+    assert asyncio.run(scenario()) == (8, 8, 8)
+
+
 def test_the_footer_says_what_speculation_cost_when_it_made_the_run_slower() -> None:
     assert speculation_note(-0.52, 2.0) == "speculation cost 520 ms"
     assert speculation_note(-1.5, 2.0) == "speculation cost 1.50 s"

@@ -14,9 +14,10 @@ learns the endpoint's capacity from its rejections and lives within it:
   calls in flight sets the limit to max(1, min(limit // 2, n - 1)), but not below what
   the endpoint took at once before when that was fewer than n, and remembers it as
   the known capacity; rejections of calls sent before that change count once;
-- a call that ends well with k calls in flight and nothing turned away since it was
-  sent records that the endpoint took k at once (`learned.took`), raising a known
-  capacity below k, so later runs start at least there;
+- a call sent with k calls in flight (itself included) that ends well, nothing
+  turned away since it was sent, records that the endpoint took k at once
+  (`learned.took`), raising a known capacity below k, so later runs start at least
+  there;
 - 2 x limit successes in a row grow it by one up to the known capacity; above it,
   one probe at most once a minute (or every 100 calls), up to the ceiling; each
   probe turned away doubles that spacing (up to MAX_PROBE_SPACING times), so that a
@@ -80,6 +81,7 @@ class Ticket:
     asked_at: float
     epoch: int = 0  # the limiter's epoch when it was sent: older rejections count once
     rejections: int = 0  # the limiter's rejections when it was sent
+    at_once: int = 0  # calls in flight when it was sent, itself included
     granted_at: float | None = None
     _future: asyncio.Future[None] | None = field(default=None, repr=False)
 
@@ -172,6 +174,7 @@ class EndpointLimiter:
             ticket.granted_at = now
             ticket.epoch = self.epoch
             ticket.rejections = self.rejections
+            ticket.at_once = self.in_flight
             ticket._future.set_result(None)
 
     def _wake_at(self, when: float) -> None:
@@ -245,7 +248,9 @@ class EndpointLimiter:
         self.successes += 1
         self.calls_since_probe += 1
         if ticket.rejections == self.rejections:
-            self._took(self.in_flight)
+            # What was in flight when it went, not now: calls sent after it (a probe
+            # above the capacity, say) may yet be turned away.
+            self._took(ticket.at_once)
         if self.capacity is None or self.limit >= self.top:
             return
         if self.limit < self.capacity:
