@@ -43,18 +43,15 @@ QUESTIONS = [
 
 
 def _one_run(base_url: str, rng: random.Random, index: int) -> dict[str, Any]:
-    from council.endpoint.learned import forget_all
     from council.engine.cost import worst_case_usd
     from council.engine.deliberation import DeliberationRun
     from council.engine.events import EventBus
-    from council.engine.fit import forget_corrections
     from council.engine.oracle import OracleRun
     from council.engine.plan import build_deliberation_plan, build_oracle_plan
 
     # Each council as its own command: nothing learned about the server carries over
-    # (its tokenizer changes from run to run here, as a real server's does not).
-    forget_all()
-    forget_corrections()
+    # (its tokenizer changes from run to run here, as a real server's does not): each
+    # run makes a pool of its own.
     loaded = resolved_settings(base_url, max_concurrency=8)
     catalog = loaded.catalog
     price_in = round(rng.uniform(0.1, 20.0), 3)

@@ -79,15 +79,14 @@ def forget_kept(base_url: str) -> None:
     reset_endpoint(base_url)
 
 
-def new_process(endpoint: Any) -> None:
-    """What a new process knows of the endpoint: only what the history kept."""
+def new_process(endpoint: Any) -> Any:
+    """What a new process knows of the endpoint: only what the history kept (a new pool)."""
     from council.app.limits import seed_learned
-    from council.endpoint.learned import forget_all
-    from council.endpoint.limiter import forget_limiters
+    from council.endpoint.pool import EndpointPool
 
-    forget_limiters()
-    forget_all()
-    seed_learned([endpoint])
+    pool = EndpointPool()
+    seed_learned([endpoint], pool)
+    return pool
 
 
 def records_since(base_url: str, start: int) -> list[dict[str, Any]]:
@@ -104,14 +103,14 @@ def oracle_run(base_url: str, names: list[str]) -> tuple[Any, float, list[dict[s
     start = control(base_url, "/_fake/stats")["requests"]
     loaded = resolved_settings(base_url)
     endpoint = loaded.settings.endpoint
-    new_process(endpoint)
+    pool = new_process(endpoint)
     started = time.perf_counter()
     plan = build_oracle_plan(
         query="Benchmark question?", personas=loaded.catalog.resolve(names), endpoint=endpoint
     )
-    result = asyncio.run(OracleRun(plan, EventBus()).execute())
+    result = asyncio.run(OracleRun(plan, EventBus(), pool=pool).execute())
     wall = time.perf_counter() - started
-    save_learned([endpoint])
+    save_learned([endpoint], pool)
     return result, wall, records_since(base_url, start)
 
 
@@ -219,7 +218,7 @@ def speculative_spreads(base_url: str, names: list[str]) -> list[float]:
     forget_kept(base_url)
     loaded = resolved_settings(base_url)
     endpoint = loaded.settings.endpoint
-    new_process(endpoint)
+    pool = new_process(endpoint)
     plan = build_deliberation_plan(
         query="Benchmark question?",
         personas=loaded.catalog.resolve(names[:SPREAD_PERSONAS]),
@@ -228,8 +227,8 @@ def speculative_spreads(base_url: str, names: list[str]) -> list[float]:
         rounds=3,
         speculative=True,
     )
-    result = asyncio.run(DeliberationRun(plan, EventBus()).execute())
-    save_learned([endpoint])
+    result = asyncio.run(DeliberationRun(plan, EventBus(), pool=pool).execute())
+    save_learned([endpoint], pool)
     if result.exit_code != 0:
         raise SystemExit(f"benchmark deliberation failed: {result.stop_reason}")
     records = [r for r in records_since(base_url, 0) if r["persona"] != "arbiter"]

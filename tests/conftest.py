@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.fake_openai import FakeOpenAI
+
+if TYPE_CHECKING:
+    from council.endpoint.pool import EndpointPool
 
 COUNCIL_VARIABLES = (
     "OPENAI_API_KEY",
@@ -31,14 +35,9 @@ def fake_server() -> Iterator[FakeOpenAI]:
 def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
     """The session's fake server with no scripts, records or settings left from other tests.
 
-    What council learned about it (a context window, say) is forgotten too: every
-    test talks to the same base URL.
+    What council learned about it lives in each run's own endpoint pool and in the
+    test's own history (COUNCIL_HOME): nothing carries from one test to the next.
     """
-    from council.endpoint.learned import forget_all
-    from council.engine.fit import forget_corrections
-
-    forget_all()
-    forget_corrections()
     fake_server.reset()
     return fake_server
 
@@ -55,17 +54,17 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-@pytest.fixture(autouse=True)
-def fresh_endpoint_limits() -> Iterator[None]:
-    """No endpoint limiter or learned limit carried from one test to the next."""
-    from council.endpoint.learned import forget_all
-    from council.endpoint.limiter import forget_limiters
+@pytest.fixture
+def one_process(monkeypatch: pytest.MonkeyPatch) -> EndpointPool:
+    """The test's commands share one endpoint pool, as runs in one long-lived process do:
+    what the server counted of prompts in one run is known to the next. (A command makes
+    a pool of its own, as a new process: only the history carries what was learned.)"""
+    import council.app.run
+    from council.endpoint.pool import EndpointPool
 
-    forget_limiters()
-    forget_all()
-    yield
-    forget_limiters()
-    forget_all()
+    pool = EndpointPool()
+    monkeypatch.setattr(council.app.run, "EndpointPool", lambda: pool)
+    return pool
 
 
 @pytest.fixture

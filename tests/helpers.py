@@ -33,6 +33,28 @@ def history_rows(sql: str, *parameters: Any) -> list[sqlite3.Row]:
         connection.close()
 
 
+def keep_learned(base_url: str, model: str, **values: Any) -> None:
+    """What an earlier run learned about `base_url` and `model` (capacity=2, say), kept in
+    the test's history: the next run's endpoint pool starts from it, as a new process does."""
+    from council.store.db import HistoryDB
+    from council.store.limits import KeptLimit, save_limits
+
+    fields: dict[str, Any] = {"capacity": None, "context_window": None, "window_source": None}
+    with HistoryDB.open() as db:
+        save_limits(db, [KeptLimit(base_url, model, **{**fields, "learned_at": 1.0, **values})])
+
+
+def kept_learned(base_url: str) -> list[Any]:
+    """What runs kept in the test's history about `base_url`, a KeptLimit per model."""
+    from council.store.db import HistoryDB
+    from council.store.limits import load_limits
+
+    if not history_db_path().exists():
+        return []
+    with HistoryDB.open() as db:
+        return load_limits(db, base_url)
+
+
 def invoke(*args: str, input: str | None = None) -> Any:
     """Run `council ARGS` in-process; stdout is not a TTY, so output is Markdown."""
     runner = CliRunner()

@@ -1,8 +1,8 @@
 """Issue 21: every call of a round starts at once with default flags, and what the limiter
 learns (rejections, what an endpoint took, the slots it states) carries to the next run.
 
-Each "run" is a CLI command in this process; between runs the limiters and the learned
-table are dropped, as a new process starts: only the history carries what was learned.
+Each "run" is a CLI command in this process, with an endpoint pool of its own (its
+limiters and learned table), as a new process: only the history carries what was learned.
 What is counted comes from the fake server's own log.
 """
 
@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from council.app.endpoints import describe_learned, learned_limits
-from council.endpoint import learned
-from council.endpoint.limiter import EndpointLimiter, forget_limiters
+from council.endpoint.learned import LearnedTable
+from council.endpoint.limiter import EndpointLimiter
 from council.engine.model import CallOutcome
 from council.engine.results import RoundResult
 from council.render.format import speculation_note
@@ -23,11 +23,6 @@ from tests.fake_openai import FakeOpenAI, RecordedRequest, Reply
 from tests.helpers import history_rows, invoke, oracle_json
 
 SIX = "judge,critic,skeptic,optimist,pragmatist,historian"
-
-
-def as_a_new_process() -> None:
-    forget_limiters()
-    learned.forget_all()
 
 
 def sent_together(records: list[RecordedRequest]) -> bool:
@@ -50,7 +45,6 @@ def many_personas(count: int) -> str:
 
 def run_requests(fake: FakeOpenAI, *args: str) -> tuple[int, dict, list[RecordedRequest]]:
     """One oracle run as a new process: its exit code, document and requests."""
-    as_a_new_process()
     before = len(fake.requests)
     code, doc = oracle_json(fake, *args)
     return code, doc, fake.requests[before:]
@@ -136,8 +130,9 @@ def test_a_single_slot_server_that_ends_streams_answers_all_then_interrupts_noth
 
 def test_a_limit_learned_from_a_rejection_does_not_fall_below_what_was_taken_before() -> None:
     async def scenario() -> tuple[int, int | None]:
-        learned.learned_for("http://h/v1", "m").took = 5
-        limiter = EndpointLimiter("h", "http://h/v1", "m", ceiling=8)
+        table = LearnedTable()
+        table.learned_for("http://h/v1", "m").took = 5
+        limiter = EndpointLimiter("h", "http://h/v1", "m", ceiling=8, table=table)
         tickets = [await limiter.acquire() for _ in range(8)]
         # 8 in flight, one turned away: half would be 4, but it took 5 at once before.
         limiter.release(tickets.pop(), rejected=True, reason="429 answer")
@@ -153,7 +148,7 @@ def test_calls_that_all_went_well_at_once_raise_a_capacity_learned_lower() -> No
         limiter._change(4, "as if probing")  # four in flight, none turned away
         tickets = [await limiter.acquire() for _ in range(4)]
         limiter.release(tickets.pop())
-        return limiter.capacity, learned.learned_for("http://h/v1", "m").took
+        return limiter.capacity, limiter.table.learned_for("http://h/v1", "m").took
 
     assert asyncio.run(scenario()) == (4, 4)
 
@@ -170,7 +165,7 @@ def test_a_probe_turned_away_goes_back_to_the_capacity_though_others_ended_well(
         probe = await limiter.acquire()
         limiter.release(earlier[-1])
         limiter.release(probe, rejected=True, reason="429 answer")
-        return limiter.limit, limiter.capacity, learned.learned_for("http://h/v1", "m").took
+        return limiter.limit, limiter.capacity, limiter.table.learned_for("http://h/v1", "m").took
 
     assert asyncio.run(scenario()) == (8, 8, 8)
 

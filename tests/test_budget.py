@@ -85,6 +85,7 @@ def test_personas_that_do_not_fit_are_not_started(fake: FakeOpenAI) -> None:
     assert [(r["status"], r["cost_usd"]) for r in rows] == [("not_started", 0)]
 
 
+@pytest.mark.usefixtures("one_process")
 def test_a_synthesis_the_budget_cannot_hold_leaves_the_answers(fake: FakeOpenAI) -> None:
     args = ("oracle", "--base-url", fake.base_url, "-p", "judge,critic", "--synthesize")
     args += ("-o", "max_tokens", "16")
@@ -169,6 +170,7 @@ DELIBERATE = (
 )
 
 
+@pytest.mark.usefixtures("one_process")
 def test_a_round_the_budget_cannot_hold_is_not_started(fake: FakeOpenAI) -> None:
     args = (*DELIBERATE[:2], fake.base_url, *DELIBERATE[3:])
     p = deliberation_prompts(fake, args)
@@ -182,6 +184,7 @@ def test_a_round_the_budget_cannot_hold_is_not_started(fake: FakeOpenAI) -> None
     assert "round 2 was not started" in stderr and "showing the verdict of round 1" in stderr
 
 
+@pytest.mark.usefixtures("one_process")
 def test_a_verdict_the_budget_cannot_hold_keeps_the_rounds_answers(fake: FakeOpenAI) -> None:
     args = (*DELIBERATE[:2], fake.base_url, *DELIBERATE[3:])
     p = deliberation_prompts(fake, args)
@@ -193,6 +196,7 @@ def test_a_verdict_the_budget_cannot_hold_keeps_the_rounds_answers(fake: FakeOpe
     assert "round 1's verdict was not asked" in stderr
 
 
+@pytest.mark.usefixtures("one_process")
 def test_speculation_never_takes_the_budget_its_verdict_needs(fake: FakeOpenAI) -> None:
     args = (*DELIBERATE[:2], fake.base_url, *DELIBERATE[3:], "--speculative")
     p = deliberation_prompts(fake, args)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from council.endpoint.learned import snapshot
+import pytest
+
 from tests.fake_openai import FakeOpenAI, Reply
-from tests.helpers import history_rows, invoke, oracle, oracle_json
+from tests.helpers import history_rows, invoke, kept_learned, oracle, oracle_json
 
 QUESTION = "Is the sky blue?"
 
@@ -108,7 +109,7 @@ def test_a_prompt_the_server_cut_is_warned_of_marked_and_learned(
     assert estimated > 4 * 2048
     rows = history_rows("SELECT persona, prompt_cut_by_server FROM calls ORDER BY persona")
     assert [tuple(r) for r in rows] == [("critic", 1), ("judge", 1)]
-    learned = [v for (url, _), v in snapshot().items() if url == fake.base_url]
+    learned = kept_learned(fake.base_url)  # what the run's pool learned, kept
     assert [(v.context_window, v.window_source) for v in learned] == [(2048, "cut prompt")]
 
     # The next run fits its prompt to the count, visibly, and has nothing to warn of.
@@ -135,9 +136,10 @@ def test_a_prompt_cache_or_a_small_prompt_is_no_cut(fake: FakeOpenAI, tmp_path: 
     assert code == 0 and doc["answers"][0]["prompt_cut_by_server"] is False
     code, doc = oracle_json(fake, "--personas", "critic", "Is it?")  # small: never a cut
     assert code == 0 and doc["answers"][0]["prompt_cut_by_server"] is False
-    assert all(v.context_window is None for v in snapshot().values())
+    assert all(v.context_window is None for v in kept_learned(fake.base_url))
 
 
+@pytest.mark.usefixtures("one_process")  # the count before is known: not kept in the history
 def test_a_count_below_one_the_server_gave_before_is_a_cache(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:

@@ -11,9 +11,8 @@ import pytest
 
 from council.endpoint.describe import window_in_models, window_in_props
 from council.endpoint.errors import context_numbers, is_context_error
-from council.endpoint.learned import snapshot
 from tests.fake_openai import FakeOpenAI, RecordedRequest, Reply, _prompt_tokens
-from tests.helpers import history_rows, invoke
+from tests.helpers import history_rows, invoke, kept_learned
 
 PERSONAS = ("judge", "critic", "skeptic")
 MARKER = "words cut to fit a"
@@ -117,7 +116,7 @@ def test_a_context_error_teaches_the_window_and_the_call_is_fitted(
     fitted = [a["fitted"] for a in doc["rounds"][1]["answers"]]
     assert all(f["window"] == 1200 and f["cut_words"] > 0 for f in fitted)
     assert all(a["fitted"] is None for a in doc["rounds"][0]["answers"])
-    learned = [v for (url, _), v in snapshot().items() if url == fake.base_url]
+    learned = kept_learned(fake.base_url)  # what the run's pool learned, kept
     assert [(v.context_window, v.window_source) for v in learned] == [(1200, "error")]
     assert learned[0].learned_at is not None  # kept for the next run, with when
     # The verdict on round 2 is fitted before it is sent: the window is known by then.

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from council.endpoint import learned
+from council.app.limits import seed_learned
+from council.endpoint.pool import EndpointPool
 from council.store.limits import normalize_url
-from tests.fake_openai import FakeOpenAI
-from tests.helpers import history_rows, invoke
-
-
-@pytest.fixture(autouse=True)
-def fresh_table() -> Iterator[None]:
-    learned.forget_all()
-    yield
-    learned.forget_all()
+from tests.fake_openai import FakeOpenAI, Reply
+from tests.helpers import history_rows, invoke, keep_learned, kept_learned, resolved_endpoint
 
 
 def profile_config(fake: FakeOpenAI, name: str = "box") -> None:
@@ -36,10 +27,8 @@ def test_normalized_urls_name_one_endpoint() -> None:
 
 def test_a_learned_limit_is_kept_shown_used_by_the_next_run_and_reset(fake: FakeOpenAI) -> None:
     profile_config(fake)
-    # What the limiter and fitting would learn during the first run.
-    seen = learned.learned_for(fake.base_url, "m")
-    seen.capacity, seen.context_window, seen.window_source = 2, 4096, "error"
-    seen.touch()
+    # What the limiter and fitting would have learned before the first run.
+    keep_learned(fake.base_url, "m", capacity=2, context_window=4096, window_source="error")
     first = invoke("oracle", "--endpoint", "box", "-m", "m", "-p", "judge", "q")
     assert first.exit_code == 0, first.output
     (row,) = history_rows("SELECT * FROM endpoint_limits")
@@ -47,11 +36,10 @@ def test_a_learned_limit_is_kept_shown_used_by_the_next_run_and_reset(fake: Fake
     assert (row["model"], row["capacity"], row["context_window"]) == ("m", 2, 4096)
     assert (row["window_source"], row["origin"]) == ("error", "profile box")
 
-    # A new process starts empty; the next run starts from what was kept.
-    learned.forget_all()
+    # Each run's endpoint pool starts empty; the next run starts from what was kept.
     second = invoke("oracle", "--endpoint", "box", "-m", "m", "-p", "judge", "q")
     assert second.exit_code == 0, second.output
-    kept = learned.learned_for(fake.base_url, "m")
+    (kept,) = kept_learned(fake.base_url)
     assert (kept.capacity, kept.context_window, kept.window_source) == (2, 4096, "error")
 
     listing = invoke("endpoints", "list")
@@ -63,12 +51,14 @@ def test_a_learned_limit_is_kept_shown_used_by_the_next_run_and_reset(fake: Fake
     assert reset.exit_code == 0, reset.output
     assert "1 model" in reset.stdout
     assert history_rows("SELECT * FROM endpoint_limits") == []
-    assert learned.snapshot() == {}
+    pool = EndpointPool()  # what a run after the reset starts from
+    seed_learned([resolved_endpoint(fake.base_url)], pool)
+    assert pool.learned.snapshot() == {}
     assert "learned m:" not in invoke("endpoints", "list").stdout
 
 
 def test_reset_by_url_and_an_unknown_name(fake: FakeOpenAI) -> None:
-    learned.learned_for(fake.base_url, "m").capacity = 3
+    keep_learned(fake.base_url, "m", capacity=3)
     assert (
         invoke("oracle", "--base-url", fake.base_url, "-m", "m", "-p", "judge", "q").exit_code == 0
     )
@@ -81,9 +71,11 @@ def test_reset_by_url_and_an_unknown_name(fake: FakeOpenAI) -> None:
 
 
 def test_no_history_keeps_nothing(fake: FakeOpenAI) -> None:
-    learned.learned_for(fake.base_url, "m").capacity = 3
+    # The run learns a capacity: one slot, two personas at once.
+    fake.slots, fake.over_limit, fake.slot_retry_after = 1, "429", 0.05
+    fake.default = Reply(ttft=0.2, tokens=3)
     result = invoke(
-        "oracle", "--base-url", fake.base_url, "--no-history", "-m", "m", "-p", "judge", "q"
+        "oracle", "--base-url", fake.base_url, "--no-history", "-m", "m", "-p", "judge,critic", "q"
     )
     assert result.exit_code == 0, result.output
     assert not (Path(os.environ["COUNCIL_HOME"]) / "history.db").exists()
@@ -94,7 +86,7 @@ def test_endpoints_check_shows_the_ceiling_and_what_was_learned(fake: FakeOpenAI
     path.write_text(
         f"endpoints:\n  - name: box\n    base_url: {fake.base_url}\n    max_concurrency: 4\n"
     )
-    learned.learned_for(fake.base_url, "m").capacity = 2
+    keep_learned(fake.base_url, "m", capacity=2)
     assert invoke("oracle", "--endpoint", "box", "-m", "m", "-p", "judge", "q").exit_code == 0
     checked = invoke("endpoints", "check", "box", "-m", "m")
     assert checked.exit_code == 0, checked.output

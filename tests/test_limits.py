@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from council.endpoint.learned import learned_for
-from council.endpoint.limiter import EndpointLimiter, forget_limiters
+from council.endpoint.limiter import EndpointLimiter
 from tests.fake_openai import FakeOpenAI, Reply
-from tests.helpers import invoke, oracle, oracle_json
+from tests.helpers import invoke, keep_learned, kept_learned, oracle, oracle_json
 
 SIX = "judge,critic,skeptic,optimist,pragmatist,historian"
 
@@ -44,8 +43,9 @@ def test_a_server_with_fewer_slots_than_personas_answers_them_all(
     # the limit learned from it.
     if mode != "queue":
         assert doc["metrics"]["limit_changes"][0]["old"] == 8
-        assert learned_for(fake.base_url, "gpt-4o-mini").capacity == 2
-    forget_limiters()  # the next run, in a new process, starts from what was learned
+        (kept,) = kept_learned(fake.base_url)
+        assert (kept.model, kept.capacity) == ("gpt-4o-mini", 2)
+    # The next run (its own endpoint pool, as a new process) starts from what was kept.
     before = len(fake.requests)
     code, doc = oracle_json(fake, "--personas", SIX, "q")
     assert code == 0 and answered(doc) == set(SIX.split(","))
@@ -126,7 +126,7 @@ def test_calls_over_a_request_quota_in_headers_are_re_sent_after_its_reset(
 
 
 def test_a_capacity_learned_earlier_is_where_the_next_run_starts(fake: FakeOpenAI) -> None:
-    learned_for(fake.base_url, "gpt-4o-mini").capacity = 2
+    keep_learned(fake.base_url, "gpt-4o-mini", capacity=2)
     fake.default = Reply(ttft=0.2, tokens=3)
     code, _ = oracle_json(fake, "--personas", SIX, "q")
     assert code == 0

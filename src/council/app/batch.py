@@ -377,12 +377,14 @@ def _run(
         stderr_console,
         stop_recording,
     )
+    from council.endpoint.pool import EndpointPool
     from council.engine.batch import BatchRun
     from council.engine.events import EventBus
 
     err = stderr_console()
     endpoints = plan_endpoints(template)
-    seed_learned(endpoints)
+    pool = EndpointPool()  # the batch's own: every item under each endpoint's one limiter
+    seed_learned(endpoints, pool)
     out = OutputFile(Path(options.out or "-"), ordered=options.ordered, source=options.source)
     progress = BatchProgress()
     bus = EventBus()
@@ -402,6 +404,7 @@ def _run(
         progress=progress,
         outage_limit=options.outage_limit,
         on_outage=view.outage_changed,
+        pool=pool,
     )
     stopped: int | None = None
     try:
@@ -427,7 +430,7 @@ def _run(
             )
         stop_recording(recorder, err)
         if record is not None:
-            save_learned(endpoints)
+            save_learned(endpoints, pool)
     _say(_summary_line(run, options))
     if flags.json_output:
         sys.stdout.write(dumps(summary) + "\n")

@@ -296,7 +296,6 @@ def reset_endpoint(name_or_url: str) -> tuple[str, int]:
 
     Raises UsageError for a name that is neither a profile nor an http(s) URL.
     """
-    from council.endpoint import learned
     from council.store.db import HistoryDB
     from council.store.limits import forget_limits
 
@@ -312,7 +311,6 @@ def reset_endpoint(name_or_url: str) -> tuple[str, int]:
             f"no endpoint profile {name_or_url!r} (profiles: {known}), and it is not a URL",
             "give a profile name or a base URL, e.g. http://127.0.0.1:8080/v1",
         )
-    learned.forget_all()  # this process's table too, should a run follow in it
     path = HistoryDB.default_path()
     if not path.exists():
         return url, 0

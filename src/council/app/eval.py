@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from council.app.ask import AskRequest, _resolve, _with_defaults
 from council.app.batch_input import BadLine, read_items
@@ -68,6 +68,9 @@ from council.engine.scoring import (
     summarize,
 )
 from council.errors import EXIT_INTERRUPTED, CouncilError, EndpointError, UsageError
+
+if TYPE_CHECKING:
+    from council.endpoint.pool import EndpointPool
 
 __all__ = ["EvalOptions", "EvalReport", "run_eval"]
 
@@ -214,9 +217,11 @@ class _Runner:
         write: Callable[[dict[str, Any]], None],
         cap: int,
         record: LineRecord,
+        pool: EndpointPool,
     ) -> None:
         self.plans, self.judge, self.tolerance, self.write = plans, judge, tolerance, write
         self.cap = cap
+        self.pool = pool  # every plan's calls under each endpoint's one limiter
         self.record = record
         self.failures: list[Any] = []
         self.answered = 0
@@ -261,7 +266,7 @@ class _Runner:
 
         meter, bus = _Meter(), EventBus()
         bus.subscribe(meter.handle)
-        return await run_quietly(plan, bus), meter
+        return await run_quietly(plan, bus, pool=self.pool), meter
 
     async def _pair(self, item: EvalItem, strategy: str) -> dict[str, Any]:
         started = time.monotonic()
@@ -475,13 +480,15 @@ def _run_pairs(
     record: LineRecord,
 ) -> _Runner:
     from council.app.limits import save_learned, seed_learned
+    from council.endpoint.pool import EndpointPool
 
     with _served(request) as endpoints:
         plans = StrategyPlans(request, alone, endpoints)
         cap = max_concurrency_for(endpoints[0], len(pairs))
-        runner = _Runner(plans, judge, tolerance, write, cap, record)
+        pool = EndpointPool()  # one for the eval: its plans share each endpoint's limiter
+        runner = _Runner(plans, judge, tolerance, write, cap, record, pool)
         watched = [endpoints[0], *endpoints[1].values()]
-        seed_learned(watched)
+        seed_learned(watched, pool)
         try:
             asyncio.run(runner.run(pairs, _progress(len(pairs))))
         except KeyboardInterrupt:
@@ -490,7 +497,7 @@ def _run_pairs(
             if runner.stopped is None:
                 raise
         finally:
-            save_learned(watched)
+            save_learned(watched, pool)
     return runner
 
 

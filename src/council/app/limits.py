@@ -1,21 +1,27 @@
-"""Carries what was learned about endpoints across runs: history → process table → history.
+"""Carries what was learned about endpoints across runs: history → a pool's table → history.
 
-    seed_learned([endpoint])   # before a run: the limiter and fitting start from it
-    save_learned([endpoint])   # after it (also when stopped): the next run starts from it
+    pool = EndpointPool()
+    seed_learned([endpoint], pool)   # before a run: the limiter and fitting start from it
+    save_learned([endpoint], pool)   # after it (also when stopped): the next run starts from it
 
-The endpoint package learns into `council.endpoint.learned` and never imports the
-store; this module is the one place that moves rows between the two. A history that
-cannot be used costs nothing but the memory: the run goes on as if nothing was kept.
+The endpoint package learns into its `EndpointPool`'s table (`council.endpoint.learned`)
+and never imports the store; this module is the one place that moves rows between the
+two. A history that cannot be used costs nothing but the memory: the run goes on as if
+nothing was kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from council.config.endpoint_settings import EndpointSettings
-from council.endpoint import learned
+from council.endpoint.learned import Learned
 from council.errors import CouncilError
 from council.store.limits import KeptLimit, load_limits, normalize_url, save_limits
+
+if TYPE_CHECKING:
+    from council.endpoint.pool import EndpointPool
 
 __all__ = ["origin_of", "save_learned", "seed_learned"]
 
@@ -38,8 +44,8 @@ def _remote(endpoints: Iterable[EndpointSettings]) -> dict[str, EndpointSettings
     return {normalize_url(e.base_url): e for e in endpoints if e.local_model_path is None}
 
 
-def seed_learned(endpoints: Iterable[EndpointSettings]) -> None:
-    """Put what earlier runs learned about these endpoints into the process table."""
+def seed_learned(endpoints: Iterable[EndpointSettings], pool: EndpointPool) -> None:
+    """Put what earlier runs learned about these endpoints into the pool's table."""
     from council.store.db import HistoryDB
 
     wanted = _remote(endpoints)
@@ -50,10 +56,10 @@ def seed_learned(endpoints: Iterable[EndpointSettings]) -> None:
         with HistoryDB.open(path) as db:
             for url, endpoint in wanted.items():
                 for row in load_limits(db, url):
-                    learned.seed(
+                    pool.learned.seed(
                         endpoint.base_url,
                         row.model,
-                        learned.Learned(
+                        Learned(
                             capacity=row.capacity,
                             context_window=row.context_window,
                             window_source=row.window_source,
@@ -66,13 +72,13 @@ def seed_learned(endpoints: Iterable[EndpointSettings]) -> None:
         return  # the recorder says once, after the run, that the history is unusable
 
 
-def save_learned(endpoints: Iterable[EndpointSettings]) -> None:
-    """Keep what this process learned about these endpoints in the history."""
+def save_learned(endpoints: Iterable[EndpointSettings], pool: EndpointPool) -> None:
+    """Keep what the pool learned about these endpoints in the history."""
     from council.store.db import HistoryDB
 
     wanted = _remote(endpoints)
     rows = []
-    for (url, model), seen in learned.snapshot().items():
+    for (url, model), seen in pool.learned.snapshot().items():
         endpoint = wanted.get(normalize_url(url))
         known = (seen.capacity, seen.context_window, seen.took, seen.slots)
         if endpoint is None or all(value is None for value in known):

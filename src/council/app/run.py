@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from council.app.limits import save_learned, seed_learned
 from council.app.streams import is_gone, stdout_gone
 from council.config.endpoint_settings import EndpointSettings
+from council.endpoint.pool import EndpointPool
 from council.engine.events import EventBus
 from council.engine.model import NOT_AFFORDABLE, CallOutcome
 from council.engine.oracle import OracleRun
@@ -309,8 +310,9 @@ def run_oracle(
     err = stderr_console()
     bus = EventBus()
     endpoints = plan_endpoints(plan)
-    seed_learned(endpoints)
-    run = OracleRun(plan, bus)
+    pool = EndpointPool()  # the run's own: a command is one process
+    seed_learned(endpoints, pool)
+    run = OracleRun(plan, bus, pool=pool)
     names = [p.name for p in plan.personas]
     views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
     recorder = start_recording(record, "oracle", plan.to_dict(), bus)
@@ -338,7 +340,7 @@ def run_oracle(
     finally:
         stop_recording(recorder, err)
         if record is not None:  # --no-history keeps nothing, this included
-            save_learned(endpoints)
+            save_learned(endpoints, pool)
     _report_views(bus, out, err)
     _report(result, err)
     _how_to_go_on(result, recorder, err)
@@ -364,10 +366,11 @@ def run_deliberation(
     err = stderr_console()
     bus = EventBus()
     endpoints = plan_endpoints(plan)
-    seed_learned(endpoints)
+    pool = EndpointPool()  # the run's own: a command is one process
+    seed_learned(endpoints, pool)
     from council.engine.deliberation import DeliberationRun  # an oracle never loads it
 
-    run = DeliberationRun(plan, bus, resume=resume)
+    run = DeliberationRun(plan, bus, resume=resume, pool=pool)
     views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
     recorder = start_recording(record, "deliberate", plan.to_dict(), bus)
     try:
@@ -411,7 +414,7 @@ def run_deliberation(
     finally:
         stop_recording(recorder, err)
         if record is not None:  # --no-history keeps nothing, this included
-            save_learned(endpoints)
+            save_learned(endpoints, pool)
     _report_views(bus, out, err)
     _report_deliberation(result, err)
     _how_to_go_on(result, recorder, err)
@@ -455,13 +458,17 @@ def _load_output_modules(mode: OutputMode) -> None:
 
 
 async def run_quietly(
-    plan: OraclePlan | DeliberationPlan, bus: EventBus | None = None
+    plan: OraclePlan | DeliberationPlan,
+    bus: EventBus | None = None,
+    *,
+    pool: EndpointPool | None = None,
 ) -> OracleResult | DeliberationResult:
     """Run a plan with no view, no output and no history; its result, for programs (`council eval`).
 
     It runs on the caller's event loop, so that many plans can go at once under the
-    endpoint's limiter (shared by every call in the process). The caller wraps them
-    all: `seed_learned`/`save_learned` on `plan_endpoints`, `serving` for a local
+    endpoint's limiter (one per endpoint in `pool`, which the caller shares between
+    them; None: a pool of the run's own). The caller wraps them
+    all: `seed_learned`/`save_learned` on `plan_endpoints` and the pool, `serving` for a local
     endpoint, and its own subscribers on `bus` (calls, tokens). Nothing is raised for
     failed calls: they are in the result, as for the printing runs.
     """
@@ -470,9 +477,9 @@ async def run_quietly(
     events = bus or EventBus()
     run: OracleRun | DeliberationRun
     if isinstance(plan, DeliberationPlan):
-        run = DeliberationRun(plan, events)
+        run = DeliberationRun(plan, events, pool=pool)
     else:
-        run = OracleRun(plan, events)
+        run = OracleRun(plan, events, pool=pool)
     await run.execute()
     return run.result
 

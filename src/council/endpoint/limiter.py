@@ -1,12 +1,12 @@
-"""How many calls one endpoint takes at once: a limiter shared by every call to it in the process.
+"""How many calls one endpoint takes at once: a limiter shared by every call to it in a pool.
 
 Real servers have a few slots and rate limits. One `EndpointLimiter` per endpoint
-(base URL and key variable, from `limiter_for`) admits calls in priority order,
-learns the endpoint's capacity from its rejections and lives within it:
+(base URL and key variable, from an `EndpointPool`: `pool.py`) admits calls in
+priority order, learns the endpoint's capacity from its rejections and lives within it:
 
 - it starts at the ceiling (flag > profile `max_concurrency` > default), at most the
   slots the server states (`stated`: llama.cpp's `/props`, asked once by the client),
-  or lower where an earlier run learned less (`learned_for(...).capacity`): every call
+  or lower where an earlier run learned less (`learned.capacity`): every call
   of a round goes out at once, on the first run against an endpoint as on later ones
   (a call turned away costs one quick answer and is re-sent at once, where waiting
   for each call to be accepted before sending the next would tax every run);
@@ -27,7 +27,7 @@ learns the endpoint's capacity from its rejections and lives within it:
   (the calls within capacity are fine; any rejection at capacity pauses as usual);
 - `Retry-After` and an exhausted rate-limit header pause the whole endpoint.
 
-    limiter = limiter_for(settings, ceiling=8, model="gpt-4o-mini")
+    limiter = pool.limiter(settings, ceiling=8)
     ticket = await limiter.acquire(priority=0)
     ...  limiter.release(ticket, rejected=False)
 """
@@ -41,14 +41,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from council.endpoint.learned import learned_for
+from council.endpoint.learned import Learned, LearnedTable
 
 __all__ = [
     "HEAD",
     "EndpointLimiter",
     "LimitChange",
     "Ticket",
-    "forget_limiters",
     "limiter_for",
 ]
 
@@ -92,7 +91,12 @@ class Ticket:
 
 
 class EndpointLimiter:
-    """Admits calls to one endpoint within its learned limit, most urgent first."""
+    """Admits calls to one endpoint within its learned limit, most urgent first.
+
+    What it learns goes to `table` (its pool's; a table of its own when none is given),
+    under `base_url` and `model`; `learned_for` reads the table for any other model
+    called on the endpoint (its context window, its tokenizer).
+    """
 
     def __init__(
         self,
@@ -102,11 +106,14 @@ class EndpointLimiter:
         ceiling: int,
         *,
         fixed: bool = False,
+        table: LearnedTable | None = None,
     ) -> None:
         self.host = host
+        self.base_url = base_url
         self.ceiling = max(1, ceiling)
         self.fixed = fixed  # an embedded server: the ceiling is the truth, nothing to learn
-        self.learned = learned_for(base_url, model)
+        self.table = table if table is not None else LearnedTable()
+        self.learned = self.table.learned_for(base_url, model)
         # The most calls at once: the ceiling, or fewer slots the server states.
         self.top = self.ceiling
         if self.learned.slots and not fixed:
@@ -131,6 +138,10 @@ class EndpointLimiter:
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self.listeners: list[Callable[[LimitChange], None]] = []
+
+    def learned_for(self, model: str) -> Learned:
+        """What was learned about `model` on this endpoint (shared with its pool)."""
+        return self.table.learned_for(self.base_url, model)
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -294,9 +305,6 @@ class EndpointLimiter:
             self.paused_until = until
 
 
-_LIMITERS: dict[tuple[str, str], EndpointLimiter] = {}
-
-
 def limiter_for(
     host: str,
     base_url: str,
@@ -306,22 +314,10 @@ def limiter_for(
     *,
     fixed: bool = False,
 ) -> EndpointLimiter:
-    """The process's limiter for this endpoint (base URL and key variable), made on first use.
+    """A limiter of its own, for a client used alone (`endpoints check`, `council models`).
 
-    Every model on one endpoint shares its slots; what it learns is kept for `model`.
-
-    A later run in the same process with another ceiling gets it applied (the limit
-    never starts above the ceiling).
+    A run's clients get their endpoint's one limiter from the run's `EndpointPool`
+    instead, so that every call to the endpoint goes through it and it keeps learning.
     """
-    key = (base_url.rstrip("/"), key_env)
-    limiter = _LIMITERS.get(key)
-    same = limiter is not None and (limiter.ceiling, limiter.fixed) == (max(1, ceiling), fixed)
-    if limiter is None or not same:
-        limiter = EndpointLimiter(host, base_url, model, ceiling, fixed=fixed)
-        _LIMITERS[key] = limiter
-    return limiter
-
-
-def forget_limiters() -> None:
-    """Drop every limiter (tests; a new event loop)."""
-    _LIMITERS.clear()
+    del key_env  # nothing is shared: no key to find it by
+    return EndpointLimiter(host, base_url, model, ceiling, fixed=fixed)

@@ -36,6 +36,7 @@ from typing import Any
 
 from council.config.defaults import DEFAULT_OUTAGE_LIMIT
 from council.endpoint.errors import CallError, internal_error
+from council.endpoint.pool import EndpointPool
 from council.engine.budget import Budget, budget_scope
 from council.engine.calls import limit_changes_reported
 from council.engine.clients import EndpointClients
@@ -182,8 +183,10 @@ class BatchRun:
         run_id: str | None = None,
         outage_limit: float = DEFAULT_OUTAGE_LIMIT,
         on_outage: Callable[[], None] = lambda: None,
+        pool: EndpointPool | None = None,
     ) -> None:
         self.plan = plan
+        self.pool = pool if pool is not None else EndpointPool()  # a batch of its own
         self.outage_limit = outage_limit
         self.on_outage = on_outage  # the endpoint went down or came back (progress.down_since)
         self.outage: Outage | None = None
@@ -224,7 +227,7 @@ class BatchRun:
             )
         )
         try:
-            async with EndpointClients(plan, **CLIENT_OPTIONS) as clients:
+            async with EndpointClients(plan, self.pool, **CLIENT_OPTIONS) as clients:
                 own = clients.all[0].limiter
                 limiters = list({id(c.limiter): c.limiter for c in clients.all}.values())
                 self.progress.ceiling = own.ceiling
@@ -323,9 +326,13 @@ class BatchRun:
     ) -> OracleResult | DeliberationResult:
         with budget_scope(self.budget):
             if isinstance(job.plan, OraclePlan):
-                run = OracleRun(job.plan, bus, run_id=self.run_id, budget=self.budget)
+                run = OracleRun(
+                    job.plan, bus, run_id=self.run_id, budget=self.budget, pool=self.pool
+                )
                 return await run.run_on(clients)
-            engine = DeliberationRun(job.plan, bus, run_id=self.run_id, budget=self.budget)
+            engine = DeliberationRun(
+                job.plan, bus, run_id=self.run_id, budget=self.budget, pool=self.pool
+            )
             return await engine.run_on(clients)
 
     def call_event(self, event: CallEvent) -> None:

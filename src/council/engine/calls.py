@@ -23,7 +23,7 @@ from typing import Any
 from council.config.prices import Price
 from council.endpoint.client import CallError, EndpointClient, StreamResult
 from council.endpoint.errors import internal_error
-from council.endpoint.learned import learned_for
+from council.endpoint.learned import Learned
 from council.endpoint.limiter import LimitChange
 from council.engine.budget import UNCOUNTED_MARGIN, Ask, Budget, Reservation, current_budget
 from council.engine.cost import Spent, output_tokens_of, price_of
@@ -45,7 +45,6 @@ from council.engine.events import (
 from council.engine.fit import (
     DoesNotFit,
     correct,
-    counted,
     cut_by_server,
     estimate,
     fit,
@@ -112,7 +111,7 @@ class CallReporter:
         # What it costs (engine/cost.py): its price, its prompt as estimated, the text
         # chars of the current attempt, and the tokens of failed attempts that streamed.
         self.price: Price | None = None
-        self.base_url = ""
+        self.learned: Learned | None = None  # about its endpoint and model, once priced
         self.prompt_estimate = 0
         self.chars_streamed = 0
         self.lost_in = 0
@@ -216,7 +215,7 @@ class CallReporter:
         once do not all overshoot together.
         """
         prompt = self.prompt_estimate
-        if not counted(self.base_url, self.call.model):
+        if self.learned is None or not self.learned.counted:
             prompt = math.ceil(prompt * UNCOUNTED_MARGIN)
         return Ask(prompt=prompt, room=self.call.max_tokens, price=self.price)
 
@@ -224,10 +223,8 @@ class CallReporter:
         """Learn the call's price and prompt size on the client's endpoint (before a budget)."""
         if self.price is None:
             self.price = price_of(client.settings, self.call.model)
-        self.base_url = client.settings.base_url
-        self.prompt_estimate = estimate(
-            self.call.messages, client.settings.base_url, self.call.model
-        )
+        self.learned = client.limiter.learned_for(self.call.model)
+        self.prompt_estimate = estimate(self.call.messages, self.learned)
 
     def granted(self, budget: Budget, reservation: Reservation | None) -> None:
         """The budget's answer: the call goes with the room it was given, or not at all."""
@@ -253,9 +250,9 @@ class CallReporter:
 
     def finished(self, stream: StreamResult) -> CallOutcome:
         cut = self._cut_by_server(stream)
-        if stream.tokens_in is not None and self.base_url:
+        if stream.tokens_in is not None and self.learned is not None:
             # The server's count of this prompt: later estimates (budgets, fitting) learn it.
-            correct(self.base_url, self.call.model, self.call.messages, stream.tokens_in)
+            correct(self.learned, self.call.messages, stream.tokens_in)
         answer = self._outcome(
             prompt_cut_by_server=cut is not None,
             prompt_estimate=cut,
@@ -289,16 +286,15 @@ class CallReporter:
     def _cut_by_server(self, stream: StreamResult) -> int | None:
         """The prompt's estimate when the server cut the prompt (see fit.cut_by_server);
         its count is then learned as the window, so later calls are fitted by council."""
-        counted, call = stream.tokens_in, self.call
-        if counted is None or not self.base_url or stream.tokens_cached:
+        counted, call, learned = stream.tokens_in, self.call, self.learned
+        if counted is None or learned is None or stream.tokens_cached:
             return None  # a prompt cache says its own count: not a cut
-        if not cut_by_server(call.messages, self.base_url, call.model, counted):
+        if not cut_by_server(call.messages, learned, counted):
             return None
-        learned = learned_for(self.base_url, call.model)
         if learned.context_window is None or counted < learned.context_window:
             learned.context_window, learned.window_source = counted, WINDOW_FROM_CUT
             learned.touch()
-        return estimate(call.messages, self.base_url, call.model)
+        return estimate(call.messages, learned)
 
     def reuse(self, answer: CallOutcome, from_run: str) -> CallOutcome:
         """Take an answer an earlier run of the same council already had, without a call."""
@@ -374,7 +370,7 @@ async def known_window(client: EndpointClient, model: str, *, ask: bool) -> int 
     """
     settings = client.settings
     configured = settings.window_for(model)
-    learned = learned_for(settings.base_url, model)
+    learned = client.limiter.learned_for(model)
     if learned.window_source in ("error", WINDOW_FROM_CUT) and learned.context_window is not None:
         return min(configured or learned.context_window, learned.context_window)
     if configured is not None:
@@ -389,12 +385,12 @@ async def known_window(client: EndpointClient, model: str, *, ask: bool) -> int 
 
 def _learn_from(client: EndpointClient, call: CallSpec, error: CallError) -> None:
     """What a context error says: the window (kept), and how the estimate undercounted."""
-    learned = learned_for(client.settings.base_url, call.model)
+    learned = client.limiter.learned_for(call.model)
     if error.window is not None:
         learned.context_window, learned.window_source = error.window, "error"
         learned.touch()
     if error.prompt_tokens is not None:
-        correct(client.settings.base_url, call.model, call.messages, error.prompt_tokens)
+        correct(learned, call.messages, error.prompt_tokens)
 
 
 def _fit(client: EndpointClient, reporter: CallReporter, window: int | None) -> None:
@@ -403,7 +399,7 @@ def _fit(client: EndpointClient, reporter: CallReporter, window: int | None) -> 
         return
     call = reporter.call
     try:
-        fitted_call, fitted = fit(call, window, client.settings.base_url)
+        fitted_call, fitted = fit(call, window, client.limiter.learned_for(call.model))
     except DoesNotFit as exc:
         raise CallError(
             "context_length",
@@ -441,19 +437,20 @@ async def _send(client: EndpointClient, reporter: CallReporter) -> StreamResult:
 
 def _window_from_prompt(client: EndpointClient, call: CallSpec) -> int | None:
     """A window when the error named none: somewhat less than the prompt it refused."""
-    estimated = estimate(call.messages, client.settings.base_url, call.model)
+    estimated = estimate(call.messages, client.limiter.learned_for(call.model))
     return max(256, (estimated * 3) // 4) if call.parts else None
 
 
 async def check_fits(client: EndpointClient, calls: list[CallSpec]) -> None:
     """Before anything is sent: UsageError (exit 2) when a question cannot fit the window."""
     for call in calls:
-        size = estimate(call.messages, client.settings.base_url, call.model)
+        learned = client.limiter.learned_for(call.model)
+        size = estimate(call.messages, learned)
         window = await known_window(client, call.model, ask=size > PROBE_BEFORE_ASKING)
         if window is None:
             continue
         try:
-            fit(call, window, client.settings.base_url)
+            fit(call, window, learned)
         except DoesNotFit as exc:
             raise too_long_error(exc) from None
 

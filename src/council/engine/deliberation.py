@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import time
 
+from council.endpoint.pool import EndpointPool
 from council.engine.budget import Budget, budget_scope
 from council.engine.calls import (
     CallReporter,
@@ -145,8 +146,10 @@ class DeliberationRun:
         run_id: str | None = None,
         resume: ResumeState | None = None,
         budget: Budget | None = None,
+        pool: EndpointPool | None = None,
     ) -> None:
         self.plan = plan
+        self.pool = pool if pool is not None else EndpointPool()  # a run of its own
         self.bus = bus
         self.resume = resume
         self.run_id = run_id or new_run_id()
@@ -161,7 +164,7 @@ class DeliberationRun:
         plan = self.plan
         self._started = time.monotonic()
         check_prices(plan, self.budget)  # a USD limit needs every price: refused up front
-        async with EndpointClients(plan) as clients:
+        async with EndpointClients(plan, self.pool) as clients:
             try:  # too long a question: nothing is sent
                 for call in [plan.persona_call(p, 1) for p in plan.personas]:
                     await check_fits(clients.for_call(call), [call])

@@ -2,7 +2,8 @@
 
 A prompt's size is estimated conservatively: three characters a token (real
 tokenizers average about four on English) plus framing per message, scaled up by
-what a server once counted for a prompt we had estimated (`correct`). The answer
+what a server once counted for a prompt we had estimated (`correct`, kept in what
+was learned about the endpoint and model: `council.endpoint.learned.Learned`). The answer
 needs room too: `max_tokens`, or when unset min(512, window // 4). A large prompt
 the server counts at a fraction of its estimate was cut by the server (`cut_by_server`):
 its count is then learned as the window, so later calls are cut here, visibly.
@@ -23,6 +24,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Sequence
+from typing import Protocol
 
 from council.engine.model import CallSpec, Fitted, Message, Part, Quoted, join_parts
 from council.errors import UsageError
@@ -31,23 +33,14 @@ __all__ = [
     "DoesNotFit",
     "answer_room",
     "correct",
-    "counted",
     "cut_by_server",
     "estimate",
     "fit",
-    "forget_corrections",
     "too_long_error",
 ]
 
 CHARS_PER_TOKEN = 3
 FRAMING_TOKENS = 8  # per message: role, separators, the chat template's markers
-# What a server counted for a prompt over what we estimated, per (base URL, model);
-# never below 1: the estimate only ever grows more careful.
-_CORRECTION: dict[tuple[str, str], float] = {}
-# The (base URL, model) pairs whose server has counted a prompt we had estimated.
-_COUNTED: set[tuple[str, str]] = set()
-# The largest prompt each (base URL, model)'s server counted: its window holds at least that.
-_LARGEST: dict[tuple[str, str], int] = {}
 # A prompt estimated at this many tokens or more, counted by its server at under a
 # quarter of that, was cut by the server (Ollama's num_ctx does so without a word).
 # Both conditions, and a count below none the server gave before: a prompt cache also
@@ -55,6 +48,15 @@ _LARGEST: dict[tuple[str, str], int] = {}
 CUT_PROMPT_MIN = 1024
 CUT_PROMPT_RATIO = 4
 _WORD = re.compile(r"\S+")
+
+
+class Learned(Protocol):
+    """What was learned of an endpoint's tokenizer for a model: `council.endpoint.learned`'s
+    record (named by shape, so that renderers reading `cost.py` never reach the endpoint)."""
+
+    token_ratio: float  # its count over our estimate, at most (never below 1)
+    counted: bool  # it counted a prompt we had estimated
+    largest_count: int  # the largest prompt it counted
 
 
 class DoesNotFit(Exception):
@@ -76,37 +78,24 @@ def too_long_error(error: DoesNotFit) -> UsageError:
     )
 
 
-def correct(base_url: str, model: str, messages: Sequence[Message], counted: int) -> None:
-    """Learn from a server's own count of a prompt's tokens how far off the estimate was."""
+def correct(learned: Learned, messages: Sequence[Message], counted: int) -> None:
+    """Learn from a server's own count of a prompt's tokens how far off the estimate was
+    (kept in what was learned about the endpoint and model: `Learned.token_ratio`)."""
     estimated = raw_estimate(messages)
-    key = (base_url.rstrip("/"), model)
-    _COUNTED.add(key)
-    _LARGEST[key] = max(_LARGEST.get(key, 0), counted)
+    learned.counted = True
+    learned.largest_count = max(learned.largest_count, counted)
     if estimated > 0 and counted > estimated:
-        _CORRECTION[key] = max(_CORRECTION.get(key, 1.0), counted / estimated)
+        learned.token_ratio = max(learned.token_ratio, counted / estimated)
 
 
-def cut_by_server(messages: Sequence[Message], base_url: str, model: str, counted: int) -> bool:
+def cut_by_server(messages: Sequence[Message], learned: Learned, counted: int) -> bool:
     """Did the server cut this prompt before counting it? A large prompt counted at under
     a quarter of its estimate, and below no count the server gave before (call this
     before `correct` learns the count)."""
-    estimated = estimate(messages, base_url, model)
+    estimated = estimate(messages, learned)
     if estimated < CUT_PROMPT_MIN or counted * CUT_PROMPT_RATIO >= estimated:
         return False
-    return counted >= _LARGEST.get((base_url.rstrip("/"), model), 0)
-
-
-def forget_corrections() -> None:
-    """Forget how far servers' counts were from the estimate (tests, with `forget_all`)."""
-    _CORRECTION.clear()
-    _COUNTED.clear()
-    _LARGEST.clear()
-
-
-def counted(base_url: str, model: str) -> bool:
-    """Has the server of `base_url` counted a prompt of `model` for us (so the estimate is
-    scaled to its tokenizer)?"""
-    return (base_url.rstrip("/"), model) in _COUNTED
+    return counted >= learned.largest_count
 
 
 def raw_estimate(messages: Sequence[Message]) -> int:
@@ -115,9 +104,10 @@ def raw_estimate(messages: Sequence[Message]) -> int:
     )
 
 
-def estimate(messages: Sequence[Message], base_url: str = "", model: str = "") -> int:
-    """Tokens the messages take, at most this many as far as any server told us."""
-    factor = _CORRECTION.get((base_url.rstrip("/"), model), 1.0)
+def estimate(messages: Sequence[Message], learned: Learned | None = None) -> int:
+    """Tokens the messages take, at most this many as far as the endpoint's server told us
+    (`learned`: what was learned about the endpoint and model; None: nothing)."""
+    factor = learned.token_ratio if learned is not None else 1.0
     return math.ceil(raw_estimate(messages) * factor)
 
 
@@ -154,12 +144,12 @@ def _with_limits(
 
 
 def fit(
-    call: CallSpec, window: int, base_url: str = "", model: str = ""
+    call: CallSpec, window: int, learned: Learned | None = None
 ) -> tuple[CallSpec, Fitted | None]:
-    """The call as it fits `window` (itself when it does), and how it was cut (None: not)."""
+    """The call as it fits `window` (itself when it does), and how it was cut (None: not);
+    `learned`: what was learned about its endpoint and model (its tokenizer)."""
     budget = window - answer_room(call, window)
-    model = model or call.model
-    if estimate(call.messages, base_url, model) <= budget:
+    if estimate(call.messages, learned) <= budget:
         return call, None
     ranks = sorted({p.rank for p in call.parts if isinstance(p, Quoted)})
     limits: dict[int, int] = {}
@@ -174,15 +164,15 @@ def fit(
         while low < high:
             middle = (low + high + 1) // 2
             messages, _ = _with_limits(call, {**limits, rank: middle}, window)
-            if estimate(messages, base_url, model) <= budget:
+            if estimate(messages, learned) <= budget:
                 low = middle
             else:
                 high = middle - 1
         limits[rank] = low
         messages, cut_words = _with_limits(call, limits, window)
-        if estimate(messages, base_url, model) <= budget:
+        if estimate(messages, learned) <= budget:
             fitted = dataclasses.replace(call, messages=messages)
             return fitted, Fitted(window=window, cut_words=cut_words)
     messages, _ = _with_limits(call, limits, window)
-    needed = estimate(messages, base_url, model) + answer_room(call, window)
+    needed = estimate(messages, learned) + answer_room(call, window)
     raise DoesNotFit(needed, window)

@@ -14,6 +14,7 @@ import asyncio
 import time
 
 from council.endpoint.errors import internal_error
+from council.endpoint.pool import EndpointPool
 from council.engine.budget import Budget, budget_scope
 from council.engine.calls import (
     CallReporter,
@@ -59,8 +60,10 @@ class OracleRun:
         bus: EventBus,
         run_id: str | None = None,
         budget: Budget | None = None,
+        pool: EndpointPool | None = None,
     ) -> None:
         self.plan = plan
+        self.pool = pool if pool is not None else EndpointPool()  # a run of its own
         self.bus = bus
         self.run_id = run_id or new_run_id()
         self.budget = budget or Budget.for_plan(plan)
@@ -72,7 +75,7 @@ class OracleRun:
         plan = self.plan
         self._started = time.monotonic()
         check_prices(plan, self.budget)  # a USD limit needs every price: refused up front
-        async with EndpointClients(plan) as clients:
+        async with EndpointClients(plan, self.pool) as clients:
             try:
                 for call in plan.calls:  # too long a question: none sent
                     await check_fits(clients.for_call(call), [call])
