@@ -23,7 +23,7 @@ from council.app.run import run_oracle
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import PersonaCatalog
 from council.endpoint.client import BACKOFF_INITIAL, EndpointClient
-from council.engine.calls import CallReporter, run_call
+from council.engine.calls import run_call
 from council.engine.events import (
     CallEnded,
     CallStarted,
@@ -35,6 +35,7 @@ from council.engine.events import (
 )
 from council.engine.model import CallSpec
 from council.engine.plan import build_oracle_plan
+from council.engine.reporter import CallReporter
 from council.render import OutputMode
 from council.render.live import LiveView, RoundsLiveView
 from council.store.db import HistoryDB

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from council.endpoint.client import EndpointClient
-from council.engine.calls import CallReporter, run_call
+from council.engine.calls import run_call
 from council.engine.events import CallEnded, Event, EventBus
 from council.engine.model import CallSpec
+from council.engine.reporter import CallReporter
 from tests.fake_openai import DONE, FakeOpenAI, Reply, chunk
 from tests.helpers import resolved_endpoint
 from tests.stream_strategies import streams

@@ -37,8 +37,7 @@ from typing import Any
 from council.config.defaults import DEFAULT_OUTAGE_LIMIT
 from council.endpoint.errors import CallError, internal_error
 from council.endpoint.pool import EndpointPool
-from council.engine.budget import Budget, budget_scope
-from council.engine.calls import limit_changes_reported
+from council.engine.budget import Budget
 from council.engine.clients import EndpointClients
 from council.engine.cost import total_cost
 from council.engine.deliberation import DeliberationRun
@@ -55,6 +54,7 @@ from council.engine.events import (
     RunStarted,
     TextDelta,
 )
+from council.engine.lifecycle import limit_changes_reported
 from council.engine.model import CallOutcome, new_run_id, status_of
 from council.engine.oracle import OracleRun
 from council.engine.outage import Outage, failed_for_want_of_connection
@@ -324,16 +324,13 @@ class BatchRun:
     async def _run_item(
         self, clients: EndpointClients, job: BatchJob, bus: _ItemBus
     ) -> OracleResult | DeliberationResult:
-        with budget_scope(self.budget):
-            if isinstance(job.plan, OraclePlan):
-                run = OracleRun(
-                    job.plan, bus, run_id=self.run_id, budget=self.budget, pool=self.pool
-                )
-                return await run.run_on(clients)
-            engine = DeliberationRun(
-                job.plan, bus, run_id=self.run_id, budget=self.budget, pool=self.pool
-            )
-            return await engine.run_on(clients)
+        if isinstance(job.plan, OraclePlan):
+            run = OracleRun(job.plan, bus, run_id=self.run_id, budget=self.budget, pool=self.pool)
+            return await run.run_on(clients)
+        engine = DeliberationRun(
+            job.plan, bus, run_id=self.run_id, budget=self.budget, pool=self.pool
+        )
+        return await engine.run_on(clients)
 
     def call_event(self, event: CallEvent) -> None:
         """A call event of an item, renamed into the batch: counted, then on to the batch's bus."""

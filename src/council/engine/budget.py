@@ -16,9 +16,9 @@ took more tokens than estimated (its answer is bounded by `max_tokens`). That is
 the target: never more over than one call's estimation error.
 
 One Budget may be shared by several runs (a batch): reserve and settle take a
-lock and never await, so they are safe from threads and from tasks alike.
-`budget_scope` makes a budget the current one for the calls an engine starts
-(engine/calls.py reserves and settles every call there, once).
+lock and never await, so they are safe from threads and from tasks alike. A run
+passes its budget to each call's reporter (engine/calls.py reserves and settles
+every call there, once).
 
     budget = Budget(usd=0.05)
     granted = budget.reserve(Ask(prompt=900, room=512, price=price))   # None: not started
@@ -28,11 +28,9 @@ lock and never await, so they are safe from threads and from tasks alike.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +43,6 @@ __all__ = [
     "Ask",
     "Budget",
     "Reservation",
-    "budget_scope",
-    "current_budget",
 ]
 
 # A call is not started with less room than this for its answer: a budget that
@@ -59,25 +55,6 @@ ASSUMED_ANSWER_TOKENS = 4096
 # a dense tokenizer (code, many languages) must not make every first call overshoot.
 UNCOUNTED_MARGIN = 1.5
 MILLION = 1_000_000
-
-_CURRENT: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
-    "council_budget", default=None
-)
-
-
-def current_budget() -> Budget | None:
-    """The budget of the run whose task this is (None: no limit)."""
-    return _CURRENT.get()
-
-
-@contextlib.contextmanager
-def budget_scope(budget: Budget | None) -> Iterator[None]:
-    """Make `budget` the current one for the tasks started inside (they copy the context)."""
-    token = _CURRENT.set(budget)
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
 
 
 @dataclass(frozen=True)

@@ -26,36 +26,28 @@ import dataclasses
 import time
 
 from council.endpoint.pool import EndpointPool
-from council.engine.budget import Budget, budget_scope
-from council.engine.calls import (
-    CallReporter,
-    check_fits,
-    release_unsettled,
-    reserve_together,
-    run_call,
-    run_finished,
-    run_started,
-)
-from council.engine.calls import limit_changes_reported as _reported
+from council.engine.budget import Budget
+from council.engine.calls import run_call
 from council.engine.clients import EndpointClients
 from council.engine.convergence import ends_council, parse_verdict, position_label
-from council.engine.cost import check_prices
 from council.engine.events import (
     ArbiterVerdict,
     EventBus,
     RoundDiscarded,
     RoundFinished,
 )
+from council.engine.lifecycle import EngineRun
 from council.engine.missing import named
 from council.engine.model import (
     NOT_AFFORDABLE,
     CallOutcome,
     CallRecord,
+    CallSpec,
     ResumeState,
     VoteResult,
-    new_run_id,
 )
 from council.engine.plan import DeliberationPlan
+from council.engine.reporter import CallReporter
 from council.engine.results import DeliberationResult, RoundResult
 from council.engine.vote import round_vote, unanimous
 
@@ -124,20 +116,22 @@ class _Round:
         return named(o for o in outcomes if not o.answered)
 
 
-class DeliberationRun:
+class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
     """Runs a DeliberationPlan to a verdict, the last round, or a failure.
 
     Usage:
-        run = DeliberationRun(plan, bus)
+        run = DeliberationRun(plan, bus)   # budget=, pool=: shared with other runs when given
         await run.execute()
         run.result.answer, run.result.exit_code
 
-    `result` is usable at any time, including after the run was cancelled. With a
-    budget (the plan's limits, or one shared with other runs), a round starts only
-    when all its calls fit (their max_tokens lowered alike if need be); a round or
+    With a budget (the plan's limits, or one shared with other runs), a round starts
+    only when all its calls fit (their max_tokens lowered alike if need be); a round or
     a verdict that does not fit stops the council with stop reason "budget", the
-    last complete round's answers and verdict kept.
+    last complete round's answers and verdict kept. What every run does around its
+    calls is `EngineRun`'s.
     """
+
+    mode = "deliberate"
 
     def __init__(
         self,
@@ -148,67 +142,39 @@ class DeliberationRun:
         budget: Budget | None = None,
         pool: EndpointPool | None = None,
     ) -> None:
-        self.plan = plan
-        self.pool = pool if pool is not None else EndpointPool()  # a run of its own
-        self.bus = bus
+        super().__init__(plan, bus, run_id, budget, pool)
         self.resume = resume
-        self.run_id = run_id or new_run_id()
-        self.budget = budget or Budget.for_plan(plan)
-        self.result = DeliberationResult(run_id=self.run_id, plan=plan, budget=self.budget)
         self._rounds: dict[int, _Round] = {}
         self._not_speculated: set[int] = set()  # held back by --max-wasted-tokens
         self._client: EndpointClients | None = None
-        self._started = time.monotonic()
 
-    async def execute(self) -> DeliberationResult:
-        plan = self.plan
-        self._started = time.monotonic()
-        check_prices(plan, self.budget)  # a USD limit needs every price: refused up front
-        async with EndpointClients(plan, self.pool) as clients:
-            try:  # too long a question: nothing is sent
-                for call in [plan.persona_call(p, 1) for p in plan.personas]:
-                    await check_fits(clients.for_call(call), [call])
-            except asyncio.CancelledError:
+    def _new_result(self) -> DeliberationResult:
+        return DeliberationResult(run_id=self.run_id, plan=self.plan, budget=self.budget)
+
+    def _opening_calls(self) -> list[CallSpec]:
+        return [self.plan.persona_call(p, 1) for p in self.plan.personas]
+
+    def _interrupted_before_sending(self) -> None:
+        super()._interrupted_before_sending()
+        self.result.stop_reason = "interrupted"
+
+    def _finishing(self) -> None:
+        self.result.timeline = self._timeline()
+
+    async def _run(self, clients: EndpointClients) -> None:
+        self._client = clients
+        try:
+            last_kept = await self._deliberate()
+        except BaseException as exc:
+            # Ctrl-C (or a bug): close every stream before the client goes away.
+            if isinstance(exc, asyncio.CancelledError):
                 self.result.interrupted = True
                 self.result.stop_reason = "interrupted"
-                raise
-            with budget_scope(self.budget):
-                await self.run_on(clients)
-        return self.result
-
-    async def run_on(self, client: EndpointClients) -> DeliberationResult:
-        """Run on clients the caller opened (a batch shares them across its items).
-
-        No check before sending: a question too long for the window fails its own calls.
-        """
-        plan = self.plan
-        self.bus.emit(run_started(self.run_id, "deliberate", plan))
-        try:
-            # Every limit change while the council runs is an event and in the result.
-            with _reported(client.all, self.bus, self.run_id, self.result.limit_changes):
-                self._client = client
-                try:
-                    last_kept = await self._deliberate()
-                except BaseException as exc:
-                    # Ctrl-C (or a bug): close every stream before the client goes away.
-                    if isinstance(exc, asyncio.CancelledError):
-                        self.result.interrupted = True
-                        self.result.stop_reason = "interrupted"
-                    await self._stop_rounds(after=0, reason="interrupted")
-                    raise
-                try:
-                    await self._stop_rounds(after=last_kept, reason="superseded")
-                except asyncio.CancelledError:
-                    # Ctrl-C while the discarded round closed: the council is done,
-                    # but the user asked to stop, and that is what the exit says.
-                    self.result.interrupted = True
-                    raise
-        finally:
-            release_unsettled(r for c in self._rounds.values() for r in c.all_reporters)
-            self.result.wall = time.monotonic() - self._started
-            self.result.timeline = self._timeline()
-            self.bus.emit(run_finished(self.run_id, self.result))
-        return self.result
+            await self._stop_rounds(after=0, reason="interrupted")
+            raise
+        # Ctrl-C while the discarded round closes: the council is done, but the user
+        # asked to stop, and that is what the exit says (the run is marked interrupted).
+        await self._stop_rounds(after=last_kept, reason="superseded")
 
     # -- the main loop: one round, one verdict at a time ------------------------------
 
@@ -344,9 +310,7 @@ class DeliberationRun:
         earlier = previous.answered() if previous else None
         missing = previous.failed() if previous else None
         current.reporters = [
-            CallReporter(
-                self.run_id,
-                self.bus,
+            self.reporter(
                 plan.persona_call(persona, current.number, earlier, missing),
                 speculative=current.speculative,
             )
@@ -355,7 +319,7 @@ class DeliberationRun:
         reused = self.resume.answers.get(current.number, {}) if self.resume else {}
         asked = [r for r in current.reporters if r.call.persona not in reused]
         pairs = [(client.for_call(r.call), r) for r in asked]
-        if not reserve_together(pairs, all_or_none=True, tentative=current.speculative):
+        if not self.reserve_together(pairs, all_or_none=True, tentative=current.speculative):
             current.not_affordable = True  # nothing was sent, nothing reserved
             current.answers_in.set()
             current.verdict_in.set()
@@ -386,9 +350,7 @@ class DeliberationRun:
             return
         # The verdict is speculative too while the previous one is still out.
         speculative = previous is not None and not previous.verdict_in.is_set()
-        current.arbiter = CallReporter(
-            self.run_id,
-            self.bus,
+        current.arbiter = self.reporter(
             plan.verdict_call(current.number, current.answered(), current.missing()),
             speculative=speculative,
         )
@@ -413,9 +375,7 @@ class DeliberationRun:
                 call = self.plan.verdict_call(
                     current.number, current.answered(), current.missing(), fallback
                 )
-                current.arbiter = CallReporter(
-                    self.run_id, self.bus, call, speculative=first.speculative
-                )
+                current.arbiter = self.reporter(call, speculative=first.speculative)
             assert current.arbiter is not None
             outcome = await run_call(client.for_call(current.arbiter.call), current.arbiter)
             if outcome.error_kind == NOT_AFFORDABLE:
@@ -444,7 +404,7 @@ class DeliberationRun:
         assert first is not None
         again = dataclasses.replace(first.call, call_id=f"{first.call.call_id}-again")
         current.cut_verdicts.append(first)
-        current.arbiter = CallReporter(self.run_id, self.bus, again, speculative=first.speculative)
+        current.arbiter = self.reporter(again, speculative=first.speculative)
         await run_call(client.for_call(current.arbiter.call), current.arbiter)
 
     async def _verdict_with_more_room(self, client: EndpointClients, current: _Round) -> None:
@@ -457,7 +417,7 @@ class DeliberationRun:
         room = 2 * call.max_tokens if call.max_tokens else max(VERDICT_ROOM, 2 * spent)
         again = dataclasses.replace(call, call_id=f"{call.call_id}-more-room", max_tokens=room)
         current.cut_verdicts.append(first)
-        current.arbiter = CallReporter(self.run_id, self.bus, again, speculative=first.speculative)
+        current.arbiter = self.reporter(again, speculative=first.speculative)
         await run_call(client.for_call(current.arbiter.call), current.arbiter)
 
     async def _stop_rounds(self, *, after: int, reason: str) -> None:

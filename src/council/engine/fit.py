@@ -30,6 +30,7 @@ from council.engine.model import CallSpec, Fitted, Message, Part, Quoted, join_p
 from council.errors import UsageError
 
 __all__ = [
+    "WINDOW_FROM_CUT",
     "DoesNotFit",
     "answer_room",
     "correct",
@@ -46,6 +47,10 @@ FRAMING_TOKENS = 8  # per message: role, separators, the chat template's markers
 # Both conditions, and a count below none the server gave before: a prompt cache also
 # lowers some servers' counts, but never of a first large prompt to a fraction.
 CUT_PROMPT_MIN = 1024
+# Where a window came from when a server's count showed that it cut a prompt: trusted
+# like a context error's numbers (a server's own description, say Ollama's trained
+# context, is what it does not keep to).
+WINDOW_FROM_CUT = "cut prompt"
 CUT_PROMPT_RATIO = 4
 _WORD = re.compile(r"\S+")
 

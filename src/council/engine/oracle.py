@@ -11,115 +11,60 @@ Ctrl-C, for instance) always has everything that finished so far.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from council.endpoint.errors import internal_error
-from council.endpoint.pool import EndpointPool
-from council.engine.budget import Budget, budget_scope
-from council.engine.calls import (
-    CallReporter,
-    check_fits,
-    limit_changes_reported,
-    release_unsettled,
-    reserve_together,
-    run_call,
-    run_finished,
-    run_started,
-)
+from council.engine.calls import run_call
 from council.engine.clients import EndpointClients
-from council.engine.cost import check_prices
-from council.engine.events import EventBus
+from council.engine.lifecycle import EngineRun
 from council.engine.missing import named
-from council.engine.model import NOT_AFFORDABLE, CallOutcome, CallSpec, new_run_id
+from council.engine.model import NOT_AFFORDABLE, CallOutcome, CallSpec
 from council.engine.plan import OraclePlan
 from council.engine.ranking import run_reviews
+from council.engine.reporter import CallReporter
 from council.engine.results import OracleResult
 from council.engine.vote import run_ballots
 
 __all__ = ["OracleRun"]
 
 
-class OracleRun:
+class OracleRun(EngineRun[OraclePlan, OracleResult]):
     """Runs an OraclePlan: every persona at once, then the optional synthesis.
 
     Usage:
-        run = OracleRun(plan, bus)
+        run = OracleRun(plan, bus)   # budget=, pool=: shared with other runs when given
         await run.execute()          # or asyncio.run(run.execute())
         run.result.exit_code
 
-    `result` is usable at any time, including after the run was cancelled. `budget`
-    is shared with other runs when given (a batch); else the plan's limits make one.
     The personas' calls are reserved together: when the budget cannot hold them all
     at their max_tokens, each gets less room, and those that do not fit at all are
-    not started.
+    not started. What every run does around its calls is `EngineRun`'s.
     """
 
-    def __init__(
-        self,
-        plan: OraclePlan,
-        bus: EventBus,
-        run_id: str | None = None,
-        budget: Budget | None = None,
-        pool: EndpointPool | None = None,
-    ) -> None:
-        self.plan = plan
-        self.pool = pool if pool is not None else EndpointPool()  # a run of its own
-        self.bus = bus
-        self.run_id = run_id or new_run_id()
-        self.budget = budget or Budget.for_plan(plan)
-        self.result = OracleResult(run_id=self.run_id, plan=plan, budget=self.budget)
-        self._reporters: list[CallReporter] = []
-        self._started = time.monotonic()
+    mode = "oracle"
 
-    async def execute(self) -> OracleResult:
+    def _new_result(self) -> OracleResult:
+        return OracleResult(run_id=self.run_id, plan=self.plan, budget=self.budget)
+
+    def _opening_calls(self) -> list[CallSpec]:
+        return list(self.plan.calls)
+
+    async def _run(self, clients: EndpointClients) -> None:
         plan = self.plan
-        self._started = time.monotonic()
-        check_prices(plan, self.budget)  # a USD limit needs every price: refused up front
-        async with EndpointClients(plan, self.pool) as clients:
-            try:
-                for call in plan.calls:  # too long a question: none sent
-                    await check_fits(clients.for_call(call), [call])
-            except asyncio.CancelledError:
-                self.result.interrupted = True
-                raise
-            with budget_scope(self.budget):
-                await self.run_on(clients)
-        return self.result
-
-    async def run_on(self, clients: EndpointClients) -> OracleResult:
-        """Run on clients the caller opened (a batch shares them across its items).
-
-        No check before sending: a question too long for the window fails its own calls.
-        """
-        plan = self.plan
-        self.bus.emit(run_started(self.run_id, "oracle", plan))
-        try:
-            changes = self.result.limit_changes
-            with limit_changes_reported(clients.all, self.bus, self.run_id, changes):
-                if plan.vote:  # ballots, counted as they come; the rest stopped once decided
-                    await run_ballots(self, clients)
-                else:
-                    reporters = [CallReporter(self.run_id, self.bus, c) for c in plan.calls]
-                    self._reporters = reporters
-                    # The personas share what the budget has left, evenly.
-                    reserve_together(
-                        [(clients.for_call(r.call), r) for r in reporters], all_or_none=False
-                    )
-                    async with asyncio.TaskGroup() as group:
-                        for reporter in reporters:
-                            group.create_task(self.call(clients, reporter.call, reporter))
-                if plan.rank:  # each persona ranks the others' answers, anonymously
-                    await run_reviews(self, clients)
-                if plan.arbiter is not None and self.result.answers:
-                    await self._synthesize(clients)
-        except asyncio.CancelledError:
-            self.result.interrupted = True
-            raise
-        finally:
-            release_unsettled(self._reporters)
-            self.result.wall = time.monotonic() - self._started
-            self.bus.emit(run_finished(self.run_id, self.result))
-        return self.result
+        if plan.vote:  # ballots, counted as they come; the rest stopped once decided
+            await run_ballots(self, clients)
+        else:
+            reporters = [self.reporter(c) for c in plan.calls]
+            # The personas share what the budget has left, evenly.
+            self.reserve_together(
+                [(clients.for_call(r.call), r) for r in reporters], all_or_none=False
+            )
+            async with asyncio.TaskGroup() as group:
+                for reporter in reporters:
+                    group.create_task(self.call(clients, reporter.call, reporter))
+        if plan.rank:  # each persona ranks the others' answers, anonymously
+            await run_reviews(self, clients)
+        if plan.arbiter is not None and self.result.answers:
+            await self._synthesize(clients)
 
     def _record(self, call: CallSpec, outcome: CallOutcome) -> None:
         self.result.calls.append(outcome)
@@ -137,7 +82,7 @@ class OracleRun:
 
         `reporter`: one made by the caller, who may cancel the call on purpose (a vote).
         """
-        reporter = reporter or CallReporter(self.run_id, self.bus, call)
+        reporter = reporter or self.reporter(call)
         try:
             await run_call(client.for_call(call), reporter)
         finally:

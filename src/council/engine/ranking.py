@@ -20,16 +20,23 @@ import random
 import re
 import string
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from council.engine.clients import EndpointClients
 from council.engine.convergence import _json_objects
-from council.engine.model import RankingResult
+from council.engine.model import CallSpec, RankingResult
+from council.engine.plan import OraclePlan
+from council.engine.results import OracleResult
 
-if TYPE_CHECKING:
-    from council.engine.clients import EndpointClients
-    from council.engine.oracle import OracleRun
-
-__all__ = ["borda", "labels", "ranking_result", "read_ranking", "run_reviews", "shuffled_for"]
+__all__ = [
+    "ReviewRun",
+    "borda",
+    "labels",
+    "ranking_result",
+    "read_ranking",
+    "run_reviews",
+    "shuffled_for",
+]
 
 # Fewer answers than this leaves nothing to rank: each reviewer would see one.
 MIN_ANSWERS = 3
@@ -118,7 +125,18 @@ def ranking_result(
     )
 
 
-async def run_reviews(run: OracleRun, clients: EndpointClients) -> None:
+class ReviewRun(Protocol):
+    """What peer review needs of the run that asks (an OracleRun): its plan, its result
+    (the answers to review; the reviews land there as calls end), and a call run."""
+
+    @property
+    def plan(self) -> OraclePlan: ...
+    @property
+    def result(self) -> OracleResult: ...
+    async def call(self, client: EndpointClients, call: CallSpec) -> None: ...
+
+
+async def run_reviews(run: ReviewRun, clients: EndpointClients) -> None:
     """Each persona that answered ranks the others' answers (round 2, role "reviewer"),
     all at once; the aggregate goes to `run.result.ranking`. Fewer than MIN_ANSWERS
     answers: nothing to rank, no call."""

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from council.engine.ballots import choice_key, read_ballot
-from council.engine.calls import CallReporter
-from council.engine.model import VOTE_DECIDED, Ballot, CallOutcome, VoteResult
-
-if TYPE_CHECKING:
-    from council.engine.clients import EndpointClients
-    from council.engine.oracle import OracleRun
+from council.engine.clients import EndpointClients
+from council.engine.model import VOTE_DECIDED, Ballot, CallOutcome, CallSpec, VoteResult
+from council.engine.plan import OraclePlan
+from council.engine.reporter import CallReporter
+from council.engine.results import OracleResult
 
 __all__ = [
     "BallotBox",
+    "BallotRun",
     "round_vote",
     "run_ballots",
     "tally_of",
@@ -109,13 +109,27 @@ class BallotBox:
         )
 
 
-async def run_ballots(run: OracleRun, clients: EndpointClients) -> None:
+class BallotRun(Protocol):
+    """What asking for ballots needs of the run that asks (an OracleRun): its plan, its
+    result (the outcomes land there as calls end), and a call run to its outcome."""
+
+    @property
+    def plan(self) -> OraclePlan: ...
+    @property
+    def result(self) -> OracleResult: ...
+    def reporter(self, call: CallSpec, *, speculative: bool = False) -> CallReporter: ...
+    async def call(
+        self, client: EndpointClients, call: CallSpec, reporter: CallReporter | None = None
+    ) -> None: ...
+
+
+async def run_ballots(run: BallotRun, clients: EndpointClients) -> None:
     """Every persona's ballot call at once, each ballot counted as its call ends; once
     the vote is decided (and the plan allows it), the calls still running are cancelled
     with the reason VOTE_DECIDED. `run.result.vote` holds the count so far throughout."""
     plan, result = run.plan, run.result
     box = BallotBox(len(plan.calls), plan.choices)
-    reporters = {c.persona: CallReporter(run.run_id, run.bus, c) for c in plan.calls}
+    reporters = {c.persona: run.reporter(c) for c in plan.calls}
     tasks = {
         name: asyncio.create_task(run.call(clients, r.call, r)) for name, r in reporters.items()
     }
