@@ -17,8 +17,9 @@ from council.engine.events import (
     RoundDiscarded,
     TextDelta,
 )
-from council.engine.model import CANCELLED, CallOutcome
+from council.engine.model import CallOutcome
 from council.engine.plan import build_deliberation_plan
+from council.errors import ErrorKind
 from council.render import OutputMode
 from council.render.live import RoundsLiveView
 from tests.fake_openai import FakeOpenAI, Reply
@@ -86,7 +87,9 @@ def test_live_rows_mark_speculation_until_the_verdict_keeps_or_cancels_it() -> N
     view.handle(
         CallCancelled(
             **round_3,
-            outcome=CallOutcome(persona="judge", error_kind=CANCELLED, tokens_out=3, latency=0.2),
+            outcome=CallOutcome(
+                persona="judge", error_kind=ErrorKind.CANCELLED, tokens_out=3, latency=0.2
+            ),
             reason="superseded",
         )
     )

@@ -13,7 +13,8 @@ from council.engine.events import (
     RunStarted,
     event_to_dict,
 )
-from council.engine.model import CANCELLED, CallOutcome
+from council.engine.model import CallOutcome
+from council.errors import ErrorKind
 from council.render.json_out import event_line
 
 IDS = {"run_id": "run", "at": 1.0, "call_id": "r1-judge", "persona": "judge", "round": 1}
@@ -23,7 +24,9 @@ ANSWER = CallOutcome(
 FAILURE = CallOutcome(
     persona="judge", error_kind="timeout", message="too slow", retries=2, latency=3.0
 )
-STOPPED = CallOutcome(persona="judge", error_kind=CANCELLED, message="m", tokens_out=4, latency=1)
+STOPPED = CallOutcome(
+    persona="judge", error_kind=ErrorKind.CANCELLED, message="m", tokens_out=4, latency=1
+)
 CALL_KEYS = ["type", "run_id", "at", "call_id", "persona", "round", "role"]
 
 

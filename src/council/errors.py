@@ -12,9 +12,14 @@
     as shells report it.
 
 Every error renders as one line: what went wrong, then what to do about it.
+
+A call that fails is no exception to the user either: it is an outcome with an
+`ErrorKind`, which JSON documents, events and the history carry as its value.
 """
 
 from __future__ import annotations
+
+import enum
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -36,8 +41,39 @@ __all__ = [
     "ConfigError",
     "CouncilError",
     "EndpointError",
+    "ErrorKind",
     "UsageError",
 ]
+
+
+class ErrorKind(enum.StrEnum):
+    """Why a call failed: a `CallError`'s kind, a call outcome's `error_kind`.
+
+    A str: it compares equal to its value, which is what JSON, events and the history
+    hold (`"rate_limited"`), so a kind read back from them is the same kind.
+    """
+
+    RATE_LIMITED = "rate_limited"  # 429
+    SERVER_ERROR = "server_error"  # 5xx, or an error mid-stream
+    CONNECTION = "connection"
+    TIMEOUT = "timeout"
+    FIRST_TOKEN_TIMEOUT = "first_token_timeout"
+    TRUNCATED = "truncated"  # a stream that ended without its end
+    PROTOCOL = "protocol"  # a server that broke the format: a malformed or misshapen chunk
+    NOT_API = "not_api"  # a body that is no API answer at all (a captive portal's HTML)
+    EMPTY = "empty"  # an answer with no text
+    TOO_LARGE = "too_large"  # an answer, event or body over the call's size cap
+    AUTH = "auth"
+    NOT_FOUND = "not_found"
+    CONTEXT_LENGTH = "context_length"  # the prompt and answer do not fit the window
+    BAD_REQUEST = "bad_request"
+    HTTP_ERROR = "http_error"
+    REDIRECT = "redirect"  # sent to another host, which council refuses
+    INTERNAL = "internal"  # a bug in council or a library
+    # The engine's own: a call stopped before it finished (Ctrl-C, or a verdict that
+    # ended the council first), and one the run's budget did not let start.
+    CANCELLED = "cancelled"
+    NOT_AFFORDABLE = "budget"
 
 
 class CouncilError(Exception):

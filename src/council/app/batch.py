@@ -37,7 +37,7 @@ from council.app.batch_input import BadLine, BatchItem, count_items, read_items
 from council.app.batch_output import OutputFile, item_line
 from council.app.flags import AskFlags
 from council.config.defaults import DEFAULT_OUTAGE_LIMIT
-from council.engine.model import CallOutcome
+from council.engine.model import CallOutcome, Mode, StopReason
 from council.engine.plan import DeliberationPlan, OraclePlan, estimated_input_tokens
 from council.engine.results import BatchProgress, DeliberationResult, OracleResult
 from council.errors import UsageError
@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # the engine (and openai) only for a real run: --dry-run impo
 
 __all__ = ["BatchOptions", "run_batch"]
 
-MODES = ("oracle", "deliberate")
+MODES = tuple(Mode)
 VIAS = ("direct", "batch-api")
 # Items started at once per call the endpoint takes at once: enough waiting calls to keep
 # every slot busy while an item's last call finishes, few enough to bound memory.
@@ -106,7 +106,7 @@ def _check(flags: AskFlags, options: BatchOptions) -> None:
         raise UsageError("--json and --out - both write to stdout", "give --out a file")
     if options.cancel and options.via != "batch-api":
         raise UsageError("--cancel cancels Batch API jobs", "add --via batch-api")
-    if options.via == "batch-api" and options.mode != "oracle":
+    if options.via == "batch-api" and options.mode != Mode.ORACLE:
         raise UsageError("--via batch-api runs oracle mode only", "drop --mode deliberate")
     if options.max_items is not None and options.max_items < 0:
         raise UsageError("--max-items must be 0 or more", "give it a count of items")
@@ -133,7 +133,7 @@ def _shared_budget(flags: AskFlags, template: OraclePlan | DeliberationPlan) -> 
 
 def _plan_for(request: AskRequest, options: BatchOptions) -> PlanFor:
     """How an item's question becomes its plan, as `oracle` or `deliberate` would build it."""
-    if options.mode == "oracle":
+    if options.mode == Mode.ORACLE:
         return lambda query: oracle_plan(request, query, synthesize=options.synthesize)
     return lambda query: deliberation_plan(
         request, query, max_wasted_tokens=options.max_wasted_tokens
@@ -178,7 +178,7 @@ def run_batch(flags: AskFlags, options: BatchOptions) -> int:
     _check(flags, options)
     _check_template(options)
     values = flags.setting_values()
-    if options.mode == "deliberate":
+    if options.mode == Mode.DELIBERATE:
         values = flags.setting_values(
             rounds=options.rounds, speculative=options.speculative, threshold=options.threshold
         )
@@ -312,7 +312,7 @@ def _item_line(item: BatchItem, outcome: ItemOutcome) -> dict[str, Any]:
                 "confidence": verdict.confidence,
                 "dissent": list(verdict.dissent),
             }
-        if judged is None or result.stop_reason == "arbiter_failed":
+        if judged is None or result.stop_reason == StopReason.ARBITER_FAILED:
             arbiter = final.arbiter if final is not None else None
             if arbiter is not None and not arbiter.answered:
                 errors = [*errors, arbiter]

@@ -43,7 +43,7 @@ from council.app.batch_files import (
 from council.app.batch_input import BatchItem
 from council.app.batch_output import OutputFile
 from council.config.endpoint_settings import EndpointSettings
-from council.errors import AuthError, EndpointError, UsageError
+from council.errors import AuthError, EndpointError, ErrorKind, UsageError
 from council.render.safe_text import strip_controls
 from council.store.batch_jobs import COLLECTED, BatchJob, jobs_for, save_job, set_status
 from council.store.db import HistoryDB
@@ -167,7 +167,7 @@ def _split(
 
 
 def _endpoint_error(error: Any, settings: EndpointSettings) -> Exception:
-    if getattr(error, "kind", None) == "auth":
+    if getattr(error, "kind", None) == ErrorKind.AUTH:
         return AuthError(
             f"{settings.host} refused the key for the Batch API: {error.message}",
             f"check {settings.api_key_env}",

@@ -24,7 +24,7 @@ from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_MODEL
 from council.config.endpoint_settings import EndpointSettings, build_endpoint
 from council.config.files import UserConfig, find_project_config, load_user_config
 from council.config.settings import builtin_profile, load_settings
-from council.errors import AuthError, ConfigError, EndpointError, UsageError
+from council.errors import AuthError, ConfigError, EndpointError, ErrorKind, UsageError
 from council.render.display import display_value
 
 __all__ = [
@@ -140,14 +140,14 @@ async def _check(endpoint: EndpointSettings, model: str) -> tuple[list[str], Any
         try:
             models = await client.list_models()
         except CallError as error:
-            if error.kind in ("auth", "connection"):
+            if error.kind in (ErrorKind.AUTH, ErrorKind.CONNECTION):
                 raise
             models = []  # some servers do not list models; the call below still tells
         started = time.monotonic()
         try:
             completion = await client.complete(call, _Quiet())
         except CallError as error:
-            if error.kind != "empty":
+            if error.kind != ErrorKind.EMPTY:
                 raise
             # It answered like the API, with no text: a reasoning model may well
             # think past these 16 tokens. The endpoint works; that is the check.
@@ -195,15 +195,15 @@ def check_endpoint(name: str, model: str | None, say: Callable[[str], None]) -> 
 
 def _failure(error: Any, endpoint: EndpointSettings) -> AuthError | EndpointError:
     """A `CallError` from checking or listing an endpoint, as the error a person reads."""
-    if error.kind == "auth":
+    if error.kind == ErrorKind.AUTH:
         return AuthError(
             error.message, f"check that ${endpoint.api_key_env} holds a valid key for it"
         )
-    if error.kind == "not_found":
+    if error.kind == ErrorKind.NOT_FOUND:
         return EndpointError(
             error.message, "check the model name (--model, or model: in the profile)"
         )
-    if error.kind == "redirect":
+    if error.kind == ErrorKind.REDIRECT:
         return EndpointError(error.message, "if you trust the host it names, make it the base URL")
     return EndpointError(error.message, "is the server running? check its base URL")
 
@@ -240,7 +240,7 @@ def list_models(
         with serving(resolved) as running:
             models = asyncio.run(_listed(running))
     except CallError as error:
-        if error.kind in ("auth", "connection", "timeout"):
+        if error.kind in (ErrorKind.AUTH, ErrorKind.CONNECTION, ErrorKind.TIMEOUT):
             raise _failure(error, resolved) from None
         raise EndpointError(
             f"{resolved.host} does not list its models ({error.message})",

@@ -131,9 +131,10 @@ def _item_of(call_id: str) -> str | None:
 
 def resume_command(run: dict[str, Any]) -> str | None:
     """The command that goes on with `run`, if it can be resumed (None: it cannot)."""
+    from council.engine.model import Mode
     from council.store.resume import RESUMABLE
 
-    resumable = run["command"] == "deliberate" and run["status"] in RESUMABLE
+    resumable = run["command"] == Mode.DELIBERATE and run["status"] in RESUMABLE
     return f"council resume {run['id']}" if resumable and run["store_text"] else None
 
 

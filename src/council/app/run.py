@@ -27,7 +27,7 @@ from council.app.streams import is_gone, stdout_gone
 from council.config.endpoint_settings import EndpointSettings
 from council.endpoint.pool import EndpointPool
 from council.engine.events import EventBus
-from council.engine.model import NOT_AFFORDABLE, CallOutcome
+from council.engine.model import CallOutcome, StopReason
 from council.engine.oracle import OracleRun
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
@@ -38,6 +38,7 @@ from council.errors import (
     AuthError,
     CouncilError,
     EndpointError,
+    ErrorKind,
 )
 from council.render import OutputMode
 from council.render.costs import budget_lowered_line, budget_stop_line
@@ -382,7 +383,7 @@ def run_deliberation(
         )
         if stopped is not None:
             _stopped(run.result, stopped)
-            run.result.stop_reason = "interrupted"
+            run.result.stop_reason = StopReason.INTERRUPTED
         result = run.result
         shown = any(r.answers for r in result.rounds) or result.interrupted
         markdown = deliberation_markdown(result, quiet=quiet) if shown else ""
@@ -405,7 +406,7 @@ def run_deliberation(
                 markdown=markdown,
                 metrics={
                     "rounds": len(result.rounds),
-                    "converged": int(result.stop_reason == "converged"),
+                    "converged": int(result.stop_reason == StopReason.CONVERGED),
                     "saved": result.sequential_estimate - result.wall if plan.speculative else 0.0,
                     "wasted_tokens": result.wasted_tokens,
                     "cost_usd": result.cost_usd,
@@ -549,7 +550,7 @@ def _print_result(
 
 def _report(result: OracleResult, err: _Stderr) -> None:
     """One line on stderr for anything short of full success; raise when nothing answered."""
-    failures = [f for f in result.failures if f.error_kind != NOT_AFFORDABLE]
+    failures = [f for f in result.failures if f.error_kind != ErrorKind.NOT_AFFORDABLE]
     total = len(result.plan.personas)
     if result.interrupted:
         how = _stopped_how(result.interrupted_exit)
@@ -569,7 +570,11 @@ def _report(result: OracleResult, err: _Stderr) -> None:
             "the other answers are shown",
         )
     synthesis = result.synthesis
-    if synthesis is not None and not synthesis.answered and synthesis.error_kind != NOT_AFFORDABLE:
+    if (
+        synthesis is not None
+        and not synthesis.answered
+        and synthesis.error_kind != ErrorKind.NOT_AFFORDABLE
+    ):
         say(
             err,
             f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
@@ -637,36 +642,45 @@ def _stopped_how(code: int) -> str:
 _RETRY_HINT = "retry later, or raise --timeout / --retries"
 # What helps when every call failed the same way (other kinds: wait, or allow more time).
 _HINTS = {
-    "not_found": "check --model",
-    "not_api": "check --base-url: a proxy or login page may be answering instead of the API",
-    "protocol": "check that --base-url is an OpenAI-compatible API that streams",
+    ErrorKind.NOT_FOUND: "check --model",
+    ErrorKind.NOT_API: (
+        "check --base-url: a proxy or login page may be answering instead of the API"
+    ),
+    ErrorKind.PROTOCOL: "check that --base-url is an OpenAI-compatible API that streams",
     # A 4xx is the server's final word on the request: waiting or more time cannot help.
-    "context_length": (
+    ErrorKind.CONTEXT_LENGTH: (
         "the prompt does not fit the model's context window: attach less --context, "
         "ask fewer personas, or set context_window: in the endpoint's profile "
         "(or use a model with a larger window)"
     ),
-    "too_large": "the server sent more than an answer can be: set -o max_tokens N, or check it",
-    "bad_request": "the server refused the request as sent; its message above says why",
-    "http_error": "the server refused the request; its message above says why",
-    "redirect": "if you trust the host it names, give its URL as --base-url",
+    ErrorKind.TOO_LARGE: (
+        "the server sent more than an answer can be: set -o max_tokens N, or check it"
+    ),
+    ErrorKind.BAD_REQUEST: "the server refused the request as sent; its message above says why",
+    ErrorKind.HTTP_ERROR: "the server refused the request; its message above says why",
+    ErrorKind.REDIRECT: "if you trust the host it names, give its URL as --base-url",
 }
 # Kinds no retry or longer timeout can fix: their hint wins even among other failures.
-_FINAL_KINDS = ("context_length", "bad_request", "http_error", "redirect")
+_FINAL_KINDS = (
+    ErrorKind.CONTEXT_LENGTH,
+    ErrorKind.BAD_REQUEST,
+    ErrorKind.HTTP_ERROR,
+    ErrorKind.REDIRECT,
+)
 
 
 def _all_failed_error(
     failures: list[CallOutcome], endpoint: EndpointSettings, count: int
 ) -> CouncilError:
     first = failures[0] if failures else None
-    if first is not None and all(f.error_kind == "auth" for f in failures):
+    if first is not None and all(f.error_kind == ErrorKind.AUTH for f in failures):
         return AuthError(
             first.message,
             f"check that ${endpoint.api_key_env} holds a valid key for {endpoint.host} "
             "(or pass --api-key-env NAME)",
         )
     kinds = {f.error_kind for f in failures}
-    if kinds == {"connection"}:
+    if kinds == {ErrorKind.CONNECTION}:
         return EndpointError(
             f"cannot reach {endpoint.base_url}",
             "is the server running? check --base-url or $COUNCIL_BASE_URL",

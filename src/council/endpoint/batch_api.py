@@ -30,6 +30,7 @@ from council.endpoint.body import CHAT_COMPLETIONS_URL
 from council.endpoint.client import BACKOFF_INITIAL, BACKOFF_MAX, build_client
 from council.endpoint.errors import classify
 from council.endpoint.redact import StreamRedactor, redact
+from council.errors import ErrorKind
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -115,7 +116,7 @@ class BatchClient:
                 raise
             except Exception as exc:
                 error = classify(exc, self.settings.host)
-                worth_it = error.retryable and (idempotent or error.kind == "rate_limited")
+                worth_it = error.retryable and (idempotent or error.kind == ErrorKind.RATE_LIMITED)
                 if not worth_it or attempt >= self.settings.retries:
                     raise error from None
             attempt += 1

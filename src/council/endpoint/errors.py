@@ -22,6 +22,7 @@ import httpx2 as httpx  # the SDK's HTTP client from openai 3 on (the floor)
 import openai
 
 from council.endpoint.redact import redact
+from council.errors import ErrorKind
 
 __all__ = [
     "CallError",
@@ -40,15 +41,16 @@ __all__ = [
 class CallError(Exception):
     """A call that failed for good (after any retries), or one attempt that failed.
 
-    `kind` is one of: rate_limited, server_error, connection, timeout,
-    first_token_timeout, truncated, protocol (a server that broke the format: a
-    malformed or wrongly shaped chunk), not_api (a body that is no API answer at
-    all, e.g. a captive portal's HTML), empty (an answer with no text), too_large
-    (an answer, event or body over the call's size cap: `caps.py`), auth,
-    not_found, context_length (the prompt and answer do not fit the model's context
-    window; `window` and `prompt_tokens` hold the server's numbers where it gave
-    them), bad_request, http_error, redirect (the server sent the call to another
-    host, which council refuses), internal (a bug in council or a library).
+    `kind` is an `ErrorKind` (`council.errors`; a str, its value): rate_limited,
+    server_error, connection, timeout, first_token_timeout, truncated, protocol (a
+    server that broke the format: a malformed or wrongly shaped chunk), not_api (a
+    body that is no API answer at all, e.g. a captive portal's HTML), empty (an
+    answer with no text), too_large (an answer, event or body over the call's size
+    cap: `caps.py`), auth, not_found, context_length (the prompt and answer do not
+    fit the model's context window; `window` and `prompt_tokens` hold the server's
+    numbers where it gave them), bad_request, http_error, redirect (the server sent
+    the call to another host, which council refuses), internal (a bug in council or
+    a library).
 
     The message never holds a key this process sent (`redact.py`): servers quote them.
     """
@@ -191,12 +193,14 @@ def _status_error(exc: openai.APIStatusError, host: str) -> CallError:
     detail = one_line(detail, 300)
     headers = exc.response.headers if exc.response is not None else None
     if status in (401, 403):
-        return CallError("auth", f"{host} refused the API key ({status}): {detail}", status=status)
+        return CallError(
+            ErrorKind.AUTH, f"{host} refused the API key ({status}): {detail}", status=status
+        )
     if status == 404:
-        return CallError("not_found", f"{host} answered 404: {detail}", status=status)
+        return CallError(ErrorKind.NOT_FOUND, f"{host} answered 404: {detail}", status=status)
     if status == 429:
         return CallError(
-            "rate_limited",
+            ErrorKind.RATE_LIMITED,
             f"rate limited by {host} (429): {detail}",
             status=status,
             retryable=True,
@@ -204,7 +208,7 @@ def _status_error(exc: openai.APIStatusError, host: str) -> CallError:
         )
     if status >= 500 or status in (408, 409):
         return CallError(
-            "server_error",
+            ErrorKind.SERVER_ERROR,
             f"{host} answered {status}: {detail}",
             status=status,
             retryable=True,
@@ -212,13 +216,13 @@ def _status_error(exc: openai.APIStatusError, host: str) -> CallError:
         )
     if status in (400, 413, 422) and is_context_error(detail):
         error = CallError(
-            "context_length",
+            ErrorKind.CONTEXT_LENGTH,
             f"{host} answered {status}: the prompt is too long: {detail}",
             status=status,
         )
         error.window, error.prompt_tokens = context_numbers(detail)
         return error
-    kind = "bad_request" if status in (400, 422) else "http_error"
+    kind = ErrorKind.BAD_REQUEST if status in (400, 422) else ErrorKind.HTTP_ERROR
     return CallError(kind, f"{host} answered {status}: {detail}", status=status)
 
 
@@ -335,7 +339,7 @@ def internal_error(exc: BaseException) -> CallError:
     """A bug (in council or a library) during a call: reported, not retried."""
     detail = one_line(str(exc), 200)
     message = f"internal error ({type(exc).__name__}{': ' + detail if detail else ''})"
-    return CallError("internal", message + "; please report it")
+    return CallError(ErrorKind.INTERNAL, message + "; please report it")
 
 
 def classify(exc: BaseException, host: str) -> CallError:
@@ -345,25 +349,31 @@ def classify(exc: BaseException, host: str) -> CallError:
     if isinstance(exc, openai.APIStatusError):
         return _status_error(exc, host)
     if isinstance(exc, openai.APITimeoutError):
-        return CallError("timeout", f"{host} stopped responding (read timeout)", retryable=True)
+        return CallError(
+            ErrorKind.TIMEOUT, f"{host} stopped responding (read timeout)", retryable=True
+        )
     if isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, CallError):
         return exc.__cause__  # raised by an HTTP client hook (a refused redirect)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         reason = f": {cause}" if cause and str(cause) else ""
-        return CallError("connection", f"cannot connect to {host}{reason}", retryable=True)
+        return CallError(ErrorKind.CONNECTION, f"cannot connect to {host}{reason}", retryable=True)
     if isinstance(exc, openai.APIError):
         # An error event inside a stream: the server failed mid-answer.
         return CallError(
-            "server_error", f"{host} reported an error mid-stream: {exc}", retryable=True
+            ErrorKind.SERVER_ERROR, f"{host} reported an error mid-stream: {exc}", retryable=True
         )
     # Transport errors the SDK did not wrap (a body read outside its stream class).
     if isinstance(exc, httpx.TimeoutException):
-        return CallError("timeout", f"{host} stopped responding (read timeout)", retryable=True)
+        return CallError(
+            ErrorKind.TIMEOUT, f"{host} stopped responding (read timeout)", retryable=True
+        )
     if isinstance(exc, httpx.TransportError | OSError):  # OSError: TLS and socket errors
-        return CallError("connection", f"connection to {host} failed: {exc}", retryable=True)
+        return CallError(
+            ErrorKind.CONNECTION, f"connection to {host} failed: {exc}", retryable=True
+        )
     if isinstance(exc, httpx.DecodingError):
         return CallError(
-            "protocol", f"{host} sent a body that cannot be decoded: {exc}", retryable=True
+            ErrorKind.PROTOCOL, f"{host} sent a body that cannot be decoded: {exc}", retryable=True
         )
     return internal_error(exc)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from council.endpoint.errors import CallError
+from council.errors import ErrorKind
 
 __all__ = ["refuse_cross_origin"]
 
@@ -37,7 +38,7 @@ async def refuse_cross_origin(response: Any) -> None:
     if target.origin == request.url.origin:
         return
     raise CallError(
-        "redirect",
+        ErrorKind.REDIRECT,
         f"{_where(request.url)} redirected the call to {_where(target)} "
         f"({response.status_code}); council does not send a question on to another host",
         status=response.status_code,

@@ -65,7 +65,7 @@ from council.engine.results import (
     OracleResult,
     batch_exit_code,
 )
-from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
+from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, ErrorKind
 
 __all__ = ["CLIENT_OPTIONS", "BatchJob", "BatchRun", "ItemOutcome"]
 
@@ -339,7 +339,7 @@ class BatchRun:
             p.calls += 1
             p.tokens_in += event.outcome.tokens_in or 0
             p.tokens_out += event.outcome.tokens_out or 0
-        elif isinstance(event, CallRetrying) and event.error_kind == "rate_limited":
+        elif isinstance(event, CallRetrying) and event.error_kind == ErrorKind.RATE_LIMITED:
             p.rate_limited += 1
         self.bus.emit(event)
 
@@ -353,7 +353,7 @@ def _prober(clients: EndpointClients) -> Callable[[], Awaitable[bool]]:
             try:
                 await client.list_models()
             except CallError as error:
-                if error.kind in ("connection", "timeout"):
+                if error.kind in (ErrorKind.CONNECTION, ErrorKind.TIMEOUT):
                     return False
         return True
 

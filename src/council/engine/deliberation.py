@@ -39,17 +39,19 @@ from council.engine.events import (
 from council.engine.lifecycle import EngineRun
 from council.engine.missing import named
 from council.engine.model import (
-    NOT_AFFORDABLE,
     CallOutcome,
     CallRecord,
     CallSpec,
+    Mode,
     ResumeState,
+    StopReason,
     VoteResult,
 )
 from council.engine.plan import DeliberationPlan
 from council.engine.reporter import CallReporter
 from council.engine.results import DeliberationResult, RoundResult
 from council.engine.vote import round_vote, unanimous
+from council.errors import ErrorKind
 
 __all__ = ["VERDICT_ROOM", "DeliberationRun"]
 
@@ -131,7 +133,7 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
     calls is `EngineRun`'s.
     """
 
-    mode = "deliberate"
+    mode = Mode.DELIBERATE
 
     def __init__(
         self,
@@ -156,7 +158,7 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
 
     def _interrupted_before_sending(self) -> None:
         super()._interrupted_before_sending()
-        self.result.stop_reason = "interrupted"
+        self.result.stop_reason = StopReason.INTERRUPTED
 
     def _finishing(self) -> None:
         self.result.timeline = self._timeline()
@@ -169,7 +171,7 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
             # Ctrl-C (or a bug): close every stream before the client goes away.
             if isinstance(exc, asyncio.CancelledError):
                 self.result.interrupted = True
-                self.result.stop_reason = "interrupted"
+                self.result.stop_reason = StopReason.INTERRUPTED
             await self._stop_rounds(after=0, reason="interrupted")
             raise
         # Ctrl-C while the discarded round closes: the council is done, but the user
@@ -187,16 +189,16 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
             current = self._rounds[number]
             await self._wait(current, current.answers_in)
             if current.not_affordable:
-                result.stop_reason = "budget"  # the last kept round stands
+                result.stop_reason = StopReason.BUDGET  # the last kept round stands
                 return number - 1
             kept = self._keep(current)
             if not kept.answers:
                 result.rounds.pop()
                 result.failed_round = kept
-                result.stop_reason = "all_failed"
+                result.stop_reason = StopReason.ALL_FAILED
                 return number
             if unanimous(kept.vote, len(plan.personas)):
-                result.stop_reason = "unanimous"  # the ballots agree: no verdict needed
+                result.stop_reason = StopReason.UNANIMOUS  # the ballots agree: no verdict needed
                 return number
             if plan.speculative and number < plan.rounds:
                 if self._speculation_affordable(current):
@@ -205,12 +207,12 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
                     self._not_speculated.add(number + 1)
             await self._wait(current, current.verdict_in)
             kept.arbiter = self._verdict_outcome(current)
-            if kept.arbiter.error_kind == NOT_AFFORDABLE:
+            if kept.arbiter.error_kind == ErrorKind.NOT_AFFORDABLE:
                 kept.arbiter = None  # no verdict was asked: the round's answers stand
-                result.stop_reason = "budget"
+                result.stop_reason = StopReason.BUDGET
                 return number
             if not kept.arbiter.answered:
-                result.stop_reason = "arbiter_failed"
+                result.stop_reason = StopReason.ARBITER_FAILED
                 return number
             verdict = parse_verdict(kept.arbiter.text)
             if verdict.problem and kept.arbiter.finish_reason == "length":
@@ -231,10 +233,10 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
                 )
             )
             if ends:
-                result.stop_reason = "converged"
+                result.stop_reason = StopReason.CONVERGED
                 return number
             if number == plan.rounds:
-                result.stop_reason = "max_rounds"
+                result.stop_reason = StopReason.MAX_ROUNDS
                 return number
             ahead = self._rounds.get(number + 1)
             if ahead is None or ahead.not_affordable:  # a speculative round that did not fit
@@ -251,7 +253,7 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
         return CallOutcome(
             persona=self.plan.arbiter.name,
             role="arbiter",
-            error_kind="internal",
+            error_kind=ErrorKind.INTERNAL,
             message="internal error (the round ended without its verdict); please report it",
         )
 
@@ -378,7 +380,7 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
                 current.arbiter = self.reporter(call, speculative=first.speculative)
             assert current.arbiter is not None
             outcome = await run_call(client.for_call(current.arbiter.call), current.arbiter)
-            if outcome.error_kind == NOT_AFFORDABLE:
+            if outcome.error_kind == ErrorKind.NOT_AFFORDABLE:
                 return  # a fallback judge would cost as much: the budget stops here
             if _cut_before_readable(outcome):
                 await self._verdict_with_more_room(client, current)

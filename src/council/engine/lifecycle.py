@@ -34,7 +34,7 @@ from council.engine.calls import release_unsettled, reserve_together
 from council.engine.clients import EndpointClients
 from council.engine.cost import check_prices
 from council.engine.events import EventBus, LimitChanged, RunFinished, RunStarted
-from council.engine.model import CallSpec, new_run_id
+from council.engine.model import CallSpec, Mode, new_run_id
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.reporter import CallReporter
 from council.engine.results import DeliberationResult, OracleResult
@@ -55,7 +55,7 @@ class EngineRun(abc.ABC, Generic[PlanT, ResultT]):
     else the run makes its own, as a new process would.
     """
 
-    mode: ClassVar[str]  # the command the run started event names: "oracle", "deliberate"
+    mode: ClassVar[Mode]  # what the run started event names as its command
 
     def __init__(
         self,

@@ -13,11 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from council.engine.model import CallOutcome
+from council.errors import ErrorKind
 
 __all__ = ["Coverage", "why_missing"]
 
 # A failure as one word or number, as a person reads it in the line above.
-_SHORT = {"rate_limited": "429", "not_found": "404", "auth": "401"}
+_SHORT = {ErrorKind.RATE_LIMITED: "429", ErrorKind.NOT_FOUND: "404", ErrorKind.AUTH: "401"}
 
 
 def why_missing(outcome: CallOutcome) -> str:

@@ -8,17 +8,16 @@ result never pulls in the endpoint client (and openai) with it.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from council.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
+from council.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, ErrorKind
 
 __all__ = [
-    "CANCELLED",
-    "NOT_AFFORDABLE",
     "STOP_REASONS",
     "Attachment",
     "Ballot",
@@ -27,10 +26,12 @@ __all__ = [
     "CallSpec",
     "Fitted",
     "Message",
+    "Mode",
     "Part",
     "Quoted",
     "RankingResult",
     "ResumeState",
+    "StopReason",
     "Verdict",
     "VoteResult",
     "join_parts",
@@ -40,22 +41,36 @@ __all__ = [
 
 Message = dict[str, str]
 
-# The error kind of a call stopped before it finished (Ctrl-C, or a verdict that
-# ended the council first); every other error kind comes from the endpoint.
-CANCELLED = "cancelled"
-# The error kind of a call the run's budget (--budget-usd, --max-tokens-total) did
-# not let start: nothing was sent, nothing was spent.
-NOT_AFFORDABLE = "budget"
 
-# Why a deliberation stopped.
+class Mode(enum.StrEnum):
+    """What a plan runs: every persona at once, or rounds to a verdict. Its value is the
+    command's name, as the history, events and JSON documents hold it."""
+
+    ORACLE = "oracle"
+    DELIBERATE = "deliberate"
+
+
+class StopReason(enum.StrEnum):
+    """Why a deliberation stopped; its value is what JSON and the history hold."""
+
+    CONVERGED = "converged"
+    MAX_ROUNDS = "max_rounds"
+    ALL_FAILED = "all_failed"
+    ARBITER_FAILED = "arbiter_failed"
+    INTERRUPTED = "interrupted"
+    UNANIMOUS = "unanimous"
+    BUDGET = "budget"
+
+
+# Why a deliberation stopped, in words.
 STOP_REASONS = {
-    "converged": "the arbiter judged the council converged",
-    "max_rounds": "the last round was reached",
-    "all_failed": "every persona failed in a round",
-    "arbiter_failed": "the arbiter failed",
-    "interrupted": "interrupted",
-    "unanimous": "every persona's ballot made the same choice",
-    "budget": "the budget (--budget-usd, --max-tokens-total) was reached",
+    StopReason.CONVERGED: "the arbiter judged the council converged",
+    StopReason.MAX_ROUNDS: "the last round was reached",
+    StopReason.ALL_FAILED: "every persona failed in a round",
+    StopReason.ARBITER_FAILED: "the arbiter failed",
+    StopReason.INTERRUPTED: "interrupted",
+    StopReason.UNANIMOUS: "every persona's ballot made the same choice",
+    StopReason.BUDGET: "the budget (--budget-usd, --max-tokens-total) was reached",
 }
 
 
@@ -162,7 +177,8 @@ class CallOutcome:
         CallOutcome(persona="critic", error_kind="timeout", message="...", retries=2)
 
     `error_kind` None means the call answered and `text` is its answer; otherwise
-    `error_kind` says why not (CANCELLED for a call stopped before it finished) and
+    `error_kind` says why not (an `ErrorKind`: CANCELLED for a call stopped before it
+    finished) and
     `message` says it for a person. Token counts None: the endpoint did not report
     them (or sent something that is not a count); for a cancelled call `tokens_out`
     counts the chunks it streamed. `latency` runs from when the call got a slot to
@@ -210,7 +226,7 @@ class CallOutcome:
 
     @property
     def cancelled(self) -> bool:
-        return self.error_kind == CANCELLED
+        return self.error_kind == ErrorKind.CANCELLED
 
     def to_dict(self) -> dict[str, Any]:
         """An answer with its metrics, or a failure with its reason (the `--json` shapes)."""

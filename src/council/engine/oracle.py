@@ -17,12 +17,13 @@ from council.engine.calls import run_call
 from council.engine.clients import EndpointClients
 from council.engine.lifecycle import EngineRun
 from council.engine.missing import named
-from council.engine.model import NOT_AFFORDABLE, CallOutcome, CallSpec
+from council.engine.model import CallOutcome, CallSpec, Mode
 from council.engine.plan import OraclePlan
 from council.engine.ranking import run_reviews
 from council.engine.reporter import CallReporter
 from council.engine.results import OracleResult
 from council.engine.vote import run_ballots
+from council.errors import ErrorKind
 
 __all__ = ["OracleRun"]
 
@@ -40,7 +41,7 @@ class OracleRun(EngineRun[OraclePlan, OracleResult]):
     not started. What every run does around its calls is `EngineRun`'s.
     """
 
-    mode = "oracle"
+    mode = Mode.ORACLE
 
     def _new_result(self) -> OracleResult:
         return OracleResult(run_id=self.run_id, plan=self.plan, budget=self.budget)
@@ -105,5 +106,5 @@ class OracleRun(EngineRun[OraclePlan, OracleResult]):
             synthesis = self.result.synthesis
             if synthesis is None or synthesis.answered or synthesis.cancelled:
                 return
-            if synthesis.error_kind == NOT_AFFORDABLE:
+            if synthesis.error_kind == ErrorKind.NOT_AFFORDABLE:
                 return  # a fallback judge costs as much: the budget stops the synthesis

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from council.engine.model import CallOutcome
 from council.engine.results import BatchProgress
+from council.errors import ErrorKind
 
 __all__ = ["Outage", "failed_for_want_of_connection"]
 
@@ -31,14 +32,14 @@ PROBE_FIRST = 0.25
 PROBE_MAX = 5.0
 # Kinds of failure an outage causes: a refused or reset connection, a stream cut
 # off when the server died, a call that timed out waiting for a dead peer.
-OUTAGE_KINDS = frozenset({"connection", "truncated", "timeout"})
+OUTAGE_KINDS = frozenset({ErrorKind.CONNECTION, ErrorKind.TRUNCATED, ErrorKind.TIMEOUT})
 
 
 def failed_for_want_of_connection(calls: Sequence[CallOutcome]) -> bool:
     """An item's failed calls are all an outage's doing, one at least a failed connection."""
     failed = [c for c in calls if not c.answered and not c.cancelled]
     kinds = {c.error_kind for c in failed}
-    return "connection" in kinds and kinds <= OUTAGE_KINDS
+    return ErrorKind.CONNECTION in kinds and kinds <= OUTAGE_KINDS
 
 
 class Outage:

@@ -18,7 +18,7 @@ from typing import Any
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
-from council.engine.model import Attachment, CallSpec, Message, Part
+from council.engine.model import Attachment, CallSpec, Message, Mode, Part
 from council.engine.prompts import (
     VERDICT_RESPONSE_FORMAT,
     ballot_parts,
@@ -229,7 +229,7 @@ class OraclePlan(_Plan):
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = self._described("oracle", self.arbiter, self.calls)
+        data = self._described(Mode.ORACLE, self.arbiter, self.calls)
         data["estimated_input_tokens"] = estimated_input_tokens(self.calls)
         if self.vote:
             data["vote"] = {"choices": list(self.choices), "early_stop": self.vote_early_stop}
@@ -323,7 +323,7 @@ class DeliberationPlan(_Plan):
     def to_dict(self) -> dict[str, Any]:
         calls = self.example_calls()
         data = self._described(
-            "deliberate",
+            Mode.DELIBERATE,
             self.arbiter,
             calls,
             rounds=self.rounds,

@@ -34,13 +34,12 @@ from council.engine.events import (
 )
 from council.engine.fit import WINDOW_FROM_CUT, correct, cut_by_server, estimate
 from council.engine.model import (
-    CANCELLED,
-    NOT_AFFORDABLE,
     VOTE_DECIDED,
     CallOutcome,
     CallSpec,
     Fitted,
 )
+from council.errors import ErrorKind
 
 __all__ = ["CallReporter"]
 
@@ -298,7 +297,9 @@ class CallReporter:
     def not_affordable(self) -> CallOutcome:
         """The budget did not let the call start: a failure of kind NOT_AFFORDABLE, free."""
         return self.failed(
-            CallError(NOT_AFFORDABLE, "not started: the run's budget would have been exceeded")
+            CallError(
+                ErrorKind.NOT_AFFORDABLE, "not started: the run's budget would have been exceeded"
+            )
         )
 
     def _queued_so_far(self) -> float:
@@ -320,7 +321,7 @@ class CallReporter:
         if not sent:
             cost = {"cost_usd": 0.0, "cost_estimated": False}
         stopped = self._outcome(
-            error_kind=CANCELLED,
+            error_kind=ErrorKind.CANCELLED,
             message=message,
             latency=self.elapsed(),
             tokens_out=self.tokens_streamed,

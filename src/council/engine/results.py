@@ -16,17 +16,23 @@ from council.engine.budget import Budget
 from council.engine.cost import total_cost
 from council.engine.missing import Coverage
 from council.engine.model import (
-    CANCELLED,
-    NOT_AFFORDABLE,
     CallOutcome,
     CallRecord,
     RankingResult,
+    StopReason,
     Verdict,
     VoteResult,
     status_of,
 )
 from council.engine.plan import DeliberationPlan, OraclePlan
-from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from council.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    ErrorKind,
+)
 
 __all__ = [
     "BatchProgress",
@@ -66,7 +72,7 @@ class OracleResult:
     @property
     def budget_stopped(self) -> bool:
         """The budget kept a persona or the synthesis from starting."""
-        return any(c.error_kind == NOT_AFFORDABLE for c in self.calls)
+        return any(c.error_kind == ErrorKind.NOT_AFFORDABLE for c in self.calls)
 
     @property
     def answers(self) -> list[CallOutcome]:
@@ -88,7 +94,7 @@ class OracleResult:
             outcome = self.outcomes.get(persona.name)
             if outcome is None:
                 outcome = CallOutcome(
-                    persona=persona.name, error_kind=CANCELLED, message="did not finish"
+                    persona=persona.name, error_kind=ErrorKind.CANCELLED, message="did not finish"
                 )
             if not outcome.answered:
                 failures.append(outcome)
@@ -145,7 +151,7 @@ class OracleResult:
 
 def _nothing_answered(failures: list[CallOutcome]) -> int:
     """Exit code when no persona answered: a usage error if every call was refused the key."""
-    if failures and all(f.error_kind == "auth" for f in failures):
+    if failures and all(f.error_kind == ErrorKind.AUTH for f in failures):
         return EXIT_USAGE
     return EXIT_FAILURE
 
@@ -232,7 +238,7 @@ class DeliberationResult:
 
     @property
     def budget_stopped(self) -> bool:
-        return self.stop_reason == "budget"
+        return self.stop_reason == StopReason.BUDGET
 
     @property
     def final_round(self) -> RoundResult | None:
@@ -247,7 +253,7 @@ class DeliberationResult:
     def unanimous_round(self) -> RoundResult | None:
         """deliberate --vote: the round whose ballots all agreed, which ended the council."""
         last = self.final_round
-        if self.stop_reason != "unanimous" or last is None or last.vote is None:
+        if self.stop_reason != StopReason.UNANIMOUS or last is None or last.vote is None:
             return None
         return last
 
@@ -286,7 +292,10 @@ class DeliberationResult:
             return EXIT_PARTIAL  # the best answer so far is shown
         if not any(r.answers for r in self.rounds):
             return _nothing_answered(self.kept_failures)
-        if self.stop_reason in ("all_failed", "arbiter_failed") or self.kept_failures:
+        if (
+            self.stop_reason in (StopReason.ALL_FAILED, StopReason.ARBITER_FAILED)
+            or self.kept_failures
+        ):
             return EXIT_PARTIAL
         if self.unanimous_round is not None:
             return EXIT_OK  # the ballots agreed: no verdict was needed

@@ -11,6 +11,7 @@ from council.endpoint.client import CallError, EndpointClient, StreamResult
 from council.engine.fit import WINDOW_FROM_CUT, DoesNotFit, correct, estimate, fit, too_long_error
 from council.engine.model import CallSpec
 from council.engine.reporter import CallReporter
+from council.errors import ErrorKind
 
 __all__ = ["check_fits", "known_window", "send_fitted"]
 
@@ -61,7 +62,7 @@ def _fit(client: EndpointClient, reporter: CallReporter, window: int | None) -> 
         fitted_call, fitted = fit(call, window, client.limiter.learned_for(call.model))
     except DoesNotFit as exc:
         raise CallError(
-            "context_length",
+            ErrorKind.CONTEXT_LENGTH,
             f"the question and system prompt alone need about {exc.needed:,} tokens "
             f"with room for the answer; the context window is {exc.window:,}",
         ) from None
@@ -77,7 +78,7 @@ async def send_fitted(client: EndpointClient, reporter: CallReporter) -> StreamR
     try:
         return await client.complete(reporter.call, reporter, reporter.priority)
     except CallError as error:
-        if error.kind != "context_length":
+        if error.kind != ErrorKind.CONTEXT_LENGTH:
             raise
         _learn_from(client, reporter.call, error)
         window = await known_window(client, call.model, ask=False)

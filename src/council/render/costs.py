@@ -8,8 +8,9 @@ budget_stop_line(result)        # "the budget ... stopped the council: ..." or N
 from __future__ import annotations
 
 from council.engine.cost import ModelPrice
-from council.engine.model import NOT_AFFORDABLE, CallOutcome
+from council.engine.model import CallOutcome
 from council.engine.results import DeliberationResult, OracleResult
+from council.errors import ErrorKind
 
 __all__ = ["budget_lowered_line", "budget_stop_line", "cost_note", "money", "prices_markdown"]
 
@@ -77,7 +78,7 @@ def budget_stop_line(result: OracleResult | DeliberationResult) -> str | None:
     if not result.budget_stopped:
         return None
     if isinstance(result, OracleResult):
-        refused = [o.persona for o in result.calls if o.error_kind == NOT_AFFORDABLE]
+        refused = [o.persona for o in result.calls if o.error_kind == ErrorKind.NOT_AFFORDABLE]
         shown = "the answers that fit are shown" if result.answers else "nothing could be asked"
         return f"{_limits(result)} reached: not started: {', '.join(refused)}; {shown}"
     judged = result.verdict_round

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from council.engine.model import CallOutcome
+from council.engine.model import CallOutcome, StopReason
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
+from council.errors import ErrorKind
 from council.render.costs import cost_note
 
 __all__ = [
@@ -249,7 +250,7 @@ def answer_status(result: DeliberationResult, *, answers_at: str = "below") -> s
         return f"No verdict: the last round's answers are {answers_at}."
     verdict = judged.verdict
     confidence = f"confidence {verdict.confidence:.2f}"
-    if result.stop_reason == "converged":
+    if result.stop_reason == StopReason.CONVERGED:
         text = f"Converged in round {judged.number} of {total} ({confidence})."
     elif verdict.problem:
         text = f"The arbiter's verdict on round {judged.number} could not be read; it is shown raw."
@@ -409,7 +410,7 @@ def deliberation_warnings(result: DeliberationResult) -> list[str]:
     lines: list[str] = []
     for kept in result.rounds:
         for failure in kept.failures:
-            if failure.error_kind != "cancelled":
+            if failure.error_kind != ErrorKind.CANCELLED:
                 lines.append(
                     f"{failure.persona} failed in round {kept.number} ({failure.error_kind}): "
                     f"{failure.message}; the council went on without it"
@@ -420,13 +421,17 @@ def deliberation_warnings(result: DeliberationResult) -> list[str]:
                 f"({kept.verdict.problem}); counted as not converged"
             )
     last = result.final_round
-    if result.stop_reason == "all_failed" and result.failed_round and last:
+    if result.stop_reason == StopReason.ALL_FAILED and result.failed_round and last:
         lines.append(
             f"every persona failed in round {result.failed_round.number}; "
             f"showing round {last.number} and its verdict"
         )
     arbiter = last.arbiter if last is not None else None
-    if result.stop_reason == "arbiter_failed" and arbiter is not None and not arbiter.answered:
+    if (
+        result.stop_reason == StopReason.ARBITER_FAILED
+        and arbiter is not None
+        and not arbiter.answered
+    ):
         assert last is not None
         lines.append(
             f"the arbiter failed on round {last.number} ({arbiter.error_kind}): "

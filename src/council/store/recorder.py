@@ -35,7 +35,7 @@ from council.engine.events import (
     RunFinished,
     RunStarted,
 )
-from council.engine.model import NOT_AFFORDABLE
+from council.errors import ErrorKind
 from council.store import texts
 from council.store.db import HistoryDB
 from council.store.liveness import RunLock
@@ -146,10 +146,10 @@ class Recorder:
                 endpoint_host=event.endpoint_host,
             )
         elif isinstance(event, CallRetrying):
-            if event.error_kind == "rate_limited":
+            if event.error_kind == ErrorKind.RATE_LIMITED:
                 self._calls.setdefault(event.call_id, _Call()).rate_limited += 1
         elif isinstance(event, CallEnded):
-            if isinstance(event, CallFailed) and event.outcome.error_kind == "rate_limited":
+            if isinstance(event, CallFailed) and event.outcome.error_kind == ErrorKind.RATE_LIMITED:
                 self._calls.setdefault(event.call_id, _Call()).rate_limited += 1
             self._insert_call(event)
         elif isinstance(event, RoundDiscarded):
@@ -187,7 +187,7 @@ class Recorder:
             status, error_kind = "cancelled", event.reason  # interrupted, or superseded
         elif outcome.answered:
             status, error_kind = "answered", None
-        elif outcome.error_kind == NOT_AFFORDABLE:  # the budget's choice, not a failure
+        elif outcome.error_kind == ErrorKind.NOT_AFFORDABLE:  # the budget's choice, not a failure
             status, error_kind = "not_started", outcome.error_kind
         else:
             status, error_kind = "failed", outcome.error_kind

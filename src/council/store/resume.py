@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from council.config.personas import Persona
-from council.engine.model import CallOutcome, ResumeState
+from council.engine.model import CallOutcome, Mode, ResumeState
 from council.errors import UsageError
 from council.store.db import HistoryDB
 from council.store.liveness import RunLock
@@ -126,7 +126,7 @@ def load_resume(history: HistoryDB, run_id: str) -> ResumedCouncil:
 def _load(history: HistoryDB, rid: str) -> ResumedCouncil:
     """The council of run `rid`, whose lock this process holds."""
     run = history.find_run(rid)
-    if run["command"] != "deliberate":
+    if run["command"] != Mode.DELIBERATE:
         raise UsageError(
             f"run {rid} was made by 'council {run['command']}'; only deliberations resume",
             f"see what it got with 'council show {rid}', or ask again",

@@ -19,6 +19,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from council.engine.model import Mode
 from council.store.db import HistoryDB
 
 __all__ = ["GROUPINGS", "GroupStats", "StatsReport", "build_stats"]
@@ -204,7 +205,7 @@ def build_stats(
 
     deliberations = DeliberationStats()
     for run in runs:
-        if run["command"] != "deliberate" or run["rounds"] is None:
+        if run["command"] != Mode.DELIBERATE or run["rounds"] is None:
             continue
         deliberations.runs += 1
         deliberations.rounds += _count(run["rounds"]) or 0
