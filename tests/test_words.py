@@ -27,7 +27,7 @@ def run_council(*args: str) -> tuple[int, str, str]:
         (["personas", "shw"], "council: error: no such command 'shw'; did you mean 'show'?"),
         (
             ["oracle", "--retrys", "3", "q"],
-            "council: error: no such option --retrys; did you mean --preset or --retries?",
+            "council: error: no such option --retrys; did you mean --retries or --preset?",
         ),
         (
             ["oracle", "-p", "judge", "Is", "this", "good"],

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from council.app.flags import AskFlags
+from council.cli.command import pairs
 from council.config.defaults import (
     DEFAULT_API_KEY_ENV,
     DEFAULT_ARBITER,
@@ -248,14 +249,17 @@ SystemOption = Annotated[
         show_default=False,
     ),
 ]
-# Typer takes no KEY VALUE pairs: AskCommand (cli/command.py) makes this option take two.
+# Typer takes no KEY VALUE pairs: AskCommand (cli/command.py) reads each as one value,
+# and `pairs` hands them over as (key, value).
 ModelOptionOption = Annotated[
     list[str] | None,
     typer.Option(
         "--option",
         "-o",
         help="A model option for every call, e.g. -o temperature 0.2 (repeatable).",
+        metavar="KEY VALUE",
         show_default=False,
+        callback=pairs,
     ),
 ]
 VOTE_PANEL = "Voting and ranking"
