@@ -37,7 +37,7 @@ app = CouncilTyper(
         'Example:  council oracle -p judge,critic,skeptic "Should we rewrite billing in Rust?"'
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (cli/complete.py)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

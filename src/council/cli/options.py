@@ -17,6 +17,7 @@ import typer
 
 from council.app.flags import AskFlags
 from council.cli.command import pairs
+from council.cli.complete import complete_personas, complete_presets, complete_profiles
 from council.config.defaults import (
     DEFAULT_API_KEY_ENV,
     DEFAULT_ARBITER,
@@ -67,6 +68,7 @@ PresetOption = Annotated[
         "--preset",
         "-P",
         help="Use a preset's personas, model, endpoint and limits (flags win).",
+        autocompletion=complete_presets,
         metavar="NAME",
         show_default=False,
     ),
@@ -77,6 +79,7 @@ PersonasOption = Annotated[
         "--personas",
         "-p",
         help="Comma-separated persona names.",
+        autocompletion=complete_personas,
         metavar="NAMES",
         show_default=",".join(DEFAULT_PERSONAS),
     ),
@@ -86,6 +89,7 @@ ArbiterOption = Annotated[
     typer.Option(
         "--arbiter",
         help="Who writes the synthesis and verdicts.",
+        autocompletion=complete_personas,
         metavar="NAME",
         show_default=DEFAULT_ARBITER,
     ),
@@ -106,6 +110,7 @@ EndpointOption = Annotated[
         "--endpoint",
         "-e",
         help="An endpoint profile from your config ('council endpoints list').",
+        autocompletion=complete_profiles,
         metavar="PROFILE",
         show_default=False,
         rich_help_panel=ENDPOINT_PANEL,

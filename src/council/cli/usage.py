@@ -122,14 +122,13 @@ def _tidy_parameter(param: Any) -> None:
 
 
 def _tidy_command(command: Any) -> None:
+    """A command's own texts taken literally (its parameters: `get_params`)."""
     if command.help:
         command.help = literal(command.help)
     if command.short_help:
         command.short_help = literal(command.short_help)
     if command.epilog:
         command.epilog = literal(command.epilog)
-    for param in command.params:
-        _tidy_parameter(param)
 
 
 def print_error(message: str) -> None:
@@ -188,12 +187,13 @@ class _CouncilParsing:
     def _tidy(self) -> None:
         _tidy_command(self)
 
-    def get_help_option(self, ctx: Any) -> Any:
-        # Tidied too: click makes it only when it is first asked for.
-        option = super().get_help_option(ctx)  # type: ignore[misc]
-        if option is not None:
-            _tidy_parameter(option)
-        return option
+    def get_params(self, ctx: Any) -> list[Any]:
+        # Tidied as they are listed: the help option is made only when first asked for,
+        # and typer adds --install-completion/--show-completion after building the group.
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            _tidy_parameter(param)
+        return params
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if ctx.resilient_parsing:  # shell completion: no errors, no rewriting
