@@ -97,25 +97,22 @@ def test_show_and_install_completion_from_bash(tmp_path: Path) -> None:
     home = tmp_path / "user"
     home.mkdir()
     env = {**os.environ, "HOME": str(home)}
-    command = f"{sys.executable} -m council.cli"
-    shown = subprocess.run(
-        ["bash", "-c", f"{command} --show-completion"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert "_COUNCIL_COMPLETE=complete_bash" in shown.stdout
-    assert "complete -o default -F _council_completion council" in shown.stdout
-    installed = subprocess.run(
-        ["bash", "-c", f"{command} --install-completion"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert installed.returncode == 0, installed.stderr
+
+    def in_bash(option: str) -> str:
+        done = subprocess.run(
+            ["bash", "-c", f"{sys.executable} -m council.cli {option}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    shown = in_bash("--show-completion")
+    assert "_COUNCIL_COMPLETE=complete_bash" in shown
+    assert "complete -o default -F _council_completion council" in shown
+    in_bash("--install-completion")
     script = home / ".bash_completions" / "council.sh"
     assert "_COUNCIL_COMPLETE=complete_bash" in script.read_text()
     assert str(script) in (home / ".bashrc").read_text()
