@@ -8,6 +8,8 @@ record complete, the exit code the command's, and errors said in one line.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.helpers import council_process, history_rows, invoke
@@ -75,3 +77,29 @@ def test_usage_errors_still_exit_2(fake: FakeOpenAI) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     assert out == "" and "--json and --jsonl are exclusive" in err
+
+
+# Imports council.cli as a program that uses it would, registers an exit handler of its
+# own (as a library imported by a command would, later), then runs `council ARGS`.
+EXIT_HANDLER_SCRIPT = """
+import atexit, gc, sys
+enabled = gc.isenabled()
+from council.cli import main
+assert gc.isenabled() == enabled, "importing council.cli changed the garbage collector"
+atexit.register(lambda: print("handler ran", flush=True))
+sys.argv[1:] = sys.argv[2:]
+main()
+"""
+
+
+def test_the_quick_exit_runs_every_exit_handler_and_keeps_the_code() -> None:
+    for args, code in ((["--version"], 0), (["oracle", "--frob"], 2)):
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_HANDLER_SCRIPT, "council", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == code, done.stderr
+        assert done.stdout.endswith("handler ran\n"), done.stdout
+        assert "Traceback" not in done.stderr

@@ -27,7 +27,12 @@ def run_council(*args: str) -> tuple[int, str, str]:
         (["personas", "shw"], "council: error: no such command 'shw'; did you mean 'show'?"),
         (
             ["oracle", "--retrys", "3", "q"],
-            "council: error: no such option --retrys; did you mean --preset or --retries?",
+            "council: error: no such option --retrys; did you mean --retries or --preset?",
+        ),
+        (
+            ["oracle", "--persona", "judge", "q"],
+            "council: error: no such option --persona; "
+            "did you mean --personas or --json or --jsonl?",
         ),
         (
             ["oracle", "-p", "judge", "Is", "this", "good"],
@@ -124,3 +129,22 @@ def test_jsonl_events_carry_their_wall_clock_time(fake: FakeOpenAI) -> None:
     assert all(t.utcoffset() == timedelta(0) for t in times)
     assert times == sorted(times)
     assert before - timedelta(seconds=1) <= times[0]
+
+
+@pytest.mark.parametrize(
+    ("strategies", "guess"),
+    [("syntesize", "'synthesize'"), ("judge,dliberate", "'deliberate'"), ("jduge", "'judge'")],
+)
+def test_a_mistyped_eval_strategy_suggests_a_strategy(
+    fake: FakeOpenAI, tmp_path, strategies: str, guess: str
+) -> None:
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"id": "1", "query": "Capital of France?", "expected": "Paris"}\n')
+    result = invoke("eval", str(data), "--strategies", strategies, "--base-url", fake.base_url)
+    assert result.exit_code == 2
+    wrong = strategies.split(",")[-1]
+    assert result.stderr.splitlines() == [
+        f"council: error: unknown strategy {wrong!r}; did you mean {guess}? a strategy is vote, "
+        "rank, synthesize, deliberate or a persona's name ('council personas list')"
+    ]
+    assert fake.requests == []

@@ -13,6 +13,7 @@ their anonymous peer ranking (the answer of the persona ranked first).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,8 @@ def choose_strategies(
     for name in names:
         if name in COUNCIL_STRATEGIES:
             continue
+        if name not in members and name not in request.catalog.names():
+            raise _unknown_strategy(name, [*members, *request.catalog.names()])
         persona = members.get(name) or _with_system(
             _with_defaults(request.catalog.get(name), request.settings), system
         )
@@ -95,6 +98,17 @@ def choose_strategies(
             )
         alone[name] = persona
     return names, alone
+
+
+def _unknown_strategy(name: str, personas: list[str]) -> UsageError:
+    """A mistyped strategy: the nearest strategy (a persona's name is one too)."""
+    close = difflib.get_close_matches(name, [*COUNCIL_STRATEGIES, *personas], n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return UsageError(
+        f"unknown strategy {name!r}",
+        f"{hint}a strategy is {', '.join(COUNCIL_STRATEGIES)} or a persona's name "
+        "('council personas list')",
+    )
 
 
 class StrategyPlans:

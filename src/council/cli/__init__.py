@@ -13,17 +13,38 @@ import os
 import sys
 import threading
 
-# Importing typer with the cyclic garbage collector off (see _collect_later); only for
-# this import when council is used as a library (tests).
-_collecting = gc.isenabled()
-gc.disable()
+__all__ = ["app", "main"]
+
+# The code `main` ends the process with, once the exit handlers have run; None when
+# council.cli is imported as a library (nothing changes then).
+_exit_code: int | None = None
+
+
+def _end_now() -> None:
+    """The process's last exit handler: end it without taking the interpreter apart.
+
+    Freeing every object of every module one by one (openai's and pydantic's
+    thousands of classes) takes 0.1-0.2 s, all of it after the answer was printed.
+    Python's own way out has run by now: non-daemon threads were joined, and every
+    exit handler registered after this one (they run last registered first; this one
+    is registered as council.cli is imported, before its imports) ran. The output is
+    flushed here, and the process ends with its code (os._exit, as documented: no
+    cleanup left to do). Output that cannot be flushed takes Python's ordinary way out.
+    """
+    if _exit_code is None:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(_exit_code)
+
+
+atexit.register(_end_now)
+
 from council.cli import ask, batch, catalogs, eval, records, setup  # noqa: E402, F401 - registers the commands
 from council.cli.base import app  # noqa: E402
-
-if _collecting:
-    gc.enable()
-
-__all__ = ["app", "main"]
 
 # However a command goes, the garbage collector is back this long after it started.
 GC_BACK_AFTER = 2.0
@@ -42,11 +63,11 @@ def main() -> None:
 def _collect_later() -> None:
     """No cyclic garbage collection while a command imports what it needs.
 
-    Importing openai, pydantic and typer makes a million objects, and the collector
-    scans them again and again as they come: about a tenth of the time before the
-    first request. Nothing those imports make is garbage worth collecting. A run
-    turns it back on (after gc.freeze, so that it never scans them again) once its
-    imports are done (`app.run`); a timer turns it back on for any other command.
+    Importing openai and pydantic makes a million objects, and the collector scans
+    them again and again as they come: 0.07-0.1 s of CPU before the first request.
+    Nothing those imports make is garbage worth collecting. A run turns it back on
+    (after gc.freeze, so that it never scans them again) once its imports are done
+    (`app.run`); a timer turns it back on for any other command.
     """
     gc.disable()
     timer = threading.Timer(GC_BACK_AFTER, gc.enable)
@@ -55,27 +76,11 @@ def _collect_later() -> None:
 
 
 def _exit(code: object) -> None:
-    """End the process at once, without taking the interpreter apart.
-
-    Freeing every object of every module one by one (openai's and pydantic's
-    thousands of classes) takes 0.1-0.15 s, all of it after the answer was printed.
-    Nothing is lost by skipping it: a command returns only once its work is done
-    (the history writer joined, the SDK client and the embedded server closed); its
-    output is flushed here and exit handlers still run. Anything unusual (output that
-    cannot be flushed, a thread that would still be waited for, an exit message)
-    takes Python's ordinary way out instead.
-    """
+    """Exit the ordinary way with `code`; an integer one ends the process at the last
+    exit handler (`_end_now`), any other (an exit message) is Python's to handle."""
+    global _exit_code
     if code is None:
         code = 0
-    if not isinstance(code, int) or isinstance(code, bool):
-        raise SystemExit(code)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        raise SystemExit(code) from None
-    main_thread = threading.main_thread()
-    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
-        raise SystemExit(code)
-    atexit._run_exitfuncs()
-    os._exit(code & 0xFF)
+    if isinstance(code, int) and not isinstance(code, bool):
+        _exit_code = code & 0xFF
+    raise SystemExit(code)

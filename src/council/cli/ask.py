@@ -10,6 +10,7 @@ from council.app.flags import AskFlags
 from council.cli.base import app, handles_errors
 from council.cli.command import AskCommand
 from council.cli.options import HISTORY_PANEL, ask_options, resume_options
+from council.cli.usage import at_least
 from council.config.defaults import DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.errors import UsageError
 
@@ -92,8 +93,8 @@ def deliberate_command(
         int | None,
         typer.Option(
             "--max-wasted-tokens",
-            help="Speculate only while a round could waste no more tokens than this.",
-            min=0,
+            help="Speculate only while a round could waste no more tokens than this (at least 0).",
+            callback=at_least(0),
             show_default=False,
             rich_help_panel=DELIBERATION_PANEL,
         ),

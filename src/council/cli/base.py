@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from council import __version__
-from council.cli.usage import CouncilGroup, print_error
+from council.cli.usage import CouncilTyper, print_error
 from council.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CouncilError
 from council.render.safe_text import strip_controls
 
@@ -30,32 +30,31 @@ __all__ = [
     "say",
 ]
 
-app = typer.Typer(
+app = CouncilTyper(
     name="council",
-    cls=CouncilGroup,
     help=(
         "Ask several LLM personas at once through any OpenAI-compatible endpoint.\n\n"
         'Example:  council oracle -p judge,critic,skeptic "Should we rewrite billing in Rust?"'
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (cli/complete.py)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-personas_app = typer.Typer(no_args_is_help=True, help="List and inspect personas.")
-presets_app = typer.Typer(
+personas_app = CouncilTyper(no_args_is_help=True, help="List and inspect personas.")
+presets_app = CouncilTyper(
     no_args_is_help=True, help="List, inspect and validate presets (shared council setups)."
 )
-config_app = typer.Typer(
+config_app = CouncilTyper(
     no_args_is_help=True, help="Where your config is, and what it resolves to."
 )
-endpoints_app = typer.Typer(
+endpoints_app = CouncilTyper(
     no_args_is_help=True, help="The endpoint profiles in your config, and checking one works."
 )
 app.add_typer(personas_app, name="personas")
 app.add_typer(presets_app, name="presets")
 app.add_typer(config_app, name="config")
-history_app = typer.Typer(
+history_app = CouncilTyper(
     help="Recent runs (bare 'council history' lists them), and tidying the history."
 )
 app.add_typer(endpoints_app, name="endpoints")

@@ -15,6 +15,7 @@ from council.app.flags import AskFlags
 from council.cli.base import app, handles_errors
 from council.cli.command import AskCommand
 from council.cli.options import batch_options
+from council.cli.usage import at_least
 from council.config.defaults import DEFAULT_OUTAGE_LIMIT
 from council.errors import UsageError
 
@@ -84,8 +85,9 @@ def batch_command(
         typer.Option(
             "--outage-limit",
             metavar="SECONDS",
-            help="While the endpoint cannot be reached, items wait this long before they fail.",
-            min=0,
+            help="While the endpoint cannot be reached, items wait this long before they fail "
+            "(at least 0).",
+            callback=at_least(0),
             show_default=f"{DEFAULT_OUTAGE_LIMIT:g}",
         ),
     ] = DEFAULT_OUTAGE_LIMIT,
@@ -118,8 +120,9 @@ def batch_command(
         int | None,
         typer.Option(
             "--max-wasted-tokens",
-            help="deliberate mode, --speculative: tokens a speculative round may waste.",
-            min=0,
+            help="deliberate mode, --speculative: tokens a speculative round may waste "
+            "(at least 0).",
+            callback=at_least(0),
             show_default=False,
         ),
     ] = None,

@@ -24,12 +24,11 @@ from council.cli.options import (
     PersonasOption,
     PresetOption,
 )
-from council.cli.usage import CouncilGroup
+from council.cli.usage import CouncilTyper
 
 __all__ = ["batch_tools_app", "collect_command", "prepare_command"]
 
-batch_tools_app = typer.Typer(
-    cls=CouncilGroup,
+batch_tools_app = CouncilTyper(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

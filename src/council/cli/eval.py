@@ -26,6 +26,7 @@ from council.cli.options import (
     SystemOption,
     TimeoutOption,
 )
+from council.cli.usage import at_least
 from council.errors import UsageError
 
 if TYPE_CHECKING:
@@ -104,9 +105,9 @@ def eval_command(
         int | None,
         typer.Option(
             "--limit",
-            help="Evaluate only the first N items.",
+            help="Evaluate only the first N items (at least 1).",
             metavar="N",
-            min=1,
+            callback=at_least(1),
             show_default=False,
             rich_help_panel=EVAL_PANEL,
         ),

@@ -16,6 +16,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from council.app.flags import AskFlags
+from council.cli.command import pairs
+from council.cli.complete import complete_personas, complete_presets, complete_profiles
 from council.config.defaults import (
     DEFAULT_API_KEY_ENV,
     DEFAULT_ARBITER,
@@ -66,6 +68,7 @@ PresetOption = Annotated[
         "--preset",
         "-P",
         help="Use a preset's personas, model, endpoint and limits (flags win).",
+        autocompletion=complete_presets,
         metavar="NAME",
         show_default=False,
     ),
@@ -76,6 +79,7 @@ PersonasOption = Annotated[
         "--personas",
         "-p",
         help="Comma-separated persona names.",
+        autocompletion=complete_personas,
         metavar="NAMES",
         show_default=",".join(DEFAULT_PERSONAS),
     ),
@@ -85,6 +89,7 @@ ArbiterOption = Annotated[
     typer.Option(
         "--arbiter",
         help="Who writes the synthesis and verdicts.",
+        autocompletion=complete_personas,
         metavar="NAME",
         show_default=DEFAULT_ARBITER,
     ),
@@ -105,6 +110,7 @@ EndpointOption = Annotated[
         "--endpoint",
         "-e",
         help="An endpoint profile from your config ('council endpoints list').",
+        autocompletion=complete_profiles,
         metavar="PROFILE",
         show_default=False,
         rich_help_panel=ENDPOINT_PANEL,
@@ -248,14 +254,17 @@ SystemOption = Annotated[
         show_default=False,
     ),
 ]
-# Typer takes no KEY VALUE pairs: AskCommand (cli/command.py) makes this option take two.
+# Typer takes no KEY VALUE pairs: AskCommand (cli/command.py) reads each as one value,
+# and `pairs` hands them over as (key, value).
 ModelOptionOption = Annotated[
     list[str] | None,
     typer.Option(
         "--option",
         "-o",
         help="A model option for every call, e.g. -o temperature 0.2 (repeatable).",
+        metavar="KEY VALUE",
         show_default=False,
+        callback=pairs,
     ),
 ]
 VOTE_PANEL = "Voting and ranking"

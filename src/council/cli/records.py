@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from council.cli.base import app, handles_errors, history_app, say
+from council.cli.usage import at_least
 from council.errors import UsageError
 from council.render.safe_text import strip_controls
 
@@ -68,7 +69,10 @@ def _short(text: str | None, width: int) -> str:
 @handles_errors
 def history_list(
     context: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Most runs to list.", min=1)] = 20,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", "-n", help="Most runs to list (at least 1).", callback=at_least(1)),
+    ] = 20,
     preset: Annotated[
         str | None, typer.Option("--preset", help="Only runs of this preset.", show_default=False)
     ] = None,
