@@ -65,6 +65,7 @@ __all__ = [
     "plan_deliberation",
     "plan_oracle",
     "resolve_council",
+    "serving_council",
     "serving_plan",
     "setting_flags_given",
     "with_defaults",
@@ -100,6 +101,13 @@ class ResolvedCouncil:
             return None
         store_text = not no_store_text and self.user.values.get("store_text") is not False
         return RecordOptions(store_text=store_text, preset=self.preset)
+
+    def on(
+        self, endpoint: EndpointSettings, endpoints: dict[str, EndpointSettings]
+    ) -> ResolvedCouncil:
+        """The same council on these endpoints (the run's, and its personas' profiles')."""
+        settings = dataclasses.replace(self.settings, endpoint=endpoint)
+        return dataclasses.replace(self, settings=settings, endpoints=dict(endpoints))
 
     def member(self, name: str) -> Persona:
         """A persona of the catalog by name, with the run's temperature and max_tokens."""
@@ -359,11 +367,13 @@ def deliberation_plan(
     *,
     max_wasted_tokens: int | None,
     question_text: str | None = None,
+    speculative: bool | None = None,
     **voting: Any,
 ) -> DeliberationPlan:
-    """The deliberation plan for `query` with the resolved council, rounds and speculation."""
+    """The deliberation plan for `query` with the resolved council, rounds and speculation
+    (`speculative`: instead of the council's setting)."""
     settings = request.settings
-    is_speculative = bool(settings.get("speculative"))
+    is_speculative = bool(settings.get("speculative") if speculative is None else speculative)
     if max_wasted_tokens is not None and not is_speculative:
         raise UsageError(
             "--max-wasted-tokens only applies with --speculative", "add --speculative or drop it"
@@ -395,6 +405,17 @@ def serving_plan(plan: Any) -> Iterator[Any]:
         endpoint = stack.enter_context(serving(plan.endpoint))
         extra = {name: stack.enter_context(serving(e)) for name, e in plan.endpoints.items()}
         yield replace(plan, endpoint=endpoint, endpoints=extra)
+
+
+@contextlib.contextmanager
+def serving_council(council: ResolvedCouncil) -> Iterator[ResolvedCouncil]:
+    """The council on its endpoints as served (the embedded model started where one runs)."""
+    from council.endpoint.local import serving
+
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(serving(council.settings.endpoint))
+        extra = {name: stack.enter_context(serving(e)) for name, e in council.endpoints.items()}
+        yield council.on(endpoint, extra)
 
 
 # The member a model answers as when a council of models (-m a -m b) names no personas.

@@ -371,25 +371,16 @@ def _run(
     record: Any,
 ) -> int:
     """Run the batch; the exit code. Every finished line is kept whatever stops it."""
-    from council.app.limits import save_learned, seed_learned
-    from council.app.run import (
-        plan_endpoints,
-        run_until_stopped,
-        start_recording,
-        stderr_console,
-        stop_recording,
-    )
+    from council.app.run import run_until_stopped, say, stderr_console
+    from council.app.run_context import RunContext, plan_endpoints
     from council.engine.batch import BatchRun
-    from council.engine.events import EventBus
 
     err = stderr_console()
-    endpoints = plan_endpoints(template)
-    seed_learned(endpoints)
+    plan_dict = {**template.to_dict(), "command": "batch", "batch": _described(options)}
+    context = RunContext(plan_endpoints(template), record=record, command="batch", plan=plan_dict)
+    bus = context.bus
     out = OutputFile(Path(options.out or "-"), ordered=options.ordered, source=options.source)
     progress = BatchProgress()
-    bus = EventBus()
-    plan_dict = {**template.to_dict(), "command": "batch", "batch": _described(options)}
-    recorder = start_recording(record, "batch", plan_dict, bus)
     view = BatchProgressView(err.console, progress, enabled=not flags.quiet)
     lines = _Lines(out, view)
     run = BatchRun(
@@ -421,15 +412,13 @@ def _run(
         with contextlib.suppress(OSError):
             out.close()
         summary = {**progress.to_dict(), "exit_code": run.exit_code, "out": options.out}
-        if recorder is not None:
-            recorder.finish(
-                answer=None,
-                document={**summary, "errors": lines.errors},
-                markdown=_summary_line(run, options),
-            )
-        stop_recording(recorder, err)
-        if record is not None:
-            save_learned(endpoints)
+        context.finish(
+            answer=None,
+            document={**summary, "errors": lines.errors},
+            markdown=_summary_line(run, options),
+        )
+        for line in context.close():
+            say(err, line)
     _say(_summary_line(run, options))
     if flags.json_output:
         sys.stdout.write(dumps(summary) + "\n")
@@ -453,7 +442,7 @@ def _described(options: BatchOptions) -> dict[str, Any]:
 
 def _summary_line(run: BatchRun, options: BatchOptions) -> str:
     """The batch in one line on stderr: skipped, done, failed, and what stopped it."""
-    from council.app.run import STOPPED_BY
+    from council.app.run_context import STOPPED_BY
 
     p = run.progress
     counts = f"{p.done:,} done, {p.failed:,} failed, {p.skipped:,} skipped"

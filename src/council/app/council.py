@@ -434,7 +434,7 @@ class Council:
     async def _run(
         self, plan: OraclePlan | DeliberationPlan, bus: EventBus | None
     ) -> CouncilResult:
-        from council.app.run_plan import run_plan
+        from council.app.run_context import run_plan
 
         council = self._council
         record = council.record_options(

@@ -26,16 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from council.app.ask import AskRequest, _resolve, with_defaults
+from council.app.ask import ResolvedCouncil, resolve_council, serving_council
 from council.app.batch_input import BadLine, read_items
 from council.app.batch_output import OutputFile
 from council.app.eval_setup import (
@@ -69,6 +68,9 @@ from council.engine.scoring import (
     summarize,
 )
 from council.errors import EXIT_INTERRUPTED, CouncilError, EndpointError, UsageError
+
+if TYPE_CHECKING:
+    from council.app.run_context import RunContext
 
 __all__ = ["EvalOptions", "EvalReport", "run_eval"]
 
@@ -180,8 +182,10 @@ class _Runner:
         write: Callable[[dict[str, Any]], None],
         cap: int,
         record: LineRecord,
+        context: RunContext,
     ) -> None:
         self.plans, self.judge, self.tolerance, self.write = plans, judge, tolerance, write
+        self.context = context
         self.cap = cap
         self.record = record
         self.failures: list[Any] = []
@@ -190,21 +194,7 @@ class _Runner:
         self.stopped: int | None = None  # the exit code of a signal that stopped the run
 
     async def run(self, pairs: list[Work], progress: Callable[[int], None]) -> None:
-        """Every pair, under the cap. SIGTERM and SIGHUP stop it as Ctrl-C does (`stopped`)."""
-        from council.app.run import stop_signals_call
-
-        task = asyncio.current_task()
-        assert task is not None
-
-        def stop(code: int) -> None:
-            if self.stopped is None:
-                self.stopped = code
-                task.cancel()
-
-        with stop_signals_call(asyncio.get_running_loop(), stop):
-            await self._all(pairs, progress)
-
-    async def _all(self, pairs: list[Work], progress: Callable[[int], None]) -> None:
+        """Every pair, under the cap."""
         slots = asyncio.Semaphore(self.cap)
 
         async def one(item: EvalItem, strategy: str, stored: dict[str, Any] | None) -> None:
@@ -222,12 +212,12 @@ class _Runner:
                 group.create_task(one(item, strategy, stored))
 
     async def _run(self, plan: OraclePlan | DeliberationPlan) -> tuple[Any, Usage]:
-        from council.app.run import run_quietly
+        """One plan in the eval's context, on a bus of its own: its result and usage."""
+        from council.app.run_context import PlanRun
         from council.engine.events import EventBus
 
-        meter, bus = Usage(), EventBus()
-        bus.subscribe(meter.handle)
-        return await run_quietly(plan, bus), meter
+        run = PlanRun(plan, self.context, bus=EventBus())
+        return await run.execute(), run.usage
 
     async def _pair(self, item: EvalItem, strategy: str) -> dict[str, Any]:
         started = time.monotonic()
@@ -321,17 +311,6 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-@contextlib.contextmanager
-def _served(request: AskRequest) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """The run's endpoint and its personas' ones, a local server started where one is named."""
-    from council.endpoint.local import serving
-
-    with contextlib.ExitStack() as stack:
-        endpoint = stack.enter_context(serving(request.settings.endpoint))
-        extra = {name: stack.enter_context(serving(e)) for name, e in request.endpoints.items()}
-        yield endpoint, extra
-
-
 def _progress(total: int) -> Callable[[int], None]:
     """A counter on stderr when it is a terminal; nothing otherwise (logs stay clean)."""
     if not sys.stderr.isatty() or total == 0:
@@ -356,13 +335,14 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         raise UsageError("--out needs a file: an eval goes on from it", "give a path")
     tolerance = _tolerance(options.tolerance)
     items, bad = _read(options, options.scorer)
-    flags = dataclasses.replace(flags, query="(each item's question)", no_stdin=True)
-    request = _resolve(flags, flags.setting_values(rounds=options.rounds), command="eval")
+    request = resolve_council(flags, flags.setting_values(rounds=options.rounds))
+    for note in request.notes:
+        sys.stderr.write(note + "\n")
     strategies, alone = choose_strategies(options.strategies, request, flags.system)
     judge = None
     if any(item.scorer == "judge" for item in items):
         judge_name = options.judge_persona or request.arbiter.name
-        judge = with_defaults(request.catalog.get(judge_name), request.settings)
+        judge = request.member(judge_name)
     elif options.judge_persona is not None:
         raise UsageError("--judge-persona only applies with --scorer judge", "add it or drop it")
     record = LineRecord(
@@ -397,7 +377,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
     stopped = runner.stopped if runner is not None else None
     asked = len(plan.work) - len(plan.rescore)
     if stopped is not None:
-        from council.app.run import STOPPED_BY
+        from council.app.run_context import STOPPED_BY
 
         how = "interrupted" if stopped == EXIT_INTERRUPTED else f"stopped by {STOPPED_BY[stopped]}"
         where = f"; they are in {options.out}: the same command goes on" if out else ""
@@ -432,7 +412,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
 
 
 def _run_pairs(
-    request: AskRequest,
+    request: ResolvedCouncil,
     alone: dict[str, Persona],
     judge: Persona | None,
     tolerance: Tolerance,
@@ -440,29 +420,33 @@ def _run_pairs(
     pairs: list[Work],
     record: LineRecord,
 ) -> _Runner:
-    from council.app.limits import save_learned, seed_learned
+    from council.app.run import run_until_stopped
+    from council.app.run_context import RunContext
 
-    with _served(request) as endpoints:
-        plans = StrategyPlans(request, alone, endpoints)
-        cap = max_concurrency_for(endpoints[0], len(pairs))
-        runner = _Runner(plans, judge, tolerance, write, cap, record)
-        watched = [endpoints[0], *endpoints[1].values()]
-        seed_learned(watched)
+    with serving_council(request) as council:
+        plans = StrategyPlans(council, alone)
+        endpoint = council.settings.endpoint
+        cap = max_concurrency_for(endpoint, len(pairs))
+        # No history (an eval is hundreds of runs; --out is its record); what is learned
+        # about the endpoints is kept all the same.
+        context = RunContext([endpoint, *council.endpoints.values()], keep_learned=True)
+        runner = _Runner(plans, judge, tolerance, write, cap, record, context)
+
+        def stop(code: int) -> None:  # SIGTERM and SIGHUP stop it as Ctrl-C does
+            runner.stopped = code
+
         try:
-            asyncio.run(runner.run(pairs, _progress(len(pairs))))
-        except KeyboardInterrupt:
-            runner.stopped = EXIT_INTERRUPTED
-        except asyncio.CancelledError:
-            if runner.stopped is None:
-                raise
+            stopped = run_until_stopped(lambda: runner.run(pairs, _progress(len(pairs))), stop)
         finally:
-            save_learned(watched)
+            context.close()
+        if stopped is not None:
+            runner.stopped = stopped
     return runner
 
 
-def _nothing_answered(failures: list[Any], request: AskRequest) -> Exception:
+def _nothing_answered(failures: list[Any], request: ResolvedCouncil) -> Exception:
     """The error when no strategy answered anything: the endpoint is down, or the key wrong."""
-    from council.app.run import all_failed_error
+    from council.app.run_context import all_failed_error
 
     if not failures:
         return EndpointError("no strategy produced an answer", "check the endpoint and the model")

@@ -1,6 +1,6 @@
 """`council eval`'s strategies: the plan each runs for an item, the answer it gives, its score.
 
-    plans = StrategyPlans(request, alone, (endpoint, endpoints))
+    plans = StrategyPlans(council, alone)   # the council on its served endpoints
     plan = plans.plan("synthesize", item)          # an OraclePlan or a DeliberationPlan
     answer, note = answer_of("synthesize", result, alone)
     predicted, correct = score_answer(item, answer, tolerance)
@@ -13,18 +13,14 @@ their anonymous peer ranking (the answer of the persona ranked first).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from council.app.ask import AskRequest, with_defaults, with_system
+from council.app.ask import ResolvedCouncil, deliberation_plan, oracle_plan, with_system
 from council.app.batch_input import BatchItem
 from council.config.personas import Persona
-from council.engine.plan import (
-    DeliberationPlan,
-    OraclePlan,
-    build_deliberation_plan,
-    build_oracle_plan,
-)
+from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.prompts import eval_judge_prompt, eval_question
 from council.engine.scoring import (
     Tolerance,
@@ -67,7 +63,7 @@ class EvalItem:
 
 
 def choose_strategies(
-    text: str | None, request: AskRequest, system: str | None
+    text: str | None, request: ResolvedCouncil, system: str | None
 ) -> tuple[list[str], dict[str, Persona]]:
     """The strategies in order, and the persona of each persona-alone strategy."""
     if text is None:
@@ -84,9 +80,7 @@ def choose_strategies(
     for name in names:
         if name in COUNCIL_STRATEGIES:
             continue
-        persona = members.get(name) or with_system(
-            with_defaults(request.catalog.get(name), request.settings), system
-        )
+        persona = members.get(name) or with_system(request.member(name), system)
         if persona.endpoint and persona.endpoint not in request.endpoints:
             raise UsageError(
                 f"strategy {name} uses endpoint {persona.endpoint}, "
@@ -98,63 +92,41 @@ def choose_strategies(
 
 
 class StrategyPlans:
-    """Each strategy's plan for an item's question (endpoints already served)."""
+    """Each strategy's plan for an item's question, as `oracle` and `deliberate` build
+    theirs (`council`: on its endpoints as served)."""
 
-    def __init__(self, request: AskRequest, alone: dict[str, Persona], endpoints: Any) -> None:
-        self.request = request
+    def __init__(self, council: ResolvedCouncil, alone: dict[str, Persona]) -> None:
+        self.council = council
         self.alone = alone
-        self.endpoint, self.endpoints = endpoints
 
-    def _oracle(self, question: str, personas: list[Persona], **extra: Any) -> OraclePlan:
-        return build_oracle_plan(
-            query=question,
-            personas=personas,
-            endpoint=self.endpoint,
-            endpoints=self.endpoints,
-            options=self.request.options,
-            **extra,
-        )
+    def _alone(self, persona: Persona) -> ResolvedCouncil:
+        return dataclasses.replace(self.council, personas=[persona])
 
     def plan(self, strategy: str, item: EvalItem) -> OraclePlan | DeliberationPlan:
-        request, question = self.request, item.question
+        council, question = self.council, item.question
         if strategy in self.alone:
-            return self._oracle(question, [self.alone[strategy]])
+            return oracle_plan(self._alone(self.alone[strategy]), question, synthesize=False)
         if strategy == "synthesize":
-            return self._oracle(
-                question,
-                request.personas,
-                arbiter=request.arbiter,
-                arbiter_fallback=request.arbiter_fallback,
-            )
+            return oracle_plan(council, question, synthesize=True)
         if strategy in _VOTING:
             # vote: the options' letters are the ballot's choices; rank: a seeded review.
             letters = tuple(chr(ord("A") + i) for i in range(len(item.choices or [])))
             if strategy == "vote":
-                return self._oracle(question, request.personas, vote=True, choices=letters)
-            seed = request.options.get("seed")
-            return self._oracle(
+                return oracle_plan(council, question, synthesize=False, vote=True, choices=letters)
+            seed = council.options.get("seed")
+            return oracle_plan(
+                council,
                 question,
-                request.personas,
+                synthesize=False,
                 rank=True,
                 rank_seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else 0,
             )
-        settings = request.settings
-        return build_deliberation_plan(
-            query=question,
-            personas=request.personas,
-            arbiter=request.arbiter,
-            arbiter_fallback=request.arbiter_fallback,
-            endpoints=self.endpoints,
-            endpoint=self.endpoint,
-            rounds=int(settings.get("rounds")),
-            threshold=float(settings.get("threshold")),
-            speculative=False,
-            options=request.options,
-        )
+        # Never speculative: an eval compares answers, and speculation changes only time.
+        return deliberation_plan(council, question, max_wasted_tokens=None, speculative=False)
 
     def judge(self, judge: Persona, item: EvalItem, answer: str) -> OraclePlan:
         prompt = eval_judge_prompt(item.item.query, item.expected, answer)
-        return self._oracle(prompt, [judge])
+        return oracle_plan(self._alone(judge), prompt, synthesize=False)
 
 
 def answer_of(strategy: str, result: Any, alone: dict[str, Persona]) -> tuple[str | None, str]:
