@@ -287,34 +287,36 @@ def _error_dict(outcome: CallOutcome) -> dict[str, Any]:
     }
 
 
+# The fields of the council's answer an item line keeps, by mode (`answer_record`'s).
+_LINE_ANSWER = {
+    "oracle": ("text", "persona"),
+    "deliberate": ("text", "round", "converged", "confidence", "dissent"),
+}
+
+
 def _item_line(item: BatchItem, outcome: ItemOutcome) -> dict[str, Any]:
     """The item's line: every answer, the council's one answer, every error, the metrics."""
     result, plan = outcome.result, outcome.job.plan
     answers: list[CallOutcome] = []
     errors: list[CallOutcome] = []
     answer: dict[str, Any] | None = None
+    if isinstance(result, OracleResult | DeliberationResult):
+        record = result.answer_record
+        if record["text"] is not None:  # a synthesis, or a verdict: the council answered
+            keys = _LINE_ANSWER[
+                "deliberate" if isinstance(result, DeliberationResult) else "oracle"
+            ]
+            answer = {key: record[key] for key in keys}
     if isinstance(result, OracleResult):
         answers, errors = result.answers, result.failures
         synthesis = result.synthesis
-        if synthesis is not None and synthesis.answered:
-            answer = {"text": synthesis.text, "persona": synthesis.persona}
-        elif synthesis is not None:
+        if synthesis is not None and not synthesis.answered:
             errors = [*errors, synthesis]
     elif isinstance(result, DeliberationResult):
         final = result.final_round
         answers = final.answers if final is not None else []
         errors = result.kept_failures
-        judged = result.verdict_round
-        if judged is not None and judged.verdict is not None:
-            verdict = judged.verdict
-            answer = {
-                "text": verdict.synthesis,
-                "round": judged.number,
-                "converged": verdict.converged,
-                "confidence": verdict.confidence,
-                "dissent": list(verdict.dissent),
-            }
-        if judged is None or result.stop_reason == "arbiter_failed":
+        if result.verdict_round is None or result.stop_reason == "arbiter_failed":
             arbiter = final.arbiter if final is not None else None
             if arbiter is not None and not arbiter.answered:
                 errors = [*errors, arbiter]
