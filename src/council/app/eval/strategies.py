@@ -14,38 +14,28 @@ their anonymous peer ranking (the answer of the persona ranked first).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from council.app.ask import ResolvedCouncil, deliberation_plan, oracle_plan, with_system
-from council.app.batch_input import BatchItem
+from council.app.batch.items import BatchItem
 from council.config.personas import Persona
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.prompts import eval_judge_prompt, eval_question
-from council.engine.scoring import (
-    Tolerance,
-    choice_letter,
-    exact,
-    expected_letter,
-    number_in,
-    number_matches,
-    regex_matches,
-)
+from council.engine.scoring import Tolerance, score
 from council.errors import UsageError
 
 __all__ = [
     "COUNCIL_STRATEGIES",
+    "STRATEGIES",
     "EvalItem",
+    "Strategy",
     "StrategyPlans",
     "answer_of",
     "choose_strategies",
     "score_answer",
 ]
-
-# Strategies that use the run's personas; any other name is a persona alone.
-COUNCIL_STRATEGIES = ("vote", "rank", "synthesize", "deliberate")
-# The strategies answered by the voting engine (OracleResult.vote / .ranking).
-_VOTING = ("vote", "rank")
 
 
 @dataclass(frozen=True)
@@ -99,34 +89,20 @@ class StrategyPlans:
         self.council = council
         self.alone = alone
 
-    def _alone(self, persona: Persona) -> ResolvedCouncil:
-        return dataclasses.replace(self.council, personas=[persona])
-
     def plan(self, strategy: str, item: EvalItem) -> OraclePlan | DeliberationPlan:
-        council, question = self.council, item.question
         if strategy in self.alone:
-            return oracle_plan(self._alone(self.alone[strategy]), question, synthesize=False)
-        if strategy == "synthesize":
-            return oracle_plan(council, question, synthesize=True)
-        if strategy in _VOTING:
-            # vote: the options' letters are the ballot's choices; rank: a seeded review.
-            letters = tuple(chr(ord("A") + i) for i in range(len(item.choices or [])))
-            if strategy == "vote":
-                return oracle_plan(council, question, synthesize=False, vote=True, choices=letters)
-            seed = council.options.get("seed")
             return oracle_plan(
-                council,
-                question,
-                synthesize=False,
-                rank=True,
-                rank_seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else 0,
+                _alone(self.council, self.alone[strategy]), item.question, synthesize=False
             )
-        # Never speculative: an eval compares answers, and speculation changes only time.
-        return deliberation_plan(council, question, max_wasted_tokens=None, speculative=False)
+        return STRATEGIES[strategy].plan(self.council, item)
 
     def judge(self, judge: Persona, item: EvalItem, answer: str) -> OraclePlan:
         prompt = eval_judge_prompt(item.item.query, item.expected, answer)
-        return oracle_plan(self._alone(judge), prompt, synthesize=False)
+        return oracle_plan(_alone(self.council, judge), prompt, synthesize=False)
+
+
+def _alone(council: ResolvedCouncil, persona: Persona) -> ResolvedCouncil:
+    return dataclasses.replace(council, personas=[persona])
 
 
 def answer_of(strategy: str, result: Any, alone: dict[str, Persona]) -> tuple[str | None, str]:
@@ -136,41 +112,86 @@ def answer_of(strategy: str, result: Any, alone: dict[str, Persona]) -> tuple[st
         if outcome is None or not outcome.answered:
             return None, outcome.message if outcome is not None else "did not finish"
         return outcome.text, ""
-    if strategy == "vote":
-        vote = getattr(result, "vote", None)
-        if vote is None:
-            return None, "no vote"
-        winner = getattr(vote, "winner", None)
-        if winner is None:
-            tied = ", ".join(getattr(vote, "winners", ()) or ())
-            return "", f"tie ({tied}): counted wrong" if tied else "no ballots"
-        return str(winner), ""
-    if strategy == "rank":
-        ranking = getattr(result, "ranking", None)
-        order = getattr(ranking, "order", ()) if ranking is not None else ()
-        top = result.outcomes.get(order[0]) if order else None
-        if top is None or not top.answered:
-            return None, "no ranking"
-        return top.text, f"top: {order[0]}"
-    answer = result.answer
-    if answer is None:
-        return None, "no synthesis" if strategy == "synthesize" else "no final answer"
-    return answer, ""
+    return STRATEGIES[strategy].answer(result)
+
+
+# -- the council strategies: a new one is one entry in STRATEGIES -------------------------
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A way for the run's council to answer an item: the plan it runs, and the answer
+    (text, None: none; and a note) it gives from that plan's result."""
+
+    plan: Callable[[ResolvedCouncil, EvalItem], OraclePlan | DeliberationPlan]
+    answer: Callable[[Any], tuple[str | None, str]]
+
+
+def _synthesize(council: ResolvedCouncil, item: EvalItem) -> OraclePlan:
+    return oracle_plan(council, item.question, synthesize=True)
+
+
+def _letters(item: EvalItem) -> tuple[str, ...]:
+    """The item's option letters: a vote's choices."""
+    return tuple(chr(ord("A") + i) for i in range(len(item.choices or [])))
+
+
+def _vote(council: ResolvedCouncil, item: EvalItem) -> OraclePlan:
+    return oracle_plan(council, item.question, synthesize=False, vote=True, choices=_letters(item))
+
+
+def _rank(council: ResolvedCouncil, item: EvalItem) -> OraclePlan:
+    seed = council.options.get("seed")  # a seeded review, the same for every item
+    fixed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+    return oracle_plan(council, item.question, synthesize=False, rank=True, rank_seed=fixed)
+
+
+def _deliberate(council: ResolvedCouncil, item: EvalItem) -> DeliberationPlan:
+    # Never speculative: an eval compares answers, and speculation changes only time.
+    return deliberation_plan(council, item.question, max_wasted_tokens=None, speculative=False)
+
+
+def _final_answer(none: str) -> Callable[[Any], tuple[str | None, str]]:
+    """The council's one answer (`result.answer`); `none` is the note when there is none."""
+
+    def answer(result: Any) -> tuple[str | None, str]:
+        return (None, none) if result.answer is None else (result.answer, "")
+
+    return answer
+
+
+def _vote_answer(result: Any) -> tuple[str | None, str]:
+    """The vote's winner; a tie is an empty answer, counted wrong."""
+    vote = getattr(result, "vote", None)
+    if vote is None:
+        return None, "no vote"
+    winner = getattr(vote, "winner", None)
+    if winner is None:
+        tied = ", ".join(getattr(vote, "winners", ()) or ())
+        return "", f"tie ({tied}): counted wrong" if tied else "no ballots"
+    return str(winner), ""
+
+
+def _rank_answer(result: Any) -> tuple[str | None, str]:
+    """The answer of the persona the peer ranking put first."""
+    ranking = getattr(result, "ranking", None)
+    order = getattr(ranking, "order", ()) if ranking is not None else ()
+    top = result.outcomes.get(order[0]) if order else None
+    if top is None or not top.answered:
+        return None, "no ranking"
+    return top.text, f"top: {order[0]}"
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "vote": Strategy(_vote, _vote_answer),
+    "rank": Strategy(_rank, _rank_answer),
+    "synthesize": Strategy(_synthesize, _final_answer("no synthesis")),
+    "deliberate": Strategy(_deliberate, _final_answer("no final answer")),
+}
+# Strategies that use the run's personas; any other name is a persona alone.
+COUNCIL_STRATEGIES = tuple(STRATEGIES)
 
 
 def score_answer(item: EvalItem, answer: str, tolerance: Tolerance) -> tuple[Any, bool]:
     """(what the scorer read from the answer, whether it is right) for the non-judge scorers."""
-    if item.scorer == "choice":
-        assert item.choices is not None
-        got = choice_letter(answer, item.choices)
-        return got, got is not None and got == expected_letter(item.expected, item.choices)
-    if item.scorer == "regex":
-        return None, regex_matches(answer, item.expected)
-    if item.scorer == "number":
-        return number_in(answer), number_matches(answer, item.expected, tolerance)
-    return _final_line(answer), exact(answer, item.expected)
-
-
-def _final_line(answer: str) -> str:
-    lines = [line.strip() for line in answer.splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
+    return score(item.scorer, answer, item.expected, item.choices, tolerance)

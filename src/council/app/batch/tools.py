@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from council.app.batch_files import collect_outputs, prepare_requests
-from council.app.batch_input import BatchItem, read_items
-from council.app.batch_output import OutputFile
+from council.app.batch.files import collect_outputs, prepare_requests
+from council.app.batch.items import BatchItem, read_items
+from council.app.batch.output import OutputFile
 from council.app.flags import AskFlags
 from council.engine.plan import OraclePlan
 from council.errors import UsageError

@@ -9,12 +9,12 @@ Every item is asked of every strategy: a persona's name (that persona alone, one
 deliberation of the run's personas), `vote` and `rank` (the run's personas voting or
 ranking each other, where this build has them). Items run concurrently, at most
 `--max-concurrency` item × strategy runs at once, and every call goes through the
-endpoint's limiter, shared by all of them. Plans run through `app.run.run_quietly`,
-the engines without views.
+endpoint's limiter, shared by all of them. Each plan runs as a `PlanRun` in the eval's
+one `RunContext` (`app/run_context.py`): the engines without views or history.
 
 With `--out`, every item × strategy result is one line of the file, written as it
-finishes (`app.batch_output.OutputFile`, id `ITEM::STRATEGY`), with what produced it
-(`app.eval_setup`): the same command again skips the pairs this council already
+finishes (`app.batch.output.OutputFile`, id `ITEM::STRATEGY`), with what produced it
+(`app.eval.setup`): the same command again skips the pairs this council already
 answered, asks again the failed ones and those another setup answered (saying how many
 and why), re-scores stored answers whose scoring changed without asking again, and
 reports on this council's lines for its items. Not recorded in the history: the
@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from council.app.ask import ResolvedCouncil, resolve_council, serving_council
-from council.app.batch_input import BadLine, read_items
-from council.app.batch_output import OutputFile
-from council.app.eval_setup import (
+from council.app.batch.items import BadLine, read_items
+from council.app.batch.output import OutputFile
+from council.app.eval.setup import (
     LineRecord,
     Work,
     member_setup,
@@ -48,7 +48,7 @@ from council.app.eval_setup import (
     stored_answer,
     strategy_setups,
 )
-from council.app.eval_strategies import (
+from council.app.eval.strategies import (
     EvalItem,
     StrategyPlans,
     answer_of,

@@ -2,7 +2,7 @@
 
 Wires a batch: flags -> the resolved council (as `oracle`/`deliberate` resolve it) ->
 a plan per item (built as each item is read) -> the fan-out engine (`engine/batch.py`)
--> one line per item in `--out` (`app/batch_output.py`), as each item ends.
+-> one line per item in `--out` (`app/batch/output.py`), as each item ends.
 
 Resume is per item: the same command with the same `--out` skips the items whose
 line says ok, and also those whose line says failed unless `--retry-failed` (then
@@ -33,8 +33,8 @@ from council.app.ask import (
     resolve_council,
     serving_plan,
 )
-from council.app.batch_input import BadLine, BatchItem, count_items, read_items
-from council.app.batch_output import OutputFile, item_line
+from council.app.batch.items import BadLine, BatchItem, count_items, read_items
+from council.app.batch.output import OutputFile, item_line
 from council.app.flags import AskFlags
 from council.config.defaults import DEFAULT_OUTAGE_LIMIT
 from council.engine.model import CallOutcome
@@ -466,7 +466,7 @@ def _summary_line(run: BatchRun, options: BatchOptions) -> str:
     return f"council: batch: {counts}{where}{took}{budget}{waited}"
 
 
-# -- the provider's Batch API and the self-hosted batch runner (app/batch_api.py) --------
+# -- the provider's Batch API and the self-hosted batch runner (app/batch/api.py) --
 
 
 def _via_batch_api(
@@ -479,7 +479,7 @@ def _via_batch_api(
     """`--via batch-api`: the items go to the provider's Batch API; lines come back the same."""
     import asyncio
 
-    from council.app.batch_api import run_via_batch_api
+    from council.app.batch.api import run_via_batch_api
 
     out = OutputFile(Path(options.out or "-"), ordered=options.ordered, source=options.source)
     try:
