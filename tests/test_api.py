@@ -218,6 +218,13 @@ def test_errors_are_the_error_tree(fake, capfd):
         fake.script(persona, Reply(status=404, error_message="no such model"))
     with pytest.raises(EndpointError, match="all 2 personas failed"):
         _council(fake, retries=0).ask("q")
+
+    async def inside_a_loop() -> None:
+        with pytest.raises(UsageError, match="runs an event loop of its own") as error:
+            _council(fake).ask("q")
+        assert error.value.hint == "await council.aask(...) instead"
+
+    asyncio.run(inside_a_loop())
     assert capfd.readouterr() == ("", "")
 
 

@@ -412,10 +412,12 @@ class Council:
 
     def ask(self, question: str, **arguments: Any) -> CouncilResult:
         """`aask` on an event loop of its own (not from inside a running loop: use `aask`)."""
+        _no_running_loop("ask", "aask")
         return asyncio.run(self.aask(question, **arguments))
 
     def deliberate(self, question: str, **arguments: Any) -> CouncilResult:
         """`adeliberate` on an event loop of its own."""
+        _no_running_loop("deliberate", "adeliberate")
         return asyncio.run(self.adeliberate(question, **arguments))
 
     def stream(self, question: str, *, deliberate: bool = False, **arguments: Any) -> CouncilStream:
@@ -451,6 +453,18 @@ class Council:
             run_id=ran.run_id,
             notes=[*council.notes, *ran.notes],
         )
+
+
+def _no_running_loop(method: str, twin: str) -> None:
+    """The blocking methods run a loop of their own, which cannot be inside another."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise UsageError(
+        f"Council.{method}() runs an event loop of its own, and one is running here",
+        f"await council.{twin}(...) instead",
+    )
 
 
 _ORACLE = ("synthesize", "vote", "rank", "choices", "conversation", "system", "options")
