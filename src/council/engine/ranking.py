@@ -22,8 +22,8 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from council.engine.convergence import _json_objects
 from council.engine.model import RankingResult
+from council.engine.replies import json_objects
 
 if TYPE_CHECKING:
     from council.engine.clients import EndpointClients
@@ -64,7 +64,7 @@ def _letters_in(text: str) -> list[str]:
 
 
 def _from_json(reply: str) -> list[str]:
-    for data in _json_objects(reply):
+    for data in json_objects(reply):
         ranking = next((v for k, v in data.items() if str(k).lower() == "ranking"), None)
         if isinstance(ranking, list):
             return [str(item) for item in ranking]
