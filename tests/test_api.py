@@ -20,7 +20,7 @@ from tests.helpers import history_db_path, history_rows, invoke
 
 # Fields that differ between two runs of the same script: ids, clocks, durations.
 VOLATILE = {"run_id", "wall", "sum_of_calls", "latency", "ttft", "queued", "saved"}
-VOLATILE |= {"sequential_estimate", "started_at", "finished_at", "at", "time"}
+VOLATILE |= {"sequential_estimate", "started_at", "finished_at", "at", "time", "start", "end"}
 
 
 def _steady(value: Any) -> Any:
@@ -103,6 +103,19 @@ def test_to_dict_is_the_cli_json_document_of_the_same_run(fake):
     assert result.exit_code == cli.exit_code == 3
     assert _steady(result.to_dict()) == _steady(document)
     assert result.to_dict()["errors"][0]["persona"] == "critic"
+
+
+def test_a_deliberations_to_dict_is_the_cli_json_document_too(fake):
+    cli = invoke(
+        "deliberate", "--json", "-p", "judge,critic", "--base-url", fake.base_url,
+        "--model", "m", "--rounds", "2", "q",
+    )  # fmt: skip
+    document = json.loads(cli.stdout)
+    fake.reset()
+    result = _council(fake).deliberate("q", rounds=2)
+    assert result.exit_code == cli.exit_code == 0
+    assert _steady(result.to_dict()) == _steady(document)
+    assert result.answer.text == document["answer"]["text"] is not None
 
 
 def test_deliberate_speculative_counts_the_cancelled_work(fake):
