@@ -243,7 +243,9 @@ async def run_plan(
             raise
         document, _ = run.finish()
     finally:
-        notes = context.close()
+        # On a thread: the history's last writes must not hold up the caller's loop (a
+        # server's other runs); shielded, so that they complete even if cancelled again.
+        notes = await asyncio.shield(asyncio.to_thread(context.close))
     result = run.result
     notes += run_notes(result)
     line = subscriber_errors_line(context.bus.errors)
