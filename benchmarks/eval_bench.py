@@ -72,7 +72,7 @@ def _items(path: Path, count: int) -> str:
 
 def _eval_once(base_url: str, data: str, cap: int, out: Path) -> tuple[float, int, Any]:
     """One `council eval` in-process (minus argument parsing); wall seconds, requests sent."""
-    from council.app.eval import EvalOptions, run_eval
+    from council.app.eval.command import EvalOptions, run_eval
     from council.app.flags import AskFlags
 
     before = control(base_url, "/_fake/stats")["requests"]

@@ -59,11 +59,11 @@ def one_process(monkeypatch: pytest.MonkeyPatch) -> EndpointPool:
     """The test's commands share one endpoint pool, as runs in one long-lived process do:
     what the server counted of prompts in one run is known to the next. (A command makes
     a pool of its own, as a new process: only the history carries what was learned.)"""
-    import council.app.run
+    import council.app.run_context
     from council.endpoint.pool import EndpointPool
 
     pool = EndpointPool()
-    monkeypatch.setattr(council.app.run, "EndpointPool", lambda: pool)
+    monkeypatch.setattr(council.app.run_context, "EndpointPool", lambda: pool)
     return pool
 
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from council.app.batch_api import (
+from council.app.batch.api import (
     collect_outputs,
     prepare_requests,
     run_via_batch_api,
     split_custom_id,
 )
-from council.app.batch_input import BatchItem, read_items
-from council.app.batch_output import OutputFile
+from council.app.batch.items import BatchItem, read_items
+from council.app.batch.output import OutputFile
 from council.config.personas import Persona
 from council.engine.plan import build_oracle_plan
 from council.errors import EXIT_PARTIAL, EndpointError, UsageError

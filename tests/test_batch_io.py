@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from council.app.batch_input import BadLine, BatchItem, count_items, read_items
-from council.app.batch_output import OutputFile, item_line
+from council.app.batch.items import BadLine, BatchItem, count_items, read_items
+from council.app.batch.output import OutputFile, item_line
 from council.errors import EXIT_USAGE, UsageError
 
 

@@ -502,7 +502,7 @@ def test_items_run_concurrently_under_the_cap(fake, tmp_path):
 
 
 def test_the_example_set_reads_and_scores_as_shipped():
-    from council.app.batch_input import read_items
+    from council.app.batch.items import read_items
 
     path = Path(__file__).parent.parent / "examples" / "eval-basics.jsonl"
     items = list(read_items(str(path), strict=True))
@@ -529,7 +529,7 @@ def test_eval_help_shows_examples_and_defaults_without_openai():
 def test_vote_and_rank_answers_from_their_results():
     from types import SimpleNamespace
 
-    from council.app.eval_strategies import answer_of
+    from council.app.eval.strategies import answer_of
 
     answered = SimpleNamespace(answered=True, text="Answer: B", message="")
     won = SimpleNamespace(vote=SimpleNamespace(winner="B", winners=("B",)))

@@ -45,10 +45,12 @@ def _remote(endpoints: Iterable[EndpointSettings]) -> dict[str, EndpointSettings
 
 
 def seed_learned(endpoints: Iterable[EndpointSettings], pool: EndpointPool) -> None:
-    """Put what earlier runs learned about these endpoints into the pool's table."""
+    """Put what earlier runs learned about these endpoints into the pool's table (once per
+    endpoint and pool: a pool shared by many runs has learned more since)."""
     from council.store.db import HistoryDB
 
-    wanted = _remote(endpoints)
+    wanted = {url: e for url, e in _remote(endpoints).items() if url not in pool.seeded}
+    pool.seeded.update(wanted)
     path = HistoryDB.default_path()
     if not wanted or not path.exists():
         return

@@ -22,29 +22,26 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
-from council.app.limits import save_learned, seed_learned
+from council.app.run_context import (
+    PlanRun,
+    RunContext,
+    close_recording,
+    command_of,
+    document_of,
+    has_output,
+    plan_endpoints,
+    result_markdown,
+    run_error,
+    run_notes,
+    subscriber_errors_line,
+)
 from council.app.streams import is_gone, stdout_gone
-from council.config.endpoint_settings import EndpointSettings
-from council.endpoint.pool import EndpointPool
 from council.engine.events import EventBus
-from council.engine.model import CallOutcome, StopReason
-from council.engine.oracle import OracleRun
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult
-from council.errors import (
-    EXIT_HANGUP,
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    AuthError,
-    CouncilError,
-    EndpointError,
-    ErrorKind,
-)
+from council.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
 from council.render import OutputMode
-from council.render.costs import budget_lowered_line, budget_stop_line
-from council.render.format import count_of, deliberation_warnings, prompt_cut_warnings
-from council.render.json_out import JsonlWriter, deliberation_document, dumps, oracle_document
-from council.render.markdown import deliberation_markdown, oracle_markdown
+from council.render.json_out import JsonlWriter, dumps
 from council.render.safe_text import strip_controls
 
 if TYPE_CHECKING:
@@ -57,14 +54,12 @@ if TYPE_CHECKING:
 from council.store.recorder import RecordOptions
 
 __all__ = [
-    "STOPPED_BY",
-    "plan_endpoints",
     "run_deliberation",
     "run_oracle",
     "run_quietly",
+    "run_shown",
     "run_until_stopped",
     "say",
-    "start_recording",
     "stderr_console",
     "stop_recording",
     "stop_signals_call",
@@ -77,9 +72,6 @@ STOP_SIGNALS = {
     for name, code in (("SIGTERM", EXIT_TERMINATED), ("SIGHUP", EXIT_HANGUP))
     if hasattr(signal, name)  # no SIGHUP on Windows
 }
-STOPPED_BY = {EXIT_INTERRUPTED: "Ctrl-C", EXIT_TERMINATED: "SIGTERM", EXIT_HANGUP: "SIGHUP"}
-
-
 # What rich reads to decide that a file which is no TTY is a terminal all the same.
 RICH_TERMINAL_ENV = ("FORCE_TERMINAL", "TTY_COMPATIBLE", "FORCE_COLOR", "JUPYTER_COLUMNS")
 # The modules only a human's output needs: rich, and Markdown rendered by it (about 50 ms
@@ -258,98 +250,14 @@ class _Output:
             stdout_gone()
 
 
-def start_recording(
-    options: RecordOptions | None, command: str, plan: dict[str, Any], bus: EventBus
-) -> Recorder | None:
-    """A recorder subscribed to the run's events (None: not recording).
-
-    The history is opened by the recorder's writer thread, so that a busy or broken
-    file delays nothing; if it cannot be used, a warning says so after the run.
-    """
-    if options is None:
-        return None
-    from council.store.db import HistoryDB
-    from council.store.recorder import Recorder
-    from council.store.writer import HistoryWriter
-
-    recorder = Recorder(
-        HistoryWriter(HistoryDB.default_path()),
-        command=command,
-        plan=plan,
-        store_text=options.store_text,
-        preset=options.preset,
-        resumed_from=options.resumed_from,
-    )
-    bus.subscribe(recorder.handle)
-    return recorder
-
-
 def stop_recording(recorder: Recorder | None, err: _Stderr) -> None:
-    if recorder is None:
-        return
-    recorder.close()  # waits for the writer: the history is complete when the command ends
-    if recorder.problem:
-        say(err, f"council: warning: {recorder.problem}")
+    line = close_recording(recorder)
+    if line is not None:
+        say(err, line)
 
 
-def run_oracle(
-    plan: OraclePlan,
-    mode: OutputMode,
-    *,
-    quiet: bool = False,
-    verbose: bool = False,
-    stdout: TextIO | None = None,
-    show_live: bool | None = None,
-    record: RecordOptions | None = None,
-) -> int:
-    """Run the plan, print the result for `mode`, and return the exit code.
-
-    Raises AuthError / EndpointError when no persona answered, after printing
-    whatever a program asked for (`--json` always gets its document).
-    """
-    out = _Output(stdout or sys.stdout)
-    err = stderr_console()
-    bus = EventBus()
-    endpoints = plan_endpoints(plan)
-    pool = EndpointPool()  # the run's own: a command is one process
-    seed_learned(endpoints, pool)
-    run = OracleRun(plan, bus, pool=pool)
-    names = [p.name for p in plan.personas]
-    views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
-    recorder = start_recording(record, "oracle", plan.to_dict(), bus)
-    try:
-        stopped = views.drive(
-            bus,
-            run.execute,
-            _oracle_live_view(names, plan.choices if plan.vote else None),
-            _stopping(run.result),
-        )
-        if stopped is not None:
-            _stopped(run.result, stopped)
-        result = run.result
-        shown = bool(result.answers) or result.interrupted
-        markdown = oracle_markdown(result, quiet=quiet) if shown else ""
-        document = oracle_document(result)
-        out.write(lambda: _print_result(result, mode, quiet, verbose, out.out, markdown, document))
-        if recorder is not None:
-            recorder.finish(
-                answer=result.answer,
-                document=document,
-                markdown=markdown,
-                metrics={"cost_usd": result.cost_usd},
-            )
-    finally:
-        stop_recording(recorder, err)
-        if record is not None:  # --no-history keeps nothing, this included
-            save_learned(endpoints, pool)
-    _report_views(bus, out, err)
-    _report(result, err)
-    _how_to_go_on(result, recorder, err)
-    return result.exit_code
-
-
-def run_deliberation(
-    plan: DeliberationPlan,
+def run_shown(
+    plan: OraclePlan | DeliberationPlan,
     mode: OutputMode,
     *,
     quiet: bool = False,
@@ -359,67 +267,51 @@ def run_deliberation(
     record: RecordOptions | None = None,
     resume: ResumeState | None = None,
 ) -> int:
-    """Run a deliberation, print its answer for `mode`, and return the exit code.
+    """Run the plan under its views, print the result for `mode`, and return the exit code.
 
-    Raises AuthError / EndpointError when no persona answered in the first round.
+    Raises AuthError / EndpointError when no persona answered (in a deliberation's
+    first round), after printing whatever a program asked for (`--json` always gets
+    its document).
     """
     out = _Output(stdout or sys.stdout)
     err = stderr_console()
-    bus = EventBus()
-    endpoints = plan_endpoints(plan)
-    pool = EndpointPool()  # the run's own: a command is one process
-    seed_learned(endpoints, pool)
-    from council.engine.deliberation import DeliberationRun  # an oracle never loads it
-
-    run = DeliberationRun(plan, bus, resume=resume, pool=pool)
+    context = RunContext(
+        plan_endpoints(plan), record=record, command=command_of(plan), plan=plan.to_dict()
+    )
+    run = PlanRun(plan, context, resume=resume)
     views = _Views(mode, out.out, err, quiet=quiet, show_live=show_live)
-    recorder = start_recording(record, "deliberate", plan.to_dict(), bus)
     try:
-        stopped = views.drive(
-            bus,
-            run.execute,
-            _rounds_live_view(plan.rounds),
-            _stopping(run.result),
-        )
+        stopped = views.drive(context.bus, run.execute, _live_view(plan), _stopping(run.result))
         if stopped is not None:
-            _stopped(run.result, stopped)
-            run.result.stop_reason = StopReason.INTERRUPTED
+            run.stopped(stopped)
         result = run.result
-        shown = any(r.answers for r in result.rounds) or result.interrupted
-        markdown = deliberation_markdown(result, quiet=quiet) if shown else ""
-        document = deliberation_document(result)
-        if mode is OutputMode.JSON:
-            out.write(lambda: out.out.write(dumps(document) + "\n"))
-        elif mode is OutputMode.RICH and shown:
-            from rich.console import Console
-
-            from council.render.rich_report import deliberation_renderable
-
-            renderable = deliberation_renderable(result, quiet=quiet, verbose=verbose)
-            out.write(lambda: Console(file=out.out).print(renderable))
-        elif mode is OutputMode.MARKDOWN:
-            out.write(lambda: out.out.write(markdown))
-        if recorder is not None:
-            recorder.finish(
-                answer=result.answer,
-                document=document,
-                markdown=markdown,
-                metrics={
-                    "rounds": len(result.rounds),
-                    "converged": int(result.stop_reason == StopReason.CONVERGED),
-                    "saved": result.sequential_estimate - result.wall if plan.speculative else 0.0,
-                    "wasted_tokens": result.wasted_tokens,
-                    "cost_usd": result.cost_usd,
-                },
-            )
+        document, markdown = document_of(result), result_markdown(result, quiet=quiet)
+        out.write(lambda: _print_result(result, mode, quiet, verbose, out.out, markdown, document))
+        run.finish(quiet=quiet)
     finally:
-        stop_recording(recorder, err)
-        if record is not None:  # --no-history keeps nothing, this included
-            save_learned(endpoints, pool)
-    _report_views(bus, out, err)
-    _report_deliberation(result, err)
-    _how_to_go_on(result, recorder, err)
+        for line in context.close():
+            say(err, line)
+    _report_views(context.bus, out, err)
+    _report(result, err)
+    _how_to_go_on(result, context, err)
     return result.exit_code
+
+
+def run_oracle(plan: OraclePlan, mode: OutputMode, **options: Any) -> int:
+    """`run_shown` for an oracle's plan."""
+    return run_shown(plan, mode, **options)
+
+
+def run_deliberation(plan: DeliberationPlan, mode: OutputMode, **options: Any) -> int:
+    """`run_shown` for a deliberation's plan (`resume`: a recorded run's state)."""
+    return run_shown(plan, mode, **options)
+
+
+def _live_view(plan: OraclePlan | DeliberationPlan) -> Callable[[Console], Any]:
+    if isinstance(plan, DeliberationPlan):
+        return _rounds_live_view(plan.rounds)
+    names = [p.name for p in plan.personas]
+    return _oracle_live_view(names, plan.choices if plan.vote else None)
 
 
 def _oracle_live_view(
@@ -459,35 +351,17 @@ def _load_output_modules(mode: OutputMode) -> None:
 
 
 async def run_quietly(
-    plan: OraclePlan | DeliberationPlan,
-    bus: EventBus | None = None,
-    *,
-    pool: EndpointPool | None = None,
+    plan: OraclePlan | DeliberationPlan, bus: EventBus | None = None
 ) -> OracleResult | DeliberationResult:
-    """Run a plan with no view, no output and no history; its result, for programs (`council eval`).
+    """Run a plan with no view, no output and no history; its result, for programs.
 
     It runs on the caller's event loop, so that many plans can go at once under the
-    endpoint's limiter (one per endpoint in `pool`, which the caller shares between
-    them; None: a pool of the run's own). The caller wraps them
-    all: `seed_learned`/`save_learned` on `plan_endpoints` and the pool, `serving` for a local
-    endpoint, and its own subscribers on `bus` (calls, tokens). Nothing is raised for
-    failed calls: they are in the result, as for the printing runs.
+    endpoint's limiter (shared by every call in the process). The caller wraps them
+    all: learned limits (a `RunContext`), `serving` for a local endpoint, and its own
+    subscribers on `bus`. Nothing is raised for failed calls: they are in the result,
+    as for the printing runs.
     """
-    from council.engine.deliberation import DeliberationRun  # an oracle never loads it
-
-    events = bus or EventBus()
-    run: OracleRun | DeliberationRun
-    if isinstance(plan, DeliberationPlan):
-        run = DeliberationRun(plan, events, pool=pool)
-    else:
-        run = OracleRun(plan, events, pool=pool)
-    await run.execute()
-    return run.result
-
-
-def plan_endpoints(plan: OraclePlan | DeliberationPlan) -> list[EndpointSettings]:
-    """Every endpoint the plan calls, whose learned limits are loaded and kept."""
-    return [plan.endpoint, *plan.endpoints.values()]
+    return await PlanRun(plan, RunContext(()), bus=bus).execute()
 
 
 def _stopping(result: OracleResult | DeliberationResult) -> Callable[[int], None]:
@@ -499,11 +373,6 @@ def _stopping(result: OracleResult | DeliberationResult) -> Callable[[int], None
     return stopping
 
 
-def _stopped(result: OracleResult | DeliberationResult, code: int) -> None:
-    result.interrupted = True
-    result.interrupted_exit = code
-
-
 def _report_views(bus: EventBus, out: _Output, err: _Stderr) -> None:
     """One line for what failed in a view or the recorder; quiet about a reader gone away.
 
@@ -513,18 +382,13 @@ def _report_views(bus: EventBus, out: _Output, err: _Stderr) -> None:
     errors = [e for e in bus.errors if not is_gone(e)]
     if len(errors) < len(bus.errors):
         out.closed()  # --jsonl's reader went away: the run went on, and is recorded
-    if errors:
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        say(
-            err,
-            f"council: warning: showing or recording the run failed: "
-            f"{type(first).__name__}: {first}{more}; the answers are unaffected",
-        )
+    line = subscriber_errors_line(errors)
+    if line is not None:
+        say(err, line)
 
 
 def _print_result(
-    result: OracleResult,
+    result: OracleResult | DeliberationResult,
     mode: OutputMode,
     quiet: bool,
     verbose: bool,
@@ -536,93 +400,38 @@ def _print_result(
         out.write(dumps(document) + "\n")
     elif mode is OutputMode.JSONL:
         return  # the events already went out as they happened
-    elif not result.answers and not result.interrupted:
+    elif not has_output(result):
         return  # nothing to show; the error line on stderr says why
     elif mode is OutputMode.RICH:
         from rich.console import Console
 
-        from council.render.rich_report import oracle_renderable
+        from council.render.rich_report import deliberation_renderable, oracle_renderable
 
-        Console(file=out).print(oracle_renderable(result, quiet=quiet, verbose=verbose))
+        if isinstance(result, DeliberationResult):
+            renderable = deliberation_renderable(result, quiet=quiet, verbose=verbose)
+        else:
+            renderable = oracle_renderable(result, quiet=quiet, verbose=verbose)
+        Console(file=out).print(renderable)
     else:
         out.write(markdown)
 
 
-def _report(result: OracleResult, err: _Stderr) -> None:
+def _report(result: OracleResult | DeliberationResult, err: _Stderr) -> None:
     """One line on stderr for anything short of full success; raise when nothing answered."""
-    failures = [f for f in result.failures if f.error_kind != ErrorKind.NOT_AFFORDABLE]
-    total = len(result.plan.personas)
-    if result.interrupted:
-        how = _stopped_how(result.interrupted_exit)
-        say(err, f"council: {how}; {count_of(len(result.answers), total, 'answer')} had finished")
-        return
-    _say_lowered(result, err)
-    stopped = budget_stop_line(result)
-    if stopped is not None:
-        say(err, f"council: {stopped}")
-    if not result.answers and stopped is None:
-        raise _all_failed_error(failures, result.plan.endpoint, total)
-    if failures:
-        names = ", ".join(f"{f.persona} ({f.error_kind})" for f in failures)
-        say(
-            err,
-            f"council: {count_of(len(failures), total, 'persona')} failed: {names}; "
-            "the other answers are shown",
-        )
-    synthesis = result.synthesis
-    if (
-        synthesis is not None
-        and not synthesis.answered
-        and synthesis.error_kind != ErrorKind.NOT_AFFORDABLE
-    ):
-        say(
-            err,
-            f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
-            "the answers are shown",
-        )
-    for line in prompt_cut_warnings([(o.persona, o) for o in result.calls]):
-        say(err, f"council: {line}")
-    reviews = result.review_failures
-    if reviews:
-        names = ", ".join(f"{f.persona} ({f.error_kind})" for f in reviews)
-        say(err, f"council: ranking failed for {names}; the ranking counts the other reviews")
-    if result.vote is not None and not result.vote.winners:
-        say(err, "council: no ballot could be read; the vote has no answer (see the ballots)")
-
-
-def _say_lowered(result: OracleResult | DeliberationResult, err: _Stderr) -> None:
-    """A budget that cut calls' answer room short says so: their answers may be cut too."""
-    lowered = budget_lowered_line(result)
-    if lowered is not None:
-        say(err, f"council: {lowered}")
-
-
-def _report_deliberation(result: DeliberationResult, err: _Stderr) -> None:
-    """Lines on stderr for what went wrong or was left out; raise when nobody ever answered."""
-    if result.interrupted and result.interrupted_exit != EXIT_INTERRUPTED:
-        say(err, f"council: {_stopped_how(result.interrupted_exit)}")
-    for line in deliberation_warnings(result):
-        say(err, f"council: {line}")
-    _say_lowered(result, err)
-    stopped = budget_stop_line(result)
-    if stopped is not None:
-        say(err, f"council: {stopped}")
-    if result.interrupted or stopped is not None:
-        return
-    if not any(r.answers for r in result.rounds):
-        count = len(result.plan.personas)
-        raise _all_failed_error(result.kept_failures, result.plan.endpoint, count)
+    for line in run_notes(result):
+        say(err, line)
+    error = run_error(result)
+    if error is not None:
+        raise error
 
 
 def _how_to_go_on(
-    result: OracleResult | DeliberationResult, recorder: Recorder | None, err: Console
+    result: OracleResult | DeliberationResult, context: RunContext, err: _Stderr
 ) -> None:
     """After a stopped run that is in the history: its id, and the exact command to go on."""
-    if not result.interrupted or recorder is None or recorder.run_id is None:
+    run_id = context.run_id  # None: not (wholly) recorded, there is nothing to go on from
+    if not result.interrupted or run_id is None:
         return
-    if recorder.problem:  # not (wholly) recorded: there is nothing to go on from
-        return
-    run_id = recorder.run_id
     if isinstance(result, DeliberationResult):
         say(
             err,
@@ -631,68 +440,3 @@ def _how_to_go_on(
         )
     else:  # an oracle run cannot be resumed: what finished is there to see
         say(err, f"council: run {run_id} is in the history; see it with: council show {run_id}")
-
-
-def _stopped_how(code: int) -> str:
-    if code == EXIT_INTERRUPTED:
-        return "interrupted"
-    return f"stopped by {STOPPED_BY.get(code, f'exit {code}')}"
-
-
-_RETRY_HINT = "retry later, or raise --timeout / --retries"
-# What helps when every call failed the same way (other kinds: wait, or allow more time).
-_HINTS = {
-    ErrorKind.NOT_FOUND: "check --model",
-    ErrorKind.NOT_API: (
-        "check --base-url: a proxy or login page may be answering instead of the API"
-    ),
-    ErrorKind.PROTOCOL: "check that --base-url is an OpenAI-compatible API that streams",
-    # A 4xx is the server's final word on the request: waiting or more time cannot help.
-    ErrorKind.CONTEXT_LENGTH: (
-        "the prompt does not fit the model's context window: attach less --context, "
-        "ask fewer personas, or set context_window: in the endpoint's profile "
-        "(or use a model with a larger window)"
-    ),
-    ErrorKind.TOO_LARGE: (
-        "the server sent more than an answer can be: set -o max_tokens N, or check it"
-    ),
-    ErrorKind.BAD_REQUEST: "the server refused the request as sent; its message above says why",
-    ErrorKind.HTTP_ERROR: "the server refused the request; its message above says why",
-    ErrorKind.REDIRECT: "if you trust the host it names, give its URL as --base-url",
-}
-# Kinds no retry or longer timeout can fix: their hint wins even among other failures.
-_FINAL_KINDS = (
-    ErrorKind.CONTEXT_LENGTH,
-    ErrorKind.BAD_REQUEST,
-    ErrorKind.HTTP_ERROR,
-    ErrorKind.REDIRECT,
-)
-
-
-def _all_failed_error(
-    failures: list[CallOutcome], endpoint: EndpointSettings, count: int
-) -> CouncilError:
-    first = failures[0] if failures else None
-    if first is not None and all(f.error_kind == ErrorKind.AUTH for f in failures):
-        return AuthError(
-            first.message,
-            f"check that ${endpoint.api_key_env} holds a valid key for {endpoint.host} "
-            "(or pass --api-key-env NAME)",
-        )
-    kinds = {f.error_kind for f in failures}
-    if kinds == {ErrorKind.CONNECTION}:
-        return EndpointError(
-            f"cannot reach {endpoint.base_url}",
-            "is the server running? check --base-url or $COUNCIL_BASE_URL",
-        )
-    first_kind = first.error_kind if first is not None else None
-    if len(kinds) == 1 and first is not None:
-        detail = first.message
-    else:
-        detail = ", ".join(f"{f.persona} ({f.error_kind})" for f in failures)
-    hint = _HINTS.get(first_kind or "", _RETRY_HINT) if len(kinds) == 1 else _RETRY_HINT
-    final = [kind for kind in _FINAL_KINDS if kind in kinds]
-    if final and len(kinds) > 1:
-        hint = _HINTS[final[0]]
-    who = "the only persona" if count == 1 else f"all {count} personas"
-    return EndpointError(f"{who} failed: {detail}", hint)

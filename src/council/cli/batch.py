@@ -143,7 +143,7 @@ def batch_command(
       council batch prepare tickets.jsonl -p judge > requests.jsonl
       council batch collect outputs.jsonl --out verdicts.jsonl
     """
-    from council.app.batch import BatchOptions, run_batch
+    from council.app.batch.command import BatchOptions, run_batch
 
     if flags.query is None:
         raise UsageError("council batch needs a FILE", "give its path, or - for stdin")

@@ -88,7 +88,7 @@ def prepare_command(
       council batch prepare tickets.jsonl -p judge,critic > requests.jsonl
       council batch prepare tickets.csv -p judge --template "Review: {body}" -o requests.jsonl
     """
-    from council.app.batch_tools import prepare
+    from council.app.batch.tools import prepare
 
     flags = AskFlags(
         query=file,
@@ -124,6 +124,6 @@ def collect_command(
     Examples:
       council batch collect outputs.jsonl --input tickets.jsonl --out verdicts.jsonl
     """
-    from council.app.batch_tools import collect
+    from council.app.batch.tools import collect
 
     _exit_with(collect(output, items_source=items_input, template=template, out=out))

@@ -30,7 +30,7 @@ from council.cli.usage import at_least
 from council.errors import UsageError
 
 if TYPE_CHECKING:
-    from council.app.eval import EvalReport
+    from council.app.eval.command import EvalReport
 
 __all__ = ["eval_command"]
 
@@ -173,7 +173,7 @@ def eval_command(
       council eval qa.jsonl --out r.jsonl --items      (again: nothing is asked, wrong items listed)
       jq -c 'select(.correct|not) | {item, strategy, predicted, expected}' r.jsonl
     """
-    from council.app.eval import EvalOptions, run_eval
+    from council.app.eval.command import EvalOptions, run_eval
 
     flags = AskFlags(
         query=data,

@@ -25,6 +25,9 @@ class EndpointPool:
 
     def __init__(self) -> None:
         self.learned = LearnedTable()
+        # The endpoints (normalised URLs) already seeded from the history: in a pool shared
+        # by many runs the table is newer than the history, so each is seeded once.
+        self.seeded: set[str] = set()
         self._limiters: dict[tuple[str, str], EndpointLimiter] = {}
 
     def limiter(self, settings: EndpointSettings, ceiling: int) -> EndpointLimiter:

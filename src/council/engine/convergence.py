@@ -10,11 +10,10 @@ never an exception: a bad verdict must not end or crash a council.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 from council.engine.model import Verdict
+from council.engine.replies import as_bool, as_confidence, json_objects
 
 __all__ = ["ends_council", "parse_verdict", "position_change", "position_label"]
 
@@ -26,62 +25,20 @@ def ends_council(verdict: Verdict, threshold: float) -> bool:
     return verdict.problem is None and verdict.converged and verdict.confidence >= threshold
 
 
-def _json_objects(text: str) -> list[Any]:
-    """Every JSON object that starts somewhere in `text`, in order of appearance."""
-    decoder = json.JSONDecoder()
-    found: list[Any] = []
-    index = text.find("{")
-    while index != -1:
-        try:
-            value, end = decoder.raw_decode(text, index)
-        except json.JSONDecodeError:
-            index = text.find("{", index + 1)
-            continue
-        if isinstance(value, dict):
-            found.append(value)
-        index = text.find("{", end)
-    return found
-
-
-def _as_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "no"):
-        return False
-    return None
-
-
-def _as_confidence(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip().rstrip("%")) / (100 if "%" in value else 1)
-        except ValueError:
-            return None
-    if not isinstance(value, int | float):
-        return None
-    if 1 < value <= 100:  # "confidence": 85 means 85 %
-        value = value / 100
-    return min(1.0, max(0.0, float(value)))
-
-
 def _unreadable(raw: str, problem: str) -> Verdict:
     return Verdict(converged=False, confidence=0.0, synthesis=raw.strip(), problem=problem)
 
 
 def parse_verdict(raw: str) -> Verdict:
     """The verdict in an arbiter's reply: the first JSON object with a `converged` key."""
-    candidates = [o for o in _json_objects(raw) if "converged" in o]
+    candidates = [o for o in json_objects(raw) if "converged" in o]
     if not candidates:
         return _unreadable(raw, "the arbiter's reply has no JSON object with a 'converged' key")
     data = candidates[0]
-    converged = _as_bool(data.get("converged"))
+    converged = as_bool(data.get("converged"))
     if converged is None:
         return _unreadable(raw, "'converged' is not true or false")
-    confidence = _as_confidence(data.get("confidence", 0.0))
+    confidence = as_confidence(data.get("confidence", 0.0))
     if confidence is None:
         return _unreadable(raw, "'confidence' is not a number from 0 to 1")
     synthesis = data.get("synthesis")

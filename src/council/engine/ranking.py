@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from council.engine.clients import EndpointClients
-from council.engine.convergence import _json_objects
 from council.engine.model import CallSpec, RankingResult
 from council.engine.plan import OraclePlan
+from council.engine.replies import json_objects
 from council.engine.results import OracleResult
 
 __all__ = [
@@ -71,7 +71,7 @@ def _letters_in(text: str) -> list[str]:
 
 
 def _from_json(reply: str) -> list[str]:
-    for data in _json_objects(reply):
+    for data in json_objects(reply):
         ranking = next((v for k, v in data.items() if str(k).lower() == "ranking"), None)
         if isinstance(ranking, list):
             return [str(item) for item in ranking]

@@ -118,6 +118,15 @@ class OracleResult:
         return Coverage.of(total, len(self.answers), self.failures)
 
     @property
+    def answer_record(self) -> dict[str, Any]:
+        """The council's answer as every output gives it: `text` (None: there is none),
+        who wrote it (`persona`: the synthesis's author), and who it rests on."""
+        synthesis = self.synthesis
+        wrote = synthesis if synthesis is not None and synthesis.answered else None
+        persona = wrote.persona if wrote is not None else None
+        return {"text": self.answer, "persona": persona, **_covered(self.coverage)}
+
+    @property
     def review_failures(self) -> list[CallOutcome]:
         """Ranking calls that did not answer (or whose ranking could not be read)."""
         return [r for r in self.reviews.values() if not r.answered]
@@ -275,6 +284,41 @@ class DeliberationResult:
         return Coverage.of(total, len(judged.answers), judged.failures)
 
     @property
+    def answer_record(self) -> dict[str, Any]:
+        """The council's answer as every output gives it: the unanimous round's choice,
+        else the latest verdict's synthesis, who wrote it and how settled it is (every
+        field None, dissent empty, when no round got a verdict), and who it rests on."""
+        return {**self._answer_source(), **_covered(self.coverage)}
+
+    def _answer_source(self) -> dict[str, Any]:
+        unanimous = self.unanimous_round
+        if unanimous is not None:
+            return {
+                "text": self.answer,
+                "persona": None,
+                "round": unanimous.number,
+                "judged_by": None,
+                "converged": True,
+                "confidence": None,
+                "dissent": [],
+                "unanimous": True,
+            }
+        judged = self.verdict_round
+        verdict = judged.verdict if judged is not None else None
+        if judged is None or verdict is None:
+            return dict.fromkeys(_ANSWER_FIELDS) | {"dissent": []}
+        judge = judged.arbiter.persona if judged.arbiter is not None else None
+        return {
+            "text": verdict.synthesis,
+            "persona": judge,
+            "round": judged.number,
+            "judged_by": judge,  # the same as persona; kept as it was
+            "converged": verdict.converged,
+            "confidence": verdict.confidence,
+            "dissent": list(verdict.dissent),
+        }
+
+    @property
     def sequential_estimate(self) -> float:
         """The time the kept calls would have taken one round, then one verdict, at a time."""
         return sum(r.critical_path for r in self.rounds)
@@ -306,6 +350,16 @@ class DeliberationResult:
     @property
     def status(self) -> str:
         return "interrupted" if self.interrupted else status_of(self.exit_code)
+
+
+def _covered(coverage: Coverage) -> dict[str, Any]:
+    """Who an answer rests on: how many `answered` of the `members`, and who is `missing`
+    ([{"persona", "reason"}], empty when everyone answered)."""
+    return {"answered": coverage.answered, "members": coverage.total, "missing": coverage.to_list()}
+
+
+# A deliberation's answer fields, in the order the --json document has them.
+_ANSWER_FIELDS = ("text", "persona", "round", "judged_by", "converged", "confidence", "dissent")
 
 
 @dataclass

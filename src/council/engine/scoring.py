@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "SCORERS",
+    "SCORER_REGISTRY",
+    "Scorer",
     "StrategySummary",
     "Tolerance",
     "check_expected",
@@ -35,11 +37,11 @@ __all__ = [
     "percentile",
     "read_judgement",
     "regex_matches",
+    "score",
     "summarize",
     "wilson",
 ]
 
-SCORERS = ("exact", "choice", "regex", "number", "judge")
 # The two-sided 95 % normal quantile.
 Z_95 = 1.959963984540054
 
@@ -249,19 +251,90 @@ def check_expected(
         or not all(isinstance(c, str | int | float) for c in choices)
     ):
         return '"choices" is not a list of 2 to 26 options'
-    if scorer == "choice":
-        if choices is None:
-            return 'the choice scorer needs "choices"'
-        if expected_letter(str(expected), [str(c) for c in choices]) is None:
-            return f'"expected" ({expected}) is neither a letter nor one of the choices'
-    if scorer == "regex":
-        try:
-            re.compile(str(expected))
-        except re.error as error:
-            return f'"expected" is not a regular expression: {error}'
-    if scorer == "number" and _to_float(str(expected)) is None:
-        return f'"expected" ({expected}) is not a number'
+    known = SCORER_REGISTRY.get(scorer)
+    if known is None or known.check is None:
+        return None
+    return known.check(str(expected), None if choices is None else [str(c) for c in choices])
+
+
+# -- the scorers: a new one is one entry in SCORER_REGISTRY -----------------------------------
+
+Choices = Sequence[str] | None
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """How answers are scored: what it reads from an answer and whether that is right,
+    and why an item's `expected` (and choices) cannot be scored by it (None: they can).
+
+    `asks_model`: the scorer is a model's judgement (`judge`), which the eval runs; its
+    `score` is only the plain reading used where there is no judgement to ask for.
+    """
+
+    score: Callable[[str, str, Choices, Tolerance], tuple[Any, bool]]
+    check: Callable[[str, Choices], str | None] | None = None
+    asks_model: bool = False
+
+
+def _final_line(answer: str) -> str:
+    lines = [line.strip() for line in answer.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def _score_exact(answer: str, expected: str, choices: Choices, tolerance: Tolerance) -> Any:
+    return _final_line(answer), exact(answer, expected)
+
+
+def _score_choice(answer: str, expected: str, choices: Choices, tolerance: Tolerance) -> Any:
+    assert choices is not None  # checked on reading: the choice scorer needs choices
+    got = choice_letter(answer, choices)
+    return got, got is not None and got == expected_letter(expected, choices)
+
+
+def _check_choice(expected: str, choices: Choices) -> str | None:
+    if choices is None:
+        return 'the choice scorer needs "choices"'
+    if expected_letter(expected, choices) is None:
+        return f'"expected" ({expected}) is neither a letter nor one of the choices'
     return None
+
+
+def _score_regex(answer: str, expected: str, choices: Choices, tolerance: Tolerance) -> Any:
+    return None, regex_matches(answer, expected)
+
+
+def _check_regex(expected: str, choices: Choices) -> str | None:
+    try:
+        re.compile(expected)
+    except re.error as error:
+        return f'"expected" is not a regular expression: {error}'
+    return None
+
+
+def _score_number(answer: str, expected: str, choices: Choices, tolerance: Tolerance) -> Any:
+    return number_in(answer), number_matches(answer, expected, tolerance)
+
+
+def _check_number(expected: str, choices: Choices) -> str | None:
+    return f'"expected" ({expected}) is not a number' if _to_float(expected) is None else None
+
+
+SCORER_REGISTRY: dict[str, Scorer] = {
+    "exact": Scorer(_score_exact),
+    "choice": Scorer(_score_choice, _check_choice),
+    "regex": Scorer(_score_regex, _check_regex),
+    "number": Scorer(_score_number, _check_number),
+    "judge": Scorer(_score_exact, asks_model=True),
+}
+SCORERS = tuple(SCORER_REGISTRY)
+
+
+def score(
+    scorer: str, answer: str, expected: str, choices: Choices, tolerance: Tolerance
+) -> tuple[Any, bool]:
+    """(what `scorer` read from the answer, whether it is right); exact for an unknown one."""
+    known = SCORER_REGISTRY.get(scorer, SCORER_REGISTRY["exact"])
+    return known.score(answer, expected, choices, tolerance)
 
 
 def wilson(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:

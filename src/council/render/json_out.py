@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 from council.engine.events import Event, event_to_dict
 from council.engine.plan import DeliberationPlan, OraclePlan
-from council.engine.results import DeliberationResult, OracleResult, RoundResult
+from council.engine.results import DeliberationResult, OracleResult
 from council.render.safe_text import json_safe
 
 __all__ = ["JsonlWriter", "deliberation_document", "dumps", "event_line", "oracle_document"]
@@ -29,7 +29,6 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
     """
     plan = result.plan
     synthesis = result.synthesis
-    wrote = synthesis if synthesis is not None and synthesis.answered else None
     return {
         "run_id": result.run_id,
         "command": "oracle",
@@ -41,11 +40,7 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
         "personas": [p.name for p in plan.personas],
         "answers": [_placed(a.to_dict(), plan) for a in result.answers],
         "errors": [f.to_dict() for f in result.failures],
-        "answer": {
-            "text": result.answer,
-            "persona": wrote.persona if wrote is not None else None,
-            **_coverage(result),
-        },
+        "answer": result.answer_record,
         "synthesis": synthesis.to_dict() if synthesis is not None else None,  # deprecated
         "metrics": {
             "wall": round(result.wall, 4),
@@ -83,7 +78,6 @@ def _placed_round(kept: dict[str, Any], plan: DeliberationPlan) -> dict[str, Any
 def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
     """The answer, every kept round with its verdict, the timeline and the run's metrics."""
     plan = result.plan
-    judged = result.verdict_round
     return {
         "run_id": result.run_id,
         "command": "deliberate",
@@ -103,7 +97,7 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
             "max_wasted_tokens": plan.max_wasted_tokens,
             "max_concurrency": plan.max_concurrency,
         },
-        "answer": {**(_unanimous_answer(result) or _verdict_answer(judged)), **_coverage(result)},
+        "answer": result.answer_record,
         "rounds": [_placed_round(r.to_dict(), plan) for r in result.rounds],
         "failed_round": result.failed_round.to_dict() if result.failed_round else None,
         "discarded_rounds": result.discarded_rounds,
@@ -121,62 +115,8 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
     }
 
 
-def _unanimous_answer(result: DeliberationResult) -> dict[str, Any] | None:
-    """deliberate --vote: a unanimous round's choice is the answer, with no verdict."""
-    unanimous = result.unanimous_round
-    if unanimous is None:
-        return None
-    return {
-        "text": result.answer,
-        "persona": None,
-        "round": unanimous.number,
-        "judged_by": None,
-        "converged": True,
-        "confidence": None,
-        "dissent": [],
-        "unanimous": True,
-    }
-
-
-def _coverage(result: OracleResult | DeliberationResult) -> dict[str, Any]:
-    """Who the answer rests on: `missing` ([{"persona", "reason"}], empty when everyone
-    answered), and how many `answered` of the `members`."""
-    coverage = result.coverage
-    return {
-        "answered": coverage.answered,
-        "members": coverage.total,
-        "missing": coverage.to_list(),
-    }
-
-
 def _rounded(cost: float | None) -> float | None:
     return None if cost is None else round(cost, 8)
-
-
-def _verdict_answer(judged: RoundResult | None) -> dict[str, Any]:
-    """A deliberation's answer: the verdict's synthesis, who wrote it, and how settled it
-    is; every field null (dissent empty) when no round got a verdict."""
-    verdict = judged.verdict if judged is not None else None
-    if judged is None or verdict is None:
-        return {
-            "text": None,
-            "persona": None,
-            "round": None,
-            "judged_by": None,
-            "converged": None,
-            "confidence": None,
-            "dissent": [],
-        }
-    judge = judged.arbiter.persona if judged.arbiter is not None else None
-    return {
-        "text": verdict.synthesis,
-        "persona": judge,
-        "round": judged.number,
-        "judged_by": judge,  # the same as persona; kept as it was
-        "converged": verdict.converged,
-        "confidence": verdict.confidence,
-        "dissent": list(verdict.dissent),
-    }
 
 
 # The wall clock minus the monotonic one, read once: read afresh for every event, a

@@ -14,39 +14,32 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from council.app.batch_files import collect_outputs, prepare_requests
-from council.app.batch_input import read_items
-from council.app.batch_output import OutputFile
+from council.app.batch.files import collect_outputs, prepare_requests
+from council.app.batch.items import BatchItem, read_items
+from council.app.batch.output import OutputFile
 from council.app.flags import AskFlags
-from council.engine.plan import OraclePlan, build_oracle_plan
+from council.engine.plan import OraclePlan
 from council.errors import UsageError
 
-__all__ = ["collect", "oracle_plan_for_batch", "prepare"]
+__all__ = ["collect", "oracle_plans_for_batch", "prepare"]
 
 
-def oracle_plan_for_batch(flags: AskFlags) -> OraclePlan:
-    """The oracle plan every item is asked with (its query set per item), from the flags.
+def oracle_plans_for_batch(flags: AskFlags) -> Callable[[BatchItem], OraclePlan]:
+    """Each item's oracle plan, from the flags: the council resolved once, as `oracle` does.
 
     `flags.query` is the input file, not a question: it is never read as one.
     """
-    from council.app.ask import _resolve  # the one resolver of oracle's flags
+    from council.app.ask import oracle_plan, resolve_council
 
     # dry_run: resolving needs no API key; nothing is sent from here.
-    request = _resolve(
-        dataclasses.replace(flags, query="(each item's query)", dry_run=True),
-        flags.setting_values(),
-    )
-    return build_oracle_plan(
-        query="",
-        personas=request.personas,
-        endpoint=request.settings.endpoint,
-        attachments=request.attachments,
-        endpoints=request.endpoints,
-    )
+    council = resolve_council(dataclasses.replace(flags, dry_run=True), flags.setting_values())
+    for note in council.notes:
+        sys.stderr.write(note + "\n")
+    return lambda item: oracle_plan(council, item.query, synthesize=False)
 
 
 @contextlib.contextmanager
@@ -84,7 +77,7 @@ def prepare(
     """Write the request lines of `flags.query` (the input file) to `out` or stdout; exit 0."""
     if flags.query is None:
         raise UsageError("no input file given", "council batch prepare FILE (or - for stdin)")
-    plan = oracle_plan_for_batch(flags)
+    plan = oracle_plans_for_batch(flags)
     items = read_items(flags.query, template=template, strict=strict, format=input_format)
     with _text_out(out) as stream:
         written = prepare_requests(items, plan, stream)

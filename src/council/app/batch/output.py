@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from council.app.batch_input import BatchItem
+from council.app.batch.items import BatchItem
 from council.app.file_lock import HeldElsewhere, open_locked
 from council.errors import UsageError
 from council.render.safe_text import json_safe
@@ -58,7 +58,7 @@ DEFAULT_REORDER_LIMIT = 1024
 def item_status(answers: list[dict[str, Any]], errors: list[dict[str, Any]]) -> str:
     """An item's status: "ok" when every persona answered, else "failed".
 
-    The rule of a direct batch (app/batch.py): a failed item keeps what did answer,
+    The rule of a direct batch (app/batch/command.py): a failed item keeps what did answer,
     lists the rest in "errors", and `--retry-failed` asks it again whole.
     """
     return "ok" if answers and not errors else "failed"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from council.app.ask import AskRequest
-from council.app.eval_strategies import COUNCIL_STRATEGIES, EvalItem, score_answer
+from council.app.eval.strategies import COUNCIL_STRATEGIES, EvalItem, score_answer
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
 from council.engine.scoring import Tolerance

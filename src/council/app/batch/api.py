@@ -2,11 +2,11 @@
 
     summary = await run_via_batch_api(items, plan, endpoint, output_file)
 
-The items' request lines (`batch_files.request_lines`: one per persona per item, the
+The items' request lines (`batch.files.request_lines`: one per persona per item, the
 body a direct call sends) are split into batches below the provider's limits (50,000
 requests or 200 MB a file; an item's requests stay in one batch), uploaded, created,
 polled with a progress line on stderr, and their output and error files are mapped
-back by `custom_id` into item lines (`batch_files`). The batch ids go into the history
+back by `custom_id` into item lines (`batch.files`). The batch ids go into the history
 (`store.batch_jobs`) under a key made of the output path, the input and every request
 line: the same command after an interruption polls the batches it created instead of
 paying for them twice, and `--cancel` cancels them (and keeps what they finished).
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from council.app.batch_files import (
+from council.app.batch.files import (
     MAX_MESSAGE,
     IndexedResults,
     PlanSource,
@@ -40,8 +40,8 @@ from council.app.batch_files import (
     request_lines,
     split_custom_id,
 )
-from council.app.batch_input import BatchItem
-from council.app.batch_output import OutputFile
+from council.app.batch.items import BatchItem
+from council.app.batch.output import OutputFile
 from council.config.endpoint_settings import EndpointSettings
 from council.errors import AuthError, EndpointError, ErrorKind, UsageError
 from council.render.safe_text import strip_controls

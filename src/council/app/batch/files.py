@@ -9,7 +9,7 @@ what a direct call sends (`endpoint.body.chat_body`, from the plan's calls, not
 streamed): the format of OpenAI's Batch API and of vLLM's batch runner. Their output
 lines (`{"id", "custom_id", "response": {"status_code", "body"}, "error"}`) are read
 back by `custom_id` (split on its last "::", so an item id may hold "::") into
-council's item lines (`batch_output.item_line`); an answer is validated like a direct
+council's item lines (`batch.output.item_line`); an answer is validated like a direct
 one (`endpoint.stream.StreamReader`). An item is "ok" when every persona
 answered (`item_status`), as in a direct batch.
 
@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, TextIO
 
-from council.app.batch_input import BatchItem, read_items
-from council.app.batch_output import OutputFile, encode_line, item_line, item_status
+from council.app.batch.items import BatchItem, read_items
+from council.app.batch.output import OutputFile, encode_line, item_line, item_status
 from council.endpoint.body import CHAT_COMPLETIONS_URL, chat_body
 from council.endpoint.stream import ShapeError, StreamReader
 from council.engine.plan import OraclePlan, build_oracle_plan

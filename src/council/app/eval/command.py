@@ -9,12 +9,12 @@ Every item is asked of every strategy: a persona's name (that persona alone, one
 deliberation of the run's personas), `vote` and `rank` (the run's personas voting or
 ranking each other, where this build has them). Items run concurrently, at most
 `--max-concurrency` item × strategy runs at once, and every call goes through the
-endpoint's limiter, shared by all of them. Plans run through `app.run.run_quietly`,
-the engines without views.
+endpoint's limiter, shared by all of them. Each plan runs as a `PlanRun` in the eval's
+one `RunContext` (`app/run_context.py`): the engines without views or history.
 
 With `--out`, every item × strategy result is one line of the file, written as it
-finishes (`app.batch_output.OutputFile`, id `ITEM::STRATEGY`), with what produced it
-(`app.eval_setup`): the same command again skips the pairs this council already
+finishes (`app.batch.output.OutputFile`, id `ITEM::STRATEGY`), with what produced it
+(`app.eval.setup`): the same command again skips the pairs this council already
 answered, asks again the failed ones and those another setup answered (saying how many
 and why), re-scores stored answers whose scoring changed without asking again, and
 reports on this council's lines for its items. Not recorded in the history: the
@@ -26,19 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from council.app.ask import AskRequest, _resolve, _with_defaults
-from council.app.batch_input import BadLine, read_items
-from council.app.batch_output import OutputFile
-from council.app.eval_setup import (
+from council.app.ask import ResolvedCouncil, resolve_council, serving_council
+from council.app.batch.items import BadLine, read_items
+from council.app.batch.output import OutputFile
+from council.app.eval.setup import (
     LineRecord,
     Work,
     member_setup,
@@ -49,13 +48,14 @@ from council.app.eval_setup import (
     stored_answer,
     strategy_setups,
 )
-from council.app.eval_strategies import (
+from council.app.eval.strategies import (
     EvalItem,
     StrategyPlans,
     answer_of,
     choose_strategies,
 )
 from council.app.flags import AskFlags
+from council.app.usage import Usage
 from council.config.personas import Persona
 from council.engine.plan import DeliberationPlan, OraclePlan, max_concurrency_for
 from council.engine.scoring import (
@@ -70,7 +70,7 @@ from council.engine.scoring import (
 from council.errors import EXIT_INTERRUPTED, CouncilError, EndpointError, UsageError
 
 if TYPE_CHECKING:
-    from council.endpoint.pool import EndpointPool
+    from council.app.run_context import RunContext
 
 __all__ = ["EvalOptions", "EvalReport", "run_eval"]
 
@@ -122,41 +122,6 @@ class EvalReport:
             "out": self.out,
             "strategies": [s.to_dict() for s in self.summaries],
         }
-
-
-@dataclass
-class _Meter:
-    """Counts a run's calls from its events (every call, a vote's or ranking's included)."""
-
-    calls: int = 0
-    # None: no call reported that count (a local llama.cpp server may not): unknown, not 0.
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    costs: list[float | None] = field(default_factory=list)  # None: that call's is unknown
-    failures: list[Any] = field(default_factory=list)
-
-    def handle(self, event: Any) -> None:
-        from council.engine.events import CallEnded
-
-        if not isinstance(event, CallEnded):
-            return
-        outcome = event.outcome
-        self.calls += 1
-        if outcome.tokens_in is not None:
-            self.tokens_in = (self.tokens_in or 0) + outcome.tokens_in
-        if outcome.tokens_out is not None:
-            self.tokens_out = (self.tokens_out or 0) + outcome.tokens_out
-        cost = outcome.cost_usd
-        self.costs.append(float(cost) if isinstance(cost, int | float) else None)
-        if not outcome.answered:
-            self.failures.append(outcome)
-
-    @property
-    def cost_usd(self) -> float | None:
-        from council.engine.cost import total_cost
-
-        total = total_cost(self.costs)  # free calls beside unknown ones: unknown, not $0
-        return None if total is None else round(total, 8)
 
 
 def _read(options: EvalOptions, scorer: str | None) -> tuple[list[EvalItem], int]:
@@ -217,11 +182,11 @@ class _Runner:
         write: Callable[[dict[str, Any]], None],
         cap: int,
         record: LineRecord,
-        pool: EndpointPool,
+        context: RunContext,
     ) -> None:
         self.plans, self.judge, self.tolerance, self.write = plans, judge, tolerance, write
+        self.context = context
         self.cap = cap
-        self.pool = pool  # every plan's calls under each endpoint's one limiter
         self.record = record
         self.failures: list[Any] = []
         self.answered = 0
@@ -229,21 +194,7 @@ class _Runner:
         self.stopped: int | None = None  # the exit code of a signal that stopped the run
 
     async def run(self, pairs: list[Work], progress: Callable[[int], None]) -> None:
-        """Every pair, under the cap. SIGTERM and SIGHUP stop it as Ctrl-C does (`stopped`)."""
-        from council.app.run import stop_signals_call
-
-        task = asyncio.current_task()
-        assert task is not None
-
-        def stop(code: int) -> None:
-            if self.stopped is None:
-                self.stopped = code
-                task.cancel()
-
-        with stop_signals_call(asyncio.get_running_loop(), stop):
-            await self._all(pairs, progress)
-
-    async def _all(self, pairs: list[Work], progress: Callable[[int], None]) -> None:
+        """Every pair, under the cap."""
         slots = asyncio.Semaphore(self.cap)
 
         async def one(item: EvalItem, strategy: str, stored: dict[str, Any] | None) -> None:
@@ -260,17 +211,17 @@ class _Runner:
             for item, strategy, stored in pairs:
                 group.create_task(one(item, strategy, stored))
 
-    async def _run(self, plan: OraclePlan | DeliberationPlan) -> tuple[Any, _Meter]:
-        from council.app.run import run_quietly
+    async def _run(self, plan: OraclePlan | DeliberationPlan) -> tuple[Any, Usage]:
+        """One plan in the eval's context, on a bus of its own: its result and usage."""
+        from council.app.run_context import PlanRun
         from council.engine.events import EventBus
 
-        meter, bus = _Meter(), EventBus()
-        bus.subscribe(meter.handle)
-        return await run_quietly(plan, bus, pool=self.pool), meter
+        run = PlanRun(plan, self.context, bus=EventBus())
+        return await run.execute(), run.usage
 
     async def _pair(self, item: EvalItem, strategy: str) -> dict[str, Any]:
         started = time.monotonic()
-        meter = _Meter()
+        meter = Usage()
         try:
             result, meter = await self._run(self.plans.plan(strategy, item))
             answer, note = answer_of(strategy, result, self.plans.alone)
@@ -360,17 +311,6 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-@contextlib.contextmanager
-def _served(request: AskRequest) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """The run's endpoint and its personas' ones, a local server started where one is named."""
-    from council.endpoint.local import serving
-
-    with contextlib.ExitStack() as stack:
-        endpoint = stack.enter_context(serving(request.settings.endpoint))
-        extra = {name: stack.enter_context(serving(e)) for name, e in request.endpoints.items()}
-        yield endpoint, extra
-
-
 def _progress(total: int) -> Callable[[int], None]:
     """A counter on stderr when it is a terminal; nothing otherwise (logs stay clean)."""
     if not sys.stderr.isatty() or total == 0:
@@ -395,13 +335,14 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         raise UsageError("--out needs a file: an eval goes on from it", "give a path")
     tolerance = _tolerance(options.tolerance)
     items, bad = _read(options, options.scorer)
-    flags = dataclasses.replace(flags, query="(each item's question)", no_stdin=True)
-    request = _resolve(flags, flags.setting_values(rounds=options.rounds), command="eval")
+    request = resolve_council(flags, flags.setting_values(rounds=options.rounds))
+    for note in request.notes:
+        sys.stderr.write(note + "\n")
     strategies, alone = choose_strategies(options.strategies, request, flags.system)
     judge = None
     if any(item.scorer == "judge" for item in items):
         judge_name = options.judge_persona or request.arbiter.name
-        judge = _with_defaults(request.catalog.get(judge_name), request.settings)
+        judge = request.member(judge_name)
     elif options.judge_persona is not None:
         raise UsageError("--judge-persona only applies with --scorer judge", "add it or drop it")
     record = LineRecord(
@@ -436,7 +377,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
     stopped = runner.stopped if runner is not None else None
     asked = len(plan.work) - len(plan.rescore)
     if stopped is not None:
-        from council.app.run import STOPPED_BY
+        from council.app.run_context import STOPPED_BY
 
         how = "interrupted" if stopped == EXIT_INTERRUPTED else f"stopped by {STOPPED_BY[stopped]}"
         where = f"; they are in {options.out}: the same command goes on" if out else ""
@@ -471,7 +412,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
 
 
 def _run_pairs(
-    request: AskRequest,
+    request: ResolvedCouncil,
     alone: dict[str, Persona],
     judge: Persona | None,
     tolerance: Tolerance,
@@ -479,32 +420,34 @@ def _run_pairs(
     pairs: list[Work],
     record: LineRecord,
 ) -> _Runner:
-    from council.app.limits import save_learned, seed_learned
-    from council.endpoint.pool import EndpointPool
+    from council.app.run import run_until_stopped
+    from council.app.run_context import RunContext
 
-    with _served(request) as endpoints:
-        plans = StrategyPlans(request, alone, endpoints)
-        cap = max_concurrency_for(endpoints[0], len(pairs))
-        pool = EndpointPool()  # one for the eval: its plans share each endpoint's limiter
-        runner = _Runner(plans, judge, tolerance, write, cap, record, pool)
-        watched = [endpoints[0], *endpoints[1].values()]
-        seed_learned(watched, pool)
+    with serving_council(request) as council:
+        plans = StrategyPlans(council, alone)
+        endpoint = council.settings.endpoint
+        cap = max_concurrency_for(endpoint, len(pairs))
+        # No history (an eval is hundreds of runs; --out is its record); what is learned
+        # about the endpoints is kept all the same.
+        context = RunContext([endpoint, *council.endpoints.values()], keep_learned=True)
+        runner = _Runner(plans, judge, tolerance, write, cap, record, context)
+
+        def stop(code: int) -> None:  # SIGTERM and SIGHUP stop it as Ctrl-C does
+            runner.stopped = code
+
         try:
-            asyncio.run(runner.run(pairs, _progress(len(pairs))))
-        except KeyboardInterrupt:
-            runner.stopped = EXIT_INTERRUPTED
-        except asyncio.CancelledError:
-            if runner.stopped is None:
-                raise
+            stopped = run_until_stopped(lambda: runner.run(pairs, _progress(len(pairs))), stop)
         finally:
-            save_learned(watched, pool)
+            context.close()
+        if stopped is not None:
+            runner.stopped = stopped
     return runner
 
 
-def _nothing_answered(failures: list[Any], request: AskRequest) -> Exception:
+def _nothing_answered(failures: list[Any], request: ResolvedCouncil) -> Exception:
     """The error when no strategy answered anything: the endpoint is down, or the key wrong."""
-    from council.app.run import _all_failed_error
+    from council.app.run_context import all_failed_error
 
     if not failures:
         return EndpointError("no strategy produced an answer", "check the endpoint and the model")
-    return _all_failed_error(failures, request.settings.endpoint, len(request.personas))
+    return all_failed_error(failures, request.settings.endpoint, len(request.personas))

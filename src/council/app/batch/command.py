@@ -2,7 +2,7 @@
 
 Wires a batch: flags -> the resolved council (as `oracle`/`deliberate` resolve it) ->
 a plan per item (built as each item is read) -> the fan-out engine (`engine/batch.py`)
--> one line per item in `--out` (`app/batch_output.py`), as each item ends.
+-> one line per item in `--out` (`app/batch/output.py`), as each item ends.
 
 Resume is per item: the same command with the same `--out` skips the items whose
 line says ok, and also those whose line says failed unless `--retry-failed` (then
@@ -33,11 +33,11 @@ from council.app.ask import (
     resolve_council,
     serving_plan,
 )
-from council.app.batch_input import BadLine, BatchItem, count_items, read_items
-from council.app.batch_output import OutputFile, item_line
+from council.app.batch.items import BadLine, BatchItem, count_items, read_items
+from council.app.batch.output import OutputFile, item_line
 from council.app.flags import AskFlags
 from council.config.defaults import DEFAULT_OUTAGE_LIMIT
-from council.engine.model import CallOutcome, Mode, StopReason
+from council.engine.model import CallOutcome, StopReason
 from council.engine.plan import DeliberationPlan, OraclePlan, estimated_input_tokens
 from council.engine.results import BatchProgress, DeliberationResult, OracleResult
 from council.errors import UsageError
@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # the engine (and openai) only for a real run: --dry-run impo
 
 __all__ = ["BatchOptions", "run_batch"]
 
-MODES = tuple(Mode)
+MODES = ("oracle", "deliberate")
 VIAS = ("direct", "batch-api")
 # Items started at once per call the endpoint takes at once: enough waiting calls to keep
 # every slot busy while an item's last call finishes, few enough to bound memory.
@@ -106,7 +106,7 @@ def _check(flags: AskFlags, options: BatchOptions) -> None:
         raise UsageError("--json and --out - both write to stdout", "give --out a file")
     if options.cancel and options.via != "batch-api":
         raise UsageError("--cancel cancels Batch API jobs", "add --via batch-api")
-    if options.via == "batch-api" and options.mode != Mode.ORACLE:
+    if options.via == "batch-api" and options.mode != "oracle":
         raise UsageError("--via batch-api runs oracle mode only", "drop --mode deliberate")
     if options.max_items is not None and options.max_items < 0:
         raise UsageError("--max-items must be 0 or more", "give it a count of items")
@@ -133,7 +133,7 @@ def _shared_budget(flags: AskFlags, template: OraclePlan | DeliberationPlan) -> 
 
 def _plan_for(request: AskRequest, options: BatchOptions) -> PlanFor:
     """How an item's question becomes its plan, as `oracle` or `deliberate` would build it."""
-    if options.mode == Mode.ORACLE:
+    if options.mode == "oracle":
         return lambda query: oracle_plan(request, query, synthesize=options.synthesize)
     return lambda query: deliberation_plan(
         request, query, max_wasted_tokens=options.max_wasted_tokens
@@ -178,11 +178,13 @@ def run_batch(flags: AskFlags, options: BatchOptions) -> int:
     _check(flags, options)
     _check_template(options)
     values = flags.setting_values()
-    if options.mode == Mode.DELIBERATE:
+    if options.mode == "deliberate":
         values = flags.setting_values(
             rounds=options.rounds, speculative=options.speculative, threshold=options.threshold
         )
     request = resolve_council(flags, values)
+    for note in request.notes:
+        _say(note)
     plan_for = _plan_for(request, options)
     template = plan_for("")
     if flags.dry_run:
@@ -285,34 +287,36 @@ def _error_dict(outcome: CallOutcome) -> dict[str, Any]:
     }
 
 
+# The fields of the council's answer an item line keeps, by mode (`answer_record`'s).
+_LINE_ANSWER = {
+    "oracle": ("text", "persona"),
+    "deliberate": ("text", "round", "converged", "confidence", "dissent"),
+}
+
+
 def _item_line(item: BatchItem, outcome: ItemOutcome) -> dict[str, Any]:
     """The item's line: every answer, the council's one answer, every error, the metrics."""
     result, plan = outcome.result, outcome.job.plan
     answers: list[CallOutcome] = []
     errors: list[CallOutcome] = []
     answer: dict[str, Any] | None = None
+    if isinstance(result, OracleResult | DeliberationResult):
+        record = result.answer_record
+        if record["text"] is not None:  # a synthesis, or a verdict: the council answered
+            keys = _LINE_ANSWER[
+                "deliberate" if isinstance(result, DeliberationResult) else "oracle"
+            ]
+            answer = {key: record[key] for key in keys}
     if isinstance(result, OracleResult):
         answers, errors = result.answers, result.failures
         synthesis = result.synthesis
-        if synthesis is not None and synthesis.answered:
-            answer = {"text": synthesis.text, "persona": synthesis.persona}
-        elif synthesis is not None:
+        if synthesis is not None and not synthesis.answered:
             errors = [*errors, synthesis]
     elif isinstance(result, DeliberationResult):
         final = result.final_round
         answers = final.answers if final is not None else []
         errors = result.kept_failures
-        judged = result.verdict_round
-        if judged is not None and judged.verdict is not None:
-            verdict = judged.verdict
-            answer = {
-                "text": verdict.synthesis,
-                "round": judged.number,
-                "converged": verdict.converged,
-                "confidence": verdict.confidence,
-                "dissent": list(verdict.dissent),
-            }
-        if judged is None or result.stop_reason == StopReason.ARBITER_FAILED:
+        if result.verdict_round is None or result.stop_reason == StopReason.ARBITER_FAILED:
             arbiter = final.arbiter if final is not None else None
             if arbiter is not None and not arbiter.answered:
                 errors = [*errors, arbiter]
@@ -369,27 +373,16 @@ def _run(
     record: Any,
 ) -> int:
     """Run the batch; the exit code. Every finished line is kept whatever stops it."""
-    from council.app.limits import save_learned, seed_learned
-    from council.app.run import (
-        plan_endpoints,
-        run_until_stopped,
-        start_recording,
-        stderr_console,
-        stop_recording,
-    )
-    from council.endpoint.pool import EndpointPool
+    from council.app.run import run_until_stopped, say, stderr_console
+    from council.app.run_context import RunContext, plan_endpoints
     from council.engine.batch import BatchRun
-    from council.engine.events import EventBus
 
     err = stderr_console()
-    endpoints = plan_endpoints(template)
-    pool = EndpointPool()  # the batch's own: every item under each endpoint's one limiter
-    seed_learned(endpoints, pool)
+    plan_dict = {**template.to_dict(), "command": "batch", "batch": _described(options)}
+    context = RunContext(plan_endpoints(template), record=record, command="batch", plan=plan_dict)
+    bus = context.bus
     out = OutputFile(Path(options.out or "-"), ordered=options.ordered, source=options.source)
     progress = BatchProgress()
-    bus = EventBus()
-    plan_dict = {**template.to_dict(), "command": "batch", "batch": _described(options)}
-    recorder = start_recording(record, "batch", plan_dict, bus)
     view = BatchProgressView(err.console, progress, enabled=not flags.quiet)
     lines = _Lines(out, view)
     run = BatchRun(
@@ -404,7 +397,7 @@ def _run(
         progress=progress,
         outage_limit=options.outage_limit,
         on_outage=view.outage_changed,
-        pool=pool,
+        pool=context.pool,
     )
     stopped: int | None = None
     try:
@@ -422,15 +415,13 @@ def _run(
         with contextlib.suppress(OSError):
             out.close()
         summary = {**progress.to_dict(), "exit_code": run.exit_code, "out": options.out}
-        if recorder is not None:
-            recorder.finish(
-                answer=None,
-                document={**summary, "errors": lines.errors},
-                markdown=_summary_line(run, options),
-            )
-        stop_recording(recorder, err)
-        if record is not None:
-            save_learned(endpoints, pool)
+        context.finish(
+            answer=None,
+            document={**summary, "errors": lines.errors},
+            markdown=_summary_line(run, options),
+        )
+        for line in context.close():
+            say(err, line)
     _say(_summary_line(run, options))
     if flags.json_output:
         sys.stdout.write(dumps(summary) + "\n")
@@ -454,7 +445,7 @@ def _described(options: BatchOptions) -> dict[str, Any]:
 
 def _summary_line(run: BatchRun, options: BatchOptions) -> str:
     """The batch in one line on stderr: skipped, done, failed, and what stopped it."""
-    from council.app.run import STOPPED_BY
+    from council.app.run_context import STOPPED_BY
 
     p = run.progress
     counts = f"{p.done:,} done, {p.failed:,} failed, {p.skipped:,} skipped"
@@ -476,7 +467,7 @@ def _summary_line(run: BatchRun, options: BatchOptions) -> str:
     return f"council: batch: {counts}{where}{took}{budget}{waited}"
 
 
-# -- the provider's Batch API and the self-hosted batch runner (app/batch_api.py) --------
+# -- the provider's Batch API and the self-hosted batch runner (app/batch/api.py) --
 
 
 def _via_batch_api(
@@ -489,7 +480,7 @@ def _via_batch_api(
     """`--via batch-api`: the items go to the provider's Batch API; lines come back the same."""
     import asyncio
 
-    from council.app.batch_api import run_via_batch_api
+    from council.app.batch.api import run_via_batch_api
 
     out = OutputFile(Path(options.out or "-"), ordered=options.ordered, source=options.source)
     try:
