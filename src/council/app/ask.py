@@ -410,6 +410,13 @@ def _dry_run_or_run(
             plan_dict["worst_case_usd"] = None if worst is None else round(worst, 6)
             sys.stdout.write(dumps(plan_dict) + "\n")
         else:
+            resume = run_options.get("resume")
+            if resume is not None:  # what the resume asks, not a fresh round 1
+                from functools import partial
+
+                from council.render.markdown import resume_plan_markdown
+
+                dry_run_markdown = partial(resume_plan_markdown, resume=resume)
             sys.stdout.write(
                 dry_run_markdown(plan)
                 + prices_markdown(prices, worst, plan.budget_usd, plan.max_tokens_total)

@@ -73,6 +73,15 @@ def history_list(
         str | None, typer.Option("--preset", help="Only runs of this preset.", show_default=False)
     ] = None,
     since: SinceOption = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            help="Only runs whose question holds this text (any case).",
+            metavar="TEXT",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Recent runs, newest first, one line each (subcommands: rm, export, prune).
@@ -81,6 +90,7 @@ def history_list(
     Examples:
       council history
       council history --since 7d --preset review
+      council history --search monorepo
       council show "$(council history --json -n 1 | jq -r '.[0].id')"
     """
     if context.invoked_subcommand is not None:
@@ -88,7 +98,7 @@ def history_list(
     from council.app.history import list_runs
     from council.render.times import iso_time
 
-    runs = list_runs(limit=limit, preset=preset, since=_since(since))
+    runs = list_runs(limit=limit, preset=preset, since=_since(since), search=search)
     rows = [
         {
             "id": run["id"],
@@ -108,7 +118,7 @@ def history_list(
         typer.echo(dumps(rows))
         return
     if not rows:
-        say("no runs recorded yet" + (" that match" if preset or since else ""))
+        say("no runs recorded yet" + (" that match" if preset or since or search else ""))
         return
     for run, row in zip(runs, rows, strict=True):
         wall = _timed(row["wall"], 1)
@@ -177,10 +187,18 @@ def history_prune(
     say(f"deleted {removed} run{'s' if removed != 1 else ''} older than {older_than}")
 
 
-@app.command(name="show")
+# "-2" is a run counted back, not an option: click hands unknown options over as
+# arguments here, and app/history.py refuses any other "-..." as an unknown option.
+@app.command(name="show", context_settings={"ignore_unknown_options": True})
 @handles_errors
 def show_command(
-    run_id: Annotated[str, typer.Argument(help="The run's id (or a unique start of it).")],
+    run_id: Annotated[
+        str | None,
+        typer.Argument(
+            help="The run's id (or a unique start of it); -N: the Nth newest run.",
+            show_default="the last run",
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="The run's --json document, as it was printed.")
     ] = False,
@@ -192,6 +210,8 @@ def show_command(
 
     \b
     Examples:
+      council show
+      council show -2
       council show 6742a1b2c3d4e5
       council show 6742a1b2 --json | jq .answers
     """
@@ -224,7 +244,7 @@ def show_command(
 def _say_what_went_wrong(run: dict[str, Any], calls: list[Any]) -> None:
     """For a run that did not end well: its status and exit code, each failed call's error,
     and how to go on. Nothing for a run that succeeded."""
-    from council.app.history import resume_command, run_failures
+    from council.app.history import resume_command, resumed_by, run_failures
 
     if run["status"] == "ok" and not run["exit_code"]:
         return
@@ -245,7 +265,14 @@ def _say_what_went_wrong(run: dict[str, Any], calls: list[Any]) -> None:
     for (persona, round_number, kind, message), count in alike.items():
         times = f" ({count} calls)" if count > 1 else ""
         say(f"  {persona}, round {round_number}: {kind}: {message}{times}", err=True)
-    go_on = resume_command(run)
+    later = resumed_by(run["id"]) if resume_command(run) is not None else None
+    if later is not None:  # resuming this one again would ask what the later run has
+        say(
+            f"resumed as run {later['id']} ({_iso(later['started_at'])}, {later['status']}); "
+            f"see it with: council show {later['id']}",
+            err=True,
+        )
+    go_on = resume_command(later if later is not None else run)
     if go_on is not None:
         say(f"go on with: {go_on}", err=True)
 

@@ -8,7 +8,7 @@ from functools import wraps
 from typing import TYPE_CHECKING, ParamSpec
 
 from council.config.endpoint_settings import EndpointSettings
-from council.engine.model import Attachment, CallOutcome, CallSpec, VoteResult
+from council.engine.model import Attachment, CallOutcome, CallSpec, ResumeState, VoteResult
 from council.engine.plan import DeliberationPlan, OraclePlan, estimated_input_tokens
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
 from council.render.ballots import (
@@ -49,6 +49,7 @@ __all__ = [
     "deliberation_plan_markdown",
     "oracle_markdown",
     "plan_markdown",
+    "resume_plan_markdown",
     "sources_markdown",
 ]
 
@@ -288,6 +289,55 @@ def deliberation_plan_markdown(plan: DeliberationPlan) -> str:
         "",
         "Round 1's calls are exact; the round-2 call and the verdict below show",
         "the shape of later prompts, with placeholders for the answers.",
+        *_calls_markdown(calls, plan.attachments),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def resume_plan_markdown(plan: DeliberationPlan, resume: ResumeState) -> str:
+    """`council resume ID --dry-run`: what the recorded run gives back, what is asked again.
+
+    The engine reuses each round's recorded answers and verdict and asks the rest; the
+    first round with something missing is where the resume starts, and its persona
+    calls are shown exactly (their prompts quote the answers of the round before).
+    """
+    names = [p.name for p in plan.personas]
+    recorded = sorted(set(resume.answers) | set(resume.verdicts))
+    reused: list[str] = []
+    start = next(
+        (
+            n
+            for n in recorded
+            if set(names) - set(resume.answers.get(n, {})) or n not in resume.verdicts
+        ),
+        (recorded[-1] + 1) if recorded else 1,
+    )
+    for number in recorded:
+        got = [name for name in names if name in resume.answers.get(number, {})]
+        verdict = " and the verdict" if number in resume.verdicts else ""
+        reused.append(f"round {number}: {', '.join(got) or 'no answer'}{verdict}")
+    answers = resume.answers.get(start, {})
+    missing = [p for p in plan.personas if p.name not in answers]
+    earlier = resume.answers.get(start - 1, {})
+    previous = [(name, earlier[name].text or "") for name in names if name in earlier]
+    failed = [name for name in names if name not in earlier]
+    calls = [plan.persona_call(p, start, previous, failed or None) for p in missing]
+    asked = [c.persona for c in calls] + (["the verdict"] if start not in resume.verdicts else [])
+    later = (
+        f"; then rounds {start + 1} to {plan.rounds} as the verdicts decide"
+        if start < plan.rounds
+        else ""
+    )
+    lines = [
+        f"# Dry run of resuming run {resume.run_id}: nothing was sent",
+        "",
+        *_endpoint_lines(plan.endpoint, plan.max_concurrency),
+        f"- personas: {', '.join(names)}",
+        f"- arbiter: {plan.arbiter.name}",
+        f"- reused from run {resume.run_id}: {'; '.join(reused) or 'nothing'}",
+        f"- asked again: round {start}: {', '.join(asked) or 'nothing'}{later}",
+        "",
+        f"Round {start}'s calls to ask are below; later prompts quote the answers they get.",
         *_calls_markdown(calls, plan.attachments),
     ]
     return "\n".join(lines) + "\n"

@@ -212,18 +212,28 @@ class HistoryDB:
     # -- reading -------------------------------------------------------------------------
 
     def runs(
-        self, *, limit: int | None = None, preset: str | None = None, since: float | None = None
+        self,
+        *,
+        limit: int | None = None,
+        preset: str | None = None,
+        since: float | None = None,
+        search: str | None = None,
+        offset: int = 0,
     ) -> list[sqlite3.Row]:
+        """Runs newest first; `search`: whose question holds this text, in any case."""
         where, parameters = ["1 = 1"], []
         if preset is not None:
             where.append("preset = ?")
             parameters.append(preset)
+        if search is not None:  # instr, not LIKE: a % or _ in the text means itself
+            where.append("instr(lower(query), lower(?)) > 0")
+            parameters.append(search)
         if since is not None:
             where.append("started_at >= ?")
             parameters.append(since)
         sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY started_at DESC, id DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        if limit is not None or offset:
+            sql += f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
         return self.db.execute(sql, parameters).fetchall()
 
     def find_run(self, run_id: str) -> dict[str, Any]:
