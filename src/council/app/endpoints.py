@@ -45,10 +45,15 @@ CHECK_PROMPT = "Reply with the single word: ready"
 
 def key_state(endpoint: EndpointSettings) -> str:
     """Whether a key will be sent; never any part of the key itself."""
+    if endpoint.key_from == "stored":
+        return f"stored key {endpoint.api_key_name} (the value is never shown)"
     if not endpoint.api_key_env:
+        if endpoint.api_key_name:
+            return f"stored key {endpoint.api_key_name} (NOT STORED: council keys set NAME)"
         return "none sent"
     state = "set" if endpoint.api_key else "NOT SET"
-    return f"${endpoint.api_key_env} ({state}; the value is never shown)"
+    stored = f"; else stored key {endpoint.api_key_name}" if endpoint.api_key_name else ""
+    return f"${endpoint.api_key_env} ({state}; the value is never shown{stored})"
 
 
 def resolved_config(preset: str | None, endpoint: str | None) -> dict[str, Any]:
@@ -82,11 +87,18 @@ def endpoint_listing() -> tuple[UserConfig, list[dict[str, Any]], dict[str, Any]
         row = profile.to_dict()
         env = profile.api_key_env
         row["api_key_set"] = bool(env and os.environ.get(env))
+        row["api_key_stored"] = _stored(profile.api_key)
         row["ceiling"] = profile.max_concurrency or DEFAULT_MAX_CONCURRENCY_CAP
         row["ceiling_source"] = "profile" if profile.max_concurrency else "default"
         row["learned"] = [] if profile.is_local else learned_limits(profile.base_url)
         rows.append(row)
     return user, rows, _builtin_local_row(user)
+
+
+def _stored(name: str | None) -> bool:
+    from council.config.keys import key_names
+
+    return name is not None and name in key_names()
 
 
 def _builtin_local_row(user: UserConfig) -> dict[str, Any] | None:
@@ -182,6 +194,7 @@ def check_endpoint(name: str, model: str | None, say: Callable[[str], None]) -> 
         headers=profile.headers,
         sources={"base_url": f"endpoint {name} ({profile.where})"},
         local_model_path=profile.model_path,
+        api_key_name=profile.api_key,
     )
     where = endpoint.local_model_path or endpoint.base_url
     say(f"endpoint {name}: {where}, key {key_state(endpoint)}")
@@ -196,9 +209,7 @@ def check_endpoint(name: str, model: str | None, say: Callable[[str], None]) -> 
 def _failure(error: Any, endpoint: EndpointSettings) -> AuthError | EndpointError:
     """A `CallError` from checking or listing an endpoint, as the error a person reads."""
     if error.kind == "auth":
-        return AuthError(
-            error.message, f"check that ${endpoint.api_key_env} holds a valid key for it"
-        )
+        return AuthError(error.message, endpoint.auth_hint())
     if error.kind == "not_found":
         return EndpointError(
             error.message, "check the model name (--model, or model: in the profile)"

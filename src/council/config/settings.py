@@ -200,6 +200,13 @@ def _key_variable(
     return DEFAULT_API_KEY_ENV, "default"
 
 
+def _stored_key_name(profile: EndpointProfile | None, flags: Layer) -> str | None:
+    """The stored key a run's profile names; --api-key-env chooses the variable alone."""
+    if profile is None or "api_key_env" in flags.values:
+        return None
+    return profile.api_key
+
+
 def resolve_settings(
     layers: list[Layer], user: UserConfig, *, require_key: bool = True
 ) -> ResolvedSettings:
@@ -265,6 +272,9 @@ def resolve_settings(
         local_model_path=profile.model_path if profile else None,
         context_window=profile.context_window if profile else None,
         price=profile.price if profile else None,
+        # --api-key-env chooses the variable alone; otherwise the profile's stored key
+        # is sent when its variable is empty.
+        api_key_name=_stored_key_name(profile, layers[0]),
         sources={k: sources[k] for k in ("base_url", "model", "api_key_env") if k in sources}
         | {k: sources.get(k, "default") for k in ("timeout", "retries", "max_concurrency")},
         require_key=require_key,
@@ -354,4 +364,5 @@ def profile_endpoint(
         price=profile.price,
         sources={"base_url": f"endpoint {name} ({profile.where})"},
         require_key=require_key,
+        api_key_name=profile.api_key,
     )

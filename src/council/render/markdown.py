@@ -158,6 +158,12 @@ def _endpoint_lines(endpoint: EndpointSettings, max_concurrency: int) -> list[st
     key = (
         f"${e.api_key_env} ({'set' if e.api_key else 'not set'})" if e.api_key_env else "none sent"
     )
+    if e.api_key_name:  # a profile's `api_key:`, sent when its variable is empty
+        unset = f"; ${e.api_key_env} not set" if e.api_key_env else ""
+        key = {
+            "stored": f"stored key {e.api_key_name}{unset}",
+            "env": f"{key}; it wins over stored key {e.api_key_name}",
+        }.get(e.key_from, f"stored key {e.api_key_name} (not stored{unset})")
     return [
         f"- endpoint: {e.host} ({e.base_url}; {e.sources.get('base_url', 'default')})",
         f"- model: {e.model} ({e.sources.get('model', 'default')})",
