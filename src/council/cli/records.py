@@ -120,14 +120,24 @@ def history_list(
     if not rows:
         say("no runs recorded yet" + (" that match" if preset or since or search else ""))
         return
+    from council.render.listing import fit_row, terminal_width
+
+    columns = terminal_width()
+    # Piped: the columns as they always were. In a terminal: as wide as what is shown,
+    # and the question trimmed to the rest of the line.
+    command_width = 10 if columns is None else max(len(r["command"]) for r in rows)
+    status_width = 11 if columns is None else max(len(r["status"]) for r in rows)
     for run, row in zip(runs, rows, strict=True):
         wall = _timed(row["wall"], 1)
         preset_text = f" [{row['preset']}]" if row["preset"] else ""
-        query = _short(row["query"], 60) if row["query"] is not None else "(text not stored)"
-        say(
-            f"{row['id']}  {_when(run['started_at'])}  {row['command']:<10} "
-            f"{row['status']:<11} {wall:>7}{preset_text}  {query}"
+        query = " ".join(row["query"].split()) if row["query"] is not None else None
+        if columns is None and query is not None:
+            query = _short(query, 60)
+        left = (
+            f"{row['id']}  {_when(run['started_at'])}  {row['command']:<{command_width}} "
+            f"{row['status']:<{status_width}} {wall:>7}{preset_text}  "
         )
+        say(fit_row(left, query if query is not None else "(text not stored)", "", columns))
 
 
 @history_app.command(name="rm")
@@ -348,25 +358,77 @@ def _usd(cost: float | None, unknown: int) -> str:
     return f"${cost:.4f}" + ("+" if unknown else "")
 
 
+# `council stats`'s columns: header, width, and whether it is the name (left-aligned).
+_STATS_COLUMNS = (
+    ("", 16),  # the group's name; its header is what it is grouped by
+    ("calls", 5),
+    ("errors", 7),
+    ("retries", 7),
+    ("p50", 7),
+    ("p95", 7),
+    ("ttft p50", 8),
+    ("ttft p95", 8),
+    ("queued p95", 10),
+    ("re-sent", 7),
+    ("tokens in", 10),
+    ("out", 8),
+    ("cost", 9),
+)
+# What a narrow terminal keeps first: the name, then where the time and money go.
+_STATS_PRIORITY = (0, 1, 2, 5, 4, 12, 6, 3, 9, 11, 10, 7, 8)
+
+
+def _stats_cells(g: Any) -> list[str]:
+    return [
+        g.name[:16],
+        f"{g.calls}",
+        f"{g.error_rate * 100:.1f}%",
+        f"{g.retries}",
+        _seconds(g.p50_latency),
+        _seconds(g.p95_latency),
+        _seconds(g.p50_ttft),
+        _seconds(g.p95_ttft),
+        _seconds(g.p95_queued),
+        f"{g.resends}",
+        f"{g.tokens_in:,}",
+        f"{g.tokens_out:,}",
+        _usd(g.cost_usd, g.cost_unknown),
+    ]
+
+
 def _stats_text(report: StatsReport) -> str:
+    from council.render.listing import fit_columns, terminal_width
+
     if not report.groups:
         return "no calls recorded yet" + ("" if report.runs else "; run a council first")
-    header = (
-        f"{report.by:<16} {'calls':>5} {'errors':>7} {'retries':>7} {'p50':>7} {'p95':>7} "
-        f"{'ttft p50':>8} {'ttft p95':>8} {'queued p95':>10} {'re-sent':>7} "
-        f"{'tokens in':>10} {'out':>8} {'cost':>9}"
+    cells = [_stats_cells(g) for g in report.groups]
+    widths = [width for _, width in _STATS_COLUMNS]
+    columns = terminal_width()
+    if columns is not None:  # as wide as what is shown, and only the columns that fit
+        widths = [
+            max([len(report.by) if i == 0 else len(header), *(len(row[i]) for row in cells)])
+            for i, (header, _) in enumerate(_STATS_COLUMNS)
+        ]
+    # The "(N ?)" of unknown tokens goes after the last column: room for it is kept.
+    unknown = max(
+        (len(f" ({g.tokens_unknown} ?)") for g in report.groups if g.tokens_unknown), default=0
     )
-    noun = "run" if report.runs == 1 else "runs"
-    lines = [f"{report.runs} {noun}; slowest first (p95 latency)", header]
-    for g in report.groups:
-        unknown = f" ({g.tokens_unknown} ?)" if g.tokens_unknown else ""
-        lines.append(
-            f"{g.name[:16]:<16} {g.calls:>5} {g.error_rate * 100:>6.1f}% {g.retries:>7} "
-            f"{_seconds(g.p50_latency):>7} {_seconds(g.p95_latency):>7} "
-            f"{_seconds(g.p50_ttft):>8} {_seconds(g.p95_ttft):>8} "
-            f"{_seconds(g.p95_queued):>10} {g.resends:>7} "
-            f"{g.tokens_in:>10,} {g.tokens_out:>8,} {_usd(g.cost_usd, g.cost_unknown):>9}{unknown}"
+    room = None if columns is None else columns - unknown
+    kept = fit_columns(widths, _STATS_PRIORITY, room, gap=1)
+
+    def line(values: list[str]) -> str:
+        return " ".join(
+            f"{values[i]:<{widths[i]}}" if i == 0 else f"{values[i]:>{widths[i]}}" for i in kept
         )
+
+    noun = "run" if report.runs == 1 else "runs"
+    header = line([report.by, *(h for h, _ in _STATS_COLUMNS[1:])])
+    lines = [
+        f"{report.runs} {noun}; slowest first (p95 latency)",
+        header.rstrip() if columns else header,
+    ]
+    for g, row in zip(report.groups, cells, strict=True):
+        lines.append(line(row) + (f" ({g.tokens_unknown} ?)" if g.tokens_unknown else ""))
     d = report.deliberations
     if d.runs:
         lines.append(
@@ -376,4 +438,16 @@ def _stats_text(report: StatsReport) -> str:
         )
     for suggestion in report.suggestions:
         lines.append(f"suggestion: {suggestion}")
-    return "\n".join(lines)
+    if columns is None:
+        return "\n".join(lines)
+    import textwrap
+
+    # In a terminal the sentences below the table are wrapped here, at words.
+    table = 2 + len(report.groups)
+    return "\n".join(
+        lines[:table]
+        + [
+            textwrap.fill(text, columns, subsequent_indent="  ", break_on_hyphens=False)
+            for text in lines[table:]
+        ]
+    )
