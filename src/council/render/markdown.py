@@ -99,9 +99,13 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
             _answer_block(f"## {a.persona}", a, where_ranked(result, a.persona))
             for a in result.answers
         ]
+    # Ctrl-C in the middle of an answer: what had streamed, marked as such.
+    blocks += [
+        _answer_block(f"## {a.persona} (interrupted)", a) for a in result.failures if a.partial
+    ]
     if result.ranking is not None:
         blocks += ranking_blocks(result)
-    failures = result.failures
+    failures = [f for f in result.failures if not f.partial]
     if failures:
         blocks.append("## Did not answer\n\n" + "\n".join(_failure_line(f) for f in failures))
     synthesis = result.synthesis
