@@ -217,6 +217,10 @@ def _resolve(
         given, flag_names, flags.preset, require_key=not flags.dry_run, below_flags=extra
     )
     catalog, chosen_preset, settings = loaded.catalog, loaded.preset, loaded.settings
+    if not flags.dry_run:  # a local server's own model, when nothing chose one
+        from council.app.endpoints import served_model
+
+        settings = served_model(settings, lambda line: sys.stderr.write(line + "\n"))
     if NOTHING_CONFIGURED in settings.sources.get("endpoint", ""):
         sys.stderr.write(
             f"council: {NOTHING_CONFIGURED}; using the embedded local model "
