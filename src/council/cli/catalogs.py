@@ -68,6 +68,12 @@ def _shown(path: Any) -> str:
     return shown_path(path)
 
 
+def _is_builtin(path: Path) -> bool:
+    from council.render.listing import BUILT_IN, shown_path
+
+    return shown_path(path).startswith(BUILT_IN)
+
+
 def _list_command(
     sub_app: typer.Typer,
     kind: str,
@@ -267,7 +273,8 @@ def presets_validate(
         if problems or (strict and warnings):
             bad += 1
         else:
-            say(f"ok  {path if files else _shown(path)}")  # a file given: as it was given
+            # A built-in one as such; the others by the path a CI log can point at.
+            say(f"ok  {_shown(path) if _is_builtin(path) else path}")
     if bad:
         raise ConfigError(
             f"{bad} of {checked} preset files have problems (listed above)",

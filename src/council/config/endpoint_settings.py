@@ -24,6 +24,7 @@ from council.config.defaults import (
 from council.errors import ConfigError, UsageError
 
 __all__ = [
+    "NO_KEY_PLACEHOLDER",
     "EndpointSettings",
     "build_endpoint",
     "is_loopback_url",
@@ -113,13 +114,12 @@ class EndpointSettings:
 
     def auth_hint(self) -> str:
         """What to do when the server refuses the key (HTTP 401/403)."""
-        if self.api_key is None:
-            where = f" (${self.api_key_env} is not set)" if self.api_key_env else ""
-            return (
-                f"{self.host} wants a key and none was sent{where}: export "
-                f"{self.api_key_env or 'OPENAI_API_KEY'}=<your key>, or store one with "
-                "'council keys set NAME' and name it in a profile (api_key: NAME)"
-            )
+        if self.api_key is None:  # the server wants one: say how to give it one
+            if self.api_key_env:
+                give = f"export {self.api_key_env}=<your key> (it is not set)"
+            else:
+                give = "give the endpoint's profile an api_key_env"
+            return f"{give}, or store one with 'council keys set NAME' (api_key: NAME)"
         if self.key_from == "stored":
             return (
                 f"check that {self.key_label} holds a valid key for {self.host} "
