@@ -155,3 +155,34 @@ def test_only_your_own_config_names_a_stored_key(fake: FakeOpenAI, project: Path
     preset.write_text("name: p\npersonas: [judge]\napi_key: team\n")
     result = invoke("presets", "validate", str(preset))
     assert result.exit_code != 0 and "looks like a secret" in result.output
+
+
+def test_resuming_a_run_sends_the_stored_key_it_sent(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import council_process, interrupt_after_event
+
+    assert store("team", STORED).returncode == 0
+    user_config(f"endpoints:\n  - name: team\n    base_url: {fake.base_url}\n    api_key: team\n")
+    verdict = json.dumps({"converged": False, "confidence": 0.5, "synthesis": "s", "dissent": []})
+    fake.script("arbiter", Reply(text=verdict), round=1)
+    fake.script("judge", Reply(text="Position: kept\nj2"), round=2)
+    fake.script("critic", Reply(hang=True), round=2)
+    process = council_process(
+        "deliberate", "--endpoint", "team", "-p", "judge,critic", "--rounds", "2", "--jsonl", "q"
+    )
+
+    def judge_done(event: dict[str, object]) -> bool:
+        return event.get("type") == "call_finished" and event.get("round") == 2
+
+    interrupt_after_event(process, judge_done)
+    assert process.returncode == 130
+    (run,) = json.loads(invoke("history", "--json").stdout)
+    fake.reset()
+    monkeypatch.setenv("OPENAI_API_KEY", FROM_ENV)  # not what the run sent: not sent now
+    fake.script("arbiter", Reply(text=verdict.replace("false", "true")), round=2)
+    resumed = invoke("resume", run["id"])
+    assert resumed.exit_code == 0, resumed.output
+    assert fake.requests and {r.headers["authorization"] for r in fake.requests} == {
+        f"Bearer {STORED}"
+    }

@@ -48,8 +48,12 @@ def _since(text: str | None) -> float | None:
     return None if text is None else time.time() - parse_age(text, "--since")
 
 
-def _when(started_at: float) -> str:
-    return datetime.fromtimestamp(started_at).strftime("%Y-%m-%d %H:%M")
+def _when(started_at: float, short: bool = False) -> str:
+    """Local time to the minute; `short`: without this year's number (a narrow terminal)."""
+    moment = datetime.fromtimestamp(started_at)
+    if short and moment.year == datetime.now().year:
+        return moment.strftime("%m-%d %H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def _timed(value: Any, digits: int) -> str:
@@ -127,6 +131,7 @@ def history_list(
     # and the question trimmed to the rest of the line.
     command_width = 10 if columns is None else max(len(r["command"]) for r in rows)
     status_width = 11 if columns is None else max(len(r["status"]) for r in rows)
+    narrow = columns is not None and columns < 100  # the year goes: room for the question
     for run, row in zip(runs, rows, strict=True):
         wall = _timed(row["wall"], 1)
         preset_text = f" [{row['preset']}]" if row["preset"] else ""
@@ -134,7 +139,7 @@ def history_list(
         if columns is None and query is not None:
             query = _short(query, 60)
         left = (
-            f"{row['id']}  {_when(run['started_at'])}  {row['command']:<{command_width}} "
+            f"{row['id']}  {_when(run['started_at'], narrow)}  {row['command']:<{command_width}} "
             f"{row['status']:<{status_width}} {wall:>7}{preset_text}  "
         )
         say(fit_row(left, query if query is not None else "(text not stored)", "", columns))
