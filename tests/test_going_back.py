@@ -102,6 +102,19 @@ def test_resume_dry_run_shows_what_the_resume_would_ask(fake: FakeOpenAI) -> Non
     assert "## judge" not in out and "## round 2: judge" not in out
     assert "Round 1's calls are exact" not in out
     assert "skeptic answer 1" in out
+    as_json = invoke("resume", run_id, "--base-url", fake.base_url, "--dry-run", "--json")
+    resume = json.loads(as_json.stdout)["resume"]
+    assert resume["reused"] == [
+        {"round": 1, "answers": list(PERSONAS), "verdict": True},
+        {"round": 2, "answers": ["judge"], "verdict": False},
+    ]
+    assert (resume["round"], resume["asked"], resume["asks_verdict"]) == (
+        2,
+        ["critic", "skeptic"],
+        True,
+    )
+    assert "judge answer 1" in json.dumps(resume["calls"][0])
+    assert fake.requests == []
 
 
 def test_show_of_a_resumed_run_points_at_the_resuming_run(fake: FakeOpenAI) -> None:

@@ -407,14 +407,18 @@ def _dry_run_or_run(
         from council.engine.cost import plan_prices, worst_case_usd
 
         prices, worst = plan_prices(plan), worst_case_usd(plan)
+        resume = run_options.get("resume")
         if flags.json_output:
             plan_dict = plan.to_dict()
+            if resume is not None:  # what the resume reuses and asks, not a fresh round 1
+                from council.render.markdown import resume_outline
+
+                plan_dict["resume"] = resume_outline(plan, resume).to_dict()
             plan_dict["sources"] = request.settings.sources
             plan_dict["prices"] = [p.to_dict() for p in prices]
             plan_dict["worst_case_usd"] = None if worst is None else round(worst, 6)
             sys.stdout.write(dumps(plan_dict) + "\n")
         else:
-            resume = run_options.get("resume")
             if resume is not None:  # what the resume asks, not a fresh round 1
                 from functools import partial
 

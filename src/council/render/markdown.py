@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
-from typing import TYPE_CHECKING, ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from council.config.endpoint_settings import EndpointSettings
 from council.engine.model import Attachment, CallOutcome, CallSpec, ResumeState, VoteResult
@@ -45,10 +46,12 @@ if TYPE_CHECKING:
     from council.config.settings import ResolvedSettings
 
 __all__ = [
+    "ResumeOutline",
     "deliberation_markdown",
     "deliberation_plan_markdown",
     "oracle_markdown",
     "plan_markdown",
+    "resume_outline",
     "resume_plan_markdown",
     "sources_markdown",
 ]
@@ -304,16 +307,37 @@ def deliberation_plan_markdown(plan: DeliberationPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def resume_plan_markdown(plan: DeliberationPlan, resume: ResumeState) -> str:
-    """`council resume ID --dry-run`: what the recorded run gives back, what is asked again.
+@dataclass(frozen=True)
+class ResumeOutline:
+    """What `council resume ID` would do: the recorded answers it reuses, by round (the
+    names, and whether that round's verdict is there), the round it starts asking in,
+    and the calls of that round it asks (exact: they quote the answers before them)."""
 
-    The engine reuses each round's recorded answers and verdict and asks the rest; the
-    first round with something missing is where the resume starts, and its persona
-    calls are shown exactly (their prompts quote the answers of the round before).
-    """
+    run_id: str
+    reused: dict[int, tuple[list[str], bool]]
+    start: int
+    calls: list[CallSpec]
+    asks_verdict: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "reused": [
+                {"round": n, "answers": names, "verdict": verdict}
+                for n, (names, verdict) in self.reused.items()
+            ],
+            "round": self.start,
+            "asked": [c.persona for c in self.calls],
+            "asks_verdict": self.asks_verdict,
+            "calls": [c.to_dict() for c in self.calls],
+        }
+
+
+def resume_outline(plan: DeliberationPlan, resume: ResumeState) -> ResumeOutline:
+    """The engine reuses each round's recorded answers and verdict and asks the rest:
+    the first round with something missing is where the resume starts."""
     names = [p.name for p in plan.personas]
     recorded = sorted(set(resume.answers) | set(resume.verdicts))
-    reused: list[str] = []
     start = next(
         (
             n
@@ -322,17 +346,32 @@ def resume_plan_markdown(plan: DeliberationPlan, resume: ResumeState) -> str:
         ),
         (recorded[-1] + 1) if recorded else 1,
     )
-    for number in recorded:
-        got = [name for name in names if name in resume.answers.get(number, {})]
-        verdict = " and the verdict" if number in resume.verdicts else ""
-        reused.append(f"round {number}: {', '.join(got) or 'no answer'}{verdict}")
+    reused = {
+        n: ([name for name in names if name in resume.answers.get(n, {})], n in resume.verdicts)
+        for n in recorded
+    }
     answers = resume.answers.get(start, {})
-    missing = [p for p in plan.personas if p.name not in answers]
     earlier = resume.answers.get(start - 1, {})
     previous = [(name, earlier[name].text or "") for name in names if name in earlier]
     failed = [name for name in names if name not in earlier]
-    calls = [plan.persona_call(p, start, previous, failed or None) for p in missing]
-    asked = [c.persona for c in calls] + (["the verdict"] if start not in resume.verdicts else [])
+    calls = [
+        plan.persona_call(p, start, previous, failed or None)
+        for p in plan.personas
+        if p.name not in answers
+    ]
+    return ResumeOutline(resume.run_id, reused, start, calls, start not in resume.verdicts)
+
+
+def resume_plan_markdown(plan: DeliberationPlan, resume: ResumeState) -> str:
+    """`council resume ID --dry-run`: what the recorded run gives back, what is asked again,
+    and the calls it starts with, exactly."""
+    outline = resume_outline(plan, resume)
+    reused = [
+        f"round {n}: {', '.join(got) or 'no answer'}{' and the verdict' if verdict else ''}"
+        for n, (got, verdict) in outline.reused.items()
+    ]
+    start = outline.start
+    asked = [c.persona for c in outline.calls] + (["the verdict"] if outline.asks_verdict else [])
     later = (
         f"; then rounds {start + 1} to {plan.rounds} as the verdicts decide"
         if start < plan.rounds
@@ -342,13 +381,13 @@ def resume_plan_markdown(plan: DeliberationPlan, resume: ResumeState) -> str:
         f"# Dry run of resuming run {resume.run_id}: nothing was sent",
         "",
         *_endpoint_lines(plan.endpoint, plan.max_concurrency),
-        f"- personas: {', '.join(names)}",
+        f"- personas: {', '.join(p.name for p in plan.personas)}",
         f"- arbiter: {plan.arbiter.name}",
         f"- reused from run {resume.run_id}: {'; '.join(reused) or 'nothing'}",
         f"- asked again: round {start}: {', '.join(asked) or 'nothing'}{later}",
         "",
         f"Round {start}'s calls to ask are below; later prompts quote the answers they get.",
-        *_calls_markdown(calls, plan.attachments),
+        *_calls_markdown(outline.calls, plan.attachments),
     ]
     return "\n".join(lines) + "\n"
 
