@@ -476,6 +476,9 @@ class FakeOpenAI(BatchAPI):
             # Slots stated as llama.cpp's llama-server does (GET /props: total_slots).
             self.total_slots: int | None = None
             self.props_requests = 0  # GET /props asked
+            # GET /models lists these ids, as Ollama lists what it pulled (None: fake-model).
+            self.listed_models: list[str] | None = None
+            self.models_requests = 0  # GET /models asked
             # A finite server: None means as many slots as requests.
             self.slots: int | None = None
             self.over_limit = "429"  # or "503", "interrupt", "queue"
@@ -763,11 +766,16 @@ class FakeOpenAI(BatchAPI):
             with self._changed:
                 self.props_requests += 1
         if route == ("GET", "/models"):
-            model: dict[str, Any] = {"id": MODEL_ID, "object": "model", "created": 0}
-            model["owned_by"] = "fake"
-            if window is not None:
-                model["max_model_len"] = model["context_length"] = window
-            payload: object = {"object": "list", "data": [model]}
+            with self._changed:
+                self.models_requests += 1
+            listed = []
+            for name in [MODEL_ID] if self.listed_models is None else self.listed_models:
+                model: dict[str, Any] = {"id": name, "object": "model", "created": 0}
+                model["owned_by"] = "fake"
+                if window is not None:
+                    model["max_model_len"] = model["context_length"] = window
+                listed.append(model)
+            payload: object = {"object": "list", "data": listed}
             status = 200
         elif (request.method, request.path) == ("GET", "/props") and (
             window is not None or self.total_slots is not None

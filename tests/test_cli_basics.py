@@ -153,7 +153,7 @@ def test_personas_list_shows_the_built_ins():
         "arbiter",
     ):
         assert any(line.startswith(name + " ") for line in result.stdout.splitlines()), name
-    assert "[built-in: " in result.stdout
+    assert "  (built-in)" in result.stdout and "site-packages" not in result.stdout
 
 
 def test_personas_show_prints_the_prompt():

@@ -163,7 +163,9 @@ def test_all_failed_exits_1_with_one_line(fake):
     assert "Traceback" not in result.output
 
 
-def test_rejected_key_exits_2_naming_the_variable(fake):
+def test_rejected_key_exits_2_naming_the_variable(fake, monkeypatch):
+    # A key is sent (issue 27: a server sent none is told so, not to check a variable).
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-rejected-0123456789abcdef")
     fake.default = Reply(status=401, error_message="Incorrect API key provided")
     result = oracle(fake, "--personas", "judge,critic", QUESTION)
     assert result.exit_code == 2

@@ -294,6 +294,10 @@ def _members(
     )
     catalog, chosen_preset, settings = loaded.catalog, loaded.preset, loaded.settings
     notes: list[str] = []
+    if not flags.dry_run:  # a local server's own model, when nothing chose one
+        from council.app.endpoints import served_model
+
+        settings = served_model(settings, notes.append)
     if NOTHING_CONFIGURED in settings.sources.get("endpoint", ""):
         notes.append(
             f"council: {NOTHING_CONFIGURED}; using the embedded local model "
@@ -483,13 +487,24 @@ def _dry_run_or_run(
         from council.engine.cost import plan_prices, worst_case_usd
 
         prices, worst = plan_prices(plan), worst_case_usd(plan)
+        resume = run_options.get("resume")
         if flags.json_output:
             plan_dict = plan.to_dict()
+            if resume is not None:  # what the resume reuses and asks, not a fresh round 1
+                from council.render.markdown import resume_outline
+
+                plan_dict["resume"] = resume_outline(plan, resume).to_dict()
             plan_dict["sources"] = request.settings.sources
             plan_dict["prices"] = [p.to_dict() for p in prices]
             plan_dict["worst_case_usd"] = None if worst is None else round(worst, 6)
             sys.stdout.write(dumps(plan_dict) + "\n")
         else:
+            if resume is not None:  # what the resume asks, not a fresh round 1
+                from functools import partial
+
+                from council.render.markdown import resume_plan_markdown
+
+                dry_run_markdown = partial(resume_plan_markdown, resume=resume)
             sys.stdout.write(
                 dry_run_markdown(plan)
                 + prices_markdown(prices, worst, plan.budget_usd, plan.max_tokens_total)

@@ -14,16 +14,16 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from council.app.flags import SETTING_FLAGS
 from council.config import local_model
 from council.config.checks import is_http_url
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_MODEL
-from council.config.endpoint_settings import EndpointSettings, build_endpoint
+from council.config.endpoint_settings import EndpointSettings, build_endpoint, is_loopback_url
 from council.config.files import UserConfig, find_project_config, load_user_config
-from council.config.settings import builtin_profile, load_settings
+from council.config.settings import ResolvedSettings, builtin_profile, load_settings
 from council.errors import AuthError, ConfigError, EndpointError, ErrorKind, UsageError
 from council.render.display import display_value
 
@@ -38,6 +38,7 @@ __all__ = [
     "list_models",
     "reset_endpoint",
     "resolved_config",
+    "served_model",
 ]
 
 CHECK_PROMPT = "Reply with the single word: ready"
@@ -45,10 +46,15 @@ CHECK_PROMPT = "Reply with the single word: ready"
 
 def key_state(endpoint: EndpointSettings) -> str:
     """Whether a key will be sent; never any part of the key itself."""
+    if endpoint.key_from == "stored":
+        return f"stored key {endpoint.api_key_name} (the value is never shown)"
     if not endpoint.api_key_env:
+        if endpoint.api_key_name:
+            return f"stored key {endpoint.api_key_name} (NOT STORED: council keys set NAME)"
         return "none sent"
     state = "set" if endpoint.api_key else "NOT SET"
-    return f"${endpoint.api_key_env} ({state}; the value is never shown)"
+    stored = f"; else stored key {endpoint.api_key_name}" if endpoint.api_key_name else ""
+    return f"${endpoint.api_key_env} ({state}; the value is never shown{stored})"
 
 
 def resolved_config(preset: str | None, endpoint: str | None) -> dict[str, Any]:
@@ -82,11 +88,18 @@ def endpoint_listing() -> tuple[UserConfig, list[dict[str, Any]], dict[str, Any]
         row = profile.to_dict()
         env = profile.api_key_env
         row["api_key_set"] = bool(env and os.environ.get(env))
+        row["api_key_stored"] = _stored(profile.api_key)
         row["ceiling"] = profile.max_concurrency or DEFAULT_MAX_CONCURRENCY_CAP
         row["ceiling_source"] = "profile" if profile.max_concurrency else "default"
         row["learned"] = [] if profile.is_local else learned_limits(profile.base_url)
         rows.append(row)
     return user, rows, _builtin_local_row(user)
+
+
+def _stored(name: str | None) -> bool:
+    from council.config.keys import key_names
+
+    return name is not None and name in key_names()
 
 
 def _builtin_local_row(user: UserConfig) -> dict[str, Any] | None:
@@ -182,6 +195,7 @@ def check_endpoint(name: str, model: str | None, say: Callable[[str], None]) -> 
         headers=profile.headers,
         sources={"base_url": f"endpoint {name} ({profile.where})"},
         local_model_path=profile.model_path,
+        api_key_name=profile.api_key,
     )
     where = endpoint.local_model_path or endpoint.base_url
     say(f"endpoint {name}: {where}, key {key_state(endpoint)}")
@@ -196,9 +210,7 @@ def check_endpoint(name: str, model: str | None, say: Callable[[str], None]) -> 
 def _failure(error: Any, endpoint: EndpointSettings) -> AuthError | EndpointError:
     """A `CallError` from checking or listing an endpoint, as the error a person reads."""
     if error.kind == ErrorKind.AUTH:
-        return AuthError(
-            error.message, f"check that ${endpoint.api_key_env} holds a valid key for it"
-        )
+        return AuthError(error.message, endpoint.auth_hint())
     if error.kind == ErrorKind.NOT_FOUND:
         return EndpointError(
             error.message, "check the model name (--model, or model: in the profile)"
@@ -213,6 +225,48 @@ async def _listed(endpoint: EndpointSettings) -> list[str]:
 
     async with EndpointClient(endpoint, max_concurrency=1) as client:
         return await client.list_models()
+
+
+def served_model(settings: ResolvedSettings, say: Callable[[str], None]) -> ResolvedSettings:
+    """The settings with a local server's own model, when nothing chose one.
+
+    A server on this machine (llama.cpp, Ollama, vLLM) serves the models it loaded, not
+    the default `gpt-4o-mini`: when an endpoint profile of one has no `model:` and no
+    flag, preset or config named a model, its `/models` is asked. One model: it is
+    used, and `say` hears it in one line. Several: ConfigError listing them. None,
+    or no list: the settings as they were (the run's own call says what is wrong).
+    """
+    endpoint = settings.endpoint
+    chosen = settings.sources.get("model", "default") != "default"
+    profile = settings.values.get("endpoint") is not None  # a --base-url has its -m
+    local = is_loopback_url(endpoint.base_url) and endpoint.local_model_path is None
+    if chosen or not profile or not local:
+        return settings
+    from council.endpoint.client import CallError
+
+    try:
+        models = asyncio.run(_listed(endpoint))
+    except CallError:
+        return settings
+    if not models:
+        return settings
+    if len(models) > 1:
+        shown = ", ".join(models[:20]) + (
+            f" and {len(models) - 20} more" if len(models) > 20 else ""
+        )
+        raise ConfigError(
+            f"{endpoint.host} serves {len(models)} models and none was chosen: {shown}",
+            f"pass -m NAME (e.g. -m {models[0]}), or set model: in the endpoint's profile",
+        )
+    (model,) = models
+    say(f"council: {endpoint.host} serves one model, {model}: using it (-m NAME to choose)")
+    source = f"the only model {endpoint.host} serves"
+    return replace(
+        settings,
+        values={**settings.values, "model": model},
+        sources={**settings.sources, "model": source},
+        endpoint=replace(endpoint, model=model, sources={**endpoint.sources, "model": source}),
+    )
 
 
 def list_models(

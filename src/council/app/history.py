@@ -1,7 +1,8 @@
 """The history as the `history`, `show` and `stats` commands read it: each call opens and closes it.
 
-runs = list_runs(limit=20, preset=None, since=None)
-run, calls = find_run("6742a1")
+runs = list_runs(limit=20, preset=None, since=None, search="monorepo")
+run, calls = find_run("6742a1")           # or None: the last run; "-2": the one before
+later = resumed_by(run["id"])             # the run that went on with it, if one did
 failures = run_failures(run, calls)       # what went wrong, per failed call
 report = compute_stats(by="persona", since=None)
 """
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from council.errors import UsageError
 from council.store.db import HistoryDB
 from council.store.liveness import RunLock
 from council.store.stats import GROUPINGS, StatsReport, build_stats
@@ -30,22 +32,75 @@ __all__ = [
     "list_runs",
     "prune_runs",
     "resume_command",
+    "resumed_by",
     "run_failures",
 ]
 
 
-def list_runs(*, limit: int, preset: str | None, since: float | None) -> list[dict[str, Any]]:
-    """Recent runs, newest first, a dead one's status "died"."""
+def list_runs(
+    *, limit: int, preset: str | None, since: float | None, search: str | None = None
+) -> list[dict[str, Any]]:
+    """Recent runs, newest first, a dead one's status "died"; `search`: by their question."""
     with HistoryDB.open() as history:
-        runs = history.runs(limit=limit, preset=preset, since=since)
+        runs = history.runs(limit=limit, preset=preset, since=since, search=search)
         return [_as_it_stands(history, dict(run)) for run in runs]
 
 
-def find_run(run_id: str) -> tuple[dict[str, Any], list[sqlite3.Row]]:
-    """A run by its id (or a unique start of it) and its calls; UsageError if there is none."""
+def find_run(run_id: str | None) -> tuple[dict[str, Any], list[sqlite3.Row]]:
+    """A run and its calls; UsageError if there is none.
+
+    `run_id`: its id or a unique start of it; None the last run; "-N" the Nth newest
+    ("-1" the last, "-2" the one before).
+    """
     with HistoryDB.open() as history:
-        run = _as_it_stands(history, history.find_run(run_id))
+        run = _as_it_stands(history, history.find_run(_counted_back(history, run_id)))
         return run, history.calls(run["id"])
+
+
+def _counted_back(history: HistoryDB, run_id: str | None) -> str:
+    """The id `run_id` stands for: itself, or the id of the run it counts back to."""
+    back = 1 if run_id is None else _steps_back(run_id)
+    if back is None:
+        return str(run_id)
+    found = history.runs(limit=1, offset=back - 1)
+    if found:
+        return str(found[0]["id"])
+    total = len(history.runs())
+    if not total:
+        raise UsageError("no runs recorded yet", "run a council first, e.g. council oracle 'q'")
+    raise UsageError(
+        f"there {'is' if total == 1 else 'are'} only {total} run{'s' * (total != 1)} "
+        f"in the history; -{back} goes back too far",
+        f"see them with 'council history -n {total}'",
+    )
+
+
+def _steps_back(run_id: str) -> int | None:
+    """N for "-N"; None for an id. Anything else starting with "-" is an unknown option."""
+    if not run_id.startswith("-"):
+        return None
+    digits = run_id[1:]
+    if digits.isdecimal() and digits.isascii() and int(digits) > 0:
+        return int(digits)
+    raise UsageError(
+        f"no such option: {run_id}",
+        "give a run's id, or -N for the Nth newest run (see 'council show --help')",
+    )
+
+
+def resumed_by(run_id: str) -> dict[str, Any] | None:
+    """The run that went on with `run_id` last: its latest resume, followed down the chain
+    of resumes of resumes. None: nobody resumed it."""
+    later: dict[str, Any] | None = None
+    seen = {run_id}
+    with HistoryDB.open() as history:
+        while resumes := history.resumes_of(run_id):
+            run_id = resumes[-1]["id"]
+            if run_id in seen:  # a history edited by hand: a loop
+                break
+            seen.add(run_id)
+            later = _as_it_stands(history, history.find_run(run_id))
+    return later
 
 
 def _as_it_stands(history: HistoryDB, run: dict[str, Any]) -> dict[str, Any]:

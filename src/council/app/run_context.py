@@ -476,11 +476,7 @@ def all_failed_error(
 ) -> CouncilError:
     first = failures[0] if failures else None
     if first is not None and all(f.error_kind == ErrorKind.AUTH for f in failures):
-        return AuthError(
-            first.message,
-            f"check that ${endpoint.api_key_env} holds a valid key for {endpoint.host} "
-            "(or pass --api-key-env NAME)",
-        )
+        return AuthError(first.message, endpoint.auth_hint())
     kinds = {f.error_kind for f in failures}
     if kinds == {"connection"}:
         return EndpointError(

@@ -70,13 +70,19 @@ def _is_short(name: str) -> bool:
 
 
 def read_command_line(
-    params: Iterable[Any], args: list[str], *, interspersed: bool, pairs: Iterable[str] = ()
+    params: Iterable[Any],
+    args: list[str],
+    *,
+    interspersed: bool,
+    pairs: Iterable[str] = (),
+    ignore_unknown: bool = False,
 ) -> Reading:
     """`args` as the parser would read them for a command of `params`.
 
     `interspersed`: options may follow positional arguments (a command), or the first
     positional one ends them (a group: it is the command's name). `pairs`: the names of
-    options (`param.name`) that take KEY VALUE.
+    options (`param.name`) that take KEY VALUE. `ignore_unknown` (click's
+    `ignore_unknown_options`): an unknown option is a positional argument (`show -2`).
     """
     specs = _specs(params, pairs)
     known = tuple(sorted(n for n in specs if not _is_short(n)))
@@ -90,6 +96,10 @@ def read_command_line(
             break
         if arg.startswith("-") and len(arg) > 1:
             problem = _option(arg, rest, specs, reading.args)
+            if problem is not None and problem.kind == "unknown" and ignore_unknown:
+                reading.positionals.append(arg)
+                reading.args.append(arg)
+                continue
             if problem is not None:
                 reading.problem = Problem(problem.kind, problem.option, problem.values, known)
                 return reading

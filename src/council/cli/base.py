@@ -101,7 +101,8 @@ def handles_errors(command: F) -> F:
                 raise
             print_error(
                 f"unexpected {type(error).__name__}: {error}; "
-                "run again with --debug for the traceback, and please report it"
+                "run again as 'council --debug COMMAND ...' (or with COUNCIL_DEBUG=1) for "
+                "the traceback, and please report it"
             )
             raise typer.Exit(EXIT_FAILURE) from None
 

@@ -22,6 +22,10 @@ from council.errors import UsageError
 __all__ = ["batch_command"]
 
 HELPERS = ("prepare", "collect")
+# Its own options in groups of their own: in one "Options" box, the long
+# --speculative/--no-speculative squeezed every description into a narrow column.
+BATCH_PANEL = "Batch"
+DELIBERATE_PANEL = "Deliberate mode"
 
 
 class BatchCommand(AskCommand):
@@ -46,84 +50,132 @@ def batch_command(
         str | None,
         typer.Option(
             "--out",
-            help="Where the item lines go (JSONL; - for stdout). Run again with the same "
-            "--out to resume: items already there are skipped.",
+            metavar="FILE",
+            help="The item lines (JSONL; - for stdout). The same --out again resumes.",
             show_default=False,
+            rich_help_panel=BATCH_PANEL,
         ),
     ] = None,
     mode: Annotated[
-        str, typer.Option("--mode", help="What each item runs: oracle or deliberate.")
+        str,
+        typer.Option(
+            "--mode", metavar="MODE", help="oracle or deliberate.", rich_help_panel=BATCH_PANEL
+        ),
     ] = "oracle",
     synthesize: Annotated[
         bool,
-        typer.Option("--synthesize", "-s", help="oracle mode: have the arbiter write one answer."),
+        typer.Option(
+            "--synthesize",
+            "-s",
+            help="oracle mode: the arbiter writes one answer.",
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = False,
     template: Annotated[
         str | None,
         typer.Option(
             "--template",
-            help='Build each question from the item\'s fields, e.g. "Review this ticket: {body}".',
+            metavar="TEXT",
+            help='The question from item fields: "Review: {body}".',
             show_default=False,
+            rich_help_panel=BATCH_PANEL,
         ),
     ] = None,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Stop at a bad input line instead of skipping it.")
+        bool,
+        typer.Option(
+            "--strict",
+            help="Stop at a bad input line (else skip it).",
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = False,
     ordered: Annotated[
-        bool, typer.Option("--ordered", help="Write the lines in input order (bounded buffer).")
+        bool,
+        typer.Option(
+            "--ordered",
+            help="Lines in input order (a bounded buffer).",
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = False,
     retry_failed: Annotated[
         bool,
-        typer.Option("--retry-failed", help="Resuming: ask the items whose line failed again."),
+        typer.Option(
+            "--retry-failed",
+            help="Resuming: ask failed items again.",
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = False,
     max_items: Annotated[
         int | None,
-        typer.Option("--max-items", help="Ask at most this many items.", show_default=False),
+        typer.Option(
+            "--max-items",
+            help="Ask at most this many items.",
+            show_default=False,
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = None,
     outage_limit: Annotated[
         float,
         typer.Option(
             "--outage-limit",
             metavar="SECONDS",
-            help="While the endpoint cannot be reached, items wait this long before they fail "
-            "(at least 0).",
+            help="How long items wait for an endpoint that is down (at least 0).",
             callback=at_least(0),
             show_default=f"{DEFAULT_OUTAGE_LIMIT:g}",
+            rich_help_panel=BATCH_PANEL,
         ),
     ] = DEFAULT_OUTAGE_LIMIT,
     via: Annotated[
         str,
-        typer.Option("--via", help="direct (calls from here) or batch-api (the provider's)."),
+        typer.Option(
+            "--via",
+            metavar="HOW",
+            help="direct or batch-api (the provider's).",
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = "direct",
     cancel: Annotated[
-        bool, typer.Option("--cancel", help="With --via batch-api: cancel its jobs.")
+        bool,
+        typer.Option(
+            "--cancel", help="With --via batch-api: cancel its jobs.", rich_help_panel=BATCH_PANEL
+        ),
     ] = False,
     rounds: Annotated[
         int | None,
-        typer.Option("--rounds", "-r", help="deliberate mode: most rounds.", show_default=False),
+        typer.Option(
+            "--rounds",
+            "-r",
+            help="Most rounds.",
+            show_default=False,
+            rich_help_panel=DELIBERATE_PANEL,
+        ),
     ] = None,
     speculative: Annotated[
         bool | None,
         typer.Option(
             "--speculative/--no-speculative",
-            help="deliberate mode: speculative rounds.",
+            help="Speculative rounds.",
             show_default=False,
+            rich_help_panel=DELIBERATE_PANEL,
         ),
     ] = None,
     threshold: Annotated[
         float | None,
         typer.Option(
-            "--threshold", help="deliberate mode: confidence to converge.", show_default=False
+            "--threshold",
+            help="Confidence to converge.",
+            show_default=False,
+            rich_help_panel=DELIBERATE_PANEL,
         ),
     ] = None,
     max_wasted_tokens: Annotated[
         int | None,
         typer.Option(
             "--max-wasted-tokens",
-            help="deliberate mode, --speculative: tokens a speculative round may waste "
-            "(at least 0).",
+            help="With --speculative: tokens a round may waste (at least 0).",
             callback=at_least(0),
             show_default=False,
+            rich_help_panel=DELIBERATE_PANEL,
         ),
     ] = None,
 ) -> None:
@@ -137,8 +189,8 @@ def batch_command(
     \b
     Examples:
       council batch tickets.jsonl -p judge,critic --out verdicts.jsonl
-      council batch tickets.jsonl --preset review --mode deliberate --out verdicts.jsonl
-      council batch prs.csv --template "Review this PR: {title}\\n{body}" -s --out reviews.jsonl
+      council batch tickets.jsonl -P review --mode deliberate --out verdicts.jsonl
+      council batch prs.csv --template "Review: {title}" -s --out reviews.jsonl
       council batch questions.txt --dry-run
       council batch prepare tickets.jsonl -p judge > requests.jsonl
       council batch collect outputs.jsonl --out verdicts.jsonl

@@ -46,12 +46,32 @@ def _print_listing(catalog: Catalog[Any], json_output: bool, *, empty: str) -> N
     if not rows:
         say(empty)
         return
+    from council.render.listing import BUILT_IN, fit_row, shown_path, terminal_width
+
     width = max(len(r["name"]) for r in rows)
-    for row in rows:
-        line = f"{row['name']:<{width}}  {row['description']}  [{row['origin']}: {row['path']}]"
-        if row["shadowed_by"]:
-            line += f" (shadowed by {row['shadowed_by']})"
-        say(line)
+    columns = terminal_width()
+    for entry in catalog.entries:
+        # Built-in ones say so, not where pip put them; the others where they are.
+        where = (
+            BUILT_IN
+            if entry.origin == "built-in"
+            else f"[{entry.origin}: {shown_path(entry.path)}]"
+        )
+        if entry.shadowed_by:
+            where += f" (shadowed by {shown_path(entry.shadowed_by)})"
+        say(fit_row(f"{entry.name:<{width}}  ", entry.description, f"  {where}", columns))
+
+
+def _shown(path: Any) -> str:
+    from council.render.listing import shown_path
+
+    return shown_path(path)
+
+
+def _is_builtin(path: Path) -> bool:
+    from council.render.listing import BUILT_IN, shown_path
+
+    return shown_path(path).startswith(BUILT_IN)
 
 
 def _list_command(
@@ -108,18 +128,22 @@ def personas_show(
       council personas show skeptic
     """
     from council.config.personas import PersonaCatalog
+    from council.render.listing import terminal_width, wrapped
 
     persona = PersonaCatalog.discover().get(name)
+    width = terminal_width()  # in a terminal, long lines are broken at words here
     say(f"name: {persona.name}")
-    say(f"description: {persona.description}")
-    say(f"file: {persona.source}")
+    for line in wrapped(f"description: {persona.description}", width):
+        say(line)
+    say(f"file: {_shown(persona.source)}")
     for key in ("model", "temperature", "max_tokens"):
         value = getattr(persona, key)
         if value is not None:
             say(f"{key}: {value}")
     say("system: |")
     for line in persona.system.splitlines():
-        say(f"  {line}" if line else "")
+        for part in wrapped(f"  {line}", width, indent="") if line else [""]:
+            say(part)
 
 
 def _user_and_personas() -> tuple[Any, Any]:
@@ -164,17 +188,24 @@ def presets_show(
 
         typer.echo(dumps(data))
         return
+    from council.render.listing import terminal_width, wrapped
+
+    columns = terminal_width()  # in a terminal, long lines are broken at words here
     say(f"name: {preset.name}")
-    say(f"description: {preset.description}")
-    say(f"file: {preset.path}")
+    for line in wrapped(f"description: {preset.description}", columns):
+        say(line)
+    say(f"file: {_shown(preset.path)}")
     for parent in preset.chain[1:]:
-        say(f"extends: {parent}")
+        say(f"extends: {_shown(parent)}")
     from council.render.display import display_value
+    from council.render.listing import shown_where
 
     width = max((len(k) for k in data["values"]), default=0)
     for key, value in data["values"].items():
         shown = display_value(value)
-        say(f"{key + ':':<{width + 1}} {shown}  # {preset.where.get(key, '')}")
+        line = f"{key + ':':<{width + 1}} {shown}  # {shown_where(preset.where.get(key, ''))}"
+        for part in wrapped(line, columns, indent=" " * (width + 2)):
+            say(part)
 
 
 @presets_app.command(name="validate")
@@ -242,7 +273,8 @@ def presets_validate(
         if problems or (strict and warnings):
             bad += 1
         else:
-            say(f"ok  {path}")
+            # A built-in one as such; the others by the path a CI log can point at.
+            say(f"ok  {_shown(path) if _is_builtin(path) else path}")
     if bad:
         raise ConfigError(
             f"{bad} of {checked} preset files have problems (listed above)",

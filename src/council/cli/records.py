@@ -49,8 +49,12 @@ def _since(text: str | None) -> float | None:
     return None if text is None else time.time() - parse_age(text, "--since")
 
 
-def _when(started_at: float) -> str:
-    return datetime.fromtimestamp(started_at).strftime("%Y-%m-%d %H:%M")
+def _when(started_at: float, short: bool = False) -> str:
+    """Local time to the minute; `short`: without this year's number (a narrow terminal)."""
+    moment = datetime.fromtimestamp(started_at)
+    if short and moment.year == datetime.now().year:
+        return moment.strftime("%m-%d %H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def _timed(value: Any, digits: int) -> str:
@@ -77,6 +81,15 @@ def history_list(
         str | None, typer.Option("--preset", help="Only runs of this preset.", show_default=False)
     ] = None,
     since: SinceOption = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            help="Only runs whose question holds this text (any case).",
+            metavar="TEXT",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Recent runs, newest first, one line each (subcommands: rm, export, prune).
@@ -85,6 +98,7 @@ def history_list(
     Examples:
       council history
       council history --since 7d --preset review
+      council history --search monorepo
       council show "$(council history --json -n 1 | jq -r '.[0].id')"
     """
     if context.invoked_subcommand is not None:
@@ -92,7 +106,7 @@ def history_list(
     from council.app.history import list_runs
     from council.render.times import iso_time
 
-    runs = list_runs(limit=limit, preset=preset, since=_since(since))
+    runs = list_runs(limit=limit, preset=preset, since=_since(since), search=search)
     rows = [
         {
             "id": run["id"],
@@ -112,16 +126,27 @@ def history_list(
         typer.echo(dumps(rows))
         return
     if not rows:
-        say("no runs recorded yet" + (" that match" if preset or since else ""))
+        say("no runs recorded yet" + (" that match" if preset or since or search else ""))
         return
+    from council.render.listing import fit_row, terminal_width
+
+    columns = terminal_width()
+    # Piped: the columns as they always were. In a terminal: as wide as what is shown,
+    # and the question trimmed to the rest of the line.
+    command_width = 10 if columns is None else max(len(r["command"]) for r in rows)
+    status_width = 11 if columns is None else max(len(r["status"]) for r in rows)
+    narrow = columns is not None and columns < 100  # the year goes: room for the question
     for run, row in zip(runs, rows, strict=True):
         wall = _timed(row["wall"], 1)
         preset_text = f" [{row['preset']}]" if row["preset"] else ""
-        query = _short(row["query"], 60) if row["query"] is not None else "(text not stored)"
-        say(
-            f"{row['id']}  {_when(run['started_at'])}  {row['command']:<10} "
-            f"{row['status']:<11} {wall:>7}{preset_text}  {query}"
+        query = " ".join(row["query"].split()) if row["query"] is not None else None
+        if columns is None and query is not None:
+            query = _short(query, 60)
+        left = (
+            f"{row['id']}  {_when(run['started_at'], narrow)}  {row['command']:<{command_width}} "
+            f"{row['status']:<{status_width}} {wall:>7}{preset_text}  "
         )
+        say(fit_row(left, query if query is not None else "(text not stored)", "", columns))
 
 
 @history_app.command(name="rm")
@@ -181,10 +206,18 @@ def history_prune(
     say(f"deleted {removed} run{'s' if removed != 1 else ''} older than {older_than}")
 
 
-@app.command(name="show")
+# "-2" is a run counted back, not an option: click hands unknown options over as
+# arguments here, and app/history.py refuses any other "-..." as an unknown option.
+@app.command(name="show", context_settings={"ignore_unknown_options": True})
 @handles_errors
 def show_command(
-    run_id: Annotated[str, typer.Argument(help="The run's id (or a unique start of it).")],
+    run_id: Annotated[
+        str | None,
+        typer.Argument(
+            help="The run's id (or a unique start of it); -N: the Nth newest run.",
+            show_default="the last run",
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="The run's --json document, as it was printed.")
     ] = False,
@@ -196,6 +229,8 @@ def show_command(
 
     \b
     Examples:
+      council show
+      council show -2
       council show 6742a1b2c3d4e5
       council show 6742a1b2 --json | jq .answers
     """
@@ -228,7 +263,7 @@ def show_command(
 def _say_what_went_wrong(run: dict[str, Any], calls: list[Any]) -> None:
     """For a run that did not end well: its status and exit code, each failed call's error,
     and how to go on. Nothing for a run that succeeded."""
-    from council.app.history import resume_command, run_failures
+    from council.app.history import resume_command, resumed_by, run_failures
 
     if run["status"] == "ok" and not run["exit_code"]:
         return
@@ -249,7 +284,14 @@ def _say_what_went_wrong(run: dict[str, Any], calls: list[Any]) -> None:
     for (persona, round_number, kind, message), count in alike.items():
         times = f" ({count} calls)" if count > 1 else ""
         say(f"  {persona}, round {round_number}: {kind}: {message}{times}", err=True)
-    go_on = resume_command(run)
+    later = resumed_by(run["id"]) if resume_command(run) is not None else None
+    if later is not None:  # resuming this one again would ask what the later run has
+        say(
+            f"resumed as run {later['id']} ({_iso(later['started_at'])}, {later['status']}); "
+            f"see it with: council show {later['id']}",
+            err=True,
+        )
+    go_on = resume_command(later if later is not None else run)
     if go_on is not None:
         say(f"go on with: {go_on}", err=True)
 
@@ -325,25 +367,77 @@ def _usd(cost: float | None, unknown: int) -> str:
     return f"${cost:.4f}" + ("+" if unknown else "")
 
 
+# `council stats`'s columns: header, width, and whether it is the name (left-aligned).
+_STATS_COLUMNS = (
+    ("", 16),  # the group's name; its header is what it is grouped by
+    ("calls", 5),
+    ("errors", 7),
+    ("retries", 7),
+    ("p50", 7),
+    ("p95", 7),
+    ("ttft p50", 8),
+    ("ttft p95", 8),
+    ("queued p95", 10),
+    ("re-sent", 7),
+    ("tokens in", 10),
+    ("out", 8),
+    ("cost", 9),
+)
+# What a narrow terminal keeps first: the name, then where the time and money go.
+_STATS_PRIORITY = (0, 1, 2, 5, 4, 12, 6, 3, 9, 11, 10, 7, 8)
+
+
+def _stats_cells(g: Any) -> list[str]:
+    return [
+        g.name[:16],
+        f"{g.calls}",
+        f"{g.error_rate * 100:.1f}%",
+        f"{g.retries}",
+        _seconds(g.p50_latency),
+        _seconds(g.p95_latency),
+        _seconds(g.p50_ttft),
+        _seconds(g.p95_ttft),
+        _seconds(g.p95_queued),
+        f"{g.resends}",
+        f"{g.tokens_in:,}",
+        f"{g.tokens_out:,}",
+        _usd(g.cost_usd, g.cost_unknown),
+    ]
+
+
 def _stats_text(report: StatsReport) -> str:
+    from council.render.listing import fit_columns, terminal_width
+
     if not report.groups:
         return "no calls recorded yet" + ("" if report.runs else "; run a council first")
-    header = (
-        f"{report.by:<16} {'calls':>5} {'errors':>7} {'retries':>7} {'p50':>7} {'p95':>7} "
-        f"{'ttft p50':>8} {'ttft p95':>8} {'queued p95':>10} {'re-sent':>7} "
-        f"{'tokens in':>10} {'out':>8} {'cost':>9}"
+    cells = [_stats_cells(g) for g in report.groups]
+    widths = [width for _, width in _STATS_COLUMNS]
+    columns = terminal_width()
+    if columns is not None:  # as wide as what is shown, and only the columns that fit
+        widths = [
+            max([len(report.by) if i == 0 else len(header), *(len(row[i]) for row in cells)])
+            for i, (header, _) in enumerate(_STATS_COLUMNS)
+        ]
+    # The "(N ?)" of unknown tokens goes after the last column: room for it is kept.
+    unknown = max(
+        (len(f" ({g.tokens_unknown} ?)") for g in report.groups if g.tokens_unknown), default=0
     )
-    noun = "run" if report.runs == 1 else "runs"
-    lines = [f"{report.runs} {noun}; slowest first (p95 latency)", header]
-    for g in report.groups:
-        unknown = f" ({g.tokens_unknown} ?)" if g.tokens_unknown else ""
-        lines.append(
-            f"{g.name[:16]:<16} {g.calls:>5} {g.error_rate * 100:>6.1f}% {g.retries:>7} "
-            f"{_seconds(g.p50_latency):>7} {_seconds(g.p95_latency):>7} "
-            f"{_seconds(g.p50_ttft):>8} {_seconds(g.p95_ttft):>8} "
-            f"{_seconds(g.p95_queued):>10} {g.resends:>7} "
-            f"{g.tokens_in:>10,} {g.tokens_out:>8,} {_usd(g.cost_usd, g.cost_unknown):>9}{unknown}"
+    room = None if columns is None else columns - unknown
+    kept = fit_columns(widths, _STATS_PRIORITY, room, gap=1)
+
+    def line(values: list[str]) -> str:
+        return " ".join(
+            f"{values[i]:<{widths[i]}}" if i == 0 else f"{values[i]:>{widths[i]}}" for i in kept
         )
+
+    noun = "run" if report.runs == 1 else "runs"
+    header = line([report.by, *(h for h, _ in _STATS_COLUMNS[1:])])
+    lines = [
+        f"{report.runs} {noun}; slowest first (p95 latency)",
+        header.rstrip() if columns else header,
+    ]
+    for g, row in zip(report.groups, cells, strict=True):
+        lines.append(line(row) + (f" ({g.tokens_unknown} ?)" if g.tokens_unknown else ""))
     d = report.deliberations
     if d.runs:
         lines.append(
@@ -353,4 +447,16 @@ def _stats_text(report: StatsReport) -> str:
         )
     for suggestion in report.suggestions:
         lines.append(f"suggestion: {suggestion}")
-    return "\n".join(lines)
+    if columns is None:
+        return "\n".join(lines)
+    import textwrap
+
+    # In a terminal the sentences below the table are wrapped here, at words.
+    table = 2 + len(report.groups)
+    return "\n".join(
+        lines[:table]
+        + [
+            textwrap.fill(text, columns, subsequent_indent="  ", break_on_hyphens=False)
+            for text in lines[table:]
+        ]
+    )

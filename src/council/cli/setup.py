@@ -96,8 +96,11 @@ def endpoints_list(json_output: JsonFlag = False) -> None:
         )
     default = user.values.get("endpoint")
     for row in rows:
-        env = row["api_key_env"]
+        env, stored = row["api_key_env"], row["api_key"]
         key = f"${env} {'set' if row['api_key_set'] else 'NOT SET'}" if env else "no key"
+        if stored and not row["api_key_set"]:  # a profile's stored key, when $env is empty
+            state = "" if row["api_key_stored"] else " NOT STORED"
+            key = f"{key + ', ' if env else ''}stored key {stored}{state}"
         mark = "  (default)" if row["name"] == default else ""
         model = f"  model {row['model']}" if row["model"] else ""
         say(f"{row['name']}  {row['base_url']}  {key}{model}{mark}")

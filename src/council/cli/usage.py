@@ -208,6 +208,7 @@ class _CouncilParsing:
             self.get_params(ctx),  # type: ignore[attr-defined]
             args,
             interspersed=ctx.allow_interspersed_args,
+            ignore_unknown=ctx.ignore_unknown_options,
             pairs=self.pair_options,
         )
         if reading.problem is not None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from council.config.keys import is_key_name
 from council.config.yamlfile import FileProblem, Located, unknown_key_problem
 from council.errors import UsageError
 
@@ -209,6 +210,10 @@ PROFILE_FIELDS: dict[str, Check] = {
     "model_path": Check(is_text, "the path of a .gguf model file"),
     "base_url": Check(is_http_url, "an http(s) URL, e.g. https://openrouter.ai/api/v1"),
     "api_key_env": ENV_NAME,
+    # The NAME of a key stored with `council keys set NAME`, never a key.
+    "api_key": Check(
+        is_key_name, "the name of a stored key (council keys list), e.g. api_key: openrouter"
+    ),
     "model": MODEL,
     "max_concurrency": Check(_whole(1), "a whole number of at least 1"),
     "headers": Check(_is_headers, "a mapping of header names to text values"),

@@ -24,6 +24,7 @@ from council.config.defaults import (
 from council.errors import ConfigError, UsageError
 
 __all__ = [
+    "NO_KEY_PLACEHOLDER",
     "EndpointSettings",
     "build_endpoint",
     "is_loopback_url",
@@ -76,6 +77,10 @@ class EndpointSettings:
     context_window: int | dict[str, int] | None = None
     # The profile's `price:` (USD per million tokens; config/prices.py reads it); None: none.
     price: dict[str, Any] | None = None
+    # The stored key (`council keys set NAME`) the profile names, sent when $api_key_env
+    # is empty; "": none named. `key_from` says which of the two `api_key` is.
+    api_key_name: str = ""
+    key_from: str = field(default="", compare=False)
 
     def window_for(self, model: str) -> int | None:
         """The configured context window of `model` on this endpoint, if any."""
@@ -99,12 +104,39 @@ class EndpointSettings:
         return min(DEFAULT_CONNECT_TIMEOUT, self.timeout)
 
     @property
+    def key_label(self) -> str:
+        """Where the key sent comes from, for a person: never any part of the key."""
+        if self.key_from == "stored":
+            return f"the stored key {self.api_key_name!r}"
+        if self.api_key_env:
+            return f"${self.api_key_env}"
+        return f"the stored key {self.api_key_name!r}" if self.api_key_name else "no key"
+
+    def auth_hint(self) -> str:
+        """What to do when the server refuses the key (HTTP 401/403)."""
+        if self.api_key is None:  # the server wants one: say how to give it one
+            if self.api_key_env:
+                give = f"export {self.api_key_env}=<your key> (it is not set)"
+            else:
+                give = "give the endpoint's profile an api_key_env"
+            return f"{give}, or store one with 'council keys set NAME' (api_key: NAME)"
+        if self.key_from == "stored":
+            return (
+                f"check that {self.key_label} holds a valid key for {self.host} "
+                f"(council keys set {self.api_key_name})"
+            )
+        return (
+            f"check that ${self.api_key_env} holds a valid key for {self.host} "
+            "(or pass --api-key-env NAME)"
+        )
+
+    @property
     def key_for_client(self) -> str:
         return self.api_key if self.api_key else NO_KEY_PLACEHOLDER
 
     def describe(self) -> dict[str, Any]:
         """Where calls go and where that came from, for dry runs: never the key itself."""
-        return {
+        described = {
             "host": self.host,
             "base_url": self.base_url,
             "local_model_path": self.local_model_path,
@@ -113,6 +145,10 @@ class EndpointSettings:
             "headers": sorted(self.headers),
             "sources": self.sources,
         }
+        if self.api_key_name:  # the name only, and only where a profile names one
+            described["api_key_name"] = self.api_key_name
+            described["api_key_from"] = self.key_from or None
+        return described
 
     def limits(self, max_concurrency: int) -> dict[str, Any]:
         return {
@@ -137,12 +173,14 @@ def build_endpoint(
     local_model_path: str | None = None,
     context_window: int | dict[str, int] | None = None,
     price: dict[str, Any] | None = None,
+    api_key_name: str | None = None,
 ) -> EndpointSettings:
-    """Check resolved endpoint values and read the key from `$api_key_env`.
+    """Check resolved endpoint values and read the key from `$api_key_env`, else from
+    the stored key `api_key_name` (a profile's `api_key:`): the environment wins.
 
-    `api_key_env` None means no key is sent (a loopback URL named by a shared file,
-    or a profile without one). `require_key=False` is for dry runs, which show the
-    plan without calling anyone. Raises ConfigError for a missing key on a
+    `api_key_env` None (and no `api_key_name`) means no key is sent (a loopback URL
+    named by a shared file, or a profile without one). `require_key=False` is for dry
+    runs, which show the plan without calling anyone. Raises ConfigError for a missing key on a
     non-loopback endpoint, UsageError for values out of range.
     """
     url = base_url.rstrip("/")
@@ -158,6 +196,19 @@ def build_endpoint(
             "pass the NAME of the variable holding the key, e.g. --api-key-env OPENROUTER_API_KEY",
         )
     key = (os.environ.get(api_key_env) or None) if api_key_env else None
+    key_from = "env" if key is not None else ""
+    if key is None and api_key_name:
+        from council.config.keys import stored_key
+
+        key = stored_key(api_key_name)
+        key_from = "stored" if key is not None else ""
+        if key is None and require_key and not is_loopback_url(url):
+            unset = f"${api_key_env} is not set and " if api_key_env else ""
+            raise ConfigError(
+                f"no API key for {urlsplit(url).netloc}: {unset}no key is stored as "
+                f"{api_key_name!r}",
+                f"store it with 'council keys set {api_key_name}' (see 'council keys list')",
+            )
     if api_key_env and key is None and require_key and not is_loopback_url(url):
         raise ConfigError(
             f"no API key for {urlsplit(url).netloc}: ${api_key_env} is not set",
@@ -188,4 +239,6 @@ def build_endpoint(
         local_model_path=local_model_path,
         context_window=context_window,
         price=price,
+        api_key_name=api_key_name or "",
+        key_from=key_from,
     )

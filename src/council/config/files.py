@@ -8,6 +8,8 @@ environment variable that holds its key (never the key itself):
       - name: openrouter
         base_url: https://openrouter.ai/api/v1
         api_key_env: OPENROUTER_API_KEY
+        api_key: openrouter              # optional: a key stored by `council keys set`,
+                                         # sent when $OPENROUTER_API_KEY is not set
         model: openai/gpt-4o-mini        # optional default model
         max_concurrency: 8               # optional
         headers: {X-Title: council}      # optional extra headers
@@ -39,6 +41,7 @@ from council.config.checks import (
     expected,
     key_problems,
 )
+from council.config.keys import is_key_name
 from council.config.local_model import (
     LOCAL_ENDPOINT,
     LOCAL_MAX_TOKENS,
@@ -46,7 +49,12 @@ from council.config.local_model import (
     LOCAL_PLACEHOLDER_URL,
 )
 from council.config.paths import project_paths, user_config_dir
-from council.config.trust import is_secret_name, secret_problems, shared_endpoint_problems
+from council.config.trust import (
+    is_secret_name,
+    looks_like_secret,
+    secret_problems,
+    shared_endpoint_problems,
+)
 from council.config.yamlfile import FileProblem, Located, load_yaml_file, problems_error
 from council.errors import ConfigError
 
@@ -70,6 +78,7 @@ PROFILE_KEYS = (
     "name",
     "base_url",
     "api_key_env",
+    "api_key",  # a stored key's name (config/keys.py), never the key
     "model",
     "max_concurrency",
     "headers",
@@ -109,6 +118,8 @@ class EndpointProfile:
     context_window: int | dict[str, int] | None = None  # tokens, for every model or per model
     # USD per million tokens: {input, output} for every model, or {model: {input, output}}.
     price: dict[str, Any] | None = None
+    # The name of a stored key (`council keys set NAME`), sent when $api_key_env is empty.
+    api_key: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -119,6 +130,7 @@ class EndpointProfile:
             "name": self.name,
             "base_url": self.base_url,
             "api_key_env": self.api_key_env,
+            "api_key": self.api_key,  # the stored key's name: its value is never shown
             "model": self.model,
             "max_concurrency": self.max_concurrency,
             "headers": sorted(self.headers),  # names only: values are nobody's business
@@ -204,7 +216,7 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
         )
     elif model_path is None:
         check("base_url", item.get("base_url"))
-    for key in ("api_key_env", "model"):
+    for key in ("api_key_env", "api_key", "model"):
         if key in item:
             check(key, item[key])
     concurrency = item.get("max_concurrency")
@@ -239,6 +251,7 @@ def _profile(item: Any, path: Path, problems: list[FileProblem]) -> EndpointProf
         where=f"{path}:{item.start.line}",
         context_window=dict(window) if isinstance(window, dict) else window,
         price=_plain(price),
+        api_key=item.get("api_key"),
     )
 
 
@@ -295,10 +308,24 @@ def _read_mapping(path: Path, what: str) -> Located:
     return data
 
 
+def _named_keys_allowed(data: Located, problems: list[FileProblem]) -> list[FileProblem]:
+    """The secret check without its word on a profile's `api_key: NAME`: the name of a
+    stored key is no secret (a value shaped like a key is still refused)."""
+    endpoints = data.get("endpoints")
+    named = {
+        profile.key_position("api_key")
+        for profile in (endpoints if isinstance(endpoints, list) else [])
+        if isinstance(profile, Located)
+        and is_key_name(profile.get("api_key"))
+        and not looks_like_secret(profile.get("api_key"))
+    }
+    return [p for p in problems if not (p.key == "api_key" and p.position in named)]
+
+
 def user_config_problems(
     data: Located, path: Path
 ) -> tuple[dict[str, EndpointProfile], list[FileProblem]]:
-    problems = secret_problems(data, path)
+    problems = _named_keys_allowed(data, secret_problems(data, path))
     problems += key_problems(data, path, USER_KEYS, ignore=is_secret_name)
     problems += check_settings(data, path)
     problems += check_fields(data, path, NAMED_SETTINGS)

@@ -16,6 +16,7 @@ anyone may write, is ignored, with one line on stderr saying so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 
 __all__ = [
     "builtin_dir",
+    "private_directory",
     "project_dirs",
     "project_paths",
     "search_path",
@@ -32,6 +34,21 @@ __all__ = [
     "user_data_dir",
     "yours",
 ]
+
+
+def private_directory(path: Path) -> None:
+    """Make `path` and any missing parent 0700: council's state is its user's alone.
+
+    (`Path.mkdir(parents=True, mode=...)` gives the mode to the last one only.) A
+    directory that is there already keeps its mode: the user may have chosen it.
+    """
+    missing: list[Path] = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            directory.mkdir(mode=0o700)
 
 
 def user_config_dir() -> Path:

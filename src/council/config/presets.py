@@ -346,17 +346,15 @@ def _persona_problems(
         ]
     problems: list[FileProblem] = []
     names: list[str] = []
-    for item in items:
+    for index, item in enumerate(items):
+        # The line the item is on, not the list's first one.
+        where = data.item_position(key, index) if listed else data.value_position(key)
         if isinstance(item, str) and item.strip():
             base = item.partition("@")[0].strip()  # name@profile: on that endpoint profile
             if base not in catalog.names():
                 close = catalog.closest(base)
                 hint = f" (did you mean {close!r}?)" if close else ""
-                problems.append(
-                    FileProblem(
-                        path, data.value_position(key), key, f"unknown persona {base!r}{hint}"
-                    )
-                )
+                problems.append(FileProblem(path, where, key, f"unknown persona {base!r}{hint}"))
             names.append(base)
         elif isinstance(item, Located):
             persona, found = persona_from_mapping(item, path, inline=True)
@@ -366,10 +364,7 @@ def _persona_problems(
         else:
             problems.append(
                 FileProblem(
-                    path,
-                    data.value_position(key),
-                    key,
-                    f"expected a persona name or definition, got {item!r}",
+                    path, where, key, f"expected a persona name or definition, got {item!r}"
                 )
             )
     duplicates = sorted({n for n in names if names.count(n) > 1})

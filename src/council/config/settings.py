@@ -192,12 +192,26 @@ def _key_variable(
         return profile.api_key_env, sources["base_url"]
     if "api_key_env" in chooser.values and not chooser.shared:  # e.g. a resumed run's own
         return chooser.values["api_key_env"], chooser.source("api_key_env")
+    if "api_key_name" in chooser.values and not chooser.shared:
+        # A resumed run that sent a stored key and read no variable: the same again.
+        return None, f"stored key {chooser.values['api_key_name']} ({chooser.name})"
     if chooser.shared:
         # A shared file may point at this machine only, and its URL gets no key.
         return None, f"none sent: the URL comes from a shared file ({chooser.name})"
     if "api_key_env" in user.values:
         return user.values["api_key_env"], f"user config ({user.where['api_key_env']})"
     return DEFAULT_API_KEY_ENV, "default"
+
+
+def _stored_key_name(profile: EndpointProfile | None, flags: Layer, chooser: Layer) -> str | None:
+    """The stored key a run's profile names (or a resumed run's recorded one: its
+    endpoint is a URL then); --api-key-env chooses the variable alone."""
+    if "api_key_env" in flags.values:
+        return None
+    if profile is None:
+        recorded = chooser.values.get("api_key_name")
+        return recorded if isinstance(recorded, str) and not chooser.shared else None
+    return profile.api_key
 
 
 def resolve_settings(
@@ -265,6 +279,9 @@ def resolve_settings(
         local_model_path=profile.model_path if profile else None,
         context_window=profile.context_window if profile else None,
         price=profile.price if profile else None,
+        # --api-key-env chooses the variable alone; otherwise the profile's stored key
+        # is sent when its variable is empty.
+        api_key_name=_stored_key_name(profile, layers[0], chooser),
         sources={k: sources[k] for k in ("base_url", "model", "api_key_env") if k in sources}
         | {k: sources.get(k, "default") for k in ("timeout", "retries", "max_concurrency")},
         require_key=require_key,
@@ -354,4 +371,5 @@ def profile_endpoint(
         price=profile.price,
         sources={"base_url": f"endpoint {name} ({profile.where})"},
         require_key=require_key,
+        api_key_name=profile.api_key,
     )

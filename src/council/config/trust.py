@@ -22,7 +22,7 @@ from typing import Any
 from council.config.endpoint_settings import is_loopback_url
 from council.config.yamlfile import FileProblem, Located
 
-__all__ = ["is_secret_name", "secret_problems", "shared_endpoint_problems"]
+__all__ = ["is_secret_name", "looks_like_secret", "secret_problems", "shared_endpoint_problems"]
 
 # Field names that hold secrets. `max_tokens` is a count, not a token.
 _SECRET_NAME = re.compile(
@@ -44,6 +44,11 @@ def is_secret_name(name: str) -> bool:
     return lowered not in _NOT_SECRET and bool(_SECRET_NAME.search(lowered))
 
 
+def looks_like_secret(value: object) -> bool:
+    """A value shaped like a well-known key (`sk-...`, `ghp_...`, `Bearer ...`)."""
+    return isinstance(value, str) and _SECRET_VALUE.search(value) is not None
+
+
 def _walk(data: Any, path: Path, owner: Located | None, key: str | None) -> list[FileProblem]:
     problems: list[FileProblem] = []
     if isinstance(data, Located):
@@ -56,7 +61,8 @@ def _walk(data: Any, path: Path, owner: Located | None, key: str | None) -> list
                         name,
                         "looks like a secret: keys never go in council's files; an endpoint "
                         "profile in your own config names the environment variable that holds "
-                        "the key (api_key_env)",
+                        "the key (api_key_env), or a key stored with 'council keys set NAME' "
+                        "(api_key: NAME)",
                     )
                 )
             else:

@@ -55,12 +55,23 @@ class Located(dict[str, Any]):
         self.start = Position(1, 1)
         self.key_positions: dict[str, Position] = {}
         self.value_positions: dict[str, Position] = {}
+        # Where each item of a list value is: a problem with one item points at it.
+        self.item_positions: dict[str, list[Position]] = {}
 
     def key_position(self, key: str) -> Position:
         return self.key_positions.get(key, self.start)
 
     def value_position(self, key: str) -> Position:
         return self.value_positions.get(key, self.key_position(key))
+
+    def item_position(self, key: str, index: int) -> Position:
+        """Where item `index` of the list under `key` is, when on a line of its own (a
+        block list); else where the list is (`[a, b]`, or unknown)."""
+        items = self.item_positions.get(key, [])
+        listed = self.value_position(key)
+        if 0 <= index < len(items) and items[index].line != listed.line:
+            return items[index]
+        return listed
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,8 @@ def _loader_class() -> type:
             data[key] = loader.construct_object(value_node, deep=True)
             data.key_positions[key] = _position(key_node.start_mark)
             data.value_positions[key] = _position(value_node.start_mark)
+            if isinstance(value_node, yaml.SequenceNode):
+                data.item_positions[key] = [_position(n.start_mark) for n in value_node.value]
 
     LocatedLoader.add_constructor("tag:yaml.org,2002:map", construct_located)
     return LocatedLoader

@@ -328,6 +328,7 @@ class EndpointClient:
         self._http: Any = None  # the SDK client's HTTP client: chat calls are sent on it
         self._chat_url: Any = None
         self._headers: dict[str, str] = {}
+        self._key_sent = settings.api_key is not None  # else a placeholder goes: no key
         self._windows: dict[str, asyncio.Future[int | None]] = {}  # probed, per model
         self._slots: asyncio.Future[int | None] | None = None  # asked once, before any call
 
@@ -380,7 +381,7 @@ class EndpointClient:
         try:
             page = await self._client.models.list()
         except Exception as exc:
-            raise classify(exc, self.settings.host) from None
+            raise classify(exc, self.settings.host, key_sent=self._key_sent) from None
         return sorted(model.id for model in page.data)
 
     async def complete(
@@ -537,9 +538,9 @@ class EndpointClient:
                 if rejected is None and unproven and not left_out:
                     left_out = unproven  # once: without them, does it work?
                     continue
-                raise classify(exc, self.settings.host) from None
+                raise classify(exc, self.settings.host, key_sent=self._key_sent) from None
             except (openai.APIError, CallError) as exc:
-                raise classify(exc, self.settings.host) from None
+                raise classify(exc, self.settings.host, key_sent=self._key_sent) from None
             except Exception as exc:  # transport errors the SDK did not wrap, and bugs
                 raise classify(exc, self.settings.host) from exc
             self._accepted_fields.update(fields)

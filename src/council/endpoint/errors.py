@@ -184,7 +184,7 @@ def one_line(text: str, limit: int) -> str:
     return " ".join(redact(text).split())[:limit]
 
 
-def _status_error(exc: openai.APIStatusError, host: str) -> CallError:
+def _status_error(exc: openai.APIStatusError, host: str, key_sent: bool) -> CallError:
     status = exc.status_code
     body = exc.body
     detail = body.get("message") if isinstance(body, dict) else None
@@ -193,8 +193,20 @@ def _status_error(exc: openai.APIStatusError, host: str) -> CallError:
     detail = one_line(detail, 300)
     headers = exc.response.headers if exc.response is not None else None
     if status in (401, 403):
+        if not key_sent:  # "refused the API key" would blame a key nobody sent
+            said = f"{host} asked for an API key ({status}) and none was sent: {detail}"
+            return CallError(ErrorKind.AUTH, said, status=status)
         return CallError(
             ErrorKind.AUTH, f"{host} refused the API key ({status}): {detail}", status=status
+        )
+    if status == 501:
+        # A plain web server (python -m http.server, nginx's default site) cannot POST:
+        # no later try will change that, so the call is not retried, nor told to be.
+        return CallError(
+            ErrorKind.HTTP_ERROR,
+            f"{host} answered 501 (not implemented): {detail}; is this URL an "
+            "OpenAI-compatible API (it ends in /v1 for most servers)?",
+            status=status,
         )
     if status == 404:
         return CallError(ErrorKind.NOT_FOUND, f"{host} answered 404: {detail}", status=status)
@@ -342,12 +354,16 @@ def internal_error(exc: BaseException) -> CallError:
     return CallError(ErrorKind.INTERNAL, message + "; please report it")
 
 
-def classify(exc: BaseException, host: str) -> CallError:
-    """Turn whatever the SDK or transport raised into a CallError with a kind."""
+def classify(exc: BaseException, host: str, *, key_sent: bool = True) -> CallError:
+    """Turn whatever the SDK or transport raised into a CallError with a kind.
+
+    `key_sent` False: the request carried no key (a server on this machine given
+    none), so a 401 says the server wants one rather than that it refused it.
+    """
     if isinstance(exc, CallError):
         return exc
     if isinstance(exc, openai.APIStatusError):
-        return _status_error(exc, host)
+        return _status_error(exc, host, key_sent)
     if isinstance(exc, openai.APITimeoutError):
         return CallError(
             ErrorKind.TIMEOUT, f"{host} stopped responding (read timeout)", retryable=True

@@ -153,7 +153,7 @@ class LocalServer:
                 raise EndpointError(
                     f"the local model server exited (code {self.process.returncode}) before it "
                     f"was ready: {self.output_tail()}",
-                    "check the model file; run with --debug for more",
+                    "check the model file; run again as 'council --debug ...' for more",
                 )
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:

@@ -178,8 +178,8 @@ class CallOutcome:
 
     `error_kind` None means the call answered and `text` is its answer; otherwise
     `error_kind` says why not (an `ErrorKind`: CANCELLED for a call stopped before it
-    finished) and
-    `message` says it for a person. Token counts None: the endpoint did not report
+    finished) and `message` says it for a person; an interrupted call's `text` is what it
+    had streamed (`partial`). Token counts None: the endpoint did not report
     them (or sent something that is not a count); for a cancelled call `tokens_out`
     counts the chunks it streamed. `latency` runs from when the call got a slot to
     its end, retries included. `reused_from` is the earlier run a resumed council
@@ -228,6 +228,11 @@ class CallOutcome:
     def cancelled(self) -> bool:
         return self.error_kind == ErrorKind.CANCELLED
 
+    @property
+    def partial(self) -> bool:
+        """Interrupted half-way: `text` is the answer as far as it had streamed."""
+        return self.cancelled and bool(self.text)
+
     def to_dict(self) -> dict[str, Any]:
         """An answer with its metrics, or a failure with its reason (the `--json` shapes)."""
         if not self.answered:
@@ -240,6 +245,8 @@ class CallOutcome:
                 "fitted": None if self.fitted is None else self.fitted.to_dict(),
                 "queued": round(self.queued, 4),
                 **self._cost(),
+                # An interrupted call's answer as far as it had streamed.
+                **({"text": self.text} if self.cancelled and self.text else {}),
             }
         return {
             "persona": self.persona,

@@ -73,6 +73,8 @@ class CallReporter:
         self.ended_at: float | None = None
         # Chunks of the current attempt, answer and reasoning (about a token each).
         self.tokens_streamed = 0
+        # The current attempt's answer so far: an interrupted call keeps what streamed.
+        self.pieces: list[str] = []
         self.outcome: CallOutcome | None = None
         self.cancel_reason = "interrupted"
         self.fitted: Fitted | None = None  # how the call was cut to fit its window
@@ -127,6 +129,7 @@ class CallReporter:
     def on_delta(self, text: str) -> None:
         self.tokens_streamed += 1
         self.chars_streamed += len(text)
+        self.pieces.append(text)
         if self.bus.listening:  # a delta per token: skip building events nobody reads
             self.bus.emit(TextDelta(**self._ids(), text=text))
 
@@ -160,6 +163,7 @@ class CallReporter:
             self.lost_in += self.prompt_estimate
             self.lost_out += output_tokens_of(self.chars_streamed, self.tokens_streamed)
         self.tokens_streamed = self.chars_streamed = 0
+        self.pieces = []
 
     def _cost(self, spent: Spent, reported: float | None = None) -> dict[str, Any]:
         """cost_usd and cost_estimated of an outcome: its last attempt's, and the lost ones'."""
@@ -320,9 +324,13 @@ class CallReporter:
         cost = self._cost(spent)
         if not sent:
             cost = {"cost_usd": 0.0, "cost_estimated": False}
+        # Interrupted (Ctrl-C, SIGTERM): what it had streamed is the person's, shown and
+        # kept as such; a call cancelled on purpose (superseded, vote decided) keeps none.
+        partial = "".join(self.pieces) if self.cancel_reason == "interrupted" else ""
         stopped = self._outcome(
             error_kind=ErrorKind.CANCELLED,
             message=message,
+            text=partial,
             latency=self.elapsed(),
             tokens_out=self.tokens_streamed,
             queued=self._queued_so_far(),

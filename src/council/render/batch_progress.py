@@ -48,26 +48,37 @@ def down_note(progress: BatchProgress) -> str | None:
     return note + (f", {progress.waiting:,} items waiting" if progress.waiting else "")
 
 
-def progress_line(progress: BatchProgress) -> str:
-    """One line of numbers: `120/1000 items (3 failed) · 4.1/s · ETA 3m34s · 8/8 calls · ...`."""
+def progress_line(progress: BatchProgress, width: int | None = None) -> str:
+    """One line of numbers: `120/1000 items (3 failed) · 4.1/s · ETA 3m34s · 8/8 calls · ...`.
+
+    `width`: the line fits it, the least telling numbers left out first (tokens, the
+    rate, calls at once), never the count or the ETA; None: every number.
+    """
     p = progress
     down = down_note(p)
     if down is not None:  # nothing moves while the endpoint is down: that comes first
-        return f"{p.finished:,}{f'/{p.total:,}' if p.total is not None else ''} items · {down}"
+        line = f"{p.finished:,}{f'/{p.total:,}' if p.total is not None else ''} items · {down}"
+        return line if width is None or len(line) <= width else line[: width - 1] + "…"
     elapsed = p.elapsed()
     rate = p.finished / elapsed if elapsed > 0 else 0.0
     total = f"/{p.total:,}" if p.total is not None else ""
-    parts = [f"{p.finished:,}{total} items ({p.failed:,} failed)", f"{rate:.1f}/s"]
+    # (what is said, how readily it goes when the line is too long: higher goes first)
+    parts = [(f"{p.finished:,}{total} items ({p.failed:,} failed)", 0), (f"{rate:.1f}/s", 3)]
     if p.total is not None and rate > 0:
-        parts.append(f"ETA {_duration((p.total - p.finished) / rate)}")
+        parts.append((f"ETA {_duration((p.total - p.finished) / rate)}", 0))
     in_flight, limit = p.current()
-    parts.append(f"{in_flight}/{limit} calls at once")
+    parts.append((f"{in_flight}/{limit} calls at once", 2))
     if p.rate_limited:
-        parts.append(f"{p.rate_limited:,} × 429")
-    parts.append(f"{p.tokens_in:,} tokens in, {p.tokens_out:,} out")
+        parts.append((f"{p.rate_limited:,} × 429", 1))
+    parts.append((f"{p.tokens_in:,} tokens in, {p.tokens_out:,} out", 5))
     if p.skipped:
-        parts.append(f"{p.skipped:,} skipped")
-    return " · ".join(parts)
+        parts.append((f"{p.skipped:,} skipped", 4))
+    line = " · ".join(text for text, _ in parts)
+    while width is not None and len(line) > width and any(rank for _, rank in parts):
+        dropped = max(rank for _, rank in parts)
+        parts = [(text, rank) for text, rank in parts if rank != dropped]
+        line = " · ".join(text for text, _ in parts)
+    return line if width is None or len(line) <= width else line[: width - 1] + "…"
 
 
 class BatchProgressView:
@@ -85,7 +96,9 @@ class BatchProgressView:
         p = self.progress
         bar = ProgressBar(total=float(p.total) if p.total else None, completed=float(p.finished))
         # The numbers first: a ProgressBar ends without a line break of its own.
-        return Group(Text(progress_line(p), style="dim"), bar)
+        # Fitted to the terminal: a wrapped line would leave its end behind the bar.
+        line = progress_line(p, self.console.width)
+        return Group(Text(line, style="dim", no_wrap=True, overflow="ellipsis"), bar)
 
     def __enter__(self) -> BatchProgressView:
         if self.enabled and self.console.is_terminal:

@@ -13,12 +13,13 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
 from council.engine.scoring import StrategySummary
 from council.render.format import seconds
+from council.render.listing import fit_columns
 from council.render.safe_text import strip_controls
 
 __all__ = [
@@ -102,14 +103,38 @@ def eval_markdown(summaries: Sequence[StrategySummary], heading: str) -> str:
     return "\n".join([*lines, "", _footnote(summaries, heading), ""])
 
 
+# What a narrow terminal keeps first: the strategy whole, its accuracy, then the rest.
+_PRIORITY = (0, 1, 2, 3, 6, 4, 7, 5, 8)
+# Between two columns: a space each side of the rule.
+_GAP = 3
+
+
+class _StrategiesTable:
+    """The table drawn at the width it is given: every strategy's name whole and no cell
+    wrapped; the least useful columns left out when they do not fit (CSV has them all)."""
+
+    def __init__(self, summaries: Sequence[StrategySummary]) -> None:
+        self.rows = [summary_cells(s) for s in summaries]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        widths = [
+            max([len(header), *(len(row[i]) for row in self.rows)])
+            for i, header in enumerate(HEADERS)
+        ]
+        kept = fit_columns(widths, _PRIORITY, options.max_width, gap=_GAP)
+        table = Table(title=None, show_edge=False, pad_edge=False)
+        for index in kept:
+            table.add_column(
+                HEADERS[index], justify="left" if index == 0 else "right", no_wrap=True
+            )
+        for row in self.rows:
+            table.add_row(*(row[i] for i in kept))
+        yield table
+
+
 def eval_renderable(summaries: Sequence[StrategySummary], heading: str) -> RenderableType:
     """The strategies table for a terminal."""
-    table = Table(title=None, show_edge=False, pad_edge=False)
-    for index, header in enumerate(HEADERS):
-        table.add_column(header, justify="left" if index == 0 else "right", no_wrap=index > 0)
-    for summary in summaries:
-        table.add_row(*summary_cells(summary))
-    return Group(table, Text(_footnote(summaries, heading), style="dim"))
+    return Group(_StrategiesTable(summaries), Text(_footnote(summaries, heading), style="dim"))
 
 
 def eval_csv(summaries: Sequence[StrategySummary]) -> str:

@@ -37,6 +37,7 @@ from council.engine.events import (
 )
 from council.engine.model import VOTE_DECIDED
 from council.render.format import count_label, limit_note, seconds
+from council.render.keys_echo import QuietControlKeys
 from council.render.safe_text import strip_controls
 
 __all__ = ["LiveView", "RoundsLiveView"]
@@ -140,6 +141,8 @@ class _LiveBase:
         )
 
     def __enter__(self) -> Self:
+        self._quiet_keys = QuietControlKeys()  # no "^C" echoed into the view's lines
+        self._quiet_keys.__enter__()
         self._live.__enter__()
         return self
 
@@ -149,7 +152,10 @@ class _LiveBase:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._live.__exit__(exc_type, exc, tb)
+        try:
+            self._live.__exit__(exc_type, exc, tb)
+        finally:
+            self._quiet_keys.__exit__(exc_type, exc, tb)
 
     def render(self) -> RenderableType:
         raise NotImplementedError

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
-from typing import TYPE_CHECKING, ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from council.config.endpoint_settings import EndpointSettings
-from council.engine.model import Attachment, CallOutcome, CallSpec, VoteResult
+from council.engine.model import Attachment, CallOutcome, CallSpec, ResumeState, VoteResult
 from council.engine.plan import DeliberationPlan, OraclePlan, estimated_input_tokens
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
 from council.render.ballots import (
@@ -45,10 +46,13 @@ if TYPE_CHECKING:
     from council.config.settings import ResolvedSettings
 
 __all__ = [
+    "ResumeOutline",
     "deliberation_markdown",
     "deliberation_plan_markdown",
     "oracle_markdown",
     "plan_markdown",
+    "resume_outline",
+    "resume_plan_markdown",
     "sources_markdown",
 ]
 
@@ -98,9 +102,13 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
             _answer_block(f"## {a.persona}", a, where_ranked(result, a.persona))
             for a in result.answers
         ]
+    # Ctrl-C in the middle of an answer: what had streamed, marked as such.
+    blocks += [
+        _answer_block(f"## {a.persona} (interrupted)", a) for a in result.failures if a.partial
+    ]
     if result.ranking is not None:
         blocks += ranking_blocks(result)
-    failures = result.failures
+    failures = [f for f in result.failures if not f.partial]
     if failures:
         blocks.append("## Did not answer\n\n" + "\n".join(_failure_line(f) for f in failures))
     synthesis = result.synthesis
@@ -157,6 +165,12 @@ def _endpoint_lines(endpoint: EndpointSettings, max_concurrency: int) -> list[st
     key = (
         f"${e.api_key_env} ({'set' if e.api_key else 'not set'})" if e.api_key_env else "none sent"
     )
+    if e.api_key_name:  # a profile's `api_key:`, sent when its variable is empty
+        unset = f"; ${e.api_key_env} not set" if e.api_key_env else ""
+        key = {
+            "stored": f"stored key {e.api_key_name}{unset}",
+            "env": f"{key}; it wins over stored key {e.api_key_name}",
+        }.get(e.key_from, f"stored key {e.api_key_name} (not stored{unset})")
     return [
         f"- endpoint: {e.host} ({e.base_url}; {e.sources.get('base_url', 'default')})",
         f"- model: {e.model} ({e.sources.get('model', 'default')})",
@@ -289,6 +303,91 @@ def deliberation_plan_markdown(plan: DeliberationPlan) -> str:
         "Round 1's calls are exact; the round-2 call and the verdict below show",
         "the shape of later prompts, with placeholders for the answers.",
         *_calls_markdown(calls, plan.attachments),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ResumeOutline:
+    """What `council resume ID` would do: the recorded answers it reuses, by round (the
+    names, and whether that round's verdict is there), the round it starts asking in,
+    and the calls of that round it asks (exact: they quote the answers before them)."""
+
+    run_id: str
+    reused: dict[int, tuple[list[str], bool]]
+    start: int
+    calls: list[CallSpec]
+    asks_verdict: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "reused": [
+                {"round": n, "answers": names, "verdict": verdict}
+                for n, (names, verdict) in self.reused.items()
+            ],
+            "round": self.start,
+            "asked": [c.persona for c in self.calls],
+            "asks_verdict": self.asks_verdict,
+            "calls": [c.to_dict() for c in self.calls],
+        }
+
+
+def resume_outline(plan: DeliberationPlan, resume: ResumeState) -> ResumeOutline:
+    """The engine reuses each round's recorded answers and verdict and asks the rest:
+    the first round with something missing is where the resume starts."""
+    names = [p.name for p in plan.personas]
+    recorded = sorted(set(resume.answers) | set(resume.verdicts))
+    start = next(
+        (
+            n
+            for n in recorded
+            if set(names) - set(resume.answers.get(n, {})) or n not in resume.verdicts
+        ),
+        (recorded[-1] + 1) if recorded else 1,
+    )
+    reused = {
+        n: ([name for name in names if name in resume.answers.get(n, {})], n in resume.verdicts)
+        for n in recorded
+    }
+    answers = resume.answers.get(start, {})
+    earlier = resume.answers.get(start - 1, {})
+    previous = [(name, earlier[name].text or "") for name in names if name in earlier]
+    failed = [name for name in names if name not in earlier]
+    calls = [
+        plan.persona_call(p, start, previous, failed or None)
+        for p in plan.personas
+        if p.name not in answers
+    ]
+    return ResumeOutline(resume.run_id, reused, start, calls, start not in resume.verdicts)
+
+
+def resume_plan_markdown(plan: DeliberationPlan, resume: ResumeState) -> str:
+    """`council resume ID --dry-run`: what the recorded run gives back, what is asked again,
+    and the calls it starts with, exactly."""
+    outline = resume_outline(plan, resume)
+    reused = [
+        f"round {n}: {', '.join(got) or 'no answer'}{' and the verdict' if verdict else ''}"
+        for n, (got, verdict) in outline.reused.items()
+    ]
+    start = outline.start
+    asked = [c.persona for c in outline.calls] + (["the verdict"] if outline.asks_verdict else [])
+    later = (
+        f"; then rounds {start + 1} to {plan.rounds} as the verdicts decide"
+        if start < plan.rounds
+        else ""
+    )
+    lines = [
+        f"# Dry run of resuming run {resume.run_id}: nothing was sent",
+        "",
+        *_endpoint_lines(plan.endpoint, plan.max_concurrency),
+        f"- personas: {', '.join(p.name for p in plan.personas)}",
+        f"- arbiter: {plan.arbiter.name}",
+        f"- reused from run {resume.run_id}: {'; '.join(reused) or 'nothing'}",
+        f"- asked again: round {start}: {', '.join(asked) or 'nothing'}{later}",
+        "",
+        f"Round {start}'s calls to ask are below; later prompts quote the answers they get.",
+        *_calls_markdown(outline.calls, plan.attachments),
     ]
     return "\n".join(lines) + "\n"
 

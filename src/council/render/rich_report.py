@@ -103,8 +103,12 @@ def oracle_renderable(
     else:  # the ballots as read (--json and --verbose's table have the calls)
         parts.append(_table("tally", TALLY_COLUMNS, tally_rows(result.vote)))
         parts.append(_table("ballots", BALLOT_COLUMNS, ballot_rows(result.vote)))
+    # Ctrl-C in the middle of an answer: what had streamed, marked as such.
+    for a in result.failures:
+        if a.partial:
+            parts.append(_answer_panel(a, f"{a.persona} · interrupted", "yellow"))
     parts += _ranking_parts(result)
-    failed = [*result.failures, *result.review_failures]
+    failed = [f for f in (*result.failures, *result.review_failures) if not f.partial]
     if failed:
         parts.append(_failures_panel(failed))
     if verbose:

@@ -22,31 +22,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from council.config.paths import user_data_dir
+from council.config.paths import private_directory, user_data_dir
 from council.errors import ConfigError, UsageError
 from council.store import texts
 from council.store.migrations import MIGRATIONS, Migration
 from council.store.question import full_document, full_plan
 
-__all__ = ["HistoryDB"]
+__all__ = ["HistoryDB", "private_directory"]
 
 DB_FILE_NAME = "history.db"
 BUSY_TIMEOUT_MS = 10_000
-
-
-def private_directory(path: Path) -> None:
-    """Make `path` and any missing parent 0700: council's state is its user's alone.
-
-    (`Path.mkdir(parents=True, mode=...)` gives the mode to the last one only.) A
-    directory that is there already keeps its mode: the user may have chosen it.
-    """
-    missing: list[Path] = []
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
-            directory.mkdir(mode=0o700)
 
 
 def _secure_file(path: Path) -> None:
@@ -212,18 +197,28 @@ class HistoryDB:
     # -- reading -------------------------------------------------------------------------
 
     def runs(
-        self, *, limit: int | None = None, preset: str | None = None, since: float | None = None
+        self,
+        *,
+        limit: int | None = None,
+        preset: str | None = None,
+        since: float | None = None,
+        search: str | None = None,
+        offset: int = 0,
     ) -> list[sqlite3.Row]:
+        """Runs newest first; `search`: whose question holds this text, in any case."""
         where, parameters = ["1 = 1"], []
         if preset is not None:
             where.append("preset = ?")
             parameters.append(preset)
+        if search is not None:  # instr, not LIKE: a % or _ in the text means itself
+            where.append("instr(lower(query), lower(?)) > 0")
+            parameters.append(search)
         if since is not None:
             where.append("started_at >= ?")
             parameters.append(since)
         sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY started_at DESC, id DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        if limit is not None or offset:
+            sql += f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
         return self.db.execute(sql, parameters).fetchall()
 
     def find_run(self, run_id: str) -> dict[str, Any]:

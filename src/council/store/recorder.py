@@ -212,7 +212,8 @@ class Recorder:
             "tokens_in": outcome.tokens_in,
             "tokens_out": outcome.tokens_out,
             "retries": outcome.retries,
-            "text": self._text(outcome.text) if outcome.answered else None,
+            # An interrupted answer is kept as far as it streamed (status "cancelled").
+            "text": self._text(outcome.text) if outcome.answered or outcome.partial else None,
             "rate_limited": call.rate_limited,
             "reused_from": outcome.reused_from,
             "finish_reason": outcome.finish_reason,

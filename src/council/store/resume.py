@@ -57,7 +57,7 @@ class ResumedCouncil:
     personas: list[Persona]
     arbiter: Persona
     settings: dict[str, Any]  # rounds, threshold, speculative, max_wasted_tokens
-    endpoint: dict[str, Any]  # base_url, model, api_key_env as the run used them
+    endpoint: dict[str, Any]  # base_url, model, api_key_env, api_key_name as the run used them
     preset: str | None
     state: ResumeState
     # Runs that resumed this one already, oldest first: resuming again asks again.
@@ -184,6 +184,7 @@ def _load(history: HistoryDB, rid: str) -> ResumedCouncil:
             "base_url": endpoint.get("base_url"),
             "model": model,
             "api_key_env": endpoint.get("api_key_env"),
+            "api_key_name": endpoint.get("api_key_name"),  # a stored key's name, if one
         },
         preset=run["preset"],
         state=state,
