@@ -1,0 +1,15 @@
+"""`council serve`: a council behind an OpenAI-compatible HTTP API (starlette under uvicorn).
+
+A layer between the CLI and the application layer: the CLI's `council serve` command
+imports it only when it runs, so that `council --help` and a plain oracle never load
+starlette or uvicorn. Modules:
+
+- `protocol.py`: a chat completion request read and checked; OpenAI-shaped errors.
+- `councils.py`: the model ids the server offers (one per preset, and `council`), each
+  resolved once into a council, and the plan for one request.
+- `runs.py`: one request's council run: admitted under `--max-runs`, recorded in the
+  history (`command: serve`), cancelled when its client goes away.
+- `chunks.py`: engine events to streamed chunks; a result to one completion.
+- `app.py`: the starlette application (`build_app`), with its seam for mounted apps.
+- `server.py`: uvicorn, the "listening on" line, SIGTERM's grace period.
+"""
