@@ -166,9 +166,10 @@ def _server_module():  # type: ignore[no-untyped-def]
     try:
         from council.serve import server
     except ModuleNotFoundError as error:
-        if error.name in SERVER_MODULES:
+        missing = (error.name or "").split(".")[0]
+        if missing in SERVER_MODULES:
             raise UsageError(
-                f"council serve needs {error.name}, which is not installed",
+                f"council serve needs {missing}, which is not installed",
                 f"install the serve extra: {INSTALL_HINT}",
             ) from None
         raise
