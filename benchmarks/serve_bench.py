@@ -4,10 +4,11 @@
     python benchmarks/serve_bench.py --runs 15
 
 1. **First streamed content byte.** A 3-persona council with a synthesis, each call
-   streaming 20 chunks over 0.3 s. Side by side, round by round: the engine run
-   in-process as the CLI runs it (time from the run's start to the synthesis's first
-   text delta), and the same council through `council serve` (time from sending the
-   streamed request to the first `content` delta read by the client). Target: the
+   streaming 20 chunks over 0.3 s. Side by side, round by round: the council run
+   in-process through the `Council` API the CLI runs on (time from the run's start to
+   the synthesis's first text delta), and the same council through `council serve`
+   (time from sending the streamed request to the first `content` delta the client
+   reads). Target: the
    server adds at most 20 ms (median).
 2. **50 concurrent chat requests** of that council (`--max-runs 50`): every one must
    succeed; the fake server's peak of calls in flight shows whether they all went
@@ -90,36 +91,19 @@ def peak_rss_mb(pid: int) -> float:
 # -- 1. first content byte ------------------------------------------------------------
 
 
-def engine_plan(base_url: str) -> Any:
-    from council.app.ask import oracle_plan, resolve_council
-    from council.app.flags import AskFlags
-
-    flags = AskFlags(base_url=base_url, no_stdin=True)
-    request = resolve_council(flags, flags.setting_values())
-    return oracle_plan(request, QUESTION[0]["content"], synthesize=True)
-
-
-async def engine_first_byte(plan: Any) -> float:
-    """The engine as the CLI runs it (recorded in the history, as `council oracle -s` is):
-    seconds from the start to the synthesis's first text."""
-    from council.app.run import start_recording, stderr_console, stop_recording
-    from council.engine.events import EventBus, TextDelta
-    from council.engine.oracle import OracleRun
-    from council.store.recorder import RecordOptions
-
-    bus = EventBus()
-    first: list[float] = []
-
-    def seen(event: Any) -> None:
-        if isinstance(event, TextDelta) and event.role == "arbiter" and not first:
-            first.append(time.perf_counter())
+async def engine_first_byte(council: Any) -> float:
+    """The same council run in-process by the API the CLI runs on (recorded in the history,
+    as `council oracle -s` is): seconds from the start to the synthesis's first text."""
+    from council.engine.events import TextDelta
 
     started = time.perf_counter()
-    recorder = start_recording(RecordOptions(store_text=True), "oracle", plan.to_dict(), bus)
-    bus.subscribe(seen)
-    await OracleRun(plan, bus).execute()
-    stop_recording(recorder, stderr_console())
-    return first[0] - started
+    first = None
+    async with council.stream(QUESTION[0]["content"]) as events:
+        async for event in events:
+            if first is None and isinstance(event, TextDelta) and event.role == "arbiter":
+                first = time.perf_counter()
+    assert first is not None, "no synthesis streamed"
+    return first - started
 
 
 async def serve_first_byte(client: httpx.AsyncClient, url: str) -> float:
@@ -136,14 +120,16 @@ async def serve_first_byte(client: httpx.AsyncClient, url: str) -> float:
 
 
 async def first_bytes(fake_url: str, serve_url: str, runs: int) -> tuple[list[float], list[float]]:
-    plan = engine_plan(fake_url)
+    from council import Council
+
+    council = Council(base_url=fake_url, command="oracle")
     direct: list[float] = []
     served: list[float] = []
     async with httpx.AsyncClient(timeout=60) as client:
-        await engine_first_byte(plan)  # warm-up: imports, clients, learned limits
+        await engine_first_byte(council)  # warm-up: imports, clients, learned limits
         await serve_first_byte(client, serve_url)
         for _ in range(runs):
-            direct.append(await engine_first_byte(plan))
+            direct.append(await engine_first_byte(council))
             served.append(await serve_first_byte(client, serve_url))
     return direct, served
 

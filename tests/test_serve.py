@@ -143,8 +143,8 @@ def test_async_whole_completion_passes_system_conversation_and_options(
         body = request.body or {}
         system, user = body["messages"][0], body["messages"][-1]
         assert system["role"] == "system" and system["content"].endswith("Answer in French.")
-        assert "User: Is Rust fast?" in user["content"]
-        assert "Assistant: Yes, very." in user["content"]
+        assert '<message role="user">\nIs Rust fast?\n</message>' in user["content"]
+        assert '<message role="assistant">\nYes, very.\n</message>' in user["content"]
         assert user["content"].rstrip().endswith("And safe?")
         assert body["temperature"] == 0.25
         assert body["max_tokens"] == 300

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hmac
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,10 +89,8 @@ def build_app(service: Service, *, extras: Sequence[Extra] = ()) -> Any:
                 yield
             finally:
                 # uvicorn gave running requests the grace period and cancelled the rest;
-                # their councils are ended and recorded here, whatever is left.
-                await service.runs.close(0)
-                await asyncio.to_thread(_save_learned, service)
-                await asyncio.to_thread(service.councils.close)
+                # any council still going ends here, and is recorded.
+                await service.runs.close()
 
     routes: list[BaseRoute] = [
         Route("/v1/models", _models(service), methods=["GET"]),
@@ -103,13 +102,6 @@ def build_app(service: Service, *, extras: Sequence[Extra] = ()) -> Any:
     app.add_exception_handler(404, _not_found)
     app.add_exception_handler(405, _not_allowed)
     return Guard(app, api_key=service.api_key, max_body=service.max_body)
-
-
-def _save_learned(service: Service) -> None:
-    if service.runs.record:
-        from council.app.limits import save_learned
-
-        save_learned(service.councils.endpoints())
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -232,12 +224,11 @@ class ChatCompletions:
             call = read_chat_call(raw)
             council = await self.service.councils.resolve(call.model)
             try:
-                plan = council.plan(call)
+                stream = council.stream(call)
             except CouncilError as error:
-                hint = f"; {error.hint}" if error.hint else ""
-                raise ApiError(400, f"{error.message}{hint}") from None
+                raise ApiError(400, error.one_line()) from None
             async with self.service.runs.admitted():
-                run = await self.service.runs.start(council, plan)
+                run = self.service.runs.start(council, stream)
                 await self._answer(call, run, receive, send)
         except ApiError as error:
             await _send_error(send, error)
@@ -273,8 +264,8 @@ async def _watch(receive: Receive, run: CouncilRun, gone: asyncio.Event) -> None
             return
 
 
-def _completion_id(run: CouncilRun) -> str:
-    return f"chatcmpl-{run.run_id}"
+def _completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
 
 
 def failure(run: CouncilRun) -> ApiError | None:
@@ -287,10 +278,9 @@ def failure(run: CouncilRun) -> ApiError | None:
             type="timeout",
             code="timeout",
         )
-    result = run.result
-    if answer_text(result).strip():
+    if run.result is not None and answer_text(run.result).strip():
         return None
-    failures = result.kept_failures if hasattr(result, "kept_failures") else result.failures
+    failures = run.failures
     kinds = {f.error_kind for f in failures}
     quoted = "; ".join(f"{f.persona} ({f.error_kind}): {redact(f.message)}" for f in failures)
     if kinds == {"timeout"}:
@@ -309,13 +299,14 @@ async def _whole(call: ChatCall, run: CouncilRun, send: Send) -> None:
         await _send_error(send, error)
         return
     result = run.result
+    assert result is not None  # failure() said there is an answer
     body = completion(
-        _completion_id(run),
+        _completion_id(),
         call.model,
         int(time.time()),
         answer_text(result),
         run.usage.to_dict(),
-        council_object(result, run.document(), run.council.mode),
+        council_object(result, run.council.mode),
     )
     await JSONResponse(body)({"type": "http"}, _nothing, send)
 
@@ -334,7 +325,7 @@ async def _stream(call: ChatCall, run: CouncilRun, send: Send, gone: asyncio.Eve
         }
     )
     created = int(time.time())
-    completion_id = _completion_id(run)
+    completion_id = _completion_id()
 
     async def piece(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> None:
         data = chunk(completion_id, call.model, created, delta, finish, **extra)
@@ -358,12 +349,13 @@ async def _stream(call: ChatCall, run: CouncilRun, send: Send, gone: asyncio.Eve
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return
     result = run.result
+    assert result is not None  # failure() said there is an answer
     if not narrator.content_sent:
         await piece({"content": answer_text(result)})
     await piece(
         {},
         "stop",
         usage=run.usage.to_dict(),
-        council=council_object(result, run.document(), run.council.mode),
+        council=council_object(result, run.council.mode),
     )
     await send({"type": "http.response.body", "body": sse("[DONE]"), "more_body": False})

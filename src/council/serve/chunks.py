@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from council.app.council import CouncilResult
 from council.endpoint.redact import redact
 from council.engine.events import (
     ArbiterVerdict,
@@ -25,7 +26,7 @@ from council.engine.events import (
     RoundDiscarded,
     TextDelta,
 )
-from council.engine.results import DeliberationResult, OracleResult
+from council.engine.results import DeliberationResult
 
 __all__ = [
     "Narrator",
@@ -106,31 +107,20 @@ class Narrator:
         return pieces
 
 
-def answer_text(result: OracleResult | DeliberationResult) -> str:
+def answer_text(result: CouncilResult) -> str:
     """The council's answer: the synthesis or final verdict's, else the members' answers."""
-    if result.answer:
-        return result.answer
-    if isinstance(result, DeliberationResult):
-        final = result.final_round
-        answers = final.answers if final is not None else []
-    else:
-        answers = result.answers
-    return "\n\n".join(f"## {a.persona}\n\n{a.text.strip()}" for a in answers)
+    if result.answer.text:
+        return result.answer.text
+    return "\n\n".join(f"## {a.persona}\n\n{a.text.strip()}" for a in result.answers)
 
 
-def council_object(
-    result: OracleResult | DeliberationResult, document: dict[str, Any], mode: str
-) -> dict[str, Any]:
+def council_object(result: CouncilResult, mode: str) -> dict[str, Any]:
     """The members' answers, the verdict, who failed, the cost and the run id."""
-    if isinstance(result, DeliberationResult):
-        final = result.final_round
-        answers = final.answers if final is not None else []
-        failures = result.kept_failures
-    else:
-        answers = result.answers
-        failures = result.failures
+    engine = result.engine_result
+    failures = engine.kept_failures if isinstance(engine, DeliberationResult) else engine.failures
+    document = result.to_dict()
     return {
-        "run_id": result.run_id,
+        "run_id": result.run_id or engine.run_id,
         "mode": mode,
         "answers": [
             {
@@ -140,14 +130,14 @@ def council_object(
                 "tokens_out": a.tokens_out,
                 "latency": round(a.latency, 3),
             }
-            for a in answers
+            for a in result.answers
         ],
         "verdict": document.get("answer"),
         "failures": [
             {"persona": f.persona, "error_kind": f.error_kind, "message": redact(f.message)}
             for f in failures
         ],
-        "cost_usd": document.get("cost_usd", result.cost_usd),
+        "cost_usd": result.cost_usd,
     }
 
 

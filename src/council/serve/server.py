@@ -105,6 +105,23 @@ def run_server(
     return EXIT_INTERRUPTED if stopped_by and stopped_by[0] == signal.SIGINT else 0
 
 
+# What a run needs that the first request would otherwise import (the SDK alone takes
+# about a second): loaded before the server listens, so that no request waits for it.
+ENGINE_MODULES = (
+    "council.engine.oracle",
+    "council.engine.deliberation",
+    "council.endpoint.client",
+    "council.app.run_plan",
+)
+
+
+def _load_engine() -> None:
+    import importlib
+
+    for name in ENGINE_MODULES:
+        importlib.import_module(name)
+
+
 def _noted(signum: int, frame: Any) -> None:
     """A stop signal uvicorn re-raises after it shut down: already handled."""
 
@@ -170,7 +187,7 @@ def serve_council(
             "add --api-key-env VAR (a variable holding the key clients must send), "
             "or serve on 127.0.0.1",
         )
-    councils = Councils(settings)
+    councils = Councils(settings, history=record)
     # The user's own council is checked before the server listens: a missing key or a
     # broken config is one line now rather than a 500 on every request.
     from council.serve.protocol import ApiError
@@ -178,14 +195,10 @@ def serve_council(
     try:
         councils.resolve_now(COUNCIL_ID)
     except ApiError as error:
-        raise UsageError(
-            error.message.removeprefix(f"council '{COUNCIL_ID}' cannot run: ")
-        ) from None
-    from council.app.limits import seed_learned
-
-    if record:
-        seed_learned(councils.endpoints())
-    runs = Runs(councils, max_runs=max_runs, max_queue=max_queue, deadline=deadline, record=record)
+        prefix = f"council '{COUNCIL_ID}' cannot run: "
+        raise UsageError(error.message.removeprefix(prefix)) from None
+    _load_engine()
+    runs = Runs(max_runs=max_runs, max_queue=max_queue, deadline=deadline)
     service = Service(councils=councils, runs=runs, api_key=api_key, max_body=max_body, grace=grace)
     try:
         sock = bind(host, port)
