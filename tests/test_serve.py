@@ -4,13 +4,14 @@ not) against the fake upstream: answers, usage sums, progress, history, conversa
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
-from tests.fake_openai import FakeOpenAI, _prompt_tokens
+from tests.fake_openai import FakeOpenAI, Reply, _prompt_tokens
 from tests.helpers import history_rows
 from tests.serve_helpers import Served, council_serve
 
@@ -29,8 +30,10 @@ def client(served: Served, **options: Any) -> openai.OpenAI:
 
 
 def upstream_usage(fake: FakeOpenAI) -> tuple[int, int]:
-    """Prompt and completion tokens the fake reported over every request it answered."""
-    prompt = sum(_prompt_tokens(r.body or {}) for r in fake.requests)
+    """Prompt tokens the fake reported (in the usage of each stream it finished) and the
+    answer tokens it sent, over every request: a call cancelled part-way counts what it
+    streamed (its prompt's count never came)."""
+    prompt = sum(_prompt_tokens(r.body or {}) for r in fake.requests if r.completed)
     completion = sum(r.tokens_sent for r in fake.requests)
     return prompt, completion
 
@@ -148,3 +151,27 @@ def test_async_whole_completion_passes_system_conversation_and_options(
         assert user["content"].rstrip().endswith("And safe?")
         assert body["temperature"] == 0.25
         assert body["max_tokens"] == 300
+
+
+def test_usage_counts_the_speculative_round_a_verdict_cancelled(
+    served: Served, fake: FakeOpenAI
+) -> None:
+    members = ("critic", "security", "minimalist", "pragmatist")  # the review preset
+    verdict = {"converged": True, "confidence": 0.95, "synthesis": "Ship it.", "dissent": []}
+    # Round 1's verdict takes a while and ends the council; round 2, started speculatively
+    # meanwhile, is streaming slowly and is cancelled by it.
+    fake.script("arbiter", Reply(text=json.dumps(verdict), header_delay=0.5), round=1)
+    for persona in members:
+        fake.script(persona, Reply(tokens=400, token_delay=0.02), round=2)
+    answer = client(served).chat.completions.create(model="review", messages=QUESTION)
+    assert answer.choices[0].message.content == "Ship it."
+    cancelled = [r for r in fake.requests if r.round == "2"]
+    assert len(cancelled) == 4 and not any(r.completed for r in cancelled)
+    fake.wait_for(lambda f: all(r.disconnected for r in f.requests if r.round == "2"))
+    finished = sum(r.tokens_sent for r in fake.requests if r.completed)
+    streamed = sum(r.tokens_sent for r in cancelled)
+    assert streamed > 0
+    assert answer.usage is not None
+    # The cancelled calls' tokens are in: more than the finished calls' alone, and no
+    # more than the fake sent in all.
+    assert finished < answer.usage.completion_tokens <= finished + streamed

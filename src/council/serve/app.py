@@ -41,7 +41,7 @@ from council.serve.chunks import (
 )
 from council.serve.councils import Councils
 from council.serve.protocol import ApiError, ChatCall, read_chat_call
-from council.serve.runs import CouncilRun, Runs
+from council.serve.runs import CouncilRun, Runs, usage_of
 
 __all__ = ["DEFAULT_MAX_BODY", "Extra", "Service", "build_app"]
 
@@ -305,7 +305,7 @@ async def _whole(call: ChatCall, run: CouncilRun, send: Send) -> None:
         call.model,
         int(time.time()),
         answer_text(result),
-        run.usage.to_dict(),
+        usage_of(run.usage),
         council_object(result, run.council.mode),
     )
     await JSONResponse(body)({"type": "http"}, _nothing, send)
@@ -355,7 +355,7 @@ async def _stream(call: ChatCall, run: CouncilRun, send: Send, gone: asyncio.Eve
     await piece(
         {},
         "stop",
-        usage=run.usage.to_dict(),
+        usage=usage_of(run.usage),
         council=council_object(result, run.council.mode),
     )
     await send({"type": "http.response.body", "body": sse("[DONE]"), "more_body": False})

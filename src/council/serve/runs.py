@@ -17,36 +17,27 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from council.app.council import CouncilResult, CouncilStream
-from council.engine.events import CallEnded, CallFailed, Event
+from council.app.usage import Usage
+from council.engine.events import CallFailed, Event
 from council.engine.model import CallOutcome
 from council.errors import CouncilError
 from council.serve.councils import ServedCouncil
 from council.serve.protocol import ApiError
 
-__all__ = ["CouncilRun", "Runs", "Usage"]
+__all__ = ["CouncilRun", "Runs", "usage_of"]
 
 # Seconds a client is told to wait when the queue is full (Retry-After).
 RETRY_AFTER = 1
 
 
-class Usage:
-    """Tokens summed over every call a run made, as each call ends (unknown counts: 0)."""
-
-    def __init__(self) -> None:
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-
-    def add(self, event: Event) -> None:
-        if isinstance(event, CallEnded):
-            self.prompt_tokens += event.outcome.tokens_in or 0
-            self.completion_tokens += event.outcome.tokens_out or 0
-
-    def to_dict(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
+def usage_of(usage: Usage) -> dict[str, int]:
+    """OpenAI's `usage` from the run's: every call's tokens (a count no server sent: 0)."""
+    prompt, completion = usage.tokens_in or 0, usage.tokens_out or 0
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 class CouncilRun:
@@ -73,7 +64,7 @@ class CouncilRun:
         try:
             async with asyncio.timeout(self.deadline), self.stream_of_run as events:
                 async for event in events:
-                    self.usage.add(event)
+                    self.usage.handle(event)
                     if isinstance(event, CallFailed):
                         self.failures.append(event.outcome)
                     self.events.put_nowait(event)
