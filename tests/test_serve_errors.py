@@ -45,6 +45,11 @@ def test_an_unknown_model_is_404(served: Served) -> None:
         client(served).chat.completions.create(model="no-such-council", messages=QUESTION)
     assert caught.value.code == "model_not_found"
     assert "GET /v1/models" in caught.value.message
+    # Any other path is a 404 of the same shape; a wrong method, a 405.
+    missing = httpx.get(f"{served.base_url}/completions", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    wrong = httpx.get(f"{served.base_url}/chat/completions", timeout=10)
+    assert wrong.status_code == 405 and "GET" in wrong.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,7 @@ def build_app(service: Service, *, extras: Sequence[Extra] = ()) -> Any:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_exception_handler(404, _not_found)
     app.add_exception_handler(405, _not_allowed)
+    app.add_exception_handler(Exception, _server_error)
     return Guard(app, api_key=service.api_key, max_body=service.max_body)
 
 
@@ -110,6 +111,12 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
 
 async def _not_allowed(request: Request, exc: Exception) -> JSONResponse:
     return _error_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}"))
+
+
+async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug of the server's own: OpenAI's shape all the same (uvicorn logs the traceback)."""
+    message = f"council serve failed: {type(exc).__name__}: {redact(str(exc))}; please report it"
+    return _error_response(ApiError(500, message, type="server_error"))
 
 
 def _error_response(error: ApiError) -> JSONResponse:
@@ -280,6 +287,8 @@ def failure(run: CouncilRun) -> ApiError | None:
         )
     if run.result is not None and answer_text(run.result).strip():
         return None
+    if run.cancelled:
+        return ApiError(503, "the server is stopping; ask again", type="server_error")
     failures = run.failures
     kinds = {f.error_kind for f in failures}
     quoted = "; ".join(f"{f.persona} ({f.error_kind}): {redact(f.message)}" for f in failures)
