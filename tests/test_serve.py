@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.fake_openai import FakeOpenAI, Reply, _prompt_tokens
-from tests.helpers import history_rows
+from tests.helpers import history_rows, invoke
 from tests.serve_helpers import Served, council_serve
 
 QUESTION = [{"role": "user", "content": "Ship on Friday?"}]
@@ -62,6 +62,10 @@ def test_a_whole_completion_sums_every_call_and_carries_the_council(
     assert council["failures"] == []
     rows = history_rows("SELECT id, command, status FROM runs")
     assert [(r["id"], r["command"]) for r in rows] == [(council["run_id"], "serve")]
+    # `council stats` covers the server's runs as any other.
+    stats = invoke("stats")
+    assert stats.exit_code == 0 and stats.stdout.startswith("1 run")
+    assert all(persona in stats.stdout for persona in ("judge", "critic", "skeptic", "arbiter"))
 
 
 def test_a_stream_sends_progress_as_reasoning_then_the_synthesis_as_content(
