@@ -128,9 +128,11 @@ def serve(
     \b
     Example:
       council serve --port 8000
-      curl localhost:8000/v1/models
-      OPENAI_BASE_URL=http://127.0.0.1:8000/v1 llm -m council "Ship it?"
+      curl -s http://127.0.0.1:8000/v1/models
+      council serve --host 0.0.0.0 --api-key-env COUNCIL_SERVE_KEY
     """
+    if endpoint is not None and base_url is not None:
+        raise UsageError("--endpoint and --base-url are exclusive", "give one of them")
     server = _server_module()
     settings = {
         name: value
@@ -144,8 +146,6 @@ def serve(
         }.items()
         if value is not None
     }
-    if endpoint is not None and base_url is not None:
-        raise UsageError("--endpoint and --base-url are exclusive", "give one of them")
     code = server.serve_council(
         host=host,
         port=port,
