@@ -6,9 +6,10 @@ starlette or uvicorn. Modules:
 
 - `protocol.py`: a chat completion request read and checked; OpenAI-shaped errors.
 - `councils.py`: the model ids the server offers (one per preset, and `council`), each
-  resolved once into a council, and the plan for one request.
-- `runs.py`: one request's council run: admitted under `--max-runs`, recorded in the
-  history (`command: serve`), cancelled when its client goes away.
+  resolved once into a `council.Council` (the public API, `app/council.py`), and one
+  request's run of it (`Council.stream`, recorded in the history as `command: serve`).
+- `runs.py`: one request's run read in a task of its own: admitted under `--max-runs`
+  and `--max-queue`, ended by `--deadline`, cancelled when its client goes away.
 - `chunks.py`: engine events to streamed chunks; a result to one completion.
 - `app.py`: the starlette application (`build_app`), with its seam for mounted apps.
 - `server.py`: uvicorn, the "listening on" line, SIGTERM's grace period.
