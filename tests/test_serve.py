@@ -42,6 +42,9 @@ def test_models_lists_council_and_every_preset(served: Served) -> None:
     ids = [m.id for m in client(served).models.list()]
     assert ids[0] == "council"
     assert {"review", "decision", "brainstorm", "red-team"} <= set(ids)
+    assert client(served).models.retrieve("review").id == "review"
+    with pytest.raises(openai.NotFoundError):
+        client(served).models.retrieve("no-such-council")
 
 
 def test_a_whole_completion_sums_every_call_and_carries_the_council(

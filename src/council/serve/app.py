@@ -94,6 +94,7 @@ def build_app(service: Service, *, extras: Sequence[Extra] = ()) -> Any:
 
     routes: list[BaseRoute] = [
         Route("/v1/models", _models(service), methods=["GET"]),
+        Route("/v1/models/{model:path}", _model(service), methods=["GET"]),
         Route("/v1/chat/completions", ChatCompletions(service), methods=["POST"]),
     ]
     for extra in extras:
@@ -135,13 +136,28 @@ async def _nothing() -> Message:
 def _models(service: Service) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def models(request: Request) -> JSONResponse:
         ids = await asyncio.to_thread(service.councils.ids)
-        data = [
-            {"id": name, "object": "model", "created": service.created, "owned_by": "council"}
-            for name in ids
-        ]
+        data = [_model_entry(service, name) for name in ids]
         return JSONResponse({"object": "list", "data": data})
 
     return models
+
+
+def _model(service: Service) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """`GET /v1/models/ID` (the SDK's `models.retrieve`): the model, or 404."""
+
+    async def model(request: Request) -> JSONResponse:
+        name = request.path_params["model"]
+        if name not in await asyncio.to_thread(service.councils.ids):
+            return _error_response(
+                ApiError(404, f"The model '{name}' does not exist", code="model_not_found")
+            )
+        return JSONResponse(_model_entry(service, name))
+
+    return model
+
+
+def _model_entry(service: Service, name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": service.created, "owned_by": "council"}
 
 
 class Guard:
