@@ -24,6 +24,7 @@ class Served:
     base_url: str
     lines: queue.Queue[str]
     said: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     def wait_for_line(self, needle: str, timeout: float = 20) -> str:
         """The first stderr line (from now on, or already read) that holds `needle`."""
@@ -46,7 +47,9 @@ class Served:
         return self.process.wait(timeout=timeout)
 
     def stderr(self) -> str:
-        """Everything it said (once it has exited)."""
+        """Everything it said (all of it once it has exited: its stderr read to the end)."""
+        if self.process.poll() is not None and self.reader is not None:
+            self.reader.join(timeout=10)
         while True:
             try:
                 self.said.append(self.lines.get_nowait())
@@ -71,8 +74,9 @@ def start_serve(*args: str, env: dict[str, str] | None = None, timeout: float = 
         for line in process.stderr:
             lines.put(line)
 
-    threading.Thread(target=read, daemon=True).start()
-    served = Served(process, "", lines)
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    served = Served(process, "", lines, reader=reader)
     try:
         line = served.wait_for_line("listening on", timeout=timeout)
     except AssertionError:

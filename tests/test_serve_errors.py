@@ -266,3 +266,11 @@ def test_sigterm_past_the_grace_period_cancels_records_and_exits_0(fake: FakeOpe
     rows = history_rows("SELECT command, status FROM runs")
     assert [r["command"] for r in rows] == ["serve"]
     assert rows[0]["status"] not in ("running", "ok")
+
+
+def test_ctrl_c_stops_an_idle_server_with_130(fake: FakeOpenAI) -> None:
+    with council_serve("--base-url", fake.base_url) as served:
+        served.process.send_signal(2)
+        assert served.process.wait(timeout=30) == 130
+        assert "stopping; 0 councils running" in served.stderr()
+        assert "Traceback" not in served.stderr()

@@ -65,9 +65,10 @@ def run_server(
     sock: socket.socket,
     *,
     say: Callable[[str], None],
+    ready: str,
     extras: Sequence[Extra] | None = None,
 ) -> int:
-    """Serve on `sock` until a signal stops the server; the exit code."""
+    """Say `ready`, then serve on `sock` until a signal stops the server; the exit code."""
     app = build_app(service, extras=extras_for(service) if extras is None else extras)
     config = uvicorn.Config(
         app,
@@ -90,10 +91,19 @@ def run_server(
         )
 
     server = _Server(config, on_stop)
-    # uvicorn raises the signal that stopped it again once it is done, under the handlers
-    # that were there before it: these, which only note it, so that the command decides
-    # its exit code (0 for SIGTERM) rather than the default handler (killed by SIGTERM).
-    previous = {s: signal.signal(s, _noted) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def early(signum: int, frame: Any) -> None:
+        # A signal before uvicorn took its own handlers (a client may send one as soon as
+        # it reads the ready line) stops the server as it starts. uvicorn also raises the
+        # signal that stopped it again once it is done, under these handlers: already
+        # noted then, so the command decides its exit code (0 for SIGTERM) rather than
+        # the default handler (killed by SIGTERM).
+        if not server.should_exit:
+            on_stop(signum)
+            server.should_exit = True
+
+    previous = {s: signal.signal(s, early) for s in (signal.SIGTERM, signal.SIGINT)}
+    say(ready)
     try:
         server.run(sockets=[sock])
     finally:
@@ -120,10 +130,6 @@ def _load_engine() -> None:
 
     for name in ENGINE_MODULES:
         importlib.import_module(name)
-
-
-def _noted(signum: int, frame: Any) -> None:
-    """A stop signal uvicorn re-raises after it shut down: already handled."""
 
 
 def listening_line(host: str, sock: socket.socket, *, keyed: bool) -> str:
@@ -207,5 +213,5 @@ def serve_council(
             f"cannot listen on {host}:{port}: {error.strerror or error}",
             "pick another --port (0: any free one), or stop what uses it",
         ) from None
-    write_stderr(listening_line(host, sock, keyed=api_key is not None))
-    return run_server(service, sock, say=write_stderr)
+    ready = listening_line(host, sock, keyed=api_key is not None)
+    return run_server(service, sock, say=write_stderr, ready=ready)
