@@ -451,6 +451,14 @@ def test_a_cancelled_call_cancels_its_model_calls(fake):
 
     run(main)
     assert any(r.persona == "critic" for r in fake.disconnects)
+    # Recorded as interrupted, with the answer that had finished.
+    rows = history_rows("SELECT id, status FROM runs")
+    assert [r["status"] for r in rows] == ["interrupted"]
+    calls = history_rows("SELECT persona, status FROM calls ORDER BY persona")
+    assert [(c["persona"], c["status"]) for c in calls] == [
+        ("critic", "cancelled"),
+        ("judge", "answered"),
+    ]
 
 
 @pytest.mark.parametrize("flag", ["--preset", "--no-history"])
@@ -474,3 +482,59 @@ def test_flags_set_every_council(fake, flag):
         assert not (Path(os.environ["COUNCIL_HOME"]) / "history.db").exists() or not history_rows(
             "SELECT id FROM runs"
         )
+
+
+def test_the_same_tools_over_streamable_http(fake, monkeypatch):
+    """Mounted as `council serve` mounts it (its routes and lifespan in a starlette app,
+    under uvicorn), the SDK's streamable HTTP client gets the same tools and progress."""
+    import socket
+
+    import uvicorn
+    from mcp.client.streamable_http import streamable_http_client
+    from starlette.applications import Starlette
+
+    from council.serve.mcp_run import McpSettings
+    from council.serve.mcp_server import mcp_http
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    http = mcp_http(McpSettings(base_url=fake.base_url))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with http.lifespan():
+            yield
+
+    app = Starlette(routes=http.routes, lifespan=lifespan)
+    # Bound before the server starts: the client's first request waits in the backlog.
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    progress = Progress()
+
+    async def main() -> Any:
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with (
+            streamable_http_client(url) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await asyncio.wait_for(session.initialize(), TIMEOUT)
+            tools = await session.list_tools()
+            result = await session.call_tool(
+                "ask", {"question": "Over HTTP?", "personas": ["judge"]}, progress_callback=progress
+            )
+            return {t.name for t in tools.tools}, result
+
+    try:
+        names, result = run(main)
+    finally:
+        server.should_exit = True
+        thread.join(TIMEOUT)
+        listening.close()
+    assert names == TOOLS
+    assert not result.is_error, _text(result)
+    assert result.structured_content["members"][0]["persona"] == "judge"
+    assert any(m.startswith("judge answered") for m in progress.messages)
+    assert sorted(r.persona for r in fake.requests) == ["arbiter", "judge"]
+    assert [r["command"] for r in history_rows("SELECT command FROM runs")] == ["mcp"]

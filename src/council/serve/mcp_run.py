@@ -78,10 +78,10 @@ class ProgressLines:
             self.rounds.add(event.round)
             return f"round {event.round} started"
         if isinstance(event, CallFinished):
+            if event.role == "arbiter":
+                return None  # its verdict is the news, just after
             where = f", round {event.round}" if event.round > 1 else ""
-            what = {"arbiter": "judged", "reviewer": "ranked the answers"}.get(
-                event.role, "answered"
-            )
+            what = "ranked the answers" if event.role == "reviewer" else "answered"
             return f"{event.persona} {what} ({event.outcome.latency:.1f} s{where})"
         if isinstance(event, CallFailed):
             if event.outcome.error_kind == NOT_AFFORDABLE:
