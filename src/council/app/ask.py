@@ -9,6 +9,7 @@ server if needed, run, record, and return the exit code).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -55,28 +56,31 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AskRequest",
+    "ResolvedCouncil",
     "ask_deliberation",
     "ask_oracle",
     "ask_resume",
     "deliberation_plan",
     "oracle_plan",
+    "plan_deliberation",
+    "plan_oracle",
     "resolve_council",
     "serving_plan",
     "setting_flags_given",
+    "with_defaults",
+    "with_system",
 ]
 
 
-@dataclass
-class AskRequest:
-    """Everything a model-asking command resolved from its flags, preset and config."""
+@dataclass(kw_only=True)
+class ResolvedCouncil:
+    """A council resolved from flags (or the API's arguments), preset and config: who sits
+    on it, where they are asked, with what options; no question yet."""
 
-    question: str
-    attachments: list[Any]
     catalog: PersonaCatalog
     personas: list[Persona]
     arbiter: Persona
     settings: ResolvedSettings
-    mode: OutputMode
     user: UserConfig
     preset: str | None = None
     arbiter_fallback: list[Persona] = field(default_factory=list)
@@ -84,6 +88,11 @@ class AskRequest:
     endpoints: dict[str, EndpointSettings] = field(default_factory=dict)
     # Model options for every call (`-o KEY VALUE`, or a resumed run's own).
     options: dict[str, Any] = field(default_factory=dict)
+    # The files of --context, given with every question.
+    attachments: list[Any] = field(default_factory=list)
+    # What the CLI says on stderr before a run (a project's endpoint, the embedded model
+    # standing in for none configured), one line each; the API keeps them on its results.
+    notes: list[str] = field(default_factory=list)
 
     def record_options(self, *, no_history: bool, no_store_text: bool) -> RecordOptions | None:
         """How to record the run: None when the flag, COUNCIL_HISTORY or the config says not."""
@@ -91,6 +100,18 @@ class AskRequest:
             return None
         store_text = not no_store_text and self.user.values.get("store_text") is not False
         return RecordOptions(store_text=store_text, preset=self.preset)
+
+    def member(self, name: str) -> Persona:
+        """A persona of the catalog by name, with the run's temperature and max_tokens."""
+        return with_defaults(self.catalog.get(name), self.settings)
+
+
+@dataclass(kw_only=True)
+class AskRequest(ResolvedCouncil):
+    """Everything a model-asking command resolved from its flags, preset and config."""
+
+    question: str
+    mode: OutputMode
 
 
 def setting_flags_given(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -131,10 +152,10 @@ def _personas_from(
     else:
         names = split_names(value, "--personas") if isinstance(value, str) else list(value)
         chosen = catalog.resolve(names)
-    return [_with_defaults(p, settings) for p in chosen]
+    return [with_defaults(p, settings) for p in chosen]
 
 
-def _with_defaults(persona: Persona, settings: ResolvedSettings) -> Persona:
+def with_defaults(persona: Persona, settings: ResolvedSettings) -> Persona:
     """A persona with the run's temperature/max_tokens where it sets none of its own."""
     temperature = settings.get("temperature")
     max_tokens = settings.get("max_tokens")
@@ -145,7 +166,7 @@ def _with_defaults(persona: Persona, settings: ResolvedSettings) -> Persona:
     )
 
 
-def _with_system(persona: Persona, system: str | None) -> Persona:
+def with_system(persona: Persona, system: str | None) -> Persona:
     """A persona with `--system` appended to its own system prompt (None: as it is)."""
     if system is None:
         return persona
@@ -172,22 +193,8 @@ def _question_and_context(
     return resumed.question, []
 
 
-def _resolve(
-    flags: AskFlags,
-    values: dict[str, Any],
-    resumed: ResumedCouncil | None = None,
-    command: str = "oracle",
-    *,
-    question: str | None = None,
-) -> AskRequest:
-    """Read the question and context, load config and preset, and resolve every setting.
-
-    `values` are the command's setting flags by parameter name (None: not given).
-    With `resumed`, the council (question, personas, arbiter, rounds...) is the
-    recorded one, and the endpoint it used ranks just below the flags.
-    """
-    if flags.json_output and flags.jsonl_output:
-        raise UsageError("--json and --jsonl are exclusive", "pick one")
+def _checked_values(flags: AskFlags, values: dict[str, Any]) -> dict[str, Any]:
+    """The setting flags that do not go together refused; --model-path's endpoint filled in."""
     if values.get("endpoint") is not None and values.get("base_url") is not None:
         raise UsageError("--endpoint and --base-url are exclusive", "give one of them")
     if values.get("model_path") is not None:
@@ -200,12 +207,69 @@ def _resolve(
         values = {**values, "model_path": str(values["model_path"]), "endpoint": endpoint}
     if flags.system is not None and not flags.system.strip():
         raise UsageError("--system is empty", 'give the instruction, e.g. --system "Be terse."')
+    return values
+
+
+def _resolve(
+    flags: AskFlags,
+    values: dict[str, Any],
+    resumed: ResumedCouncil | None = None,
+    command: str = "oracle",
+) -> AskRequest:
+    """The CLI's council: read the question and context, resolve every setting, and say
+    the council's notes on stderr.
+
+    `values` are the command's setting flags by parameter name (None: not given).
+    With `resumed`, the council (question, personas, arbiter, rounds...) is the
+    recorded one, and the endpoint it used ranks just below the flags.
+    """
+    if flags.json_output and flags.jsonl_output:
+        raise UsageError("--json and --jsonl are exclusive", "pick one")
+    values = _checked_values(flags, values)
     options = resumed.options if resumed else parse_model_options(flags.option)
-    if question is None:
-        question, attachments = _question_and_context(flags, command, resumed)
-    else:
-        # A batch: each item brings its question, and standard input may be its input file.
-        attachments = read_context_files(list(flags.context or []))
+    question, attachments = _question_and_context(flags, command, resumed)
+    council = _members(flags, values, resumed, options=options, attachments=attachments)
+    for note in council.notes:
+        sys.stderr.write(note + "\n")
+    mode = choose_mode(
+        json_output=flags.json_output,
+        jsonl_output=flags.jsonl_output,
+        stdout_is_tty=sys.stdout.isatty(),
+    )
+    fields = {f.name: getattr(council, f.name) for f in dataclasses.fields(council)}
+    return AskRequest(**fields, question=question, mode=mode)
+
+
+def resolve_council(
+    flags: AskFlags,
+    values: dict[str, Any],
+    *,
+    require_key: bool = True,
+) -> ResolvedCouncil:
+    """The council without a question (a batch asks it each item's; the API, each call's):
+    settings, members, --context files. Nothing is read from standard input and nothing
+    written: the notes the CLI would say are on the result.
+
+    `require_key=False`: the run's endpoint may lack its key (the API is given one).
+    """
+    values = _checked_values(flags, values)
+    options = parse_model_options(flags.option)
+    attachments = read_context_files(list(flags.context or []))
+    return _members(
+        flags, values, None, options=options, attachments=attachments, require_key=require_key
+    )
+
+
+def _members(
+    flags: AskFlags,
+    values: dict[str, Any],
+    resumed: ResumedCouncil | None,
+    *,
+    options: dict[str, Any],
+    attachments: list[Any],
+    require_key: bool = True,
+) -> ResolvedCouncil:
+    """Load config and preset, resolve every setting, and choose the members."""
     extra = None
     if resumed is not None:
         recorded = {
@@ -214,17 +278,22 @@ def _resolve(
         extra = Layer(f"run {resumed.run_id}", recorded, {})
     given, flag_names = setting_flags_given(values)
     loaded = load_settings(
-        given, flag_names, flags.preset, require_key=not flags.dry_run, below_flags=extra
+        given,
+        flag_names,
+        flags.preset,
+        require_key=require_key and not flags.dry_run,
+        below_flags=extra,
     )
     catalog, chosen_preset, settings = loaded.catalog, loaded.preset, loaded.settings
+    notes: list[str] = []
     if NOTHING_CONFIGURED in settings.sources.get("endpoint", ""):
-        sys.stderr.write(
+        notes.append(
             f"council: {NOTHING_CONFIGURED}; using the embedded local model "
-            "(SmolLM2-135M, small and rough). 'council endpoints list' shows how to set one.\n"
+            "(SmolLM2-135M, small and rough). 'council endpoints list' shows how to set one."
         )
     fallback: list[Persona] = []
     if resumed is not None:
-        personas = [_with_defaults(p, settings) for p in resumed.personas]
+        personas = [with_defaults(p, settings) for p in resumed.personas]
         arbiter = resumed.arbiter
     else:
         fallback = _fallback_from(settings, chosen_preset, catalog)
@@ -232,21 +301,15 @@ def _resolve(
         if flags.models:
             chosen = personas if settings.sources["personas"] != "default" else None
             members = _council_of_models(flags.models, chosen, loaded.user)
-            personas = [_with_defaults(p, settings) for p in members]
+            personas = [with_defaults(p, settings) for p in members]
         from_preset = settings.sources["arbiter"].startswith("preset")
         if from_preset and chosen_preset is not None and chosen_preset.arbiter is not None:
             arbiter = chosen_preset.arbiter
         else:
             arbiter = catalog.get(settings.get("arbiter"))
-        personas = [_with_system(p, flags.system) for p in personas]
-    mode = choose_mode(
-        json_output=flags.json_output,
-        jsonl_output=flags.jsonl_output,
-        stdout_is_tty=sys.stdout.isatty(),
-    )
+        personas = [with_system(p, flags.system) for p in personas]
     members = [*personas, arbiter, *fallback]
-    for note in project_notes(settings, catalog, members, chosen_preset):
-        sys.stderr.write(note + "\n")
+    notes += project_notes(settings, catalog, members, chosen_preset)
     endpoints = {
         p.endpoint: profile_endpoint(
             p.endpoint,
@@ -258,28 +321,24 @@ def _resolve(
         for p in members
         if p.endpoint
     }
-    return AskRequest(
-        question=question,
-        attachments=attachments,
+    return ResolvedCouncil(
         catalog=catalog,
         personas=personas,
-        arbiter=_with_defaults(arbiter, settings),
+        arbiter=with_defaults(arbiter, settings),
         settings=settings,
-        mode=mode,
         user=loaded.user,
         preset=resumed.preset if resumed else flags.preset,
-        arbiter_fallback=[_with_defaults(p, settings) for p in fallback],
+        arbiter_fallback=[with_defaults(p, settings) for p in fallback],
         endpoints=endpoints,
         options=options,
+        attachments=attachments,
+        notes=notes,
     )
 
 
-def resolve_council(flags: AskFlags, values: dict[str, Any]) -> AskRequest:
-    """The council without a question (a batch asks it each item's): settings, members, files."""
-    return _resolve(flags, values, question="")
-
-
-def oracle_plan(request: AskRequest, query: str, *, synthesize: bool, **voting: Any) -> OraclePlan:
+def oracle_plan(
+    request: ResolvedCouncil, query: str, *, synthesize: bool, **voting: Any
+) -> OraclePlan:
     """The oracle plan for `query` with the resolved council (`voting`: --vote, --rank)."""
     return build_oracle_plan(
         query=query,
@@ -295,7 +354,7 @@ def oracle_plan(request: AskRequest, query: str, *, synthesize: bool, **voting: 
 
 
 def deliberation_plan(
-    request: AskRequest,
+    request: ResolvedCouncil,
     query: str,
     *,
     max_wasted_tokens: int | None,
@@ -490,24 +549,60 @@ def _prepare_to_send(flags: AskFlags) -> None:
         import_sdk_meanwhile()
 
 
-def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
-    """`council oracle`: every persona at once, optionally a synthesis; the exit code."""
-    _prepare_to_send(flags)
+def plan_oracle(
+    council: ResolvedCouncil, flags: AskFlags, query: str, *, synthesize: bool
+) -> OraclePlan:
+    """The plan `council oracle` runs for `query`: --vote, --choices, --rank and the budget
+    checked against the council."""
     choices = _vote_choices(flags)
     limits = budget_limits(flags)
-    request = _resolve(flags, flags.setting_values())
-    _voting_checks(flags, synthesize, len(request.personas))
-    plan = oracle_plan(
-        request,
-        request.question,
+    _voting_checks(flags, synthesize, len(council.personas))
+    return oracle_plan(
+        council,
+        query,
         synthesize=synthesize,
         vote=flags.vote,
         choices=choices,
         vote_early_stop=early_stop_wanted(),
         rank=flags.rank,
-        rank_seed=_rank_seed(request.options) if flags.rank else None,
+        rank_seed=_rank_seed(council.options) if flags.rank else None,
         **limits,
     )
+
+
+def plan_deliberation(
+    council: ResolvedCouncil,
+    flags: AskFlags,
+    query: str,
+    *,
+    max_wasted_tokens: int | None,
+    question_text: str | None = None,
+) -> DeliberationPlan:
+    """The plan `council deliberate` runs for `query` (rounds and speculation are the
+    council's settings): --vote, --choices and the budget checked."""
+    if flags.rank:
+        raise UsageError("--rank is for council oracle", "drop --rank, or use council oracle")
+    choices = _vote_choices(flags)
+    limits = budget_limits(flags)
+    return deliberation_plan(
+        council,
+        query,
+        max_wasted_tokens=max_wasted_tokens,
+        question_text=question_text,
+        vote=flags.vote,
+        choices=choices,
+        **limits,
+    )
+
+
+def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
+    """`council oracle`: every persona at once, optionally a synthesis; the exit code."""
+    _prepare_to_send(flags)
+    # Flags that cannot be right are refused before the question or the config is read.
+    _vote_choices(flags)
+    budget_limits(flags)
+    request = _resolve(flags, flags.setting_values())
+    plan = plan_oracle(request, flags, request.question, synthesize=synthesize)
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     return _dry_run_or_run(
         plan, request, flags, dry_run_markdown=plan_markdown, engine="oracle", record=record
@@ -536,12 +631,12 @@ def _deliberation(
 ) -> int:
     if flags.rank:
         raise UsageError("--rank is for council oracle", "drop --rank, or use council oracle")
-    choices = _vote_choices(flags)
+    _vote_choices(flags)  # refused before the history or the config is read
     if resume is not None and flags.vote:
         raise UsageError(
             "--resume continues the recorded council; it takes no --vote", "drop --vote"
         )
-    limits = budget_limits(flags)
+    budget_limits(flags)
     resumed = None
     if resume is not None:
         resumed = _load_resumed(
@@ -564,14 +659,12 @@ def _deliberation(
             sys.stderr.write(f"council: {_resumed_before(resumed)}\n")
     values = flags.setting_values(rounds=rounds, speculative=speculative, threshold=threshold)
     request = _resolve(flags, values, resumed, command="deliberate")
-    plan = deliberation_plan(
+    plan = plan_deliberation(
         request,
+        flags,
         request.question,
         max_wasted_tokens=max_wasted_tokens,
         question_text=resumed.question if resumed else None,
-        vote=flags.vote,
-        choices=choices,
-        **limits,
     )
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     if record is not None and resumed is not None:

@@ -183,6 +183,8 @@ def run_batch(flags: AskFlags, options: BatchOptions) -> int:
             rounds=options.rounds, speculative=options.speculative, threshold=options.threshold
         )
     request = resolve_council(flags, values)
+    for note in request.notes:
+        _say(note)
     plan_for = _plan_for(request, options)
     template = plan_for("")
     if flags.dry_run:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from council.app.ask import AskRequest, _resolve, _with_defaults
+from council.app.ask import AskRequest, _resolve, with_defaults
 from council.app.batch_input import BadLine, read_items
 from council.app.batch_output import OutputFile
 from council.app.eval_setup import (
@@ -56,6 +56,7 @@ from council.app.eval_strategies import (
     choose_strategies,
 )
 from council.app.flags import AskFlags
+from council.app.usage import Usage
 from council.config.personas import Persona
 from council.engine.plan import DeliberationPlan, OraclePlan, max_concurrency_for
 from council.engine.scoring import (
@@ -119,41 +120,6 @@ class EvalReport:
             "out": self.out,
             "strategies": [s.to_dict() for s in self.summaries],
         }
-
-
-@dataclass
-class _Meter:
-    """Counts a run's calls from its events (every call, a vote's or ranking's included)."""
-
-    calls: int = 0
-    # None: no call reported that count (a local llama.cpp server may not): unknown, not 0.
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    costs: list[float | None] = field(default_factory=list)  # None: that call's is unknown
-    failures: list[Any] = field(default_factory=list)
-
-    def handle(self, event: Any) -> None:
-        from council.engine.events import CallEnded
-
-        if not isinstance(event, CallEnded):
-            return
-        outcome = event.outcome
-        self.calls += 1
-        if outcome.tokens_in is not None:
-            self.tokens_in = (self.tokens_in or 0) + outcome.tokens_in
-        if outcome.tokens_out is not None:
-            self.tokens_out = (self.tokens_out or 0) + outcome.tokens_out
-        cost = outcome.cost_usd
-        self.costs.append(float(cost) if isinstance(cost, int | float) else None)
-        if not outcome.answered:
-            self.failures.append(outcome)
-
-    @property
-    def cost_usd(self) -> float | None:
-        from council.engine.cost import total_cost
-
-        total = total_cost(self.costs)  # free calls beside unknown ones: unknown, not $0
-        return None if total is None else round(total, 8)
 
 
 def _read(options: EvalOptions, scorer: str | None) -> tuple[list[EvalItem], int]:
@@ -255,17 +221,17 @@ class _Runner:
             for item, strategy, stored in pairs:
                 group.create_task(one(item, strategy, stored))
 
-    async def _run(self, plan: OraclePlan | DeliberationPlan) -> tuple[Any, _Meter]:
+    async def _run(self, plan: OraclePlan | DeliberationPlan) -> tuple[Any, Usage]:
         from council.app.run import run_quietly
         from council.engine.events import EventBus
 
-        meter, bus = _Meter(), EventBus()
+        meter, bus = Usage(), EventBus()
         bus.subscribe(meter.handle)
         return await run_quietly(plan, bus), meter
 
     async def _pair(self, item: EvalItem, strategy: str) -> dict[str, Any]:
         started = time.monotonic()
-        meter = _Meter()
+        meter = Usage()
         try:
             result, meter = await self._run(self.plans.plan(strategy, item))
             answer, note = answer_of(strategy, result, self.plans.alone)
@@ -396,7 +362,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
     judge = None
     if any(item.scorer == "judge" for item in items):
         judge_name = options.judge_persona or request.arbiter.name
-        judge = _with_defaults(request.catalog.get(judge_name), request.settings)
+        judge = with_defaults(request.catalog.get(judge_name), request.settings)
     elif options.judge_persona is not None:
         raise UsageError("--judge-persona only applies with --scorer judge", "add it or drop it")
     record = LineRecord(
@@ -496,8 +462,8 @@ def _run_pairs(
 
 def _nothing_answered(failures: list[Any], request: AskRequest) -> Exception:
     """The error when no strategy answered anything: the endpoint is down, or the key wrong."""
-    from council.app.run import _all_failed_error
+    from council.app.run import all_failed_error
 
     if not failures:
         return EndpointError("no strategy produced an answer", "check the endpoint and the model")
-    return _all_failed_error(failures, request.settings.endpoint, len(request.personas))
+    return all_failed_error(failures, request.settings.endpoint, len(request.personas))

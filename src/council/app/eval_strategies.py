@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from council.app.ask import AskRequest, _with_defaults, _with_system
+from council.app.ask import AskRequest, with_defaults, with_system
 from council.app.batch_input import BatchItem
 from council.config.personas import Persona
 from council.engine.plan import (
@@ -84,8 +84,8 @@ def choose_strategies(
     for name in names:
         if name in COUNCIL_STRATEGIES:
             continue
-        persona = members.get(name) or _with_system(
-            _with_defaults(request.catalog.get(name), request.settings), system
+        persona = members.get(name) or with_system(
+            with_defaults(request.catalog.get(name), request.settings), system
         )
         if persona.endpoint and persona.endpoint not in request.endpoints:
             raise UsageError(

@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from council.errors import UsageError
 
-__all__ = ["parse_model_options"]
+__all__ = ["check_model_options", "parse_model_options"]
 
 # Set by council for every call; the flag to use instead, where there is one.
 _RESERVED = {
@@ -66,13 +67,24 @@ def parse_model_options(pairs: list[tuple[str, str]] | None) -> dict[str, Any]:
     """
     options: dict[str, Any] = {}
     for key, text in pairs or []:
-        if not _KEY.match(key):
-            raise UsageError(
-                f"-o {key!r}: not an option name", "give -o KEY VALUE, e.g. -o temperature 0.2"
-            )
-        if key in _RESERVED:
-            raise UsageError(f"-o {key}: council sets {key} itself", _RESERVED[key])
         value = _value(text)
-        _check_number(key, value, text)
+        _check(key, value, text)
         options[key] = value
     return options
+
+
+def check_model_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options given as values (the Python API's `options={...}`), checked as `-o` checks them."""
+    for key, value in options.items():
+        _check(str(key), value, json.dumps(value) if not isinstance(value, str) else value)
+    return {str(key): value for key, value in options.items()}
+
+
+def _check(key: str, value: Any, text: str) -> None:
+    if not _KEY.match(key):
+        raise UsageError(
+            f"-o {key!r}: not an option name", "give -o KEY VALUE, e.g. -o temperature 0.2"
+        )
+    if key in _RESERVED:
+        raise UsageError(f"-o {key}: council sets {key} itself", _RESERVED[key])
+    _check_number(key, value, text)

@@ -56,8 +56,16 @@ from council.store.recorder import RecordOptions
 
 __all__ = [
     "STOPPED_BY",
+    "all_failed_error",
+    "close_recording",
+    "document_of",
+    "finish_recording",
     "plan_endpoints",
+    "result_markdown",
     "run_deliberation",
+    "run_error",
+    "run_metrics",
+    "run_notes",
     "run_oracle",
     "run_quietly",
     "run_until_stopped",
@@ -66,6 +74,7 @@ __all__ = [
     "stderr_console",
     "stop_recording",
     "stop_signals_call",
+    "subscriber_errors_line",
 ]
 
 # Signals that stop a run as Ctrl-C does, and the exit code each ends it with
@@ -283,11 +292,17 @@ def start_recording(
 
 
 def stop_recording(recorder: Recorder | None, err: _Stderr) -> None:
+    line = close_recording(recorder)
+    if line is not None:
+        say(err, line)
+
+
+def close_recording(recorder: Recorder | None) -> str | None:
+    """Wait for the history's writes; the warning line when the history could not be used."""
     if recorder is None:
-        return
+        return None
     recorder.close()  # waits for the writer: the history is complete when the command ends
-    if recorder.problem:
-        say(err, f"council: warning: {recorder.problem}")
+    return f"council: warning: {recorder.problem}" if recorder.problem else None
 
 
 def run_oracle(
@@ -324,17 +339,10 @@ def run_oracle(
         if stopped is not None:
             _stopped(run.result, stopped)
         result = run.result
-        shown = bool(result.answers) or result.interrupted
-        markdown = oracle_markdown(result, quiet=quiet) if shown else ""
+        markdown = result_markdown(result, quiet=quiet)
         document = oracle_document(result)
         out.write(lambda: _print_result(result, mode, quiet, verbose, out.out, markdown, document))
-        if recorder is not None:
-            recorder.finish(
-                answer=result.answer,
-                document=document,
-                markdown=markdown,
-                metrics={"cost_usd": result.cost_usd},
-            )
+        finish_recording(recorder, result, document, markdown)
     finally:
         stop_recording(recorder, err)
         if record is not None:  # --no-history keeps nothing, this included
@@ -382,7 +390,7 @@ def run_deliberation(
             run.result.stop_reason = "interrupted"
         result = run.result
         shown = any(r.answers for r in result.rounds) or result.interrupted
-        markdown = deliberation_markdown(result, quiet=quiet) if shown else ""
+        markdown = result_markdown(result, quiet=quiet)
         document = deliberation_document(result)
         if mode is OutputMode.JSON:
             out.write(lambda: out.out.write(dumps(document) + "\n"))
@@ -395,27 +403,75 @@ def run_deliberation(
             out.write(lambda: Console(file=out.out).print(renderable))
         elif mode is OutputMode.MARKDOWN:
             out.write(lambda: out.out.write(markdown))
-        if recorder is not None:
-            recorder.finish(
-                answer=result.answer,
-                document=document,
-                markdown=markdown,
-                metrics={
-                    "rounds": len(result.rounds),
-                    "converged": int(result.stop_reason == "converged"),
-                    "saved": result.sequential_estimate - result.wall if plan.speculative else 0.0,
-                    "wasted_tokens": result.wasted_tokens,
-                    "cost_usd": result.cost_usd,
-                },
-            )
+        finish_recording(recorder, result, document, markdown)
     finally:
         stop_recording(recorder, err)
         if record is not None:  # --no-history keeps nothing, this included
             save_learned(endpoints)
     _report_views(bus, out, err)
-    _report_deliberation(result, err)
+    _report(result, err)
     _how_to_go_on(result, recorder, err)
     return result.exit_code
+
+
+def document_of(result: OracleResult | DeliberationResult) -> dict[str, Any]:
+    """The run's `--json` document, whatever its mode."""
+    if isinstance(result, DeliberationResult):
+        return deliberation_document(result)
+    return oracle_document(result)
+
+
+def result_markdown(result: OracleResult | DeliberationResult, *, quiet: bool = False) -> str:
+    """The run as Markdown (what a pipe gets, and `council show` replays); "" when nothing
+    answered and nothing was stopped: there is nothing to show."""
+    if isinstance(result, DeliberationResult):
+        shown = any(r.answers for r in result.rounds) or result.interrupted
+        return deliberation_markdown(result, quiet=quiet) if shown else ""
+    shown = bool(result.answers) or result.interrupted
+    return oracle_markdown(result, quiet=quiet) if shown else ""
+
+
+def run_metrics(result: OracleResult | DeliberationResult) -> dict[str, Any]:
+    """The run-level metrics the history keeps beside the run (`council stats`)."""
+    if isinstance(result, OracleResult):
+        return {"cost_usd": result.cost_usd}
+    speculative = result.plan.speculative
+    return {
+        "rounds": len(result.rounds),
+        "converged": int(result.stop_reason == "converged"),
+        "saved": result.sequential_estimate - result.wall if speculative else 0.0,
+        "wasted_tokens": result.wasted_tokens,
+        "cost_usd": result.cost_usd,
+    }
+
+
+def finish_recording(
+    recorder: Recorder | None,
+    result: OracleResult | DeliberationResult,
+    document: dict[str, Any],
+    markdown: str,
+) -> None:
+    """What the run printed and its metrics, into the history (nothing when not recording)."""
+    if recorder is not None:
+        recorder.finish(
+            answer=result.answer, document=document, markdown=markdown, metrics=run_metrics(result)
+        )
+
+
+def run_error(result: OracleResult | DeliberationResult) -> CouncilError | None:
+    """The error a run ends with when nobody answered (not stopped, not held back by the
+    budget): the endpoint cannot be reached, the key is refused...; None otherwise."""
+    if result.interrupted or result.budget_stopped:
+        return None
+    if isinstance(result, OracleResult):
+        if result.answers:
+            return None
+        failures = [f for f in result.failures if f.error_kind != NOT_AFFORDABLE]
+        return all_failed_error(failures, result.plan.endpoint, len(result.plan.personas))
+    if any(r.answers for r in result.rounds):
+        return None
+    count = len(result.plan.personas)
+    return all_failed_error(result.kept_failures, result.plan.endpoint, count)
 
 
 def _oracle_live_view(
@@ -505,14 +561,21 @@ def _report_views(bus: EventBus, out: _Output, err: _Stderr) -> None:
     errors = [e for e in bus.errors if not is_gone(e)]
     if len(errors) < len(bus.errors):
         out.closed()  # --jsonl's reader went away: the run went on, and is recorded
-    if errors:
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        say(
-            err,
-            f"council: warning: showing or recording the run failed: "
-            f"{type(first).__name__}: {first}{more}; the answers are unaffected",
-        )
+    line = subscriber_errors_line(errors)
+    if line is not None:
+        say(err, line)
+
+
+def subscriber_errors_line(errors: Sequence[BaseException]) -> str | None:
+    """One line for what failed in a view or the recorder (None: nothing did)."""
+    if not errors:
+        return None
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return (
+        f"council: warning: showing or recording the run failed: "
+        f"{type(first).__name__}: {first}{more}; the answers are unaffected"
+    )
 
 
 def _print_result(
@@ -540,66 +603,65 @@ def _print_result(
         out.write(markdown)
 
 
-def _report(result: OracleResult, err: _Stderr) -> None:
+def _report(result: OracleResult | DeliberationResult, err: _Stderr) -> None:
     """One line on stderr for anything short of full success; raise when nothing answered."""
+    for line in run_notes(result):
+        say(err, line)
+    error = run_error(result)
+    if error is not None:
+        raise error
+
+
+def run_notes(result: OracleResult | DeliberationResult) -> list[str]:
+    """The lines the CLI says on stderr after a run, for anything short of full success
+    (when nobody answered: those before `run_error`'s)."""
+    if isinstance(result, DeliberationResult):
+        return _deliberation_notes(result)
     failures = [f for f in result.failures if f.error_kind != NOT_AFFORDABLE]
     total = len(result.plan.personas)
     if result.interrupted:
         how = _stopped_how(result.interrupted_exit)
-        say(err, f"council: {how}; {count_of(len(result.answers), total, 'answer')} had finished")
-        return
-    _say_lowered(result, err)
-    stopped = budget_stop_line(result)
-    if stopped is not None:
-        say(err, f"council: {stopped}")
-    if not result.answers and stopped is None:
-        raise _all_failed_error(failures, result.plan.endpoint, total)
+        return [f"council: {how}; {count_of(len(result.answers), total, 'answer')} had finished"]
+    lines = _budget_lines(result)
+    if run_error(result) is not None:
+        return lines
     if failures:
         names = ", ".join(f"{f.persona} ({f.error_kind})" for f in failures)
-        say(
-            err,
+        lines.append(
             f"council: {count_of(len(failures), total, 'persona')} failed: {names}; "
-            "the other answers are shown",
+            "the other answers are shown"
         )
     synthesis = result.synthesis
     if synthesis is not None and not synthesis.answered and synthesis.error_kind != NOT_AFFORDABLE:
-        say(
-            err,
+        lines.append(
             f"council: the synthesis failed ({synthesis.error_kind}): {synthesis.message}; "
-            "the answers are shown",
+            "the answers are shown"
         )
-    for line in prompt_cut_warnings([(o.persona, o) for o in result.calls]):
-        say(err, f"council: {line}")
+    lines += [
+        f"council: {line}" for line in prompt_cut_warnings([(o.persona, o) for o in result.calls])
+    ]
     reviews = result.review_failures
     if reviews:
         names = ", ".join(f"{f.persona} ({f.error_kind})" for f in reviews)
-        say(err, f"council: ranking failed for {names}; the ranking counts the other reviews")
+        lines.append(f"council: ranking failed for {names}; the ranking counts the other reviews")
     if result.vote is not None and not result.vote.winners:
-        say(err, "council: no ballot could be read; the vote has no answer (see the ballots)")
+        lines.append("council: no ballot could be read; the vote has no answer (see the ballots)")
+    return lines
 
 
-def _say_lowered(result: OracleResult | DeliberationResult, err: _Stderr) -> None:
-    """A budget that cut calls' answer room short says so: their answers may be cut too."""
-    lowered = budget_lowered_line(result)
-    if lowered is not None:
-        say(err, f"council: {lowered}")
+def _budget_lines(result: OracleResult | DeliberationResult) -> list[str]:
+    """A budget that cut calls' answer room short (their answers may be cut too), and one
+    that stopped calls from starting."""
+    lines = [budget_lowered_line(result), budget_stop_line(result)]
+    return [f"council: {line}" for line in lines if line is not None]
 
 
-def _report_deliberation(result: DeliberationResult, err: _Stderr) -> None:
-    """Lines on stderr for what went wrong or was left out; raise when nobody ever answered."""
+def _deliberation_notes(result: DeliberationResult) -> list[str]:
+    lines = []
     if result.interrupted and result.interrupted_exit != EXIT_INTERRUPTED:
-        say(err, f"council: {_stopped_how(result.interrupted_exit)}")
-    for line in deliberation_warnings(result):
-        say(err, f"council: {line}")
-    _say_lowered(result, err)
-    stopped = budget_stop_line(result)
-    if stopped is not None:
-        say(err, f"council: {stopped}")
-    if result.interrupted or stopped is not None:
-        return
-    if not any(r.answers for r in result.rounds):
-        count = len(result.plan.personas)
-        raise _all_failed_error(result.kept_failures, result.plan.endpoint, count)
+        lines.append(f"council: {_stopped_how(result.interrupted_exit)}")
+    lines += [f"council: {line}" for line in deliberation_warnings(result)]
+    return lines + _budget_lines(result)
 
 
 def _how_to_go_on(
@@ -648,7 +710,7 @@ _HINTS = {
 _FINAL_KINDS = ("context_length", "bad_request", "http_error", "redirect")
 
 
-def _all_failed_error(
+def all_failed_error(
     failures: list[CallOutcome], endpoint: EndpointSettings, count: int
 ) -> CouncilError:
     first = failures[0] if failures else None
