@@ -171,6 +171,29 @@ def test_deliberate_reports_each_round(fake):
     assert rounds == ["1", "2"]
 
 
+def test_a_member_that_fails_is_missing_from_the_answer(fake):
+    fake.script("critic", Reply(status=400, error_message="bad things in the request"))
+    progress = Progress()
+
+    async def main() -> Any:
+        async with council_mcp("--base-url", fake.base_url) as (session, _):
+            return await session.call_tool(
+                "ask",
+                {"question": "Merge it?", "personas": ["judge", "critic"]},
+                progress_callback=progress,
+            )
+
+    result = run(main)
+    assert not result.is_error, _text(result)  # an answer, resting on fewer members
+    data = result.structured_content
+    assert data["status"] == "partial"
+    assert [m["persona"] for m in data["missing"]] == ["critic"]
+    critic = next(m for m in data["members"] if m["persona"] == "critic")
+    assert critic["answer"] is None and "bad things in the request" in critic["error"]
+    assert "Missing: critic (" in _text(result)
+    assert "critic failed (bad_request)" in progress.messages
+
+
 def test_vote_with_choices(fake):
     fake.script("judge", Reply(text='{"choice": "no", "reason": "risky"}'))
     fake.script("critic", Reply(text='{"choice": "no", "reason": "untested"}'))
@@ -256,9 +279,15 @@ def test_recent_runs_and_show_run_read_the_history(fake):
     assert missing.is_error and "no run 'ffffffffff'" in _text(missing)
 
 
-def test_stdout_carries_nothing_but_the_protocol(fake):
+def test_stdout_carries_nothing_but_the_protocol(fake, project):
     """Raw stdio: every line the server writes is a JSON-RPC message, even around a
     council, an error and the notes council writes for people (on stderr)."""
+    # A project persona standing in for the built-in judge: council says so, on stderr.
+    personas = project / ".council" / "personas"
+    personas.mkdir(parents=True)
+    (personas / "judge.yaml").write_text(
+        "name: judge\ndescription: the project's judge\nsystem: Rule briefly.\n"
+    )
     messages = [
         {
             "jsonrpc": "2.0",
@@ -294,6 +323,7 @@ def test_stdout_carries_nothing_but_the_protocol(fake):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=_env(),
+        cwd=project,
     )
     lines: list[bytes] = []
     answered: set[int] = set()
@@ -332,6 +362,7 @@ def test_stdout_carries_nothing_but_the_protocol(fake):
     progress = [m for m in decoded if m.get("method") == "notifications/progress"]
     assert progress and all(m["params"]["progressToken"] == "p1" for m in progress)
     assert "Traceback" not in stderr
+    assert "council: note: persona 'judge' is the project's" in stderr
 
 
 def test_help_imports_no_server_package():

@@ -40,11 +40,11 @@ def mcp_command(
         bool, typer.Option("--no-history", help="Record no run in the history.")
     ] = False,
 ) -> None:
-    """Serve council's tools to an MCP client (Claude Desktop, Claude Code, Cursor) on stdio.
+    """Serve council to MCP clients (Claude Desktop, Claude Code, Cursor) on stdio.
 
     Tools: ask, deliberate, presets, recent_runs, show_run. The client starts it;
     the flags set up every council it asks (a tool call's personas or preset win).
-    Only the protocol goes to stdout. Needs: pip install 'council-llm[serve]'
+    Only the protocol goes to stdout. Needs: pip install "council-llm[serve]"
 
     \b
     Examples:

@@ -152,7 +152,7 @@ async def run_council(
                 report(line)
     result = events.result
     for note in result.notes:  # what the CLI would say on stderr: the client's log
-        sys.stderr.write(f"council: {note}\n")
+        sys.stderr.write(f"{note}\n")
     document = dict(result.to_dict())
     document["run_id"] = result.run_id
     return document
