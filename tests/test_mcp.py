@@ -492,6 +492,44 @@ def test_a_cancelled_call_cancels_its_model_calls(fake):
     ]
 
 
+def test_a_client_that_goes_away_ends_the_council(fake):
+    """The client closes stdin mid-council (it quit): the model calls are closed, what
+    finished is recorded as interrupted, and the server exits."""
+    fake.script("critic", Reply(hang=True))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "council.cli", "mcp", "--base-url", fake.base_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    hello = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"},
+    }
+    call = {"name": "ask", "arguments": {"question": "Slow?", "personas": ["judge", "critic"]}}
+    try:
+        assert process.stdin is not None
+        for message in (
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
+        ):
+            process.stdin.write(json.dumps(message).encode() + b"\n")
+        process.stdin.flush()
+        fake.wait_for(lambda f: any(r.persona == "critic" for r in f.requests), TIMEOUT)
+        process.stdin.close()
+        assert process.wait(TIMEOUT) == 0
+        assert process.stderr is not None
+        stderr = process.stderr.read().decode()
+    finally:
+        process.kill()
+    fake.wait_for(lambda f: any(r.persona == "critic" for r in f.disconnects), TIMEOUT)
+    assert "Traceback" not in stderr
+    assert [r["status"] for r in history_rows("SELECT status FROM runs")] == ["interrupted"]
+
+
 @pytest.mark.parametrize("flag", ["--preset", "--no-history"])
 def test_flags_set_every_council(fake, flag):
     args = ["--preset", "review"] if flag == "--preset" else ["--no-history"]
