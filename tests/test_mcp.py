@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -492,9 +493,10 @@ def test_a_cancelled_call_cancels_its_model_calls(fake):
     ]
 
 
-def test_a_client_that_goes_away_ends_the_council(fake):
-    """The client closes stdin mid-council (it quit): the model calls are closed, what
-    finished is recorded as interrupted, and the server exits."""
+@pytest.mark.parametrize("how", ["stdin closed", "SIGTERM"])
+def test_a_client_that_goes_away_ends_the_council(fake, how):
+    """The client closes stdin mid-council, or terminates the server (it quit): the model
+    calls are closed, what finished is recorded as interrupted, and the server exits."""
     fake.script("critic", Reply(hang=True))
     process = subprocess.Popen(
         [sys.executable, "-m", "council.cli", "mcp", "--base-url", fake.base_url],
@@ -519,7 +521,10 @@ def test_a_client_that_goes_away_ends_the_council(fake):
             process.stdin.write(json.dumps(message).encode() + b"\n")
         process.stdin.flush()
         fake.wait_for(lambda f: any(r.persona == "critic" for r in f.requests), TIMEOUT)
-        process.stdin.close()
+        if how == "SIGTERM":
+            process.send_signal(signal.SIGTERM)
+        else:
+            process.stdin.close()
         assert process.wait(TIMEOUT) == 0
         assert process.stderr is not None
         stderr = process.stderr.read().decode()

@@ -22,9 +22,13 @@ to build their schemas.
 
 import asyncio
 import contextlib
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
@@ -146,8 +150,22 @@ async def _reading(work: Callable[[], tuple[str, BaseModel]]) -> CallToolResult:
     return _result(text, structured)
 
 
-def build_server(settings: McpSettings) -> MCPServer:
-    """The MCP server with council's tools; every council starts from `settings`."""
+def build_server(settings: McpSettings, running: set[asyncio.Task[Any]] | None = None) -> MCPServer:
+    """The MCP server with council's tools; every council starts from `settings`.
+
+    `running` holds the task of each council while it runs (to cancel them on a stop).
+    """
+    running = running if running is not None else set()
+
+    async def council(ctx: Context, spec: CouncilSpec) -> CallToolResult:
+        task = asyncio.current_task()
+        assert task is not None  # a tool call is a task of the SDK's
+        running.add(task)
+        try:
+            return await _council(ctx, spec, settings)
+        finally:
+            running.discard(task)
+
     server = MCPServer(
         "council",
         title="council",
@@ -189,7 +207,7 @@ def build_server(settings: McpSettings) -> MCPServer:
             vote=vote,
             choices=_names(choices),
         )
-        return await _council(ctx, spec, settings)
+        return await council(ctx, spec)
 
     @server.tool(name="deliberate", title="Deliberate with a council", annotations=asks_models)
     async def deliberate(
@@ -229,7 +247,7 @@ def build_server(settings: McpSettings) -> MCPServer:
             vote=vote,
             choices=_names(choices),
         )
-        return await _council(ctx, spec, settings)
+        return await council(ctx, spec)
 
     @server.tool(name="presets", title="What can be asked", annotations=reads_here)
     async def presets() -> Annotated[CallToolResult, Presets]:
@@ -255,9 +273,43 @@ def build_server(settings: McpSettings) -> MCPServer:
     return server
 
 
+# Signals that end the server as a closed stdin does (clients send SIGTERM on quitting).
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+# How long councils cancelled by a stop signal get to close their calls and be recorded.
+STOP_GRACE = 10.0
+
+
 def run_stdio(settings: McpSettings) -> None:
-    """Serve the tools on standard input and output until the client closes them."""
-    build_server(settings).run("stdio")
+    """Serve the tools on standard input and output until the client closes them.
+
+    SIGTERM or SIGHUP ends it too: councils still running are cancelled (their model
+    calls closed) and recorded as interrupted, with what had finished; then the process
+    exits 0.
+    """
+    running: set[asyncio.Task[Any]] = set()
+    anyio.run(_serve_stdio, build_server(settings, running), running)
+
+
+async def _serve_stdio(server: MCPServer, running: set[asyncio.Task[Any]]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    serving = asyncio.ensure_future(server.run_stdio_async())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if serving.done():
+        stopping.cancel()
+        return serving.result()
+    for task in list(running):
+        task.cancel()
+    if running:
+        await asyncio.wait(set(running), timeout=STOP_GRACE)
+    # The SDK reads stdin on a thread that only a line or end of file frees: the process
+    # ends here, its councils recorded (their recorders are closed by now).
+    sys.stderr.flush()
+    os._exit(0)
 
 
 class McpHttp:
