@@ -567,8 +567,8 @@ def test_the_same_tools_over_streamable_http(fake, monkeypatch):
     from mcp.client.streamable_http import streamable_http_client
     from starlette.applications import Starlette
 
+    from council.serve.mcp_http import mcp_http
     from council.serve.mcp_run import McpSettings
-    from council.serve.mcp_server import mcp_http
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     http = mcp_http(McpSettings(base_url=fake.base_url))

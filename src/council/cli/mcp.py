@@ -51,7 +51,7 @@ def mcp_command(
       claude mcp add council -- council mcp
       council mcp --preset review --endpoint openrouter
     """
-    server = _mcp_server()
+    server = _mcp_stdio()
     from council.serve.mcp_run import McpSettings
 
     server.run_stdio(
@@ -66,10 +66,10 @@ def mcp_command(
     )
 
 
-def _mcp_server() -> ModuleType:
-    """The MCP server module, or one line saying how to install what it needs."""
+def _mcp_stdio() -> ModuleType:
+    """The stdio MCP server module, or one line saying how to install what it needs."""
     try:
-        from council.serve import mcp_server
+        from council.serve import mcp_stdio
     except ImportError as error:
         missing = (error.name or "").split(".")[0]
         if missing not in SERVE_PACKAGES:
@@ -77,4 +77,4 @@ def _mcp_server() -> ModuleType:
         raise UsageError(
             f"council mcp needs the {missing} package, not installed", INSTALL_HINT
         ) from None
-    return mcp_server
+    return mcp_stdio

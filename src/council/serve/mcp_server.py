@@ -1,9 +1,6 @@
-"""council as an MCP server (the official `mcp` SDK): its tools, on stdio or streamable HTTP.
+"""council's MCP server (the official `mcp` SDK) and its tools, whatever the transport.
 
-    run_stdio(McpSettings(...))              # `council mcp`: until the client closes stdin
-    http = mcp_http(McpSettings(...))        # `council serve`: the same tools at /mcp,
-    Extra(routes=http.routes, lifespan=http.lifespan)   # its routes (Route("/mcp", http))
-                                             # and the lifespan that runs the SDK's sessions
+    server = build_server(McpSettings(...))  # served by mcp_stdio.py and mcp_http.py
 
 Tools: `ask` (one round, the arbiter's synthesis by default), `deliberate` (rounds,
 speculation), `presets`, `recent_runs`, `show_run`. A council's progress goes out as
@@ -12,23 +9,15 @@ answer and rounds start. Results are text for the model and structured content
 (the output schemas of `mcp_schemas.py`); errors a user can cause are tool errors
 (isError) of one line, with any key this process sent masked.
 
-On stdio, the SDK serves the protocol from its own copies of the standard streams
-and points file descriptors 0 and 1 at /dev/null and stderr while it runs, so a
-stray print (or a child process's output) cannot break the protocol.
-
 No `from __future__ import annotations` here: the SDK reads the tools' annotations
 to build their schemas.
 """
 
 import asyncio
 import contextlib
-import os
-import signal
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
-import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
@@ -41,7 +30,7 @@ from council.serve.mcp_run import CouncilSpec, McpSettings, run_council
 from council.serve.mcp_schemas import CouncilAnswer, Presets, RecentRuns, RunRecord
 from council.serve.mcp_tools import list_presets, recent_runs, show_run
 
-__all__ = ["McpHttp", "build_server", "mcp_http", "run_stdio"]
+__all__ = ["build_server"]
 
 T = TypeVar("T")
 
@@ -271,82 +260,3 @@ def build_server(settings: McpSettings, running: set[asyncio.Task[Any]] | None =
         return await _reading(lambda: show_run(run_id))
 
     return server
-
-
-# Signals that end the server as a closed stdin does (clients send SIGTERM on quitting).
-STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
-# How long councils cancelled by a stop signal get to close their calls and be recorded.
-STOP_GRACE = 10.0
-
-
-def run_stdio(settings: McpSettings) -> None:
-    """Serve the tools on standard input and output until the client closes them.
-
-    SIGTERM or SIGHUP ends it too: councils still running are cancelled (their model
-    calls closed) and recorded as interrupted, with what had finished; then the process
-    exits 0.
-    """
-    running: set[asyncio.Task[Any]] = set()
-    anyio.run(_serve_stdio, build_server(settings, running), running)
-
-
-async def _serve_stdio(server: MCPServer, running: set[asyncio.Task[Any]]) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in STOP_SIGNALS:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-    serving = asyncio.ensure_future(server.run_stdio_async())
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if serving.done():
-        stopping.cancel()
-        return serving.result()
-    for task in list(running):
-        task.cancel()
-    if running:
-        await asyncio.wait(set(running), timeout=STOP_GRACE)
-    # The SDK reads stdin on a thread that only a line or end of file frees: the process
-    # ends here, its councils recorded (their recorders are closed by now).
-    sys.stderr.flush()
-    os._exit(0)
-
-
-class McpHttp:
-    """The tools over streamable HTTP, for mounting in another starlette app.
-
-    The object is itself the ASGI app, answering at the path it is routed at
-    (`Route("/mcp", endpoint=http)`: not a function, so starlette hands it the raw
-    request); `lifespan()` must be held while the app serves (it runs the SDK's
-    session manager, which takes the sessions' tasks), e.g. in the app's lifespan.
-    """
-
-    def __init__(self, server: MCPServer) -> None:
-        self.server = server
-
-    @property
-    def routes(self) -> list[Any]:
-        """Its starlette route: `/mcp`, every method (the transport's POST, GET, DELETE)."""
-        from starlette.routing import Route
-
-        return [Route("/mcp", endpoint=self)]
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.server.session_manager.handle_request(scope, receive, send)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(self) -> AsyncIterator[None]:
-        async with self.server.session_manager.run():
-            yield
-
-
-def mcp_http(settings: McpSettings, *, host: str = "127.0.0.1") -> McpHttp:
-    """The tools served over streamable HTTP (`council serve`'s `/mcp`).
-
-    `host` is the address the server binds: on loopback the SDK also refuses
-    requests whose Host or Origin header names another site (DNS rebinding).
-    """
-    server = build_server(settings)
-    # Builds the SDK's session manager (server.session_manager) for this path.
-    server.streamable_http_app(streamable_http_path="/mcp", host=host)
-    return McpHttp(server)
