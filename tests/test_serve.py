@@ -182,3 +182,33 @@ def test_usage_counts_the_speculative_round_a_verdict_cancelled(
     # The cancelled calls' tokens are in: more than the finished calls' alone, and no
     # more than the fake sent in all.
     assert finished < answer.usage.completion_tokens <= finished + streamed
+
+
+def test_council_serve_serves_the_mcp_tools_at_slash_mcp(fake: FakeOpenAI, served: Served) -> None:
+    """The MCP tools, mounted by `council serve` itself: the SDK's streamable HTTP client
+    lists them and asks a council through them, on the server's upstream."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    url = served.base_url.removesuffix("/v1") + "/mcp"
+
+    async def main() -> tuple[set[str], Any]:
+        async with (
+            streamable_http_client(url) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await asyncio.wait_for(session.initialize(), 30)
+            tools = await asyncio.wait_for(session.list_tools(), 30)
+            result = await asyncio.wait_for(
+                session.call_tool("ask", {"question": "Over /mcp?", "personas": ["judge"]}), 60
+            )
+            return {t.name for t in tools.tools}, result
+
+    names, result = asyncio.run(main())
+    assert {"ask", "deliberate", "presets", "recent_runs", "show_run"} <= names
+    assert not result.is_error
+    assert result.structured_content is not None and result.structured_content["run_id"]
+    asked = [r for r in fake.requests if r.persona == "judge"]
+    assert asked and "Over /mcp?" in json.dumps(asked[0].body)
+    rows = history_rows("SELECT command FROM runs")
+    assert [r["command"] for r in rows] == ["mcp"]

@@ -24,12 +24,25 @@ from council.serve.app import Extra, Service, build_app
 __all__ = ["extras_for", "run_server"]
 
 
-def extras_for(service: Service) -> list[Extra]:
-    """The other apps `council serve` mounts beside the OpenAI routes (`/mcp`).
+def extras_for(service: Service, host: str = "127.0.0.1") -> list[Extra]:
+    """The other apps `council serve` mounts beside the OpenAI routes: the MCP tools at
+    `/mcp` (streamable HTTP), on the same endpoint settings and history choice.
 
-    The one place to add a surface: return its `Extra` (routes and lifespan).
+    The one place to add a surface: return its `Extra` (routes and lifespan). `host` is
+    the address served: on loopback the MCP SDK also refuses other sites' Host/Origin.
     """
-    return []
+    from council.serve.mcp_http import mcp_http
+    from council.serve.mcp_run import McpSettings
+
+    given = service.councils.settings
+    settings = McpSettings(
+        endpoint=given.get("endpoint"),
+        base_url=given.get("base_url"),
+        model=given.get("model"),
+        no_history=not service.councils.history,
+    )
+    http = mcp_http(settings, host=host)
+    return [Extra(routes=http.routes, lifespan=http.lifespan)]
 
 
 class _Server(uvicorn.Server):
@@ -69,7 +82,9 @@ def run_server(
     extras: Sequence[Extra] | None = None,
 ) -> int:
     """Say `ready`, then serve on `sock` until a signal stops the server; the exit code."""
-    app = build_app(service, extras=extras_for(service) if extras is None else extras)
+    if extras is None:
+        extras = extras_for(service, host=str(sock.getsockname()[0]))
+    app = build_app(service, extras=extras)
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -121,7 +136,7 @@ ENGINE_MODULES = (
     "council.engine.oracle",
     "council.engine.deliberation",
     "council.endpoint.client",
-    "council.app.run_plan",
+    "council.app.run_context",
 )
 
 
