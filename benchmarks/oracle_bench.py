@@ -152,12 +152,15 @@ def run_bare_httpx(base_url: str, n: int) -> tuple[float, float]:
     nothing parsed; its wall seconds and CPU seconds. No client built on httpx2 can be
     cheaper than this per call."""
     import asyncio
+    import ssl
 
     import httpx2
 
     async def ask_all() -> None:
         limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=16)
-        async with httpx2.AsyncClient(limits=limits, timeout=60) as client:
+        # No CA store loaded for a plain-http URL, as council does (client.py, _http_client).
+        bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        async with httpx2.AsyncClient(limits=limits, timeout=60, verify=bare) as client:
 
             async def ask(i: int) -> None:
                 body = {"model": "m", "messages": [{"role": "user", "content": f"q{i}"}]}
