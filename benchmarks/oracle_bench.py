@@ -12,7 +12,9 @@ Prints, for each N, the median wall time, L, the sequential sum N·L, the speedu
 N·L / wall, and the overhead wall − L, with the targets from the issue. For scale it also
 prints the overhead of the bare openai SDK making the same N streaming calls with
 asyncio.gather (no council), measured in the same runs, and the fake server's own
-median time per call. Last, with default flags (no --max-concurrency) and response
+median time per call, and the floor of the HTTP stack itself: bare httpx2 (what both
+the SDK and council send on) making the same N streaming requests, their bodies read and
+dropped unparsed. Last, with default flags (no --max-concurrency) and response
 headers after 0.6 s: how far apart 6 personas' requests reach the server, and the
 wall, on a first run and the two after it (limits_bench.py, part 3).
 
@@ -144,6 +146,37 @@ def run_bare_sdk(base_url: str, n: int) -> float:
     return time.perf_counter() - started
 
 
+def run_bare_httpx(base_url: str, n: int) -> tuple[float, float]:
+    """The HTTP stack's own floor: the same N streaming requests on httpx2 (the client the
+    SDK and council send on), with council's pool limits, each body read and dropped,
+    nothing parsed; its wall seconds and CPU seconds. No client built on httpx2 can be
+    cheaper than this per call."""
+    import asyncio
+    import ssl
+
+    import httpx2
+
+    async def ask_all() -> None:
+        limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=16)
+        # No CA store loaded for a plain-http URL, as council does (client.py, _http_client).
+        bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        async with httpx2.AsyncClient(limits=limits, timeout=60, verify=bare) as client:
+
+            async def ask(i: int) -> None:
+                body = {"model": "m", "messages": [{"role": "user", "content": f"q{i}"}]}
+                body["stream"] = True
+                url = f"{base_url}/chat/completions"
+                async with client.stream("POST", url, json=body) as response:
+                    async for _ in response.aiter_bytes():
+                        pass
+
+            await asyncio.gather(*(ask(i) for i in range(n)))
+
+    started, cpu = time.perf_counter(), time.process_time()
+    asyncio.run(ask_all())
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=1.0, help="per-call latency L, seconds")
@@ -170,12 +203,14 @@ def main() -> None:
             if before is not None:
                 before.run(3)
             rows, before_rows = [], []
+            floors: list[tuple[int, float, list[float]]] = []
             for n in sizes:
                 control(base_url, "/_fake/reset", {})
                 control(base_url, "/_fake/default", reply)
                 walls, cpus, spreads, bare = [], [], [], []
                 b_walls, b_cpus, b_spreads = [], [], []
                 served: list[float] = []
+                floor_walls, floor_cpus = [], []
                 for _ in range(args.runs):  # paired, so both see the same machine load
                     control(base_url, "/_fake/reset", {})
                     control(base_url, "/_fake/default", reply)
@@ -194,9 +229,15 @@ def main() -> None:
                         b_cpus.append(cpu / n)
                         b_spreads.append(send_spread(base_url))
                     bare.append(run_bare_sdk(base_url, n))
+                    control(base_url, "/_fake/reset", {})
+                    control(base_url, "/_fake/default", reply)
+                    wall, cpu = run_bare_httpx(base_url, n)
+                    floor_walls.append(wall)
+                    floor_cpus.append(cpu / n)
                 median = statistics.median
                 bare_ms = median(bare)
                 rows.append((n, median(walls), median(served), bare_ms, cpus, median(spreads)))
+                floors.append((n, median(floor_walls), floor_cpus))
                 if before is not None:
                     before_rows.append(
                         (n, median(b_walls), median(served), bare_ms, b_cpus, median(b_spreads))
@@ -233,6 +274,16 @@ def main() -> None:
                 f"{statistics.median(cpus) * 1000:>6.2f} {min(cpus) * 1000:>6.2f}"
                 f"  {spread * 1000:>14.1f}"
             )
+    print(
+        "the HTTP stack's floor: bare httpx2, the same N streaming requests, bodies read "
+        "and dropped (same runs)"
+    )
+    print(f"{'N':>5} {'wall s':>8} {'overhead ms':>12}  CPU ms/call (median, best)")
+    for n, wall, cpus in floors:
+        print(
+            f"{n:>5} {wall:>8.3f} {(wall - latency) * 1000:>12.1f}  "
+            f"{statistics.median(cpus) * 1000:>6.2f} {min(cpus) * 1000:>6.2f}"
+        )
     print()
     print_default_flags(default_runs, None)
 
