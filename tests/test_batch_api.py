@@ -496,3 +496,24 @@ def test_a_batch_that_fails_validation_says_why_and_leaves_its_items_to_ask_agai
     fake.batch_invalid = None
     summary = _run(fake, out)  # collected (as failed): the same command asks again
     assert (summary.created, summary.items_ok) == (1, 3)
+
+
+def test_batch_via_batch_api_sends_the_model_options(fake, tmp_path):
+    # `-o` options go into every request line, as they go into a direct call's body.
+    from tests.helpers import invoke
+
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a", "query": "one?"}\n{"id": "b", "query": "two?"}\n')
+    out = tmp_path / "out.jsonl"
+    result = invoke(
+        "batch", str(source), "--out", str(out), "--via", "batch-api", "--base-url",
+        fake.base_url, "-p", "judge", "-o", "temperature", "0.3", "-o", "seed", "7",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    (batch,) = fake.batches.values()
+    bodies = [
+        json.loads(line)["body"] for line in fake.file_text(batch["input_file_id"]).splitlines()
+    ]
+    assert len(bodies) == 2
+    assert all(b["temperature"] == 0.3 and b["seed"] == 7 for b in bodies)
+    assert [line["status"] for line in _lines(out)] == ["ok", "ok"]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from council.app.ask import (
-    AskRequest,
+    ResolvedCouncil,
     budget_limits,
     deliberation_plan,
     oracle_plan,
@@ -131,7 +131,7 @@ def _shared_budget(flags: AskFlags, template: OraclePlan | DeliberationPlan) -> 
     return budget
 
 
-def _plan_for(request: AskRequest, options: BatchOptions) -> PlanFor:
+def _plan_for(request: ResolvedCouncil, options: BatchOptions) -> PlanFor:
     """How an item's question becomes its plan, as `oracle` or `deliberate` would build it."""
     if options.mode == "oracle":
         return lambda query: oracle_plan(request, query, synthesize=options.synthesize)
@@ -190,7 +190,7 @@ def run_batch(flags: AskFlags, options: BatchOptions) -> int:
     if flags.dry_run:
         return _dry_run(flags, options, plan_for, template)
     if options.via == "batch-api":
-        return _via_batch_api(flags, options, template, plan_for, request)
+        return _via_batch_api(flags, options, plan_for, request)
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     with serving_plan(template) as served:
 
@@ -471,11 +471,7 @@ def _summary_line(run: BatchRun, options: BatchOptions) -> str:
 
 
 def _via_batch_api(
-    flags: AskFlags,
-    options: BatchOptions,
-    template: OraclePlan | DeliberationPlan,
-    plan_for: PlanFor,
-    request: AskRequest,
+    flags: AskFlags, options: BatchOptions, plan_for: PlanFor, request: ResolvedCouncil
 ) -> int:
     """`--via batch-api`: the items go to the provider's Batch API; lines come back the same."""
     import asyncio
@@ -488,7 +484,8 @@ def _via_batch_api(
         summary = asyncio.run(
             run_via_batch_api(
                 items,
-                template,
+                # Each item's plan as a direct batch builds it (its -o options included).
+                lambda item: plan_for(item.query),
                 request.settings,
                 out,
                 cancel=options.cancel,
