@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 
 from tests.fake_openai import FakeOpenAI, Reply
-from tests.helpers import council_process, history_db_path, history_rows, invoke
+from tests.helpers import (
+    council_process,
+    history_db_path,
+    history_rows,
+    interrupt_after_event,
+    invoke,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes, locks and FIFOs")
 
@@ -326,13 +332,12 @@ def interrupted_run(fake: FakeOpenAI) -> str:
     process = council_process(
         "deliberate", "--base-url", fake.base_url, "-p", "judge,critic", "--jsonl", "Resume?"
     )
-    try:
-        fake.wait_for(lambda f: sum(r.completed for r in f.requests) >= 1, timeout=30)
-        fake.wait_for(lambda f: len(f.requests) >= 2, timeout=30)
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
-    finally:
-        process.kill()
+    # Council's own account that the judge finished (its event), not the server's: under
+    # load the server can be done with the judge before council has read the answer.
+    fake.wait_for(lambda f: len(f.requests) >= 2, timeout=30)
+    interrupt_after_event(
+        process, lambda e: e.get("type") == "call_finished" and e.get("persona") == "judge", 30
+    )
     (run,) = history_rows("SELECT id, status FROM runs")
     assert run["status"] == "interrupted"
     fake.reset()
