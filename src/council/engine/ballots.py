@@ -15,7 +15,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from council.engine.convergence import _as_confidence, _json_objects
+from council.engine.agreement import confidence_of
+from council.engine.convergence import _json_objects
 from council.engine.model import Ballot
 
 __all__ = ["choice_key", "normalise_choice", "parse_choices", "read_ballot"]
@@ -101,7 +102,7 @@ def read_ballot(persona: str, reply: str, choices: Sequence[str] = ()) -> Ballot
     candidates = [o for o in objects if _is_choice(_from_json(o)[0])]
     if candidates:
         raw, confidence, reason = _from_json(candidates[0])
-        return _ballot(persona, str(raw), _as_confidence(confidence), _one_line(reason), choices)
+        return _ballot(persona, str(raw), confidence_of(confidence), _one_line(reason), choices)
     if any(_from_json(o)[0] is not None for o in objects):
         why = "the ballot's choice is not a text or a number"
         return Ballot(persona, None, None, why, raw_ok=False)
@@ -112,7 +113,7 @@ def read_ballot(persona: str, reply: str, choices: Sequence[str] = ()) -> Ballot
         return _ballot(
             persona,
             stated[-1],
-            _as_confidence(confidence.group(1)) if confidence else None,
+            confidence_of(confidence.group(1)) if confidence else None,
             reason.group(1) if reason else "",
             choices,
         )

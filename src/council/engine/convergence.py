@@ -1,7 +1,8 @@
 """Reading the arbiter's verdict, and measuring how much an answer moved between rounds.
 
 The arbiter is asked for a JSON object
-`{"converged": bool, "confidence": 0..1, "synthesis": str, "dissent": [str]}`.
+`{"converged": bool, "confidence": 0..1, "synthesis": str, "dissent": [str]}` and the
+agreement map's fields (`agreement.py`), read each on its own.
 Models wrap it in code fences, add prose around it, write confidence as a
 percentage or booleans as strings; `parse_verdict` accepts all of that, and a
 reply it cannot read becomes a "not converged" verdict carrying the reason,
@@ -14,6 +15,7 @@ import json
 import re
 from typing import Any
 
+from council.engine.agreement import AGREEMENT_PROPERTIES, confidence_of, read_agreement
 from council.engine.model import Verdict
 
 __all__ = ["ends_council", "parse_verdict", "position_change", "position_label"]
@@ -53,21 +55,6 @@ def _as_bool(value: Any) -> bool | None:
     return None
 
 
-def _as_confidence(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip().rstrip("%")) / (100 if "%" in value else 1)
-        except ValueError:
-            return None
-    if not isinstance(value, int | float):
-        return None
-    if 1 < value <= 100:  # "confidence": 85 means 85 %
-        value = value / 100
-    return min(1.0, max(0.0, float(value)))
-
-
 def _unreadable(raw: str, problem: str) -> Verdict:
     return Verdict(converged=False, confidence=0.0, synthesis=raw.strip(), problem=problem)
 
@@ -81,7 +68,7 @@ def parse_verdict(raw: str) -> Verdict:
     converged = _as_bool(data.get("converged"))
     if converged is None:
         return _unreadable(raw, "'converged' is not true or false")
-    confidence = _as_confidence(data.get("confidence", 0.0))
+    confidence = confidence_of(data.get("confidence", 0.0))
     if confidence is None:
         return _unreadable(raw, "'confidence' is not a number from 0 to 1")
     synthesis = data.get("synthesis")
@@ -97,6 +84,8 @@ def parse_verdict(raw: str) -> Verdict:
         confidence=confidence,
         synthesis=synthesis.strip(),
         dissent=tuple(str(d).strip() for d in dissent if str(d).strip()),
+        # The map's own fields, when the arbiter gave any (a verdict without them has none).
+        agreement=read_agreement(data) if any(k in data for k in AGREEMENT_PROPERTIES) else None,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from council.config.personas import Persona
+from council.engine.agreement import AGREEMENT_PROPERTIES
 from council.engine.model import Attachment, CallSpec, Part, Quoted, join_parts
 
 __all__ = [
@@ -44,7 +45,16 @@ __all__ = [
     "verdict_prompt",
 ]
 
-SYNTHESIS_INSTRUCTIONS = """\
+# The agreement map's fields (engine/agreement.py), as both arbiters are told them.
+_AGREEMENT_KEYS = """\
+  "consensus": a list of the points every member shares,
+  "contradictions": a list of {"point", "sides": [{"members": [names], "position"}],
+                    "assumption": the assumption the sides differ on},
+  "unique_insights": a list of {"point", "member"}: what only one member saw,
+  "blind_spots": a list of what no member addressed"""
+
+SYNTHESIS_INSTRUCTIONS = (
+    """\
 You are chairing a council. Its members answered the question below independently.
 Write one synthesis for the person who asked, in Markdown, with these sections:
 
@@ -58,7 +68,16 @@ Where they differ, who holds which position (by name), and which side the reason
 Your recommendation, weighing arguments on their merit rather than by majority, with the
 confidence it deserves and what would change it.
 
-Be concise. Do not invent positions the members did not take."""
+Be concise. Do not invent positions the members did not take.
+
+After the synthesis, end your reply with the agreement map, for a program to read: a
+line "<agreement>", one JSON object, and a line "</agreement>". Its keys:
+"""
+    + _AGREEMENT_KEYS
+    + """,
+  "dissent": a list of strings, one per remaining disagreement, naming who holds it,
+  "confidence": a number from 0 to 1, how firmly the members' answers settle the question."""
+)
 
 REVISION_INSTRUCTIONS = """\
 This is round {round} of a council deliberation. Below are every member's answers from
@@ -71,7 +90,8 @@ Begin your reply with exactly one line, either "Position: kept" or "Position: ch
 then give your full revised answer (not a diff), with the reasons for what you kept
 or changed."""
 
-VERDICT_INSTRUCTIONS = """\
+VERDICT_INSTRUCTIONS = (
+    """\
 You are the arbiter of a council. Its members have answered the question below; this is
 round {round} of at most {rounds}. Judge whether they have converged: whether they agree
 in substance on the answer (different wording or emphasis is still agreement), and write
@@ -83,7 +103,11 @@ Reply with a single JSON object and nothing else, with these keys:
   "synthesis": the council's answer in Markdown: what they agree on, your recommendation
                weighing arguments on their merit (not by majority), and what would change it,
   "dissent": a list of strings, one per remaining disagreement, naming who holds it
-             (an empty list when there is none)."""
+             (an empty list when there is none),
+"""
+    + _AGREEMENT_KEYS.replace("{", "{{").replace("}", "}}")
+    + "."
+)
 
 
 def json_schema_format(name: str, properties: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +126,7 @@ def json_schema_format(name: str, properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
 
 
-# The arbiter's verdict, as convergence.parse_verdict reads it.
+# The arbiter's verdict, as convergence.parse_verdict reads it, with the agreement map.
 VERDICT_RESPONSE_FORMAT = json_schema_format(
     "verdict",
     {
@@ -110,6 +134,7 @@ VERDICT_RESPONSE_FORMAT = json_schema_format(
         "confidence": {"type": "number"},
         "synthesis": {"type": "string"},
         "dissent": {"type": "array", "items": {"type": "string"}},
+        **AGREEMENT_PROPERTIES,
     },
 )
 

@@ -7,11 +7,13 @@ and the history use results without importing the engines or the endpoint client
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from council.engine.agreement import AgreementMap
 from council.engine.budget import Budget
 from council.engine.cost import total_cost
 from council.engine.missing import Coverage
@@ -43,6 +45,13 @@ __all__ = [
 ]
 
 
+def _with_missing(found: AgreementMap | None, coverage: Coverage) -> AgreementMap | None:
+    """A map of a council some members missed says so, as its answer does."""
+    if found is None:
+        return None
+    return dataclasses.replace(found, missing=coverage.missing)
+
+
 @dataclass
 class OracleResult:
     """Everything a run produced, in plan order; filled in while the run goes."""
@@ -63,6 +72,12 @@ class OracleResult:
     # Every call's outcome as it ended, failed syntheses before a fallback's included.
     calls: list[CallOutcome] = field(default_factory=list)
     budget: Budget | None = None  # the run's limits and spend (None: no limits)
+    agreement: AgreementMap | None = None  # what the synthesis's arbiter mapped (oracle -s)
+
+    @property
+    def agreement_map(self) -> AgreementMap | None:
+        """The synthesis's agreement map, saying whose views it lacks; None without one."""
+        return _with_missing(self.agreement, self.coverage)
 
     @property
     def cost_usd(self) -> float | None:
@@ -248,6 +263,13 @@ class DeliberationResult:
     def verdict_round(self) -> RoundResult | None:
         """The latest kept round with a verdict: its synthesis is the council's answer."""
         return next((r for r in reversed(self.rounds) if r.verdict is not None), None)
+
+    @property
+    def agreement_map(self) -> AgreementMap | None:
+        """The answering verdict's agreement map, saying whose views it lacks; None without one."""
+        judged = self.verdict_round
+        verdict = judged.verdict if judged is not None else None
+        return _with_missing(verdict.agreement if verdict is not None else None, self.coverage)
 
     @property
     def unanimous_round(self) -> RoundResult | None:

@@ -45,6 +45,7 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
             "text": result.answer,
             "persona": wrote.persona if wrote is not None else None,
             **_coverage(result),
+            "agreement": _agreement(result),
         },
         "synthesis": synthesis.to_dict() if synthesis is not None else None,  # deprecated
         "metrics": {
@@ -103,7 +104,11 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
             "max_wasted_tokens": plan.max_wasted_tokens,
             "max_concurrency": plan.max_concurrency,
         },
-        "answer": {**(_unanimous_answer(result) or _verdict_answer(judged)), **_coverage(result)},
+        "answer": {
+            **(_unanimous_answer(result) or _verdict_answer(judged)),
+            **_coverage(result),
+            "agreement": _agreement(result),
+        },
         "rounds": [_placed_round(r.to_dict(), plan) for r in result.rounds],
         "failed_round": result.failed_round.to_dict() if result.failed_round else None,
         "discarded_rounds": result.discarded_rounds,
@@ -147,6 +152,12 @@ def _coverage(result: OracleResult | DeliberationResult) -> dict[str, Any]:
         "members": coverage.total,
         "missing": coverage.to_list(),
     }
+
+
+def _agreement(result: OracleResult | DeliberationResult) -> dict[str, Any] | None:
+    """The arbiter's agreement map (null without one): its six fields, and `missing`."""
+    found = result.agreement_map
+    return found.to_dict() if found is not None else None
 
 
 def _rounded(cost: float | None) -> float | None:
