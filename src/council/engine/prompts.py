@@ -45,39 +45,19 @@ __all__ = [
     "verdict_prompt",
 ]
 
-# The agreement map's fields (engine/agreement.py), as both arbiters are told them.
-_AGREEMENT_KEYS = """\
-  "consensus": a list of the points every member shares,
-  "contradictions": a list of {"point", "sides": [{"members": [names], "position"}],
-                    "assumption": the assumption the sides differ on},
-  "unique_insights": a list of {"point", "member"}: what only one member saw,
-  "blind_spots": a list of what no member addressed"""
-
-SYNTHESIS_INSTRUCTIONS = (
-    """\
-You are chairing a council. Its members answered the question below independently.
-Write one synthesis for the person who asked, in Markdown, with these sections:
-
-## Agreements
-What the members agree on, and how firmly.
-
-## Disagreements
-Where they differ, who holds which position (by name), and which side the reasoning supports.
-
-## Recommendation
-Your recommendation, weighing arguments on their merit rather than by majority, with the
-confidence it deserves and what would change it.
-
-Be concise. Do not invent positions the members did not take.
-
-After the synthesis, end your reply with the agreement map, for a program to read: a
-line "<agreement>", one JSON object, and a line "</agreement>". Its keys:
-"""
-    + _AGREEMENT_KEYS
-    + """,
-  "dissent": a list of strings, one per remaining disagreement, naming who holds it,
-  "confidence": a number from 0 to 1, how firmly the members' answers settle the question."""
-)
+# The oracle's arbiter: the synthesis first (it streams to the person who asked), then
+# the agreement map (engine/agreement.py) in the same reply. Kept about as short as it
+# was before the map, so that a small model's window still holds it with the answers cut.
+SYNTHESIS_INSTRUCTIONS = """\
+You chair a council; its members answered the question below independently. Write one
+synthesis in Markdown for the person who asked, with sections ## Agreements (and how
+firm), ## Disagreements (who holds which position, by name; which side the reasoning
+supports) and ## Recommendation (on the merits, not by majority; its confidence; what
+would change it). Be concise; invent no positions. Then end with a line "<agreement>",
+one JSON object, and a line "</agreement>": {"consensus": [points all share],
+"contradictions": [{"point", "sides": [{"members", "position"}], "assumption"}],
+"unique_insights": [{"point", "member"}], "blind_spots": [what none addressed],
+"dissent": [each disagreement left, naming who holds it], "confidence": 0 to 1}"""
 
 REVISION_INSTRUCTIONS = """\
 This is round {round} of a council deliberation. Below are every member's answers from
@@ -90,24 +70,19 @@ Begin your reply with exactly one line, either "Position: kept" or "Position: ch
 then give your full revised answer (not a diff), with the reasons for what you kept
 or changed."""
 
-VERDICT_INSTRUCTIONS = (
-    """\
-You are the arbiter of a council. Its members have answered the question below; this is
-round {round} of at most {rounds}. Judge whether they have converged: whether they agree
-in substance on the answer (different wording or emphasis is still agreement), and write
-the council's answer for the person who asked.
-
-Reply with a single JSON object and nothing else, with these keys:
-  "converged": true or false,
-  "confidence": a number from 0 to 1, how sure you are of your converged judgement,
-  "synthesis": the council's answer in Markdown: what they agree on, your recommendation
-               weighing arguments on their merit (not by majority), and what would change it,
-  "dissent": a list of strings, one per remaining disagreement, naming who holds it
-             (an empty list when there is none),
-"""
-    + _AGREEMENT_KEYS.replace("{", "{{").replace("}", "}}")
-    + "."
-)
+# Kept as short as the verdict was before the map (issue 26): a small model's window
+# holds the instructions and the arbiter's system prompt whole, and its answers cut.
+VERDICT_INSTRUCTIONS = """\
+You are the arbiter of a council; this is round {round} of at most {rounds}. Judge whether
+its members, answering the question below, have converged (agree in substance; wording
+aside), and write the council's answer. Reply with one JSON object only:
+  "converged": true or false; "confidence": 0 to 1, in that judgement;
+  "synthesis": the answer in Markdown: what they agree on, your recommendation on the
+    merits (not by majority), and what would change it;
+  "dissent": each remaining disagreement, naming who holds it ([] when none);
+  "consensus": points all share; "blind_spots": what none addressed;
+  "contradictions": [{{"point", "sides": [{{"members", "position"}}], "assumption"}}];
+  "unique_insights": [{{"point", "member"}}] (what only one member saw)."""
 
 
 def json_schema_format(name: str, properties: dict[str, Any]) -> dict[str, Any]:
