@@ -17,7 +17,7 @@ import threading
 # this import when council is used as a library (tests).
 _collecting = gc.isenabled()
 gc.disable()
-from council.cli import ask, batch, catalogs, eval, records, setup  # noqa: E402, F401 - registers the commands
+from council.cli import ask, batch, catalogs, eval, judge, records, setup  # noqa: E402, F401 - registers the commands
 from council.cli.base import app  # noqa: E402
 
 if _collecting:

@@ -18,7 +18,13 @@ from typing import Any
 from council.engine.agreement import AGREEMENT_PROPERTIES, confidence_of, read_agreement
 from council.engine.model import Verdict
 
-__all__ = ["ends_council", "parse_verdict", "position_change", "position_label"]
+__all__ = [
+    "ends_council",
+    "first_json_object",
+    "parse_verdict",
+    "position_change",
+    "position_label",
+]
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -43,6 +49,11 @@ def _json_objects(text: str) -> list[Any]:
             found.append(value)
         index = text.find("{", end)
     return found
+
+
+def first_json_object(text: str, key: str) -> dict[str, Any] | None:
+    """The first JSON object in `text` with `key` (fenced, or with prose around it); None."""
+    return next((o for o in _json_objects(text) if key in o), None)
 
 
 def _as_bool(value: Any) -> bool | None:
