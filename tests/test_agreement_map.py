@@ -22,7 +22,7 @@ from council.engine.events import CallStarted, TextDelta
 from council.render.live import LiveView
 from council.render.rich_report import oracle_renderable
 from tests.fake_openai import FakeOpenAI, Reply
-from tests.helpers import invoke, oracle, oracle_json
+from tests.helpers import history_rows, invoke, oracle, oracle_json
 from tests.test_degraded import arbiter_prompt, fail_two, four_with_arbiter
 
 MAP = {
@@ -152,3 +152,13 @@ def test_the_live_view_streams_the_answer_and_not_its_map() -> None:
     console.print(view.render())
     rendered = console.file.getvalue()
     assert "Use Postgres." in rendered and "secret-map" not in rendered
+
+
+def test_the_history_carries_the_map_whole(fake: FakeOpenAI) -> None:
+    fake.script("arbiter", synthesis_reply())
+    assert oracle(fake, "-p", "judge,critic", "--synthesize", "q").exit_code == 0
+    [run] = history_rows("SELECT id FROM runs")
+    doc = json.loads(invoke("show", run["id"], "--json").stdout)
+    assert {k: doc["answer"]["agreement"][k] for k in SIX} == MAP
+    shown = invoke("show", run["id"]).stdout
+    assert "## Agreement map" in shown and "differ on: how fast the data grows" in shown
