@@ -15,14 +15,17 @@ from typing import Any
 
 from rich.console import Console
 
-from council.app.run import run_quietly
+from council.app.run import run_deliberation, run_quietly
+from council.config.personas import PersonaCatalog
 from council.engine.agreement import split_synthesis
 from council.engine.convergence import parse_verdict
 from council.engine.events import CallStarted, TextDelta
+from council.engine.plan import build_deliberation_plan
+from council.render import OutputMode
 from council.render.live import LiveView
 from council.render.rich_report import oracle_renderable
 from tests.fake_openai import FakeOpenAI, Reply
-from tests.helpers import history_rows, invoke, oracle, oracle_json
+from tests.helpers import history_rows, invoke, oracle, oracle_json, resolved_endpoint
 from tests.test_degraded import arbiter_prompt, fail_two, four_with_arbiter
 
 MAP = {
@@ -162,3 +165,24 @@ def test_the_history_carries_the_map_whole(fake: FakeOpenAI) -> None:
     assert {k: doc["answer"]["agreement"][k] for k in SIX} == MAP
     shown = invoke("show", run["id"]).stdout
     assert "## Agreement map" in shown and "differ on: how fast the data grows" in shown
+
+
+def test_a_deliberation_shows_the_map_under_its_answer(fake: FakeOpenAI) -> None:
+    verdict = {"converged": True, "confidence": 0.9, "synthesis": "Postgres.", **MAP}
+    shown = []
+    for verbose in (False, True):
+        fake.script("arbiter", Reply(text=json.dumps(verdict)), round=1)
+        plan = build_deliberation_plan(
+            query="q",
+            personas=PersonaCatalog.discover().resolve(["judge", "critic"]),
+            arbiter=PersonaCatalog.discover().get("arbiter"),
+            endpoint=resolved_endpoint(fake.base_url),
+            rounds=1,
+        )
+        out = io.StringIO()
+        assert run_deliberation(plan, OutputMode.RICH, stdout=out, verbose=verbose) == 0
+        shown.append(out.getvalue())
+    quiet, verbose_screen = shown
+    assert "agreement: 1 shared point · 1 contradiction" in quiet
+    assert quiet.rindex("agreement:") > quiet.rindex("Postgres.")  # under the answer
+    assert "Blind spots:" not in quiet and "Blind spots:" in verbose_screen

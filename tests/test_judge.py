@@ -135,6 +135,8 @@ def test_the_markdown_report_and_usage_errors(fake: FakeOpenAI, tmp_path: Path) 
     assert result.exit_code == 0
     assert "# Verdict: approve" in result.stdout and "- **critic**: approve" in result.stdout
     assert "Krippendorff's alpha (interval)" in result.stdout
+    quiet = invoke(*base, "-q", "--answer", str(answer), "--rubric", "correct, clear", "q")
+    assert (quiet.exit_code, quiet.stdout) == (0, "approve\n")
     bad = invoke(*base, "--answer", str(answer), "q")
     assert bad.exit_code == 2 and "--answer needs --rubric" in bad.output
     assert "Traceback" not in bad.output

@@ -118,7 +118,7 @@ def judge(
         text = _read(answer, "answer")
         verdict = _judge_rubric(request, question, text, criteria, pool, pass_score)
     code = gate_code(verdict) if gate else _exit_code(verdict)
-    _print(verdict, question, code, json_output=flags.json_output)
+    _print(verdict, question, code, json_output=flags.json_output, quiet=flags.quiet)
     return code
 
 
@@ -179,12 +179,17 @@ def _judge_pair(request: Any, question: str, first: str, second: str, pool: str)
     return pool_jury("pair", jurors, pool)
 
 
-def _print(verdict: JuryVerdict, question: str, code: int, *, json_output: bool) -> None:
+def _print(
+    verdict: JuryVerdict, question: str, code: int, *, json_output: bool, quiet: bool
+) -> None:
+    """`--json`'s document, `-q`'s verdict alone ("approve"), or the Markdown report."""
     from council.render.json_out import dumps
     from council.render.jury import jury_markdown
 
     if json_output:
         document = {"command": "judge", "query": question, **verdict.to_dict(), "exit_code": code}
         sys.stdout.write(dumps(document) + "\n")
+    elif quiet:
+        sys.stdout.write(verdict.verdict + "\n")
     else:
         sys.stdout.write(jury_markdown(verdict))
