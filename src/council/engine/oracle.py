@@ -72,7 +72,8 @@ class OracleRun(EngineRun[OraclePlan, OracleResult]):
     def _record(self, call: CallSpec, outcome: CallOutcome) -> None:
         self.result.calls.append(outcome)
         if call.role == "arbiter":
-            if outcome.answered:  # the answer is the text; the map it ends with is apart
+            if outcome.text:  # the answer is the text; the map it ends with is apart
+                # (a synthesis stopped mid-map too: what streamed of it is no answer)
                 text, self.result.agreement = split_synthesis(outcome.text)
                 outcome = dataclasses.replace(outcome, text=text)
             self.result.synthesis = outcome
