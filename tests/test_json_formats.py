@@ -37,7 +37,9 @@ def test_a_verdict_is_asked_with_its_json_schema(fake: FakeOpenAI) -> None:
     for _, response_format in asked:
         assert response_format["type"] == "json_schema"
         schema = response_format["json_schema"]["schema"]
-        assert set(schema["required"]) == {"converged", "confidence", "synthesis", "dissent"}
+        verdict = {"converged", "confidence", "synthesis", "dissent"}
+        agreement = {"consensus", "contradictions", "unique_insights", "blind_spots"}  # issue 26
+        assert set(schema["required"]) == verdict | agreement
 
 
 def test_llama_cpp_python_refusing_json_schema_gets_json_object_with_the_schema(

@@ -89,7 +89,8 @@ def test_oracle_and_deliberate_documents_share_one_answer(fake: FakeOpenAI) -> N
     fake.script("arbiter", Reply(text="Oracle's synthesis."))
     code, doc = oracle_json(fake, "-p", "judge,critic", "--synthesize", "q")
     assert code == 0
-    complete = {"answered": 2, "members": 2, "missing": []}  # who the answer rests on
+    # who the answer rests on, and the arbiter's agreement map (none in this reply)
+    complete = {"answered": 2, "members": 2, "missing": [], "agreement": None}
     assert doc["answer"] == {"text": "Oracle's synthesis.", "persona": "arbiter", **complete}
     assert doc["synthesis"]["text"] == "Oracle's synthesis."  # the alias, for one release
 
@@ -100,6 +101,7 @@ def test_oracle_and_deliberate_documents_share_one_answer(fake: FakeOpenAI) -> N
         "answered": 1,
         "members": 1,
         "missing": [],
+        "agreement": None,
     }
     assert plain["synthesis"] is None
 

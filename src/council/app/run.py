@@ -355,11 +355,10 @@ async def run_quietly(
 ) -> OracleResult | DeliberationResult:
     """Run a plan with no view, no output and no history; its result, for programs.
 
-    It runs on the caller's event loop, so that many plans can go at once under the
-    endpoint's limiter (shared by every call in the process). The caller wraps them
-    all: learned limits (a `RunContext`), `serving` for a local endpoint, and its own
-    subscribers on `bus`. Nothing is raised for failed calls: they are in the result,
-    as for the printing runs.
+    It runs on the caller's event loop, in a context of its own (its own endpoint pool;
+    several plans that must share one run as `PlanRun`s in one `RunContext`). The caller
+    wraps it: `serving` for a local endpoint, and its own subscribers on `bus`. Nothing is
+    raised for failed calls: they are in the result, as for the printing runs.
     """
     return await PlanRun(plan, RunContext(()), bus=bus).execute()
 

@@ -43,7 +43,7 @@ def _end_now() -> None:
 
 atexit.register(_end_now)
 
-from council.cli import ask, batch, catalogs, eval, keys, mcp, records, serve, setup  # noqa: E402, F401 - registers the commands
+from council.cli import ask, batch, catalogs, eval, judge, keys, mcp, records, serve, setup  # noqa: E402, F401 - registers the commands
 from council.cli.base import app  # noqa: E402
 
 # However a command goes, the garbage collector is back this long after it started.

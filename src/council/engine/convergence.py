@@ -1,7 +1,8 @@
 """Reading the arbiter's verdict, and measuring how much an answer moved between rounds.
 
 The arbiter is asked for a JSON object
-`{"converged": bool, "confidence": 0..1, "synthesis": str, "dissent": [str]}`.
+`{"converged": bool, "confidence": 0..1, "synthesis": str, "dissent": [str]}` and the
+agreement map's fields (`agreement.py`), read each on its own.
 Models wrap it in code fences, add prose around it, write confidence as a
 percentage or booleans as strings; `parse_verdict` accepts all of that, and a
 reply it cannot read becomes a "not converged" verdict carrying the reason,
@@ -12,10 +13,16 @@ from __future__ import annotations
 
 import re
 
+from council.engine.agreement import AGREEMENT_PROPERTIES, read_agreement
 from council.engine.model import Verdict
 from council.engine.replies import as_bool, as_confidence, json_objects
 
-__all__ = ["ends_council", "parse_verdict", "position_change", "position_label"]
+__all__ = [
+    "ends_council",
+    "parse_verdict",
+    "position_change",
+    "position_label",
+]
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -54,6 +61,8 @@ def parse_verdict(raw: str) -> Verdict:
         confidence=confidence,
         synthesis=synthesis.strip(),
         dissent=tuple(str(d).strip() for d in dissent if str(d).strip()),
+        # The map's own fields, when the arbiter gave any (a verdict without them has none).
+        agreement=read_agreement(data) if any(k in data for k in AGREEMENT_PROPERTIES) else None,
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from council.engine.agreement import AgreementMap
 from council.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, ErrorKind
 
 __all__ = [
@@ -285,6 +286,7 @@ class Verdict:
     synthesis: str
     dissent: tuple[str, ...] = field(default_factory=tuple)
     problem: str | None = None
+    agreement: AgreementMap | None = None  # the agreement map, when the arbiter gave one
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -293,6 +295,7 @@ class Verdict:
             "synthesis": self.synthesis,
             "dissent": list(self.dissent),
             "problem": self.problem,
+            "agreement": self.agreement.to_dict() if self.agreement is not None else None,
         }
 
 

@@ -11,8 +11,10 @@ Ctrl-C, for instance) always has everything that finished so far.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from council.endpoint.errors import internal_error
+from council.engine.agreement import split_synthesis
 from council.engine.calls import run_call
 from council.engine.clients import EndpointClients
 from council.engine.lifecycle import EngineRun
@@ -70,6 +72,10 @@ class OracleRun(EngineRun[OraclePlan, OracleResult]):
     def _record(self, call: CallSpec, outcome: CallOutcome) -> None:
         self.result.calls.append(outcome)
         if call.role == "arbiter":
+            if outcome.text:  # the answer is the text; the map it ends with is apart
+                # (a synthesis stopped mid-map too: what streamed of it is no answer)
+                text, self.result.agreement = split_synthesis(outcome.text)
+                outcome = dataclasses.replace(outcome, text=text)
             self.result.synthesis = outcome
         elif call.role == "reviewer":
             self.result.reviews[call.persona] = outcome

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from council.config.personas import Persona
+from council.engine.agreement import AGREEMENT_PROPERTIES
 from council.engine.model import Attachment, CallSpec, Part, Quoted, join_parts
 
 __all__ = [
@@ -44,21 +45,19 @@ __all__ = [
     "verdict_prompt",
 ]
 
+# The oracle's arbiter: the synthesis first (it streams to the person who asked), then
+# the agreement map (engine/agreement.py) in the same reply. Kept about as short as it
+# was before the map, so that a small model's window still holds it with the answers cut.
 SYNTHESIS_INSTRUCTIONS = """\
-You are chairing a council. Its members answered the question below independently.
-Write one synthesis for the person who asked, in Markdown, with these sections:
-
-## Agreements
-What the members agree on, and how firmly.
-
-## Disagreements
-Where they differ, who holds which position (by name), and which side the reasoning supports.
-
-## Recommendation
-Your recommendation, weighing arguments on their merit rather than by majority, with the
-confidence it deserves and what would change it.
-
-Be concise. Do not invent positions the members did not take."""
+You chair a council; its members answered the question below independently. Write one
+synthesis in Markdown for the person who asked, with sections ## Agreements (and how
+firm), ## Disagreements (who holds which position, by name; which side the reasoning
+supports) and ## Recommendation (on the merits, not by majority; its confidence; what
+would change it). Be concise; invent no positions. Then end with a line "<agreement>",
+one JSON object, and a line "</agreement>": {"consensus": [points all share],
+"contradictions": [{"point", "sides": [{"members", "position"}], "assumption"}],
+"unique_insights": [{"point", "member"}], "blind_spots": [what none addressed],
+"dissent": [each disagreement left, naming who holds it], "confidence": 0 to 1}"""
 
 REVISION_INSTRUCTIONS = """\
 This is round {round} of a council deliberation. Below are every member's answers from
@@ -71,19 +70,19 @@ Begin your reply with exactly one line, either "Position: kept" or "Position: ch
 then give your full revised answer (not a diff), with the reasons for what you kept
 or changed."""
 
+# Kept as short as the verdict was before the map (issue 26): a small model's window
+# holds the instructions and the arbiter's system prompt whole, and its answers cut.
 VERDICT_INSTRUCTIONS = """\
-You are the arbiter of a council. Its members have answered the question below; this is
-round {round} of at most {rounds}. Judge whether they have converged: whether they agree
-in substance on the answer (different wording or emphasis is still agreement), and write
-the council's answer for the person who asked.
-
-Reply with a single JSON object and nothing else, with these keys:
-  "converged": true or false,
-  "confidence": a number from 0 to 1, how sure you are of your converged judgement,
-  "synthesis": the council's answer in Markdown: what they agree on, your recommendation
-               weighing arguments on their merit (not by majority), and what would change it,
-  "dissent": a list of strings, one per remaining disagreement, naming who holds it
-             (an empty list when there is none)."""
+You are the arbiter of a council; this is round {round} of at most {rounds}. Judge whether
+its members, answering the question below, have converged (agree in substance; wording
+aside), and write the council's answer. Reply with one JSON object only:
+  "converged": true or false; "confidence": 0 to 1, in that judgement;
+  "synthesis": the answer in Markdown: what they agree on, your recommendation on the
+    merits (not by majority), and what would change it;
+  "dissent": each remaining disagreement, naming who holds it ([] when none);
+  "consensus": points all share; "blind_spots": what none addressed;
+  "contradictions": [{{"point", "sides": [{{"members", "position"}}], "assumption"}}];
+  "unique_insights": [{{"point", "member"}}] (what only one member saw)."""
 
 
 def json_schema_format(name: str, properties: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +101,7 @@ def json_schema_format(name: str, properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
 
 
-# The arbiter's verdict, as convergence.parse_verdict reads it.
+# The arbiter's verdict, as convergence.parse_verdict reads it, with the agreement map.
 VERDICT_RESPONSE_FORMAT = json_schema_format(
     "verdict",
     {
@@ -110,6 +109,7 @@ VERDICT_RESPONSE_FORMAT = json_schema_format(
         "confidence": {"type": "number"},
         "synthesis": {"type": "string"},
         "dissent": {"type": "array", "items": {"type": "string"}},
+        **AGREEMENT_PROPERTIES,
     },
 )
 

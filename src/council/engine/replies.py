@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["as_bool", "as_confidence", "json_objects"]
+__all__ = ["as_bool", "as_confidence", "first_json_object", "json_objects"]
 
 
 def json_objects(text: str) -> list[Any]:
@@ -53,3 +53,8 @@ def as_confidence(value: Any) -> float | None:
     if 1 < value <= 100:  # "confidence": 85 means 85 %
         value = value / 100
     return min(1.0, max(0.0, float(value)))
+
+
+def first_json_object(text: str, key: str) -> dict[str, Any] | None:
+    """The first JSON object in `text` with `key` (fenced, or with prose around it); None."""
+    return next((o for o in json_objects(text) if key in o), None)

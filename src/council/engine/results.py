@@ -7,11 +7,13 @@ and the history use results without importing the engines or the endpoint client
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from council.engine.agreement import AgreementMap
 from council.engine.budget import Budget
 from council.engine.cost import total_cost
 from council.engine.missing import Coverage
@@ -43,6 +45,13 @@ __all__ = [
 ]
 
 
+def _with_missing(found: AgreementMap | None, coverage: Coverage) -> AgreementMap | None:
+    """A map of a council some members missed says so, as its answer does."""
+    if found is None:
+        return None
+    return dataclasses.replace(found, missing=coverage.missing)
+
+
 @dataclass
 class OracleResult:
     """Everything a run produced, in plan order; filled in while the run goes."""
@@ -63,6 +72,12 @@ class OracleResult:
     # Every call's outcome as it ended, failed syntheses before a fallback's included.
     calls: list[CallOutcome] = field(default_factory=list)
     budget: Budget | None = None  # the run's limits and spend (None: no limits)
+    agreement: AgreementMap | None = None  # what the synthesis's arbiter mapped (oracle -s)
+
+    @property
+    def agreement_map(self) -> AgreementMap | None:
+        """The synthesis's agreement map, saying whose views it lacks; None without one."""
+        return _with_missing(self.agreement, self.coverage)
 
     @property
     def cost_usd(self) -> float | None:
@@ -124,7 +139,12 @@ class OracleResult:
         synthesis = self.synthesis
         wrote = synthesis if synthesis is not None and synthesis.answered else None
         persona = wrote.persona if wrote is not None else None
-        return {"text": self.answer, "persona": persona, **_covered(self.coverage)}
+        return {
+            "text": self.answer,
+            "persona": persona,
+            **_covered(self.coverage),
+            "agreement": _agreement(self.agreement_map),
+        }
 
     @property
     def review_failures(self) -> list[CallOutcome]:
@@ -259,6 +279,13 @@ class DeliberationResult:
         return next((r for r in reversed(self.rounds) if r.verdict is not None), None)
 
     @property
+    def agreement_map(self) -> AgreementMap | None:
+        """The answering verdict's agreement map, saying whose views it lacks; None without one."""
+        judged = self.verdict_round
+        verdict = judged.verdict if judged is not None else None
+        return _with_missing(verdict.agreement if verdict is not None else None, self.coverage)
+
+    @property
     def unanimous_round(self) -> RoundResult | None:
         """deliberate --vote: the round whose ballots all agreed, which ended the council."""
         last = self.final_round
@@ -288,7 +315,11 @@ class DeliberationResult:
         """The council's answer as every output gives it: the unanimous round's choice,
         else the latest verdict's synthesis, who wrote it and how settled it is (every
         field None, dissent empty, when no round got a verdict), and who it rests on."""
-        return {**self._answer_source(), **_covered(self.coverage)}
+        return {
+            **self._answer_source(),
+            **_covered(self.coverage),
+            "agreement": _agreement(self.agreement_map),
+        }
 
     def _answer_source(self) -> dict[str, Any]:
         unanimous = self.unanimous_round
@@ -356,6 +387,11 @@ def _covered(coverage: Coverage) -> dict[str, Any]:
     """Who an answer rests on: how many `answered` of the `members`, and who is `missing`
     ([{"persona", "reason"}], empty when everyone answered)."""
     return {"answered": coverage.answered, "members": coverage.total, "missing": coverage.to_list()}
+
+
+def _agreement(found: AgreementMap | None) -> dict[str, Any] | None:
+    """The arbiter's agreement map (None without one): its six fields, and `missing`."""
+    return found.to_dict() if found is not None else None
 
 
 # A deliberation's answer fields, in the order the --json document has them.

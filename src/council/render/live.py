@@ -77,7 +77,10 @@ class _CallView:
     @property
     def text(self) -> str:
         # Cleaned as a whole: a control sequence may be split across deltas.
-        return strip_controls("".join(self.chunks))
+        text = strip_controls("".join(self.chunks))
+        if self.label.startswith(SYNTHESIS_PREFIX):  # its agreement map is shown once read
+            text = text.partition("<agreement>")[0]
+        return text
 
     def apply(self, event: Event) -> None:
         """Update the view from one of its call's events.

@@ -12,6 +12,7 @@ from council.config.endpoint_settings import EndpointSettings
 from council.engine.model import Attachment, CallOutcome, CallSpec, ResumeState, VoteResult
 from council.engine.plan import DeliberationPlan, OraclePlan, estimated_input_tokens
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
+from council.render.agreement import agreement_markdown
 from council.render.ballots import (
     BALLOT_COLUMNS,
     RANKING_COLUMNS,
@@ -127,6 +128,8 @@ def oracle_markdown(result: OracleResult, *, quiet: bool = False) -> str:
             head, _, rest = block.partition("\n\n")
             block = f"{head}\n\n**{degraded}**\n\n{rest}"
         blocks.append(block)
+        if result.agreement_map is not None:
+            blocks.append(agreement_markdown(result.agreement_map))
     elif synthesis is not None:
         blocks.append("## Synthesis failed\n\n" + _failure_line(synthesis))
     blocks.append(f"---\n\n_{run_footer(result)}_")
@@ -425,6 +428,8 @@ def deliberation_markdown(result: DeliberationResult, *, quiet: bool = False) ->
         blocks.append(answer.strip())
     if judged is not None and judged.verdict is not None and judged.verdict.dissent:
         blocks.append("## Dissent\n\n" + "\n".join(f"- {d}" for d in judged.verdict.dissent))
+    if result.agreement_map is not None:
+        blocks.append(agreement_markdown(result.agreement_map))
     if result.rounds or result.failed_round:
         blocks.append("## Rounds\n\n" + _table(ROUND_COLUMNS, round_rows(result)))
     if last is not None:

@@ -8,8 +8,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from council.engine.agreement import AgreementMap
 from council.engine.model import CallOutcome, VoteResult
 from council.engine.results import DeliberationResult, OracleResult
+from council.render.agreement import agreement_full, agreement_line
 from council.render.ballots import (
     BALLOT_COLUMNS,
     RANKING_COLUMNS,
@@ -120,11 +122,19 @@ def oracle_renderable(
         where = member_where(plan, synthesis.persona)
         note = result.coverage.line()
         parts.append(_answer_panel(synthesis, title, "green", where, note))
+        parts += _agreement_parts(result.agreement_map, verbose)
     elif synthesis is not None:
         parts.append(Panel(_failure_text(synthesis), title="synthesis failed", border_style="red"))
     if result.vote is not None:  # the vote's answer stays on screen
         parts.append(_vote_panel(result.vote, len(plan.personas)))
     return Group(*parts)
+
+
+def _agreement_parts(found: AgreementMap | None, verbose: bool) -> list[RenderableType]:
+    """The agreement map under the answer: one line, or every field with --verbose."""
+    if found is None:
+        return []
+    return [Text(agreement_full(found) if verbose else agreement_line(found), style="dim")]
 
 
 def _ranking_parts(result: OracleResult) -> list[RenderableType]:
@@ -205,4 +215,5 @@ def deliberation_renderable(
         parts.append(_table("timeline", TIMELINE_COLUMNS, timeline_rows(result)))
     parts.append(Text(deliberation_footer(result), style="dim"))
     parts.append(_verdict_block(result))
+    parts += _agreement_parts(result.agreement_map, verbose)
     return Group(*parts)

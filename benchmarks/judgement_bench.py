@@ -1,0 +1,152 @@
+"""Issue 26 on the fake server with scripted replies: what the agreement map costs, and
+whether the jury's position-flip detector sees a biased juror.
+
+1. The agreement map (`oracle -s`). The arbiter streams its synthesis at TOKEN_DELAY
+   seconds a chunk; with the map it then writes the map block in the same reply.
+   Measured side by side, same answer text: when the answer's last chunk arrived
+   (what a person waits for) and when the synthesis call ended, with the map and
+   without it (the synthesis as it was before). Ratios: with / without.
+2. The flip-rate detector (`council judge --pair`): three jurors that always prefer
+   the answer shown first (flip rate should be 1.0), and three that always prefer the
+   same answer whichever place it is in (0.0).
+
+    python benchmarks/judgement_bench.py
+    python benchmarks/judgement_bench.py --words 400 --token-delay 0.01
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from council.app.run import run_quietly
+from council.config.personas import Persona
+from council.engine.events import CallFinished, Event, EventBus, TextDelta
+from council.engine.plan import build_oracle_plan
+from tests.fake_openai import FakeOpenAI, Reply
+from tests.helpers import resolved_endpoint
+
+MAP = {
+    "consensus": ["Postgres fits an invoicing app", "transactions matter for money"],
+    "contradictions": [
+        {
+            "point": "whether a document store helps",
+            "sides": [
+                {"members": ["judge"], "position": "no: the data is relational"},
+                {"members": ["critic"], "position": "maybe: line items vary by customer"},
+            ],
+            "assumption": "how much invoice formats differ",
+        }
+    ],
+    "unique_insights": [{"point": "JSONB covers the varying parts", "member": "critic"}],
+    "blind_spots": ["hosting and backups"],
+    "dissent": ["critic: flexible schemas may matter later"],
+    "confidence": 0.8,
+}
+
+
+def _plan(fake: FakeOpenAI) -> object:
+    personas = [Persona(name=n, description=n, system=f"You are {n}.") for n in ("judge", "critic")]
+    arbiter = Persona(name="arbiter", description="arbiter", system="You sum up.")
+    endpoint = resolved_endpoint(fake.base_url)
+    return build_oracle_plan(query="q", personas=personas, endpoint=endpoint, arbiter=arbiter)
+
+
+def _synthesis_times(fake: FakeOpenAI, text: str, delay: float) -> tuple[float, float, int]:
+    """(answer's last chunk, call end) in seconds from the synthesis's start; chunks sent."""
+    fake.script("arbiter", Reply(text=text, token_delay=delay))
+    seen: list[tuple[float, str]] = []
+    ended: list[float] = []
+
+    def listen(event: Event) -> None:
+        if getattr(event, "role", "") != "arbiter":
+            return
+        if isinstance(event, TextDelta):
+            seen.append((time.perf_counter(), event.text))
+        elif isinstance(event, CallFinished):
+            ended.append(time.perf_counter())
+
+    bus = EventBus()
+    bus.subscribe(listen)
+    asyncio.run(run_quietly(_plan(fake), bus))  # type: ignore[arg-type]
+    start = seen[0][0]
+    streamed = ""
+    answer_end = seen[-1][0]
+    for at, chunk in seen:
+        if "<agreement>" in streamed + chunk:
+            break
+        streamed += chunk
+        answer_end = at
+    return answer_end - start, ended[0] - start, len(seen)
+
+
+def map_cost(words: int, delay: float, repeats: int) -> None:
+    answer = "## Recommendation\n" + " ".join(f"w{i}" for i in range(words))
+    with_map = f"{answer}\n\n<agreement>\n{json.dumps(MAP)}\n</agreement>"
+    rows = {"without the map (before)": answer, "with the map (now)": with_map}
+    results: dict[str, list[tuple[float, float, int]]] = {k: [] for k in rows}
+    with FakeOpenAI() as fake:
+        for _ in range(repeats):  # side by side, alternating
+            for name, text in rows.items():
+                results[name].append(_synthesis_times(fake, text, delay))
+    print(f"1. agreement map: synthesis of {words} words, {delay * 1000:g} ms a chunk, "
+          f"median of {repeats}")  # fmt: skip
+    medians = {}
+    for name, runs in results.items():
+        answer_end = sorted(r[0] for r in runs)[len(runs) // 2]
+        call_end = sorted(r[1] for r in runs)[len(runs) // 2]
+        medians[name] = (answer_end, call_end)
+        print(f"   {name:26} answer complete {answer_end:6.3f} s · call ends {call_end:6.3f} s "
+              f"· {runs[0][2]} chunks")  # fmt: skip
+    before, now = medians["without the map (before)"], medians["with the map (now)"]
+    print(f"   ratio now/before: answer complete {now[0] / before[0]:.2f}× · "
+          f"call end {now[1] / before[1]:.2f}×")  # fmt: skip
+
+
+def flip_rates() -> None:
+    print("2. position-flip detector (council judge --pair, 3 jurors)")
+    with FakeOpenAI() as fake, tempfile.TemporaryDirectory() as tmp:
+        a, b = Path(tmp, "a.txt"), Path(tmp, "b.txt")
+        a.write_text("Answer one.")
+        b.write_text("Answer two.")
+        env = {**os.environ, "COUNCIL_HOME": tmp, "COUNCIL_HISTORY": "off"}
+        jury = ["-p", "judge,critic,skeptic", "--json", "--pair", str(a), str(b), "q"]
+        command = [sys.executable, "-m", "council.cli", "judge", "--base-url", fake.base_url, *jury]
+
+        def ballot(choice: str) -> Reply:
+            return Reply(text=json.dumps({"choice": choice, "confidence": 0.9, "reason": "."}))
+
+        fake.default = ballot("A")
+        biased = json.loads(subprocess.run(command, capture_output=True, env=env).stdout)
+        fake.default = Reply()
+        for name in ("judge", "critic", "skeptic"):
+            fake.script(name, ballot("A"), ballot("B"))
+        steady = json.loads(subprocess.run(command, capture_output=True, env=env).stdout)
+    print(f"   always prefers the first shown: flip rate {biased['position_flip_rate']}, "
+          f"verdict {biased['verdict']}")  # fmt: skip
+    print(f"   consistent:                     flip rate {steady['position_flip_rate']}, "
+          f"verdict {steady['verdict']}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--words", type=int, default=200)
+    parser.add_argument("--token-delay", type=float, default=0.005)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("COUNCIL_HOME", tempfile.mkdtemp())
+    map_cost(args.words, args.token_delay, args.repeats)
+    flip_rates()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""A jury's verdict for people (`council judge`): the pooled verdict, agreement, each juror."""
+
+from __future__ import annotations
+
+from council.engine.jury import JuryVerdict
+from council.render.safe_text import strip_controls
+
+__all__ = ["jury_markdown"]
+
+_STATISTICS = {
+    "fleiss_kappa": "Fleiss' kappa",
+    "krippendorff_alpha_interval": "Krippendorff's alpha (interval)",
+}
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def jury_markdown(verdict: JuryVerdict) -> str:
+    """The verdict line, the jury's agreement (and flip rate), then each juror's verdict."""
+    head = f"# Verdict: {verdict.verdict}"
+    statistic = _STATISTICS.get(verdict.statistic, verdict.statistic)
+    facts = [f"pooled by {verdict.pool}", f"{statistic} {_number(verdict.agreement)}"]
+    if verdict.kind == "pair":
+        facts.append(f"position-flip rate {_number(verdict.position_flip_rate)}")
+    else:
+        facts.append(f"mean score {_number(verdict.mean_score)}")
+    lines = [head, "", "_" + " · ".join(facts) + "_", "", "## Jurors", ""]
+    for juror in verdict.jurors:
+        said = juror.verdict or "no verdict"
+        detail = []
+        if juror.scores:
+            detail.append("scores " + ", ".join("?" if s is None else str(s) for s in juror.scores))
+        if juror.flipped:
+            detail.append(f"flipped with the order ({juror.orders[0]} then {juror.orders[1]})")
+        if juror.problem:
+            detail.append(juror.problem)
+        extra = f" ({'; '.join(detail)})" if detail else ""
+        lines.append(f"- **{strip_controls(juror.juror)}**: {said}{strip_controls(extra)}")
+        if juror.reason:
+            lines.append(f"  {' '.join(strip_controls(juror.reason).split())}")
+    if verdict.criteria:
+        lines += ["", "## Rubric", ""]
+        lines += [f"{i}. {strip_controls(c)}" for i, c in enumerate(verdict.criteria, 1)]
+    return "\n".join(lines) + "\n"
