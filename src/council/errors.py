@@ -25,6 +25,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_REJECT = 4  # council judge --gate: the jury rejected (3: undecided or failed)
 EXIT_HANGUP = 129
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -35,6 +36,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_PARTIAL",
+    "EXIT_REJECT",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
     "AuthError",

@@ -33,11 +33,10 @@ from council.engine.jury import (
 )
 from council.engine.plan import OraclePlan
 from council.engine.results import OracleResult
-from council.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, UsageError
+from council.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_REJECT, UsageError
 
 __all__ = ["EXIT_REJECT", "gate_code", "judge"]
 
-EXIT_REJECT = 4  # --gate: the jury rejected (3 is undecided or failed, as a partial run)
 POOLS = ("majority", "mean")
 MAX_FILE_BYTES = 1_000_000
 # Shared options a jury has no use for: said so, rather than ignored.
