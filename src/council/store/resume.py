@@ -28,7 +28,7 @@ from council.errors import UsageError
 from council.store.db import HistoryDB
 from council.store.liveness import RunLock
 
-__all__ = ["EarlierResume", "ResumedCouncil", "load_resume"]
+__all__ = ["EarlierResume", "ResumedCouncil", "load_resume", "recorded_persona"]
 
 # "died": a "running" row whose process is gone, as `history` and `show` call it.
 RESUMABLE = ("interrupted", "crashed", "running", "died", "partial", "failed")
@@ -68,7 +68,7 @@ class ResumedCouncil:
     lock: RunLock | None = field(default=None, compare=False)
 
 
-def _persona(call: dict[str, Any], default_model: str) -> Persona:
+def recorded_persona(call: dict[str, Any], default_model: str) -> Persona:
     messages = call.get("messages") or []
     system = next((m["content"] for m in messages if m.get("role") == "system"), "")
     model = call.get("model")
@@ -174,8 +174,8 @@ def _load(history: HistoryDB, rid: str) -> ResumedCouncil:
         run_id=rid,
         query=run["query"] or plan.get("query") or "",
         question=question,
-        personas=[_persona(c, model) for c in first_round],
-        arbiter=_persona(verdict, model),
+        personas=[recorded_persona(c, model) for c in first_round],
+        arbiter=recorded_persona(verdict, model),
         settings={
             key: plan.get(key)
             for key in ("rounds", "threshold", "speculative", "max_wasted_tokens")
