@@ -72,6 +72,10 @@ def batch_command(
     ordered: Annotated[
         bool, typer.Option("--ordered", help="Write the lines in input order (bounded buffer).")
     ] = False,
+    no_query: Annotated[
+        bool,
+        typer.Option("--no-query", help="Leave each item's question off its --out line."),
+    ] = False,
     retry_failed: Annotated[
         bool,
         typer.Option("--retry-failed", help="Resuming: ask the items whose line failed again."),
@@ -129,7 +133,7 @@ def batch_command(
 ) -> None:
     """Ask the same council about every item of a file, within the endpoint's limits.
 
-    Each item gets one line in --out as it finishes ({"id", its fields, "status",
+    Each item gets one line in --out as it finishes ({"id", "query", its fields, "status",
     "answers", "answer", "errors", "metrics"}). Running the same command again
     resumes: ok items are skipped. Exit 0 when every item is ok, 3 when some
     failed, 1 when all failed.
@@ -166,6 +170,7 @@ def batch_command(
         speculative=speculative,
         threshold=threshold,
         max_wasted_tokens=max_wasted_tokens,
+        no_query=no_query,
     )
     code = run_batch(flags, options)
     if code:

@@ -101,6 +101,7 @@ class _Work:
     key: str = ""
     skipped: int = 0
     requests: int = 0
+    with_query: bool = True  # item lines carry their question (not with --no-query)
 
 
 def _split(
@@ -213,6 +214,7 @@ async def run_via_batch_api(
     identity: str = "",
     run_id: str | None = None,
     db_path: Path | None = None,
+    with_query: bool = True,
 ) -> BatchApiSummary:
     """Run the items' oracle calls through the provider's Batch API; their lines go to `out`.
 
@@ -242,6 +244,7 @@ async def run_via_batch_api(
             max_requests=max(1, max_requests),
             max_bytes=max(1, max_bytes),
         )
+        work.with_query = with_query
         summary.items_skipped, summary.requests = work.skipped, work.requests
         with HistoryDB.open(db_path) as db:
             known = [j for j in jobs_for(db, work.key, settings.base_url) if not j.collected]
@@ -382,4 +385,4 @@ def _write_results(
         item, personas = known
         if not whole and any(p not in found for p in personas):
             continue
-        writer.write(item_result_line(item, found, personas, via))
+        writer.write(item_result_line(item, found, personas, via, work.with_query))

@@ -81,6 +81,8 @@ class BatchOptions:
     speculative: bool | None = None
     threshold: float | None = None
     max_wasted_tokens: int | None = None
+    no_query: bool = False  # item lines without their question (`--no-query`)
+    poll_interval: float | None = None  # --via batch-api: the first wait between polls
 
 
 PlanFor = Callable[[str], OraclePlan | DeliberationPlan]
@@ -251,16 +253,17 @@ def _dry_run(flags: AskFlags, options: BatchOptions, plan_for: PlanFor, template
 class _Lines:
     """What happens as each item ends: its line in --out, the progress view told."""
 
-    def __init__(self, out: OutputFile, view: BatchProgressView) -> None:
+    def __init__(self, out: OutputFile, view: BatchProgressView, *, with_query: bool) -> None:
         self.out = out
         self.view = view
+        self.with_query = with_query
         # The failed calls' messages, by item, for the history (`council show`): the
         # calls' rows keep no message. Bounded: a batch of failures is one outage.
         self.errors: list[dict[str, Any]] = []
 
     def __call__(self, outcome: ItemOutcome) -> None:
         item: BatchItem = outcome.job.payload
-        line = _item_line(item, outcome)
+        line = _item_line(item, outcome, with_query=self.with_query)
         self.out.write(outcome.job.seq, line)
         for error in line["errors"]:
             if error.get("persona") is not None and len(self.errors) < RECORDED_ERRORS:
@@ -294,7 +297,7 @@ _LINE_ANSWER = {
 }
 
 
-def _item_line(item: BatchItem, outcome: ItemOutcome) -> dict[str, Any]:
+def _item_line(item: BatchItem, outcome: ItemOutcome, *, with_query: bool) -> dict[str, Any]:
     """The item's line: every answer, the council's one answer, every error, the metrics."""
     result, plan = outcome.result, outcome.job.plan
     answers: list[CallOutcome] = []
@@ -330,6 +333,7 @@ def _item_line(item: BatchItem, outcome: ItemOutcome) -> dict[str, Any]:
         answer=answer,
         errors=error_lines,
         metrics=outcome.metrics(),
+        with_query=with_query,
     )
 
 
@@ -384,7 +388,7 @@ def _run(
     out = OutputFile(Path(options.out or "-"), ordered=options.ordered, source=options.source)
     progress = BatchProgress()
     view = BatchProgressView(err.console, progress, enabled=not flags.quiet)
-    lines = _Lines(out, view)
+    lines = _Lines(out, view, with_query=not options.no_query)
     run = BatchRun(
         template,
         bus,
@@ -494,6 +498,7 @@ def _via_batch_api(
                 cancel=options.cancel,
                 retry_failed=options.retry_failed,
                 identity=options.source,
+                with_query=not options.no_query,
             )
         )
     finally:
