@@ -7,6 +7,7 @@ the input of a batch. It takes every flag `oracle` and `deliberate` take.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -102,6 +103,15 @@ def batch_command(
     cancel: Annotated[
         bool, typer.Option("--cancel", help="With --via batch-api: cancel its jobs.")
     ] = False,
+    poll_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--poll-interval",
+            metavar="SECONDS",
+            help="With --via batch-api: the first wait between polls, then longer, to 30 s.",
+            show_default="1",
+        ),
+    ] = None,
     rounds: Annotated[
         int | None,
         typer.Option("--rounds", "-r", help="deliberate mode: most rounds.", show_default=False),
@@ -171,6 +181,9 @@ def batch_command(
         threshold=threshold,
         max_wasted_tokens=max_wasted_tokens,
         no_query=no_query,
+        poll_interval=poll_interval,
+        # As typed: a batch-API run stopped by Ctrl-C prints it with --cancel.
+        command_line=tuple(sys.argv[1:]),
     )
     code = run_batch(flags, options)
     if code:
