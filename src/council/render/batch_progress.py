@@ -48,20 +48,24 @@ def down_note(progress: BatchProgress) -> str | None:
     return note + (f", {progress.waiting:,} items waiting" if progress.waiting else "")
 
 
-def progress_line(progress: BatchProgress) -> str:
-    """One line of numbers: `120/1000 items (3 failed) · 4.1/s · ETA 3m34s · 8/8 calls · ...`."""
+def progress_line(progress: BatchProgress, noun: str = "items") -> str:
+    """One line of numbers: `120/1000 items (3 failed) · 4.1/s · ETA 3m34s · 8/8 calls · ...`.
+
+    `noun`: what is counted (`council eval` counts runs). The calls at once are left out
+    where nothing samples a limiter (no limit known)."""
     p = progress
     down = down_note(p)
     if down is not None:  # nothing moves while the endpoint is down: that comes first
-        return f"{p.finished:,}{f'/{p.total:,}' if p.total is not None else ''} items · {down}"
+        return f"{p.finished:,}{f'/{p.total:,}' if p.total is not None else ''} {noun} · {down}"
     elapsed = p.elapsed()
     rate = p.finished / elapsed if elapsed > 0 else 0.0
     total = f"/{p.total:,}" if p.total is not None else ""
-    parts = [f"{p.finished:,}{total} items ({p.failed:,} failed)", f"{rate:.1f}/s"]
+    parts = [f"{p.finished:,}{total} {noun} ({p.failed:,} failed)", f"{rate:.1f}/s"]
     if p.total is not None and rate > 0:
         parts.append(f"ETA {_duration((p.total - p.finished) / rate)}")
     in_flight, limit = p.current()
-    parts.append(f"{in_flight}/{limit} calls at once")
+    if limit:
+        parts.append(f"{in_flight}/{limit} calls at once")
     if p.rate_limited:
         parts.append(f"{p.rate_limited:,} × 429")
     parts.append(f"{p.tokens_in:,} tokens in, {p.tokens_out:,} out")
@@ -73,10 +77,19 @@ def progress_line(progress: BatchProgress) -> str:
 class BatchProgressView:
     """Shows a BatchProgress on `console` (stderr): live when it is a terminal, else plain lines."""
 
-    def __init__(self, console: Console, progress: BatchProgress, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        console: Console,
+        progress: BatchProgress,
+        *,
+        enabled: bool = True,
+        label: str = "batch",
+        noun: str = "items",
+    ) -> None:
         self.console = console
         self.progress = progress
         self.enabled = enabled
+        self.label, self.noun = label, noun  # "council: eval 12/40 runs ..."
         self.live: Live | None = None
         self._last_at = time.monotonic()
         self._last_count = 0
@@ -85,7 +98,7 @@ class BatchProgressView:
         p = self.progress
         bar = ProgressBar(total=float(p.total) if p.total else None, completed=float(p.finished))
         # The numbers first: a ProgressBar ends without a line break of its own.
-        return Group(Text(progress_line(p), style="dim"), bar)
+        return Group(Text(progress_line(p, self.noun), style="dim"), bar)
 
     def __enter__(self) -> BatchProgressView:
         if self.enabled and self.console.is_terminal:
@@ -132,6 +145,5 @@ class BatchProgressView:
 
     def _plain(self) -> None:
         self._last_at, self._last_count = time.monotonic(), self.progress.finished
-        self.console.print(
-            f"council: batch {progress_line(self.progress)}", markup=False, highlight=False
-        )
+        line = f"council: {self.label} {progress_line(self.progress, self.noun)}"
+        self.console.print(line, markup=False, highlight=False)
