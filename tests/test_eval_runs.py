@@ -73,3 +73,69 @@ def test_a_terminal_gets_a_live_bar_with_an_eta(fake: FakeOpenAI, tmp_path: Path
     text = ESCAPES.sub("", shown.decode(errors="replace"))
     assert re.search(r"\d/6 runs \(0 failed\) · [\d.]+/s · ETA \d+s", text), text[-500:]
     assert "council: eval " not in text  # the bar, not the plain lines
+
+
+# -- point 9: the examples ship with the package ------------------------------------------------
+
+
+def test_example_basics_runs_from_an_installed_wheel_without_the_checkout(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    root = Path(__file__).resolve().parents[1]
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    built = subprocess.run(
+        [*pip, "wheel", "--no-deps", "--quiet", "-w", str(tmp_path / "dist"), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("council_llm-*.whl")
+    target = tmp_path / "site"
+    installed = subprocess.run(
+        [
+            *pip,
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert installed.returncode == 0, installed.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    args = ["--example", "basics", "--limit", "3", "--strategies", "judge", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(target)}  # the installed copy, not src/
+    ran = subprocess.run(
+        [sys.executable, "-m", "council.cli", "eval", *args, "--base-url", fake.base_url],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    document = json.loads(ran.stdout)
+    shipped = target / "council" / "_builtin" / "examples" / "eval-basics.jsonl"
+    assert shipped.is_file()
+    assert document["data"] == str(shipped)  # read from the package, not the checkout
+    assert len(fake.requests_for("judge")) == 3
+    asked = fake.requests_for("judge")[0].body["messages"][-1]["content"]
+    first = json.loads(shipped.read_text(encoding="utf-8").splitlines()[0])
+    assert first["query"] in asked
+
+
+def test_example_errors_say_what_to_do(fake: FakeOpenAI) -> None:
+    unknown = invoke("eval", "--example", "nope", "--base-url", fake.base_url)
+    assert unknown.exit_code == 2 and "shipped: basics" in unknown.stderr
+    neither = invoke("eval", "--base-url", fake.base_url)
+    assert neither.exit_code == 2 and "--example basics" in neither.stderr
+    both = invoke("eval", "x.jsonl", "--example", "basics", "--base-url", fake.base_url)
+    assert both.exit_code == 2 and "not both" in both.stderr
+    assert not fake.requests
