@@ -19,7 +19,7 @@ from council.config.personas import Persona
 from council.engine.model import Mode
 from council.errors import UsageError
 from council.store.db import HistoryDB
-from council.store.resume import recorded_persona
+from council.store.resume import recorded_persona, recorded_settings
 
 __all__ = ["EarlierRun", "load_earlier"]
 
@@ -141,7 +141,7 @@ def load_earlier(history: HistoryDB, run_id: str | None, fold: Folder) -> Earlie
     calls = plan.get("calls") or []
     first = [c for c in calls if c.get("role") == "persona" and c.get("round") == 1]
     arbiter = next((c for c in calls if c.get("role") == "arbiter"), None)
-    endpoint = plan.get("endpoint") or {}
+    settings, endpoint = recorded_settings(plan)
     return EarlierRun(
         run_id=rid,
         command=run["command"],
@@ -149,15 +149,8 @@ def load_earlier(history: HistoryDB, run_id: str | None, fold: Folder) -> Earlie
         personas=[recorded_persona(c, model) for c in first],
         arbiter=recorded_persona(arbiter, model) if arbiter else None,
         arbiter_name=plan.get("arbiter") if isinstance(plan.get("arbiter"), str) else None,
-        settings={
-            key: plan.get(key)
-            for key in ("rounds", "threshold", "speculative", "max_wasted_tokens")
-        },
-        endpoint={
-            "base_url": endpoint.get("base_url"),
-            "model": model,
-            "api_key_env": endpoint.get("api_key_env"),
-        },
+        settings=settings,
+        endpoint=endpoint,
         preset=run["preset"],
         options=dict(plan.get("options") or {}),
     )

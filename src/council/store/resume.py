@@ -28,7 +28,13 @@ from council.errors import UsageError
 from council.store.db import HistoryDB
 from council.store.liveness import RunLock
 
-__all__ = ["EarlierResume", "ResumedCouncil", "load_resume", "recorded_persona"]
+__all__ = [
+    "EarlierResume",
+    "ResumedCouncil",
+    "load_resume",
+    "recorded_persona",
+    "recorded_settings",
+]
 
 # "died": a "running" row whose process is gone, as `history` and `show` call it.
 RESUMABLE = ("interrupted", "crashed", "running", "died", "partial", "failed")
@@ -80,6 +86,20 @@ def recorded_persona(call: dict[str, Any], default_model: str) -> Persona:
         temperature=call.get("temperature"),
         max_tokens=call.get("max_tokens"),
     )
+
+
+def recorded_settings(plan: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A recorded plan's settings (rounds, threshold, speculative, max_wasted_tokens) and
+    endpoint (base_url, model, api_key_env), as a later run layers them below its flags."""
+    endpoint = plan.get("endpoint") or {}
+    settings = {
+        key: plan.get(key) for key in ("rounds", "threshold", "speculative", "max_wasted_tokens")
+    }
+    return settings, {
+        "base_url": endpoint.get("base_url"),
+        "model": plan.get("model") or "",
+        "api_key_env": endpoint.get("api_key_env"),
+    }
 
 
 def _refuse_live(run_id: str) -> UsageError:
@@ -169,22 +189,15 @@ def _load(history: HistoryDB, rid: str) -> ResumedCouncil:
             state.verdicts[row["round"]] = answer
         else:
             state.answers.setdefault(row["round"], {})[row["persona"]] = answer
-    endpoint = plan.get("endpoint") or {}
+    settings, endpoint = recorded_settings(plan)
     return ResumedCouncil(
         run_id=rid,
         query=run["query"] or plan.get("query") or "",
         question=question,
         personas=[recorded_persona(c, model) for c in first_round],
         arbiter=recorded_persona(verdict, model),
-        settings={
-            key: plan.get(key)
-            for key in ("rounds", "threshold", "speculative", "max_wasted_tokens")
-        },
-        endpoint={
-            "base_url": endpoint.get("base_url"),
-            "model": model,
-            "api_key_env": endpoint.get("api_key_env"),
-        },
+        settings=settings,
+        endpoint=endpoint,
         preset=run["preset"],
         state=state,
         resumed_as=tuple(
