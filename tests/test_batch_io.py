@@ -333,8 +333,10 @@ def _lines(path: Path) -> list[dict]:
 
 
 def test_item_line_puts_fields_after_the_id_and_never_over_council_keys():
-    line = _line(_item("a", body="b", status="spoofed", answers="x"))
-    assert list(line) == ["id", "body", "status", "answers", "answer", "errors", "metrics"]
+    line = _line(_item("a", body="b", status="spoofed", answers="x", query="spoofed"))
+    # The question as asked follows the id (issue 27): a line reads on its own.
+    assert list(line) == ["id", "query", "body", "status", "answers", "answer", "errors", "metrics"]
+    assert line["query"] == "q"
     assert line["status"] == "ok"
     assert line["answers"] == [{"persona": "judge", "text": "yes"}]
 

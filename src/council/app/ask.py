@@ -52,10 +52,12 @@ from council.render.markdown import (
 from council.store.recorder import RecordOptions
 
 if TYPE_CHECKING:
+    from council.store.followup import EarlierRun
     from council.store.resume import ResumedCouncil
 
 __all__ = [
     "AskRequest",
+    "FollowUp",
     "ResolvedCouncil",
     "ask_deliberation",
     "ask_oracle",
@@ -223,20 +225,26 @@ def _resolve(
     values: dict[str, Any],
     resumed: ResumedCouncil | None = None,
     command: str = "oracle",
+    earlier: EarlierRun | None = None,
 ) -> AskRequest:
     """The CLI's council: read the question and context, resolve every setting, and say
     the council's notes on stderr.
 
     `values` are the command's setting flags by parameter name (None: not given).
     With `resumed`, the council (question, personas, arbiter, rounds...) is the
-    recorded one, and the endpoint it used ranks just below the flags.
+    recorded one, and the endpoint it used ranks just below the flags. With `earlier`
+    (a follow-up), the council is that run's where no flag says otherwise.
     """
     if flags.json_output and flags.jsonl_output:
         raise UsageError("--json and --jsonl are exclusive", "pick one")
     values = _checked_values(flags, values)
     options = resumed.options if resumed else parse_model_options(flags.option)
+    if earlier is not None and not flags.option:
+        options = dict(earlier.options)
     question, attachments = _question_and_context(flags, command, resumed)
-    council = _members(flags, values, resumed, options=options, attachments=attachments)
+    council = _members(
+        flags, values, resumed, options=options, attachments=attachments, earlier=earlier
+    )
     for note in council.notes:
         sys.stderr.write(note + "\n")
     mode = choose_mode(
@@ -276,14 +284,18 @@ def _members(
     options: dict[str, Any],
     attachments: list[Any],
     require_key: bool = True,
+    earlier: EarlierRun | None = None,
 ) -> ResolvedCouncil:
     """Load config and preset, resolve every setting, and choose the members."""
     extra = None
-    if resumed is not None:
+    if resumed is not None or earlier is not None:
+        source = resumed or earlier
+        assert source is not None
         recorded = {
-            k: v for k, v in {**resumed.endpoint, **resumed.settings}.items() if v is not None
+            k: v for k, v in {**source.endpoint, **source.settings}.items() if v is not None
         }
-        extra = Layer(f"run {resumed.run_id}", recorded, {})
+        name = f"run {source.run_id}" if resumed else f"continued run {source.run_id}"
+        extra = Layer(name, recorded, {})
     given, flag_names = setting_flags_given(values)
     loaded = load_settings(
         given,
@@ -319,6 +331,8 @@ def _members(
             arbiter = chosen_preset.arbiter
         else:
             arbiter = catalog.get(settings.get("arbiter"))
+        if earlier is not None:
+            personas, arbiter = _earlier_members(earlier, flags, personas, arbiter, catalog)
         personas = [with_system(p, flags.system) for p in personas]
     members = [*personas, arbiter, *fallback]
     notes += project_notes(settings, catalog, members, chosen_preset)
@@ -339,7 +353,7 @@ def _members(
         arbiter=with_defaults(arbiter, settings),
         settings=settings,
         user=loaded.user,
-        preset=resumed.preset if resumed else flags.preset,
+        preset=resumed.preset if resumed else flags.preset or (earlier and earlier.preset),
         arbiter_fallback=[with_defaults(p, settings) for p in fallback],
         endpoints=endpoints,
         options=options,
@@ -456,6 +470,26 @@ def _council_of_models(
     if twice:
         raise UsageError(f"-m lists {', '.join(twice)} twice", "give each model once")
     return members
+
+
+def _earlier_members(
+    earlier: EarlierRun,
+    flags: AskFlags,
+    personas: list[Persona],
+    arbiter: Persona,
+    catalog: PersonaCatalog,
+) -> tuple[list[Persona], Persona]:
+    """A follow-up's members: the continued run's, as it asked them (system prompts as
+    sent), unless a flag chose others (-p, -m, --preset; --arbiter)."""
+    if not (flags.personas or flags.model or flags.preset) and earlier.personas:
+        personas = list(earlier.personas)
+    if flags.arbiter is None and not flags.preset:
+        if earlier.arbiter is not None:
+            arbiter = earlier.arbiter
+        elif earlier.arbiter_name:
+            with contextlib.suppress(UsageError):  # gone since: the configured one judges
+                arbiter = catalog.get(earlier.arbiter_name)
+    return personas, arbiter
 
 
 def _fallback_from(
@@ -631,28 +665,75 @@ def plan_deliberation(
     )
 
 
-def ask_oracle(flags: AskFlags, *, synthesize: bool) -> int:
-    """`council oracle`: every persona at once, optionally a synthesis; the exit code."""
+@dataclass(frozen=True)
+class FollowUp:
+    """`--continue` (the latest run) or `--continue-from ID`: the run a question follows."""
+
+    run_id: str | None = None
+
+
+def _load_earlier(follow_up: FollowUp) -> EarlierRun:
+    """The run a follow-up continues, from the history; UsageError when it cannot be."""
+    from council.app.conversation import with_conversation
+    from council.store.db import HistoryDB
+    from council.store.followup import load_earlier
+
+    with HistoryDB.open() as history:
+        return load_earlier(history, follow_up.run_id, with_conversation)
+
+
+def _followed(
+    request: AskRequest, earlier: EarlierRun | None, record: RecordOptions | None
+) -> tuple[str, RecordOptions | None]:
+    """The query a follow-up asks (the conversation so far, then the question) and how it
+    is recorded (naming the run it continued); a new question's as they are."""
+    if earlier is None:
+        return request.question, record
+    from council.app.conversation import with_conversation
+
+    query = with_conversation(request.question, earlier.conversation)
+    if record is not None:
+        record = replace(record, continued_from=earlier.run_id)
+    return query, record
+
+
+def ask_oracle(flags: AskFlags, *, synthesize: bool, follow_up: FollowUp | None = None) -> int:
+    """`council oracle`: every persona at once, optionally a synthesis; the exit code.
+
+    `follow_up`: the question follows an earlier run's answer, asked of the same council
+    (with a synthesis when that run had one)."""
     _prepare_to_send(flags)
     # Flags that cannot be right are refused before the question or the config is read.
     _vote_choices(flags)
     budget_limits(flags)
-    request = _resolve(flags, flags.setting_values())
-    plan = plan_oracle(request, flags, request.question, synthesize=synthesize)
+    earlier = _load_earlier(follow_up) if follow_up is not None else None
+    request = _resolve(flags, flags.setting_values(), earlier=earlier)
+    if earlier is not None and earlier.arbiter_name is not None and not flags.vote:
+        synthesize = True
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
+    query, record = _followed(request, earlier, record)
+    plan = plan_oracle(request, flags, query, synthesize=synthesize)
     return _dry_run_or_run(
         plan, request, flags, dry_run_markdown=plan_markdown, engine="oracle", record=record
     )
 
 
-def ask_deliberation(flags: AskFlags, *, resume: str | None, **settings: Any) -> int:
-    """`council deliberate`, new or resumed from the history; the exit code.
+def ask_deliberation(
+    flags: AskFlags, *, resume: str | None, follow_up: FollowUp | None = None, **settings: Any
+) -> int:
+    """`council deliberate`, new, a follow-up, or resumed from the history; the exit code.
 
     `settings`: rounds, speculative, threshold, max_wasted_tokens (see `_deliberation`).
     """
+    if resume is not None and follow_up is not None:
+        raise UsageError(
+            "--resume goes on with an unfinished council; --continue asks a new question "
+            "after a finished one",
+            "give one of them",
+        )
     _prepare_to_send(flags)
     with contextlib.ExitStack() as held:  # a resumed run's lock, until the run ends
-        return _deliberation(flags, resume=resume, held=held, **settings)
+        return _deliberation(flags, resume=resume, held=held, follow_up=follow_up, **settings)
 
 
 def _deliberation(
@@ -664,6 +745,7 @@ def _deliberation(
     max_wasted_tokens: int | None,
     resume: str | None,
     held: contextlib.ExitStack,
+    follow_up: FollowUp | None = None,
 ) -> int:
     if flags.rank:
         raise UsageError("--rank is for council oracle", "drop --rank, or use council oracle")
@@ -693,16 +775,20 @@ def _deliberation(
             max_wasted_tokens = resumed.settings.get("max_wasted_tokens")
         if resumed.resumed_as:
             sys.stderr.write(f"council: {_resumed_before(resumed)}\n")
+    earlier = _load_earlier(follow_up) if follow_up is not None else None
+    if earlier is not None and max_wasted_tokens is None and speculative is not False:
+        max_wasted_tokens = earlier.settings.get("max_wasted_tokens")
     values = flags.setting_values(rounds=rounds, speculative=speculative, threshold=threshold)
-    request = _resolve(flags, values, resumed, command="deliberate")
+    request = _resolve(flags, values, resumed, command="deliberate", earlier=earlier)
+    record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
+    query, record = _followed(request, earlier, record)
     plan = plan_deliberation(
         request,
         flags,
-        request.question,
+        query,
         max_wasted_tokens=max_wasted_tokens,
         question_text=resumed.question if resumed else None,
     )
-    record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     if record is not None and resumed is not None:
         record = replace(record, resumed_from=resumed.run_id)
     return _dry_run_or_run(

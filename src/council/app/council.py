@@ -36,6 +36,7 @@ from council.app.ask import (
     serving_plan,
     with_system,
 )
+from council.app.conversation import with_conversation
 from council.app.flags import AskFlags
 from council.app.model_options import check_model_options
 from council.errors import UsageError
@@ -48,9 +49,6 @@ if TYPE_CHECKING:
     from council.engine.results import DeliberationResult, OracleResult
 
 __all__ = ["Council", "CouncilAnswer", "CouncilResult", "CouncilStream"]
-
-# The roles a turn of `conversation=` may have: the asker's, and the council's replies.
-_TURN_ROLES = ("user", "assistant")
 
 
 @dataclass(frozen=True)
@@ -506,24 +504,3 @@ def _oracle_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
 
 def _deliberation_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     return _arguments(arguments, _DELIBERATION, "stream(deliberate=True)")
-
-
-def with_conversation(question: str, conversation: Sequence[Mapping[str, Any]] | None) -> str:
-    """The question with the conversation so far before it, for every member to read.
-
-    The turns are part of the question (and so of what the arbiter reads), each fenced
-    and labelled with its role; no conversation: the question as it is.
-    """
-    if not conversation:
-        return question
-    lines = ["The conversation so far, oldest first:", ""]
-    for number, turn in enumerate(conversation, 1):
-        role, content = turn.get("role"), turn.get("content")
-        if role not in _TURN_ROLES or not isinstance(content, str):
-            raise UsageError(
-                f"conversation turn {number} is not a user or assistant message with text",
-                'give [{"role": "user" or "assistant", "content": "..."}, ...]',
-            )
-        lines += [f'<message role="{role}">', content.strip(), "</message>"]
-    lines += ["", "The latest message, to answer now:", "", question]
-    return "\n".join(lines)

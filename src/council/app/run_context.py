@@ -287,6 +287,7 @@ def start_recording(
         store_text=options.store_text,
         preset=options.preset,
         resumed_from=options.resumed_from,
+        continued_from=options.continued_from,
     )
     bus.subscribe(recorder.handle)
     return recorder

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from council.app.flags import AskFlags
 from council.cli.base import app, handles_errors
 from council.cli.command import AskCommand
-from council.cli.options import HISTORY_PANEL, ask_options, resume_options
+from council.cli.options import (
+    HISTORY_PANEL,
+    ContinueFromOption,
+    ContinueOption,
+    ask_options,
+    resume_options,
+)
 from council.cli.usage import at_least
 from council.config.defaults import DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.errors import UsageError
+
+if TYPE_CHECKING:
+    from council.app.ask import FollowUp
 
 __all__ = ["deliberate_command", "oracle_command", "resume_command"]
 
@@ -31,6 +40,8 @@ def oracle_command(
     ] = False,
     *,
     flags: AskFlags,
+    follow: ContinueOption = False,
+    continue_from: ContinueFromOption = None,
 ) -> None:
     """Ask every persona the same question at once and print their answers together.
 
@@ -40,10 +51,23 @@ def oracle_command(
       council oracle -p judge,critic,security -s -c api.py "Is this API safe?"
       council oracle --preset review -c design.md "Review this design"
       git diff | council oracle "Review this diff"     (the diff attached as context)
+      council oracle --continue "And for a team of twenty?"   (a follow-up of the last)
     """
     from council.app.ask import ask_oracle
 
-    _exit_with(ask_oracle(flags, synthesize=synthesize))
+    follow_up = _follow_up(follow, continue_from)
+    _exit_with(ask_oracle(flags, synthesize=synthesize, follow_up=follow_up))
+
+
+def _follow_up(follow: bool, continue_from: str | None) -> FollowUp | None:
+    """--continue / --continue-from as the app takes them (None: a new question)."""
+    from council.app.ask import FollowUp
+
+    if continue_from is not None:
+        if not continue_from.strip():
+            raise UsageError("--continue-from is empty", "give a run id from 'council history'")
+        return FollowUp(continue_from.strip())
+    return FollowUp() if follow else None
 
 
 # deliberate's own options, listed together by `--help`.
@@ -111,6 +135,8 @@ def deliberate_command(
             rich_help_panel=HISTORY_PANEL,
         ),
     ] = None,
+    follow: ContinueOption = False,
+    continue_from: ContinueFromOption = None,
 ) -> None:
     """Run rounds of personas revising against each other until an arbiter says they agree.
 
@@ -137,6 +163,7 @@ def deliberate_command(
             threshold=threshold,
             max_wasted_tokens=max_wasted_tokens,
             resume=resume,
+            follow_up=_follow_up(follow, continue_from),
         )
     )
 

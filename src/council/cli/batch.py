@@ -7,6 +7,7 @@ the input of a batch. It takes every flag `oracle` and `deliberate` take.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -67,7 +68,7 @@ def batch_command(
         typer.Option(
             "--synthesize",
             "-s",
-            help="oracle mode: the arbiter writes one answer.",
+            help="oracle mode: one answer by the arbiter.",
             rich_help_panel=BATCH_PANEL,
         ),
     ] = False,
@@ -76,7 +77,7 @@ def batch_command(
         typer.Option(
             "--template",
             metavar="TEXT",
-            help='The question from item fields: "Review: {body}".',
+            help='The question from fields: "Review: {body}".',
             show_default=False,
             rich_help_panel=BATCH_PANEL,
         ),
@@ -95,6 +96,12 @@ def batch_command(
             "--ordered",
             help="Lines in input order (a bounded buffer).",
             rich_help_panel=BATCH_PANEL,
+        ),
+    ] = False,
+    no_query: Annotated[
+        bool,
+        typer.Option(
+            "--no-query", help="Leave the question off --out lines.", rich_help_panel=BATCH_PANEL
         ),
     ] = False,
     retry_failed: Annotated[
@@ -119,7 +126,7 @@ def batch_command(
         typer.Option(
             "--outage-limit",
             metavar="SECONDS",
-            help="How long items wait for an endpoint that is down (at least 0).",
+            help="Wait this long for an endpoint that is down.",
             callback=at_least(0),
             show_default=f"{DEFAULT_OUTAGE_LIMIT:g}",
             rich_help_panel=BATCH_PANEL,
@@ -140,6 +147,16 @@ def batch_command(
             "--cancel", help="With --via batch-api: cancel its jobs.", rich_help_panel=BATCH_PANEL
         ),
     ] = False,
+    poll_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--poll-interval",
+            metavar="SECONDS",
+            help="--via batch-api: first wait between polls (then up to 30 s).",
+            show_default="1",
+            rich_help_panel=BATCH_PANEL,
+        ),
+    ] = None,
     rounds: Annotated[
         int | None,
         typer.Option(
@@ -163,7 +180,7 @@ def batch_command(
         float | None,
         typer.Option(
             "--threshold",
-            help="Confidence to converge.",
+            help="Converge at.",
             show_default=False,
             rich_help_panel=DELIBERATE_PANEL,
         ),
@@ -172,7 +189,7 @@ def batch_command(
         int | None,
         typer.Option(
             "--max-wasted-tokens",
-            help="With --speculative: tokens a round may waste (at least 0).",
+            help="Tokens a speculative round may waste.",
             callback=at_least(0),
             show_default=False,
             rich_help_panel=DELIBERATE_PANEL,
@@ -181,9 +198,9 @@ def batch_command(
 ) -> None:
     """Ask the same council about every item of a file, within the endpoint's limits.
 
-    Each item gets one line in --out as it finishes ({"id", its fields, "status",
-    "answers", "answer", "errors", "metrics"}). Running the same command again
-    resumes: ok items are skipped. Exit 0 when every item is ok, 3 when some
+    Each item gets one line in --out as it finishes ({"id", "query", its fields,
+    "status", "answers", "answer", "errors", "metrics"}). Running the same command
+    again resumes: ok items are skipped. Exit 0 when every item is ok, 3 when some
     failed, 1 when all failed.
 
     \b
@@ -218,6 +235,10 @@ def batch_command(
         speculative=speculative,
         threshold=threshold,
         max_wasted_tokens=max_wasted_tokens,
+        no_query=no_query,
+        poll_interval=poll_interval,
+        # As typed: a batch-API run stopped by Ctrl-C prints it with --cancel.
+        command_line=tuple(sys.argv[1:]),
     )
     code = run_batch(flags, options)
     if code:

@@ -41,13 +41,23 @@ EVAL_PANEL = "Evaluation"
 @handles_errors
 def eval_command(
     data: Annotated[
-        str,
+        str | None,
         typer.Argument(
             help="JSONL: one item a line, with id, query, expected (and choices: a list).",
             metavar="DATA",
             show_default=False,
         ),
-    ],
+    ] = None,
+    example: Annotated[
+        str | None,
+        typer.Option(
+            "--example",
+            help="A data set shipped with council instead of DATA, e.g. basics.",
+            metavar="NAME",
+            show_default=False,
+            rich_help_panel=EVAL_PANEL,
+        ),
+    ] = None,
     strategies: Annotated[
         str | None,
         typer.Option(
@@ -165,7 +175,7 @@ def eval_command(
 
     \b
     Examples:
-      council eval examples/eval-basics.jsonl
+      council eval --example basics                  (shipped with council)
       council eval examples/eval-basics.jsonl --endpoint local --limit 10 -p judge,critic \\
           --strategies judge,synthesize
       council eval qa.jsonl --scorer judge --strategies judge,deliberate --rounds 2 --out r.jsonl
@@ -175,6 +185,7 @@ def eval_command(
     """
     from council.app.eval.command import EvalOptions, run_eval
 
+    data = _data_or_example(data, example)
     flags = AskFlags(
         query=data,
         preset=preset,
@@ -207,6 +218,22 @@ def eval_command(
     _print_report(report, json_output=json_output, items=items)
     if report.stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: what finished is shown above
         raise typer.Exit(report.stopped)
+
+
+def _data_or_example(data: str | None, example: str | None) -> str:
+    """DATA, or the shipped example's file; exactly one of them."""
+    if data is not None and example is not None:
+        raise UsageError("give DATA or --example, not both", "drop one of them")
+    if example is not None:
+        from council.app.eval.examples import example_data
+
+        return str(example_data(example))
+    if data is None:
+        raise UsageError(
+            "council eval needs DATA (a JSONL file) or --example NAME",
+            "e.g. council eval --example basics",
+        )
+    return data
 
 
 def _write_csv(path: Path, report: EvalReport) -> None:

@@ -316,6 +316,28 @@ MaxTokensTotalOption = Annotated[
     ),
 ]
 
+# A follow-up (issue 27): like `llm -c`, a flag for the latest run, and `--continue-from
+# ID` (as `llm --cid`) for another; typer has no option whose value may be left out.
+# Long forms only: -c is --context.
+ContinueOption = Annotated[
+    bool,
+    typer.Option(
+        "--continue",
+        help="Ask a follow-up of the last council: its question and answer go first.",
+        rich_help_panel=HISTORY_PANEL,
+    ),
+]
+ContinueFromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--continue-from",
+        help="Ask a follow-up of this run ('council history' has its id).",
+        metavar="ID",
+        show_default=False,
+        rich_help_panel=HISTORY_PANEL,
+    ),
+]
+
 # The shared options in the order `--help` lists them: these first, then the command's
 # own options, then the rest.
 _HEAD = {"query": QueryArgument, "preset": PresetOption, "personas": PersonasOption}

@@ -239,6 +239,8 @@ def show_command(
     from council.app.history import find_run
 
     run, calls = find_run(run_id)
+    if run.get("continued_from"):  # stderr: stdout stays exactly what the run printed
+        say(f"council: run {run['id']} is a follow-up of run {run['continued_from']}", err=True)
     if not json_output:
         # What went wrong goes to stderr, as it did during the run: stdout stays
         # exactly what the run printed.

@@ -48,26 +48,29 @@ def down_note(progress: BatchProgress) -> str | None:
     return note + (f", {progress.waiting:,} items waiting" if progress.waiting else "")
 
 
-def progress_line(progress: BatchProgress, width: int | None = None) -> str:
+def progress_line(progress: BatchProgress, width: int | None = None, noun: str = "items") -> str:
     """One line of numbers: `120/1000 items (3 failed) · 4.1/s · ETA 3m34s · 8/8 calls · ...`.
 
     `width`: the line fits it, the least telling numbers left out first (tokens, the
-    rate, calls at once), never the count or the ETA; None: every number.
+    rate, calls at once), never the count or the ETA; None: every number. `noun`: what
+    is counted (`council eval` counts runs). The calls at once are left out where
+    nothing samples a limiter (no limit known).
     """
     p = progress
     down = down_note(p)
     if down is not None:  # nothing moves while the endpoint is down: that comes first
-        line = f"{p.finished:,}{f'/{p.total:,}' if p.total is not None else ''} items · {down}"
+        line = f"{p.finished:,}{f'/{p.total:,}' if p.total is not None else ''} {noun} · {down}"
         return line if width is None or len(line) <= width else line[: width - 1] + "…"
     elapsed = p.elapsed()
     rate = p.finished / elapsed if elapsed > 0 else 0.0
     total = f"/{p.total:,}" if p.total is not None else ""
     # (what is said, how readily it goes when the line is too long: higher goes first)
-    parts = [(f"{p.finished:,}{total} items ({p.failed:,} failed)", 0), (f"{rate:.1f}/s", 3)]
+    parts = [(f"{p.finished:,}{total} {noun} ({p.failed:,} failed)", 0), (f"{rate:.1f}/s", 3)]
     if p.total is not None and rate > 0:
         parts.append((f"ETA {_duration((p.total - p.finished) / rate)}", 0))
     in_flight, limit = p.current()
-    parts.append((f"{in_flight}/{limit} calls at once", 2))
+    if limit:
+        parts.append((f"{in_flight}/{limit} calls at once", 2))
     if p.rate_limited:
         parts.append((f"{p.rate_limited:,} × 429", 1))
     parts.append((f"{p.tokens_in:,} tokens in, {p.tokens_out:,} out", 5))
@@ -84,10 +87,19 @@ def progress_line(progress: BatchProgress, width: int | None = None) -> str:
 class BatchProgressView:
     """Shows a BatchProgress on `console` (stderr): live when it is a terminal, else plain lines."""
 
-    def __init__(self, console: Console, progress: BatchProgress, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        console: Console,
+        progress: BatchProgress,
+        *,
+        enabled: bool = True,
+        label: str = "batch",
+        noun: str = "items",
+    ) -> None:
         self.console = console
         self.progress = progress
         self.enabled = enabled
+        self.label, self.noun = label, noun  # "council: eval 12/40 runs ..."
         self.live: Live | None = None
         self._last_at = time.monotonic()
         self._last_count = 0
@@ -97,7 +109,7 @@ class BatchProgressView:
         bar = ProgressBar(total=float(p.total) if p.total else None, completed=float(p.finished))
         # The numbers first: a ProgressBar ends without a line break of its own.
         # Fitted to the terminal: a wrapped line would leave its end behind the bar.
-        line = progress_line(p, self.console.width)
+        line = progress_line(p, self.console.width, self.noun)
         return Group(Text(line, style="dim", no_wrap=True, overflow="ellipsis"), bar)
 
     def __enter__(self) -> BatchProgressView:
@@ -145,6 +157,5 @@ class BatchProgressView:
 
     def _plain(self) -> None:
         self._last_at, self._last_count = time.monotonic(), self.progress.finished
-        self.console.print(
-            f"council: batch {progress_line(self.progress)}", markup=False, highlight=False
-        )
+        line = f"council: {self.label} {progress_line(self.progress, noun=self.noun)}"
+        self.console.print(line, markup=False, highlight=False)

@@ -217,3 +217,15 @@ def m011_endpoint_took_and_slots(db: sqlite3.Connection) -> None:
         ALTER TABLE endpoint_limits ADD COLUMN slots INTEGER;  -- stated; 0: asked, none stated
         """,
     )
+
+
+@migration
+def m012_continued_from(db: sqlite3.Connection) -> None:
+    # The run a follow-up (`--continue`) continued (issue 27): its question and answer
+    # were the conversation so far. NULL: a new question.
+    _execute_script(
+        db,
+        """
+        ALTER TABLE runs ADD COLUMN continued_from TEXT;
+        """,
+    )

@@ -53,6 +53,7 @@ class RecordOptions:
     store_text: bool = True
     preset: str | None = None
     resumed_from: str | None = None
+    continued_from: str | None = None  # the run a follow-up (`--continue`) continued
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Recorder:
         store_text: bool,
         preset: str | None = None,
         resumed_from: str | None = None,
+        continued_from: str | None = None,
     ) -> None:
         self.writer = history if isinstance(history, HistoryWriter) else HistoryWriter.on(history)
         self.command = command
@@ -91,6 +93,7 @@ class Recorder:
         self.store_text = store_text
         self.preset = preset
         self.resumed_from = resumed_from
+        self.continued_from = continued_from
         self.run_id: str | None = None
         self.finished = False
         self._query: str | None = None
@@ -126,7 +129,8 @@ class Recorder:
                     self._locks.append(lock)
             self.writer.write(
                 "INSERT INTO runs (id, started_at, command, query, preset, plan, status, "
-                "store_text, resumed_from) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                "store_text, resumed_from, continued_from) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
                 (
                     event.run_id,
                     time.time(),
@@ -136,6 +140,7 @@ class Recorder:
                     json.dumps(stored_plan(self.plan, self._query), ensure_ascii=False),
                     int(self.store_text),
                     self.resumed_from,
+                    self.continued_from,
                 ),
             )
         elif isinstance(event, CallStarted):

@@ -28,7 +28,13 @@ from council.errors import UsageError
 from council.store.db import HistoryDB
 from council.store.liveness import RunLock
 
-__all__ = ["EarlierResume", "ResumedCouncil", "load_resume"]
+__all__ = [
+    "EarlierResume",
+    "ResumedCouncil",
+    "load_resume",
+    "recorded_persona",
+    "recorded_settings",
+]
 
 # "died": a "running" row whose process is gone, as `history` and `show` call it.
 RESUMABLE = ("interrupted", "crashed", "running", "died", "partial", "failed")
@@ -68,7 +74,7 @@ class ResumedCouncil:
     lock: RunLock | None = field(default=None, compare=False)
 
 
-def _persona(call: dict[str, Any], default_model: str) -> Persona:
+def recorded_persona(call: dict[str, Any], default_model: str) -> Persona:
     messages = call.get("messages") or []
     system = next((m["content"] for m in messages if m.get("role") == "system"), "")
     model = call.get("model")
@@ -80,6 +86,22 @@ def _persona(call: dict[str, Any], default_model: str) -> Persona:
         temperature=call.get("temperature"),
         max_tokens=call.get("max_tokens"),
     )
+
+
+def recorded_settings(plan: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A recorded plan's settings (rounds, threshold, speculative, max_wasted_tokens) and
+    endpoint (base_url, model, api_key_env, api_key_name), as a later run layers them
+    below its flags."""
+    endpoint = plan.get("endpoint") or {}
+    settings = {
+        key: plan.get(key) for key in ("rounds", "threshold", "speculative", "max_wasted_tokens")
+    }
+    return settings, {
+        "base_url": endpoint.get("base_url"),
+        "model": plan.get("model") or "",
+        "api_key_env": endpoint.get("api_key_env"),
+        "api_key_name": endpoint.get("api_key_name"),  # a stored key's name, if one
+    }
 
 
 def _refuse_live(run_id: str) -> UsageError:
@@ -169,23 +191,15 @@ def _load(history: HistoryDB, rid: str) -> ResumedCouncil:
             state.verdicts[row["round"]] = answer
         else:
             state.answers.setdefault(row["round"], {})[row["persona"]] = answer
-    endpoint = plan.get("endpoint") or {}
+    settings, endpoint = recorded_settings(plan)
     return ResumedCouncil(
         run_id=rid,
         query=run["query"] or plan.get("query") or "",
         question=question,
-        personas=[_persona(c, model) for c in first_round],
-        arbiter=_persona(verdict, model),
-        settings={
-            key: plan.get(key)
-            for key in ("rounds", "threshold", "speculative", "max_wasted_tokens")
-        },
-        endpoint={
-            "base_url": endpoint.get("base_url"),
-            "model": model,
-            "api_key_env": endpoint.get("api_key_env"),
-            "api_key_name": endpoint.get("api_key_name"),  # a stored key's name, if one
-        },
+        personas=[recorded_persona(c, model) for c in first_round],
+        arbiter=recorded_persona(verdict, model),
+        settings=settings,
+        endpoint=endpoint,
         preset=run["preset"],
         state=state,
         resumed_as=tuple(

@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -51,8 +51,11 @@ from council.store.db import HistoryDB
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_REQUESTS",
+    "POLL_CAP",
+    "POLL_INTERVAL",
     "BatchApiSummary",
     "collect_outputs",
+    "poll_waits",
     "prepare_requests",
     "run_via_batch_api",
 ]
@@ -60,7 +63,10 @@ __all__ = [
 # The provider's limits for one batch (OpenAI's): requests in its file, and the file's size.
 MAX_BATCH_REQUESTS = 50_000
 MAX_BATCH_BYTES = 200 * 1024 * 1024
-POLL_INTERVAL = 30.0
+# The first wait between two polls, doubled after each poll up to POLL_CAP: a job of
+# seconds is seen done within about a second, a job of hours costs a poll every 30 s.
+POLL_INTERVAL = 1.0
+POLL_CAP = 30.0
 
 # -- the provider's Batch API ------------------------------------------------------------------
 
@@ -101,6 +107,8 @@ class _Work:
     key: str = ""
     skipped: int = 0
     requests: int = 0
+    with_query: bool = True  # item lines carry their question (not with --no-query)
+    on_line: Callable[[dict[str, Any]], None] | None = None  # told each line written
 
 
 def _split(
@@ -193,6 +201,15 @@ def _progress_line(states: dict[str, Any]) -> str:
     )
 
 
+def poll_waits(first: float, cap: float = POLL_CAP) -> Iterator[float]:
+    """The waits between polls: `first`, then twice the last, up to `cap` (or `first`
+    when that is longer: a long --poll-interval is kept as given)."""
+    wait, most = first, max(first, cap)
+    while True:
+        yield wait
+        wait = min(most, wait * 2)
+
+
 def _stderr(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
@@ -213,6 +230,9 @@ async def run_via_batch_api(
     identity: str = "",
     run_id: str | None = None,
     db_path: Path | None = None,
+    with_query: bool = True,
+    summary: BatchApiSummary | None = None,
+    on_line: Callable[[dict[str, Any]], None] | None = None,
 ) -> BatchApiSummary:
     """Run the items' oracle calls through the provider's Batch API; their lines go to `out`.
 
@@ -222,6 +242,11 @@ async def run_via_batch_api(
     `cancel`, the batches of the same command are cancelled and what they finished is
     kept. Interrupted (CancelledError) while polling, the batches go on at the provider
     and the same command picks them up again.
+
+    `summary`: filled in as the run goes (the batch ids as soon as each is known), so that
+    a caller interrupted half way can say which batches go on. `on_line`: told each item
+    line written (the history records its calls). Polls wait `poll_interval` first, then
+    longer (`poll_waits`).
     """
     from council.endpoint.batch_api import BatchClient  # the SDK: only now
     from council.endpoint.errors import CallError
@@ -229,7 +254,7 @@ async def run_via_batch_api(
     # The endpoint, or the resolved settings that hold it (`ResolvedSettings.endpoint`).
     settings = getattr(settings, "endpoint", settings)
     report = progress or _stderr
-    summary = BatchApiSummary()
+    summary = summary if summary is not None else BatchApiSummary()
     out_name = str(out.path.resolve()) if out.path is not None else "-"
     with tempfile.TemporaryDirectory(prefix="council-batch-") as folder:
         work = _split(
@@ -242,6 +267,7 @@ async def run_via_batch_api(
             max_requests=max(1, max_requests),
             max_bytes=max(1, max_bytes),
         )
+        work.with_query, work.on_line = with_query, on_line
         summary.items_skipped, summary.requests = work.skipped, work.requests
         with HistoryDB.open(db_path) as db:
             known = [j for j in jobs_for(db, work.key, settings.base_url) if not j.collected]
@@ -255,6 +281,7 @@ async def run_via_batch_api(
             try:
                 async with BatchClient(settings) as api:
                     jobs = list(known)
+                    summary.batch_ids = [j.batch_id for j in jobs]
                     summary.resumed = len(known) if not cancel else 0
                     if cancel:
                         for job in known:
@@ -265,8 +292,8 @@ async def run_via_batch_api(
                     elif not known:
                         for part, chunk in enumerate(work.chunks):
                             jobs.append(await _create(api, db, work, part, chunk, settings, run_id))
+                            summary.batch_ids.append(jobs[-1].batch_id)
                             summary.created += 1
-                    summary.batch_ids = [j.batch_id for j in jobs]
                     await _poll_and_collect(
                         api, db, jobs, work, out, summary, report, poll_interval
                     )
@@ -330,6 +357,7 @@ async def _poll_and_collect(
     pending = {job.batch_id: job for job in jobs}
     writer = ResultWriter(out)
     last = ""
+    waits = poll_waits(poll_interval)
     while pending:
         for batch_id in list(pending):
             state = await api.retrieve(batch_id)
@@ -360,7 +388,7 @@ async def _poll_and_collect(
             report(line)
             last = line
         if pending:
-            await asyncio.sleep(poll_interval)
+            await asyncio.sleep(next(waits))
     summary.items_ok += writer.ok
     summary.items_failed += writer.failed
     summary.items_pending = max(0, len(work.items) - writer.ok - writer.failed)
@@ -382,4 +410,7 @@ def _write_results(
         item, personas = known
         if not whole and any(p not in found for p in personas):
             continue
-        writer.write(item_result_line(item, found, personas, via))
+        line = item_result_line(item, found, personas, via, work.with_query)
+        writer.write(line)
+        if work.on_line is not None:
+            work.on_line(line)

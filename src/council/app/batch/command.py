@@ -19,7 +19,9 @@ history (command "batch"), with every item's calls.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,7 +42,7 @@ from council.config.defaults import DEFAULT_OUTAGE_LIMIT
 from council.engine.model import CallOutcome, StopReason
 from council.engine.plan import DeliberationPlan, OraclePlan, estimated_input_tokens
 from council.engine.results import BatchProgress, DeliberationResult, OracleResult
-from council.errors import UsageError
+from council.errors import EXIT_FAILURE, UsageError
 from council.render.batch_progress import BatchProgressView
 from council.render.format import count_label
 from council.render.json_out import dumps
@@ -81,6 +83,11 @@ class BatchOptions:
     speculative: bool | None = None
     threshold: float | None = None
     max_wasted_tokens: int | None = None
+    no_query: bool = False  # item lines without their question (`--no-query`)
+    poll_interval: float | None = None  # --via batch-api: the first wait between polls
+    # The command's arguments as typed (after `council`): Ctrl-C of a batch-API run
+    # prints them with --cancel, the command that cancels its provider batches.
+    command_line: tuple[str, ...] | None = None
 
 
 PlanFor = Callable[[str], OraclePlan | DeliberationPlan]
@@ -92,6 +99,14 @@ def _check(flags: AskFlags, options: BatchOptions) -> None:
         raise UsageError(f"--mode {options.mode} is not a mode", "use oracle or deliberate")
     if options.via not in VIAS:
         raise UsageError(f"--via {options.via} is not a way to run", "use direct or batch-api")
+    if options.poll_interval is not None:
+        if options.via != "batch-api":
+            raise UsageError("--poll-interval goes with --via batch-api", "drop it, or add that")
+        if not (0 < options.poll_interval < float("inf")):
+            raise UsageError(
+                f"--poll-interval {options.poll_interval:g}: expected seconds above 0",
+                "e.g. --poll-interval 5",
+            )
     if options.out is None and not flags.dry_run:
         raise UsageError("council batch needs --out", "give --out FILE (or - for stdout)")
     if flags.jsonl_output:
@@ -190,7 +205,7 @@ def run_batch(flags: AskFlags, options: BatchOptions) -> int:
     if flags.dry_run:
         return _dry_run(flags, options, plan_for, template)
     if options.via == "batch-api":
-        return _via_batch_api(flags, options, plan_for, request)
+        return _via_batch_api(flags, options, template, plan_for, request)
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     with serving_plan(template) as served:
 
@@ -251,16 +266,17 @@ def _dry_run(flags: AskFlags, options: BatchOptions, plan_for: PlanFor, template
 class _Lines:
     """What happens as each item ends: its line in --out, the progress view told."""
 
-    def __init__(self, out: OutputFile, view: BatchProgressView) -> None:
+    def __init__(self, out: OutputFile, view: BatchProgressView, *, with_query: bool) -> None:
         self.out = out
         self.view = view
+        self.with_query = with_query
         # The failed calls' messages, by item, for the history (`council show`): the
         # calls' rows keep no message. Bounded: a batch of failures is one outage.
         self.errors: list[dict[str, Any]] = []
 
     def __call__(self, outcome: ItemOutcome) -> None:
         item: BatchItem = outcome.job.payload
-        line = _item_line(item, outcome)
+        line = _item_line(item, outcome, with_query=self.with_query)
         self.out.write(outcome.job.seq, line)
         for error in line["errors"]:
             if error.get("persona") is not None and len(self.errors) < RECORDED_ERRORS:
@@ -294,7 +310,7 @@ _LINE_ANSWER = {
 }
 
 
-def _item_line(item: BatchItem, outcome: ItemOutcome) -> dict[str, Any]:
+def _item_line(item: BatchItem, outcome: ItemOutcome, *, with_query: bool) -> dict[str, Any]:
     """The item's line: every answer, the council's one answer, every error, the metrics."""
     result, plan = outcome.result, outcome.job.plan
     answers: list[CallOutcome] = []
@@ -330,6 +346,7 @@ def _item_line(item: BatchItem, outcome: ItemOutcome) -> dict[str, Any]:
         answer=answer,
         errors=error_lines,
         metrics=outcome.metrics(),
+        with_query=with_query,
     )
 
 
@@ -384,7 +401,7 @@ def _run(
     out = OutputFile(Path(options.out or "-"), ordered=options.ordered, source=options.source)
     progress = BatchProgress()
     view = BatchProgressView(err.console, progress, enabled=not flags.quiet)
-    lines = _Lines(out, view)
+    lines = _Lines(out, view, with_query=not options.no_query)
     run = BatchRun(
         template,
         bus,
@@ -471,18 +488,36 @@ def _summary_line(run: BatchRun, options: BatchOptions) -> str:
 
 
 def _via_batch_api(
-    flags: AskFlags, options: BatchOptions, plan_for: PlanFor, request: ResolvedCouncil
+    flags: AskFlags,
+    options: BatchOptions,
+    template: OraclePlan | DeliberationPlan,
+    plan_for: PlanFor,
+    request: ResolvedCouncil,
 ) -> int:
-    """`--via batch-api`: the items go to the provider's Batch API; lines come back the same."""
-    import asyncio
+    """`--via batch-api`: the items go to the provider's Batch API; lines come back the same.
 
-    from council.app.batch.api import run_via_batch_api
+    The run is recorded as a direct batch is (`history`, `stats`); Ctrl-C says that the
+    provider's batches go on and prints the command that cancels them; a summary line
+    ends it, as the direct path's does.
+    """
+    from council.app.batch.api import POLL_INTERVAL, BatchApiSummary, run_via_batch_api
+    from council.app.batch.api_record import ApiRunRecording
+    from council.app.run import run_until_stopped, say, stderr_console
+    from council.app.run_context import RunContext, plan_endpoints
 
+    record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
+    plan_dict = {**template.to_dict(), "command": "batch", "batch": _described(options)}
+    context = RunContext(plan_endpoints(template), record=record, command="batch", plan=plan_dict)
+    recording = ApiRunRecording(context.bus, template, label=f"batch of {options.source}")
     out = OutputFile(Path(options.out or "-"), ordered=options.ordered, source=options.source)
+    summary = BatchApiSummary()
+    stopped: int | None = None
+    failed: BaseException | None = None
     try:
         items = _items(options, _reporting_bad_lines(options.source))
-        summary = asyncio.run(
-            run_via_batch_api(
+        recording.started()
+        stopped = run_until_stopped(
+            lambda: run_via_batch_api(
                 items,
                 # Each item's plan as a direct batch builds it (its -o options included).
                 lambda item: plan_for(item.query),
@@ -491,10 +526,67 @@ def _via_batch_api(
                 cancel=options.cancel,
                 retry_failed=options.retry_failed,
                 identity=options.source,
-            )
+                with_query=not options.no_query,
+                poll_interval=options.poll_interval or POLL_INTERVAL,
+                run_id=context.run_id,
+                summary=summary,
+                on_line=recording.line,
+            ),
+            lambda code: None,
         )
+    except BaseException as exc:  # recorded as the error ends it, then on up
+        failed = exc
+        raise
     finally:
         out.close()
+        code = stopped if stopped is not None else summary.exit_code
+        if failed is not None:
+            code = getattr(failed, "exit_code", EXIT_FAILURE)
+        line = _api_summary_line(summary, options, stopped, time.monotonic() - recording.started_at)
+        recording.finished(code, interrupted=stopped is not None)
+        context.finish(answer=None, document={**vars(summary), "exit_code": code}, markdown=line)
+        for note in context.close():
+            say(stderr_console(), note)
+    _say(line)
+    if stopped is not None:
+        cancel = _cancel_command(options)
+        if summary.batch_ids and cancel is not None:
+            _say(f"council: to cancel them at the provider: {cancel}")
+        return stopped
     if flags.json_output:
-        sys.stdout.write(dumps(summary if isinstance(summary, dict) else vars(summary)) + "\n")
-    return int(getattr(summary, "exit_code", 0) if not isinstance(summary, dict) else 0)
+        sys.stdout.write(dumps(vars(summary)) + "\n")
+    return summary.exit_code
+
+
+def _cancel_command(options: BatchOptions) -> str | None:
+    """The command line that cancels this batch's jobs: the same one with --cancel."""
+    if options.command_line is None or options.cancel:
+        return None
+    return shlex.join(["council", *options.command_line, "--cancel"])
+
+
+def _api_summary_line(summary: Any, options: BatchOptions, stopped: int | None, took: float) -> str:
+    """A batch-API run in one line on stderr: items done, failed, skipped; its batches."""
+    from council.app.run_context import STOPPED_BY
+
+    counts = (
+        f"{summary.items_ok:,} done, {summary.items_failed:,} failed, "
+        f"{summary.items_skipped:,} skipped"
+    )
+    if summary.items_pending:
+        counts += f", {summary.items_pending:,} not run (the same command asks them)"
+    where = f" -> {options.out}" if options.out not in (None, "-") else ""
+    ids = ", ".join(summary.batch_ids) or "none"
+    batches = count_label(len(summary.batch_ids), "provider batch")
+    if stopped is not None:
+        how = STOPPED_BY.get(stopped, "a signal")
+        if not summary.batch_ids:
+            return f"council: batch-api stopped by {how} before any batch was created: {counts}"
+        return (
+            f"council: batch-api stopped by {how}: {counts}{where}; the provider goes on with "
+            f"{batches} ({ids}), billed as they run; the same command collects them"
+        )
+    made = f"{summary.created} created, {summary.resumed} polled again"
+    if summary.cancelled:
+        made += f", {summary.cancelled} cancelled"
+    return f"council: batch-api: {counts}{where} in {took:.1f}s; {batches} ({made}): {ids}"

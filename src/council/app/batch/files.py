@@ -230,6 +230,7 @@ def item_result_line(
     results: dict[str, tuple[dict[str, Any], bool]],
     personas: Iterable[str],
     via: dict[str, Any],
+    with_query: bool = True,
 ) -> dict[str, Any]:
     """An item's output line from its personas' results (a persona without one failed)."""
     answers: list[dict[str, Any]] = []
@@ -259,6 +260,7 @@ def item_result_line(
         answer=None,
         errors=errors,
         metrics=metrics,
+        with_query=with_query,
     )
 
 

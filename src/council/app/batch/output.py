@@ -51,7 +51,7 @@ from council.render.safe_text import json_safe
 __all__ = ["COUNCIL_KEYS", "OutputFile", "encode_line", "item_line", "item_status"]
 
 # The keys council writes on every line; a passed-through field never overrides them.
-COUNCIL_KEYS = ("id", "status", "answers", "answer", "errors", "metrics")
+COUNCIL_KEYS = ("id", "query", "status", "answers", "answer", "errors", "metrics")
 DEFAULT_REORDER_LIMIT = 1024
 
 
@@ -72,11 +72,19 @@ def item_line(
     answer: dict[str, Any] | None,
     errors: list[dict[str, Any]],
     metrics: dict[str, Any],
+    with_query: bool = True,
 ) -> dict[str, Any]:
-    """An item's output line: its id, its passed-through fields, then what council found."""
+    """An item's output line: its id, its question as asked (the template's text, if one
+    made it; not with `--no-query`), its passed-through fields, then what council found.
+
+    The question is on the line so that an `--out` file reads on its own, without the
+    input beside it.
+    """
     fields = {k: v for k, v in item.fields.items() if k not in COUNCIL_KEYS}
+    asked = {"query": item.query} if with_query and item.query else {}
     return {
         "id": item.id,
+        **asked,
         **fields,
         "status": status,
         "answers": answers,

@@ -58,6 +58,7 @@ from council.app.flags import AskFlags
 from council.app.usage import Usage
 from council.config.personas import Persona
 from council.engine.plan import DeliberationPlan, OraclePlan, max_concurrency_for
+from council.engine.results import BatchProgress
 from council.engine.scoring import (
     SCORERS,
     StrategySummary,
@@ -71,6 +72,7 @@ from council.errors import EXIT_INTERRUPTED, CouncilError, EndpointError, UsageE
 
 if TYPE_CHECKING:
     from council.app.run_context import RunContext
+    from council.render.batch_progress import BatchProgressView
 
 __all__ = ["EvalOptions", "EvalReport", "run_eval"]
 
@@ -193,8 +195,8 @@ class _Runner:
         self.done = 0
         self.stopped: int | None = None  # the exit code of a signal that stopped the run
 
-    async def run(self, pairs: list[Work], progress: Callable[[int], None]) -> None:
-        """Every pair, under the cap."""
+    async def run(self, pairs: list[Work], progress: Callable[[dict[str, Any]], None]) -> None:
+        """Every pair, under the cap; `progress` is told each line as it is written."""
         slots = asyncio.Semaphore(self.cap)
 
         async def one(item: EvalItem, strategy: str, stored: dict[str, Any] | None) -> None:
@@ -205,7 +207,7 @@ class _Runner:
                     line = await self._rescored(item, stored)
             self.write(line)
             self.done += 1
-            progress(self.done)
+            progress(line)
 
         async with asyncio.TaskGroup() as group:
             for item, strategy, stored in pairs:
@@ -311,17 +313,37 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def _progress(total: int) -> Callable[[int], None]:
-    """A counter on stderr when it is a terminal; nothing otherwise (logs stay clean)."""
-    if not sys.stderr.isatty() or total == 0:
-        return lambda done: None
+# Piped, an eval of fewer runs than this shows no progress lines (its report follows).
+PLAIN_MIN_RUNS = 20
 
-    def show(done: int) -> None:
-        end = "\n" if done == total else ""
-        sys.stderr.write(f"\rcouncil: eval {done}/{total} runs done{end}")
-        sys.stderr.flush()
 
-    return show
+def _progress(
+    total: int, quiet: bool
+) -> tuple[BatchProgressView, Callable[[dict[str, Any]], None]]:
+    """The eval's progress on stderr, as `council batch` shows it: a live bar with the
+    ETA in a terminal, a plain line every 5 s or 10 % of the runs when piped (never one
+    a run); and what counts each finished item × strategy line into it."""
+    from council.app.run import stderr_console
+    from council.render.batch_progress import BatchProgressView
+
+    progress = BatchProgress(total=total)
+    err = stderr_console()
+    # Piped, a short eval's report comes before a log needs a progress line: none then.
+    shown = not quiet and (err.is_terminal or total >= PLAIN_MIN_RUNS)
+    view = BatchProgressView(err.console, progress, enabled=shown, label="eval", noun="runs")
+
+    def count(line: dict[str, Any]) -> None:
+        if line.get("status") == "ok":
+            progress.done += 1
+        else:
+            progress.failed += 1
+        metrics = line.get("metrics") or {}
+        progress.calls += int(metrics.get("calls") or 0)
+        progress.tokens_in += int(metrics.get("tokens_in") or 0)
+        progress.tokens_out += int(metrics.get("tokens_out") or 0)
+        view.item_ended()
+
+    return view, count
 
 
 def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
@@ -373,7 +395,9 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
             scored = scored_plainly(item, answer, note, tolerance)
             write(record.line(item, strategy, answer, scored, metrics))
         if work:
-            runner = _run_pairs(request, alone, judge, tolerance, write, work, record)
+            runner = _run_pairs(
+                request, alone, judge, tolerance, write, work, record, quiet=flags.quiet
+            )
     stopped = runner.stopped if runner is not None else None
     asked = len(plan.work) - len(plan.rescore)
     if stopped is not None:
@@ -419,6 +443,7 @@ def _run_pairs(
     write: Callable[[dict[str, Any]], None],
     pairs: list[Work],
     record: LineRecord,
+    quiet: bool = False,
 ) -> _Runner:
     from council.app.run import run_until_stopped
     from council.app.run_context import RunContext
@@ -435,8 +460,9 @@ def _run_pairs(
         def stop(code: int) -> None:  # SIGTERM and SIGHUP stop it as Ctrl-C does
             runner.stopped = code
 
+        view, count = _progress(len(pairs), quiet)
         try:
-            stopped = run_until_stopped(lambda: runner.run(pairs, _progress(len(pairs))), stop)
+            stopped = run_until_stopped(lambda: runner.run(pairs, count), stop, during=view)
         finally:
             context.close()
         if stopped is not None:
