@@ -253,8 +253,11 @@ async def run_plan(
         document, _ = run.finish()
     finally:
         # On a thread: the history's last writes must not hold up the caller's loop (a
-        # server's other runs); shielded, so that they complete even if cancelled again.
-        notes = await asyncio.shield(asyncio.to_thread(context.close))
+        # server's other runs). Submitted to the executor at once (to_thread would be a
+        # task that asyncio.run's cleanup can cancel before it starts) and shielded, so
+        # they complete even if this run is cancelled again; the loop's shutdown waits.
+        closing = asyncio.get_running_loop().run_in_executor(None, context.close)
+        notes = await asyncio.shield(closing)
     result = run.result
     notes += run_notes(result)
     line = subscriber_errors_line(context.bus.errors)
