@@ -220,3 +220,20 @@ def test_no_server_leaks_when_the_runtime_is_missing(
     assert "the local model runtime (llama-cpp-python with its server) is not installed" in (
         result.stderr
     )
+
+
+@needs_local
+def test_an_open_council_keeps_one_embedded_server_for_every_run(model_link: Path) -> None:
+    """`Council.open()` (what `council serve` does): the embedded model's server is started
+    once and every run goes to it, not one server per run; `close()` stops it."""
+    from council import Council
+
+    council = Council(
+        personas=["judge"], model_path=model_link, options={"max_tokens": 24}, history=False
+    )
+    with council:
+        (first,) = servers_of(model_link)
+        answers = [council.ask(QUESTION, synthesize=False) for _ in range(2)]
+        assert servers_of(model_link) == [first]
+    assert all(a.answers[0].text.strip() for a in answers)
+    assert servers_of(model_link) == []

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from council.app.ask import (
     plan_deliberation,
     plan_oracle,
     resolve_council,
+    serving_council,
     serving_plan,
     with_system,
 )
@@ -42,6 +43,7 @@ from council.app.model_options import check_model_options
 from council.errors import UsageError
 
 if TYPE_CHECKING:
+    from council.config.endpoint_settings import EndpointSettings
     from council.endpoint.pool import EndpointPool
     from council.engine.events import Event, EventBus
     from council.engine.model import CallOutcome
@@ -188,7 +190,8 @@ class Council:
     it is never shown or stored. `system` is appended to every persona's system prompt
     (`--system`), `options` go into every request body (`-o`: temperature, max_tokens,
     seed...). `history=False` records nothing; `command` is the command name the
-    history records (`council history` shows it).
+    history records (`council history` shows it). `model_path` runs a .gguf file on the
+    embedded server (`--model-path`); `with council:` keeps that server for every run.
     """
 
     def __init__(
@@ -202,6 +205,7 @@ class Council:
         preset: str | None = None,
         arbiter: str | None = None,
         api_key_env: str | None = None,
+        model_path: str | Path | None = None,
         timeout: float | None = None,
         retries: int | None = None,
         max_concurrency: int | None = None,
@@ -227,6 +231,7 @@ class Council:
             base_url=base_url,
             model=[model] if model is not None else None,
             api_key_env=api_key_env,
+            model_path=Path(model_path) if model_path is not None else None,
             timeout=timeout,
             retries=retries,
             max_concurrency=max_concurrency,
@@ -248,6 +253,56 @@ class Council:
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, EndpointPool] = (
             weakref.WeakKeyDictionary()
         )
+        # open(): the embedded model's servers kept for every run, by model file.
+        self._kept: dict[str, EndpointSettings] = {}
+        self._keeping: contextlib.ExitStack | None = None
+
+    def open(self) -> Council:
+        """Start the embedded model's server now (where this council runs on `local` or a
+        `--model-path`) and keep it for every run until `close()`; a no-op for others.
+
+        Without it each run starts and stops its own (seconds each): a program or server
+        that asks many times opens the council once, or uses `with council:`.
+        """
+        if self._keeping is None:
+            stack = contextlib.ExitStack()
+            served = stack.enter_context(serving_council(self._council))
+            pairs = [(self._council.settings.endpoint, served.settings.endpoint)]
+            pairs += [(e, served.endpoints[n]) for n, e in self._council.endpoints.items()]
+            self._kept = {e.local_model_path: s for e, s in pairs if e.local_model_path}
+            self._keeping = stack
+        return self
+
+    def close(self) -> None:
+        """Stop what `open()` started (runs after it start their own again)."""
+        keeping, self._keeping, self._kept = self._keeping, None, {}
+        if keeping is not None:
+            keeping.close()
+
+    def __enter__(self) -> Council:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _served(self, plan: OraclePlan | DeliberationPlan) -> Iterator[Any]:
+        """The plan on served endpoints: those `open()` keeps, else started for this run."""
+        kept = self._kept
+
+        def swap(endpoint: EndpointSettings) -> EndpointSettings:
+            return kept.get(endpoint.local_model_path or "", endpoint)
+
+        every = [plan.endpoint, *plan.endpoints.values()]
+        if kept and all(e.local_model_path in kept for e in every if e.local_model_path):
+            yield dataclasses.replace(
+                plan,
+                endpoint=swap(plan.endpoint),
+                endpoints={name: swap(e) for name, e in plan.endpoints.items()},
+            )
+            return
+        with serving_plan(plan) as served:
+            yield served
 
     def _pool(self) -> EndpointPool:
         """This loop's pool of endpoint limiters, made on first use."""
@@ -458,7 +513,7 @@ class Council:
         record = council.record_options(
             no_history=self._flags.no_history, no_store_text=self._flags.no_store_text
         )
-        with serving_plan(plan) as served:
+        with self._served(plan) as served:
             ran = await run_plan(
                 served, bus=bus, record=record, command=self.command, pool=self._pool()
             )

@@ -87,6 +87,9 @@ class Councils:
         try:
             council = Council(preset=preset, history=self.history, command=COMMAND, **self.settings)
             deliberates = preset is not None and _deliberates(catalog, preset)
+            # The embedded model's server (on `local`) started once and kept for every
+            # request, rather than one per request; the others need nothing.
+            council.open()
         except CouncilError as error:
             raise ApiError(
                 500, f"council '{model}' cannot run: {error.one_line()}", type="server_error"
@@ -94,6 +97,11 @@ class Councils:
         served = ServedCouncil(model, council, deliberates)
         self._resolved[model] = served
         return served
+
+    def close(self) -> None:
+        """Stop what the councils keep running (the embedded model's servers)."""
+        for served in self._resolved.values():
+            served.council.close()
 
     async def resolve(self, model: str) -> ServedCouncil:
         """The council of `model`, resolved once (off the event loop: it reads files)."""

@@ -229,4 +229,7 @@ def serve_council(
             "pick another --port (0: any free one), or stop what uses it",
         ) from None
     ready = listening_line(host, sock, keyed=api_key is not None)
-    return run_server(service, sock, say=write_stderr, ready=ready)
+    try:
+        return run_server(service, sock, say=write_stderr, ready=ready)
+    finally:
+        councils.close()  # the embedded model's servers the councils kept
