@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,13 @@ from tests.fake_openai import FakeOpenAI
 
 if TYPE_CHECKING:
     from council.endpoint.pool import EndpointPool
+
+# A suite started in the background by a shell without job control (`pytest &` in a
+# script, some CI runners) inherits SIGINT ignored, and every council it starts would
+# too: the Ctrl-C tests would fail for the shell's reason, not council's. A Python
+# handler here is reset to the default in each child process.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 COUNCIL_VARIABLES = (
     "OPENAI_API_KEY",
