@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from council.cli.base import app, handles_errors
-from council.cli.options import ApiKeyEnvOption, BaseUrlOption, EndpointOption, PresetOption
+from council.cli.options import (
+    ApiKeyEnvOption,
+    BaseUrlOption,
+    EndpointOption,
+    PresetOption,
+    ServedModelOption,
+)
 from council.errors import UsageError
 
 __all__ = ["mcp_command"]
@@ -24,17 +30,7 @@ def mcp_command(
     preset: PresetOption = None,
     endpoint: EndpointOption = None,
     base_url: BaseUrlOption = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Model (or COUNCIL_MODEL).",
-            metavar="MODEL",
-            show_default=False,
-            rich_help_panel="Endpoint",
-        ),
-    ] = None,
+    model: ServedModelOption = None,
     api_key_env: ApiKeyEnvOption = None,
     no_history: Annotated[
         bool, typer.Option("--no-history", help="Record no run in the history.")

@@ -34,6 +34,7 @@ __all__ = [
     "BaseUrlOption",
     "EndpointOption",
     "PresetOption",
+    "ServedModelOption",
     "ask_options",
     "batch_options",
     "resume_options",
@@ -123,6 +124,18 @@ BaseUrlOption = Annotated[
         help="OpenAI-compatible URL (or COUNCIL_BASE_URL, OPENAI_BASE_URL).",
         metavar="URL",
         show_default=DEFAULT_BASE_URL,
+        rich_help_panel=ENDPOINT_PANEL,
+    ),
+]
+# One model for every council a server runs (`serve`, `mcp`): no council of models there.
+ServedModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model the councils ask (or COUNCIL_MODEL).",
+        metavar="MODEL",
+        show_default=False,
         rich_help_panel=ENDPOINT_PANEL,
     ),
 ]

@@ -12,6 +12,7 @@ from council.cli.options import (
     EndpointOption,
     MaxConcurrencyOption,
     RetriesOption,
+    ServedModelOption,
     TimeoutOption,
 )
 from council.errors import UsageError
@@ -99,17 +100,7 @@ def serve(
     ] = 1024,
     endpoint: EndpointOption = None,
     base_url: BaseUrlOption = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Model the councils ask (or COUNCIL_MODEL).",
-            metavar="MODEL",
-            show_default=False,
-            rich_help_panel="Endpoint",
-        ),
-    ] = None,
+    model: ServedModelOption = None,
     timeout: TimeoutOption = None,
     retries: RetriesOption = None,
     max_concurrency: MaxConcurrencyOption = None,
