@@ -27,12 +27,17 @@ print("imported")
 """
 
 
-def test_the_sdk_is_imported_once_on_a_daemon_thread() -> None:
+def _run_script(script: str) -> str:
+    """What `script` printed, run in a fresh interpreter (which must exit 0)."""
     done = subprocess.run(
-        [sys.executable, "-c", PRELOAD_SCRIPT], capture_output=True, text=True, timeout=180
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "imported"
+    return done.stdout.strip()
+
+
+def test_the_sdk_is_imported_once_on_a_daemon_thread() -> None:
+    assert _run_script(PRELOAD_SCRIPT) == "imported"
 
 
 # In a fresh interpreter: once the thread is done, the SDK's first client (its headers)
@@ -55,11 +60,7 @@ print("nothing spawned")
 
 
 def test_the_platform_the_sdk_reports_is_asked_on_the_thread() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PLATFORM_SCRIPT], capture_output=True, text=True, timeout=180
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "nothing spawned"
+    assert _run_script(PLATFORM_SCRIPT) == "nothing spawned"
 
 
 def test_a_run_that_fails_before_its_first_call_ends_with_its_one_line_error(
