@@ -27,12 +27,40 @@ print("imported")
 """
 
 
-def test_the_sdk_is_imported_once_on_a_daemon_thread() -> None:
+def _run_script(script: str) -> str:
+    """What `script` printed, run in a fresh interpreter (which must exit 0)."""
     done = subprocess.run(
-        [sys.executable, "-c", PRELOAD_SCRIPT], capture_output=True, text=True, timeout=180
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "imported"
+    return done.stdout.strip()
+
+
+def test_the_sdk_is_imported_once_on_a_daemon_thread() -> None:
+    assert _run_script(PRELOAD_SCRIPT) == "imported"
+
+
+# In a fresh interpreter: once the thread is done, the SDK's first client (its headers)
+# spawns no process (`uname -p`) on the way to the first request.
+PLATFORM_SCRIPT = """
+import sys, threading
+from council.endpoint.preload import import_sdk_meanwhile
+import_sdk_meanwhile()
+[thread] = [t for t in threading.enumerate() if t.name == "council-import-sdk"]
+thread.join(timeout=120)
+spawned = []
+sys.addaudithook(lambda event, args: event == "subprocess.Popen" and spawned.append(args))
+import openai
+client = openai.AsyncOpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1")
+headers = client.default_headers
+assert headers["X-Stainless-OS"] and headers["X-Stainless-Arch"], headers
+assert spawned == [], spawned
+print("nothing spawned")
+"""
+
+
+def test_the_platform_the_sdk_reports_is_asked_on_the_thread() -> None:
+    assert _run_script(PLATFORM_SCRIPT) == "nothing spawned"
 
 
 def test_a_run_that_fails_before_its_first_call_ends_with_its_one_line_error(

@@ -21,10 +21,8 @@ from council.engine.lifecycle import EngineRun
 from council.engine.missing import named
 from council.engine.model import CallOutcome, CallSpec, Mode
 from council.engine.plan import OraclePlan
-from council.engine.ranking import run_reviews
 from council.engine.reporter import CallReporter
 from council.engine.results import OracleResult
-from council.engine.vote import run_ballots
 from council.errors import ErrorKind
 
 __all__ = ["OracleRun"]
@@ -54,6 +52,9 @@ class OracleRun(EngineRun[OraclePlan, OracleResult]):
     async def _run(self, clients: EndpointClients) -> None:
         plan = self.plan
         if plan.vote:  # ballots, counted as they come; the rest stopped once decided
+            # Imported here: a run that neither votes nor ranks (most) never pays for them.
+            from council.engine.vote import run_ballots
+
             await run_ballots(self, clients)
         else:
             reporters = [self.reporter(c) for c in plan.calls]
@@ -65,6 +66,8 @@ class OracleRun(EngineRun[OraclePlan, OracleResult]):
                 for reporter in reporters:
                     group.create_task(self.call(clients, reporter.call, reporter))
         if plan.rank:  # each persona ranks the others' answers, anonymously
+            from council.engine.ranking import run_reviews
+
             await run_reviews(self, clients)
         if plan.arbiter is not None and self.result.answers:
             await self._synthesize(clients)

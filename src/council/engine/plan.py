@@ -130,6 +130,12 @@ class _Plan:
             found.setdefault(member.name, member)
         return found
 
+    @cached_property
+    def several_wheres(self) -> bool:
+        """Whether the members' calls go to more than one model or host (asked once per
+        answer shown: computing it each time made printing a council of 100 quadratic)."""
+        return len({self.where(name) for name in self._members_by_name}) > 1
+
     def where(self, persona: str) -> tuple[str, str]:
         """The model and host a member's calls go to, by its name, for the output."""
         found = self._members_by_name.get(persona)

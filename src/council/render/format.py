@@ -89,10 +89,7 @@ def models_and_hosts(plan: OraclePlan | DeliberationPlan) -> str:
 def member_where(plan: OraclePlan | DeliberationPlan, persona: str) -> str | None:
     """ "model @ host" for a member of a council whose members use several; else None
     (the footer says it once for everyone)."""
-    members = [*plan.personas, *plan.arbiter_fallback]
-    if plan.arbiter is not None:
-        members.append(plan.arbiter)
-    if len({plan.where(p.name) for p in members}) < 2:
+    if not plan.several_wheres:
         return None
     model, host = plan.where(persona)
     return f"{model} @ {host}"

@@ -33,6 +33,9 @@ _SEQUENCE = re.compile(
 # What is left: C0 controls but tab and newline, DEL, and the C1 range.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _C1_AND_DEL = re.compile(r"[\x7f-\x9f]")
+# The C1 range that can start a sequence (\x90-\x9f), looked for in C: a Python loop
+# over every character of the output cost more than the rest of rendering it.
+_C1_STRING = re.compile(r"[\x90-\x9f]")
 
 
 def strip_controls(text: str) -> str:
@@ -44,7 +47,7 @@ def strip_controls(text: str) -> str:
     if text.isprintable():  # the common case, checked in C: nothing to strip
         return text
     text = text.replace("\r\n", "\n")
-    if _ESC in text or any("\x90" <= ch <= "\x9f" for ch in text):
+    if _ESC in text or _C1_STRING.search(text):
         text = _SEQUENCE.sub("", text)
     return _CONTROL.sub("", text)
 
