@@ -200,8 +200,12 @@ def test_vote_with_choices(fake):
     fake.script("critic", Reply(text='{"choice": "no", "reason": "untested"}'))
     fake.script("skeptic", Reply(text='{"choice": "yes", "reason": "fine"}'))
 
+    # Every ballot counted: with early stop, two "no" ballots that arrive first would
+    # decide the vote and stop the third, and the tally would depend on the load.
+    env = {**_env(), "COUNCIL_VOTE_EARLY_STOP": "0"}
+
     async def main() -> Any:
-        async with council_mcp("--base-url", fake.base_url) as (session, _):
+        async with council_mcp("--base-url", fake.base_url, env=env) as (session, _):
             return await session.call_tool(
                 "ask",
                 {"question": "Deploy?", "vote": True, "choices": ["yes", "no"]},
