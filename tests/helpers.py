@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,26 @@ def history_rows(sql: str, *parameters: Any) -> list[sqlite3.Row]:
         return connection.execute(sql, parameters).fetchall()
     finally:
         connection.close()
+
+
+def history_rows_once(
+    sql: str, ready: Callable[[list[sqlite3.Row]], bool], timeout: float = 20
+) -> list[sqlite3.Row]:
+    """The rows of `sql` once `ready` accepts them. Council writes its history on a thread
+    of its own and says nothing a test could wait on when a row lands, so this reads the
+    file again (every 20 ms) until `ready` or the deadline."""
+    deadline = time.monotonic() + timeout
+    rows: list[sqlite3.Row] = []
+    while time.monotonic() < deadline:
+        if history_db_path().exists():
+            try:
+                rows = history_rows(sql)
+            except sqlite3.Error:  # the file is there, its tables not yet
+                rows = []
+            if ready(rows):
+                return rows
+        time.sleep(0.02)
+    raise AssertionError(f"the history never had what was awaited within {timeout}s: {rows}")
 
 
 def keep_learned(base_url: str, model: str, **values: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.fake_openai import FakeOpenAI, Reply
-from tests.helpers import council_process, invoke, resolved_endpoint
+from tests.helpers import council_process, history_rows_once, invoke, resolved_endpoint
 from tests.helpers import history_db_path as db_path
 from tests.helpers import history_rows as rows
 
@@ -232,6 +232,11 @@ def test_a_run_left_running_by_a_dead_process_can_be_resumed(fake: FakeOpenAI) -
     reader = EventReader(process)
     run_id = reader.wait_for(of_type("run_started"))["run_id"]
     reader.wait_for(of_type("call_finished", persona="judge"))
+    # The judge's answer in the history (written on council's own thread) before the kill.
+    history_rows_once(
+        "SELECT persona FROM calls WHERE status = 'answered'",
+        lambda found: [r["persona"] for r in found] == ["judge"],
+    )
     process.kill()  # kill -9: no handler runs, the row says 'running' for ever
     reader.finish()
     assert [r["status"] for r in rows("SELECT status FROM runs")] == ["running"]

@@ -524,3 +524,16 @@ def test_in_a_terminal_ballots_show_as_they_come_and_the_vote_stays_on_screen(fa
     tail = screen[screen.rindex("vote · B") :]
     assert "B wins with 2 of 2 ballots." in tail
     assert tail.rstrip().endswith("╯"), tail
+
+
+def test_a_vote_reads_in_the_councils_order_whichever_ballot_ends_first() -> None:
+    """Ballots counted as their calls end (here the critic's first) give the same vote,
+    tie order and ballot table as in the council's order: the answer does not depend on
+    which server answered sooner."""
+    box = BallotBox(2, order=["judge", "critic"])
+    box.add(read_ballot("critic", "B"))
+    box.add(read_ballot("judge", "A"))
+    vote = box.result()
+    assert vote.answer == "tie between A and B"
+    assert list(vote.tally) == ["A", "B"]
+    assert list(vote.ballots) == ["judge", "critic"]

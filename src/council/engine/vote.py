@@ -63,9 +63,12 @@ class BallotBox:
         box.result(stopped=..., outcomes=...)
     """
 
-    def __init__(self, voters: int, choices: Sequence[str] = ()) -> None:
+    def __init__(self, voters: int, choices: Sequence[str] = (), order: Sequence[str] = ()) -> None:
         self.voters = voters
         self.choices = tuple(choices)
+        # The council's order of voters: the vote (and a tie's "first seen" order) is the
+        # same whichever ballot call happens to end first.
+        self.order = {name: at for at, name in enumerate(order)}
         self.ballots: dict[str, Ballot] = {}
         self._lost = 0  # calls that ended without a ballot (failed)
 
@@ -93,8 +96,11 @@ class BallotBox:
         self, *, stopped: Sequence[str] = (), outcomes: Sequence[CallOutcome] = ()
     ) -> VoteResult:
         """The vote; `outcomes` are the stopped calls' (what they had streamed is not saved)."""
-        ballots = list(self.ballots.values())
-        tally = tally_of(ballots, self.choices)
+        last = len(self.order)
+        in_order = dict(
+            sorted(self.ballots.items(), key=lambda item: self.order.get(item[0], last))
+        )
+        tally = tally_of(list(in_order.values()), self.choices)
         finished = [o.tokens_out for o in outcomes if o.answered and o.tokens_out is not None]
         mean = sum(finished) / len(finished) if finished else 0.0
         streamed = {o.persona: o.tokens_out or 0 for o in outcomes if o.cancelled}
@@ -102,7 +108,7 @@ class BallotBox:
         return VoteResult(
             winners=_winners(tally),
             tally=tally,
-            ballots=self.ballots,
+            ballots=in_order,
             decided_early=bool(stopped),
             stopped=tuple(stopped),
             tokens_saved=saved,
@@ -128,7 +134,7 @@ async def run_ballots(run: BallotRun, clients: EndpointClients) -> None:
     the vote is decided (and the plan allows it), the calls still running are cancelled
     with the reason VOTE_DECIDED. `run.result.vote` holds the count so far throughout."""
     plan, result = run.plan, run.result
-    box = BallotBox(len(plan.calls), plan.choices)
+    box = BallotBox(len(plan.calls), plan.choices, order=[c.persona for c in plan.calls])
     reporters = {c.persona: run.reporter(c) for c in plan.calls}
     tasks = {
         name: asyncio.create_task(run.call(clients, r.call, r)) for name, r in reporters.items()
