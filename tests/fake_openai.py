@@ -37,6 +37,7 @@ Odd and hostile servers are ``Reply`` fields too, shaped on what real servers se
     Reply(status=400, error_param="response_format", error_code="unknown_parameter")
     Reply(redirect="http://127.0.0.1:9999/v1/chat/completions")   # a proxy's 307 (or
                                                  #   status=308, 301...) with a Location
+    Reply(respond=lambda body: ...)              # the text read off the request body
 
 Any text (ESC sequences, lone surrogate halves) goes out exactly as given: JSON escapes it.
 
@@ -170,6 +171,9 @@ class Reply:
     # Send the request elsewhere, as a reverse proxy (nginx) does: `status` if it is a
     # 3xx, else 307, with this Location and nginx's small HTML body.
     redirect: str | None = None
+    # The text as a function of the request body, as a real model's depends on its
+    # prompt (a reviewer that picks the longest answer shown, say); in-process only.
+    respond: Callable[[dict[str, Any]], str] | None = None
 
     def content(
         self, persona: str | None, json_mode: bool = False, round: str | None = None
@@ -1056,6 +1060,8 @@ class FakeOpenAI(BatchAPI):
         if reply.body is not None:
             return await self._send_raw(conn, request, record, reply)
         json_mode = (body.get("response_format") or {}).get("type") in JSON_TYPES
+        if reply.respond is not None:  # a model that reads its prompt
+            reply = dataclasses.replace(reply, text=reply.respond(record.body or {}))
         text = reply.content(record.persona, json_mode, record.round)
         tokens = _tokens(text)
         finish_reason = reply.finish_reason

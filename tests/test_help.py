@@ -32,8 +32,10 @@ print("OPENAI IMPORTED" if "openai" in sys.modules else "NO OPENAI")
 """
 
 # Most lines each help may take (with room for a few more options).
-MOST_LINES = {("oracle", 100): 70, ("deliberate", 100): 80, ("oracle", 80): 85}
-MOST_LINES[("deliberate", 80)] = 100
+# --position-checks and --self-check-rate (issue 26, reviewer bias) took 2 lines at 100
+# columns, 4 at 80 (the panel's name column widens for them).
+MOST_LINES = {("oracle", 100): 72, ("deliberate", 100): 83, ("oracle", 80): 89}
+MOST_LINES[("deliberate", 80)] = 103
 
 
 def help_text(*args: str, columns: int) -> str:

@@ -108,8 +108,8 @@ def _script_answers(fake, review: str = FIRST_TO_LAST) -> None:
 
 
 def _review_message(fake, reviewer: str) -> dict:
-    (request,) = [r for r in fake.requests_for(reviewer) if r.body["messages"][-1]["content"]
-                  .startswith("Other members of a council")]  # fmt: skip
+    # Round 2: the review the ranking counts (round 3 holds --rank's bias checks).
+    (request,) = [r for r in fake.requests_for(reviewer) if r.round == "2"]
     return request.body
 
 

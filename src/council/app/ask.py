@@ -592,6 +592,29 @@ def _voting_checks(flags: AskFlags, synthesize: bool, personas: int) -> None:
         )
 
 
+# --rank re-asks this many reviewers in the reverse order unless told otherwise: one
+# call more, at the same time as the reviews, so a ranking takes no longer.
+DEFAULT_POSITION_CHECKS = 1
+
+
+def _bias_checks(flags: AskFlags) -> dict[str, Any]:
+    """--position-checks and --self-check-rate as the plan takes them (none without --rank)."""
+    checks, rate = flags.position_checks, flags.self_check_rate
+    if not flags.rank:
+        if checks is not None or rate is not None:
+            given = "--position-checks" if checks is not None else "--self-check-rate"
+            raise UsageError(f"{given} measures --rank's reviewers", f"add --rank, or drop {given}")
+        return {}
+    if checks is not None and checks < 0:
+        raise UsageError(f"--position-checks {checks} is negative", "give 0 or more")
+    if rate is not None and not 0 <= rate <= 1:
+        raise UsageError(f"--self-check-rate {rate:g} is not a share", "give 0 to 1, e.g. 0.2")
+    return {
+        "rank_position_checks": DEFAULT_POSITION_CHECKS if checks is None else checks,
+        "rank_self_check_rate": rate or 0.0,
+    }
+
+
 # COUNCIL_VOTE_EARLY_STOP=0 lets every ballot call of --vote finish (an internal switch,
 # for comparing: benchmarks/vote_bench.py).
 EARLY_STOP_ENV = "COUNCIL_VOTE_EARLY_STOP"
@@ -636,6 +659,7 @@ def plan_oracle(
         vote_early_stop=early_stop_wanted(),
         rank=flags.rank,
         rank_seed=_rank_seed(council.options) if flags.rank else None,
+        **_bias_checks(flags),
         **limits,
     )
 
@@ -652,6 +676,7 @@ def plan_deliberation(
     council's settings): --vote, --choices and the budget checked."""
     if flags.rank:
         raise UsageError("--rank is for council oracle", "drop --rank, or use council oracle")
+    _bias_checks(flags)  # without --rank: refused
     choices = _vote_choices(flags)
     limits = budget_limits(flags)
     return deliberation_plan(

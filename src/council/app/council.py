@@ -371,10 +371,12 @@ class Council:
             )
         return council
 
-    def _ask_flags(self, vote: bool, choices: Sequence[str] | str | None, rank: bool) -> AskFlags:
+    def _ask_flags(
+        self, vote: bool, choices: Sequence[str] | str | None, rank: bool, **checks: Any
+    ) -> AskFlags:
         if choices is not None and not isinstance(choices, str):
             choices = ",".join(choices)
-        return dataclasses.replace(self._flags, vote=vote, choices=choices, rank=rank)
+        return dataclasses.replace(self._flags, vote=vote, choices=choices, rank=rank, **checks)
 
     def _oracle_plan(
         self,
@@ -387,9 +389,12 @@ class Council:
         conversation: Sequence[Mapping[str, Any]] | None,
         system: str | None,
         options: Mapping[str, Any] | None,
+        position_checks: int | None = None,
+        self_check_rate: float | None = None,
     ) -> OraclePlan:
         council = self._for_call(system=system, options=options)
-        flags = self._ask_flags(vote, choices, rank)
+        checks = {"position_checks": position_checks, "self_check_rate": self_check_rate}
+        flags = self._ask_flags(vote, choices, rank, **checks)
         wanted = not vote if synthesize is None else synthesize
         query = with_conversation(question, conversation)
         return plan_oracle(council, flags, query, synthesize=wanted)
@@ -432,13 +437,17 @@ class Council:
         conversation: Sequence[Mapping[str, Any]] | None = None,
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
+        position_checks: int | None = None,
+        self_check_rate: float | None = None,
     ) -> CouncilResult:
         """Every persona at once (`council oracle`); by default the arbiter then writes
         the council's answer (`synthesize=False`: none). `vote=True`: each gives a
         ballot (`choices`), the majority is the answer; `rank=True`: each ranks the
-        others' answers anonymously. `conversation`: earlier turns
-        (`[{"role": "user"|"assistant", "content": ...}]`), given to every member as the
-        conversation so far."""
+        others' answers anonymously, and `to_dict()["bias"]` measures the reviewers
+        (`position_checks`: how many are asked again in the reverse order, default 1;
+        `self_check_rate`: the share shown their own answer too, default 0).
+        `conversation`: earlier turns (`[{"role": "user"|"assistant", "content": ...}]`),
+        given to every member as the conversation so far."""
         plan = self._oracle_plan(
             question,
             synthesize=synthesize,
@@ -448,6 +457,8 @@ class Council:
             conversation=conversation,
             system=system,
             options=options,
+            position_checks=position_checks,
+            self_check_rate=self_check_rate,
         )
         return await self._run(plan, None)
 
@@ -541,6 +552,7 @@ def _no_running_loop(method: str, twin: str) -> None:
 
 
 _ORACLE = ("synthesize", "vote", "rank", "choices", "conversation", "system", "options")
+_ORACLE += ("position_checks", "self_check_rate")
 _DELIBERATION = ("rounds", "speculative", "threshold", "max_wasted_tokens", "vote", "choices")
 _DELIBERATION += ("conversation", "system", "options")
 

@@ -69,6 +69,11 @@ class AskFlags:
     vote: bool = False
     choices: str | None = None
     rank: bool = False
+    # --rank's bias checks (engine/bias.py): reviewers re-asked in the reverse order
+    # (None: DEFAULT_POSITION_CHECKS), and the share shown their own answer in a shadow
+    # review (None: none).
+    position_checks: int | None = None
+    self_check_rate: float | None = None
     # The run's spending limits (engine/budget.py): USD, and prompt plus answer tokens.
     budget_usd: float | None = None
     max_tokens_total: int | None = None

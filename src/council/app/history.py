@@ -5,6 +5,7 @@ run, calls = find_run("6742a1")           # or None: the last run; "-2": the one
 later = resumed_by(run["id"])             # the run that went on with it, if one did
 failures = run_failures(run, calls)       # what went wrong, per failed call
 report = compute_stats(by="persona", since=None)
+bias = compute_bias_stats(since=None)    # `stats --bias`: reviewer bias by persona and model
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from council.errors import UsageError
+from council.store.bias_stats import BiasStats, build_bias_stats
 from council.store.db import HistoryDB
 from council.store.liveness import RunLock
 from council.store.stats import GROUPINGS, StatsReport, build_stats
 
 __all__ = [
     "GROUPINGS",
+    "BiasStats",
     "RunFailure",
     "StatsReport",
+    "compute_bias_stats",
     "compute_stats",
     "delete_run",
     "export_runs",
@@ -219,3 +223,9 @@ def compute_stats(*, by: str, since: float | None) -> StatsReport:
     """Latency, first token, errors and tokens per persona, model or endpoint."""
     with HistoryDB.open() as history:
         return build_stats(history, by=by, since=since)
+
+
+def compute_bias_stats(*, since: float | None) -> BiasStats:
+    """Reviewer bias (position, length, self-preference) per persona and per model."""
+    with HistoryDB.open() as history:
+        return build_bias_stats(history, since=since)

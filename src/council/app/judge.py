@@ -44,6 +44,8 @@ _NOT_FOR_JUDGE = (
     ("vote", "--vote"),
     ("choices", "--choices"),
     ("rank", "--rank"),
+    ("position_checks", "--position-checks"),  # a pair judges both orders already
+    ("self_check_rate", "--self-check-rate"),
     ("dry_run", "--dry-run"),
     ("jsonl_output", "--jsonl"),
 )
@@ -178,7 +180,9 @@ def _judge_pair(request: Any, question: str, first: str, second: str, pool: str)
             why = next((o.message for o in failed if o is not None and not o.answered), None)
             juror = dataclasses.replace(juror, problem=why or juror.problem)
         jurors.append(juror)
-    return pool_jury("pair", jurors, pool)
+    models = {p.name: plans[0].where(p.name)[0] for p in plans[0].personas}
+    lengths = (len(first.strip()), len(second.strip()))
+    return pool_jury("pair", jurors, pool, lengths=lengths, models=models)
 
 
 def _print(

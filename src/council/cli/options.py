@@ -307,6 +307,26 @@ RankOption = Annotated[
         rich_help_panel=VOTE_PANEL,
     ),
 ]
+PositionChecksOption = Annotated[
+    int | None,
+    typer.Option(
+        "--position-checks",
+        help="--rank: re-ask N reversed (default 1).",
+        metavar="N",
+        show_default=False,
+        rich_help_panel=VOTE_PANEL,
+    ),
+]
+SelfCheckRateOption = Annotated[
+    float | None,
+    typer.Option(
+        "--self-check-rate",
+        help="--rank: share shown own answer (default 0).",
+        metavar="SHARE",
+        show_default=False,
+        rich_help_panel=VOTE_PANEL,
+    ),
+]
 
 BudgetUsdOption = Annotated[
     float | None,
@@ -378,6 +398,8 @@ _TAIL = {
     "vote": VoteOption,
     "choices": ChoicesOption,
     "rank": RankOption,
+    "position_checks": PositionChecksOption,
+    "self_check_rate": SelfCheckRateOption,
     "budget_usd": BudgetUsdOption,
     "max_tokens_total": MaxTokensTotalOption,
 }

@@ -337,6 +337,12 @@ def stats_command(
         typer.Option("--by", help="Group calls by persona, model or endpoint."),
     ] = "persona",
     json_output: JsonFlag = False,
+    bias: Annotated[
+        bool,
+        typer.Option(
+            "--bias", help="Reviewer bias of --rank and judge runs, by persona and by model."
+        ),
+    ] = False,
 ) -> None:
     """Where the time goes: latency, first token, errors and tokens per persona, model or endpoint.
 
@@ -344,9 +350,21 @@ def stats_command(
     Examples:
       council stats --since 7d
       council stats --by endpoint --json
+      council stats --bias
     """
-    from council.app.history import GROUPINGS, compute_stats
+    from council.app.history import GROUPINGS, compute_bias_stats, compute_stats
 
+    if bias:
+        found = compute_bias_stats(since=_since(since))
+        if json_output:
+            from council.render.json_out import dumps
+
+            typer.echo(dumps(found.to_dict()))
+        else:
+            from council.render.bias import bias_stats_text
+
+            say(bias_stats_text(found))
+        return
     if by not in GROUPINGS:
         raise UsageError(f"--by {by!r} is not one of {', '.join(GROUPINGS)}", "e.g. --by model")
     report = compute_stats(by=by, since=_since(since))

@@ -15,6 +15,7 @@ Everything here is pure: the prompts, reading replies, pooling, statistics.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from statistics import fmean
 from typing import Any
 
 from council.engine.agreement_stats import category_counts, fleiss_kappa, krippendorff_alpha
+from council.engine.bias import BiasReport, bias_report
 from council.engine.model import Ballot
 from council.engine.prompts import json_schema_format
 from council.engine.replies import first_json_object
@@ -34,6 +36,7 @@ __all__ = [
     "JurorVerdict",
     "JuryVerdict",
     "criteria_of",
+    "pair_bias",
     "pair_prompt",
     "pair_verdict",
     "pool_jury",
@@ -201,6 +204,8 @@ class JuryVerdict:
     criteria: tuple[str, ...] = ()
     mean_score: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Reviewer bias (engine/bias.py); a rubric's one answer measures none of it.
+    bias: BiasReport = field(default_factory=BiasReport)
 
     @property
     def failed(self) -> bool:
@@ -219,6 +224,7 @@ class JuryVerdict:
         else:
             data["criteria"] = list(self.criteria)
             data["mean_score"] = _round(self.mean_score)
+        data["bias"] = self.bias.to_dict()
         return data
 
 
@@ -239,11 +245,17 @@ def pool_jury(
     pool: str,
     pass_score: float = 3.5,
     criteria: Sequence[str] = (),
+    *,
+    lengths: tuple[int, int] | None = None,
+    models: dict[str, str | None] | None = None,
 ) -> JuryVerdict:
-    """The jury's verdict by `pool` ("majority" of verdicts, or "mean"), with its agreement."""
+    """The jury's verdict by `pool` ("majority" of verdicts, or "mean"), with its agreement.
+
+    A pair's bias report needs the two answers' `lengths` (and the jurors' `models`)."""
     read = [j for j in jurors if j.verdict is not None]
     if kind == "pair":
-        return _pool_pair(tuple(jurors), read, pool)
+        pooled = _pool_pair(tuple(jurors), read, pool)
+        return dataclasses.replace(pooled, bias=pair_bias(jurors, lengths, models))
     means = [fmean(s) for s in ([x for x in j.scores if x is not None] for j in read) if s]
     mean_score = fmean(means) if means else None
     if not read:
@@ -267,6 +279,32 @@ def pool_jury(
         criteria=tuple(criteria),
         mean_score=mean_score,
     )
+
+
+def pair_bias(
+    jurors: Sequence[JurorVerdict],
+    lengths: tuple[int, int] | None,
+    models: dict[str, str | None] | None = None,
+) -> BiasReport:
+    """A pair's bias: every juror judged both orders, so its position consistency is
+    1 - the flip rate at no extra call; the length correlation is over each juror's
+    verdict as scores (the winner 1, the loser 0, a tie 1/2 each); no self-preference."""
+    both = [j for j in jurors if j.flipped is not None]
+    scores = {
+        j.juror: {"A": _PAIR_SCORES[j.verdict][0], "B": _PAIR_SCORES[j.verdict][1]}
+        for j in both
+        if j.verdict in _PAIR_SCORES
+    }
+    return bias_report(
+        scores,
+        {"A": lengths[0], "B": lengths[1]} if lengths is not None else {},
+        consistent={j.juror: not j.flipped for j in both},
+        models=models,
+    )
+
+
+# A pair's verdict as scores of (A, B).
+_PAIR_SCORES = {"A": (1.0, 0.0), "B": (0.0, 1.0), "tie": (0.5, 0.5)}
 
 
 def _pool_pair(

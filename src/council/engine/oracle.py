@@ -82,6 +82,8 @@ class OracleRun(EngineRun[OraclePlan, OracleResult]):
             self.result.synthesis = outcome
         elif call.role == "reviewer":
             self.result.reviews[call.persona] = outcome
+        elif call.role == "check":  # a bias check (engine/ranking.py): never the ranking's
+            self.result.checks[call.call_id] = outcome
         else:
             self.result.outcomes[call.persona] = outcome
 

@@ -197,6 +197,10 @@ class OraclePlan(_Plan):
     # shuffled for each reviewer from `rank_seed`.
     rank: bool = False
     rank_seed: int | None = None
+    # Reviewer bias (engine/bias.py): how many reviewers are asked again with the order
+    # reversed, and the share shown their own answer too, in a shadow review.
+    rank_position_checks: int = 0
+    rank_self_check_rate: float = 0.0
 
     @property
     def synthesize(self) -> bool:
@@ -222,15 +226,24 @@ class OraclePlan(_Plan):
             content += ranked_note(ranked)
         return self._build(judge, content, call_id, role="arbiter")
 
-    def review_call(self, reviewer: Persona, responses: Sequence[tuple[str, str]]) -> CallSpec:
-        """A reviewer's ranking call (round 2): the others' answers as (label, text)."""
+    def review_call(
+        self, reviewer: Persona, responses: Sequence[tuple[str, str]], check: str | None = None
+    ) -> CallSpec:
+        """A reviewer's ranking call (round 2): the others' answers as (label, text).
+
+        `check` ("reversed", "self"): a bias check's call instead, round 3 and role
+        "check", which the official ranking never counts (engine/bias.py).
+        """
         content = ranking_parts(self.question_parts, responses)
+        call_id, round_number, role = f"r2-rank-{reviewer.name}", 2, "reviewer"
+        if check is not None:
+            call_id, round_number, role = f"r3-{check}-{reviewer.name}", 3, "check"
         return self._build(
             reviewer,
             content,
-            f"r2-rank-{reviewer.name}",
-            round_number=2,
-            role="reviewer",
+            call_id,
+            round_number=round_number,
+            role=role,
             response_format=ranking_response_format([label for label, _ in responses]),
         )
 
@@ -242,7 +255,11 @@ class OraclePlan(_Plan):
         if self.rank:
             # The seed only: the ranking calls' messages exist once the answers do (and
             # a plan's messages are what --no-store-text keeps out of the history).
-            data["rank"] = {"seed": self.rank_seed}
+            data["rank"] = {
+                "seed": self.rank_seed,
+                "position_checks": self.rank_position_checks,
+                "self_check_rate": self.rank_self_check_rate,
+            }
         return data
 
 
@@ -358,6 +375,8 @@ def build_oracle_plan(
     vote_early_stop: bool = True,
     rank: bool = False,
     rank_seed: int | None = None,
+    rank_position_checks: int = 0,
+    rank_self_check_rate: float = 0.0,
     budget_usd: float | None = None,
     max_tokens_total: int | None = None,
 ) -> OraclePlan:
@@ -392,6 +411,8 @@ def build_oracle_plan(
         vote_early_stop=vote_early_stop,
         rank=rank,
         rank_seed=rank_seed,
+        rank_position_checks=rank_position_checks,
+        rank_self_check_rate=rank_self_check_rate,
         budget_usd=budget_usd,
         max_tokens_total=max_tokens_total,
     )

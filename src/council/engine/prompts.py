@@ -300,11 +300,11 @@ anonymously, as Response A, Response B, and so on, in no particular order. Weigh
 on its merit: correctness, reasoning and usefulness to the person who asked, not its
 length or its place in the list.
 
-Reply with a single JSON object and nothing else, with these keys:
-  "review": briefly, what is strong and weak in each response,
+Reason before you rank. Reply with a single JSON object and nothing else:
+  "review": first, briefly, what is strong and weak in each response,
   "ranking": every response's label once, best first, e.g. ["Response C", "Response A"].
-(Where JSON cannot be written, end the reply with "FINAL RANKING:" and a numbered
-list of the labels, best first.)"""
+(Where JSON cannot be written, write your review, then end the reply with
+"FINAL RANKING:" and a numbered list of the labels, best first.)"""
 
 _RANKED = "The members ranked each other's answers anonymously (Borda points, best first):"
 

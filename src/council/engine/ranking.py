@@ -22,8 +22,9 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from council.engine.bias import BiasReport, bias_report, place_shares
 from council.engine.clients import EndpointClients
-from council.engine.model import CallSpec, RankingResult
+from council.engine.model import CallOutcome, CallSpec, RankingResult
 from council.engine.plan import OraclePlan
 from council.engine.replies import json_objects
 from council.engine.results import OracleResult
@@ -139,7 +140,13 @@ class ReviewRun(Protocol):
 async def run_reviews(run: ReviewRun, clients: EndpointClients) -> None:
     """Each persona that answered ranks the others' answers (round 2, role "reviewer"),
     all at once; the aggregate goes to `run.result.ranking`. Fewer than MIN_ANSWERS
-    answers: nothing to rank, no call."""
+    answers: nothing to rank, no call.
+
+    The bias checks (round 3, role "check") go at the same time, so they add no wait:
+    a seeded sample of `rank_position_checks` reviewers ranks again in the reverse
+    order, and a `rank_self_check_rate` share ranks every answer, its own included
+    (a shadow review). Their figures go to `run.result.bias`; the ranking never counts them.
+    """
     plan, result = run.plan, run.result
     texts = {a.persona: a.text for a in result.answers}
     names = list(texts)
@@ -148,16 +155,74 @@ async def run_reviews(run: ReviewRun, clients: EndpointClients) -> None:
     seed = plan.rank_seed if plan.rank_seed is not None else 0
     personas = {p.name: p for p in plan.personas}
     shown = {r: shuffled_for(r, [n for n in names if n != r], seed) for r in names}
+    checks = _checks(plan, names, shown, seed)
     async with asyncio.TaskGroup() as group:
         for reviewer, order in shown.items():
-            responses = list(zip(labels(len(order)), (texts[n] for n in order), strict=True))
-            group.create_task(run.call(clients, plan.review_call(personas[reviewer], responses)))
+            call = plan.review_call(personas[reviewer], _responses(order, texts))
+            group.create_task(run.call(clients, call))
+        for (kind, reviewer), order in checks.items():
+            call = plan.review_call(personas[reviewer], _responses(order, texts), check=kind)
+            group.create_task(run.call(clients, call))
     rankings: dict[str, tuple[str, ...]] = {}
     for reviewer, order in shown.items():
-        outcome = result.reviews.get(reviewer)
-        if outcome is None or not outcome.answered:
-            continue
-        by_label = dict(zip(labels(len(order)), order, strict=True))
-        ranked = read_ranking(outcome.text, list(by_label))
-        rankings[reviewer] = tuple(by_label[label] for label in ranked)
+        ranked = _ranked(result.reviews.get(reviewer), order)
+        if ranked is not None:
+            rankings[reviewer] = ranked
     result.ranking = ranking_result(rankings, names, shown, plan.rank_seed)
+    result.bias = _bias(plan, result, rankings, checks, texts)
+
+
+def _responses(order: Sequence[str], texts: Mapping[str, str]) -> list[tuple[str, str]]:
+    return list(zip(labels(len(order)), (texts[n] for n in order), strict=True))
+
+
+def _ranked(outcome: CallOutcome | None, order: Sequence[str]) -> tuple[str, ...] | None:
+    """The personas a review ranks, best first; None when the call did not answer."""
+    if outcome is None or not outcome.answered:
+        return None
+    by_label = dict(zip(labels(len(order)), order, strict=True))
+    return tuple(by_label[label] for label in read_ranking(outcome.text, list(by_label)))
+
+
+def _checks(
+    plan: OraclePlan, names: list[str], shown: Mapping[str, Sequence[str]], seed: int
+) -> dict[tuple[str, str], list[str]]:
+    """The bias checks to ask, (kind, reviewer) -> the order its answers are shown in.
+
+    Seeded like the shuffles, so a seed re-asks the same reviewers."""
+    checks: dict[tuple[str, str], list[str]] = {}
+    count = min(max(plan.rank_position_checks, 0), len(names))
+    for reviewer in random.Random(f"{seed}:reversed").sample(names, count):
+        checks[("reversed", reviewer)] = list(reversed(shown[reviewer]))
+    if plan.rank_self_check_rate > 0:
+        draw = random.Random(f"{seed}:self")
+        for reviewer in names:
+            if draw.random() < plan.rank_self_check_rate:
+                checks[("self", reviewer)] = shuffled_for(f"{reviewer}:self", names, seed)
+    return checks
+
+
+def _bias(
+    plan: OraclePlan,
+    result: OracleResult,
+    rankings: Mapping[str, Sequence[str]],
+    checks: Mapping[tuple[str, str], Sequence[str]],
+    texts: Mapping[str, str],
+) -> BiasReport:
+    consistent: dict[str, bool] = {}
+    self_first: dict[str, tuple[bool, float]] = {}
+    for (kind, reviewer), order in checks.items():
+        ranked = _ranked(result.checks.get(f"r3-{kind}-{reviewer}"), order)
+        if not ranked:
+            continue  # not answered or not read: not measured
+        if kind == "self":
+            self_first[reviewer] = (ranked[0] == reviewer, 1 / len(order))
+        elif rankings.get(reviewer):
+            consistent[reviewer] = ranked[0] == rankings[reviewer][0]
+    return bias_report(
+        {reviewer: place_shares(ranked) for reviewer, ranked in rankings.items() if ranked},
+        {name: len(text.strip()) for name, text in texts.items()},
+        consistent=consistent,
+        self_first=self_first,
+        models={name: plan.where(name)[0] for name in texts},
+    )

@@ -11,7 +11,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from council.engine.agreement import AgreementMap
 from council.engine.budget import Budget
@@ -35,6 +35,9 @@ from council.errors import (
     EXIT_USAGE,
     ErrorKind,
 )
+
+if TYPE_CHECKING:  # the report is built only by --rank (engine/ranking.py)
+    from council.engine.bias import BiasReport
 
 __all__ = [
     "BatchProgress",
@@ -69,6 +72,9 @@ class OracleResult:
     vote: VoteResult | None = None
     ranking: RankingResult | None = None
     reviews: dict[str, CallOutcome] = field(default_factory=dict)  # reviewer -> its call
+    # --rank's bias checks by call id, and what they measured (engine/bias.py).
+    checks: dict[str, CallOutcome] = field(default_factory=dict)
+    bias: BiasReport | None = None
     # Every call's outcome as it ended, failed syntheses before a fallback's included.
     calls: list[CallOutcome] = field(default_factory=list)
     budget: Budget | None = None  # the run's limits and spend (None: no limits)

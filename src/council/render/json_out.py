@@ -51,6 +51,7 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
         # --vote and --rank (null without them); the reviewers' calls as answers are.
         "vote": result.vote.to_dict() if result.vote is not None else None,
         "ranking": result.ranking.to_dict() if result.ranking is not None else None,
+        "bias": result.bias.to_dict() if result.bias is not None else None,
         "reviews": [_placed(r.to_dict(), plan) for r in result.reviews.values()],
         **_costs(result),
     }

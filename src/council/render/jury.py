@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from council.engine.jury import JuryVerdict
+from council.render.bias import bias_line
 from council.render.safe_text import strip_controls
 
 __all__ = ["jury_markdown"]
@@ -26,7 +27,10 @@ def jury_markdown(verdict: JuryVerdict) -> str:
         facts.append(f"position-flip rate {_number(verdict.position_flip_rate)}")
     else:
         facts.append(f"mean score {_number(verdict.mean_score)}")
-    lines = [head, "", "_" + " · ".join(facts) + "_", "", "## Jurors", ""]
+    lines = [head, "", "_" + " · ".join(facts) + "_", ""]
+    if verdict.kind == "pair":
+        lines += [f"_{bias_line(verdict.bias)}._", ""]
+    lines += ["## Jurors", ""]
     for juror in verdict.jurors:
         said = juror.verdict or "no verdict"
         detail = []

@@ -205,6 +205,9 @@ class LiveView(_LiveBase):
         label = {"persona": persona, "reviewer": f"{RANKING_PREFIX}{persona}"}.get(
             role, f"{SYNTHESIS_PREFIX}{persona}"
         )
+        if role == "check":  # --rank's bias check: "r3-reversed-judge" -> "reversed · judge"
+            kind = str(getattr(event, "call_id", "r3-check-")).split("-")[1]
+            label = f"{kind} check · {persona}"
         with self._lock:
             view = self._calls.setdefault(label, _CallView(label))
             view.apply(event)

@@ -160,6 +160,10 @@ def ranking_blocks(result: OracleResult) -> list[str]:
     if unread:
         lines.append(f"_No ranking could be read from: {', '.join(unread)}._")
     lines += [_failure_line(f) for f in result.review_failures]
+    if result.bias is not None:  # imported here: only --rank has a bias report
+        from council.render.bias import bias_line
+
+        lines.append(f"_{bias_line(result.bias)}._")
     return lines
 
 

@@ -146,6 +146,10 @@ def _ranking_parts(result: OracleResult) -> list[RenderableType]:
     unread = unread_reviews(ranking)
     if unread:
         parts.append(Text(f"No ranking could be read from: {', '.join(unread)}", style="yellow"))
+    if result.bias is not None:  # imported here: only --rank has a bias report
+        from council.render.bias import bias_line
+
+        parts.append(Text(bias_line(result.bias), style="dim"))
     return parts
 
 
