@@ -355,3 +355,32 @@ def test_stats_bias_aggregates_runs_by_persona_and_by_model(fake: FakeOpenAI) ->
 def test_stats_bias_with_no_report_says_so(fake: FakeOpenAI) -> None:
     result = invoke("stats", "--bias")
     assert result.exit_code == 0 and "no bias reports recorded yet" in result.stdout
+
+
+def test_a_failed_check_is_not_measured_and_fails_nothing(fake: FakeOpenAI) -> None:
+    fake.reset()  # every bias check fails; the reviews answer
+    for name, text in ANSWERS.items():
+        fake.script(name, Reply(text=text), round=1)
+        fake.script(name, reviewer_reply(name, first_shown), round=2)
+        fake.script(name, Reply(status=400, error_message="bad"), round=3)
+    code, doc = oracle_json(
+        fake, "--rank", "-p", ",".join(PERSONAS), "--position-checks", "4", QUESTION
+    )
+    assert code == 0  # the ranking asked for is whole
+    assert len(checks(fake)) == 4 and doc["bias"]["position_consistency"] is None
+    assert all(len(ranking) == 3 for ranking in doc["ranking"]["per_reviewer"].values())
+
+
+def test_reviewers_are_asked_to_reason_before_they_rank(fake: FakeOpenAI) -> None:
+    ranked(fake, first_shown, "--position-checks", "0")
+    body = next(r.body for r in fake.requests if r.round == "2")
+    assert "Reason before you rank" in body["messages"][-1]["content"]
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert list(schema["properties"]) == ["review", "ranking"]  # the review is written first
+    from council.engine.ranking import read_ranking
+
+    reasoned = (
+        "Response B is thin, Response A is fine, Response C is best.\n\n"
+        "FINAL RANKING:\n1. Response C\n2. Response A\n3. Response B"
+    )
+    assert read_ranking(reasoned, ["A", "B", "C"]) == ["C", "A", "B"]

@@ -318,10 +318,12 @@ def call_rows(result: OracleResult) -> list[tuple[str, ...]]:
     plan = result.plan
     synthesis = result.synthesis
     reviews = list(result.reviews.values())  # --rank's calls, after the answers
+    checks = list(result.checks.values())  # and its bias checks, beside them
     calls = [
         *result.answers,
         *result.failures,
         *reviews,
+        *checks,
         *([synthesis] if synthesis is not None else []),
     ]
     rows: list[tuple[str, ...]] = []
@@ -329,6 +331,8 @@ def call_rows(result: OracleResult) -> list[tuple[str, ...]]:
         who = f"{call.persona} (synthesis)" if call is synthesis else call.persona
         if call.role == "reviewer":
             who = f"{call.persona} (ranking)"
+        elif call.role == "check":
+            who = f"{call.persona} (bias check)"
         where = member_where(plan, call.persona)
         if where is not None:
             who += f" · {where}"

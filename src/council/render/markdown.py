@@ -253,6 +253,11 @@ def _voting_lines(plan: OraclePlan) -> list[str]:
             f"shuffled for each (seed {plan.rank_seed}); the first reviewer's call below "
             "shows the shape, with placeholders"
         )
+        lines.append(
+            f"- bias checks: {plan.rank_position_checks} reviewer(s) also rank in the reverse "
+            f"order; a {plan.rank_self_check_rate:g} share also rank their own answer, unseen "
+            "by the ranking (round 3, at the same time)"
+        )
     return lines
 
 

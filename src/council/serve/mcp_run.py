@@ -77,7 +77,7 @@ class ProgressLines:
             if event.role == "arbiter":
                 return None  # its verdict is the news, just after
             where = f", round {event.round}" if event.round > 1 else ""
-            what = "ranked the answers" if event.role == "reviewer" else "answered"
+            what = "ranked the answers" if event.role in ("reviewer", "check") else "answered"
             return f"{event.persona} {what} ({event.outcome.latency:.1f} s{where})"
         if isinstance(event, CallFailed):
             if event.outcome.error_kind == ErrorKind.NOT_AFFORDABLE:
