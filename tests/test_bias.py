@@ -384,3 +384,28 @@ def test_reviewers_are_asked_to_reason_before_they_rank(fake: FakeOpenAI) -> Non
         "FINAL RANKING:\n1. Response C\n2. Response A\n3. Response B"
     )
     assert read_ranking(reasoned, ["A", "B", "C"]) == ["C", "A", "B"]
+
+
+def test_the_live_view_shows_each_check_apart_from_the_review() -> None:
+    from council.engine.events import CallStarted
+    from council.render.live import LiveView
+
+    console = Console(file=io.StringIO(), width=160, height=30)
+    view = LiveView(console, ["judge"])
+    for call_id, role, round_number in [
+        ("r2-rank-judge", "reviewer", 2),
+        ("r3-reversed-judge", "check", 3),
+        ("r3-self-judge", "check", 3),
+    ]:
+        ids = {"run_id": "r", "call_id": call_id, "persona": "judge", "role": role}
+        view.handle(CallStarted(**ids, round=round_number, model="m"))
+    console.print(view.render())
+    shown = console.file.getvalue()
+    assert "ranking · judge" in shown
+    assert "reversed check · judge" in shown and "self check · judge" in shown
+    assert "synthesis · judge" not in shown
+
+
+def test_stats_bias_takes_no_by(fake: FakeOpenAI) -> None:
+    result = invoke("stats", "--bias", "--by", "model")
+    assert result.exit_code == 2 and "--bias takes no --by model" in result.output

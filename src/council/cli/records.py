@@ -355,6 +355,8 @@ def stats_command(
     from council.app.history import GROUPINGS, compute_bias_stats, compute_stats
 
     if bias:
+        if by != "persona":  # --bias groups by persona and by model, both
+            raise UsageError(f"--bias takes no --by {by}", "drop --by: it shows both groupings")
         found = compute_bias_stats(since=_since(since))
         if json_output:
             from council.render.json_out import dumps
