@@ -409,3 +409,27 @@ def test_the_live_view_shows_each_check_apart_from_the_review() -> None:
 def test_stats_bias_takes_no_by(fake: FakeOpenAI) -> None:
     result = invoke("stats", "--bias", "--by", "model")
     assert result.exit_code == 2 and "--bias takes no --by model" in result.output
+
+
+def test_a_batch_refuses_the_checks(fake: FakeOpenAI, tmp_path: Path) -> None:
+    items = tmp_path / "items.txt"
+    items.write_text("q1\nq2\n")
+    out = str(tmp_path / "out.jsonl")
+    result = invoke(
+        "batch", str(items), "--base-url", fake.base_url, "--out", out, "--self-check-rate", "1"
+    )
+    assert result.exit_code == 2 and "measure --rank's reviewers" in result.output
+    assert fake.requests == []
+
+
+def test_a_budget_that_stops_a_check_leaves_the_run_whole(fake: FakeOpenAI) -> None:
+    from council.engine.model import CallOutcome
+    from council.engine.results import OracleResult
+    from council.errors import ErrorKind
+
+    result = OracleResult(run_id="r", plan=None)  # type: ignore[arg-type]
+    stopped = CallOutcome(persona="judge", role="check", error_kind=ErrorKind.NOT_AFFORDABLE)
+    result.calls.append(stopped)
+    assert not result.budget_stopped
+    result.calls.append(CallOutcome(persona="critic", error_kind=ErrorKind.NOT_AFFORDABLE))
+    assert result.budget_stopped

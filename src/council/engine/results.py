@@ -92,8 +92,10 @@ class OracleResult:
 
     @property
     def budget_stopped(self) -> bool:
-        """The budget kept a persona or the synthesis from starting."""
-        return any(c.error_kind == ErrorKind.NOT_AFFORDABLE for c in self.calls)
+        """The budget kept a persona or the synthesis from starting (a bias check it kept
+        from starting is only not measured)."""
+        stopped = (c for c in self.calls if c.role != "check")
+        return any(c.error_kind == ErrorKind.NOT_AFFORDABLE for c in stopped)
 
     @property
     def answers(self) -> list[CallOutcome]:

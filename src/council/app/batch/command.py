@@ -117,6 +117,11 @@ def _check(flags: AskFlags, options: BatchOptions) -> None:
             "--vote and --rank do not run in a batch yet",
             "drop them, or ask the questions one by one with council oracle",
         )
+    if flags.position_checks is not None or flags.self_check_rate is not None:
+        raise UsageError(
+            "--position-checks and --self-check-rate measure --rank's reviewers",
+            "drop them: a batch runs no --rank",
+        )
     if flags.json_output and options.out == "-":
         raise UsageError("--json and --out - both write to stdout", "give --out a file")
     if options.cancel and options.via != "batch-api":
