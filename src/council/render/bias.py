@@ -73,8 +73,8 @@ def bias_stats_text(stats: Any) -> str:
     lines += [*_rows("persona", stats.by_persona), "", *_rows("model", stats.by_model)]
     lines += [
         "",
-        "position: same answer first with the order reversed · self first: own answer "
-        "first in a shadow review, against chance · length ρ: Spearman, length against "
-        "place (+: longer wins)",
+        "position: the same answer first with the order reversed",
+        "self first: its own answer first in a shadow review, against chance",
+        "length ρ: Spearman, an answer's length against its place (+: longer wins)",
     ]
     return "\n".join(lines)
