@@ -433,3 +433,24 @@ def test_a_budget_that_stops_a_check_leaves_the_run_whole(fake: FakeOpenAI) -> N
     assert not result.budget_stopped
     result.calls.append(CallOutcome(persona="critic", error_kind=ErrorKind.NOT_AFFORDABLE))
     assert result.budget_stopped
+
+
+def test_the_jury_report_and_the_dry_run_say_what_is_measured(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    for name in ("judge", "critic", "skeptic"):
+        fake.script(name, ballot("A"), ballot("A"))
+    (tmp_path / "a.txt").write_text("A long answer, with its reasons.")
+    (tmp_path / "b.txt").write_text("Short.")
+    report = invoke(
+        "judge", "--base-url", fake.base_url, "-p", "judge,critic,skeptic",
+        "--pair", str(tmp_path / "a.txt"), str(tmp_path / "b.txt"), "q",
+    )  # fmt: skip
+    assert (
+        "_Reviewer bias: position consistency 0% (3 re-asked) · length ρ not measured · "
+        "self-preference not measured._"
+    ) in report.stdout
+    dry = oracle(
+        fake, "--dry-run", "--rank", "-p", ",".join(PERSONAS), "--self-check-rate", "0.2", "q"
+    )
+    assert "- bias checks: 1 reviewer(s) also rank in the reverse order; a 0.2 share" in dry.stdout
