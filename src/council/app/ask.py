@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from council.app.escalate import EscalateFlags, EscalateOptions
 from council.app.flags import SETTING_FLAGS, AskFlags
 from council.app.inputs import read_context_files, read_inputs, stdin_kind
 from council.app.model_options import parse_model_options
@@ -96,6 +97,8 @@ class ResolvedCouncil:
     # What the CLI says on stderr before a run (a project's endpoint, the embedded model
     # standing in for none configured), one line each; the API keeps them on its results.
     notes: list[str] = field(default_factory=list)
+    # A preset's `escalate:` as written (checked): `council oracle` escalates by it.
+    escalate: Any = None
 
     def record_options(self, *, no_history: bool, no_store_text: bool) -> RecordOptions | None:
         """How to record the run: None when the flag, COUNCIL_HISTORY or the config says not."""
@@ -359,6 +362,7 @@ def _members(
         options=options,
         attachments=attachments,
         notes=notes,
+        escalate=chosen_preset.values.get("escalate") if chosen_preset is not None else None,
     )
 
 
@@ -620,13 +624,33 @@ def _prepare_to_send(flags: AskFlags) -> None:
 
 
 def plan_oracle(
-    council: ResolvedCouncil, flags: AskFlags, query: str, *, synthesize: bool
+    council: ResolvedCouncil,
+    flags: AskFlags,
+    query: str,
+    *,
+    synthesize: bool,
+    escalate: EscalateOptions | None = None,
 ) -> OraclePlan:
-    """The plan `council oracle` runs for `query`: --vote, --choices, --rank and the budget
-    checked against the council."""
+    """The plan `council oracle` runs for `query`: --vote, --choices, --rank, --escalate
+    and the budget checked against the council."""
     choices = _vote_choices(flags)
     limits = budget_limits(flags)
     _voting_checks(flags, synthesize, len(council.personas))
+    escalation = None
+    if escalate is not None:
+        if flags.rank:
+            raise UsageError(
+                "--rank asks every persona to rank the others; it does not go with --escalate",
+                "drop one of them",
+            )
+        from council.app.escalate import escalation_for
+
+        seed = council.options.get("seed")
+        escalation = escalation_for(
+            escalate,
+            [p.name for p in council.personas],
+            seed=None if seed is None else (seed, query),
+        )
     return oracle_plan(
         council,
         query,
@@ -636,6 +660,7 @@ def plan_oracle(
         vote_early_stop=early_stop_wanted(),
         rank=flags.rank,
         rank_seed=_rank_seed(council.options) if flags.rank else None,
+        escalation=escalation,
         **limits,
     )
 
@@ -697,11 +722,18 @@ def _followed(
     return query, record
 
 
-def ask_oracle(flags: AskFlags, *, synthesize: bool, follow_up: FollowUp | None = None) -> int:
+def ask_oracle(
+    flags: AskFlags,
+    *,
+    synthesize: bool,
+    follow_up: FollowUp | None = None,
+    escalate: EscalateFlags | None = None,
+) -> int:
     """`council oracle`: every persona at once, optionally a synthesis; the exit code.
 
     `follow_up`: the question follows an earlier run's answer, asked of the same council
-    (with a synthesis when that run had one)."""
+    (with a synthesis when that run had one). `escalate`: --escalate and its flags (a
+    preset's `escalate:` applies without them)."""
     _prepare_to_send(flags)
     # Flags that cannot be right are refused before the question or the config is read.
     _vote_choices(flags)
@@ -712,7 +744,8 @@ def ask_oracle(flags: AskFlags, *, synthesize: bool, follow_up: FollowUp | None 
         synthesize = True
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     query, record = _followed(request, earlier, record)
-    plan = plan_oracle(request, flags, query, synthesize=synthesize)
+    options = (escalate or EscalateFlags()).options(request.escalate)
+    plan = plan_oracle(request, flags, query, synthesize=synthesize, escalate=options)
     return _dry_run_or_run(
         plan, request, flags, dry_run_markdown=plan_markdown, engine="oracle", record=record
     )

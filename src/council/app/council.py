@@ -38,6 +38,7 @@ from council.app.ask import (
     with_system,
 )
 from council.app.conversation import with_conversation
+from council.app.escalate import escalate_options
 from council.app.flags import AskFlags
 from council.app.model_options import check_model_options
 from council.errors import UsageError
@@ -119,6 +120,12 @@ class CouncilResult:
     @property
     def status(self) -> str:
         return str(self.document["status"])
+
+    @property
+    def escalation(self) -> dict[str, Any] | None:
+        """What `escalate=` did (`escalated`, `calls_saved`, `cost_saved_usd`, `basis`,
+        the panel's `decision`, a shadow run's `changed`); None: no escalation."""
+        return self.document.get("escalation")
 
     def to_dict(self) -> dict[str, Any]:
         """The `--json` document of the run, exactly as `council oracle --json` prints it."""
@@ -387,12 +394,15 @@ class Council:
         conversation: Sequence[Mapping[str, Any]] | None,
         system: str | None,
         options: Mapping[str, Any] | None,
+        escalate: bool | Mapping[str, Any] | None = None,
     ) -> OraclePlan:
         council = self._for_call(system=system, options=options)
         flags = self._ask_flags(vote, choices, rank)
         wanted = not vote if synthesize is None else synthesize
         query = with_conversation(question, conversation)
-        return plan_oracle(council, flags, query, synthesize=wanted)
+        # None: as the preset says; False: none whatever it says.
+        chosen = escalate_options(council.escalate if escalate is None else escalate)
+        return plan_oracle(council, flags, query, synthesize=wanted, escalate=chosen)
 
     def _deliberation_plan(
         self,
@@ -432,13 +442,16 @@ class Council:
         conversation: Sequence[Mapping[str, Any]] | None = None,
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
+        escalate: bool | Mapping[str, Any] | None = None,
     ) -> CouncilResult:
         """Every persona at once (`council oracle`); by default the arbiter then writes
         the council's answer (`synthesize=False`: none). `vote=True`: each gives a
         ballot (`choices`), the majority is the answer; `rank=True`: each ranks the
         others' answers anonymously. `conversation`: earlier turns
         (`[{"role": "user"|"assistant", "content": ...}]`), given to every member as the
-        conversation so far."""
+        conversation so far. `escalate=True` (or `{"panel": 2, "threshold": 0.8,
+        "shadow_rate": 0.1}`): a first panel is asked first, the rest only if it is in
+        doubt (`result.escalation` says what it saved); None: as the preset says."""
         plan = self._oracle_plan(
             question,
             synthesize=synthesize,
@@ -448,6 +461,7 @@ class Council:
             conversation=conversation,
             system=system,
             options=options,
+            escalate=escalate,
         )
         return await self._run(plan, None)
 
@@ -541,6 +555,7 @@ def _no_running_loop(method: str, twin: str) -> None:
 
 
 _ORACLE = ("synthesize", "vote", "rank", "choices", "conversation", "system", "options")
+_ORACLE += ("escalate",)
 _DELIBERATION = ("rounds", "speculative", "threshold", "max_wasted_tokens", "vote", "choices")
 _DELIBERATION += ("conversation", "system", "options")
 

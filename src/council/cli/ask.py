@@ -31,6 +31,12 @@ def _exit_with(code: int) -> None:
         raise typer.Exit(code)
 
 
+# oracle's --escalate and its settings, listed together by `--help`.
+ESCALATION_PANEL = "Escalation"
+DEFAULT_ESCALATE_THRESHOLD = 0.8  # engine/escalation.py's DEFAULT_THRESHOLD (not imported:
+# --help stays light)
+
+
 @app.command(name="oracle", cls=AskCommand)
 @handles_errors
 @ask_options
@@ -42,6 +48,44 @@ def oracle_command(
     flags: AskFlags,
     follow: ContinueOption = False,
     continue_from: ContinueFromOption = None,
+    escalate: Annotated[
+        bool | None,
+        typer.Option(
+            "--escalate/--no-escalate",
+            help="Ask a small first panel; the full council only if it is in doubt.",
+            show_default=False,
+            rich_help_panel=ESCALATION_PANEL,
+        ),
+    ] = None,
+    panel: Annotated[
+        str | None,
+        typer.Option(
+            "--panel",
+            help="The first panel: 1 to 3 (the council's first personas) or names a,b.",
+            metavar="N|NAMES",
+            show_default="1",
+            rich_help_panel=ESCALATION_PANEL,
+        ),
+    ] = None,
+    escalate_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--escalate-threshold",
+            help="Confidence (0 to 1) every panel member must state for its answer to stand.",
+            show_default=f"{DEFAULT_ESCALATE_THRESHOLD:g}",
+            rich_help_panel=ESCALATION_PANEL,
+        ),
+    ] = None,
+    shadow_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--shadow-rate",
+            help="Share of questions (0 to 1) on which the full council runs anyway, to "
+            "measure whether it would have changed the answer.",
+            show_default="0",
+            rich_help_panel=ESCALATION_PANEL,
+        ),
+    ] = None,
 ) -> None:
     """Ask every persona the same question at once and print their answers together.
 
@@ -52,11 +96,14 @@ def oracle_command(
       council oracle --preset review -c design.md "Review this design"
       git diff | council oracle "Review this diff"     (the diff attached as context)
       council oracle --continue "And for a team of twenty?"   (a follow-up of the last)
+      council oracle --escalate -s "Is 2**31-1 prime?"   (one persona first; all if unsure)
     """
     from council.app.ask import ask_oracle
+    from council.app.escalate import EscalateFlags
 
     follow_up = _follow_up(follow, continue_from)
-    _exit_with(ask_oracle(flags, synthesize=synthesize, follow_up=follow_up))
+    escalation = EscalateFlags(escalate, panel, escalate_threshold, shadow_rate)
+    _exit_with(ask_oracle(flags, synthesize=synthesize, follow_up=follow_up, escalate=escalation))
 
 
 def _follow_up(follow: bool, continue_from: str | None) -> FollowUp | None:

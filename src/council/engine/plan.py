@@ -18,6 +18,7 @@ from typing import Any
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
+from council.engine.escalation import ESCALATION_POSTSCRIPT, Escalation
 from council.engine.model import Attachment, CallSpec, Message, Mode, Part
 from council.engine.prompts import (
     VERDICT_RESPONSE_FORMAT,
@@ -197,6 +198,8 @@ class OraclePlan(_Plan):
     # shuffled for each reviewer from `rank_seed`.
     rank: bool = False
     rank_seed: int | None = None
+    # --escalate: the first panel is asked first; the rest only when it doubts.
+    escalation: Escalation | None = None
 
     @property
     def synthesize(self) -> bool:
@@ -243,6 +246,8 @@ class OraclePlan(_Plan):
             # The seed only: the ranking calls' messages exist once the answers do (and
             # a plan's messages are what --no-store-text keeps out of the history).
             data["rank"] = {"seed": self.rank_seed}
+        if self.escalation is not None:
+            data["escalation"] = self.escalation.to_dict()
         return data
 
 
@@ -360,6 +365,7 @@ def build_oracle_plan(
     rank_seed: int | None = None,
     budget_usd: float | None = None,
     max_tokens_total: int | None = None,
+    escalation: Escalation | None = None,
 ) -> OraclePlan:
     """Plan one question to every persona; the synthesis call is built once answers exist.
 
@@ -372,6 +378,8 @@ def build_oracle_plan(
     if vote:
         content = ballot_parts(content, choices)
         ballot = {"response_format": ballot_response_format(choices)}
+    elif escalation is not None:  # every answer says its conclusion and confidence
+        content = [*content, "", ESCALATION_POSTSCRIPT]
     calls = tuple(
         _call(persona, content, f"r1-{persona.name}", endpoint, extra, options, **ballot)
         for persona in personas
@@ -394,6 +402,7 @@ def build_oracle_plan(
         rank_seed=rank_seed,
         budget_usd=budget_usd,
         max_tokens_total=max_tokens_total,
+        escalation=escalation,
     )
 
 

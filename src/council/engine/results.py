@@ -16,6 +16,7 @@ from typing import Any
 from council.engine.agreement import AgreementMap
 from council.engine.budget import Budget
 from council.engine.cost import total_cost
+from council.engine.escalation import EscalationResult
 from council.engine.missing import Coverage
 from council.engine.model import (
     CallOutcome,
@@ -73,6 +74,22 @@ class OracleResult:
     calls: list[CallOutcome] = field(default_factory=list)
     budget: Budget | None = None  # the run's limits and spend (None: no limits)
     agreement: AgreementMap | None = None  # what the synthesis's arbiter mapped (oracle -s)
+    escalation: EscalationResult | None = None  # --escalate: what the first panel decided
+
+    @property
+    def _not_asked(self) -> tuple[str, ...]:
+        """Members never asked: a vote's stopped ballots, those an agreeing panel spared."""
+        stopped = self.vote.stopped if self.vote is not None else ()
+        spared = self.escalation.not_asked if self.escalation is not None else ()
+        return (*stopped, *spared)
+
+    @property
+    def panel_answered(self) -> CallOutcome | None:
+        """The first panel's answer when it stood for the council's (None: it did not)."""
+        escalation = self.escalation
+        if escalation is None or not escalation.not_asked or not self.answers:
+            return None
+        return self.answers[0]
 
     @property
     def agreement_map(self) -> AgreementMap | None:
@@ -102,7 +119,7 @@ class OracleResult:
         A ballot call the vote stopped once it was decided is not a failure.
         """
         failures: list[CallOutcome] = []
-        stopped = self.vote.stopped if self.vote is not None else ()
+        stopped = self._not_asked
         for persona in self.plan.personas:
             if persona.name in stopped:
                 continue
@@ -122,13 +139,16 @@ class OracleResult:
         synthesis = self.synthesis
         if synthesis is not None and synthesis.answered:
             return synthesis.text
-        return self.vote.answer if self.vote is not None else None
+        if self.vote is not None:
+            return self.vote.answer
+        panel = self.panel_answered
+        return panel.text if panel is not None else None
 
     @property
     def coverage(self) -> Coverage:
         """How many members the answer rests on, and who is missing (a vote's early stop
         is no one missing)."""
-        stopped = self.vote.stopped if self.vote is not None else ()
+        stopped = self._not_asked
         total = len([p for p in self.plan.personas if p.name not in stopped])
         return Coverage.of(total, len(self.answers), self.failures)
 
@@ -138,6 +158,8 @@ class OracleResult:
         who wrote it (`persona`: the synthesis's author), and who it rests on."""
         synthesis = self.synthesis
         wrote = synthesis if synthesis is not None and synthesis.answered else None
+        if wrote is None and self.vote is None:
+            wrote = self.panel_answered  # an agreeing first panel's answer is the council's
         persona = wrote.persona if wrote is not None else None
         return {
             "text": self.answer,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from council.engine.escalation import EscalationResult
 from council.engine.model import CallOutcome, StopReason
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
@@ -26,6 +27,7 @@ __all__ = [
     "count_of",
     "deliberation_footer",
     "deliberation_warnings",
+    "escalation_note",
     "failure_detail",
     "fitted_note",
     "fitted_warnings",
@@ -187,9 +189,33 @@ def run_footer(result: OracleResult) -> str:
         parts.append(f"sum of calls {seconds(total)} ({total / result.wall:.1f}× less waiting)")
     parts.append(models_and_hosts(plan))
     parts += [note for note in [cost_note(result)] if note]
+    if result.escalation is not None:
+        parts.append(escalation_note(result.escalation))
     queued = queued_note(plan.max_concurrency, len(plan.calls))
     notes = [queued] if queued else []
     return " · ".join([*parts, *notes, *_limit_notes(result.limit_changes)])
+
+
+def escalation_note(escalation: EscalationResult) -> str:
+    """What --escalate did: the panel's decision, and the calls and cost it saved (basis)."""
+    panel = ", ".join(escalation.panel)
+    decision = escalation.decision
+    why = decision.reason if decision is not None else "no decision"
+    full = escalation.calls_full
+    if escalation.escalation.shadow and decision is not None and decision.agreed:
+        verdict = "changed" if escalation.changed else "kept"
+        return (
+            f"escalation: shadow run, the panel ({panel}) agreed ({why}); "
+            f"the full council {verdict} its answer"
+        )
+    if escalation.escalated:
+        return f"escalation: the panel ({panel}) was in doubt ({why}); the full council ran"
+    cost = escalation.cost_saved_usd
+    money = f", ≈${cost:.4f}" if cost is not None else ""
+    return (
+        f"escalation: the panel ({panel}) agreed ({why}): "
+        f"{escalation.calls_saved} of {full} calls saved{money} ({escalation.basis})"
+    )
 
 
 def limit_note(host: str, new: int, reason: str) -> str:

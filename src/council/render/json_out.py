@@ -52,6 +52,8 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
         "vote": result.vote.to_dict() if result.vote is not None else None,
         "ranking": result.ranking.to_dict() if result.ranking is not None else None,
         "reviews": [_placed(r.to_dict(), plan) for r in result.reviews.values()],
+        # --escalate (null without): the first panel's decision, the calls it saved.
+        "escalation": result.escalation.to_dict() if result.escalation is not None else None,
         **_costs(result),
     }
 
