@@ -218,3 +218,33 @@ def test_usage_errors_are_one_line(fake, args, message):
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert fake.requests == []
+
+
+# -- council eval's escalate strategy -------------------------------------------------------
+
+
+def test_eval_escalate_saves_calls_on_the_easy_items(fake, tmp_path):
+    items = [
+        {"id": f"q{i}", "query": f"Which city, {i}?", "choices": ["Lyon", "Nice"], "expected": "B"}
+        for i in range(4)
+    ]
+    data = tmp_path / "cities.jsonl"
+    data.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
+    # Three easy items (the panel is sure), one hard (it is not): the arbiter answers it.
+    fake.script("judge", _sure("B", 95), _sure("B", 95), _sure("B", 40), _sure("B", 95))
+    fake.script("arbiter", Reply(text="Answer: B"))
+    args = ("eval", str(data), "--base-url", fake.base_url, "--max-concurrency", "1")
+    result = invoke(*args, "-p", "judge,critic,skeptic", "--strategies", "escalate", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    (strategy,) = document["strategies"]
+    assert strategy["name"] == "escalate" and strategy["correct"] == 4
+    # 3 items × 1 call, 1 item × (3 personas + the arbiter): 7 of 16 calls.
+    assert strategy["calls"] == 7 and len(fake.requests) == 7
+    summary = document["escalation"]
+    assert (summary["runs"], summary["escalated"]) == (4, 1)
+    assert (summary["calls_saved"], summary["calls_full"]) == (9, 16)
+    fake.reset()
+    fake.default = _sure("B", 95)
+    shown = invoke(*args, "-p", "judge,critic,skeptic", "--strategies", "escalate")
+    assert "escalation: 0 of 4 runs escalated; 12 of 16 calls saved (75%)" in shown.stdout

@@ -30,6 +30,9 @@ __all__ = [
     "EscalateOptions",
     "escalate_options",
     "escalation_for",
+    "escalation_line",
+    "escalation_metrics",
+    "escalation_summary",
     "parse_panel",
 ]
 
@@ -149,3 +152,65 @@ class EscalateFlags:
             if self.shadow_rate is not None
             else base.shadow_rate,
         )
+
+
+def escalation_metrics(escalation: dict[str, Any]) -> dict[str, Any]:
+    """One run's escalation, as a result line keeps it (`council eval --out`)."""
+    decision = escalation.get("decision") or {}
+    return {
+        "escalated": escalation["escalated"],
+        "agreed": decision.get("agreed"),
+        "calls_saved": escalation["calls_saved"],
+        "calls_full": escalation["calls_full"],
+        "cost_saved_usd": escalation["cost_saved_usd"],
+        "shadow": escalation["shadow"],
+        "changed": escalation["changed"],
+    }
+
+
+def escalation_summary(lines: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Escalating runs summed up: how many escalated, the calls saved of those a full
+    council makes, and the shadow runs' measure (how often the full council changed an
+    answer the panel agreed on). None: no escalating run among `lines`."""
+    runs = [
+        line["metrics"]["escalation"]
+        for line in lines
+        if isinstance(line.get("metrics"), dict) and line["metrics"].get("escalation")
+    ]
+    if not runs:
+        return None
+    full = sum(int(r.get("calls_full") or 0) for r in runs)
+    saved = sum(int(r.get("calls_saved") or 0) for r in runs)
+    shadows = [r for r in runs if r.get("shadow") and r.get("agreed")]
+    changed = sum(1 for r in shadows if r.get("changed"))
+    costs = [r.get("cost_saved_usd") for r in runs if r.get("cost_saved_usd") is not None]
+    return {
+        "runs": len(runs),
+        "escalated": sum(1 for r in runs if r.get("escalated")),
+        "calls_full": full,
+        "calls_saved": saved,
+        "calls_saved_share": round(saved / full, 4) if full else None,
+        "cost_saved_usd": round(sum(costs), 8) if costs else None,
+        "shadow_runs": len(shadows),
+        "shadow_changed": changed,
+        "shadow_changed_share": round(changed / len(shadows), 4) if shadows else None,
+    }
+
+
+def escalation_line(summary: dict[str, Any] | None) -> str | None:
+    """The summary in one line (None: nothing escalated)."""
+    if summary is None:
+        return None
+    line = (
+        f"escalation: {summary['escalated']} of {summary['runs']} runs escalated; "
+        f"{summary['calls_saved']} of {summary['calls_full']} calls saved"
+    )
+    share = summary["calls_saved_share"]
+    if share is not None:
+        line += f" ({share:.0%})"
+    if summary["shadow_runs"]:
+        line += (
+            f"; shadow runs: the full council changed {summary['shadow_changed']} of "
+            f"{summary['shadow_runs']} answers the panel agreed on"
+        )
+    return line
