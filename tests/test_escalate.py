@@ -248,3 +248,61 @@ def test_eval_escalate_saves_calls_on_the_easy_items(fake, tmp_path):
     fake.default = _sure("B", 95)
     shown = invoke(*args, "-p", "judge,critic,skeptic", "--strategies", "escalate")
     assert "escalation: 0 of 4 runs escalated; 12 of 16 calls saved (75%)" in shown.stdout
+
+
+# -- council deliberate --escalate ----------------------------------------------------------
+
+
+def _deliberate_json(fake, *args: str) -> tuple[int, dict]:
+    result = invoke("deliberate", "--base-url", fake.base_url, "--json", *args)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_a_deliberation_stops_on_an_agreeing_panel(fake):
+    fake.report_cost = (1.0, 2.0)
+    fake.script("judge", _sure("Yes", 95))
+    code, doc = _deliberate_json(fake, "--escalate", "-p", PERSONAS, "--rounds", "2", QUESTION)
+    assert code == 0, doc
+    assert _asked(fake) == ["judge"]  # no other persona, no verdict
+    assert doc["stop_reason"] == "panel_agreed" and len(doc["rounds"]) == 1
+    assert doc["answer"]["persona"] == "judge" and "Mersenne" in doc["answer"]["text"]
+    assert doc["answer"]["confidence"] == 0.95
+    escalation = doc["escalation"]
+    assert escalation["calls_full"] == 5 and escalation["calls_saved"] == 4
+    assert doc["cost_usd"] > 0  # the panel's call is in the run's cost
+
+
+def test_a_doubting_panel_leaves_round_one_to_the_rest(fake):
+    fake.script("judge", _sure("Yes", 40))
+    verdict = {"converged": True, "confidence": 0.9, "synthesis": "Yes.", "dissent": []}
+    fake.script("arbiter", Reply(text=json.dumps(verdict)))
+    code, doc = _deliberate_json(fake, "--escalate", "-p", PERSONAS, "--rounds", "2", QUESTION)
+    assert code == 0, doc
+    asked = _asked(fake)
+    assert asked[0] == "judge" and asked.count("judge") == 1 and asked[-1] == "arbiter"
+    assert sorted(asked[1:4]) == ["critic", "optimist", "skeptic"]
+    assert doc["stop_reason"] == "converged" and doc["escalation"]["escalated"] is True
+    (first,) = doc["rounds"]
+    assert [a["persona"] for a in first["answers"]] == PERSONAS.split(",")
+    assert "Confidence: 40%" in fake.requests_for("arbiter")[0].body["messages"][-1]["content"]
+    calls = history_rows("SELECT persona FROM calls WHERE round = 1 AND role = 'persona'")
+    assert sorted(r["persona"] for r in calls) == sorted(PERSONAS.split(","))  # once each
+
+
+def test_a_shadow_deliberation_runs_the_full_council_and_compares(fake):
+    for name in PERSONAS.split(","):
+        fake.script(name, _sure("Yes", 95))
+    verdict = {"converged": True, "confidence": 0.9, "synthesis": "Yes.", "dissent": []}
+    fake.script("arbiter", Reply(text=json.dumps(verdict)))
+    args = ("--escalate", "--shadow-rate", "1", "-p", PERSONAS, "--rounds", "1", QUESTION)
+    code, doc = _deliberate_json(fake, *args)
+    assert code == 0, doc
+    assert len(_asked(fake)) == 5 and doc["stop_reason"] != "panel_agreed"
+    assert doc["escalation"]["shadow"] and doc["escalation"]["changed"] is False
+    assert doc["escalation"]["full_choice"] == "Yes"
+    fake.script("judge", _sure("Yes", 95))
+    shown = invoke(
+        "deliberate", "--base-url", fake.base_url, "--escalate", "-p", PERSONAS, QUESTION
+    )
+    assert "The first panel (judge) agreed in round 1" in shown.stdout
+    assert "4 of 5 calls saved" in shown.stdout

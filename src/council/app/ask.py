@@ -53,6 +53,7 @@ from council.render.markdown import (
 from council.store.recorder import RecordOptions
 
 if TYPE_CHECKING:
+    from council.engine.escalation import Escalation
     from council.store.followup import EarlierRun
     from council.store.resume import ResumedCouncil
 
@@ -643,14 +644,7 @@ def plan_oracle(
                 "--rank asks every persona to rank the others; it does not go with --escalate",
                 "drop one of them",
             )
-        from council.app.escalate import escalation_for
-
-        seed = council.options.get("seed")
-        escalation = escalation_for(
-            escalate,
-            [p.name for p in council.personas],
-            seed=None if seed is None else (seed, query),
-        )
+        escalation = _escalation(council, escalate, query)
     return oracle_plan(
         council,
         query,
@@ -672,13 +666,23 @@ def plan_deliberation(
     *,
     max_wasted_tokens: int | None,
     question_text: str | None = None,
+    escalate: EscalateOptions | None = None,
 ) -> DeliberationPlan:
     """The plan `council deliberate` runs for `query` (rounds and speculation are the
-    council's settings): --vote, --choices and the budget checked."""
+    council's settings): --vote, --choices, --escalate and the budget checked."""
     if flags.rank:
         raise UsageError("--rank is for council oracle", "drop --rank, or use council oracle")
     choices = _vote_choices(flags)
     limits = budget_limits(flags)
+    escalation = None
+    if escalate is not None:
+        if flags.vote:
+            raise UsageError(
+                "deliberate --vote ends on a unanimous round already; it does not go with "
+                "--escalate",
+                "drop one of them (council oracle --vote --escalate escalates a vote)",
+            )
+        escalation = _escalation(council, escalate, query)
     return deliberation_plan(
         council,
         query,
@@ -686,7 +690,19 @@ def plan_deliberation(
         question_text=question_text,
         vote=flags.vote,
         choices=choices,
+        escalation=escalation,
         **limits,
+    )
+
+
+def _escalation(council: ResolvedCouncil, options: EscalateOptions, query: str) -> Escalation:
+    """The plan's escalation: its panel checked against the council, a shadow run drawn
+    (seeded by `-o seed N` and the question, when given)."""
+    from council.app.escalate import escalation_for
+
+    seed = council.options.get("seed")
+    return escalation_for(
+        options, [p.name for p in council.personas], seed=None if seed is None else (seed, query)
     )
 
 
@@ -752,7 +768,12 @@ def ask_oracle(
 
 
 def ask_deliberation(
-    flags: AskFlags, *, resume: str | None, follow_up: FollowUp | None = None, **settings: Any
+    flags: AskFlags,
+    *,
+    resume: str | None,
+    follow_up: FollowUp | None = None,
+    escalate: EscalateFlags | None = None,
+    **settings: Any,
 ) -> int:
     """`council deliberate`, new, a follow-up, or resumed from the history; the exit code.
 
@@ -766,7 +787,9 @@ def ask_deliberation(
         )
     _prepare_to_send(flags)
     with contextlib.ExitStack() as held:  # a resumed run's lock, until the run ends
-        return _deliberation(flags, resume=resume, held=held, follow_up=follow_up, **settings)
+        return _deliberation(
+            flags, resume=resume, held=held, follow_up=follow_up, escalate=escalate, **settings
+        )
 
 
 def _deliberation(
@@ -779,6 +802,7 @@ def _deliberation(
     resume: str | None,
     held: contextlib.ExitStack,
     follow_up: FollowUp | None = None,
+    escalate: EscalateFlags | None = None,
 ) -> int:
     if flags.rank:
         raise UsageError("--rank is for council oracle", "drop --rank, or use council oracle")
@@ -786,6 +810,11 @@ def _deliberation(
     if resume is not None and flags.vote:
         raise UsageError(
             "--resume continues the recorded council; it takes no --vote", "drop --vote"
+        )
+    if resume is not None and escalate is not None and escalate.escalate:
+        raise UsageError(
+            "--resume continues the recorded council; it takes no --escalate",
+            "drop --escalate",
         )
     budget_limits(flags)
     resumed = None
@@ -815,12 +844,15 @@ def _deliberation(
     request = _resolve(flags, values, resumed, command="deliberate", earlier=earlier)
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     query, record = _followed(request, earlier, record)
+    # A resumed council goes on as it was recorded: it escalates no more.
+    escalation = None if resumed else (escalate or EscalateFlags()).options(request.escalate)
     plan = plan_deliberation(
         request,
         flags,
         query,
         max_wasted_tokens=max_wasted_tokens,
         question_text=resumed.question if resumed else None,
+        escalate=escalation,
     )
     if record is not None and resumed is not None:
         record = replace(record, resumed_from=resumed.run_id)

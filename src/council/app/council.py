@@ -417,6 +417,7 @@ class Council:
         conversation: Sequence[Mapping[str, Any]] | None,
         system: str | None,
         options: Mapping[str, Any] | None,
+        escalate: bool | Mapping[str, Any] | None = None,
     ) -> DeliberationPlan:
         council = self._for_call(
             system=system,
@@ -427,7 +428,10 @@ class Council:
         )
         flags = self._ask_flags(vote, choices, False)
         query = with_conversation(question, conversation)
-        return plan_deliberation(council, flags, query, max_wasted_tokens=max_wasted_tokens)
+        chosen = escalate_options(council.escalate if escalate is None else escalate)
+        return plan_deliberation(
+            council, flags, query, max_wasted_tokens=max_wasted_tokens, escalate=chosen
+        )
 
     # -- asking ------------------------------------------------------------------------
 
@@ -478,9 +482,11 @@ class Council:
         conversation: Sequence[Mapping[str, Any]] | None = None,
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
+        escalate: bool | Mapping[str, Any] | None = None,
     ) -> CouncilResult:
         """Rounds of revision judged by the arbiter (`council deliberate`); with
-        `speculative=True` the next round starts while the arbiter judges."""
+        `speculative=True` the next round starts while the arbiter judges. `escalate`:
+        round 1's first panel is asked first, as for `aask`."""
         plan = self._deliberation_plan(
             question,
             rounds=rounds,
@@ -492,6 +498,7 @@ class Council:
             conversation=conversation,
             system=system,
             options=options,
+            escalate=escalate,
         )
         return await self._run(plan, None)
 
@@ -557,7 +564,7 @@ def _no_running_loop(method: str, twin: str) -> None:
 _ORACLE = ("synthesize", "vote", "rank", "choices", "conversation", "system", "options")
 _ORACLE += ("escalate",)
 _DELIBERATION = ("rounds", "speculative", "threshold", "max_wasted_tokens", "vote", "choices")
-_DELIBERATION += ("conversation", "system", "options")
+_DELIBERATION += ("conversation", "system", "options", "escalate")
 
 
 def _arguments(arguments: dict[str, Any], names: tuple[str, ...], what: str) -> dict[str, Any]:

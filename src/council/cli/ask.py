@@ -31,10 +31,48 @@ def _exit_with(code: int) -> None:
         raise typer.Exit(code)
 
 
-# oracle's --escalate and its settings, listed together by `--help`.
+# oracle's and deliberate's --escalate and its settings, listed together by `--help`.
 ESCALATION_PANEL = "Escalation"
 DEFAULT_ESCALATE_THRESHOLD = 0.8  # engine/escalation.py's DEFAULT_THRESHOLD (not imported:
 # --help stays light)
+EscalateOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--escalate/--no-escalate",
+        help="Ask a small first panel; the full council only if it is in doubt.",
+        show_default=False,
+        rich_help_panel=ESCALATION_PANEL,
+    ),
+]
+PanelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--panel",
+        help="The first panel: 1 to 3 (the council's first personas) or names a,b.",
+        metavar="N|NAMES",
+        show_default="1",
+        rich_help_panel=ESCALATION_PANEL,
+    ),
+]
+EscalateThresholdOption = Annotated[
+    float | None,
+    typer.Option(
+        "--escalate-threshold",
+        help="Confidence (0 to 1) every panel member must state for its answer to stand.",
+        show_default=f"{DEFAULT_ESCALATE_THRESHOLD:g}",
+        rich_help_panel=ESCALATION_PANEL,
+    ),
+]
+ShadowRateOption = Annotated[
+    float | None,
+    typer.Option(
+        "--shadow-rate",
+        help="Share of questions (0 to 1) on which the full council runs anyway, to "
+        "measure whether it would have changed the answer.",
+        show_default="0",
+        rich_help_panel=ESCALATION_PANEL,
+    ),
+]
 
 
 @app.command(name="oracle", cls=AskCommand)
@@ -48,44 +86,10 @@ def oracle_command(
     flags: AskFlags,
     follow: ContinueOption = False,
     continue_from: ContinueFromOption = None,
-    escalate: Annotated[
-        bool | None,
-        typer.Option(
-            "--escalate/--no-escalate",
-            help="Ask a small first panel; the full council only if it is in doubt.",
-            show_default=False,
-            rich_help_panel=ESCALATION_PANEL,
-        ),
-    ] = None,
-    panel: Annotated[
-        str | None,
-        typer.Option(
-            "--panel",
-            help="The first panel: 1 to 3 (the council's first personas) or names a,b.",
-            metavar="N|NAMES",
-            show_default="1",
-            rich_help_panel=ESCALATION_PANEL,
-        ),
-    ] = None,
-    escalate_threshold: Annotated[
-        float | None,
-        typer.Option(
-            "--escalate-threshold",
-            help="Confidence (0 to 1) every panel member must state for its answer to stand.",
-            show_default=f"{DEFAULT_ESCALATE_THRESHOLD:g}",
-            rich_help_panel=ESCALATION_PANEL,
-        ),
-    ] = None,
-    shadow_rate: Annotated[
-        float | None,
-        typer.Option(
-            "--shadow-rate",
-            help="Share of questions (0 to 1) on which the full council runs anyway, to "
-            "measure whether it would have changed the answer.",
-            show_default="0",
-            rich_help_panel=ESCALATION_PANEL,
-        ),
-    ] = None,
+    escalate: EscalateOption = None,
+    panel: PanelOption = None,
+    escalate_threshold: EscalateThresholdOption = None,
+    shadow_rate: ShadowRateOption = None,
 ) -> None:
     """Ask every persona the same question at once and print their answers together.
 
@@ -184,6 +188,10 @@ def deliberate_command(
     ] = None,
     follow: ContinueOption = False,
     continue_from: ContinueFromOption = None,
+    escalate: EscalateOption = None,
+    panel: PanelOption = None,
+    escalate_threshold: EscalateThresholdOption = None,
+    shadow_rate: ShadowRateOption = None,
 ) -> None:
     """Run rounds of personas revising against each other until an arbiter says they agree.
 
@@ -198,6 +206,7 @@ def deliberate_command(
       council deliberate --json --rounds 2 "Monorepo or not?"
     """
     from council.app.ask import ask_deliberation
+    from council.app.escalate import EscalateFlags
 
     if speculative and no_speculative:
         raise UsageError("--speculative and --no-speculative contradict", "give one of them")
@@ -211,6 +220,7 @@ def deliberate_command(
             max_wasted_tokens=max_wasted_tokens,
             resume=resume,
             follow_up=_follow_up(follow, continue_from),
+            escalate=EscalateFlags(escalate, panel, escalate_threshold, shadow_rate),
         )
     )
 

@@ -7,17 +7,17 @@ events and one history record however far it escalated.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from council.engine.ballots import choice_key, read_ballot
 from council.engine.clients import EndpointClients
-from council.engine.escalation import EscalationResult, decide, majority_choice
+from council.engine.escalation import Escalation, EscalationResult, decide, majority_choice
 from council.engine.model import Ballot, CallOutcome, CallSpec
 from council.engine.plan import OraclePlan
 from council.engine.results import OracleResult
 
-__all__ = ["PanelRun", "run_panel_first"]
+__all__ = ["PanelRun", "panel_decision", "run_panel_first", "shadow_compared"]
 
 
 class PanelRun(Protocol):
@@ -33,6 +33,46 @@ class PanelRun(Protocol):
     ) -> None: ...
 
 
+def panel_decision(
+    spec: Escalation,
+    members: Sequence[str],
+    outcomes: Mapping[str, CallOutcome],
+    full: int,
+    choices: tuple[str, ...] = (),
+) -> EscalationResult:
+    """What the panel's answers decide, for a council (`members`) whose full run makes
+    `full` calls: `not_asked` names the rest when the panel's answer stands (a shadow run
+    asks them anyway)."""
+    record = EscalationResult(spec, calls_full=full)
+    ballots = [_ballot(outcomes.get(name), name, choices) for name in spec.panel]
+    record.decision = decide(ballots, len(spec.panel), spec.threshold)
+    costs = [o.cost_usd for o in (outcomes.get(name) for name in spec.panel) if o]
+    if record.decision.agreed and not spec.shadow:
+        record.not_asked = tuple(n for n in members if n not in spec.panel)
+        record.saved(full - len(spec.panel), costs)
+        return record
+    record.escalated = not record.decision.agreed
+    record.saved(0, costs)
+    if spec.shadow and record.decision.agreed:
+        record.basis = (
+            f"shadow run: the full council ran; {full - len(spec.panel)} calls were at stake"
+        )
+    return record
+
+
+def shadow_compared(record: EscalationResult, answers: Sequence[CallOutcome]) -> None:
+    """A shadow run's measure: the full council's answer (the majority of its members'
+    stated answers) against the panel's; a tie counts as changed."""
+    full = majority_choice([read_ballot(a.persona, a.text, ()) for a in answers if a.answered])
+    _compared(record, full)
+
+
+def _compared(record: EscalationResult, full: str | None) -> None:
+    record.full_choice = full
+    panel = record.decision.choice if record.decision is not None else None
+    record.changed = full is None or panel is None or choice_key(full) != choice_key(panel)
+
+
 async def run_panel_first(run: PanelRun, clients: EndpointClients) -> bool:
     """Ask the first panel; if it agrees (and this is no shadow run), stop there.
 
@@ -43,25 +83,21 @@ async def run_panel_first(run: PanelRun, clients: EndpointClients) -> bool:
     spec = plan.escalation
     assert spec is not None, "run_panel_first needs a plan with an escalation"
     full = len(plan.calls) + (1 if plan.arbiter is not None else 0)
-    record = EscalationResult(spec, calls_full=full)
-    result.escalation = record
     panel = [c for c in plan.calls if c.persona in spec.panel]
     rest = [c for c in plan.calls if c.persona not in spec.panel]
     # No early stop inside the panel: its decision needs every member's ballot.
     await run.ask(clients, panel, early_stop=False)
-    ballots = [_ballot(result.outcomes.get(c.persona), c.persona, plan.choices) for c in panel]
-    decision = record.decision = decide(ballots, len(panel), spec.threshold)
-    costs = [o.cost_usd for o in (result.outcomes.get(c.persona) for c in panel) if o]
-    if decision.agreed and not spec.shadow:
-        record.not_asked = tuple(c.persona for c in rest)
-        record.saved(full - len(panel), costs)
+    members = [p.name for p in plan.personas]
+    record = panel_decision(spec, members, result.outcomes, full, plan.choices)
+    result.escalation = record
+    if record.not_asked:
         return False
-    record.escalated = not decision.agreed
     await run.ask(clients, rest)
-    record.saved(0, costs)
-    if spec.shadow and decision.agreed:
-        _compare(record, run)
-        record.basis = f"shadow run: the full council ran; {full - len(panel)} calls were at stake"
+    if spec.shadow and record.decision is not None and record.decision.agreed:
+        if plan.vote and result.vote is not None:
+            _compared(record, result.vote.winner)
+        else:
+            shadow_compared(record, result.answers)
     return True
 
 
@@ -69,16 +105,3 @@ def _ballot(outcome: CallOutcome | None, persona: str, choices: tuple[str, ...])
     if outcome is None or not outcome.answered or not outcome.text:
         return Ballot(persona, None, None, "no answer", raw_ok=False)
     return read_ballot(persona, outcome.text, choices)
-
-
-def _compare(record: EscalationResult, run: PanelRun) -> None:
-    """A shadow run: the full council's answer (the vote's winner, or the majority of the
-    members' stated answers) against the panel's; a tie counts as changed."""
-    plan, result = run.plan, run.result
-    if plan.vote and result.vote is not None:
-        full = result.vote.winner
-    else:
-        full = majority_choice([read_ballot(a.persona, a.text, ()) for a in result.answers])
-    record.full_choice = full
-    panel = record.decision.choice if record.decision is not None else None
-    record.changed = full is None or panel is None or choice_key(full) != choice_key(panel)

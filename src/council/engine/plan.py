@@ -267,6 +267,8 @@ class DeliberationPlan(_Plan):
     # council without the arbiter.
     vote: bool = False
     choices: tuple[str, ...] = ()
+    # --escalate: round 1's first panel is asked first; the rest only when it doubts.
+    escalation: Escalation | None = None
 
     @property
     def question(self) -> str:
@@ -296,6 +298,8 @@ class DeliberationPlan(_Plan):
         )
         if self.vote:
             content = [*content, "", ballot_postscript(self.choices)]
+        elif self.escalation is not None:  # every answer says its conclusion and confidence
+            content = [*content, "", ESCALATION_POSTSCRIPT]
         return self._build(
             persona, content, f"r{round_number}-{persona.name}", round_number=round_number
         )
@@ -344,6 +348,8 @@ class DeliberationPlan(_Plan):
         )
         if self.vote:
             data["vote"] = {"choices": list(self.choices)}
+        if self.escalation is not None:
+            data["escalation"] = self.escalation.to_dict()
         data["estimated_input_tokens_round_1"] = estimated_input_tokens(calls[: len(self.personas)])
         return data
 
@@ -425,6 +431,7 @@ def build_deliberation_plan(
     choices: Sequence[str] = (),
     budget_usd: float | None = None,
     max_tokens_total: int | None = None,
+    escalation: Escalation | None = None,
 ) -> DeliberationPlan:
     return DeliberationPlan(
         query=query,
@@ -446,4 +453,5 @@ def build_deliberation_plan(
         choices=tuple(choices),
         budget_usd=budget_usd,
         max_tokens_total=max_tokens_total,
+        escalation=escalation,
     )

@@ -276,6 +276,13 @@ class DeliberationResult:
     # The endpoint's limit changes during the run: {"host", "old", "new", "reason"}.
     limit_changes: list[dict[str, Any]] = field(default_factory=list)
     budget: Budget | None = None  # the run's limits and spend (None: no limits)
+    escalation: EscalationResult | None = None  # --escalate: what the first panel decided
+
+    @property
+    def panel_round(self) -> RoundResult | None:
+        """--escalate: the one round of an agreeing first panel, whose answer stands."""
+        last = self.final_round
+        return last if self.stop_reason == StopReason.PANEL_AGREED else None
 
     @property
     def cost_usd(self) -> float | None:
@@ -317,6 +324,9 @@ class DeliberationResult:
 
     @property
     def answer(self) -> str | None:
+        panel = self.panel_round
+        if panel is not None:
+            return panel.answers[0].text if panel.answers else None
         unanimous = self.unanimous_round
         if unanimous is not None and unanimous.vote is not None:
             return unanimous.vote.answer
@@ -327,7 +337,8 @@ class DeliberationResult:
     def coverage(self) -> Coverage:
         """How many members the answer's round rests on (the judged round, else the last)."""
         judged = self.unanimous_round or self.verdict_round or self.final_round
-        total = len(self.plan.personas)
+        spared = self.escalation.not_asked if self.escalation is not None else ()
+        total = len(self.plan.personas) - len(spared)
         if judged is None:
             return Coverage.of(total, 0, self.failed_round.failures if self.failed_round else [])
         return Coverage.of(total, len(judged.answers), judged.failures)
@@ -344,6 +355,18 @@ class DeliberationResult:
         }
 
     def _answer_source(self) -> dict[str, Any]:
+        panel = self.panel_round
+        if panel is not None and panel.answers:
+            confidence = self.escalation.decision if self.escalation is not None else None
+            return {
+                "text": panel.answers[0].text,
+                "persona": panel.answers[0].persona,
+                "round": panel.number,
+                "judged_by": None,
+                "converged": True,
+                "confidence": confidence.confidence if confidence is not None else None,
+                "dissent": [],
+            }
         unanimous = self.unanimous_round
         if unanimous is not None:
             return {
@@ -394,8 +417,8 @@ class DeliberationResult:
             or self.kept_failures
         ):
             return EXIT_PARTIAL
-        if self.unanimous_round is not None:
-            return EXIT_OK  # the ballots agreed: no verdict was needed
+        if self.unanimous_round is not None or self.panel_round is not None:
+            return EXIT_OK  # the ballots, or the first panel, agreed: no verdict was needed
         if not any(r.verdict is not None and r.verdict.problem is None for r in self.rounds):
             return EXIT_PARTIAL  # no verdict could ever be read: no real answer
         return EXIT_OK

@@ -267,6 +267,13 @@ def answer_status(result: DeliberationResult, *, answers_at: str = "below") -> s
             f"Unanimous in round {unanimous.number} of {total}: every persona chose "
             f"{result.answer}, so the arbiter was not asked. Their answers are {answers_at}."
         )
+    panel = result.panel_round
+    if panel is not None and result.escalation is not None:
+        names = ", ".join(result.escalation.panel)
+        return (
+            f"The first panel ({names}) agreed in round 1 (--escalate): its answer stands, "
+            f"and nobody else was asked. Its answers are {answers_at}."
+        )
     if judged is None or judged.verdict is None:
         if result.interrupted:
             return f"Interrupted before any verdict: the last round's answers are {answers_at}."
@@ -311,6 +318,8 @@ def _verdict_cell(round_number: int, result: DeliberationResult) -> str:
         unanimous = result.unanimous_round
         if unanimous is not None and unanimous.number == round_number:
             return f"unanimous ballots: {result.answer} (not judged)"
+        if result.panel_round is not None:
+            return "the first panel agreed (not judged)"
         return "–"
     if kept.verdict.problem:
         return "unreadable verdict"
@@ -423,6 +432,8 @@ def deliberation_footer(result: DeliberationResult) -> str:
         parts.append(wasted)
     parts.append(models_and_hosts(plan))
     parts += [note for note in [cost_note(result)] if note]
+    if result.escalation is not None:
+        parts.append(escalation_note(result.escalation))
     queued = queued_note(plan.max_concurrency, len(plan.personas) + int(plan.speculative))
     notes = [queued] if queued else []
     return " · ".join([*parts, *notes, *_limit_notes(result.limit_changes)])

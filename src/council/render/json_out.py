@@ -113,6 +113,8 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
             "limit_changes": result.limit_changes,
             "wasted_cost_usd": _rounded(result.wasted_cost_usd),
         },
+        # --escalate (null without): the first panel's decision, the calls it saved.
+        "escalation": result.escalation.to_dict() if result.escalation is not None else None,
         **_costs(result),
     }
 
