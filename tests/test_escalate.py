@@ -306,3 +306,17 @@ def test_a_shadow_deliberation_runs_the_full_council_and_compares(fake):
     )
     assert "The first panel (judge) agreed in round 1" in shown.stdout
     assert "4 of 5 calls saved" in shown.stdout
+
+
+def test_a_dry_run_says_who_is_asked_first(fake):
+    shown = oracle(fake, "--escalate", "--panel", "judge,skeptic", "--dry-run", "-p", PERSONAS, "q")
+    assert shown.exit_code == 0
+    assert "- escalate: judge, skeptic first; the rest only if" in shown.stdout
+    code, plan = oracle_json(
+        fake, "--escalate", "--shadow-rate", "1", "--dry-run", "-p", PERSONAS, "q"
+    )
+    assert code == 0
+    assert plan["escalation"] == {
+        "panel": ["judge"], "threshold": 0.8, "shadow_rate": 1.0, "shadow": True
+    }  # fmt: skip
+    assert fake.requests == []

@@ -34,6 +34,11 @@ print("OPENAI IMPORTED" if "openai" in sys.modules else "NO OPENAI")
 # Most lines each help may take (with room for a few more options).
 MOST_LINES = {("oracle", 100): 70, ("deliberate", 100): 80, ("oracle", 80): 85}
 MOST_LINES[("deliberate", 80)] = 100
+# The Escalation panel (--escalate, --panel, --escalate-threshold, --shadow-rate): one
+# line each at 100 columns, two or three at 80, and the panel's borders.
+for _command in ("oracle", "deliberate"):
+    MOST_LINES[(_command, 100)] += 6
+    MOST_LINES[(_command, 80)] += 10
 
 
 def help_text(*args: str, columns: int) -> str:

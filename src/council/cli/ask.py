@@ -39,7 +39,7 @@ EscalateOption = Annotated[
     bool | None,
     typer.Option(
         "--escalate/--no-escalate",
-        help="Ask a small first panel; the full council only if it is in doubt.",
+        help="A first panel; the full council only in doubt.",
         show_default=False,
         rich_help_panel=ESCALATION_PANEL,
     ),
@@ -48,7 +48,7 @@ PanelOption = Annotated[
     str | None,
     typer.Option(
         "--panel",
-        help="The first panel: 1 to 3 (the council's first personas) or names a,b.",
+        help="1 to 3 first personas, or names.",
         metavar="N|NAMES",
         show_default="1",
         rich_help_panel=ESCALATION_PANEL,
@@ -58,7 +58,7 @@ EscalateThresholdOption = Annotated[
     float | None,
     typer.Option(
         "--escalate-threshold",
-        help="Confidence (0 to 1) every panel member must state for its answer to stand.",
+        help="Panel confidence needed.",
         show_default=f"{DEFAULT_ESCALATE_THRESHOLD:g}",
         rich_help_panel=ESCALATION_PANEL,
     ),
@@ -67,8 +67,7 @@ ShadowRateOption = Annotated[
     float | None,
     typer.Option(
         "--shadow-rate",
-        help="Share of questions (0 to 1) on which the full council runs anyway, to "
-        "measure whether it would have changed the answer.",
+        help="Share asked in full anyway.",
         show_default="0",
         rich_help_panel=ESCALATION_PANEL,
     ),
@@ -100,7 +99,6 @@ def oracle_command(
       council oracle --preset review -c design.md "Review this design"
       git diff | council oracle "Review this diff"     (the diff attached as context)
       council oracle --continue "And for a team of twenty?"   (a follow-up of the last)
-      council oracle --escalate -s "Is 2**31-1 prime?"   (one persona first; all if unsure)
     """
     from council.app.ask import ask_oracle
     from council.app.escalate import EscalateFlags
