@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from council import Council
-from council.engine.escalation import decide, majority_choice, panel_names
+from council.engine.escalate import majority_choice
+from council.engine.escalation import decide, panel_names
 from council.engine.model import Ballot
 from tests.fake_openai import Reply
 from tests.helpers import history_rows, invoke, oracle, oracle_json

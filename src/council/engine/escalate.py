@@ -12,12 +12,13 @@ from typing import Protocol
 
 from council.engine.ballots import choice_key, read_ballot
 from council.engine.clients import EndpointClients
-from council.engine.escalation import Escalation, EscalationResult, decide, majority_choice
+from council.engine.escalation import Escalation, EscalationResult, decide
 from council.engine.model import Ballot, CallOutcome, CallSpec
 from council.engine.plan import OraclePlan
 from council.engine.results import OracleResult
+from council.engine.vote import tally_of
 
-__all__ = ["PanelRun", "panel_decision", "run_panel_first", "shadow_compared"]
+__all__ = ["PanelRun", "majority_choice", "panel_decision", "run_panel_first", "shadow_compared"]
 
 
 class PanelRun(Protocol):
@@ -58,6 +59,14 @@ def panel_decision(
             f"shadow run: the full council ran; {full - len(spec.panel)} calls were at stake"
         )
     return record
+
+
+def majority_choice(ballots: Sequence[Ballot]) -> str | None:
+    """The choice most ballots name, counted as a vote is (None: none, or a tie): the
+    full council's answer a shadow run compares with the panel's."""
+    tally = tally_of(ballots)
+    leaders = [name for name, count in tally.items() if count == max(tally.values())]
+    return leaders[0] if len(leaders) == 1 else None
 
 
 def shadow_compared(record: EscalationResult, answers: Sequence[CallOutcome]) -> None:

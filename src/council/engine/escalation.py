@@ -35,7 +35,6 @@ __all__ = [
     "EscalationResult",
     "PanelDecision",
     "decide",
-    "majority_choice",
     "panel_names",
 ]
 
@@ -145,23 +144,6 @@ def decide(ballots: Sequence[Ballot], panel: int, threshold: float) -> PanelDeci
             False, choice, lowest, f"confidence {lowest:.2g} is below {threshold:g}", kept
         )
     return PanelDecision(True, choice, lowest, f"confidence {lowest:.2g} ≥ {threshold:g}", kept)
-
-
-def majority_choice(ballots: Sequence[Ballot]) -> str | None:
-    """The choice most ballots name (None: none, or a tie): the full council's answer a
-    shadow run compares with the panel's."""
-    counts: dict[str, int] = {}
-    spelling: dict[str, str] = {}
-    for ballot in ballots:
-        if ballot.choice is not None:
-            key = choice_key(ballot.choice)
-            spelling.setdefault(key, ballot.choice)
-            counts[key] = counts.get(key, 0) + 1
-    if not counts:
-        return None
-    best = max(counts.values())
-    leaders = [k for k, n in counts.items() if n == best]
-    return spelling[leaders[0]] if len(leaders) == 1 else None
 
 
 @dataclass
