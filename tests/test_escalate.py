@@ -321,3 +321,25 @@ def test_a_dry_run_says_who_is_asked_first(fake):
         "panel": ["judge"], "threshold": 0.8, "shadow_rate": 1.0, "shadow": True
     }  # fmt: skip
     assert fake.requests == []
+
+
+def test_shadow_runs_are_summed_up():
+    from council.app.escalate import escalation_line, escalation_summary
+
+    def line(escalated: bool, saved: int, shadow: bool = False, changed: bool | None = None):
+        run = {"escalated": escalated, "agreed": not escalated, "calls_saved": saved}
+        run |= {"calls_full": 4, "cost_saved_usd": None, "shadow": shadow, "changed": changed}
+        return {"strategy": "escalate", "metrics": {"escalation": run}}
+
+    lines = [line(False, 3), line(True, 0), line(False, 0, True, True), line(False, 0, True, False)]
+    lines.append({"strategy": "judge", "metrics": {"calls": 1}})  # not escalating: not counted
+    summary = escalation_summary(lines)
+    assert summary is not None
+    assert (summary["runs"], summary["escalated"], summary["calls_saved"]) == (4, 1, 3)
+    assert (summary["shadow_runs"], summary["shadow_changed"]) == (2, 1)
+    assert summary["shadow_changed_share"] == 0.5 and summary["calls_saved_share"] == 0.1875
+    assert escalation_line(summary) == (
+        "escalation: 1 of 4 runs escalated; 3 of 16 calls saved (19%); shadow runs: the full "
+        "council changed 1 of 2 answers the panel agreed on"
+    )
+    assert escalation_summary(lines[-1:]) is None
