@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from council.app.escalate import EscalateFlags, EscalateOptions
 from council.app.flags import SETTING_FLAGS, AskFlags
 from council.app.inputs import read_context_files, read_inputs, stdin_kind
 from council.app.model_options import parse_model_options
@@ -53,6 +52,7 @@ from council.render.markdown import (
 from council.store.recorder import RecordOptions
 
 if TYPE_CHECKING:
+    from council.app.escalate import EscalateFlags, EscalateOptions
     from council.engine.escalation import Escalation
     from council.store.followup import EarlierRun
     from council.store.resume import ResumedCouncil
@@ -695,6 +695,16 @@ def plan_deliberation(
     )
 
 
+def _escalate_options(flags: EscalateFlags | None, preset: Any) -> EscalateOptions | None:
+    """The run's escalation from the flags over the preset's; None (most runs): none, and
+    nothing of escalation is loaded."""
+    if preset is None and (flags is None or flags == type(flags)()):
+        return None
+    from council.app.escalate import EscalateFlags
+
+    return (flags or EscalateFlags()).options(preset)
+
+
 def _escalation(council: ResolvedCouncil, options: EscalateOptions, query: str) -> Escalation:
     """The plan's escalation: its panel checked against the council, a shadow run drawn
     (seeded by `-o seed N` and the question, when given)."""
@@ -760,7 +770,7 @@ def ask_oracle(
         synthesize = True
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     query, record = _followed(request, earlier, record)
-    options = (escalate or EscalateFlags()).options(request.escalate)
+    options = _escalate_options(escalate, request.escalate)
     plan = plan_oracle(request, flags, query, synthesize=synthesize, escalate=options)
     return _dry_run_or_run(
         plan, request, flags, dry_run_markdown=plan_markdown, engine="oracle", record=record
@@ -845,7 +855,7 @@ def _deliberation(
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     query, record = _followed(request, earlier, record)
     # A resumed council goes on as it was recorded: it escalates no more.
-    escalation = None if resumed else (escalate or EscalateFlags()).options(request.escalate)
+    escalation = None if resumed else _escalate_options(escalate, request.escalate)
     plan = plan_deliberation(
         request,
         flags,

@@ -38,7 +38,6 @@ from council.app.ask import (
     with_system,
 )
 from council.app.conversation import with_conversation
-from council.app.escalate import escalate_options
 from council.app.flags import AskFlags
 from council.app.model_options import check_model_options
 from council.errors import UsageError
@@ -400,8 +399,7 @@ class Council:
         flags = self._ask_flags(vote, choices, rank)
         wanted = not vote if synthesize is None else synthesize
         query = with_conversation(question, conversation)
-        # None: as the preset says; False: none whatever it says.
-        chosen = escalate_options(council.escalate if escalate is None else escalate)
+        chosen = _escalation(council, escalate)
         return plan_oracle(council, flags, query, synthesize=wanted, escalate=chosen)
 
     def _deliberation_plan(
@@ -428,7 +426,7 @@ class Council:
         )
         flags = self._ask_flags(vote, choices, False)
         query = with_conversation(question, conversation)
-        chosen = escalate_options(council.escalate if escalate is None else escalate)
+        chosen = _escalation(council, escalate)
         return plan_deliberation(
             council, flags, query, max_wasted_tokens=max_wasted_tokens, escalate=chosen
         )
@@ -547,6 +545,17 @@ class Council:
             run_id=ran.run_id,
             notes=[*council.notes, *ran.notes],
         )
+
+
+def _escalation(council: ResolvedCouncil, escalate: Any) -> Any:
+    """`escalate=` as options (None: as the preset says; False: none whatever it says);
+    nothing of escalation is loaded when neither asks for it."""
+    value = council.escalate if escalate is None else escalate
+    if value is None or value is False:
+        return None
+    from council.app.escalate import escalate_options
+
+    return escalate_options(value)
 
 
 def _no_running_loop(method: str, twin: str) -> None:

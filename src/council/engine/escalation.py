@@ -29,7 +29,6 @@ from council.engine.model import Ballot
 __all__ = [
     "DEFAULT_PANEL",
     "DEFAULT_THRESHOLD",
-    "ESCALATION_POSTSCRIPT",
     "MAX_PANEL",
     "Escalation",
     "EscalationResult",
@@ -44,13 +43,6 @@ DEFAULT_PANEL = 1
 MAX_PANEL = 3
 # A panel member's stated confidence must reach this (0 to 1) for its answer to stand.
 DEFAULT_THRESHOLD = 0.8
-
-# What every persona of an escalating run without --vote ends its answer with, so that
-# the panel's agreement and confidence can be read (and the full council's compared).
-ESCALATION_POSTSCRIPT = """\
-End your reply with two lines of their own:
-Answer: <your conclusion in as few words as possible>
-Confidence: <how sure you are, 0 to 100>%"""
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
-from council.engine.escalation import ESCALATION_POSTSCRIPT, Escalation
 from council.engine.model import Attachment, CallSpec, Message, Mode, Part
 from council.engine.prompts import (
+    ESCALATION_POSTSCRIPT,
     VERDICT_RESPONSE_FORMAT,
     ballot_parts,
     ballot_postscript,
@@ -35,6 +35,9 @@ from council.engine.prompts import (
     user_message,
     verdict_parts,
 )
+
+if TYPE_CHECKING:
+    from council.engine.escalation import Escalation
 
 __all__ = [
     "DeliberationPlan",

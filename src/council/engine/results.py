@@ -11,12 +11,11 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from council.engine.agreement import AgreementMap
 from council.engine.budget import Budget
 from council.engine.cost import total_cost
-from council.engine.escalation import EscalationResult
 from council.engine.missing import Coverage
 from council.engine.model import (
     CallOutcome,
@@ -36,6 +35,9 @@ from council.errors import (
     EXIT_USAGE,
     ErrorKind,
 )
+
+if TYPE_CHECKING:
+    from council.engine.escalation import EscalationResult
 
 __all__ = [
     "BatchProgress",

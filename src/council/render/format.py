@@ -6,14 +6,16 @@ Also what a report shows where the terminal and Markdown output must agree (what
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from council.engine.escalation import EscalationResult
 from council.engine.model import CallOutcome, StopReason
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
 from council.errors import ErrorKind
 from council.render.costs import cost_note
+
+if TYPE_CHECKING:
+    from council.engine.escalation import EscalationResult
 
 __all__ = [
     "CALL_COLUMNS",
