@@ -343,3 +343,13 @@ def test_shadow_runs_are_summed_up():
         "council changed 1 of 2 answers the panel agreed on"
     )
     assert escalation_summary(lines[-1:]) is None
+
+
+def test_a_failed_panel_member_is_doubt_and_is_not_asked_again(fake):
+    fake.script("judge", Reply(status=500))
+    code, doc = oracle_json(fake, "--escalate", "--retries", "0", "-p", PERSONAS, QUESTION)
+    assert code == 3  # partial: the judge's answer is missing, the others are there
+    assert doc["escalation"]["escalated"] is True
+    assert "gave no readable answer" in doc["escalation"]["decision"]["reason"]
+    assert _asked(fake).count("judge") == 1 and len(_asked(fake)) == 4
+    assert [e["persona"] for e in doc["errors"]] == ["judge"]
