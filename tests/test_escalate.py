@@ -286,6 +286,8 @@ def test_a_doubting_panel_leaves_round_one_to_the_rest(fake):
     (first,) = doc["rounds"]
     assert [a["persona"] for a in first["answers"]] == PERSONAS.split(",")
     assert "Confidence: 40%" in fake.requests_for("arbiter")[0].body["messages"][-1]["content"]
+    timeline = [c["persona"] for c in doc["timeline"] if c["round"] == 1 and c["role"] == "persona"]
+    assert sorted(timeline) == sorted(PERSONAS.split(","))  # the panel's call in it, once
     calls = history_rows("SELECT persona FROM calls WHERE round = 1 AND role = 'persona'")
     assert sorted(r["persona"] for r in calls) == sorted(PERSONAS.split(","))  # once each
 

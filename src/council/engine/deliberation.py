@@ -168,9 +168,9 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
 
     async def _run(self, clients: EndpointClients) -> None:
         self._client = clients
-        if self.plan.escalation is not None and not await self._panel_first(clients):
-            return  # the first panel agreed: its answer is the council's
         try:
+            if self.plan.escalation is not None and not await self._panel_first(clients):
+                return  # the first panel agreed: its answer is the council's
             last_kept = await self._deliberate()
         except BaseException as exc:
             # Ctrl-C (or a bug): close every stream before the client goes away.
@@ -201,6 +201,11 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
         members = [p for p in plan.personas if p.name in spec.panel]
         reporters = [self.reporter(plan.persona_call(p, 1)) for p in members]
         self._panel = {r.call.persona: r for r in reporters}
+        # Round 1 so far, for the timeline (and its cost) however the run ends; round 1
+        # proper, when it runs, takes these reporters in.
+        first = _Round(1, speculative=False)
+        first.reporters = list(reporters)
+        self._rounds[1] = first
         self.reserve_together([(clients.for_call(r.call), r) for r in reporters], all_or_none=False)
         async with asyncio.TaskGroup() as group:
             for reporter in reporters:
@@ -213,9 +218,6 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
         self.result.escalation = record
         if not record.not_asked:
             return True
-        first = _Round(1, speculative=False)
-        first.reporters = reporters
-        self._rounds[1] = first
         self.result.rounds.append(
             RoundResult(1, outcomes, positions=dict.fromkeys(outcomes, "new"))
         )
