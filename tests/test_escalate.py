@@ -355,3 +355,16 @@ def test_a_failed_panel_member_is_doubt_and_is_not_asked_again(fake):
     assert "gave no readable answer" in doc["escalation"]["decision"]["reason"]
     assert _asked(fake).count("judge") == 1 and len(_asked(fake)) == 4
     assert [e["persona"] for e in doc["errors"]] == ["judge"]
+
+
+def test_batch_says_it_does_not_escalate(fake, project, tmp_path):
+    _preset(project, "escalate: true\n")
+    items = tmp_path / "items.txt"
+    items.write_text("Is 7 prime?\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = invoke(
+        "batch", str(items), "--base-url", fake.base_url, "--preset", "triage", "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert "council batch asks every persona of every item" in result.stderr
+    assert len(fake.requests) == 3
