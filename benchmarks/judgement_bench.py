@@ -9,6 +9,11 @@ whether the jury's position-flip detector sees a biased juror.
 2. The flip-rate detector (`council judge --pair`): three jurors that always prefer
    the answer shown first (flip rate should be 1.0), and three that always prefer the
    same answer whichever place it is in (0.0).
+3. Escalation (`oracle -s --escalate`): QUESTIONS questions, a share of them easy (the
+   first panel states one answer at 95 % confidence) and the rest hard (50 %). The
+   calls the fake server received with --escalate against the same questions asked of
+   the full council (its personas and the synthesis), for councils of 3 and 5 personas
+   and first panels of 1 and 2. Target: at least 50 % saved when 70 % are easy.
 
     python benchmarks/judgement_bench.py
     python benchmarks/judgement_bench.py --words 400 --token-delay 0.01
@@ -137,15 +142,64 @@ def flip_rates() -> None:
           f"verdict {steady['verdict']}")  # fmt: skip
 
 
+def _escalation_calls(
+    fake: FakeOpenAI, personas: list[str], panel: int, easy: int, questions: int
+) -> tuple[int, int, int]:
+    """(calls with --escalate, calls of the full council, runs that escalated)."""
+    from council import Council
+
+    council = Council(personas, base_url=fake.base_url, history=False)
+    counts = []
+    escalated = 0
+    for escalate in (False, True):
+        fake.reset()
+        for number in range(questions):
+            sure = 95 if number < easy else 50
+            reply = Reply(text=f"Reasons.\nAnswer: yes\nConfidence: {sure}%")
+            for name in personas[:panel]:
+                fake.script(name, reply)
+            options = {"panel": panel} if escalate else False
+            result = council.ask(f"Question {number}?", synthesize=True, escalate=options)
+            if escalate and result.escalation is not None and result.escalation["escalated"]:
+                escalated += 1
+        counts.append(len(fake.requests))
+    full, with_escalation = counts
+    return with_escalation, full, escalated
+
+
+def escalation_savings(questions: int) -> None:
+    print(f"3. escalation (oracle -s --escalate), {questions} questions each")
+    names = ["judge", "critic", "skeptic", "optimist", "pragmatist"]
+    with FakeOpenAI() as fake:
+        for size, panel in ((3, 1), (5, 1), (5, 2)):
+            for share in (0.3, 0.5, 0.7, 0.9):
+                easy = round(questions * share)
+                made, full, escalated = _escalation_calls(
+                    fake, names[:size], panel, easy, questions
+                )
+                saved = 1 - made / full
+                print(f"   council of {size}, panel of {panel}, {share:.0%} easy: "
+                      f"{made} of {full} calls ({escalated} escalated): "
+                      f"{saved:.1%} saved")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--words", type=int, default=200)
     parser.add_argument("--token-delay", type=float, default=0.005)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--questions", type=int, default=20)
+    parser.add_argument(
+        "--only", choices=("map", "flips", "escalation"), help="run one part of the benchmark"
+    )
     args = parser.parse_args()
     os.environ.setdefault("COUNCIL_HOME", tempfile.mkdtemp())
-    map_cost(args.words, args.token_delay, args.repeats)
-    flip_rates()
+    if args.only in (None, "map"):
+        map_cost(args.words, args.token_delay, args.repeats)
+    if args.only in (None, "flips"):
+        flip_rates()
+    if args.only in (None, "escalation"):
+        escalation_savings(args.questions)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,11 @@ print("OPENAI IMPORTED" if "openai" in sys.modules else "NO OPENAI")
 # columns, 4 at 80 (the panel's name column widens for them).
 MOST_LINES = {("oracle", 100): 72, ("deliberate", 100): 83, ("oracle", 80): 89}
 MOST_LINES[("deliberate", 80)] = 103
+# The Escalation panel (--escalate, --panel, --escalate-threshold, --shadow-rate): one
+# line each at 100 columns, two or three at 80, and the panel's borders.
+for _command in ("oracle", "deliberate"):
+    MOST_LINES[(_command, 100)] += 6
+    MOST_LINES[(_command, 80)] += 10
 
 
 def help_text(*args: str, columns: int) -> str:

@@ -147,6 +147,6 @@ def test_a_mistyped_eval_strategy_suggests_a_strategy(
     wrong = strategies.split(",")[-1]
     assert result.stderr.splitlines() == [
         f"council: error: unknown strategy {wrong!r}; did you mean {guess}? a strategy is vote, "
-        "rank, synthesize, deliberate or a persona's name ('council personas list')"
+        "rank, synthesize, deliberate, escalate or a persona's name ('council personas list')"
     ]
     assert fake.requests == []

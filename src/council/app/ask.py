@@ -52,6 +52,8 @@ from council.render.markdown import (
 from council.store.recorder import RecordOptions
 
 if TYPE_CHECKING:
+    from council.app.escalate import EscalateFlags, EscalateOptions
+    from council.engine.escalation import Escalation
     from council.store.followup import EarlierRun
     from council.store.resume import ResumedCouncil
 
@@ -96,6 +98,8 @@ class ResolvedCouncil:
     # What the CLI says on stderr before a run (a project's endpoint, the embedded model
     # standing in for none configured), one line each; the API keeps them on its results.
     notes: list[str] = field(default_factory=list)
+    # A preset's `escalate:` as written (checked): `council oracle` escalates by it.
+    escalate: Any = None
 
     def record_options(self, *, no_history: bool, no_store_text: bool) -> RecordOptions | None:
         """How to record the run: None when the flag, COUNCIL_HISTORY or the config says not."""
@@ -359,6 +363,7 @@ def _members(
         options=options,
         attachments=attachments,
         notes=notes,
+        escalate=chosen_preset.values.get("escalate") if chosen_preset is not None else None,
     )
 
 
@@ -643,13 +648,26 @@ def _prepare_to_send(flags: AskFlags) -> None:
 
 
 def plan_oracle(
-    council: ResolvedCouncil, flags: AskFlags, query: str, *, synthesize: bool
+    council: ResolvedCouncil,
+    flags: AskFlags,
+    query: str,
+    *,
+    synthesize: bool,
+    escalate: EscalateOptions | None = None,
 ) -> OraclePlan:
-    """The plan `council oracle` runs for `query`: --vote, --choices, --rank and the budget
-    checked against the council."""
+    """The plan `council oracle` runs for `query`: --vote, --choices, --rank, --escalate
+    and the budget checked against the council."""
     choices = _vote_choices(flags)
     limits = budget_limits(flags)
     _voting_checks(flags, synthesize, len(council.personas))
+    escalation = None
+    if escalate is not None:
+        if flags.rank:
+            raise UsageError(
+                "--rank asks every persona to rank the others; it does not go with --escalate",
+                "drop one of them",
+            )
+        escalation = _escalation(council, escalate, query)
     return oracle_plan(
         council,
         query,
@@ -660,6 +678,7 @@ def plan_oracle(
         rank=flags.rank,
         rank_seed=_rank_seed(council.options) if flags.rank else None,
         **_bias_checks(flags),
+        escalation=escalation,
         **limits,
     )
 
@@ -671,14 +690,24 @@ def plan_deliberation(
     *,
     max_wasted_tokens: int | None,
     question_text: str | None = None,
+    escalate: EscalateOptions | None = None,
 ) -> DeliberationPlan:
     """The plan `council deliberate` runs for `query` (rounds and speculation are the
-    council's settings): --vote, --choices and the budget checked."""
+    council's settings): --vote, --choices, --escalate and the budget checked."""
     if flags.rank:
         raise UsageError("--rank is for council oracle", "drop --rank, or use council oracle")
     _bias_checks(flags)  # without --rank: refused
     choices = _vote_choices(flags)
     limits = budget_limits(flags)
+    escalation = None
+    if escalate is not None:
+        if flags.vote:
+            raise UsageError(
+                "deliberate --vote ends on a unanimous round already; it does not go with "
+                "--escalate",
+                "drop one of them (council oracle --vote --escalate escalates a vote)",
+            )
+        escalation = _escalation(council, escalate, query)
     return deliberation_plan(
         council,
         query,
@@ -686,7 +715,29 @@ def plan_deliberation(
         question_text=question_text,
         vote=flags.vote,
         choices=choices,
+        escalation=escalation,
         **limits,
+    )
+
+
+def _escalate_options(flags: EscalateFlags | None, preset: Any) -> EscalateOptions | None:
+    """The run's escalation from the flags over the preset's; None (most runs): none, and
+    nothing of escalation is loaded."""
+    if preset is None and (flags is None or flags == type(flags)()):
+        return None
+    from council.app.escalate import EscalateFlags
+
+    return (flags or EscalateFlags()).options(preset)
+
+
+def _escalation(council: ResolvedCouncil, options: EscalateOptions, query: str) -> Escalation:
+    """The plan's escalation: its panel checked against the council, a shadow run drawn
+    (seeded by `-o seed N` and the question, when given)."""
+    from council.app.escalate import escalation_for
+
+    seed = council.options.get("seed")
+    return escalation_for(
+        options, [p.name for p in council.personas], seed=None if seed is None else (seed, query)
     )
 
 
@@ -722,11 +773,18 @@ def _followed(
     return query, record
 
 
-def ask_oracle(flags: AskFlags, *, synthesize: bool, follow_up: FollowUp | None = None) -> int:
+def ask_oracle(
+    flags: AskFlags,
+    *,
+    synthesize: bool,
+    follow_up: FollowUp | None = None,
+    escalate: EscalateFlags | None = None,
+) -> int:
     """`council oracle`: every persona at once, optionally a synthesis; the exit code.
 
     `follow_up`: the question follows an earlier run's answer, asked of the same council
-    (with a synthesis when that run had one)."""
+    (with a synthesis when that run had one). `escalate`: --escalate and its flags (a
+    preset's `escalate:` applies without them)."""
     _prepare_to_send(flags)
     # Flags that cannot be right are refused before the question or the config is read.
     _vote_choices(flags)
@@ -737,14 +795,20 @@ def ask_oracle(flags: AskFlags, *, synthesize: bool, follow_up: FollowUp | None 
         synthesize = True
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     query, record = _followed(request, earlier, record)
-    plan = plan_oracle(request, flags, query, synthesize=synthesize)
+    options = _escalate_options(escalate, request.escalate)
+    plan = plan_oracle(request, flags, query, synthesize=synthesize, escalate=options)
     return _dry_run_or_run(
         plan, request, flags, dry_run_markdown=plan_markdown, engine="oracle", record=record
     )
 
 
 def ask_deliberation(
-    flags: AskFlags, *, resume: str | None, follow_up: FollowUp | None = None, **settings: Any
+    flags: AskFlags,
+    *,
+    resume: str | None,
+    follow_up: FollowUp | None = None,
+    escalate: EscalateFlags | None = None,
+    **settings: Any,
 ) -> int:
     """`council deliberate`, new, a follow-up, or resumed from the history; the exit code.
 
@@ -758,7 +822,9 @@ def ask_deliberation(
         )
     _prepare_to_send(flags)
     with contextlib.ExitStack() as held:  # a resumed run's lock, until the run ends
-        return _deliberation(flags, resume=resume, held=held, follow_up=follow_up, **settings)
+        return _deliberation(
+            flags, resume=resume, held=held, follow_up=follow_up, escalate=escalate, **settings
+        )
 
 
 def _deliberation(
@@ -771,6 +837,7 @@ def _deliberation(
     resume: str | None,
     held: contextlib.ExitStack,
     follow_up: FollowUp | None = None,
+    escalate: EscalateFlags | None = None,
 ) -> int:
     if flags.rank:
         raise UsageError("--rank is for council oracle", "drop --rank, or use council oracle")
@@ -778,6 +845,11 @@ def _deliberation(
     if resume is not None and flags.vote:
         raise UsageError(
             "--resume continues the recorded council; it takes no --vote", "drop --vote"
+        )
+    if resume is not None and escalate is not None and escalate.escalate:
+        raise UsageError(
+            "--resume continues the recorded council; it takes no --escalate",
+            "drop --escalate",
         )
     budget_limits(flags)
     resumed = None
@@ -807,12 +879,15 @@ def _deliberation(
     request = _resolve(flags, values, resumed, command="deliberate", earlier=earlier)
     record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
     query, record = _followed(request, earlier, record)
+    # A resumed council goes on as it was recorded: it escalates no more.
+    escalation = None if resumed else _escalate_options(escalate, request.escalate)
     plan = plan_deliberation(
         request,
         flags,
         query,
         max_wasted_tokens=max_wasted_tokens,
         question_text=resumed.question if resumed else None,
+        escalate=escalation,
     )
     if record is not None and resumed is not None:
         record = replace(record, resumed_from=resumed.run_id)

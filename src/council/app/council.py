@@ -120,6 +120,12 @@ class CouncilResult:
     def status(self) -> str:
         return str(self.document["status"])
 
+    @property
+    def escalation(self) -> dict[str, Any] | None:
+        """What `escalate=` did (`escalated`, `calls_saved`, `cost_saved_usd`, `basis`,
+        the panel's `decision`, a shadow run's `changed`); None: no escalation."""
+        return self.document.get("escalation")
+
     def to_dict(self) -> dict[str, Any]:
         """The `--json` document of the run, exactly as `council oracle --json` prints it."""
         return self.document
@@ -391,13 +397,15 @@ class Council:
         options: Mapping[str, Any] | None,
         position_checks: int | None = None,
         self_check_rate: float | None = None,
+        escalate: bool | Mapping[str, Any] | None = None,
     ) -> OraclePlan:
         council = self._for_call(system=system, options=options)
         checks = {"position_checks": position_checks, "self_check_rate": self_check_rate}
         flags = self._ask_flags(vote, choices, rank, **checks)
         wanted = not vote if synthesize is None else synthesize
         query = with_conversation(question, conversation)
-        return plan_oracle(council, flags, query, synthesize=wanted)
+        chosen = _escalation(council, escalate)
+        return plan_oracle(council, flags, query, synthesize=wanted, escalate=chosen)
 
     def _deliberation_plan(
         self,
@@ -412,6 +420,7 @@ class Council:
         conversation: Sequence[Mapping[str, Any]] | None,
         system: str | None,
         options: Mapping[str, Any] | None,
+        escalate: bool | Mapping[str, Any] | None = None,
     ) -> DeliberationPlan:
         council = self._for_call(
             system=system,
@@ -422,7 +431,10 @@ class Council:
         )
         flags = self._ask_flags(vote, choices, False)
         query = with_conversation(question, conversation)
-        return plan_deliberation(council, flags, query, max_wasted_tokens=max_wasted_tokens)
+        chosen = _escalation(council, escalate)
+        return plan_deliberation(
+            council, flags, query, max_wasted_tokens=max_wasted_tokens, escalate=chosen
+        )
 
     # -- asking ------------------------------------------------------------------------
 
@@ -439,6 +451,7 @@ class Council:
         options: Mapping[str, Any] | None = None,
         position_checks: int | None = None,
         self_check_rate: float | None = None,
+        escalate: bool | Mapping[str, Any] | None = None,
     ) -> CouncilResult:
         """Every persona at once (`council oracle`); by default the arbiter then writes
         the council's answer (`synthesize=False`: none). `vote=True`: each gives a
@@ -447,7 +460,10 @@ class Council:
         (`position_checks`: how many are asked again in the reverse order, default 1;
         `self_check_rate`: the share shown their own answer too, default 0).
         `conversation`: earlier turns (`[{"role": "user"|"assistant", "content": ...}]`),
-        given to every member as the conversation so far."""
+        given to every member as the conversation so far. `escalate=True` (or
+        `{"panel": 2, "threshold": 0.8, "shadow_rate": 0.1}`): a first panel is asked
+        first, the rest only if it is in doubt (`result.escalation` says what it
+        saved); None: as the preset says."""
         plan = self._oracle_plan(
             question,
             synthesize=synthesize,
@@ -459,6 +475,7 @@ class Council:
             options=options,
             position_checks=position_checks,
             self_check_rate=self_check_rate,
+            escalate=escalate,
         )
         return await self._run(plan, None)
 
@@ -475,9 +492,11 @@ class Council:
         conversation: Sequence[Mapping[str, Any]] | None = None,
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
+        escalate: bool | Mapping[str, Any] | None = None,
     ) -> CouncilResult:
         """Rounds of revision judged by the arbiter (`council deliberate`); with
-        `speculative=True` the next round starts while the arbiter judges."""
+        `speculative=True` the next round starts while the arbiter judges. `escalate`:
+        round 1's first panel is asked first, as for `aask`."""
         plan = self._deliberation_plan(
             question,
             rounds=rounds,
@@ -489,6 +508,7 @@ class Council:
             conversation=conversation,
             system=system,
             options=options,
+            escalate=escalate,
         )
         return await self._run(plan, None)
 
@@ -539,6 +559,17 @@ class Council:
         )
 
 
+def _escalation(council: ResolvedCouncil, escalate: Any) -> Any:
+    """`escalate=` as options (None: as the preset says; False: none whatever it says);
+    nothing of escalation is loaded when neither asks for it."""
+    value = council.escalate if escalate is None else escalate
+    if value is None or value is False:
+        return None
+    from council.app.escalate import escalate_options
+
+    return escalate_options(value)
+
+
 def _no_running_loop(method: str, twin: str) -> None:
     """The blocking methods run a loop of their own, which cannot be inside another."""
     try:
@@ -552,9 +583,9 @@ def _no_running_loop(method: str, twin: str) -> None:
 
 
 _ORACLE = ("synthesize", "vote", "rank", "choices", "conversation", "system", "options")
-_ORACLE += ("position_checks", "self_check_rate")
+_ORACLE += ("position_checks", "self_check_rate", "escalate")
 _DELIBERATION = ("rounds", "speculative", "threshold", "max_wasted_tokens", "vote", "choices")
-_DELIBERATION += ("conversation", "system", "options")
+_DELIBERATION += ("conversation", "system", "options", "escalate")
 
 
 def _arguments(arguments: dict[str, Any], names: tuple[str, ...], what: str) -> dict[str, Any]:

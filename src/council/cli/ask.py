@@ -31,6 +31,49 @@ def _exit_with(code: int) -> None:
         raise typer.Exit(code)
 
 
+# oracle's and deliberate's --escalate and its settings, listed together by `--help`.
+ESCALATION_PANEL = "Escalation"
+DEFAULT_ESCALATE_THRESHOLD = 0.8  # engine/escalation.py's DEFAULT_THRESHOLD (not imported:
+# --help stays light)
+EscalateOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--escalate/--no-escalate",
+        help="A first panel; the full council only in doubt.",
+        show_default=False,
+        rich_help_panel=ESCALATION_PANEL,
+    ),
+]
+PanelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--panel",
+        help="1 to 3 first personas, or names.",
+        metavar="N|NAMES",
+        show_default="1",
+        rich_help_panel=ESCALATION_PANEL,
+    ),
+]
+EscalateThresholdOption = Annotated[
+    float | None,
+    typer.Option(
+        "--escalate-threshold",
+        help="Panel confidence needed.",
+        show_default=f"{DEFAULT_ESCALATE_THRESHOLD:g}",
+        rich_help_panel=ESCALATION_PANEL,
+    ),
+]
+ShadowRateOption = Annotated[
+    float | None,
+    typer.Option(
+        "--shadow-rate",
+        help="Share asked in full anyway.",
+        show_default="0",
+        rich_help_panel=ESCALATION_PANEL,
+    ),
+]
+
+
 @app.command(name="oracle", cls=AskCommand)
 @handles_errors
 @ask_options
@@ -42,6 +85,10 @@ def oracle_command(
     flags: AskFlags,
     follow: ContinueOption = False,
     continue_from: ContinueFromOption = None,
+    escalate: EscalateOption = None,
+    panel: PanelOption = None,
+    escalate_threshold: EscalateThresholdOption = None,
+    shadow_rate: ShadowRateOption = None,
 ) -> None:
     """Ask every persona the same question at once and print their answers together.
 
@@ -54,9 +101,11 @@ def oracle_command(
       council oracle --continue "And for a team of twenty?"   (a follow-up of the last)
     """
     from council.app.ask import ask_oracle
+    from council.app.escalate import EscalateFlags
 
     follow_up = _follow_up(follow, continue_from)
-    _exit_with(ask_oracle(flags, synthesize=synthesize, follow_up=follow_up))
+    escalation = EscalateFlags(escalate, panel, escalate_threshold, shadow_rate)
+    _exit_with(ask_oracle(flags, synthesize=synthesize, follow_up=follow_up, escalate=escalation))
 
 
 def _follow_up(follow: bool, continue_from: str | None) -> FollowUp | None:
@@ -137,6 +186,10 @@ def deliberate_command(
     ] = None,
     follow: ContinueOption = False,
     continue_from: ContinueFromOption = None,
+    escalate: EscalateOption = None,
+    panel: PanelOption = None,
+    escalate_threshold: EscalateThresholdOption = None,
+    shadow_rate: ShadowRateOption = None,
 ) -> None:
     """Run rounds of personas revising against each other until an arbiter says they agree.
 
@@ -151,6 +204,7 @@ def deliberate_command(
       council deliberate --json --rounds 2 "Monorepo or not?"
     """
     from council.app.ask import ask_deliberation
+    from council.app.escalate import EscalateFlags
 
     if speculative and no_speculative:
         raise UsageError("--speculative and --no-speculative contradict", "give one of them")
@@ -164,6 +218,7 @@ def deliberate_command(
             max_wasted_tokens=max_wasted_tokens,
             resume=resume,
             follow_up=_follow_up(follow, continue_from),
+            escalate=EscalateFlags(escalate, panel, escalate_threshold, shadow_rate),
         )
     )
 

@@ -266,13 +266,20 @@ def _print_report(report: EvalReport, *, json_output: bool, items: bool) -> None
         f"{report.data}: {report.items} items × {len(report.strategies)} strategies, "
         f"scorer {report.scorer}; {report.asked} runs now{again}{reused}{rescored}"
     )
+    from council.app.escalate import escalation_line, escalation_summary
+
+    escalated = escalation_line(escalation_summary(report.lines))
     if sys.stdout.isatty():
         from rich.console import Console
 
         Console().print(eval_renderable(report.summaries, heading))
+        if escalated is not None:
+            Console().print(escalated, markup=False, highlight=False)
         if items:
             Console().print(wrong_items(report.lines, report.strategies), markup=False)
         return
     say(eval_markdown(report.summaries, heading))
+    if escalated is not None:
+        say(escalated)
     if items:
         say(wrong_items(report.lines, report.strategies))

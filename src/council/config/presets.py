@@ -33,6 +33,7 @@ from council.config.checks import (
     NAMED_SETTINGS,
     PRESET_FIELDS,
     RUN_SETTINGS,
+    Check,
     check_fields,
     check_settings,
     expected,
@@ -61,7 +62,21 @@ __all__ = [
 ]
 
 MAX_PRESET_BYTES = 1024 * 1024
-PRESET_KEYS = ("name", "description", "extends", *NAMED_SETTINGS, *RUN_SETTINGS)
+PRESET_KEYS = ("name", "description", "extends", *NAMED_SETTINGS, *RUN_SETTINGS, "escalate")
+# `escalate:` (council oracle --escalate): true, or its settings; checked with file:line.
+ESCALATE_KEYS = ("panel", "threshold", "shadow_rate")
+_FRACTION = Check(lambda v: _fraction(v), "a number from 0 to 1")
+ESCALATE_CHECKS: dict[str, Check] = {
+    "panel": Check(
+        lambda v: _panel(v), "1, 2 or 3 (the council's first personas), or a list of names"
+    ),
+    "threshold": _FRACTION,
+    "shadow_rate": _FRACTION,
+}
+_ESCALATE = Check(
+    lambda v: isinstance(v, bool | dict),
+    "true, false, or a mapping with panel, threshold and shadow_rate",
+)
 NOT_IN_PRESET = {
     "api_key_env": "a preset may not choose which of your keys is sent; name an endpoint "
     "profile from your own config instead (endpoint: NAME)",
@@ -398,8 +413,37 @@ def _file_problems(loaded: _Loaded, catalog: PersonaCatalog) -> list[FileProblem
         )
     problems += check_fields(data, path, {"description": PRESET_FIELDS["description"]})
     problems += check_settings(data, path)
+    problems += _escalate_problems(data, path)
     problems += shared_endpoint_problems(data, path)
     for key in NAMED_SETTINGS:
         if key in data:
             problems += _persona_problems(data, key, path, catalog)
     return problems
+
+
+def _fraction(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and 0 <= value <= 1
+
+
+def _panel(value: object) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return 1 <= value <= 3
+    return (
+        isinstance(value, list)
+        and 1 <= len(value) <= 3
+        and all(isinstance(v, str) and is_name(v) for v in value)
+    )
+
+
+def _escalate_problems(data: Located, path: Path) -> list[FileProblem]:
+    """`escalate:` is true/false or a mapping of its known keys, each in range."""
+    if "escalate" not in data:
+        return []
+    if not _ESCALATE.accepts(data["escalate"]):
+        return [expected(path, data, "escalate", _ESCALATE, got=True)]
+    value = data["escalate"]
+    if not isinstance(value, Located):
+        return []
+    return key_problems(value, path, ESCALATE_KEYS) + check_fields(
+        value, path, ESCALATE_CHECKS, got=True
+    )

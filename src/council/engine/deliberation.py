@@ -149,6 +149,9 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
         self._rounds: dict[int, _Round] = {}
         self._not_speculated: set[int] = set()  # held back by --max-wasted-tokens
         self._client: EndpointClients | None = None
+        # --escalate: the first panel's round-1 calls, made first; round 1 takes them as
+        # they are, so that nobody is asked twice.
+        self._panel: dict[str, CallReporter] = {}
 
     def _new_result(self) -> DeliberationResult:
         return DeliberationResult(run_id=self.run_id, plan=self.plan, budget=self.budget)
@@ -166,6 +169,8 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
     async def _run(self, clients: EndpointClients) -> None:
         self._client = clients
         try:
+            if self.plan.escalation is not None and not await self._panel_first(clients):
+                return  # the first panel agreed: its answer is the council's
             last_kept = await self._deliberate()
         except BaseException as exc:
             # Ctrl-C (or a bug): close every stream before the client goes away.
@@ -177,6 +182,47 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
         # Ctrl-C while the discarded round closes: the council is done, but the user
         # asked to stop, and that is what the exit says (the run is marked interrupted).
         await self._stop_rounds(after=last_kept, reason="superseded")
+        escalation = self.result.escalation
+        if escalation is not None and escalation.escalation.shadow and self.result.rounds:
+            from council.engine.escalate import shadow_compared
+
+            if escalation.decision is not None and escalation.decision.agreed:
+                shadow_compared(escalation, self.result.rounds[-1].answers)
+
+    async def _panel_first(self, clients: EndpointClients) -> bool:
+        """--escalate: round 1's first panel, asked first; False when it agreed (and this
+        is no shadow run), its answers then the council's one round."""
+        # Imported here: a deliberation that does not escalate (most) never pays for it.
+        from council.engine.escalate import panel_decision
+
+        plan = self.plan
+        spec = plan.escalation
+        assert spec is not None
+        members = [p for p in plan.personas if p.name in spec.panel]
+        reporters = [self.reporter(plan.persona_call(p, 1)) for p in members]
+        self._panel = {r.call.persona: r for r in reporters}
+        # Round 1 so far, for the timeline (and its cost) however the run ends; round 1
+        # proper, when it runs, takes these reporters in.
+        first = _Round(1, speculative=False)
+        first.reporters = list(reporters)
+        self._rounds[1] = first
+        self.reserve_together([(clients.for_call(r.call), r) for r in reporters], all_or_none=False)
+        async with asyncio.TaskGroup() as group:
+            for reporter in reporters:
+                group.create_task(run_call(clients.for_call(reporter.call), reporter))
+        outcomes = {r.call.persona: r.outcome for r in reporters if r.outcome is not None}
+        # The full council's first round and its verdict; later rounds would add more.
+        full = len(plan.personas) + 1
+        members = [p.name for p in plan.personas]
+        record = panel_decision(spec, members, outcomes, full, plan.choices)
+        self.result.escalation = record
+        if not record.not_asked:
+            return True
+        self.result.rounds.append(
+            RoundResult(1, outcomes, positions=dict.fromkeys(outcomes, "new"))
+        )
+        self.result.stop_reason = StopReason.PANEL_AGREED
+        return False
 
     # -- the main loop: one round, one verdict at a time ------------------------------
 
@@ -311,8 +357,10 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
             raise RuntimeError("rounds run inside execute()")
         earlier = previous.answered() if previous else None
         missing = previous.failed() if previous else None
+        panel = self._panel if current.number == 1 else {}
         current.reporters = [
-            self.reporter(
+            panel.get(persona.name)
+            or self.reporter(
                 plan.persona_call(persona, current.number, earlier, missing),
                 speculative=current.speculative,
             )
@@ -320,6 +368,7 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
         ]
         reused = self.resume.answers.get(current.number, {}) if self.resume else {}
         asked = [r for r in current.reporters if r.call.persona not in reused]
+        asked = [r for r in asked if r.call.persona not in panel]  # asked first, once
         pairs = [(client.for_call(r.call), r) for r in asked]
         if not self.reserve_together(pairs, all_or_none=True, tentative=current.speculative):
             current.not_affordable = True  # nothing was sent, nothing reserved
@@ -329,6 +378,8 @@ class DeliberationRun(EngineRun[DeliberationPlan, DeliberationResult]):
         async with asyncio.TaskGroup() as group:
             for reporter in current.reporters:
                 earlier_answer = reused.get(reporter.call.persona)
+                if reporter.call.persona in panel:
+                    continue  # the first panel's answer, as it came
                 if earlier_answer is not None and self.resume is not None:
                     reporter.reuse(earlier_answer, self.resume.run_id)
                 else:

@@ -61,6 +61,7 @@ class StopReason(enum.StrEnum):
     INTERRUPTED = "interrupted"
     UNANIMOUS = "unanimous"
     BUDGET = "budget"
+    PANEL_AGREED = "panel_agreed"
 
 
 # Why a deliberation stopped, in words.
@@ -72,6 +73,7 @@ STOP_REASONS = {
     StopReason.INTERRUPTED: "interrupted",
     StopReason.UNANIMOUS: "every persona's ballot made the same choice",
     StopReason.BUDGET: "the budget (--budget-usd, --max-tokens-total) was reached",
+    StopReason.PANEL_AGREED: "the first panel agreed (--escalate): nobody else was asked",
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 
 from council.endpoint.errors import internal_error
 from council.engine.agreement import split_synthesis
@@ -51,26 +52,37 @@ class OracleRun(EngineRun[OraclePlan, OracleResult]):
 
     async def _run(self, clients: EndpointClients) -> None:
         plan = self.plan
-        if plan.vote:  # ballots, counted as they come; the rest stopped once decided
-            # Imported here: a run that neither votes nor ranks (most) never pays for them.
-            from council.engine.vote import run_ballots
+        if plan.escalation is not None:
+            # Imported here: a run that does not escalate (most) never pays for it.
+            from council.engine.escalate import run_panel_first
 
-            await run_ballots(self, clients)
+            if not await run_panel_first(self, clients):
+                return  # the first panel agreed: its answer is the council's
         else:
-            reporters = [self.reporter(c) for c in plan.calls]
-            # The personas share what the budget has left, evenly.
-            self.reserve_together(
-                [(clients.for_call(r.call), r) for r in reporters], all_or_none=False
-            )
-            async with asyncio.TaskGroup() as group:
-                for reporter in reporters:
-                    group.create_task(self.call(clients, reporter.call, reporter))
+            await self.ask(clients, plan.calls)
         if plan.rank:  # each persona ranks the others' answers, anonymously
             from council.engine.ranking import run_reviews
 
             await run_reviews(self, clients)
         if plan.arbiter is not None and self.result.answers:
             await self._synthesize(clients)
+
+    async def ask(
+        self, clients: EndpointClients, calls: Sequence[CallSpec], *, early_stop: bool = True
+    ) -> None:
+        """These persona calls at once: ballots counted as they come with --vote (the rest
+        stopped once decided), else answers sharing what the budget has left, evenly."""
+        if self.plan.vote:
+            # Imported here: a run that neither votes nor ranks (most) never pays for them.
+            from council.engine.vote import run_ballots
+
+            await run_ballots(self, clients, calls, early_stop=early_stop)
+            return
+        reporters = [self.reporter(c) for c in calls]
+        self.reserve_together([(clients.for_call(r.call), r) for r in reporters], all_or_none=False)
+        async with asyncio.TaskGroup() as group:
+            for reporter in reporters:
+                group.create_task(self.call(clients, reporter.call, reporter))
 
     def _record(self, call: CallSpec, outcome: CallOutcome) -> None:
         self.result.calls.append(outcome)

@@ -13,13 +13,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
 from council.engine.model import Attachment, CallSpec, Message, Mode, Part
 from council.engine.prompts import (
+    ESCALATION_POSTSCRIPT,
     VERDICT_RESPONSE_FORMAT,
     ballot_parts,
     ballot_postscript,
@@ -34,6 +35,9 @@ from council.engine.prompts import (
     user_message,
     verdict_parts,
 )
+
+if TYPE_CHECKING:
+    from council.engine.escalation import Escalation
 
 __all__ = [
     "DeliberationPlan",
@@ -201,6 +205,8 @@ class OraclePlan(_Plan):
     # reversed, and the share shown their own answer too, in a shadow review.
     rank_position_checks: int = 0
     rank_self_check_rate: float = 0.0
+    # --escalate: the first panel is asked first; the rest only when it doubts.
+    escalation: Escalation | None = None
 
     @property
     def synthesize(self) -> bool:
@@ -260,6 +266,8 @@ class OraclePlan(_Plan):
                 "position_checks": self.rank_position_checks,
                 "self_check_rate": self.rank_self_check_rate,
             }
+        if self.escalation is not None:
+            data["escalation"] = self.escalation.to_dict()
         return data
 
 
@@ -279,6 +287,8 @@ class DeliberationPlan(_Plan):
     # council without the arbiter.
     vote: bool = False
     choices: tuple[str, ...] = ()
+    # --escalate: round 1's first panel is asked first; the rest only when it doubts.
+    escalation: Escalation | None = None
 
     @property
     def question(self) -> str:
@@ -308,6 +318,8 @@ class DeliberationPlan(_Plan):
         )
         if self.vote:
             content = [*content, "", ballot_postscript(self.choices)]
+        elif self.escalation is not None:  # every answer says its conclusion and confidence
+            content = [*content, "", ESCALATION_POSTSCRIPT]
         return self._build(
             persona, content, f"r{round_number}-{persona.name}", round_number=round_number
         )
@@ -356,6 +368,8 @@ class DeliberationPlan(_Plan):
         )
         if self.vote:
             data["vote"] = {"choices": list(self.choices)}
+        if self.escalation is not None:
+            data["escalation"] = self.escalation.to_dict()
         data["estimated_input_tokens_round_1"] = estimated_input_tokens(calls[: len(self.personas)])
         return data
 
@@ -379,6 +393,7 @@ def build_oracle_plan(
     rank_self_check_rate: float = 0.0,
     budget_usd: float | None = None,
     max_tokens_total: int | None = None,
+    escalation: Escalation | None = None,
 ) -> OraclePlan:
     """Plan one question to every persona; the synthesis call is built once answers exist.
 
@@ -391,6 +406,8 @@ def build_oracle_plan(
     if vote:
         content = ballot_parts(content, choices)
         ballot = {"response_format": ballot_response_format(choices)}
+    elif escalation is not None:  # every answer says its conclusion and confidence
+        content = [*content, "", ESCALATION_POSTSCRIPT]
     calls = tuple(
         _call(persona, content, f"r1-{persona.name}", endpoint, extra, options, **ballot)
         for persona in personas
@@ -415,6 +432,7 @@ def build_oracle_plan(
         rank_self_check_rate=rank_self_check_rate,
         budget_usd=budget_usd,
         max_tokens_total=max_tokens_total,
+        escalation=escalation,
     )
 
 
@@ -437,6 +455,7 @@ def build_deliberation_plan(
     choices: Sequence[str] = (),
     budget_usd: float | None = None,
     max_tokens_total: int | None = None,
+    escalation: Escalation | None = None,
 ) -> DeliberationPlan:
     return DeliberationPlan(
         query=query,
@@ -458,4 +477,5 @@ def build_deliberation_plan(
         choices=tuple(choices),
         budget_usd=budget_usd,
         max_tokens_total=max_tokens_total,
+        escalation=escalation,
     )

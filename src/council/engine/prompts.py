@@ -18,6 +18,7 @@ from council.engine.model import Attachment, CallSpec, Part, Quoted, join_parts
 
 __all__ = [
     "BALLOT_INSTRUCTIONS",
+    "ESCALATION_POSTSCRIPT",
     "EVAL_ANSWER_INSTRUCTIONS",
     "EVAL_CHOICE_INSTRUCTIONS",
     "EVAL_JUDGE_INSTRUCTIONS",
@@ -283,6 +284,15 @@ _FREE_CHOICE = "your answer in as few words as possible (a letter, a word, a num
 # deliberate --vote: each round's answer ends with a ballot line the council reads.
 BALLOT_POSTSCRIPT = """\
 End your answer with one line of its own: "Choice: X", where X is {choice}."""
+
+
+# What every persona of an escalating run without --vote ends its answer with, so that
+# the first panel's agreement and confidence can be read (engine/escalation.py), and the
+# full council's answer compared with the panel's.
+ESCALATION_POSTSCRIPT = """\
+End your reply with two lines of their own:
+Answer: <your conclusion in as few words as possible>
+Confidence: <how sure you are, 0 to 100>%"""
 
 
 def ballot_response_format(choices: Sequence[str] = ()) -> dict[str, Any]:

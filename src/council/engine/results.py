@@ -36,8 +36,9 @@ from council.errors import (
     ErrorKind,
 )
 
-if TYPE_CHECKING:  # the report is built only by --rank (engine/ranking.py)
+if TYPE_CHECKING:  # built only by --rank (engine/ranking.py) and --escalate
     from council.engine.bias import BiasReport
+    from council.engine.escalation import EscalationResult
 
 __all__ = [
     "BatchProgress",
@@ -79,6 +80,22 @@ class OracleResult:
     calls: list[CallOutcome] = field(default_factory=list)
     budget: Budget | None = None  # the run's limits and spend (None: no limits)
     agreement: AgreementMap | None = None  # what the synthesis's arbiter mapped (oracle -s)
+    escalation: EscalationResult | None = None  # --escalate: what the first panel decided
+
+    @property
+    def _not_asked(self) -> tuple[str, ...]:
+        """Members never asked: a vote's stopped ballots, those an agreeing panel spared."""
+        stopped = self.vote.stopped if self.vote is not None else ()
+        spared = self.escalation.not_asked if self.escalation is not None else ()
+        return (*stopped, *spared)
+
+    @property
+    def panel_answered(self) -> CallOutcome | None:
+        """The first panel's answer when it stood for the council's (None: it did not)."""
+        escalation = self.escalation
+        if escalation is None or not escalation.not_asked or not self.answers:
+            return None
+        return self.answers[0]
 
     @property
     def agreement_map(self) -> AgreementMap | None:
@@ -110,7 +127,7 @@ class OracleResult:
         A ballot call the vote stopped once it was decided is not a failure.
         """
         failures: list[CallOutcome] = []
-        stopped = self.vote.stopped if self.vote is not None else ()
+        stopped = self._not_asked
         for persona in self.plan.personas:
             if persona.name in stopped:
                 continue
@@ -130,13 +147,16 @@ class OracleResult:
         synthesis = self.synthesis
         if synthesis is not None and synthesis.answered:
             return synthesis.text
-        return self.vote.answer if self.vote is not None else None
+        if self.vote is not None:
+            return self.vote.answer
+        panel = self.panel_answered
+        return panel.text if panel is not None else None
 
     @property
     def coverage(self) -> Coverage:
         """How many members the answer rests on, and who is missing (a vote's early stop
         is no one missing)."""
-        stopped = self.vote.stopped if self.vote is not None else ()
+        stopped = self._not_asked
         total = len([p for p in self.plan.personas if p.name not in stopped])
         return Coverage.of(total, len(self.answers), self.failures)
 
@@ -146,6 +166,8 @@ class OracleResult:
         who wrote it (`persona`: the synthesis's author), and who it rests on."""
         synthesis = self.synthesis
         wrote = synthesis if synthesis is not None and synthesis.answered else None
+        if wrote is None and self.vote is None:
+            wrote = self.panel_answered  # an agreeing first panel's answer is the council's
         persona = wrote.persona if wrote is not None else None
         return {
             "text": self.answer,
@@ -262,6 +284,13 @@ class DeliberationResult:
     # The endpoint's limit changes during the run: {"host", "old", "new", "reason"}.
     limit_changes: list[dict[str, Any]] = field(default_factory=list)
     budget: Budget | None = None  # the run's limits and spend (None: no limits)
+    escalation: EscalationResult | None = None  # --escalate: what the first panel decided
+
+    @property
+    def panel_round(self) -> RoundResult | None:
+        """--escalate: the one round of an agreeing first panel, whose answer stands."""
+        last = self.final_round
+        return last if self.stop_reason == StopReason.PANEL_AGREED else None
 
     @property
     def cost_usd(self) -> float | None:
@@ -303,6 +332,9 @@ class DeliberationResult:
 
     @property
     def answer(self) -> str | None:
+        panel = self.panel_round
+        if panel is not None:
+            return panel.answers[0].text if panel.answers else None
         unanimous = self.unanimous_round
         if unanimous is not None and unanimous.vote is not None:
             return unanimous.vote.answer
@@ -313,7 +345,8 @@ class DeliberationResult:
     def coverage(self) -> Coverage:
         """How many members the answer's round rests on (the judged round, else the last)."""
         judged = self.unanimous_round or self.verdict_round or self.final_round
-        total = len(self.plan.personas)
+        spared = self.escalation.not_asked if self.escalation is not None else ()
+        total = len(self.plan.personas) - len(spared)
         if judged is None:
             return Coverage.of(total, 0, self.failed_round.failures if self.failed_round else [])
         return Coverage.of(total, len(judged.answers), judged.failures)
@@ -330,6 +363,18 @@ class DeliberationResult:
         }
 
     def _answer_source(self) -> dict[str, Any]:
+        panel = self.panel_round
+        if panel is not None and panel.answers:
+            confidence = self.escalation.decision if self.escalation is not None else None
+            return {
+                "text": panel.answers[0].text,
+                "persona": panel.answers[0].persona,
+                "round": panel.number,
+                "judged_by": None,
+                "converged": True,
+                "confidence": confidence.confidence if confidence is not None else None,
+                "dissent": [],
+            }
         unanimous = self.unanimous_round
         if unanimous is not None:
             return {
@@ -380,8 +425,8 @@ class DeliberationResult:
             or self.kept_failures
         ):
             return EXIT_PARTIAL
-        if self.unanimous_round is not None:
-            return EXIT_OK  # the ballots agreed: no verdict was needed
+        if self.unanimous_round is not None or self.panel_round is not None:
+            return EXIT_OK  # the ballots, or the first panel, agreed: no verdict was needed
         if not any(r.verdict is not None and r.verdict.problem is None for r in self.rounds):
             return EXIT_PARTIAL  # no verdict could ever be read: no real answer
         return EXIT_OK

@@ -129,13 +129,31 @@ class BallotRun(Protocol):
     ) -> None: ...
 
 
-async def run_ballots(run: BallotRun, clients: EndpointClients) -> None:
+async def run_ballots(
+    run: BallotRun,
+    clients: EndpointClients,
+    calls: Sequence[CallSpec] | None = None,
+    *,
+    early_stop: bool = True,
+) -> None:
     """Every persona's ballot call at once, each ballot counted as its call ends; once
     the vote is decided (and the plan allows it), the calls still running are cancelled
-    with the reason VOTE_DECIDED. `run.result.vote` holds the count so far throughout."""
+    with the reason VOTE_DECIDED. `run.result.vote` holds the count so far throughout.
+
+    `calls`: only these (an escalation's panel, then the rest); ballots already in the
+    result (the panel's) are counted as they are, never asked again.
+    """
     plan, result = run.plan, run.result
-    box = BallotBox(len(plan.calls), plan.choices, order=[c.persona for c in plan.calls])
-    reporters = {c.persona: run.reporter(c) for c in plan.calls}
+    asked = list(plan.calls if calls is None else calls)
+    earlier = [o for o in result.outcomes.values() if o.persona not in {c.persona for c in asked}]
+    voters = len(earlier) + len(asked)
+    box = BallotBox(voters, plan.choices, order=[c.persona for c in plan.calls])
+    for outcome in earlier:
+        if outcome.answered:
+            box.add(read_ballot(outcome.persona, outcome.text, plan.choices))
+        else:
+            box.lost()
+    reporters = {c.persona: run.reporter(c) for c in asked}
     tasks = {
         name: asyncio.create_task(run.call(clients, r.call, r)) for name, r in reporters.items()
     }
@@ -155,7 +173,7 @@ async def run_ballots(run: BallotRun, clients: EndpointClients) -> None:
                 else:
                     box.lost()
             result.vote = box.result()
-            if pending and plan.vote_early_stop and box.decided():
+            if pending and plan.vote_early_stop and early_stop and box.decided():
                 stopped = [name for name, task in tasks.items() if not task.done()]
                 for name in stopped:
                     reporters[name].cancel_reason = VOTE_DECIDED

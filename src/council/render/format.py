@@ -6,13 +6,16 @@ Also what a report shows where the terminal and Markdown output must agree (what
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from council.engine.model import CallOutcome, StopReason
 from council.engine.plan import DeliberationPlan, OraclePlan
 from council.engine.results import DeliberationResult, OracleResult, RoundResult
 from council.errors import ErrorKind
 from council.render.costs import cost_note
+
+if TYPE_CHECKING:
+    from council.engine.escalation import EscalationResult
 
 __all__ = [
     "CALL_COLUMNS",
@@ -26,6 +29,7 @@ __all__ = [
     "count_of",
     "deliberation_footer",
     "deliberation_warnings",
+    "escalation_note",
     "failure_detail",
     "fitted_note",
     "fitted_warnings",
@@ -187,9 +191,33 @@ def run_footer(result: OracleResult) -> str:
         parts.append(f"sum of calls {seconds(total)} ({total / result.wall:.1f}× less waiting)")
     parts.append(models_and_hosts(plan))
     parts += [note for note in [cost_note(result)] if note]
+    if result.escalation is not None:
+        parts.append(escalation_note(result.escalation))
     queued = queued_note(plan.max_concurrency, len(plan.calls))
     notes = [queued] if queued else []
     return " · ".join([*parts, *notes, *_limit_notes(result.limit_changes)])
+
+
+def escalation_note(escalation: EscalationResult) -> str:
+    """What --escalate did: the panel's decision, and the calls and cost it saved (basis)."""
+    panel = ", ".join(escalation.panel)
+    decision = escalation.decision
+    why = decision.reason if decision is not None else "no decision"
+    full = escalation.calls_full
+    if escalation.escalation.shadow and decision is not None and decision.agreed:
+        verdict = "changed" if escalation.changed else "kept"
+        return (
+            f"escalation: shadow run, the panel ({panel}) agreed ({why}); "
+            f"the full council {verdict} its answer"
+        )
+    if escalation.escalated:
+        return f"escalation: the panel ({panel}) was in doubt ({why}); the full council ran"
+    cost = escalation.cost_saved_usd
+    money = f", ≈${cost:.4f}" if cost is not None else ""
+    return (
+        f"escalation: the panel ({panel}) agreed ({why}): "
+        f"{escalation.calls_saved} of {full} calls saved{money} ({escalation.basis})"
+    )
 
 
 def limit_note(host: str, new: int, reason: str) -> str:
@@ -241,6 +269,13 @@ def answer_status(result: DeliberationResult, *, answers_at: str = "below") -> s
             f"Unanimous in round {unanimous.number} of {total}: every persona chose "
             f"{result.answer}, so the arbiter was not asked. Their answers are {answers_at}."
         )
+    panel = result.panel_round
+    if panel is not None and result.escalation is not None:
+        names = ", ".join(result.escalation.panel)
+        return (
+            f"The first panel ({names}) agreed in round 1 (--escalate): its answer stands, "
+            f"and nobody else was asked. Its answers are {answers_at}."
+        )
     if judged is None or judged.verdict is None:
         if result.interrupted:
             return f"Interrupted before any verdict: the last round's answers are {answers_at}."
@@ -285,6 +320,8 @@ def _verdict_cell(round_number: int, result: DeliberationResult) -> str:
         unanimous = result.unanimous_round
         if unanimous is not None and unanimous.number == round_number:
             return f"unanimous ballots: {result.answer} (not judged)"
+        if result.panel_round is not None:
+            return "the first panel agreed (not judged)"
         return "–"
     if kept.verdict.problem:
         return "unreadable verdict"
@@ -401,6 +438,8 @@ def deliberation_footer(result: DeliberationResult) -> str:
         parts.append(wasted)
     parts.append(models_and_hosts(plan))
     parts += [note for note in [cost_note(result)] if note]
+    if result.escalation is not None:
+        parts.append(escalation_note(result.escalation))
     queued = queued_note(plan.max_concurrency, len(plan.personas) + int(plan.speculative))
     notes = [queued] if queued else []
     return " · ".join([*parts, *notes, *_limit_notes(result.limit_changes)])

@@ -53,6 +53,8 @@ def oracle_document(result: OracleResult) -> dict[str, Any]:
         "ranking": result.ranking.to_dict() if result.ranking is not None else None,
         "bias": result.bias.to_dict() if result.bias is not None else None,
         "reviews": [_placed(r.to_dict(), plan) for r in result.reviews.values()],
+        # --escalate (null without): the first panel's decision, the calls it saved.
+        "escalation": result.escalation.to_dict() if result.escalation is not None else None,
         **_costs(result),
     }
 
@@ -112,6 +114,8 @@ def deliberation_document(result: DeliberationResult) -> dict[str, Any]:
             "limit_changes": result.limit_changes,
             "wasted_cost_usd": _rounded(result.wasted_cost_usd),
         },
+        # --escalate (null without): the first panel's decision, the calls it saved.
+        "escalation": result.escalation.to_dict() if result.escalation is not None else None,
         **_costs(result),
     }
 

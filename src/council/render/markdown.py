@@ -261,6 +261,18 @@ def _voting_lines(plan: OraclePlan) -> list[str]:
     return lines
 
 
+def _escalation_lines(plan: OraclePlan | DeliberationPlan) -> list[str]:
+    """--escalate in a dry run: who is asked first, and when the rest are."""
+    spec = plan.escalation
+    if spec is None:
+        return []
+    shadow = " (this run is a shadow run: the full council runs anyway)" if spec.shadow else ""
+    return [
+        f"- escalate: {', '.join(spec.panel)} first; the rest only if not all state one "
+        f"answer with confidence ≥ {spec.threshold:g}{shadow}"
+    ]
+
+
 @_for_people
 def plan_markdown(plan: OraclePlan) -> str:
     """The plan for `--dry-run`: where it would go, with what, and the exact messages."""
@@ -272,6 +284,7 @@ def plan_markdown(plan: OraclePlan) -> str:
         f"- personas: {', '.join(p.name for p in plan.personas)}",
         f"- synthesis: {plan.arbiter.name if plan.arbiter else 'no'}",
         *_voting_lines(plan),
+        *_escalation_lines(plan),
         f"- estimate: ~{estimate:,} input tokens over {count_label(len(plan.calls), 'call')}"
         + (" (plus one synthesis call)" if plan.arbiter else ""),
     ]
@@ -309,6 +322,7 @@ def deliberation_plan_markdown(plan: DeliberationPlan) -> str:
         f"- rounds: at most {plan.rounds}, ending at a converged verdict with "
         f"confidence ≥ {plan.threshold:g}",
         f"- schedule: {schedule}",
+        *_escalation_lines(plan),
         f"- estimate: ~{estimate:,} input tokens for round 1 ({count_label(len(first), 'call')}); "
         "later rounds also carry the previous round's answers",
         "",

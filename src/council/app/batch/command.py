@@ -205,6 +205,11 @@ def run_batch(flags: AskFlags, options: BatchOptions) -> int:
     request = resolve_council(flags, values)
     for note in request.notes:
         _say(note)
+    if request.escalate not in (None, False):  # said, not silently ignored
+        _say(
+            "council: note: the preset's escalate: applies to council oracle and deliberate; "
+            "council batch asks every persona of every item"
+        )
     plan_for = _plan_for(request, options)
     template = plan_for("")
     if flags.dry_run:

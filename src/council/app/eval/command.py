@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from council.app.ask import ResolvedCouncil, resolve_council, serving_council
 from council.app.batch.items import BadLine, read_items
 from council.app.batch.output import OutputFile
+from council.app.escalate import escalation_metrics, escalation_summary
 from council.app.eval.setup import (
     LineRecord,
     Work,
@@ -123,6 +124,7 @@ class EvalReport:
             "bad_lines": self.bad_lines,
             "out": self.out,
             "strategies": [s.to_dict() for s in self.summaries],
+            "escalation": escalation_summary(self.lines),
         }
 
 
@@ -237,6 +239,9 @@ class _Runner:
             "cost_usd": meter.cost_usd,
             "latency": round(latency, 4),
         }
+        escalation = getattr(result, "escalation", None) if answer is not None else None
+        if escalation is not None:  # what escalating did, summed up per strategy
+            metrics["escalation"] = escalation_metrics(escalation.to_dict())
         if answer is None:
             self.failures.extend(meter.failures)
             return self.record.line(item, strategy, None, (None, False, note), metrics)

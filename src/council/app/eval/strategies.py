@@ -8,7 +8,8 @@
 A persona's name is that persona alone; `synthesize` and `deliberate` are the run's
 personas with the arbiter; `vote` the personas' ballots (the item's option letters as
 the choices; its answer `OracleResult.vote.winner`, a tie counts as wrong) and `rank`
-their anonymous peer ranking (the answer of the persona ranked first).
+their anonymous peer ranking (the answer of the persona ranked first); `escalate` is
+`synthesize` asked of a first panel first (the rest only where it is in doubt).
 """
 
 from __future__ import annotations
@@ -160,6 +161,21 @@ def _rank(council: ResolvedCouncil, item: EvalItem) -> OraclePlan:
     return oracle_plan(council, item.question, synthesize=False, rank=True, rank_seed=fixed)
 
 
+def _escalate(council: ResolvedCouncil, item: EvalItem) -> OraclePlan:
+    """`synthesize`, asked of the first panel first (the preset's `escalate:`, else the
+    defaults): the rest and the arbiter only where the panel is in doubt."""
+    from council.app.escalate import EscalateOptions, escalate_options, escalation_for
+
+    options = escalate_options(council.escalate) or EscalateOptions()
+    seed = council.options.get("seed")
+    escalation = escalation_for(
+        options,
+        [p.name for p in council.personas],
+        seed=None if seed is None else (seed, item.question),
+    )
+    return oracle_plan(council, item.question, synthesize=True, escalation=escalation)
+
+
 def _deliberate(council: ResolvedCouncil, item: EvalItem) -> DeliberationPlan:
     # Never speculative: an eval compares answers, and speculation changes only time.
     return deliberation_plan(council, item.question, max_wasted_tokens=None, speculative=False)
@@ -201,6 +217,7 @@ STRATEGIES: dict[str, Strategy] = {
     "rank": Strategy(_rank, _rank_answer),
     "synthesize": Strategy(_synthesize, _final_answer("no synthesis")),
     "deliberate": Strategy(_deliberate, _final_answer("no final answer")),
+    "escalate": Strategy(_escalate, _final_answer("no answer")),
 }
 # Strategies that use the run's personas; any other name is a persona alone.
 COUNCIL_STRATEGIES = tuple(STRATEGIES)
