@@ -102,9 +102,14 @@ def judge(
     pool: str,
     gate: bool,
     pass_score: float,
+    out: str | None = None,
+    retry_failed: bool = False,
 ) -> int:
     """Run the jury, print its verdict (Markdown or `--json`), and return the exit code."""
     check_pool(pool)
+    for given, name in ((out, "--out"), (retry_failed, "--retry-failed")):
+        if given:
+            raise UsageError(f"{name} goes with --items", f"add --items FILE.jsonl, or drop {name}")
     if (pair is None) == (answer is None):
         raise UsageError(
             "council judge grades one answer, a pair, or a file of items",
