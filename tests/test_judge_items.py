@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from council.errors import UsageError
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.helpers import council_process, history_db_path, history_rows, invoke
 
@@ -270,3 +271,23 @@ def test_a_bad_jury_is_refused_with_its_file_and_line(
     write_preset(tmp_path, monkeypatch, "jury: critic\n")
     result = invoke("presets", "validate", path)
     assert "jury: expected a list of persona names or definitions" in result.output
+
+
+def test_the_api_judges_as_the_command_does(fake: FakeOpenAI) -> None:
+    from council import Council
+
+    fake.script("judge", ballot("A"), ballot("B"))
+    fake.script("critic", ballot("A"), ballot("A"))
+    council = Council(personas=["judge", "critic"], base_url=fake.base_url, model="m")
+    outcome = council.judge("Which?", pair=("Reply one.", "Reply two."), gate=True)
+    assert outcome.verdict is not None and outcome.verdict.position_flip_rate == 0.5
+    assert (outcome.verdict.verdict, outcome.exit_code) == ("undecided", 3)
+    assert outcome.document["jurors"][0]["orders"] == {"a_first": "A", "b_first": "A"}
+    (run,) = history_rows("SELECT id, command FROM runs")
+    assert (run["id"], run["command"]) == (outcome.run_id, "judge")
+    fake.default = grades("reject", (1, 2))
+    graded = council.judge("q", answer="Use a text file.", rubric=["fast", "safe"])
+    assert graded.verdict is not None and graded.verdict.verdict == "reject"
+    assert graded.verdict.criteria == ("fast", "safe")
+    with pytest.raises(UsageError, match="grades one answer or a pair"):
+        council.judge("q")
