@@ -291,3 +291,20 @@ def test_the_api_judges_as_the_command_does(fake: FakeOpenAI) -> None:
     assert graded.verdict.criteria == ("fast", "safe")
     with pytest.raises(UsageError, match="grades one answer or a pair"):
         council.judge("q")
+
+
+def test_an_unreachable_endpoint_fails_one_case_at_once_and_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as free:  # a port nothing listens on once closed
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    answer = tmp_path / "answer.md"
+    answer.write_text("x")
+    result = invoke(
+        "judge", "--base-url", f"http://127.0.0.1:{port}/v1", "-p", JURY, "--retries", "0",
+        "--answer", str(answer), "--rubric", "correct", "--gate", "q",
+    )  # fmt: skip
+    assert result.exit_code == 3  # --gate: no verdict (an outage is not waited through)
+    assert f"cannot reach http://127.0.0.1:{port}/v1; is the server running?" in result.stderr
+    assert "Traceback" not in result.output

@@ -170,11 +170,13 @@ def judge_case(
 
     check_pool(pool)
     found: list[JuryVerdict] = []
+    failures: list[Any] = []
 
     def on_item(outcome: Any) -> None:
         plans = [outcome.job.plan, *outcome.job.then]
         results = [outcome.result, *outcome.then] if outcome.error is None else [None] * 2
         found.append(case_verdict(case, plans, results[: len(plans)], pool, pass_score))
+        failures.extend(f for r in results if r is not None for f in r.failures)
 
     def code_of(run: Any) -> int:
         if run.interrupted or not found:
@@ -195,10 +197,17 @@ def judge_case(
         label=case.question or f"judge ({case.kind})",
         described={"kind": case.kind, "pool": pool, "pass_score": pass_score, "gate": gate},
         ended=ended,
+        outage_limit=0.0,  # one case, someone waiting: an endpoint that is down fails it now
     )
     code = code_of(run)
     verdict = found[0] if found else None
     document = _document(verdict, case.question, code) if verdict is not None else {}
+    if verdict is not None and verdict.failed and failures:
+        from council.app.run_context import all_failed_error
+
+        # No juror answered: why, and what to do, as every asking command says it.
+        error = all_failed_error(failures, request.settings.endpoint, len(verdict.jurors))
+        notes = [f"council: error: {error.one_line()}", *notes]
     return JudgeOutcome(verdict, code, document, run_id, notes)
 
 

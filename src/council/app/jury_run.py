@@ -19,6 +19,7 @@ from typing import Any
 
 from council.app.ask import ResolvedCouncil, serving_plan
 from council.app.jury_cases import JuryCase, case_plans
+from council.config.defaults import DEFAULT_OUTAGE_LIMIT
 from council.engine.batch import BatchJob, BatchRun, ItemOutcome
 from council.engine.results import BatchProgress
 from council.store.recorder import RecordOptions
@@ -39,13 +40,15 @@ def run_cases(
     ended: Ended,
     progress: BatchProgress | None = None,
     view: contextlib.AbstractContextManager[Any] | None = None,
+    outage_limit: float = DEFAULT_OUTAGE_LIMIT,
 ) -> tuple[BatchRun, str | None, list[str]]:
     """Run the jobs `jobs(council)` makes (the council on its served endpoints); the run,
     stopped or not (`run.interrupted`), its id in the history (None: not recorded), and
     the lines to say after it (history problems).
 
     `ended(run)` gives the history its (answer, document, Markdown) when the run ends,
-    however it ends.
+    however it ends. `outage_limit`: how long cases wait for an endpoint that stopped
+    answering (a file of cases, as a batch does), 0: they fail at once (one case).
     """
     from council.app.run import run_until_stopped
     from council.app.run_context import RunContext, plan_endpoints
@@ -63,6 +66,7 @@ def run_cases(
             label=label,
             progress=progress,
             pool=context.pool,
+            outage_limit=outage_limit,
         )
 
         def stopping(code: int) -> None:
