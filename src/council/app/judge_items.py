@@ -116,8 +116,6 @@ def judge_items(
         raise UsageError(
             "--items takes each question from its item's query", "drop the QUESTION argument"
         )
-    if not options.out:
-        raise UsageError("--items needs --out", "give --out FILE (or - for stdout)")
     report = run_items(flags, options)
     for line in report.notes or []:
         sys.stderr.write(line + "\n")
@@ -136,6 +134,8 @@ def run_items(flags: AskFlags, options: ItemsOptions) -> ItemsReport:
     """Judge every item of `options.source` not judged in `--out` yet; the summary."""
     check_pool(options.pool)
     check_flags(flags)
+    if not options.out:
+        raise UsageError("--items needs --out", "give --out FILE (or - for stdout)")
     if flags.json_output and options.out == "-":
         raise UsageError("--json and --out - both write to stdout", "give --out a file")
     default = rubric_criteria(options.rubric) if options.rubric else ()
