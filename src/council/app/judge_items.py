@@ -42,6 +42,7 @@ from council.app.jury_cases import JuryCase, case_plans, case_verdict, jury_of
 from council.engine.jury import APPROVE, REJECT, criteria_of
 from council.engine.results import BatchProgress, batch_exit_code
 from council.errors import EXIT_OK, EXIT_PARTIAL, EXIT_REJECT, UsageError
+from council.render.format import count_label
 
 __all__ = ["ItemsOptions", "ItemsReport", "judge_items", "run_items"]
 
@@ -354,7 +355,8 @@ def _summary_line(summary: dict[str, Any], options: ItemsOptions, stopped: int |
     head = "council: judge stopped" if stopped is not None else "council: judge"
     tail = "; the same command resumes it" if stopped is not None else ""
     return (
-        f"{head}: {summary['judged']} items judged ({counts}), {summary['failed']} failed"
+        f"{head}: {count_label(summary['judged'], 'item')} judged ({counts}), "
+        f"{summary['failed']} failed"
         f"{'; ' + agreement if agreement else ''}{where}{tail}"
     )
 
@@ -366,7 +368,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"# Jury over {summary['items']}",
         "",
         f"- items judged: {summary['judged']} ({summary['failed']} failed, "
-        f"{summary['bad_lines']} bad lines skipped)",
+        f"{count_label(summary['bad_lines'], 'bad line')} skipped)",
     ]
     for statistic, value in summary["mean_agreement"].items():
         shown = "n/a" if value is None else f"{value:.2f}"
