@@ -100,6 +100,8 @@ class ResolvedCouncil:
     notes: list[str] = field(default_factory=list)
     # A preset's `escalate:` as written (checked): `council oracle` escalates by it.
     escalate: Any = None
+    # The preset's `jury:` (`council judge`'s jurors), unless -p or -m chose the members.
+    jury: list[Persona] = field(default_factory=list)
 
     def record_options(self, *, no_history: bool, no_store_text: bool) -> RecordOptions | None:
         """How to record the run: None when the flag, COUNCIL_HISTORY or the config says not."""
@@ -338,6 +340,12 @@ def _members(
         if earlier is not None:
             personas, arbiter = _earlier_members(earlier, flags, personas, arbiter, catalog)
         personas = [with_system(p, flags.system) for p in personas]
+    jury: list[Persona] = []
+    own = flags.personas or flags.models
+    if resumed is None and chosen_preset is not None and chosen_preset.jury and not own:
+        jury = [with_system(with_defaults(p, settings), flags.system) for p in chosen_preset.jury]
+    # The jury's profiles are looked up by `council judge` alone (`app/jury_cases.py`):
+    # another command of the preset must not need their keys.
     members = [*personas, arbiter, *fallback]
     notes += project_notes(settings, catalog, members, chosen_preset)
     endpoints = {
@@ -362,6 +370,7 @@ def _members(
         endpoints=endpoints,
         options=options,
         attachments=attachments,
+        jury=jury,
         notes=notes,
         escalate=chosen_preset.values.get("escalate") if chosen_preset is not None else None,
     )

@@ -43,6 +43,7 @@ from council.app.model_options import check_model_options
 from council.errors import UsageError
 
 if TYPE_CHECKING:
+    from council.app.judge import JudgeOutcome
     from council.config.endpoint_settings import EndpointSettings
     from council.endpoint.pool import EndpointPool
     from council.engine.events import Event, EventBus
@@ -521,6 +522,55 @@ class Council:
         """`adeliberate` on an event loop of its own."""
         _no_running_loop("deliberate", "adeliberate")
         return asyncio.run(self.adeliberate(question, **arguments))
+
+    def judge(
+        self,
+        question: str = "",
+        *,
+        answer: str | None = None,
+        rubric: str | Sequence[str] | None = None,
+        pair: tuple[str, str] | None = None,
+        pool: str = "majority",
+        pass_score: float = 3.5,
+        gate: bool = False,
+    ) -> JudgeOutcome:
+        """A jury grades `answer` against `rubric` (criteria: a list, or text one a line or
+        comma-separated), or compares `pair` (each juror judges both orders), as `council
+        judge` does: `outcome.verdict` (pooled, each juror's, the agreement, a pair's
+        flip rate), `outcome.exit_code` (`gate`: 0 approve, 4 reject, 3 undecided).
+
+        The jurors are this council's personas, or its preset's `jury:`. Recorded in the
+        history as `judge` (unless `history=False`). Runs an event loop of its own.
+        """
+        from council.app.judge import judge_case
+        from council.app.jury_cases import JuryCase, jury_of
+        from council.engine.jury import criteria_of
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise UsageError(
+                "Council.judge() runs an event loop of its own, and one is running here",
+                "call it on a thread: await asyncio.to_thread(council.judge, ...)",
+            )
+        if (answer is None) == (pair is None):
+            raise UsageError("judge() grades one answer or a pair", "give answer= or pair=")
+        if pair is not None:
+            case = JuryCase(question, pair=(pair[0], pair[1]))
+        else:
+            criteria = criteria_of(rubric) if isinstance(rubric, str) else list(rubric or [])
+            if not criteria:
+                raise UsageError("answer= needs a rubric", 'give rubric=["correct", "clear"]')
+            case = JuryCase(question, answer=answer, criteria=tuple(criteria))
+        council = self._council
+        record = council.record_options(
+            no_history=self._flags.no_history, no_store_text=self._flags.no_store_text
+        )
+        return judge_case(
+            jury_of(council), case, pool=pool, pass_score=pass_score, gate=gate, record=record
+        )
 
     def stream(self, question: str, *, deliberate: bool = False, **arguments: Any) -> CouncilStream:
         """The run's events as they happen (what the live view sees: calls starting,

@@ -1,41 +1,33 @@
-"""`council judge`: a jury grades one answer against a rubric, or a pair of answers.
+"""`council judge`: a jury grades one answer against a rubric, a pair, or a file of them.
 
-The jurors are the resolved council (`-p`, `-m` several times, a preset), asked with
-the oracle's plans and engine: a rubric case is one oracle run whose calls ask for
-JSON grades; a pair is two vote runs in turn (`--choices A,B,tie`, no early stop),
-one with each answer first, on one endpoint pool. Not recorded in the history. What is
-read, pooled and measured is `engine/jury.py`'s. `--gate` makes the verdict the exit code.
+The jurors are the resolved council (`-p`, `-m` several times, a preset, or the
+preset's `jury:`: `app/jury_cases.py`), asked through `council batch`'s engine
+(`app/jury_run.py`): a rubric case is one oracle plan whose calls ask for JSON grades;
+a pair is two vote plans in turn (`A`, `B`, `tie`, no early stop), one with each answer
+first. The run is recorded in the history as `judge` (unless --no-history). What is
+read, pooled and measured is `engine/jury.py`'s. `--gate` makes the verdict the exit
+code. `--items FILE.jsonl` is `app/judge_items.py`.
+
+    outcome = judge_case(request, JuryCase("q", answer="Use Postgres.", criteria=("correct",)),
+                         pool="majority", pass_score=3.5, gate=True, record=None)
+    outcome.verdict.verdict, outcome.exit_code     # "approve", 0
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from council.app.ask import oracle_plan, resolve_council, serving_plan
+from council.app.ask import ResolvedCouncil, resolve_council
 from council.app.flags import AskFlags
-from council.engine.jury import (
-    APPROVE,
-    PAIR_CHOICES,
-    REJECT,
-    JurorVerdict,
-    JuryVerdict,
-    criteria_of,
-    pair_prompt,
-    pair_verdict,
-    pool_jury,
-    read_grades,
-    rubric_prompt,
-    rubric_response_format,
-)
-from council.engine.plan import OraclePlan
-from council.engine.results import OracleResult
+from council.app.jury_cases import JuryCase, case_plans, case_verdict, jury_of
+from council.engine.jury import APPROVE, REJECT, JuryVerdict, criteria_of
 from council.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_REJECT, UsageError
+from council.store.recorder import RecordOptions
 
-__all__ = ["EXIT_REJECT", "gate_code", "judge"]
+__all__ = ["EXIT_REJECT", "JudgeOutcome", "gate_code", "judge", "judge_case"]
 
 POOLS = ("majority", "mean")
 MAX_FILE_BYTES = 1_000_000
@@ -83,6 +75,26 @@ def _exit_code(verdict: JuryVerdict) -> int:
     return EXIT_PARTIAL if any(j.verdict is None for j in verdict.jurors) else EXIT_OK
 
 
+def check_pool(pool: str) -> None:
+    if pool not in POOLS:
+        raise UsageError(f"--pool {pool} is not one of {', '.join(POOLS)}", "use majority or mean")
+
+
+def check_flags(flags: AskFlags) -> None:
+    """The shared options a jury has no use for: refused, not ignored."""
+    for given, name in _NOT_FOR_JUDGE:
+        if getattr(flags, given):
+            raise UsageError(f"{name} is not for council judge", f"drop {name}")
+
+
+def rubric_criteria(rubric: str) -> tuple[str, ...]:
+    """The criteria of `--rubric` (text, or a file of one a line); UsageError when none."""
+    criteria = criteria_of(_rubric_text(rubric))
+    if not criteria:
+        raise UsageError("the rubric names no criterion", "give one criterion a line")
+    return tuple(criteria)
+
+
 def judge(
     flags: AskFlags,
     *,
@@ -92,110 +104,128 @@ def judge(
     pool: str,
     gate: bool,
     pass_score: float,
+    out: str | None = None,
+    retry_failed: bool = False,
 ) -> int:
     """Run the jury, print its verdict (Markdown or `--json`), and return the exit code."""
-    if pool not in POOLS:
-        raise UsageError(f"--pool {pool} is not one of {', '.join(POOLS)}", "use majority or mean")
+    check_pool(pool)
+    for given, name in ((out, "--out"), (retry_failed, "--retry-failed")):
+        if given:
+            raise UsageError(f"{name} goes with --items", f"add --items FILE.jsonl, or drop {name}")
     if (pair is None) == (answer is None):
         raise UsageError(
-            "council judge grades one answer or a pair",
-            "give --answer FILE --rubric TEXT|FILE, or --pair A.txt B.txt",
+            "council judge grades one answer, a pair, or a file of items",
+            "give --answer FILE --rubric TEXT|FILE, --pair A.txt B.txt, or --items FILE.jsonl",
         )
     if answer is not None and not rubric:
         raise UsageError("--answer needs --rubric", "add --rubric 'correct, clear' or a file")
-    for given, name in _NOT_FOR_JUDGE:
-        if getattr(flags, given):
-            raise UsageError(f"{name} is not for council judge", f"drop {name}")
-    request = resolve_council(flags, flags.setting_values())
+    check_flags(flags)
     question = flags.query or ""
     if pair is not None:
-        first, second = _read(pair[0], "answer"), _read(pair[1], "answer")
-        verdict = _judge_pair(request, question, first, second, pool)
+        case = JuryCase(question, pair=(_read(pair[0], "answer"), _read(pair[1], "answer")))
     else:
         assert answer is not None and rubric is not None
-        criteria = criteria_of(_rubric_text(rubric))
-        if not criteria:
-            raise UsageError("the rubric names no criterion", "give one criterion a line")
-        text = _read(answer, "answer")
-        verdict = _judge_rubric(request, question, text, criteria, pool, pass_score)
-    code = gate_code(verdict) if gate else _exit_code(verdict)
-    _print(verdict, question, code, json_output=flags.json_output, quiet=flags.quiet)
-    return code
+        criteria = rubric_criteria(rubric)
+        case = JuryCase(question, answer=_read(answer, "answer"), criteria=criteria)
+    request = jury_of(resolve_council(flags, flags.setting_values()))
+    for note in request.notes:
+        sys.stderr.write(note + "\n")
+    record = request.record_options(no_history=flags.no_history, no_store_text=flags.no_store_text)
+    outcome = judge_case(request, case, pool=pool, pass_score=pass_score, gate=gate, record=record)
+    for line in outcome.notes:
+        sys.stderr.write(line + "\n")
+    if outcome.verdict is None:
+        sys.stderr.write("council: judge stopped before the jury had ruled\n")
+        return outcome.exit_code
+    _print(outcome, json_output=flags.json_output, quiet=flags.quiet)
+    return outcome.exit_code
 
 
-def _run(plans: list[OraclePlan]) -> list[OracleResult]:
-    """The plans one after another on one endpoint pool (their endpoints served once).
+@dataclass
+class JudgeOutcome:
+    """A judged case: the jury's verdict (None: stopped first), the exit code, the run's
+    `--json` document, its id in the history (None: not recorded) and lines to say."""
 
-    A pair's two orders go in turn, not at once: each juror then reads the orders in a
-    known sequence, and a server that caches prompts sees the second as a new one.
+    verdict: JuryVerdict | None
+    exit_code: int
+    document: dict[str, Any]
+    run_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def judge_case(
+    request: ResolvedCouncil,
+    case: JuryCase,
+    *,
+    pool: str = "majority",
+    pass_score: float = 3.5,
+    gate: bool = False,
+    record: RecordOptions | None = None,
+) -> JudgeOutcome:
+    """Ask `request`'s personas (the jury: see `jury_of`) to judge `case`; its outcome.
+
+    The exit code: with `gate`, `gate_code`'s; else 0, 3 when some juror gave no
+    verdict, 1 when none did; 130/143/129 when a signal stopped it.
     """
-    from council.app.run_context import PlanRun, RunContext, plan_endpoints
+    from council.app.jury_run import case_job, run_cases
+    from council.render.jury import jury_markdown
 
-    with serving_plan(plans[0]) as served:
-        where = {"endpoint": served.endpoint, "endpoints": served.endpoints}
-        plans = [dataclasses.replace(p, **where) for p in plans]
+    check_pool(pool)
+    found: list[JuryVerdict] = []
+    failures: list[Any] = []
 
-        async def in_turn() -> list[Any]:
-            # One context (one endpoint pool, what it learned kept); no history.
-            context = RunContext(plan_endpoints(plans[0]), keep_learned=True)
-            try:
-                return [await PlanRun(p, context).execute() for p in plans]
-            finally:
-                context.close()
+    def on_item(outcome: Any) -> None:
+        plans = [outcome.job.plan, *outcome.job.then]
+        results = [outcome.result, *outcome.then] if outcome.error is None else [None] * 2
+        found.append(case_verdict(case, plans, results[: len(plans)], pool, pass_score))
+        failures.extend(f for r in results if r is not None for f in r.failures)
 
-        return asyncio.run(in_turn())
+    def code_of(run: Any) -> int:
+        if run.interrupted or not found:
+            return run.interrupted_exit
+        return gate_code(found[0]) if gate else _exit_code(found[0])
 
+    def ended(run: Any) -> tuple[str | None, dict[str, Any], str]:
+        code = code_of(run)
+        if not found:
+            return None, {"command": "judge", "query": case.question, "exit_code": code}, ""
+        return found[0].verdict, _document(found[0], case.question, code), jury_markdown(found[0])
 
-def _judge_rubric(
-    request: Any, question: str, answer: str, criteria: list[str], pool: str, pass_score: float
-) -> JuryVerdict:
-    plan = oracle_plan(request, rubric_prompt(question, answer, criteria), synthesize=False)
-    asked = rubric_response_format()
-    calls = tuple(dataclasses.replace(c, response_format=asked) for c in plan.calls)
-    (result,) = _run([dataclasses.replace(plan, calls=calls)])
-    jurors = []
-    for persona in plan.personas:
-        outcome = result.outcomes.get(persona.name)
-        if outcome is None or not outcome.answered:
-            why = outcome.message if outcome is not None else "did not finish"
-            jurors.append(JurorVerdict(persona.name, None, problem=why))
-        else:
-            jurors.append(read_grades(persona.name, outcome.text, len(criteria), pass_score))
-    return pool_jury("rubric", jurors, pool, pass_score, criteria)
+    run, run_id, notes = run_cases(
+        request,
+        lambda council: [case_job(0, "case", case_plans(council, case))],
+        on_item,
+        record=record,
+        label=case.question or f"judge ({case.kind})",
+        described={"kind": case.kind, "pool": pool, "pass_score": pass_score, "gate": gate},
+        ended=ended,
+        outage_limit=0.0,  # one case, someone waiting: an endpoint that is down fails it now
+    )
+    code = code_of(run)
+    verdict = found[0] if found else None
+    document = _document(verdict, case.question, code) if verdict is not None else {}
+    if verdict is not None and verdict.failed and failures:
+        from council.app.run_context import all_failed_error
 
-
-def _judge_pair(request: Any, question: str, first: str, second: str, pool: str) -> JuryVerdict:
-    voting = {"vote": True, "choices": PAIR_CHOICES, "vote_early_stop": False}
-    plans = [
-        oracle_plan(request, pair_prompt(question, first, second), synthesize=False, **voting),
-        oracle_plan(request, pair_prompt(question, second, first), synthesize=False, **voting),
-    ]
-    a_first, b_first = _run(plans)
-    jurors = []
-    for persona in plans[0].personas:
-        ballots = [r.vote.ballots.get(persona.name) if r.vote else None for r in (a_first, b_first)]
-        juror = pair_verdict(persona.name, *ballots)
-        if juror.verdict is None:
-            failed = [r.outcomes.get(persona.name) for r in (a_first, b_first)]
-            why = next((o.message for o in failed if o is not None and not o.answered), None)
-            juror = dataclasses.replace(juror, problem=why or juror.problem)
-        jurors.append(juror)
-    models = {p.name: plans[0].where(p.name)[0] for p in plans[0].personas}
-    lengths = (len(first.strip()), len(second.strip()))
-    return pool_jury("pair", jurors, pool, lengths=lengths, models=models)
+        # No juror answered: why, and what to do, as every asking command says it.
+        error = all_failed_error(failures, request.settings.endpoint, len(verdict.jurors))
+        notes = [f"council: error: {error.one_line()}", *notes]
+    return JudgeOutcome(verdict, code, document, run_id, notes)
 
 
-def _print(
-    verdict: JuryVerdict, question: str, code: int, *, json_output: bool, quiet: bool
-) -> None:
+def _document(verdict: JuryVerdict, question: str, code: int) -> dict[str, Any]:
+    return {"command": "judge", "query": question, **verdict.to_dict(), "exit_code": code}
+
+
+def _print(outcome: JudgeOutcome, *, json_output: bool, quiet: bool) -> None:
     """`--json`'s document, `-q`'s verdict alone ("approve"), or the Markdown report."""
     from council.render.json_out import dumps
     from council.render.jury import jury_markdown
 
+    assert outcome.verdict is not None
     if json_output:
-        document = {"command": "judge", "query": question, **verdict.to_dict(), "exit_code": code}
-        sys.stdout.write(dumps(document) + "\n")
+        sys.stdout.write(dumps(outcome.document) + "\n")
     elif quiet:
-        sys.stdout.write(verdict.verdict + "\n")
+        sys.stdout.write(outcome.verdict.verdict + "\n")
     else:
-        sys.stdout.write(jury_markdown(verdict))
+        sys.stdout.write(jury_markdown(outcome.verdict))

@@ -74,7 +74,8 @@ def eval_command(
         str | None,
         typer.Option(
             "--scorer",
-            help="exact, choice, regex, number or judge.",
+            help="exact, choice, regex, number, judge, or jury (the preset's jury: or the "
+            "personas grade against expected; Cohen's kappa with the labels).",
             metavar="NAME",
             show_default="choice for items with choices, else exact",
             rich_help_panel=EVAL_PANEL,
@@ -249,6 +250,7 @@ def _write_csv(path: Path, report: EvalReport) -> None:
 
 def _print_report(report: EvalReport, *, json_output: bool, items: bool) -> None:
     from council.render.eval_report import eval_markdown, eval_renderable, wrong_items
+    from council.render.jury import jury_agreement_line
 
     if json_output:
         from council.render.json_out import dumps
@@ -275,11 +277,15 @@ def _print_report(report: EvalReport, *, json_output: bool, items: bool) -> None
         Console().print(eval_renderable(report.summaries, heading))
         if escalated is not None:
             Console().print(escalated, markup=False, highlight=False)
+        if report.jury is not None:
+            Console().print(jury_agreement_line(report.jury), markup=False)
         if items:
             Console().print(wrong_items(report.lines, report.strategies), markup=False)
         return
     say(eval_markdown(report.summaries, heading))
     if escalated is not None:
         say(escalated)
+    if report.jury is not None:
+        say(jury_agreement_line(report.jury))
     if items:
         say(wrong_items(report.lines, report.strategies))

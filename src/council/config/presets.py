@@ -11,6 +11,7 @@ A preset fixes a council a team runs often, and is committed with their code:
     model: openai/gpt-4o-mini
     rounds: 2
     speculative: true
+    jury: [judge, critic@groq]  # optional: who `council judge --preset review` asks
 
 Personas may also be written inline (a mapping with name, system or system_file,
 and optionally description, model, temperature, max_tokens).
@@ -62,7 +63,10 @@ __all__ = [
 ]
 
 MAX_PRESET_BYTES = 1024 * 1024
-PRESET_KEYS = ("name", "description", "extends", *NAMED_SETTINGS, *RUN_SETTINGS, "escalate")
+# `jury`: the jurors of `council judge` (names, name@profile, or definitions, as personas).
+JURY_KEY = "jury"
+PRESET_KEYS = ("name", "description", "extends", *NAMED_SETTINGS, JURY_KEY, *RUN_SETTINGS)
+PRESET_KEYS += ("escalate",)
 # `escalate:` (council oracle --escalate): true, or its settings; checked with file:line.
 ESCALATE_KEYS = ("panel", "threshold", "shadow_rate")
 _FRACTION = Check(lambda v: _fraction(v), "a number from 0 to 1")
@@ -104,15 +108,19 @@ class Preset:
     personas: tuple[Persona, ...] | None = None
     arbiter: Persona | None = None
     arbiter_fallback: tuple[Persona, ...] | None = None
+    jury: tuple[Persona, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        values = {k: v for k, v in self.values.items() if k not in NAMED_SETTINGS}
+        named = (*NAMED_SETTINGS, JURY_KEY)
+        values = {k: v for k, v in self.values.items() if k not in named}
         if self.personas is not None:
             values["personas"] = [p.name for p in self.personas]
         if self.arbiter is not None:
             values["arbiter"] = self.arbiter.name
         if self.arbiter_fallback is not None:
             values["arbiter_fallback"] = [p.name for p in self.arbiter_fallback]
+        if self.jury is not None:
+            values[JURY_KEY] = [p.name for p in self.jury]
         return {
             "name": self.name,
             "description": self.description,
@@ -261,6 +269,7 @@ class PresetCatalog(Catalog[None]):
             arbiter_fallback=_personas(
                 values.get("arbiter_fallback"), chain, personas, key="arbiter_fallback"
             ),
+            jury=_personas(values.get(JURY_KEY), chain, personas, key=JURY_KEY),
         )
 
 
@@ -281,6 +290,7 @@ def profile_warnings(preset: Preset, user: UserConfig) -> list[str]:
         "personas": preset.personas or (),
         "arbiter": (preset.arbiter,) if preset.arbiter is not None else (),
         "arbiter_fallback": preset.arbiter_fallback or (),
+        JURY_KEY: preset.jury or (),
     }
     for key, members in groups.items():
         for member in members:
@@ -415,7 +425,7 @@ def _file_problems(loaded: _Loaded, catalog: PersonaCatalog) -> list[FileProblem
     problems += check_settings(data, path)
     problems += _escalate_problems(data, path)
     problems += shared_endpoint_problems(data, path)
-    for key in NAMED_SETTINGS:
+    for key in (*NAMED_SETTINGS, JURY_KEY):
         if key in data:
             problems += _persona_problems(data, key, path, catalog)
     return problems

@@ -93,6 +93,9 @@ class BatchJob:
     key: str
     plan: OraclePlan | DeliberationPlan
     payload: Any = None
+    # Plans run after `plan`, in turn, as parts of the same item on the same clients (a
+    # judged pair's second order): one line, one retry, one set of calls for them all.
+    then: tuple[OraclePlan | DeliberationPlan, ...] = ()
 
 
 @dataclass
@@ -104,11 +107,14 @@ class ItemOutcome:
     calls: list[CallOutcome]
     wall: float
     error: str | None = None  # the item could not run at all (a bug): why
+    # The results of the job's `then` plans, in order (`result` is its first plan's).
+    then: list[OracleResult | DeliberationResult] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Every call answered (an item with any failure is redone by --retry-failed)."""
-        return self.error is None and self.result is not None and self.result.exit_code == EXIT_OK
+        results = [self.result, *self.then]
+        return self.error is None and all(r is not None and r.exit_code == EXIT_OK for r in results)
 
     def metrics(self) -> dict[str, Any]:
         """What the item cost: wall time, tokens (None when the endpoint reported none), calls."""
@@ -137,7 +143,8 @@ class _ItemBus(EventBus):
     def __init__(self, batch: BatchRun, key: str) -> None:
         super().__init__()
         self.batch = batch
-        self.prefix = f"{key}/"
+        self.item = key
+        self.prefix = f"{key}/"  # a later part of the item (`BatchJob.then`): "{key}/{n}/"
         self.calls: list[CallOutcome] = []
 
     @property
@@ -146,8 +153,9 @@ class _ItemBus(EventBus):
 
     def emit(self, event: Event) -> None:
         if isinstance(event, RoundDiscarded):  # its finished calls are not kept: this item's
-            item = self.prefix[:-1]
-            self.batch.bus.emit(dataclasses.replace(event, run_id=self.batch.run_id, item=item))
+            self.batch.bus.emit(
+                dataclasses.replace(event, run_id=self.batch.run_id, item=self.item)
+            )
             return
         if not isinstance(event, CallEvent) or isinstance(event, _UNFORWARDED):
             return
@@ -294,6 +302,7 @@ class BatchRun:
     async def _item(self, clients: EndpointClients, job: BatchJob, room: asyncio.Semaphore) -> None:
         started = time.monotonic()
         result: OracleResult | DeliberationResult | None = None
+        then: list[OracleResult | DeliberationResult] = []
         error: str | None = None
         bus = _ItemBus(self, job.key)
         try:
@@ -301,8 +310,14 @@ class BatchRun:
                 if asked:
                     bus = _ItemBus(self, job.key)  # an item asked again keeps its last calls
                 began = time.monotonic()
-                result = await self._run_item(clients, job, bus)
-                if result.exit_code == EXIT_OK or not failed_for_want_of_connection(bus.calls):
+                result = await self._run_item(clients, job.plan, bus)
+                then = []
+                for part, plan in enumerate(job.then, 2):
+                    bus.prefix = f"{job.key}/{part}/"  # its call ids stay unique in the run
+                    then.append(await self._run_item(clients, plan, bus))
+                bus.prefix = f"{job.key}/"
+                ended = all(r.exit_code == EXIT_OK for r in [result, *then])
+                if ended or not failed_for_want_of_connection(bus.calls):
                     break
                 if self.outage is None or not await self.outage.wait_after_failure(began):
                     break  # the outage outlasted --outage-limit: the item fails
@@ -314,7 +329,7 @@ class BatchRun:
         finally:
             self.progress.running -= 1
             room.release()
-        outcome = ItemOutcome(job, result, bus.calls, time.monotonic() - started, error)
+        outcome = ItemOutcome(job, result, bus.calls, time.monotonic() - started, error, then)
         if outcome.ok:
             self.progress.done += 1
         else:
@@ -322,14 +337,12 @@ class BatchRun:
         self.on_item(outcome)
 
     async def _run_item(
-        self, clients: EndpointClients, job: BatchJob, bus: _ItemBus
+        self, clients: EndpointClients, plan: OraclePlan | DeliberationPlan, bus: _ItemBus
     ) -> OracleResult | DeliberationResult:
-        if isinstance(job.plan, OraclePlan):
-            run = OracleRun(job.plan, bus, run_id=self.run_id, budget=self.budget, pool=self.pool)
+        if isinstance(plan, OraclePlan):
+            run = OracleRun(plan, bus, run_id=self.run_id, budget=self.budget, pool=self.pool)
             return await run.run_on(clients)
-        engine = DeliberationRun(
-            job.plan, bus, run_id=self.run_id, budget=self.budget, pool=self.pool
-        )
+        engine = DeliberationRun(plan, bus, run_id=self.run_id, budget=self.budget, pool=self.pool)
         return await engine.run_on(clients)
 
     def call_event(self, event: CallEvent) -> None:

@@ -31,6 +31,7 @@ from council.engine.replies import first_json_object
 __all__ = [
     "APPROVE",
     "PAIR_CHOICES",
+    "REFERENCE_CRITERIA",
     "REJECT",
     "UNDECIDED",
     "JurorVerdict",
@@ -61,6 +62,12 @@ Reply with a single JSON object and nothing else:
   "scores": one integer from 1 to 5 per criterion, in the rubric's order,
   "verdict": "approve" or "reject"."""
 
+REFERENCE_NOTE = """\
+The reference is the answer known to be right. Grade the answer against it: one that
+contradicts it, or misses what it asks for, is not correct however well it is put."""
+# What `council eval --scorer jury` grades: the answer against the item's expected one.
+REFERENCE_CRITERIA = ("agrees with the reference answer",)
+
 PAIR_INSTRUCTIONS = """\
 You are a juror. Two answers to the question above follow, as Answer A and Answer B.
 Judge which is better on correctness, reasoning and usefulness to the person who
@@ -80,12 +87,19 @@ def _quoted(tag: str, text: str) -> str:
     return f"<{tag}>\n{text.strip()}\n</{tag.split()[0]}>"
 
 
-def rubric_prompt(question: str, answer: str, criteria: Sequence[str]) -> str:
-    """A juror's turn for one answer: the question (if any), the answer, the rubric."""
+def rubric_prompt(
+    question: str, answer: str, criteria: Sequence[str], reference: str | None = None
+) -> str:
+    """A juror's turn for one answer: the question (if any), the answer, the rubric.
+
+    `reference` (`council eval --scorer jury`): the expected answer, which the answer
+    is graded against, shown after it so that it does not frame the reading.
+    """
     rubric = "\n".join(f"{i}. {c}" for i, c in enumerate(criteria, 1))
     asked = [_quoted("question", question)] if question.strip() else []
+    known = [] if reference is None else [_quoted("reference", reference), REFERENCE_NOTE]
     return "\n\n".join(
-        [*asked, _quoted("answer", answer), f"Rubric:\n{rubric}", RUBRIC_INSTRUCTIONS]
+        [*asked, _quoted("answer", answer), *known, f"Rubric:\n{rubric}", RUBRIC_INSTRUCTIONS]
     )
 
 

@@ -325,6 +325,8 @@ SCORER_REGISTRY: dict[str, Scorer] = {
     "regex": Scorer(_score_regex, _check_regex),
     "number": Scorer(_score_number, _check_number),
     "judge": Scorer(_score_exact, asks_model=True),
+    # A jury of personas grades against `expected` (app/eval/jury.py); kappa vs the labels.
+    "jury": Scorer(_score_exact, asks_model=True),
 }
 SCORERS = tuple(SCORER_REGISTRY)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from council.engine.jury import JuryVerdict
 from council.render.bias import bias_line
 from council.render.safe_text import strip_controls
 
-__all__ = ["jury_markdown"]
+__all__ = ["jury_agreement_line", "jury_markdown"]
 
 _STATISTICS = {
     "fleiss_kappa": "Fleiss' kappa",
@@ -48,3 +50,15 @@ def jury_markdown(verdict: JuryVerdict) -> str:
         lines += ["", "## Rubric", ""]
         lines += [f"{i}. {strip_controls(c)}" for i, c in enumerate(verdict.criteria, 1)]
     return "\n".join(lines) + "\n"
+
+
+def jury_agreement_line(agreement: dict[str, Any]) -> str:
+    """`council eval --scorer jury`: the jury's Cohen's kappa against the labels, one line."""
+    per = ", ".join(
+        f"{name} {_number(found['value'])} (n={found['n']})"
+        for name, found in agreement["strategies"].items()
+    )
+    return (
+        f"Jury vs labels: Cohen's kappa {_number(agreement['value'])} over "
+        f"{agreement['n']} answers the jury ruled on" + (f"; {per}" if per else "")
+    )

@@ -38,6 +38,7 @@ from council.app.ask import ResolvedCouncil, resolve_council, serving_council
 from council.app.batch.items import BadLine, read_items
 from council.app.batch.output import OutputFile
 from council.app.escalate import escalation_metrics, escalation_summary
+from council.app.eval.jury import JURY, jury_agreement, jury_score, jury_setup
 from council.app.eval.setup import (
     LineRecord,
     Work,
@@ -56,11 +57,13 @@ from council.app.eval.strategies import (
     choose_strategies,
 )
 from council.app.flags import AskFlags
+from council.app.jury_cases import jury_of
 from council.app.usage import Usage
 from council.config.personas import Persona
 from council.engine.plan import DeliberationPlan, OraclePlan, max_concurrency_for
 from council.engine.results import BatchProgress
 from council.engine.scoring import (
+    SCORER_REGISTRY,
     SCORERS,
     StrategySummary,
     Tolerance,
@@ -111,6 +114,8 @@ class EvalReport:
     # Stored lines asked again, by why (another setup, failed...); answers re-scored.
     redone: dict[str, int] = field(default_factory=dict)
     rescored: int = 0
+    # --scorer jury: Cohen's kappa of the jury's verdicts against the labels (app/eval/jury.py).
+    jury: dict[str, Any] | None = None
 
     def document(self) -> dict[str, Any]:
         return {
@@ -125,6 +130,7 @@ class EvalReport:
             "out": self.out,
             "strategies": [s.to_dict() for s in self.summaries],
             "escalation": escalation_summary(self.lines),
+            **({"jury_agreement": self.jury} if self.jury is not None else {}),
         }
 
 
@@ -187,8 +193,10 @@ class _Runner:
         cap: int,
         record: LineRecord,
         context: RunContext,
+        jury: ResolvedCouncil | None = None,
     ) -> None:
         self.plans, self.judge, self.tolerance, self.write = plans, judge, tolerance, write
+        self.jury = jury  # --scorer jury: the jurors on their served endpoints
         self.context = context
         self.cap = cap
         self.record = record
@@ -246,23 +254,28 @@ class _Runner:
             self.failures.extend(meter.failures)
             return self.record.line(item, strategy, None, (None, False, note), metrics)
         self.answered += 1
-        scored = await self._score(item, answer, note, metrics)
-        return self.record.line(item, strategy, answer, scored, metrics)
+        scored, extra = await self._score(item, answer, note, metrics)
+        return self.record.line(item, strategy, answer, scored, metrics, extra)
 
     async def _score(
         self, item: EvalItem, answer: str, note: str, metrics: dict[str, Any]
-    ) -> tuple[Any, bool, str]:
-        """(predicted, correct, note) of an answer under the item's scorer."""
+    ) -> tuple[tuple[Any, bool, str], dict[str, Any]]:
+        """((predicted, correct, note), the line's extra fields) under the item's scorer."""
         if item.scorer == "judge" and answer:
             predicted, note = await self._judge(item, answer, metrics, note)
-            return predicted, predicted == "pass", note
-        return scored_plainly(item, answer, note, self.tolerance)
+            return (predicted, predicted == "pass", note), {}
+        if item.scorer == JURY and answer and self.jury is not None:
+            predicted, correct, extra = await jury_score(
+                self.jury, item, answer, self._run, self.tolerance, metrics
+            )
+            return (predicted, correct, note), extra
+        return scored_plainly(item, answer, note, self.tolerance), {}
 
     async def _rescored(self, item: EvalItem, stored: dict[str, Any]) -> dict[str, Any]:
         """A stored answer judged again (another judge, expected, or --scorer judge now)."""
         answer, note, metrics = stored_answer(stored)
-        scored = await self._score(item, answer, note, metrics)
-        return self.record.line(item, str(stored["strategy"]), answer, scored, metrics)
+        scored, extra = await self._score(item, answer, note, metrics)
+        return self.record.line(item, str(stored["strategy"]), answer, scored, metrics, extra)
 
     async def _judge(
         self, item: EvalItem, answer: str, metrics: dict[str, Any], note: str
@@ -372,10 +385,12 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         judge = request.member(judge_name)
     elif options.judge_persona is not None:
         raise UsageError("--judge-persona only applies with --scorer judge", "add it or drop it")
+    jury = jury_of(request) if any(item.scorer == JURY for item in items) else None
     record = LineRecord(
         strategy_setups(strategies, request, alone),
         str(tolerance),
         None if judge is None else member_setup(judge, request),
+        None if jury is None else jury_setup(jury, request),
     )
     out = OutputFile(Path(options.out), source=options.data) if options.out else None
     kept: list[dict[str, Any]] = []
@@ -393,7 +408,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         # Re-scored by a scorer that asks nobody: now, with no endpoint (or model) started.
         work: list[Work] = []
         for item, strategy, stored in plan.work:
-            if stored is None or item.scorer == "judge":
+            if stored is None or SCORER_REGISTRY[item.scorer].asks_model:
                 work.append((item, strategy, stored))
                 continue
             answer, note, metrics = stored_answer(stored)
@@ -401,7 +416,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
             write(record.line(item, strategy, answer, scored, metrics))
         if work:
             runner = _run_pairs(
-                request, alone, judge, tolerance, write, work, record, quiet=flags.quiet
+                request, alone, judge, tolerance, write, work, record, quiet=flags.quiet, jury=jury
             )
     stopped = runner.stopped if runner is not None else None
     asked = len(plan.work) - len(plan.rescore)
@@ -434,6 +449,7 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         stopped=stopped,
         redone=plan.redone,
         rescored=len(plan.rescore),
+        jury=jury_agreement(lines, strategies),
     )
 
 
@@ -449,18 +465,25 @@ def _run_pairs(
     pairs: list[Work],
     record: LineRecord,
     quiet: bool = False,
+    jury: ResolvedCouncil | None = None,
 ) -> _Runner:
     from council.app.run import run_until_stopped
     from council.app.run_context import RunContext
 
-    with serving_council(request) as council:
+    with contextlib.ExitStack() as stack:
+        council = stack.enter_context(serving_council(request))
+        if jury is not None:  # the run's own personas, or the preset's jury, served
+            jury = council if not request.jury else stack.enter_context(serving_council(jury))
         plans = StrategyPlans(council, alone)
         endpoint = council.settings.endpoint
         cap = max_concurrency_for(endpoint, len(pairs))
         # No history (an eval is hundreds of runs; --out is its record); what is learned
         # about the endpoints is kept all the same.
-        context = RunContext([endpoint, *council.endpoints.values()], keep_learned=True)
-        runner = _Runner(plans, judge, tolerance, write, cap, record, context)
+        ends = [endpoint, *council.endpoints.values()]
+        if jury is not None and jury is not council:
+            ends += [e for e in jury.endpoints.values() if e not in ends]
+        context = RunContext(ends, keep_learned=True)
+        runner = _Runner(plans, judge, tolerance, write, cap, record, context, jury)
 
         def stop(code: int) -> None:  # SIGTERM and SIGHUP stop it as Ctrl-C does
             runner.stopped = code

@@ -146,10 +146,14 @@ def not_reusable(line: dict[str, Any], setup: dict[str, Any], question: str) -> 
 
 
 def needs_rescoring(
-    line: dict[str, Any], item: EvalItem, tolerance: str, judge: dict[str, Any] | None
+    line: dict[str, Any],
+    item: EvalItem,
+    tolerance: str,
+    judge: dict[str, Any] | None,
+    jury: list[dict[str, Any]] | None = None,
 ) -> str | None:
-    """Why a reusable answer must be scored again (scorer, expected, tolerance or judge
-    changed); None: its score stands."""
+    """Why a reusable answer must be scored again (scorer, expected, tolerance, judge or
+    jury changed); None: its score stands."""
     if line.get("scorer") != item.scorer:
         return f"scorer {line.get('scorer')} → {item.scorer}"
     if line.get("expected") != item.expected:
@@ -158,6 +162,8 @@ def needs_rescoring(
         return f"tolerance {line.get('tolerance')} → {tolerance}"
     if item.scorer == "judge" and line.get("judge") != judge:
         return "judge changed"
+    if item.scorer == "jury" and line.get("jury_setup") != jury:
+        return "jury changed"
     return None
 
 
@@ -198,6 +204,7 @@ class LineRecord:
     setups: dict[str, dict[str, Any]]
     tolerance: str
     judge: dict[str, Any] | None  # the judge's setup, for --scorer judge
+    jury: list[dict[str, Any]] | None = None  # the jurors' setups, for --scorer jury
 
     def line(
         self,
@@ -206,6 +213,7 @@ class LineRecord:
         answer: str | None,
         scored: tuple[Any, bool, str],
         metrics: dict[str, Any],
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         predicted, correct, note = scored
         line: dict[str, Any] = {
@@ -227,7 +235,9 @@ class LineRecord:
             line["tolerance"] = self.tolerance
         if item.scorer == "judge":
             line["judge"] = self.judge
-        return line
+        if item.scorer == "jury":
+            line["jury_setup"] = self.jury
+        return {**line, **(extra or {})}
 
 
 _SAID = {
@@ -282,7 +292,7 @@ def sort_out(
                 if why is not None:
                     plan.redone[why] = plan.redone.get(why, 0) + 1
                 continue
-            rescoring = needs_rescoring(line, item, record.tolerance, record.judge)
+            rescoring = needs_rescoring(line, item, record.tolerance, record.judge, record.jury)
             if rescoring is not None:
                 plan.work.append((item, strategy, line))
                 plan.rescore.append(str(line["id"]))
