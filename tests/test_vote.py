@@ -191,7 +191,10 @@ def test_oracle_vote_counts_ballots_of_every_shape(fake, monkeypatch):
     assert set(vote) == {
         "answer", "winners", "tied", "tally", "ballots", "abstentions",
         "decided_early", "stopped", "tokens_saved", "tokens_saved_basis",
+        "stop_rule", "weighting", "weights", "weighted_tally",
     }  # fmt: skip
+    assert vote["stop_rule"] == {"name": "none", "threshold": None}  # early stop off
+    assert (vote["weighting"], vote["weights"], vote["weighted_tally"]) == ("equal", None, None)
     assert doc["answer"]["text"] == "B" and doc["ranking"] is None
     # Every persona was asked for a ballot, in JSON mode, with the choices named.
     body = _ballots_request(fake, "judge")

@@ -371,10 +371,13 @@ class Council:
             )
         return council
 
-    def _ask_flags(self, vote: bool, choices: Sequence[str] | str | None, rank: bool) -> AskFlags:
+    def _ask_flags(
+        self, vote: bool, choices: Sequence[str] | str | None, rank: bool, **counting: Any
+    ) -> AskFlags:
+        """The flags of one question; `counting`: stop_rule, weighting."""
         if choices is not None and not isinstance(choices, str):
             choices = ",".join(choices)
-        return dataclasses.replace(self._flags, vote=vote, choices=choices, rank=rank)
+        return dataclasses.replace(self._flags, vote=vote, choices=choices, rank=rank, **counting)
 
     def _oracle_plan(
         self,
@@ -387,9 +390,14 @@ class Council:
         conversation: Sequence[Mapping[str, Any]] | None,
         system: str | None,
         options: Mapping[str, Any] | None,
+        stop_rule: str | None = None,
+        stop_threshold: float | None = None,
+        weighting: str | None = None,
     ) -> OraclePlan:
         council = self._for_call(system=system, options=options)
-        flags = self._ask_flags(vote, choices, rank)
+        if stop_threshold is not None:  # the CLI's --stop-rule NAME:THRESHOLD
+            stop_rule = f"{stop_rule or ''}:{stop_threshold}"
+        flags = self._ask_flags(vote, choices, rank, stop_rule=stop_rule, weighting=weighting)
         wanted = not vote if synthesize is None else synthesize
         query = with_conversation(question, conversation)
         return plan_oracle(council, flags, query, synthesize=wanted)
@@ -432,13 +440,19 @@ class Council:
         conversation: Sequence[Mapping[str, Any]] | None = None,
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
+        stop_rule: str | None = None,
+        stop_threshold: float | None = None,
+        weighting: str | None = None,
     ) -> CouncilResult:
         """Every persona at once (`council oracle`); by default the arbiter then writes
         the council's answer (`synthesize=False`: none). `vote=True`: each gives a
         ballot (`choices`), the majority is the answer; `rank=True`: each ranks the
         others' answers anonymously. `conversation`: earlier turns
         (`[{"role": "user"|"assistant", "content": ...}]`), given to every member as the
-        conversation so far."""
+        conversation so far. A vote stops the ballots still out on `stop_rule`
+        ("posterior" by default, "overtake", "window", "none"; `stop_threshold` its
+        threshold), and counts each ballot as 1 or, `weighting="confidence"`, as its
+        stated confidence."""
         plan = self._oracle_plan(
             question,
             synthesize=synthesize,
@@ -448,6 +462,9 @@ class Council:
             conversation=conversation,
             system=system,
             options=options,
+            stop_rule=stop_rule,
+            stop_threshold=stop_threshold,
+            weighting=weighting,
         )
         return await self._run(plan, None)
 
@@ -541,6 +558,7 @@ def _no_running_loop(method: str, twin: str) -> None:
 
 
 _ORACLE = ("synthesize", "vote", "rank", "choices", "conversation", "system", "options")
+_ORACLE += ("stop_rule", "stop_threshold", "weighting")
 _DELIBERATION = ("rounds", "speculative", "threshold", "max_wasted_tokens", "vote", "choices")
 _DELIBERATION += ("conversation", "system", "options")
 

@@ -69,6 +69,10 @@ class AskFlags:
     vote: bool = False
     choices: str | None = None
     rank: bool = False
+    # --vote's stopping rule, "NAME[:THRESHOLD]" (engine/stopping.py; None: the
+    # default), and --weighting equal|confidence.
+    stop_rule: str | None = None
+    weighting: str | None = None
     # The run's spending limits (engine/budget.py): USD, and prompt plus answer tokens.
     budget_usd: float | None = None
     max_tokens_total: int | None = None

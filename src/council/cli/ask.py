@@ -13,6 +13,8 @@ from council.cli.options import (
     HISTORY_PANEL,
     ContinueFromOption,
     ContinueOption,
+    StopRuleOption,
+    WeightingOption,
     ask_options,
     resume_options,
 )
@@ -42,6 +44,8 @@ def oracle_command(
     flags: AskFlags,
     follow: ContinueOption = False,
     continue_from: ContinueFromOption = None,
+    stop_rule: StopRuleOption = None,
+    weighting: WeightingOption = None,
 ) -> None:
     """Ask every persona the same question at once and print their answers together.
 

@@ -344,6 +344,10 @@ class ResumeState:
 
 # The cancel reason of a ballot call the vote no longer needed (engine/vote.py).
 VOTE_DECIDED = "vote decided"
+# --weighting confidence: a ballot that states no confidence counts half, as unsure as
+# a stated 0.5: neither as sure as the surest nor nothing.
+UNSTATED_WEIGHT = 0.5
+WEIGHTINGS = ("equal", "confidence")
 
 
 @dataclass(frozen=True)
@@ -363,6 +367,12 @@ class Ballot:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def weight(self, weighting: str = "equal") -> float:
+        """What this ballot counts for: 1, or (--weighting confidence) its confidence."""
+        if weighting != "confidence":
+            return 1.0
+        return UNSTATED_WEIGHT if self.confidence is None else self.confidence
+
 
 @dataclass(frozen=True)
 class VoteResult:
@@ -381,6 +391,18 @@ class VoteResult:
     stopped: tuple[str, ...]
     tokens_saved: int
     tokens_saved_basis: str = "mean output tokens of the finished ballots"
+    # The rule the vote stopped on (engine/stopping.py: anything with `to_dict`), and
+    # --weighting: "confidence" gives `weighted_tally` (the winners are its).
+    stop_rule: Any = None
+    weighting: str = "equal"
+    weighted_tally: dict[str, float] | None = None
+
+    @property
+    def weights(self) -> dict[str, float] | None:
+        """What each counted ballot weighed, by persona (None in an unweighted vote)."""
+        if self.weighting != "confidence":
+            return None
+        return {n: b.weight(self.weighting) for n, b in self.ballots.items() if b.choice}
 
     @property
     def winner(self) -> str | None:
@@ -416,6 +438,10 @@ class VoteResult:
             "stopped": list(self.stopped),
             "tokens_saved": self.tokens_saved,
             "tokens_saved_basis": self.tokens_saved_basis,
+            "stop_rule": self.stop_rule.to_dict() if self.stop_rule is not None else None,
+            "weighting": self.weighting,
+            "weights": self.weights,
+            "weighted_tally": dict(self.weighted_tally) if self.weighted_tally else None,
         }
 
 

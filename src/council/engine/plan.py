@@ -34,6 +34,7 @@ from council.engine.prompts import (
     user_message,
     verdict_parts,
 )
+from council.engine.stopping import StopRule, stop_rule
 
 __all__ = [
     "DeliberationPlan",
@@ -189,10 +190,14 @@ class OraclePlan(_Plan):
     calls: tuple[CallSpec, ...]
     arbiter: Persona | None = None
     # --vote: every persona's call asks for a ballot (`choices`: --choices, () for free
-    # answers); `vote_early_stop` cancels the ballots the vote no longer needs.
+    # answers); `vote_early_stop` cancels the ballots the vote no longer needs, once
+    # `vote_stop` (--stop-rule) is met; `vote_weighting` (--weighting) "equal" or
+    # "confidence".
     vote: bool = False
     choices: tuple[str, ...] = ()
     vote_early_stop: bool = True
+    vote_stop: StopRule = field(default_factory=stop_rule)
+    vote_weighting: str = "equal"
     # --rank: after the answers, each persona ranks the others' answers anonymously,
     # shuffled for each reviewer from `rank_seed`.
     rank: bool = False
@@ -238,7 +243,12 @@ class OraclePlan(_Plan):
         data = self._described(Mode.ORACLE, self.arbiter, self.calls)
         data["estimated_input_tokens"] = estimated_input_tokens(self.calls)
         if self.vote:
-            data["vote"] = {"choices": list(self.choices), "early_stop": self.vote_early_stop}
+            data["vote"] = {
+                "choices": list(self.choices),
+                "early_stop": self.vote_early_stop,
+                "stop_rule": self.vote_stop.to_dict(),
+                "weighting": self.vote_weighting,
+            }
         if self.rank:
             # The seed only: the ranking calls' messages exist once the answers do (and
             # a plan's messages are what --no-store-text keeps out of the history).
@@ -356,6 +366,8 @@ def build_oracle_plan(
     vote: bool = False,
     choices: Sequence[str] = (),
     vote_early_stop: bool = True,
+    vote_stop: StopRule | None = None,
+    vote_weighting: str = "equal",
     rank: bool = False,
     rank_seed: int | None = None,
     budget_usd: float | None = None,
@@ -390,6 +402,8 @@ def build_oracle_plan(
         vote=vote,
         choices=tuple(choices),
         vote_early_stop=vote_early_stop,
+        vote_stop=vote_stop or stop_rule(),
+        vote_weighting=vote_weighting,
         rank=rank,
         rank_seed=rank_seed,
         budget_usd=budget_usd,

@@ -36,6 +36,13 @@ def vote_headline(vote: VoteResult, voters: int) -> str:
     if not vote.winners:
         return f"No answer: no ballot could be read ({count_of(read, voters, 'ballot')})."
     votes = vote.tally[vote.winners[0]]
+    if vote.weighted_tally:  # --weighting confidence: the weights decided, not the count
+        total = sum(vote.weighted_tally.values())
+        weight = vote.weighted_tally[vote.winners[0]]
+        counted = f"{count_label(votes, 'ballot')} of {read}"
+        if vote.tied:
+            return f"Tie between {_listed(vote.winners)}: {weight:g} each by confidence."
+        return f"{vote.winners[0]} wins with {weight:g} of {total:g} by confidence ({counted})."
     if vote.tied:
         each = count_label(votes, "vote")
         return (
@@ -52,8 +59,10 @@ def vote_notes(vote: VoteResult) -> list[str]:
     """What else to know: the ballots stopped once the vote was decided, the abstentions."""
     notes: list[str] = []
     if vote.decided_early:
+        rule = vote.stop_rule
+        named = f" ({rule.name} rule)" if rule is not None else ""
         notes.append(
-            f"Decided early: {count_label(len(vote.stopped), 'ballot call')} stopped "
+            f"Decided early{named}: {count_label(len(vote.stopped), 'ballot call')} stopped "
             f"({', '.join(vote.stopped)}), about {vote.tokens_saved:,} output tokens saved "
             f"(estimated as the {vote.tokens_saved_basis})."
         )
