@@ -124,12 +124,16 @@ def test_rule_flags_that_do_not_fit_are_one_line_usage_errors(fake, args, messag
 
 
 def _stopped_early(fake, fast, slow, fast_reply, *args):
-    """Fast ballots released together once every call is in; slow ones held to the end."""
+    """Fast ballots released together once every call is in; slow ones held to the end.
+
+    The gates are named for the test: the fake opens a gate on its own loop, so a gate
+    released at the end of one test could open after the next test's reset."""
+    gate = "-".join(args)
     for name in fast:
-        fake.script(name, Reply(text=fast_reply, gate="fast"))
+        fake.script(name, Reply(text=fast_reply, gate=f"fast{gate}"))
     for name in slow:
-        fake.script(name, Reply(text="A", gate="slow"))
-    thread = _release_when_all_arrived(fake, len(fast) + len(slow), "fast")
+        fake.script(name, Reply(text="A", gate=f"slow{gate}"))
+    thread = _release_when_all_arrived(fake, len(fast) + len(slow), f"fast{gate}")
     personas = ",".join(fast + slow)
     code, doc = oracle_json(fake, "--vote", "--choices", "A,B", *args, "-p", personas, "Q?")
     thread.join()
@@ -150,7 +154,7 @@ def test_the_posterior_rule_stops_and_cancels_the_ballots_still_out(fake):
     rows = history_rows("SELECT persona, status, error_kind FROM calls ORDER BY persona")
     stopped = {r["persona"]: (r["status"], r["error_kind"]) for r in rows if r["persona"] in slow}
     assert stopped == {name: ("cancelled", "vote decided") for name in slow}
-    fake.release("slow")
+    fake.release("slow--stop-rule-posterior:0.85")
 
 
 def test_the_window_rule_stops_where_overtake_and_posterior_would_not(fake):
@@ -165,7 +169,7 @@ def test_the_window_rule_stops_where_overtake_and_posterior_would_not(fake):
     [run] = history_rows("SELECT plan FROM runs")
     rule = json.loads(run["plan"])["vote"]["stop_rule"]
     assert rule == {"name": "window", "threshold": 3.0}
-    fake.release("slow")
+    fake.release("slow--stop-rule-window")
 
 
 def _split_by_confidence(fake):
@@ -231,3 +235,56 @@ def test_a_rule_decides_when_not_the_tally_whatever_the_arrival_order():
         vote = box.result()
         results.add((tuple(vote.ballots), tuple(vote.weighted_tally.items()), vote.winners))
     assert len(results) == 1
+
+
+# -- Universal Self-Consistency: free answers, the arbiter picks -------------------------
+
+
+def test_the_arbiter_picks_the_most_consistent_free_answer(fake):
+    fake.script("judge", Reply(text='{"choice": "Paris", "confidence": 0.9, "reason": "capital"}'))
+    fake.script("critic", Reply(text='{"choice": "Lyon", "confidence": 0.6, "reason": "big"}'))
+    fake.script("skeptic", Reply(text='{"choice": "the city of Paris", "reason": "seat"}'))
+    fake.script(
+        "arbiter",
+        Reply(text='{"reason": "Responses 1 and 3 both name Paris", "response": "Response 3"}'),
+    )
+    args = ("--vote", "-s", "--stop-rule", "none", "-p", "judge,critic,skeptic")
+    code, doc = oracle_json(fake, *args, "Capital of France?")
+    assert code == 0
+    vote = doc["vote"]
+    # The exact count is a three-way tie; the arbiter's pick is the answer.
+    assert vote["tally"] == {"Paris": 1, "Lyon": 1, "the city of Paris": 1}
+    assert vote["answer"] == "the city of Paris" and doc["answer"]["text"] == "the city of Paris"
+    assert vote["consistency"] == {
+        "persona": "skeptic",
+        "answer": "the city of Paris",
+        "reason": "Responses 1 and 3 both name Paris",
+        "asked": True,
+    }
+    # The arbiter saw every answer anonymously, in the council's order, and a schema.
+    (request,) = fake.requests_for("arbiter")
+    prompt = request.body["messages"][-1]["content"]
+    assert "most consistent" in prompt and "judge" not in prompt
+    assert prompt.index("Paris") < prompt.index("Lyon") < prompt.index("the city of Paris")
+    schema = request.body["response_format"]["json_schema"]["schema"]["properties"]
+    assert schema["response"]["enum"] == ["Response 1", "Response 2", "Response 3"]
+
+
+def test_no_arbiter_is_asked_when_every_free_answer_is_the_same(fake):
+    fake.default = Reply(text="Paris")
+    code, doc = oracle_json(fake, "--vote", "-s", "-p", "judge,critic", "Capital of France?")
+    assert code == 0 and doc["vote"]["answer"] == "Paris"
+    assert doc["vote"]["consistency"]["asked"] is False
+    assert fake.requests_for("arbiter") == []
+
+
+def test_an_unreadable_pick_leaves_the_count_to_decide(fake):
+    fake.script("judge", Reply(text="Paris"))
+    fake.script("critic", Reply(text="paris"))
+    fake.script("skeptic", Reply(text="Lyon"))
+    fake.script("arbiter", Reply(text="They mostly agree."))
+    args = ("--vote", "-s", "--stop-rule", "none", "-p", "judge,critic,skeptic")
+    result = oracle(fake, *args, "Capital of France?")
+    assert result.exit_code == 0, result.output
+    assert "Paris wins with 2 of 3 ballots." in result.stdout
+    assert "the arbiter's pick could not be read: the count decides" in result.stdout

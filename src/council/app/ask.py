@@ -604,10 +604,13 @@ def _voting_checks(flags: AskFlags, synthesize: bool, personas: int) -> None:
     """The combinations --vote and --rank do not take, refused before anything is sent."""
     if flags.vote and flags.rank:
         raise UsageError("--vote and --rank are exclusive", "pick one of them")
-    if flags.vote and synthesize:
+    if flags.vote and synthesize and flags.choices is not None:
+        # Without --choices, --synthesize has the arbiter pick the most consistent free
+        # answer (engine/consistency.py); with them, the count is the answer.
         raise UsageError(
-            "--vote's answer is the majority; it takes no --synthesize",
-            "drop --synthesize (or use --rank --synthesize to hand a ranking to the arbiter)",
+            "--vote --choices's answer is the majority; it takes no --synthesize",
+            "drop --synthesize (with free answers, --vote -s has the arbiter pick the most "
+            "consistent one)",
         )
     if flags.rank and personas < 3:
         raise UsageError(

@@ -348,6 +348,8 @@ VOTE_DECIDED = "vote decided"
 # a stated 0.5: neither as sure as the surest nor nothing.
 UNSTATED_WEIGHT = 0.5
 WEIGHTINGS = ("equal", "confidence")
+# The call id of the arbiter's Universal Self-Consistency pick (engine/consistency.py).
+CONSISTENCY_CALL = "consistency"
 
 
 @dataclass(frozen=True)
@@ -375,6 +377,21 @@ class Ballot:
 
 
 @dataclass(frozen=True)
+class ConsistencyPick:
+    """Universal Self-Consistency: the ballot the arbiter picked as the most consistent
+    (`persona` None: its pick could not be read, and the count decided), and why.
+    `asked` False: every ballot gave the same answer, and no arbiter was asked."""
+
+    persona: str | None
+    answer: str | None
+    reason: str
+    asked: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class VoteResult:
     """A vote's outcome: the winners (one unless tied), the tally, every ballot read.
 
@@ -396,6 +413,8 @@ class VoteResult:
     stop_rule: Any = None
     weighting: str = "equal"
     weighted_tally: dict[str, float] | None = None
+    # --vote --synthesize on free answers: the arbiter's pick, which is the answer.
+    consistency: ConsistencyPick | None = None
 
     @property
     def weights(self) -> dict[str, float] | None:
@@ -442,6 +461,7 @@ class VoteResult:
             "weighting": self.weighting,
             "weights": self.weights,
             "weighted_tally": dict(self.weighted_tally) if self.weighted_tally else None,
+            "consistency": self.consistency.to_dict() if self.consistency else None,
         }
 
 

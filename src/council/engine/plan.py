@@ -18,7 +18,15 @@ from typing import Any
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
-from council.engine.model import Attachment, CallSpec, Message, Mode, Part
+from council.engine.model import (
+    CONSISTENCY_CALL,
+    Attachment,
+    Ballot,
+    CallSpec,
+    Message,
+    Mode,
+    Part,
+)
 from council.engine.prompts import (
     VERDICT_RESPONSE_FORMAT,
     ballot_parts,
@@ -226,6 +234,21 @@ class OraclePlan(_Plan):
         if ranked:
             content += ranked_note(ranked)
         return self._build(judge, content, call_id, role="arbiter")
+
+    def consistency_call(self, responses: Sequence[tuple[str, Ballot]]) -> CallSpec:
+        """The arbiter's Universal Self-Consistency pick among the ballots (label, ballot)."""
+        from council.engine.consistency import consistency_parts, consistency_response_format
+
+        assert self.arbiter is not None, "consistency_call needs a plan with an arbiter"
+        content = consistency_parts(self.question_parts, responses)
+        labels = [label for label, _ in responses]
+        return self._build(
+            self.arbiter,
+            content,
+            CONSISTENCY_CALL,
+            role="arbiter",
+            response_format=consistency_response_format(labels),
+        )
 
     def review_call(self, reviewer: Persona, responses: Sequence[tuple[str, str]]) -> CallSpec:
         """A reviewer's ranking call (round 2): the others' answers as (label, text)."""

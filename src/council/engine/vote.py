@@ -22,7 +22,15 @@ from typing import Protocol
 
 from council.engine.ballots import choice_key, read_ballot
 from council.engine.clients import EndpointClients
-from council.engine.model import VOTE_DECIDED, Ballot, CallOutcome, CallSpec, VoteResult
+from council.engine.consistency import read_pick, with_pick
+from council.engine.model import (
+    VOTE_DECIDED,
+    Ballot,
+    CallOutcome,
+    CallSpec,
+    ConsistencyPick,
+    VoteResult,
+)
 from council.engine.plan import OraclePlan
 from council.engine.reporter import CallReporter
 from council.engine.results import OracleResult
@@ -31,6 +39,7 @@ from council.engine.stopping import StopRule
 __all__ = [
     "BallotBox",
     "BallotRun",
+    "pick_consistent",
     "round_vote",
     "run_ballots",
     "tally_of",
@@ -222,6 +231,36 @@ async def run_ballots(run: BallotRun, clients: EndpointClients) -> None:
         raise
     finally:
         result.vote = box.result(stopped=stopped, outcomes=list(result.outcomes.values()))
+
+
+async def pick_consistent(run: BallotRun, clients: EndpointClients) -> None:
+    """After the ballots: the arbiter picks the most consistent answer (one call, none
+    when the ballots all agree); `run.result.vote` gets the pick."""
+    vote = run.result.vote
+    if vote is None:
+        return
+    counted = [b for b in vote.ballots.values() if b.choice is not None]
+    if not counted:
+        return
+    if len({choice_key(b.choice or "") for b in counted}) == 1:
+        why = "every ballot gave the same answer: no arbiter was asked"
+        run.result.vote = with_pick(
+            vote, ConsistencyPick(counted[0].persona, counted[0].choice, why, asked=False)
+        )
+        return
+    responses = [(f"Response {i}", b) for i, b in enumerate(counted, 1)]
+    await run.call(clients, run.plan.consistency_call(responses))
+    outcome = run.result.consistency
+    label, reason = (None, "")
+    if outcome is not None and outcome.answered:
+        label, reason = read_pick(outcome.text, [name for name, _ in responses])
+    if label is None:
+        why = "the arbiter's pick could not be read: the count decides"
+        run.result.vote = with_pick(vote, ConsistencyPick(None, None, why, asked=True))
+        return
+    ballot = dict(responses)[label]
+    pick = ConsistencyPick(ballot.persona, ballot.choice, reason, asked=True)
+    run.result.vote = with_pick(vote, pick)
 
 
 def round_vote(outcomes: Sequence[CallOutcome], choices: Sequence[str] = ()) -> VoteResult:
