@@ -288,3 +288,18 @@ def test_an_unreadable_pick_leaves_the_count_to_decide(fake):
     assert result.exit_code == 0, result.output
     assert "Paris wins with 2 of 3 ballots." in result.stdout
     assert "the arbiter's pick could not be read: the count decides" in result.stdout
+
+
+def test_in_a_terminal_the_pick_shows_as_such(fake):
+    from tests.test_screens import Terminal, plain
+
+    fake.script("judge", Reply(text="Paris"))
+    fake.script("critic", Reply(text="Lyon"))
+    fake.script("arbiter", Reply(text='{"reason": "both fine", "response": "Response 1"}'))
+    args = ["oracle", "--base-url", fake.base_url, "--vote", "-s", "--no-history"]
+    with Terminal([*args, "-p", "judge,critic", "Capital?"], rows=40, cols=100) as term:
+        code = term.finish()
+        screen = plain(term.raw)
+    assert code == 0, screen
+    assert "most consistent · arbiter" in screen and "synthesis · arbiter" not in screen
+    assert "Paris is the most consistent answer, picked from 2 ballots (judge's)." in screen

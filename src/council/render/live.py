@@ -35,7 +35,7 @@ from council.engine.events import (
     RoundDiscarded,
     TextDelta,
 )
-from council.engine.model import VOTE_DECIDED
+from council.engine.model import CONSISTENCY_CALL, VOTE_DECIDED
 from council.render.format import count_label, limit_note, seconds
 from council.render.keys_echo import QuietControlKeys
 from council.render.safe_text import strip_controls
@@ -205,6 +205,8 @@ class LiveView(_LiveBase):
         label = {"persona": persona, "reviewer": f"{RANKING_PREFIX}{persona}"}.get(
             role, f"{SYNTHESIS_PREFIX}{persona}"
         )
+        if getattr(event, "call_id", None) == CONSISTENCY_CALL:  # --vote -s: a pick
+            label = f"most consistent · {persona}"
         with self._lock:
             view = self._calls.setdefault(label, _CallView(label))
             view.apply(event)
