@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from council.engine.agreement import AgreementMap
+from council.engine.stopping import StopRule
 from council.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, ErrorKind
 
 __all__ = [
@@ -408,9 +409,9 @@ class VoteResult:
     stopped: tuple[str, ...]
     tokens_saved: int
     tokens_saved_basis: str = "mean output tokens of the finished ballots"
-    # The rule the vote stopped on (engine/stopping.py: anything with `to_dict`), and
-    # --weighting: "confidence" gives `weighted_tally` (the winners are its).
-    stop_rule: Any = None
+    # The rule the vote stopped on, and --weighting: "confidence" gives `weighted_tally`
+    # (the winners are its).
+    stop_rule: StopRule | None = None
     weighting: str = "equal"
     weighted_tally: dict[str, float] | None = None
     # --vote --synthesize on free answers: the arbiter's pick, which is the answer.
