@@ -311,9 +311,8 @@ StopRuleOption = Annotated[
     str | None,
     typer.Option(
         "--stop-rule",
-        help="When --vote stops asking: posterior[:P] (default, P 0.95), window[:N], "
-        "overtake or none.",
-        metavar="RULE[:X]",
+        help="When --vote stops: posterior[:P] (default), window[:N], overtake, none.",
+        metavar="RULE",
         show_default=False,
         rich_help_panel=VOTE_PANEL,
     ),
