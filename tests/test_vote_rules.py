@@ -270,6 +270,18 @@ def test_the_arbiter_picks_the_most_consistent_free_answer(fake):
     assert schema["response"]["enum"] == ["Response 1", "Response 2", "Response 3"]
 
 
+def test_the_dry_run_says_what_the_vote_will_do(fake):
+    args = ("--dry-run", "--vote", "-s", "--stop-rule", "window:4", "--weighting", "confidence")
+    result = oracle(fake, *args, "-p", "judge,critic", "Capital?")
+    assert result.exit_code == 0, result.output
+    assert (
+        "- vote: every persona gives a ballot (free answers, grouped); stops on the window 4 "
+        "rule; ballots weighed by their confidence; then the arbiter picks the most "
+        "consistent answer (not a synthesis)"
+    ) in result.stdout
+    assert fake.requests == []
+
+
 def test_no_arbiter_is_asked_when_every_free_answer_is_the_same(fake):
     fake.default = Reply(text="Paris")
     code, doc = oracle_json(fake, "--vote", "-s", "-p", "judge,critic", "Capital of France?")

@@ -246,6 +246,8 @@ def _voting_lines(plan: OraclePlan) -> list[str]:
         stop = f"stops on the {named} rule" if plan.vote_early_stop else "no early stop"
         if plan.vote_weighting == "confidence":
             stop += "; ballots weighed by their confidence"
+        if plan.arbiter is not None:
+            stop += "; then the arbiter picks the most consistent answer (not a synthesis)"
         lines.append(f"- vote: every persona gives a ballot ({choices}); {stop}")
     if plan.rank:
         lines.append(
