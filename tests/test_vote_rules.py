@@ -59,6 +59,22 @@ def test_posterior_stops_a_large_council_sooner_than_overtake():
     assert not _box(9, "BBBB", stop_rule("none")).decided()
 
 
+def test_the_default_is_overtake_for_councils_up_to_seven():
+    """What the README says: at 0.95 the posterior adds an earlier stop only from 8 voters."""
+    posterior, overtake = stop_rule(), stop_rule("overtake")
+
+    def earlier(n: int) -> list[tuple[int, int]]:
+        tallies = [(a, b) for a in range(n) for b in range(n - a)]
+        return [
+            (a, b)
+            for a, b in tallies
+            if posterior.met([a, b], n - a - b, []) and not overtake.met([a, b], n - a - b, [])
+        ]
+
+    assert all(earlier(n) == [] for n in range(3, 8))
+    assert earlier(8) == [(0, 4), (4, 0)]
+
+
 def test_the_window_stops_when_the_last_ballots_agree():
     window = stop_rule("window")
     assert window == StopRule("window", 3.0)
