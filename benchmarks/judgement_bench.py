@@ -14,9 +14,16 @@ whether the jury's position-flip detector sees a biased juror.
    calls the fake server received with --escalate against the same questions asked of
    the full council (its personas and the synthesis), for councils of 3 and 5 personas
    and first panels of 1 and 2. Target: at least 50 % saved when 70 % are easy.
+4. Stopping (`--vote --stop-rule`): a council of 9 votes A/B; at each agreement level
+   each voter says B with that probability (seeded), and its ballot arrives after a
+   seeded delay. The same scripted ballots are voted on with every rule, fixed-N
+   (`none`: every ballot counted) first; per rule: the ballots counted, the ballot
+   calls stopped, the output tokens streamed against fixed-N, and how often the answer
+   is fixed-N's.
 
     python benchmarks/judgement_bench.py
     python benchmarks/judgement_bench.py --words 400 --token-delay 0.01
+    python benchmarks/judgement_bench.py --only stopping --trials 40
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -37,6 +45,8 @@ from council.app.run import run_quietly
 from council.config.personas import Persona
 from council.engine.events import CallFinished, Event, EventBus, TextDelta
 from council.engine.plan import build_oracle_plan
+from council.engine.results import OracleResult
+from council.engine.stopping import stop_rule
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.helpers import resolved_endpoint
 
@@ -183,14 +193,76 @@ def escalation_savings(questions: int) -> None:
                       f"{saved:.1%} saved")  # fmt: skip
 
 
+VOTERS = ("judge", "critic", "skeptic", "optimist", "pragmatist", "historian")
+VOTERS += ("minimalist", "security", "user-advocate")
+RULES = ("none", "overtake", "posterior", "window")
+
+
+def _vote(fake: FakeOpenAI, rule: str, ballots: list[tuple[str, float]]) -> OracleResult:
+    """One vote of VOTERS on the scripted (choice, delay) ballots, stopping on `rule`."""
+    reason = " ".join(f"r{i}" for i in range(30))  # a ballot of some length, streamed
+    for name, (choice, delay) in zip(VOTERS, ballots, strict=True):
+        text = json.dumps({"choice": choice, "confidence": 0.8, "reason": reason})
+        fake.script(name, Reply(text=text, ttft=delay, token_delay=0.001))
+    personas = [Persona(name=n, description=n, system=f"You are {n}.") for n in VOTERS]
+    plan = build_oracle_plan(
+        query="A or B?",
+        personas=personas,
+        endpoint=resolved_endpoint(fake.base_url, max_concurrency=len(VOTERS)),
+        vote=True,
+        choices=("A", "B"),
+        vote_early_stop=rule != "none",
+        vote_stop=stop_rule(rule),
+    )
+    result = asyncio.run(run_quietly(plan))
+    assert isinstance(result, OracleResult)
+    return result
+
+
+def stopping(levels: list[float], trials: int) -> None:
+    print(f"4. stopping rules: {len(VOTERS)} voters, A or B, {trials} seeded councils a level; "
+          "the same ballots for every rule")  # fmt: skip
+    print(f"   {'agreement':>9} {'rule':>9} {'counted':>8} {'stopped':>8} "
+          f"{'tokens vs fixed-N':>17} {'same answer':>11}")  # fmt: skip
+    with FakeOpenAI() as fake:
+        for level in levels:
+            rows: dict[str, list[tuple[int, int, int, bool]]] = {r: [] for r in RULES}
+            for trial in range(trials):
+                rng = random.Random(f"{level}-{trial}")
+                ballots = [
+                    ("B" if rng.random() < level else "A", rng.uniform(0.0, 0.08)) for _ in VOTERS
+                ]
+                fixed: str | None = None
+                for rule in RULES:
+                    result = _vote(fake, rule, ballots)
+                    vote = result.vote
+                    assert vote is not None
+                    tokens = sum(c.tokens_out or 0 for c in result.calls)
+                    fixed = vote.answer if rule == "none" else fixed
+                    counted = len(vote.ballots)
+                    rows[rule].append((counted, len(vote.stopped), tokens, vote.answer == fixed))
+            full = sum(r[2] for r in rows["none"])
+            for rule, runs in rows.items():
+                counted = sum(r[0] for r in runs) / len(runs)
+                stopped = sum(r[1] for r in runs) / (len(runs) * len(VOTERS))
+                tokens = sum(r[2] for r in runs) / full
+                same = sum(r[3] for r in runs) / len(runs)
+                print(f"   {level:>9.0%} {rule:>9} {counted:>8.2f} {stopped:>8.0%} "
+                      f"{tokens:>17.0%} {same:>11.0%}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--words", type=int, default=200)
     parser.add_argument("--token-delay", type=float, default=0.005)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--questions", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=20, help="councils per agreement level")
+    parser.add_argument("--levels", default="0.9,0.8,0.7,0.6")
     parser.add_argument(
-        "--only", choices=("map", "flips", "escalation"), help="run one part of the benchmark"
+        "--only",
+        choices=("map", "flips", "escalation", "stopping"),
+        help="run one part of the benchmark",
     )
     args = parser.parse_args()
     os.environ.setdefault("COUNCIL_HOME", tempfile.mkdtemp())
@@ -200,6 +272,8 @@ def main() -> None:
         flip_rates()
     if args.only in (None, "escalation"):
         escalation_savings(args.questions)
+    if args.only in (None, "stopping"):
+        stopping([float(x) for x in args.levels.split(",")], args.trials)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ print("OPENAI IMPORTED" if "openai" in sys.modules else "NO OPENAI")
 
 # Most lines each help may take (with room for a few more options).
 # --position-checks and --self-check-rate (issue 26, reviewer bias) took 2 lines at 100
-# columns, 4 at 80 (the panel's name column widens for them).
-MOST_LINES = {("oracle", 100): 72, ("deliberate", 100): 83, ("oracle", 80): 89}
+# columns, 4 at 80 (the panel's name column widens for them); oracle's --stop-rule and
+# --weighting (issue 26) 2 more at 100 columns, 3 at 80.
+MOST_LINES = {("oracle", 100): 74, ("deliberate", 100): 83, ("oracle", 80): 92}
 MOST_LINES[("deliberate", 80)] = 103
 # The Escalation panel (--escalate, --panel, --escalate-threshold, --shadow-rate): one
 # line each at 100 columns, two or three at 80, and the panel's borders.

@@ -191,7 +191,10 @@ def test_oracle_vote_counts_ballots_of_every_shape(fake, monkeypatch):
     assert set(vote) == {
         "answer", "winners", "tied", "tally", "ballots", "abstentions",
         "decided_early", "stopped", "tokens_saved", "tokens_saved_basis",
+        "stop_rule", "weighting", "weights", "weighted_tally", "consistency",
     }  # fmt: skip
+    assert vote["stop_rule"] == {"name": "none", "threshold": None}  # early stop off
+    assert (vote["weighting"], vote["weights"], vote["weighted_tally"]) == ("equal", None, None)
     assert doc["answer"]["text"] == "B" and doc["ranking"] is None
     # Every persona was asked for a ballot, in JSON mode, with the choices named.
     body = _ballots_request(fake, "judge")
@@ -308,7 +311,7 @@ def test_vote_output_in_markdown_has_the_tally_and_every_ballot(fake, monkeypatc
         (["oracle", "--choices", "A,B"], "--choices goes with --vote"),
         (["oracle", "--vote", "--choices", "A"], "fewer than two choices"),
         (["oracle", "--vote", "--rank"], "--vote and --rank are exclusive"),
-        (["oracle", "--vote", "-s"], "it takes no --synthesize"),
+        (["oracle", "--vote", "--choices", "A,B", "-s"], "it takes no --synthesize"),
         (["deliberate", "--rank"], "--rank is for council oracle"),
     ],
 )

@@ -589,14 +589,42 @@ def _vote_choices(flags: AskFlags) -> tuple[str, ...]:
     return choices
 
 
+def vote_counting(flags: AskFlags) -> dict[str, Any]:
+    """--stop-rule and --weighting as the oracle plan takes them, checked: they need
+    --vote, and a known rule, threshold and weighting."""
+    given = [
+        flag
+        for flag, value in (("--stop-rule", flags.stop_rule), ("--weighting", flags.weighting))
+        if value is not None
+    ]
+    if given and not flags.vote:
+        raise UsageError(f"{given[0]} goes with --vote", f"add --vote, or drop {given[0]}")
+    if not flags.vote:
+        return {}
+    from council.engine.model import WEIGHTINGS
+    from council.engine.stopping import stop_rule
+
+    try:
+        rule = stop_rule(flags.stop_rule)
+    except ValueError as error:
+        raise UsageError(str(error), "see --stop-rule in council oracle --help") from None
+    weighting = (flags.weighting or "equal").strip().lower()
+    if weighting not in WEIGHTINGS:
+        raise UsageError(f"no weighting {flags.weighting!r}", f"use one of {', '.join(WEIGHTINGS)}")
+    return {"vote_stop": rule, "vote_weighting": weighting}
+
+
 def _voting_checks(flags: AskFlags, synthesize: bool, personas: int) -> None:
     """The combinations --vote and --rank do not take, refused before anything is sent."""
     if flags.vote and flags.rank:
         raise UsageError("--vote and --rank are exclusive", "pick one of them")
-    if flags.vote and synthesize:
+    if flags.vote and synthesize and flags.choices is not None:
+        # Without --choices, --synthesize has the arbiter pick the most consistent free
+        # answer (engine/consistency.py); with them, the count is the answer.
         raise UsageError(
-            "--vote's answer is the majority; it takes no --synthesize",
-            "drop --synthesize (or use --rank --synthesize to hand a ranking to the arbiter)",
+            "--vote --choices's answer is the majority; it takes no --synthesize",
+            "drop --synthesize (with free answers, --vote -s has the arbiter pick the most "
+            "consistent one)",
         )
     if flags.rank and personas < 3:
         raise UsageError(
@@ -684,6 +712,7 @@ def plan_oracle(
         vote=flags.vote,
         choices=choices,
         vote_early_stop=early_stop_wanted(),
+        **vote_counting(flags),
         rank=flags.rank,
         rank_seed=_rank_seed(council.options) if flags.rank else None,
         **_bias_checks(flags),

@@ -379,11 +379,12 @@ class Council:
         return council
 
     def _ask_flags(
-        self, vote: bool, choices: Sequence[str] | str | None, rank: bool, **checks: Any
+        self, vote: bool, choices: Sequence[str] | str | None, rank: bool, **counting: Any
     ) -> AskFlags:
+        """The flags of one question; `counting`: stop_rule, weighting."""
         if choices is not None and not isinstance(choices, str):
             choices = ",".join(choices)
-        return dataclasses.replace(self._flags, vote=vote, choices=choices, rank=rank, **checks)
+        return dataclasses.replace(self._flags, vote=vote, choices=choices, rank=rank, **counting)
 
     def _oracle_plan(
         self,
@@ -399,10 +400,16 @@ class Council:
         position_checks: int | None = None,
         self_check_rate: float | None = None,
         escalate: bool | Mapping[str, Any] | None = None,
+        stop_rule: str | None = None,
+        stop_threshold: float | None = None,
+        weighting: str | None = None,
     ) -> OraclePlan:
         council = self._for_call(system=system, options=options)
+        if stop_threshold is not None:  # the CLI's --stop-rule NAME:THRESHOLD
+            stop_rule = f"{stop_rule or ''}:{stop_threshold}"
         checks = {"position_checks": position_checks, "self_check_rate": self_check_rate}
-        flags = self._ask_flags(vote, choices, rank, **checks)
+        counting = {"stop_rule": stop_rule, "weighting": weighting}
+        flags = self._ask_flags(vote, choices, rank, **checks, **counting)
         wanted = not vote if synthesize is None else synthesize
         query = with_conversation(question, conversation)
         chosen = _escalation(council, escalate)
@@ -453,6 +460,9 @@ class Council:
         position_checks: int | None = None,
         self_check_rate: float | None = None,
         escalate: bool | Mapping[str, Any] | None = None,
+        stop_rule: str | None = None,
+        stop_threshold: float | None = None,
+        weighting: str | None = None,
     ) -> CouncilResult:
         """Every persona at once (`council oracle`); by default the arbiter then writes
         the council's answer (`synthesize=False`: none). `vote=True`: each gives a
@@ -464,7 +474,10 @@ class Council:
         given to every member as the conversation so far. `escalate=True` (or
         `{"panel": 2, "threshold": 0.8, "shadow_rate": 0.1}`): a first panel is asked
         first, the rest only if it is in doubt (`result.escalation` says what it
-        saved); None: as the preset says."""
+        saved); None: as the preset says. A vote stops the ballots still out on
+        `stop_rule` ("posterior" by default, "overtake", "window", "none"; `stop_threshold` its
+        threshold), and counts each ballot as 1 or, `weighting="confidence"`, as its
+        stated confidence."""
         plan = self._oracle_plan(
             question,
             synthesize=synthesize,
@@ -477,6 +490,9 @@ class Council:
             position_checks=position_checks,
             self_check_rate=self_check_rate,
             escalate=escalate,
+            stop_rule=stop_rule,
+            stop_threshold=stop_threshold,
+            weighting=weighting,
         )
         return await self._run(plan, None)
 
@@ -634,6 +650,7 @@ def _no_running_loop(method: str, twin: str) -> None:
 
 _ORACLE = ("synthesize", "vote", "rank", "choices", "conversation", "system", "options")
 _ORACLE += ("position_checks", "self_check_rate", "escalate")
+_ORACLE += ("stop_rule", "stop_threshold", "weighting")
 _DELIBERATION = ("rounds", "speculative", "threshold", "max_wasted_tokens", "vote", "choices")
 _DELIBERATION += ("conversation", "system", "options", "escalate")
 

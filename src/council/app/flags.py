@@ -74,6 +74,10 @@ class AskFlags:
     # review (None: none).
     position_checks: int | None = None
     self_check_rate: float | None = None
+    # --vote's stopping rule, "NAME[:THRESHOLD]" (engine/stopping.py; None: the
+    # default), and --weighting equal|confidence.
+    stop_rule: str | None = None
+    weighting: str | None = None
     # The run's spending limits (engine/budget.py): USD, and prompt plus answer tokens.
     budget_usd: float | None = None
     max_tokens_total: int | None = None

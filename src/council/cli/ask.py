@@ -13,6 +13,8 @@ from council.cli.options import (
     HISTORY_PANEL,
     ContinueFromOption,
     ContinueOption,
+    StopRuleOption,
+    WeightingOption,
     ask_options,
     resume_options,
 )
@@ -89,6 +91,8 @@ def oracle_command(
     panel: PanelOption = None,
     escalate_threshold: EscalateThresholdOption = None,
     shadow_rate: ShadowRateOption = None,
+    stop_rule: StopRuleOption = None,
+    weighting: WeightingOption = None,
 ) -> None:
     """Ask every persona the same question at once and print their answers together.
 

@@ -317,12 +317,32 @@ PositionChecksOption = Annotated[
         rich_help_panel=VOTE_PANEL,
     ),
 ]
+StopRuleOption = Annotated[
+    str | None,
+    typer.Option(
+        "--stop-rule",
+        help="When --vote stops: posterior[:P] (default), window[:N], overtake, none.",
+        metavar="RULE",
+        show_default=False,
+        rich_help_panel=VOTE_PANEL,
+    ),
+]
 SelfCheckRateOption = Annotated[
     float | None,
     typer.Option(
         "--self-check-rate",
         help="--rank: share shown own answer (default 0).",
         metavar="SHARE",
+        show_default=False,
+        rich_help_panel=VOTE_PANEL,
+    ),
+]
+WeightingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--weighting",
+        help="A ballot counts 1 (equal) or its confidence.",
+        metavar="HOW",
         show_default=False,
         rich_help_panel=VOTE_PANEL,
     ),
@@ -403,7 +423,12 @@ _TAIL = {
     "budget_usd": BudgetUsdOption,
     "max_tokens_total": MaxTokensTotalOption,
 }
-assert set(_HEAD) | set(_TAIL) == set(AskFlags.names()), "every AskFlags field is an option"
+# `council oracle`'s own voting options (cli/ask.py): not shared, so that batch's and
+# deliberate's --help stay short and offer nothing that would mean nothing there.
+ORACLE_FLAGS = ("stop_rule", "weighting")
+assert set(_HEAD) | set(_TAIL) | set(ORACLE_FLAGS) == set(AskFlags.names()), (
+    "every AskFlags field is an option"
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -478,7 +503,7 @@ def _taking_flags(command: F, parameters: list[inspect.Parameter], shared: tuple
 
     @wraps(command)
     def wrapper(**values: Any) -> Any:
-        given = {name: values.pop(name) for name in shared}
+        given = {name: values.pop(name) for name in shared if name in values}
         return command(flags=AskFlags(**given), **values)
 
     wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from council.engine.agreement import AgreementMap
+from council.engine.stopping import StopRule
 from council.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, ErrorKind
 
 __all__ = [
@@ -346,6 +347,12 @@ class ResumeState:
 
 # The cancel reason of a ballot call the vote no longer needed (engine/vote.py).
 VOTE_DECIDED = "vote decided"
+# --weighting confidence: a ballot that states no confidence counts half, as unsure as
+# a stated 0.5: neither as sure as the surest nor nothing.
+UNSTATED_WEIGHT = 0.5
+WEIGHTINGS = ("equal", "confidence")
+# The call id of the arbiter's Universal Self-Consistency pick (engine/consistency.py).
+CONSISTENCY_CALL = "consistency"
 
 
 @dataclass(frozen=True)
@@ -361,6 +368,27 @@ class Ballot:
     confidence: float | None
     reason: str
     raw_ok: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def weight(self, weighting: str = "equal") -> float:
+        """What this ballot counts for: 1, or (--weighting confidence) its confidence."""
+        if weighting != "confidence":
+            return 1.0
+        return UNSTATED_WEIGHT if self.confidence is None else self.confidence
+
+
+@dataclass(frozen=True)
+class ConsistencyPick:
+    """Universal Self-Consistency: the ballot the arbiter picked as the most consistent
+    (`persona` None: its pick could not be read, and the count decided), and why.
+    `asked` False: every ballot gave the same answer, and no arbiter was asked."""
+
+    persona: str | None
+    answer: str | None
+    reason: str
+    asked: bool
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -383,6 +411,20 @@ class VoteResult:
     stopped: tuple[str, ...]
     tokens_saved: int
     tokens_saved_basis: str = "mean output tokens of the finished ballots"
+    # The rule the vote stopped on, and --weighting: "confidence" gives `weighted_tally`
+    # (the winners are its).
+    stop_rule: StopRule | None = None
+    weighting: str = "equal"
+    weighted_tally: dict[str, float] | None = None
+    # --vote --synthesize on free answers: the arbiter's pick, which is the answer.
+    consistency: ConsistencyPick | None = None
+
+    @property
+    def weights(self) -> dict[str, float] | None:
+        """What each counted ballot weighed, by persona (None in an unweighted vote)."""
+        if self.weighting != "confidence":
+            return None
+        return {n: b.weight(self.weighting) for n, b in self.ballots.items() if b.choice}
 
     @property
     def winner(self) -> str | None:
@@ -418,6 +460,11 @@ class VoteResult:
             "stopped": list(self.stopped),
             "tokens_saved": self.tokens_saved,
             "tokens_saved_basis": self.tokens_saved_basis,
+            "stop_rule": self.stop_rule.to_dict() if self.stop_rule is not None else None,
+            "weighting": self.weighting,
+            "weights": self.weights,
+            "weighted_tally": dict(self.weighted_tally) if self.weighted_tally else None,
+            "consistency": self.consistency.to_dict() if self.consistency else None,
         }
 
 

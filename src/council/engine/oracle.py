@@ -20,7 +20,7 @@ from council.engine.calls import run_call
 from council.engine.clients import EndpointClients
 from council.engine.lifecycle import EngineRun
 from council.engine.missing import named
-from council.engine.model import CallOutcome, CallSpec, Mode
+from council.engine.model import CONSISTENCY_CALL, CallOutcome, CallSpec, Mode
 from council.engine.plan import OraclePlan
 from council.engine.reporter import CallReporter
 from council.engine.results import OracleResult
@@ -64,7 +64,11 @@ class OracleRun(EngineRun[OraclePlan, OracleResult]):
             from council.engine.ranking import run_reviews
 
             await run_reviews(self, clients)
-        if plan.arbiter is not None and self.result.answers:
+        if plan.arbiter is not None and plan.vote:  # free answers: the most consistent
+            from council.engine.vote import pick_consistent
+
+            await pick_consistent(self, clients)
+        elif plan.arbiter is not None and self.result.answers:
             await self._synthesize(clients)
 
     async def ask(
@@ -86,7 +90,9 @@ class OracleRun(EngineRun[OraclePlan, OracleResult]):
 
     def _record(self, call: CallSpec, outcome: CallOutcome) -> None:
         self.result.calls.append(outcome)
-        if call.role == "arbiter":
+        if call.call_id == CONSISTENCY_CALL:  # a pick, read by engine/consistency.py
+            self.result.consistency = outcome
+        elif call.role == "arbiter":
             if outcome.text:  # the answer is the text; the map it ends with is apart
                 # (a synthesis stopped mid-map too: what streamed of it is no answer)
                 text, self.result.agreement = split_synthesis(outcome.text)

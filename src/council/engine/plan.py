@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 from council.config.defaults import DEFAULT_MAX_CONCURRENCY_CAP, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
-from council.engine.model import Attachment, CallSpec, Message, Mode, Part
+from council.engine.model import (
+    CONSISTENCY_CALL,
+    Attachment,
+    Ballot,
+    CallSpec,
+    Message,
+    Mode,
+    Part,
+)
 from council.engine.prompts import (
     ESCALATION_POSTSCRIPT,
     VERDICT_RESPONSE_FORMAT,
@@ -35,6 +43,7 @@ from council.engine.prompts import (
     user_message,
     verdict_parts,
 )
+from council.engine.stopping import StopRule, stop_rule
 
 if TYPE_CHECKING:
     from council.engine.escalation import Escalation
@@ -193,10 +202,14 @@ class OraclePlan(_Plan):
     calls: tuple[CallSpec, ...]
     arbiter: Persona | None = None
     # --vote: every persona's call asks for a ballot (`choices`: --choices, () for free
-    # answers); `vote_early_stop` cancels the ballots the vote no longer needs.
+    # answers); `vote_early_stop` cancels the ballots the vote no longer needs, once
+    # `vote_stop` (--stop-rule) is met; `vote_weighting` (--weighting) "equal" or
+    # "confidence".
     vote: bool = False
     choices: tuple[str, ...] = ()
     vote_early_stop: bool = True
+    vote_stop: StopRule = field(default_factory=stop_rule)
+    vote_weighting: str = "equal"
     # --rank: after the answers, each persona ranks the others' answers anonymously,
     # shuffled for each reviewer from `rank_seed`.
     rank: bool = False
@@ -232,6 +245,21 @@ class OraclePlan(_Plan):
             content += ranked_note(ranked)
         return self._build(judge, content, call_id, role="arbiter")
 
+    def consistency_call(self, responses: Sequence[tuple[str, Ballot]]) -> CallSpec:
+        """The arbiter's Universal Self-Consistency pick among the ballots (label, ballot)."""
+        from council.engine.consistency import consistency_parts, consistency_response_format
+
+        assert self.arbiter is not None, "consistency_call needs a plan with an arbiter"
+        content = consistency_parts(self.question_parts, responses)
+        labels = [label for label, _ in responses]
+        return self._build(
+            self.arbiter,
+            content,
+            CONSISTENCY_CALL,
+            role="arbiter",
+            response_format=consistency_response_format(labels),
+        )
+
     def review_call(
         self, reviewer: Persona, responses: Sequence[tuple[str, str]], check: str | None = None
     ) -> CallSpec:
@@ -257,7 +285,12 @@ class OraclePlan(_Plan):
         data = self._described(Mode.ORACLE, self.arbiter, self.calls)
         data["estimated_input_tokens"] = estimated_input_tokens(self.calls)
         if self.vote:
-            data["vote"] = {"choices": list(self.choices), "early_stop": self.vote_early_stop}
+            data["vote"] = {
+                "choices": list(self.choices),
+                "early_stop": self.vote_early_stop,
+                "stop_rule": self.vote_stop.to_dict(),
+                "weighting": self.vote_weighting,
+            }
         if self.rank:
             # The seed only: the ranking calls' messages exist once the answers do (and
             # a plan's messages are what --no-store-text keeps out of the history).
@@ -387,6 +420,8 @@ def build_oracle_plan(
     vote: bool = False,
     choices: Sequence[str] = (),
     vote_early_stop: bool = True,
+    vote_stop: StopRule | None = None,
+    vote_weighting: str = "equal",
     rank: bool = False,
     rank_seed: int | None = None,
     rank_position_checks: int = 0,
@@ -426,6 +461,8 @@ def build_oracle_plan(
         vote=vote,
         choices=tuple(choices),
         vote_early_stop=vote_early_stop,
+        vote_stop=vote_stop or stop_rule(),
+        vote_weighting=vote_weighting,
         rank=rank,
         rank_seed=rank_seed,
         rank_position_checks=rank_position_checks,

@@ -64,6 +64,8 @@ class OracleResult:
     plan: OraclePlan
     outcomes: dict[str, CallOutcome] = field(default_factory=dict)  # persona name -> outcome
     synthesis: CallOutcome | None = None
+    # --vote --synthesize on free answers: the arbiter's consistency pick (its call).
+    consistency: CallOutcome | None = None
     wall: float = 0.0
     interrupted: bool = False
     interrupted_exit: int = EXIT_INTERRUPTED  # 143 for SIGTERM, 129 for SIGHUP

@@ -36,6 +36,19 @@ def vote_headline(vote: VoteResult, voters: int) -> str:
     if not vote.winners:
         return f"No answer: no ballot could be read ({count_of(read, voters, 'ballot')})."
     votes = vote.tally[vote.winners[0]]
+    pick = vote.consistency
+    if pick is not None and pick.persona is not None:
+        return (
+            f"{vote.winners[0]} is the most consistent answer, "
+            f"picked from {count_label(read, 'ballot')} ({pick.persona}'s)."
+        )
+    if vote.weighted_tally:  # --weighting confidence: the weights decided, not the count
+        total = sum(vote.weighted_tally.values())
+        weight = vote.weighted_tally[vote.winners[0]]
+        counted = f"{count_label(votes, 'ballot')} of {read}"
+        if vote.tied:
+            return f"Tie between {_listed(vote.winners)}: {weight:g} each by confidence."
+        return f"{vote.winners[0]} wins with {weight:g} of {total:g} by confidence ({counted})."
     if vote.tied:
         each = count_label(votes, "vote")
         return (
@@ -52,11 +65,15 @@ def vote_notes(vote: VoteResult) -> list[str]:
     """What else to know: the ballots stopped once the vote was decided, the abstentions."""
     notes: list[str] = []
     if vote.decided_early:
+        rule = vote.stop_rule
+        named = f" ({rule.name} rule)" if rule is not None else ""
         notes.append(
-            f"Decided early: {count_label(len(vote.stopped), 'ballot call')} stopped "
+            f"Decided early{named}: {count_label(len(vote.stopped), 'ballot call')} stopped "
             f"({', '.join(vote.stopped)}), about {vote.tokens_saved:,} output tokens saved "
             f"(estimated as the {vote.tokens_saved_basis})."
         )
+    if vote.consistency is not None:  # Universal Self-Consistency: the arbiter's reason
+        notes.append(f"Most consistent (the arbiter): {vote.consistency.reason or '–'}.")
     if vote.abstentions:
         notes.append(f"Abstained (no readable ballot): {', '.join(vote.abstentions)}.")
     return notes

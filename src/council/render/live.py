@@ -35,7 +35,7 @@ from council.engine.events import (
     RoundDiscarded,
     TextDelta,
 )
-from council.engine.model import VOTE_DECIDED
+from council.engine.model import CONSISTENCY_CALL, VOTE_DECIDED
 from council.render.format import count_label, limit_note, seconds
 from council.render.keys_echo import QuietControlKeys
 from council.render.safe_text import strip_controls
@@ -208,6 +208,8 @@ class LiveView(_LiveBase):
         if role == "check":  # --rank's bias check: "r3-reversed-judge" -> "reversed · judge"
             kind = str(getattr(event, "call_id", "r3-check-")).split("-")[1]
             label = f"{kind} check · {persona}"
+        if getattr(event, "call_id", None) == CONSISTENCY_CALL:  # --vote -s: a pick
+            label = f"most consistent · {persona}"
         with self._lock:
             view = self._calls.setdefault(label, _CallView(label))
             view.apply(event)

@@ -245,7 +245,13 @@ def _voting_lines(plan: OraclePlan) -> list[str]:
     lines: list[str] = []
     if plan.vote:
         choices = ", ".join(plan.choices) if plan.choices else "free answers, grouped"
-        stop = "stops the ballots it no longer needs" if plan.vote_early_stop else "no early stop"
+        rule = plan.vote_stop
+        named = rule.name + (f" {rule.threshold:g}" if rule.threshold is not None else "")
+        stop = f"stops on the {named} rule" if plan.vote_early_stop else "no early stop"
+        if plan.vote_weighting == "confidence":
+            stop += "; ballots weighed by their confidence"
+        if plan.arbiter is not None:
+            stop += "; then the arbiter picks the most consistent answer (not a synthesis)"
         lines.append(f"- vote: every persona gives a ballot ({choices}); {stop}")
     if plan.rank:
         lines.append(
