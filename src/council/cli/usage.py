@@ -285,7 +285,7 @@ class CouncilTyper(typer.Typer):
 
         Typer builds a click command for every command of the app before it reads the
         command line: some 35-45 ms of CPU (signatures, type hints, parameters) for
-        council's 30 commands, which a run pays before its first request. Built for the
+        council's 28 commands, which a run pays before its first request. Built for the
         one it runs, the command parses, helps and fails as it does in the whole app.
         The whole app is built where more of it shows: no command named yet, an option
         of the app's before it (--help, --version, completion's), a group's command,
