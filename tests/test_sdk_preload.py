@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, Reply
 from tests.helpers import council_process
 
 # In a fresh interpreter: start the import twice, wait for the one thread it started.
@@ -84,3 +85,37 @@ def test_a_piped_run_answers_with_the_sdk_imported_meanwhile(fake: FakeOpenAI) -
     assert [(r.persona, r.body and r.body["messages"][-1]["content"]) for r in fake.requests] == [
         ("judge", "q")
     ]
+
+
+# A run through the command line that says, as it exits, whether tenacity was imported.
+TENACITY_SCRIPT = """
+import atexit, sys
+import council.cli
+atexit.register(lambda: print("tenacity" in sys.modules, file=sys.stderr))
+sys.argv = ["council", "oracle", "--base-url", sys.argv[1], "-p", "judge", "--json", "q"]
+council.cli.main()
+"""
+
+
+def _tenacity_run(fake: FakeOpenAI) -> tuple[dict, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", TENACITY_SCRIPT, fake.base_url],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr.strip()
+
+
+def test_only_a_call_that_is_retried_imports_the_retry_loop(fake: FakeOpenAI) -> None:
+    doc, imported = _tenacity_run(fake)
+    assert imported == "False"
+    assert doc["answers"][0]["retries"] == 0
+
+    fake.script("judge", Reply(status=500, error_message="Try again."))
+    doc, imported = _tenacity_run(fake)
+    assert imported == "True"
+    [answer] = doc["answers"]
+    assert answer["retries"] == 1 and answer["text"], answer
+    assert [r.persona for r in fake.requests] == ["judge"] * 3

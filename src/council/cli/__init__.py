@@ -54,7 +54,8 @@ def main() -> None:
     """Console-script entry point (and `python -m council`): messages say `council`."""
     _collect_later()
     try:
-        app(prog_name="council")
+        with app.only_the_command(sys.argv[1:]):
+            app(prog_name="council")
     except SystemExit as done:
         _exit(done.code)
     _exit(0)

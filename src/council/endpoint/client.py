@@ -49,8 +49,6 @@ from urllib.parse import quote, urlsplit
 
 import httpx2
 import openai
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.stop import stop_base
 
 from council.config.endpoint_settings import EndpointSettings
 from council.endpoint.body import chat_body
@@ -66,6 +64,8 @@ from council.endpoint.stream import Piece, ShapeError, StreamReader
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from tenacity import RetryCallState
 
 __all__ = [
     "DEADLINE_CUT",
@@ -183,8 +183,9 @@ class _CallState:
         self.resends = 0
 
 
-class _StopPastDeadline(stop_base):
-    """Stop retrying when the next sleep would end past the call's deadline."""
+class _StopPastDeadline:
+    """Stop retrying when the next sleep would end past the call's deadline (a tenacity
+    stop condition)."""
 
     def __init__(self, state: _CallState) -> None:
         self.state = state
@@ -407,22 +408,47 @@ class EndpointClient:
             stream = bool(getattr(call, "stream", self.stream))
         await self._ask_slots()
         state = _CallState(priority, stream)
+        try:
+            try:
+                return await self._attempt(call, observer, state)
+            except CallError as error:
+                if not _retryable(error):
+                    raise
+                failed = error
+            return await self._retried(call, observer, state, failed)
+        except CallError as error:
+            error.retries = max(0, state.attempts - 1 - state.resends)
+            error.queued = state.queued
+            raise
+
+    async def _retried(
+        self, call: ChatRequest, observer: CallObserver, state: _CallState, failed: CallError
+    ) -> StreamResult:
+        """The attempts after a first one that failed in a way worth retrying.
+
+        Tenacity's loop, whose first attempt is that failure, raised again: its policy
+        (attempts, backoff, Retry-After, the deadline, the retry reported) sees the
+        attempts it would have seen running the first one itself. Only a call that
+        needs a retry pays for tenacity: its import (some 10 ms before a run's first
+        request) and its loop.
+        """
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_any
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retries + 1) | _StopPastDeadline(state),
+            stop=stop_any(stop_after_attempt(self.settings.retries + 1), _StopPastDeadline(state)),
             wait=_backoff,
             retry=retry_if_exception(_retryable),
             before_sleep=lambda retry_state: _report_retry(observer, retry_state),
             reraise=True,
             sleep=asyncio.sleep,
         )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._attempt(call, observer, state)
-        except CallError as error:
-            error.retries = max(0, state.attempts - 1 - state.resends)
-            error.queued = state.queued
-            raise
+        first: CallError | None = failed
+        async for attempt in retrying:
+            with attempt:
+                if first is not None:
+                    error, first = first, None
+                    raise error
+                return await self._attempt(call, observer, state)
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _optional_fields(self, call: ChatRequest, stream: bool = True) -> set[str]:
