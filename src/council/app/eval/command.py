@@ -43,6 +43,7 @@ from council.app.eval.setup import (
     member_setup,
     not_reusable,
     question_digest,
+    scored_members,
     scored_plainly,
     sort_out,
     stored_answer,
@@ -53,6 +54,7 @@ from council.app.eval.strategies import (
     StrategyPlans,
     answer_of,
     choose_strategies,
+    members_of,
 )
 from council.app.flags import AskFlags
 from council.app.usage import Usage
@@ -68,6 +70,7 @@ from council.engine.scoring import (
     read_judgement,
     summarize,
 )
+from council.engine.tradeoff import BOOTSTRAP_RESAMPLES, TradeOff, trade_off
 from council.errors import EXIT_INTERRUPTED, CouncilError, EndpointError, UsageError
 
 if TYPE_CHECKING:
@@ -89,6 +92,8 @@ class EvalOptions:
     out: str | None = None
     limit: int | None = None  # the first N items only
     rounds: int | None = None  # deliberate's rounds (None: as a deliberation's default)
+    seed: int = 0  # the paired bootstrap's: the same seed, the same intervals
+    resamples: int = BOOTSTRAP_RESAMPLES
 
 
 @dataclass
@@ -110,8 +115,11 @@ class EvalReport:
     # Stored lines asked again, by why (another setup, failed...); answers re-scored.
     redone: dict[str, int] = field(default_factory=dict)
     rescored: int = 0
+    # The baselines, cost per item, dominance and paired differences (engine/tradeoff.py).
+    tradeoff: TradeOff | None = None
 
     def document(self) -> dict[str, Any]:
+        extras = self.tradeoff.row_extras if self.tradeoff else lambda name: {}
         return {
             "data": self.data,
             "scorer": self.scorer,
@@ -122,7 +130,8 @@ class EvalReport:
             "rescored": self.rescored,
             "bad_lines": self.bad_lines,
             "out": self.out,
-            "strategies": [s.to_dict() for s in self.summaries],
+            "strategies": [{**s.to_dict(), **extras(s.name)} for s in self.summaries],
+            **(self.tradeoff.document() if self.tradeoff else {}),
         }
 
 
@@ -224,9 +233,11 @@ class _Runner:
     async def _pair(self, item: EvalItem, strategy: str) -> dict[str, Any]:
         started = time.monotonic()
         meter = Usage()
+        members = None
         try:
             result, meter = await self._run(self.plans.plan(strategy, item))
             answer, note = answer_of(strategy, result, self.plans.alone)
+            members = scored_members(item, members_of(strategy, result), self.tolerance)
         except CouncilError as error:  # this item's question cannot be asked (too long...)
             answer, note = None, error.one_line()
         latency = time.monotonic() - started
@@ -239,10 +250,10 @@ class _Runner:
         }
         if answer is None:
             self.failures.extend(meter.failures)
-            return self.record.line(item, strategy, None, (None, False, note), metrics)
+            return self.record.line(item, strategy, None, (None, False, note), metrics, members)
         self.answered += 1
         scored = await self._score(item, answer, note, metrics)
-        return self.record.line(item, strategy, answer, scored, metrics)
+        return self.record.line(item, strategy, answer, scored, metrics, members)
 
     async def _score(
         self, item: EvalItem, answer: str, note: str, metrics: dict[str, Any]
@@ -257,7 +268,8 @@ class _Runner:
         """A stored answer judged again (another judge, expected, or --scorer judge now)."""
         answer, note, metrics = stored_answer(stored)
         scored = await self._score(item, answer, note, metrics)
-        return self.record.line(item, str(stored["strategy"]), answer, scored, metrics)
+        members = scored_members(item, stored.get("members"), self.tolerance)
+        return self.record.line(item, str(stored["strategy"]), answer, scored, metrics, members)
 
     async def _judge(
         self, item: EvalItem, answer: str, metrics: dict[str, Any], note: str
@@ -393,7 +405,8 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
                 continue
             answer, note, metrics = stored_answer(stored)
             scored = scored_plainly(item, answer, note, tolerance)
-            write(record.line(item, strategy, answer, scored, metrics))
+            members = scored_members(item, stored.get("members"), tolerance)
+            write(record.line(item, strategy, answer, scored, metrics, members))
         if work:
             runner = _run_pairs(
                 request, alone, judge, tolerance, write, work, record, quiet=flags.quiet
@@ -429,6 +442,9 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         stopped=stopped,
         redone=plan.redone,
         rescored=len(plan.rescore),
+        tradeoff=trade_off(
+            lines, strategies, list(alone), seed=options.seed, resamples=options.resamples
+        ),
     )
 
 
