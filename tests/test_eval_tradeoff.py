@@ -278,7 +278,14 @@ def test_model_graded_members_leave_the_baselines_out_with_a_reason():
         }
     ]
     found = baselines(lines, ["synthesize"], [])
-    assert not found.rows and "one more call each" in (found.why or "")
+    assert not found.rows and "would need a call each" in (found.why or "")
+    # A persona alone was judged: the baselines read its lines instead.
+    alone = {"item": "o", "strategy": "critic", "status": "ok", "correct": True, "answer": "y"}
+    found = baselines([*lines, alone], ["synthesize", "critic"], ["critic"])
+    assert (found.source, found.persona, found.why) == ("critic", "critic", None)
+    # Lines from before members were kept: said, not guessed.
+    older = [{k: v for k, v in lines[0].items() if k != "members"}]
+    assert "before eval kept" in (baselines(older, ["synthesize"], []).why or "")
 
 
 def test_a_ballot_the_vote_stopped_is_no_answer_not_a_wrong_one(fake, tmp_path):
@@ -302,3 +309,21 @@ def test_a_ballot_the_vote_stopped_is_no_answer_not_a_wrong_one(fake, tmp_path):
     assert document["baselines"]["source"] == "vote"
     rows = {row["name"]: row for row in document["baselines"]["rows"]}
     assert (rows["best single (judge)"]["correct"], rows["majority"]["calls"]) == (1, 2)
+
+
+def test_drawing_counts_is_the_same_bootstrap_as_drawing_items():
+    import random
+
+    from council.engine.scoring import percentile
+
+    rng = random.Random(3)
+    a = {f"q{i}": float(rng.random() < 0.7) for i in range(200)}
+    b = {k: v if rng.random() < 0.8 else 1 - v for k, v in a.items()}
+    n, mean, low, high = paired_bootstrap(a, b, resamples=20000)
+    draws = random.Random(5)
+    diffs = [a[k] - b[k] for k in a]
+    means = [sum(draws.choices(diffs, k=n)) / n for _ in range(20000)]
+    assert mean == pytest.approx(sum(diffs) / n)
+    # Two independent runs of 20000 resamples: the bounds agree within one item (0.005).
+    assert low == pytest.approx(percentile(means, 2.5), abs=0.006)
+    assert high == pytest.approx(percentile(means, 97.5), abs=0.006)

@@ -3,6 +3,7 @@
     report = run_eval(flags, EvalOptions(data="examples/eval-basics.jsonl",
                                          strategies="judge,synthesize", out="results.jsonl"))
     report.summaries      # one StrategySummary per strategy: accuracy, Wilson interval, cost
+    report.tradeoff       # the baselines, cost per item, dominance, paired differences
 
 Every item is asked of every strategy: a persona's name (that persona alone, one call),
 `synthesize` (the run's personas and the arbiter's synthesis), `deliberate` (a
@@ -17,7 +18,10 @@ finishes (`app.batch.output.OutputFile`, id `ITEM::STRATEGY`), with what produce
 (`app.eval.setup`): the same command again skips the pairs this council already
 answered, asks again the failed ones and those another setup answered (saying how many
 and why), re-scores stored answers whose scoring changed without asking again, and
-reports on this council's lines for its items. Not recorded in the history: the
+reports on this council's lines for its items. A council strategy's line also keeps
+each member's own answer, scored (`members`): the baselines (the best single persona,
+the members' majority) are read from them with no extra call (`engine/tradeoff.py`).
+Not recorded in the history: the
 recorder keeps one engine run per history run, and an eval is hundreds of them (see
 ARCHITECTURE.md).
 """
@@ -367,6 +371,8 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
     _check_scorer(options.scorer)
     if options.out == "-":
         raise UsageError("--out needs a file: an eval goes on from it", "give a path")
+    if options.resamples < 1:
+        raise UsageError(f"resamples {options.resamples} is too few", "give 1 or more")
     tolerance = _tolerance(options.tolerance)
     items, bad = _read(options, options.scorer)
     request = resolve_council(flags, flags.setting_values(rounds=options.rounds))
