@@ -327,3 +327,30 @@ def test_drawing_counts_is_the_same_bootstrap_as_drawing_items():
     # Two independent runs of 20000 resamples: the bounds agree within one item (0.005).
     assert low == pytest.approx(percentile(means, 2.5), abs=0.006)
     assert high == pytest.approx(percentile(means, 97.5), abs=0.006)
+
+
+def test_the_python_api_carries_the_trade_off_and_its_seed(fake, tmp_path):
+    from council.app.eval.command import EvalOptions, run_eval
+    from council.app.flags import AskFlags
+    from council.errors import UsageError
+
+    data = str(city_items(tmp_path))
+    flags = AskFlags(base_url=fake.base_url, personas=COUNCIL, max_concurrency=1)
+    fake.script("judge", *map(answer, "CCCB"))
+    fake.script("critic", *map(answer, "CBBC"))
+    fake.script("skeptic", *map(answer, "ACDD"))
+    options = EvalOptions(data=data, strategies="synthesize", seed=5, resamples=500)
+    report = run_eval(flags, options)
+    assert report.tradeoff is not None
+    assert (report.tradeoff.seed, report.tradeoff.resamples) == (5, 500)
+    assert report.tradeoff.baselines.persona == "judge"
+    assert report.document()["comparisons"]["seed"] == 5
+    with pytest.raises(UsageError, match="too few"):
+        run_eval(flags, EvalOptions(data=data, resamples=0))
+
+
+def test_seed_is_an_eval_flag_shown_in_help():
+    from tests.test_help import flowing, help_text
+
+    words = flowing(help_text("eval", "--help", columns=100))
+    assert "--seed" in words and "the same seed, the same intervals" in words
