@@ -128,7 +128,7 @@ def test_eval_table_keeps_strategy_names_whole(fake: FakeOpenAI) -> None:
         "deliberate",
         "vote",
         "best single (judge)",  # the baselines, read from synthesize's members
-        "majority",
+        "majority vote",
     ]
 
 

@@ -373,7 +373,7 @@ def test_zero_accuracy_still_exits_0_with_a_table_and_wrong_items(fake, tmp_path
         ("skeptic", "0.0", "2", "", "strategy"),
         # With no council strategy, the baselines are read from the persona-alone one.
         ("best single (skeptic)", "0.0", "2", "", "baseline"),
-        ("majority", "0.0", "2", "", "baseline"),
+        ("majority vote", "0.0", "2", "", "baseline"),
     ]
     assert float(rows[0]["ci_high"]) == pytest.approx(wilson(0, 2)[1], abs=1e-6)
 

@@ -54,7 +54,7 @@ def test_baselines_are_read_from_the_members_answers_without_a_call(fake, tmp_pa
         2,
     )
     rows = {row["name"]: row for row in found["rows"]}
-    best, majority = rows["best single (judge)"], rows["majority"]
+    best, majority = rows["best single (judge)"], rows["majority vote"]
     assert (best["correct"], best["n"], best["calls"], best["kind"]) == (3, 4, 4, "baseline")
     assert (majority["correct"], majority["n"], majority["calls"]) == (2, 4, 12)
     (synthesize,) = document["strategies"]
@@ -87,7 +87,7 @@ def test_the_dominated_baseline_is_marked_and_the_differences_are_paired(fake, t
     points = {p["name"]: p for p in document["tradeoff"]["points"]}
     assert document["tradeoff"]["cost_axis"] == "tokens"  # the fake has no price
     # The majority costs three members' tokens for less than the judge alone gets right.
-    assert points["majority"]["dominated_by"] == "best single (judge)"
+    assert points["majority vote"]["dominated_by"] == "best single (judge)"
     assert points["synthesize"]["dominated_by"] is None
     assert points["best single (judge)"]["dominated_by"] is None
     comparisons = document["comparisons"]
@@ -101,7 +101,7 @@ def test_the_dominated_baseline_is_marked_and_the_differences_are_paired(fake, t
     assert (synthesize["n"], synthesize["difference"]) == (4, 0.25)
     assert (synthesize["ci_low"], synthesize["ci_high"]) == (0.0, 0.75)
     assert synthesize["verdict"] == "no clear difference"
-    majority = diffs["majority"]
+    majority = diffs["majority vote"]
     assert (majority["difference"], majority["ci_low"], majority["ci_high"]) == (-0.25, -0.75, 0.0)
 
 
@@ -113,17 +113,18 @@ def test_the_csv_has_a_row_per_strategy_and_baseline(fake, tmp_path):
     assert [(r["name"], r["kind"]) for r in rows] == [
         ("synthesize", "strategy"),
         ("best single (judge)", "baseline"),
-        ("majority", "baseline"),
+        ("majority vote", "baseline"),
     ]
     by = {r["name"]: r for r in rows}
     assert [by[n]["accuracy"] for n in by] == ["1.0", "0.75", "0.5"]
     assert [by[n]["calls_per_item"] for n in by] == ["4.0", "1.0", "3.0"]
     assert float(by["synthesize"]["ci_low"]) == pytest.approx(0.510, abs=1e-3)  # Wilson 4/4
-    assert by["majority"]["dominated_by"] == "best single (judge)"
+    assert by["majority vote"]["dominated_by"] == "best single (judge)"
     assert by["synthesize"]["dominated_by"] == ""
     assert (by["synthesize"]["diff"], by["synthesize"]["diff_ci_high"]) == ("0.25", "0.75")
     assert by["synthesize"]["diff_vs"] == "best single (judge)"
-    assert float(by["synthesize"]["tokens_per_item"]) > float(by["majority"]["tokens_per_item"])
+    tokens = {name: float(row["tokens_per_item"]) for name, row in by.items()}
+    assert tokens["synthesize"] > tokens["majority vote"] > tokens["best single (judge)"]
     assert by["synthesize"]["cost_per_item"] == ""  # no price known: empty, never 0
     # Names and numbers only, no question or answer: an ordinary file.
     assert "Which city" not in table.read_text()
@@ -133,7 +134,7 @@ def test_the_report_shows_baselines_a_chart_and_differences_in_80_columns(fake, 
     result = scripted_synthesis(fake, tmp_path)
     assert result.exit_code == 0, result.output
     text = result.stdout
-    assert "| best single (judge) | 75.0 % |" in text and "| majority | 50.0 % |" in text
+    assert "| best single (judge) | 75.0 % |" in text and "| majority vote | 50.0 % |" in text
     assert "baselines: read from the answers of synthesize (no extra call)" in text
     chart = text.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
     assert all(len(line) <= 80 for line in chart), chart
@@ -258,7 +259,7 @@ def test_free_text_majorities_count_by_the_final_answer():
     ]
     assert answer_key({**council[0]["members"][0], "scorer": "exact"}) == "cold"
     found = baselines(council, ["synthesize"], [])
-    majority = {r["item"]: r for r in found.rows["majority"]}
+    majority = {r["item"]: r for r in found.rows["majority vote"]}
     assert majority["w"]["correct"] is True  # "Cold" and "cold." are one answer
     assert majority["x"]["correct"] is False and found.ties == 1  # up against down: a tie
     # An empty answer is a wrong one; only when every call failed is the item failed.
@@ -308,7 +309,7 @@ def test_a_ballot_the_vote_stopped_is_no_answer_not_a_wrong_one(fake, tmp_path):
     document = json.loads(result.stdout)
     assert document["baselines"]["source"] == "vote"
     rows = {row["name"]: row for row in document["baselines"]["rows"]}
-    assert (rows["best single (judge)"]["correct"], rows["majority"]["calls"]) == (1, 2)
+    assert (rows["best single (judge)"]["correct"], rows["majority vote"]["calls"]) == (1, 2)
 
 
 def test_drawing_counts_is_the_same_bootstrap_as_drawing_items():

@@ -42,7 +42,7 @@ __all__ = [
 # between seeds at this count, and 1000 items x 2000 resamples takes a fraction of a second.
 BOOTSTRAP_RESAMPLES = 2000
 BEST_SINGLE = "best single"
-MAJORITY = "majority"
+MAJORITY = "majority vote"  # a space: never a persona's or a strategy's name
 
 
 def answer_key(line: dict[str, Any]) -> str | None:
