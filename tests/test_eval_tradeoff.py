@@ -286,7 +286,7 @@ def test_model_graded_members_leave_the_baselines_out_with_a_reason():
     assert (found.source, found.persona, found.why) == ("critic", "critic", None)
     # Lines from before members were kept: said, not guessed.
     older = [{k: v for k, v in lines[0].items() if k != "members"}]
-    assert "before eval kept" in (baselines(older, ["synthesize"], []).why or "")
+    assert "an older council's lines keep none" in (baselines(older, ["synthesize"], []).why or "")
 
 
 def test_a_ballot_the_vote_stopped_is_no_answer_not_a_wrong_one(fake, tmp_path):

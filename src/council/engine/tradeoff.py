@@ -120,18 +120,19 @@ def _pool(
     before a vote that stopped some), else the persona-alone strategies' own lines."""
     council = [s for s in strategies if s not in alone]
     kept = [s for s in council if _has_members(lines, s)]
-    graded = [s for s in kept if all(_graded(r) for r in _member_lines(lines, s).values())]
-    graded.sort(key=lambda s: _stops(lines, s))  # stable: the given order otherwise
-    if graded:
-        return graded[0], _member_lines(lines, graded[0]), None
+    kept.sort(key=lambda s: _stops(lines, s))  # stable: the given order otherwise
+    for source in kept:
+        members = _member_lines(lines, source)
+        if all(_graded(rows) for rows in members.values()):
+            return source, members, None
     pool = {s: [line for line in lines if line.get("strategy") == s] for s in alone}
     pool = {s: rows for s, rows in pool.items() if rows and _graded(rows)}
     if pool:
         return ", ".join(pool), pool, None
     if kept:
         why = "the members' answers are not graded: a model-graded scorer would need a call each"
-    elif council:
-        why = "the lines of --out were written before eval kept members' answers (a new --out)"
+    elif council:  # a strategy that keeps none, or lines an older council wrote
+        why = "no strategy kept its members' answers (an older council's lines keep none)"
     else:
         why = "no answer to read"
     return "", {}, why
