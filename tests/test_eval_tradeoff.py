@@ -105,6 +105,26 @@ def test_the_dominated_baseline_is_marked_and_the_differences_are_paired(fake, t
     assert (majority["difference"], majority["ci_low"], majority["ci_high"]) == (-0.25, -0.75, 0.0)
 
 
+def test_a_council_that_clearly_beats_its_best_member_says_better(fake, tmp_path):
+    # Ten items: every member wrong but on two (judge), the synthesis right on all ten.
+    fake.script("judge", *map(answer, "CCBBBBBBBB"))
+    fake.script("critic", *map(answer, "B" * 10))
+    fake.script("skeptic", *map(answer, "D" * 10))
+    fake.script("arbiter", *[Reply(text="Answer: C")] * 10)
+    result = invoke(
+        "eval", str(city_items(tmp_path, count=10)), "--base-url", fake.base_url,
+        "--max-concurrency", "1", "-p", COUNCIL, "--strategies", "synthesize", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    diffs = {d["name"]: d for d in document["comparisons"]["differences"]}
+    win = diffs["synthesize"]
+    assert (win["versus"], win["n"], win["difference"]) == ("best single (judge)", 10, 0.8)
+    assert win["ci_low"] > 0 and win["verdict"] == "better"
+    # The majority (B on eight items, a three-way tie on two) is no better than the judge.
+    assert diffs["majority vote"]["difference"] == -0.2
+
+
 def test_the_csv_has_a_row_per_strategy_and_baseline(fake, tmp_path):
     table = tmp_path / "t.csv"
     result = scripted_synthesis(fake, tmp_path, "--csv", str(table))
