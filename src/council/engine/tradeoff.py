@@ -2,7 +2,7 @@
 
     found = baselines(lines, strategies, alone)      # best single persona, majority vote
     rows = [*summarize(lines, strategies), *found.summaries]
-    marks = dominated(points(rows))                   # {name: the one that dominates it}
+    marks = dominated(points(rows), "calls")          # {name: the one that dominates it}
     diff = paired_bootstrap(a, b, resamples=2000, seed="0:vote:critic")
 
 The baselines cost no call: they are read from the members' own answers that a
@@ -38,8 +38,8 @@ __all__ = [
     "trade_off",
 ]
 
-# Resamples of a paired bootstrap: the percentile bounds move by well under a point
-# between seeds at this count, and 1000 items x 2000 resamples takes a fraction of a second.
+# Resamples of a paired bootstrap: at this count a bound moves by about one item (1/n)
+# between seeds, and 1000 items take some 30 ms (benchmarks/tradeoff_bench.py).
 BOOTSTRAP_RESAMPLES = 2000
 BEST_SINGLE = "best single"
 MAJORITY = "majority vote"  # a space: never a persona's or a strategy's name
