@@ -369,8 +369,11 @@ def test_zero_accuracy_still_exits_0_with_a_table_and_wrong_items(fake, tmp_path
     assert "skeptic: 2 of 2 wrong" in result.stdout
     assert "- q0: got" in result.stdout and "expected C" in result.stdout
     rows = list(csv.DictReader(csv_path.open()))
-    assert [(r["name"], r["accuracy"], r["n"], r["cost_usd"]) for r in rows] == [
-        ("skeptic", "0.0", "2", "")
+    assert [(r["name"], r["accuracy"], r["n"], r["cost_usd"], r["kind"]) for r in rows] == [
+        ("skeptic", "0.0", "2", "", "strategy"),
+        # With no council strategy, the baselines are read from the persona-alone one.
+        ("best single (skeptic)", "0.0", "2", "", "baseline"),
+        ("majority vote", "0.0", "2", "", "baseline"),
     ]
     assert float(rows[0]["ci_high"]) == pytest.approx(wilson(0, 2)[1], abs=1e-6)
 

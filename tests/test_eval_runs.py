@@ -126,9 +126,10 @@ def test_example_basics_runs_from_an_installed_wheel_without_the_checkout(
     assert shipped.is_file()
     assert document["data"] == str(shipped)  # read from the package, not the checkout
     assert len(fake.requests_for("judge")) == 3
-    asked = fake.requests_for("judge")[0].body["messages"][-1]["content"]
+    # The three items run at once: whichever reaches the fake first, the first is among them.
+    asked = [r.body["messages"][-1]["content"] for r in fake.requests_for("judge")]
     first = json.loads(shipped.read_text(encoding="utf-8").splitlines()[0])
-    assert first["query"] in asked
+    assert any(first["query"] in text for text in asked)
 
 
 def test_example_errors_say_what_to_do(fake: FakeOpenAI) -> None:

@@ -123,6 +123,16 @@ def eval_command(
             rich_help_panel=EVAL_PANEL,
         ),
     ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed",
+            help="The seed of the paired bootstrap intervals: the same seed, the same intervals.",
+            metavar="N",
+            show_default=True,
+            rich_help_panel=EVAL_PANEL,
+        ),
+    ] = 0,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -138,7 +148,8 @@ def eval_command(
         Path | None,
         typer.Option(
             "--csv",
-            help="Also write the table as CSV, one row per strategy.",
+            help="Also write the table as CSV, one row per strategy and baseline, with "
+            "cost per item and the paired differences (plot-ready).",
             metavar="FILE",
             show_default=False,
             rich_help_panel=OUTPUT_PANEL,
@@ -171,8 +182,12 @@ def eval_command(
     Each strategy answers every item: a persona's name is that persona alone;
     synthesize, deliberate, vote and rank use the run's personas (-p or a preset).
     The table gives accuracy with a 95 % Wilson interval, calls, tokens, cost and
-    latency per strategy. Items run concurrently: --max-concurrency caps both the
-    runs in flight and the calls. Exits 0 whatever the accuracy.
+    latency per strategy, and two baselines read from the members' own answers (no
+    extra call): the best single persona and their majority vote. A chart of accuracy
+    against cost per item marks dominated strategies, and paired bootstrap intervals
+    say whether a strategy beat the best single persona. Items run concurrently:
+    --max-concurrency caps both the runs in flight and the calls. Exits 0 whatever
+    the accuracy.
 
     \b
     Examples:
@@ -212,6 +227,7 @@ def eval_command(
         out=str(out) if out is not None else None,
         limit=limit,
         rounds=rounds,
+        seed=seed,
     )
     report = run_eval(flags, options)
     if csv_file is not None:
@@ -241,7 +257,7 @@ def _write_csv(path: Path, report: EvalReport) -> None:
     from council.render.eval_report import eval_csv
 
     try:
-        path.write_text(eval_csv(report.summaries), encoding="utf-8")
+        path.write_text(eval_csv(report.summaries, report.tradeoff), encoding="utf-8")
     except OSError as exc:
         raise UsageError(
             f"cannot write {path}: {exc.strerror or exc}", "give --csv a writable path"
@@ -274,7 +290,7 @@ def _print_report(report: EvalReport, *, json_output: bool, items: bool) -> None
     if sys.stdout.isatty():
         from rich.console import Console
 
-        Console().print(eval_renderable(report.summaries, heading))
+        Console().print(eval_renderable(report.summaries, heading, report.tradeoff))
         if escalated is not None:
             Console().print(escalated, markup=False, highlight=False)
         if report.jury is not None:
@@ -282,7 +298,7 @@ def _print_report(report: EvalReport, *, json_output: bool, items: bool) -> None
         if items:
             Console().print(wrong_items(report.lines, report.strategies), markup=False)
         return
-    say(eval_markdown(report.summaries, heading))
+    say(eval_markdown(report.summaries, heading, report.tradeoff))
     if escalated is not None:
         say(escalated)
     if report.jury is not None:

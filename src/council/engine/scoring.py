@@ -29,6 +29,7 @@ __all__ = [
     "choice_letter",
     "exact",
     "expected_letter",
+    "final_answer",
     "letters",
     "normalise",
     "number_in",
@@ -77,6 +78,12 @@ def _candidates(answer: str) -> list[str]:
         after = answer[marks[-1].end() :].strip()
         found.append(after.splitlines()[0] if after else "")
     return found
+
+
+def final_answer(answer: str) -> str:
+    """What an answer finally says, normalised: the text after its last "Answer:", else
+    its last non-empty line ("" for an empty answer). Free answers are counted by it."""
+    return normalise(_candidates(answer)[-1]) if answer.strip() else ""
 
 
 def exact(answer: str, expected: str) -> bool:

@@ -18,12 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from council.engine.scoring import StrategySummary
+from council.engine.tradeoff import TradeOff
 from council.render.format import seconds
 from council.render.listing import fit_columns
 from council.render.safe_text import strip_controls
 
 __all__ = [
     "CSV_COLUMNS",
+    "baseline_note",
     "eval_csv",
     "eval_markdown",
     "eval_renderable",
@@ -48,6 +50,17 @@ CSV_COLUMNS = (
     "latency_p95",
     "judge_calls",
     "judge_tokens",
+    # The trade-off (engine/tradeoff.py): a baseline or a strategy, cost per item,
+    # what dominates it, and its paired difference from the reference.
+    "kind",
+    "calls_per_item",
+    "tokens_per_item",
+    "cost_per_item",
+    "dominated_by",
+    "diff_vs",
+    "diff",
+    "diff_ci_low",
+    "diff_ci_high",
 )
 
 
@@ -85,22 +98,65 @@ def summary_cells(summary: StrategySummary) -> tuple[str, ...]:
     )
 
 
-def _footnote(summaries: Sequence[StrategySummary], heading: str) -> str:
+def _rows(summaries: Sequence[StrategySummary], tradeoff: TradeOff | None) -> list[StrategySummary]:
+    """The strategies, then the baselines."""
+    if tradeoff is None:
+        return list(summaries)
+    return [*summaries, *(s for s in tradeoff.rows if s.name in tradeoff.baselines.rows)]
+
+
+def baseline_note(tradeoff: TradeOff | None) -> str | None:
+    """Where the baselines come from, or why they are missing."""
+    if tradeoff is None:
+        return None
+    found = tradeoff.baselines
+    if found.why is not None:
+        return f"baselines: none ({found.why})"
+    ties = f"; {found.ties} tied, counted wrong" if found.ties else ""
+    return (
+        f"baselines: read from the answers of {strip_controls(found.source)} (no extra call): "
+        f"the persona right most often, and their majority (free text by its final answer{ties})"
+    )
+
+
+def _footnote(
+    summaries: Sequence[StrategySummary], heading: str, tradeoff: TradeOff | None = None
+) -> str:
     judged = sum(s.judge_calls for s in summaries)
     notes = [heading]
+    said = baseline_note(tradeoff)
+    if said:
+        notes.append(said)
     if judged:
         tokens = sum(s.judge_tokens for s in summaries)
         notes.append(f"grading took {judged:,} judge calls ({tokens:,} tokens), not counted above")
     return "; ".join(notes)
 
 
-def eval_markdown(summaries: Sequence[StrategySummary], heading: str) -> str:
-    """The strategies table in Markdown, with a line saying what was evaluated."""
-    rows = [HEADERS, *(summary_cells(s) for s in summaries)]
+def _tradeoff_lines(tradeoff: TradeOff | None, width: int) -> list[str]:
+    from council.render.eval_chart import difference_lines, tradeoff_chart
+
+    if tradeoff is None:
+        return []
+    chart = tradeoff_chart(tradeoff, width)
+    differences = difference_lines(tradeoff, width)
+    return [*chart, *([""] if chart and differences else []), *differences]
+
+
+def eval_markdown(
+    summaries: Sequence[StrategySummary], heading: str, tradeoff: TradeOff | None = None
+) -> str:
+    """The strategies table in Markdown, with a line saying what was evaluated, then the
+    cost-accuracy chart and the paired differences (fenced: plain text)."""
+    rows = [HEADERS, *(summary_cells(s) for s in _rows(summaries, tradeoff))]
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" for _ in HEADERS) + "|"]
     for row in rows[1:]:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
-    return "\n".join([*lines, "", _footnote(summaries, heading), ""])
+    out = [*lines, "", _footnote(summaries, heading, tradeoff), ""]
+    plain = _tradeoff_lines(tradeoff, 80)
+    if plain:
+        out += ["```text", *plain, "```", ""]
+    return "\n".join(out)
 
 
 # What a narrow terminal keeps first: the strategy whole, its accuracy, then the rest.
@@ -132,19 +188,42 @@ class _StrategiesTable:
         yield table
 
 
-def eval_renderable(summaries: Sequence[StrategySummary], heading: str) -> RenderableType:
-    """The strategies table for a terminal."""
-    return Group(_StrategiesTable(summaries), Text(_footnote(summaries, heading), style="dim"))
+class _TradeOff:
+    """The chart and the differences at the terminal's width."""
+
+    def __init__(self, tradeoff: TradeOff) -> None:
+        self.tradeoff = tradeoff
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = _tradeoff_lines(self.tradeoff, options.max_width)
+        if lines:
+            yield Text("\n".join(["", *lines]), no_wrap=True, overflow="crop")
 
 
-def eval_csv(summaries: Sequence[StrategySummary]) -> str:
-    """One row per strategy, numbers as numbers (accuracy 0-1), empty where unknown."""
+def eval_renderable(
+    summaries: Sequence[StrategySummary], heading: str, tradeoff: TradeOff | None = None
+) -> RenderableType:
+    """The strategies table (and baselines) for a terminal, then the trade-off."""
+    parts: list[RenderableType] = [
+        _StrategiesTable(_rows(summaries, tradeoff)),
+        Text(_footnote(summaries, heading, tradeoff), style="dim"),
+    ]
+    if tradeoff is not None:
+        parts.append(_TradeOff(tradeoff))
+    return Group(*parts)
+
+
+def eval_csv(summaries: Sequence[StrategySummary], tradeoff: TradeOff | None = None) -> str:
+    """One row per strategy, then per baseline, numbers as numbers (accuracy 0-1), empty
+    where unknown: plot-ready (accuracy against cost_per_item or calls_per_item)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for summary in summaries:
+    for summary in _rows(summaries, tradeoff):
         data = summary.to_dict()
-        writer.writerow({k: "" if data[k] is None else data[k] for k in CSV_COLUMNS})
+        data.update(tradeoff.row_extras(summary.name) if tradeoff else {})
+        data.setdefault("kind", "strategy")
+        writer.writerow({k: "" if data.get(k) is None else data[k] for k in CSV_COLUMNS})
     return buffer.getvalue()
 
 

@@ -3,6 +3,7 @@
     report = run_eval(flags, EvalOptions(data="examples/eval-basics.jsonl",
                                          strategies="judge,synthesize", out="results.jsonl"))
     report.summaries      # one StrategySummary per strategy: accuracy, Wilson interval, cost
+    report.tradeoff       # the baselines, cost per item, dominance, paired differences
 
 Every item is asked of every strategy: a persona's name (that persona alone, one call),
 `synthesize` (the run's personas and the arbiter's synthesis), `deliberate` (a
@@ -17,7 +18,10 @@ finishes (`app.batch.output.OutputFile`, id `ITEM::STRATEGY`), with what produce
 (`app.eval.setup`): the same command again skips the pairs this council already
 answered, asks again the failed ones and those another setup answered (saying how many
 and why), re-scores stored answers whose scoring changed without asking again, and
-reports on this council's lines for its items. Not recorded in the history: the
+reports on this council's lines for its items. A council strategy's line also keeps
+each member's own answer, scored (`members`): the baselines (the best single persona,
+the members' majority) are read from them with no extra call (`engine/tradeoff.py`).
+Not recorded in the history: the
 recorder keeps one engine run per history run, and an eval is hundreds of them (see
 ARCHITECTURE.md).
 """
@@ -45,6 +49,7 @@ from council.app.eval.setup import (
     member_setup,
     not_reusable,
     question_digest,
+    scored_members,
     scored_plainly,
     sort_out,
     stored_answer,
@@ -55,6 +60,7 @@ from council.app.eval.strategies import (
     StrategyPlans,
     answer_of,
     choose_strategies,
+    members_of,
 )
 from council.app.flags import AskFlags
 from council.app.jury_cases import jury_of
@@ -72,6 +78,7 @@ from council.engine.scoring import (
     read_judgement,
     summarize,
 )
+from council.engine.tradeoff import BOOTSTRAP_RESAMPLES, TradeOff, trade_off
 from council.errors import EXIT_INTERRUPTED, CouncilError, EndpointError, UsageError
 
 if TYPE_CHECKING:
@@ -93,6 +100,8 @@ class EvalOptions:
     out: str | None = None
     limit: int | None = None  # the first N items only
     rounds: int | None = None  # deliberate's rounds (None: as a deliberation's default)
+    seed: int = 0  # the paired bootstrap's: the same seed, the same intervals
+    resamples: int = BOOTSTRAP_RESAMPLES
 
 
 @dataclass
@@ -116,8 +125,11 @@ class EvalReport:
     rescored: int = 0
     # --scorer jury: Cohen's kappa of the jury's verdicts against the labels (app/eval/jury.py).
     jury: dict[str, Any] | None = None
+    # The baselines, cost per item, dominance and paired differences (engine/tradeoff.py).
+    tradeoff: TradeOff | None = None
 
     def document(self) -> dict[str, Any]:
+        extras = self.tradeoff.row_extras if self.tradeoff else lambda name: {}
         return {
             "data": self.data,
             "scorer": self.scorer,
@@ -128,9 +140,10 @@ class EvalReport:
             "rescored": self.rescored,
             "bad_lines": self.bad_lines,
             "out": self.out,
-            "strategies": [s.to_dict() for s in self.summaries],
+            "strategies": [{**s.to_dict(), **extras(s.name)} for s in self.summaries],
             "escalation": escalation_summary(self.lines),
             **({"jury_agreement": self.jury} if self.jury is not None else {}),
+            **(self.tradeoff.document() if self.tradeoff else {}),
         }
 
 
@@ -234,9 +247,11 @@ class _Runner:
     async def _pair(self, item: EvalItem, strategy: str) -> dict[str, Any]:
         started = time.monotonic()
         meter = Usage()
+        members = None
         try:
             result, meter = await self._run(self.plans.plan(strategy, item))
             answer, note = answer_of(strategy, result, self.plans.alone)
+            members = scored_members(item, members_of(strategy, result), self.tolerance)
         except CouncilError as error:  # this item's question cannot be asked (too long...)
             answer, note = None, error.one_line()
         latency = time.monotonic() - started
@@ -252,10 +267,14 @@ class _Runner:
             metrics["escalation"] = escalation_metrics(escalation.to_dict())
         if answer is None:
             self.failures.extend(meter.failures)
-            return self.record.line(item, strategy, None, (None, False, note), metrics)
+            return self.record.line(
+                item, strategy, None, (None, False, note), metrics, members=members
+            )
         self.answered += 1
         scored, extra = await self._score(item, answer, note, metrics)
-        return self.record.line(item, strategy, answer, scored, metrics, extra)
+        return self.record.line(
+            item, strategy, answer, scored, metrics, extra=extra, members=members
+        )
 
     async def _score(
         self, item: EvalItem, answer: str, note: str, metrics: dict[str, Any]
@@ -275,7 +294,10 @@ class _Runner:
         """A stored answer judged again (another judge, expected, or --scorer judge now)."""
         answer, note, metrics = stored_answer(stored)
         scored, extra = await self._score(item, answer, note, metrics)
-        return self.record.line(item, str(stored["strategy"]), answer, scored, metrics, extra)
+        members = scored_members(item, stored.get("members"), self.tolerance)
+        return self.record.line(
+            item, str(stored["strategy"]), answer, scored, metrics, extra=extra, members=members
+        )
 
     async def _judge(
         self, item: EvalItem, answer: str, metrics: dict[str, Any], note: str
@@ -373,6 +395,8 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
     _check_scorer(options.scorer)
     if options.out == "-":
         raise UsageError("--out needs a file: an eval goes on from it", "give a path")
+    if options.resamples < 1:
+        raise UsageError(f"resamples {options.resamples} is too few", "give 1 or more")
     tolerance = _tolerance(options.tolerance)
     items, bad = _read(options, options.scorer)
     request = resolve_council(flags, flags.setting_values(rounds=options.rounds))
@@ -413,7 +437,8 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
                 continue
             answer, note, metrics = stored_answer(stored)
             scored = scored_plainly(item, answer, note, tolerance)
-            write(record.line(item, strategy, answer, scored, metrics))
+            members = scored_members(item, stored.get("members"), tolerance)
+            write(record.line(item, strategy, answer, scored, metrics, members=members))
         if work:
             runner = _run_pairs(
                 request, alone, judge, tolerance, write, work, record, quiet=flags.quiet, jury=jury
@@ -450,6 +475,9 @@ def run_eval(flags: AskFlags, options: EvalOptions) -> EvalReport:
         redone=plan.redone,
         rescored=len(plan.rescore),
         jury=jury_agreement(lines, strategies),
+        tradeoff=trade_off(
+            lines, strategies, list(alone), seed=options.seed, resamples=options.resamples
+        ),
     )
 
 

@@ -25,7 +25,7 @@ from council.app.ask import AskRequest
 from council.app.eval.strategies import COUNCIL_STRATEGIES, EvalItem, score_answer
 from council.config.endpoint_settings import EndpointSettings
 from council.config.personas import Persona
-from council.engine.scoring import Tolerance
+from council.engine.scoring import SCORER_REGISTRY, Tolerance
 
 __all__ = [
     "NO_SETUP",
@@ -38,6 +38,7 @@ __all__ = [
     "needs_rescoring",
     "not_reusable",
     "question_digest",
+    "scored_members",
     "scored_plainly",
     "sort_out",
     "stored_answer",
@@ -183,6 +184,24 @@ def scored_plainly(
     return predicted, correct, note
 
 
+def scored_members(
+    item: EvalItem, members: list[dict[str, Any]] | None, tolerance: Tolerance
+) -> list[dict[str, Any]] | None:
+    """Each member's own answer scored as the item is; under a scorer that asks a model,
+    left ungraded (`correct` None): grading them would cost a call each."""
+    if members is None:
+        return None
+    graded = not SCORER_REGISTRY[item.scorer].asks_model
+    scored = []
+    for member in members:
+        answer = member.get("answer")
+        predicted, correct = None, None if not graded else False
+        if graded and answer is not None:
+            predicted, correct, _ = scored_plainly(item, str(answer), "", tolerance)
+        scored.append({**member, "predicted": predicted, "correct": correct})
+    return scored
+
+
 def stored_answer(stored: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """A stored line's answer, its strategy's note, its metrics without its judge's."""
     metrics = {k: v for k, v in (stored.get("metrics") or {}).items() if not k.startswith("judge_")}
@@ -214,6 +233,7 @@ class LineRecord:
         scored: tuple[Any, bool, str],
         metrics: dict[str, Any],
         extra: dict[str, Any] | None = None,
+        members: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         predicted, correct, note = scored
         line: dict[str, Any] = {
@@ -231,6 +251,8 @@ class LineRecord:
             "setup": self.setups[strategy],
             "question_sha256": question_digest(item),
         }
+        if members is not None:  # each member's own answer: what the baselines read
+            line["members"] = members
         if item.scorer == "number":
             line["tolerance"] = self.tolerance
         if item.scorer == "judge":

@@ -36,6 +36,7 @@ __all__ = [
     "StrategyPlans",
     "answer_of",
     "choose_strategies",
+    "members_of",
     "score_answer",
 ]
 
@@ -221,6 +222,74 @@ STRATEGIES: dict[str, Strategy] = {
 }
 # Strategies that use the run's personas; any other name is a persona alone.
 COUNCIL_STRATEGIES = tuple(STRATEGIES)
+
+
+# -- each member's own answer in a council strategy's run: what the baselines read ---------
+
+
+def _member(outcome: Any, name: str, answer: str | None, stopped: bool = False) -> dict[str, Any]:
+    """One member's own answer and its one call's metrics (None: it gave none)."""
+    status = "stopped" if stopped else "failed" if answer is None else "ok"
+    metrics: dict[str, Any] = {"calls": 0 if stopped or outcome is None else 1}
+    if outcome is not None:
+        metrics.update(
+            tokens_in=outcome.tokens_in,
+            tokens_out=outcome.tokens_out,
+            cost_usd=outcome.cost_usd,
+            latency=round(outcome.latency, 4),
+        )
+    return {"persona": name, "status": status, "answer": answer, "metrics": metrics}
+
+
+def _answers(plan: Any, outcomes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each member's answer, in the council's order."""
+    found = []
+    for persona in plan.personas:
+        outcome = outcomes.get(persona.name)
+        text = outcome.text if outcome is not None and outcome.answered else None
+        found.append(_member(outcome, persona.name, text))
+    return found
+
+
+def _oracle_members(result: Any) -> list[dict[str, Any]]:
+    return _answers(result.plan, result.outcomes)
+
+
+def _first_round_members(result: Any) -> list[dict[str, Any]]:
+    """A deliberation's first round: each member's answer before it saw the others'."""
+    first = result.rounds[0] if result.rounds else result.failed_round
+    return _answers(result.plan, first.outcomes if first is not None else {})
+
+
+def _ballot_members(result: Any) -> list[dict[str, Any]]:
+    """Each member's ballot choice ("" for an abstention); a ballot the vote stopped
+    once decided is no answer at all."""
+    vote = getattr(result, "vote", None)
+    ballots = vote.ballots if vote is not None else {}
+    stopped = vote.stopped if vote is not None else ()
+    found = []
+    for persona in result.plan.personas:
+        outcome = result.outcomes.get(persona.name)
+        ballot = ballots.get(persona.name)
+        answered = outcome is not None and outcome.answered
+        choice = (ballot.choice or "") if ballot is not None else ("" if answered else None)
+        found.append(_member(outcome, persona.name, choice, stopped=persona.name in stopped))
+    return found
+
+
+_MEMBERS: dict[str, Callable[[Any], list[dict[str, Any]]]] = {
+    "synthesize": _oracle_members,
+    "rank": _oracle_members,
+    "deliberate": _first_round_members,
+    "vote": _ballot_members,
+}
+
+
+def members_of(strategy: str, result: Any) -> list[dict[str, Any]] | None:
+    """Each member's own answer in a council strategy's run (None: a persona alone, or
+    a strategy whose members' answers are not read)."""
+    read = _MEMBERS.get(strategy)
+    return None if read is None else read(result)
 
 
 def score_answer(item: EvalItem, answer: str, tolerance: Tolerance) -> tuple[Any, bool]:
