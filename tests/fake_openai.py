@@ -521,8 +521,11 @@ class FakeOpenAI(BatchAPI):
         """Let every response held by `gate` go, now and from now on (until reset)."""
         with self._lock:
             self._open_gates.add(gate)
+            # This test's event, taken now: looked up later on the server's loop, a
+            # reset() in between would hand over (and open) the next test's gate.
+            event = self._gates.setdefault(gate, asyncio.Event())
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(lambda: self._gate(gate).set())
+            self._loop.call_soon_threadsafe(event.set)
 
     def _gate(self, name: str) -> asyncio.Event:
         """The server loop's event for a gate (created there, set if already released)."""
