@@ -616,3 +616,63 @@ def test_the_same_tools_over_streamable_http(fake, monkeypatch):
     assert any(m.startswith("judge answered") for m in progress.messages)
     assert sorted(r.persona for r in fake.requests) == ["arbiter", "judge"]
     assert [r["command"] for r in history_rows("SELECT command FROM runs")] == ["mcp"]
+
+
+def test_ask_escalates_and_says_what_it_saved(fake):
+    fake.script("judge", Reply(text="It is prime.\nAnswer: yes\nConfidence: 95%"))
+
+    async def main() -> Any:
+        async with council_mcp("--base-url", fake.base_url) as (session, _):
+            arguments = {"question": "Is 7 prime?", "personas": ["judge", "critic", "skeptic"]}
+            return await session.call_tool("ask", {**arguments, "escalate": True})
+
+    result = run(main)
+    assert not result.is_error, _text(result)
+    data = result.structured_content
+    # The first panel (judge) was sure: nobody else was asked, not even the arbiter.
+    assert [r.persona for r in fake.requests] == ["judge"]
+    assert data["escalation"]["escalated"] is False
+    assert data["escalation"]["calls_saved"] == 3
+    assert data["stop_reason"] == "panel_agreed" and data["answered_by"] == "judge"
+    assert "Escalation: the first panel was sure; 3 calls saved." in _text(result)
+
+
+def test_ask_carries_the_agreement_map(fake):
+    verdict = {
+        "converged": False,
+        "confidence": 0.6,
+        "synthesis": "Ship on Monday.",
+        "dissent": ["critic would wait"],
+        "consensus": ["tests pass"],
+        "contradictions": [
+            {
+                "point": "when to ship",
+                "sides": [
+                    {"members": ["judge"], "position": "Friday"},
+                    {"members": ["critic"], "position": "Monday"},
+                ],
+                "assumption": "weekend support",
+            }
+        ],
+        "unique_insights": [{"point": "the changelog is missing", "member": "critic"}],
+        "blind_spots": ["rollback plan"],
+    }
+    fake.script("arbiter", Reply(text=json.dumps(verdict)))
+
+    async def main() -> Any:
+        async with council_mcp("--base-url", fake.base_url) as (session, _):
+            arguments = {"question": "Ship it on Friday?", "personas": ["judge", "critic"]}
+            return await session.call_tool("ask", arguments)
+
+    result = run(main)
+    assert not result.is_error, _text(result)
+    agreement = result.structured_content["agreement"]
+    assert agreement["consensus"] == ["tests pass"]
+    assert agreement["contradictions"][0]["assumption"] == "weekend support"
+    assert agreement["blind_spots"] == ["rollback plan"]
+    assert result.structured_content["escalation"] is None
+    text = _text(result)
+    assert "Consensus:\n- tests pass" in text
+    assert "- when to ship: judge: Friday; critic: Monday (they differ on: weekend support)" in text
+    assert "Unique insights:\n- the changelog is missing (critic)" in text
+    assert "Blind spots:\n- rollback plan" in text

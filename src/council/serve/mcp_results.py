@@ -71,8 +71,37 @@ def council_answer(document: dict[str, Any]) -> tuple[str, CouncilAnswer]:
         stop_reason=document.get("stop_reason"),
         vote=vote,
         cost_usd=document.get("cost_usd"),
+        agreement=answer.get("agreement"),
+        escalation=document.get("escalation"),
     )
     return _text(result), result
+
+
+def _agreement_lines(agreement: dict[str, Any] | None) -> list[str]:
+    """The agreement map's lists a model can act on (dissent is said already)."""
+    if not agreement:
+        return []
+    parts = []
+    if agreement.get("consensus"):
+        parts.append("Consensus:\n" + "\n".join(f"- {p}" for p in agreement["consensus"]))
+    contradictions = agreement.get("contradictions") or []
+    if contradictions:
+        lines = []
+        for c in contradictions:
+            sides = "; ".join(
+                f"{', '.join(s.get('members') or []) or '?'}: {s.get('position', '')}"
+                for s in c.get("sides") or []
+            )
+            differ = f" (they differ on: {c['assumption']})" if c.get("assumption") else ""
+            lines.append(f"- {c.get('point', '')}: {sides}{differ}")
+        parts.append("Contradictions:\n" + "\n".join(lines))
+    insights = agreement.get("unique_insights") or []
+    if insights:
+        said = [f"- {i.get('point', '')} ({i.get('member', '?')})" for i in insights]
+        parts.append("Unique insights:\n" + "\n".join(said))
+    if agreement.get("blind_spots"):
+        parts.append("Blind spots:\n" + "\n".join(f"- {p}" for p in agreement["blind_spots"]))
+    return parts
 
 
 def _text(result: CouncilAnswer) -> str:
@@ -97,6 +126,10 @@ def _text(result: CouncilAnswer) -> str:
         parts.append("Council: " + "; ".join(facts) + ".")
     if result.dissent:
         parts.append("Dissent:\n" + "\n".join(f"- {d}" for d in result.dissent))
+    parts += _agreement_lines(result.agreement)
+    if result.escalation is not None and not result.escalation.get("escalated"):
+        saved = result.escalation.get("calls_saved")
+        parts.append(f"Escalation: the first panel was sure; {saved} calls saved.")
     if result.missing:
         parts.append(
             "Missing: " + ", ".join(f"{m.persona} ({m.reason})" for m in result.missing) + "."

@@ -55,6 +55,8 @@ class CouncilSpec:
     speculative: bool | None = None
     vote: bool = False
     choices: tuple[str, ...] = ()
+    # Ask a first panel and the rest only in doubt (None: as the preset says).
+    escalate: bool | None = None
 
 
 class ProgressLines:
@@ -119,6 +121,7 @@ def _council(spec: CouncilSpec, settings: McpSettings) -> Council:
 
 def _stream(council: Council, spec: CouncilSpec) -> CouncilStream:
     voting: dict[str, Any] = {"vote": spec.vote, "choices": list(spec.choices) or None}
+    voting["escalate"] = spec.escalate
     if spec.deliberation:
         return council.stream(
             spec.question,

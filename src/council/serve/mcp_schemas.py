@@ -62,6 +62,17 @@ class CouncilAnswer(BaseModel):
     cost_usd: float | None = Field(
         None, description="What all its calls cost in USD (null: unknown)."
     )
+    agreement: dict[str, Any] | None = Field(
+        None,
+        description="The arbiter's agreement map: consensus, contradictions (with each "
+        "side's members and the assumption they differ on), unique_insights, blind_spots, "
+        "dissent, confidence, missing (null: the arbiter gave none).",
+    )
+    escalation: dict[str, Any] | None = Field(
+        None,
+        description="With escalate: whether the whole council was asked, and the calls "
+        "saved (null: no escalation).",
+    )
 
 
 class PresetInfo(BaseModel):

@@ -68,6 +68,13 @@ Choices = Annotated[
     list[str] | str | None,
     Field(description='With vote: the choices to pick from, e.g. ["yes", "no"] or ["A", "B"].'),
 ]
+Escalate = Annotated[
+    bool | None,
+    Field(
+        description="Ask one member first and the whole council only if it is unsure: "
+        "far fewer calls on easy questions. Default: the preset's escalate setting."
+    ),
+]
 
 
 def _names(value: list[str] | str | None) -> tuple[str, ...]:
@@ -180,6 +187,7 @@ def build_server(settings: McpSettings, running: set[asyncio.Task[Any]] | None =
         ] = True,
         vote: Vote = False,
         choices: Choices = None,
+        escalate: Escalate = None,
     ) -> Annotated[CallToolResult, CouncilAnswer]:
         """Ask every member of a council the same question at once; the arbiter weighs their
         answers into one (with its confidence and what the members still disagree on).
@@ -195,6 +203,7 @@ def build_server(settings: McpSettings, running: set[asyncio.Task[Any]] | None =
             speculative=False,
             vote=vote,
             choices=_names(choices),
+            escalate=escalate,
         )
         return await council(ctx, spec)
 
@@ -222,6 +231,7 @@ def build_server(settings: McpSettings, running: set[asyncio.Task[Any]] | None =
         ] = None,
         vote: Vote = False,
         choices: Choices = None,
+        escalate: Escalate = None,
     ) -> Annotated[CallToolResult, CouncilAnswer]:
         """A council that deliberates: every member answers, then reads the others' answers
         and revises, round after round, until the arbiter finds they converge. Takes
@@ -235,6 +245,7 @@ def build_server(settings: McpSettings, running: set[asyncio.Task[Any]] | None =
             speculative=speculative,
             vote=vote,
             choices=_names(choices),
+            escalate=escalate,
         )
         return await council(ctx, spec)
 
