@@ -368,3 +368,32 @@ def test_batch_says_it_does_not_escalate(fake, project, tmp_path):
     assert result.exit_code == 0, result.output
     assert "council batch asks every persona of every item" in result.stderr
     assert len(fake.requests) == 3
+
+
+def test_stats_sums_up_what_escalation_saved_across_runs(fake):
+    empty = invoke("stats", "--escalation")
+    assert empty.exit_code == 0 and "No escalating run in the history yet" in empty.stdout
+    fake.report_cost = (1.0, 2.0)
+    # Run 1: the panel is sure (4 of 5 calls saved). Run 2: it doubts (none saved).
+    # Run 3: sure, and a shadow run where the full council kept its answer.
+    fake.script("judge", _sure("Yes", 95))
+    assert oracle_json(fake, "--escalate", "-s", "-p", PERSONAS, QUESTION)[0] == 0
+    fake.script("judge", _sure("Yes", 40))
+    assert oracle_json(fake, "--escalate", "-s", "-p", PERSONAS, QUESTION)[0] == 0
+    for name in PERSONAS.split(","):
+        fake.script(name, _sure("Yes", 95))
+    shadow = ("--escalate", "--shadow-rate", "1", "-s", "-p", PERSONAS, QUESTION)
+    assert oracle_json(fake, *shadow)[0] == 0
+    oracle(fake, "-p", PERSONAS, QUESTION)  # a run without escalation counts for nothing
+    found = invoke("stats", "--escalation", "--json")
+    assert found.exit_code == 0, found.stdout
+    summary = json.loads(found.stdout)["escalation"]
+    assert summary["runs"] == 3 and summary["escalated"] == 1
+    assert summary["calls_full"] == 15 and summary["calls_saved"] == 4
+    assert summary["shadow_runs"] == 1 and summary["shadow_changed"] == 0
+    assert summary["cost_saved_usd"] > 0
+    shown = invoke("stats", "--escalation")
+    assert "escalation: 1 of 3 runs escalated; 4 of 15 calls saved (27%)" in shown.stdout
+    assert "the full council changed 0 of 1 answers the panel agreed on" in shown.stdout
+    refused = invoke("stats", "--escalation", "--bias")
+    assert refused.exit_code == 2 and "--escalation sums runs up whole" in refused.output

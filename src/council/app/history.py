@@ -29,6 +29,7 @@ __all__ = [
     "RunFailure",
     "StatsReport",
     "compute_bias_stats",
+    "compute_escalation_stats",
     "compute_stats",
     "delete_run",
     "export_runs",
@@ -223,6 +224,31 @@ def compute_stats(*, by: str, since: float | None) -> StatsReport:
     """Latency, first token, errors and tokens per persona, model or endpoint."""
     with HistoryDB.open() as history:
         return build_stats(history, by=by, since=since)
+
+
+def compute_escalation_stats(*, since: float | None) -> dict[str, Any] | None:
+    """Escalating runs (`--escalate`) summed up as `council eval` sums its own: runs
+    escalated, calls saved of those the full council makes, and what the shadow runs
+    measured. None: no escalating run is in the history."""
+    from council.app.escalate import escalation_metrics, escalation_summary
+    from council.store.documents import documents_holding
+
+    with HistoryDB.open() as history:
+        found = [
+            {"metrics": {"escalation": escalation_metrics(document["escalation"])}}
+            for document in documents_holding(history, '"calls_saved"', since=since)
+            if _escalation(document.get("escalation"))
+        ]
+    return escalation_summary(found)
+
+
+def _escalation(value: Any) -> bool:
+    """Whether a stored `escalation` object holds what the summary reads."""
+    needed = ("escalated", "calls_saved", "calls_full", "cost_saved_usd", "shadow", "changed")
+    if not isinstance(value, dict) or not all(key in value for key in needed):
+        return False
+    counts = (value["calls_saved"], value["calls_full"])
+    return all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts)
 
 
 def compute_bias_stats(*, since: float | None) -> BiasStats:

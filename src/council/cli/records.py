@@ -343,6 +343,13 @@ def stats_command(
             "--bias", help="Reviewer bias of --rank and judge runs, by persona and by model."
         ),
     ] = False,
+    escalation: Annotated[
+        bool,
+        typer.Option(
+            "--escalation",
+            help="What --escalate saved across runs, and what its shadow runs measured.",
+        ),
+    ] = False,
 ) -> None:
     """Where the time goes: latency, first token, errors and tokens per persona, model or endpoint.
 
@@ -351,9 +358,17 @@ def stats_command(
       council stats --since 7d
       council stats --by endpoint --json
       council stats --bias
+      council stats --escalation --since 30d
     """
     from council.app.history import GROUPINGS, compute_bias_stats, compute_stats
 
+    if escalation:
+        if bias or by != "persona":
+            raise UsageError(
+                "--escalation sums runs up whole", "drop --bias and --by, or --escalation"
+            )
+        _print_escalation(since, json_output=json_output)
+        return
     if bias:
         if by != "persona":  # --bias groups by persona and by model, both
             raise UsageError(f"--bias takes no --by {by}", "drop --by: it shows both groupings")
@@ -376,6 +391,27 @@ def stats_command(
         typer.echo(dumps(report.to_dict()))
         return
     say(_stats_text(report))
+
+
+def _print_escalation(since: str | None, *, json_output: bool) -> None:
+    from council.app.escalate import escalation_line
+    from council.app.history import compute_escalation_stats
+
+    summary = compute_escalation_stats(since=_since(since))
+    if json_output:
+        from council.render.json_out import dumps
+
+        typer.echo(dumps({"escalation": summary}))
+        return
+    if summary is None:
+        say('No escalating run in the history yet: council oracle --escalate "…" makes one.')
+        return
+    say(str(escalation_line(summary)))
+    if summary["cost_saved_usd"] is not None:
+        saved = summary["cost_saved_usd"]
+        say(f"cost saved: ≈${saved:.4f} (calls not made × the panel's mean cost a call)")
+    if not summary["shadow_runs"]:
+        say("No shadow run yet: --shadow-rate 0.1 measures what the saving costs in answers.")
 
 
 def _seconds(value: float | None) -> str:

@@ -16,13 +16,13 @@ correlation outside -1..1) counts as not measured; it never stops the report.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from statistics import fmean
 from typing import Any
 
 from council.store.db import HistoryDB
+from council.store.documents import documents_holding
 
 __all__ = ["BiasGroup", "BiasStats", "build_bias_stats"]
 
@@ -88,13 +88,9 @@ def _group(name: str, reviews: list[dict[str, Any]]) -> BiasGroup:
     )
 
 
-def _reviews(document: str | None) -> list[tuple[str, dict[str, Any]]]:
+def _reviews(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(reviewer, its measurements) from one stored document; [] when it has none."""
-    try:
-        data = json.loads(document or "")
-    except ValueError:
-        return []
-    bias = data.get("bias") if isinstance(data, dict) else None
+    bias = data.get("bias")
     reviewers = bias.get("reviewers") if isinstance(bias, dict) else None
     if not isinstance(reviewers, dict):
         return []
@@ -103,18 +99,13 @@ def _reviews(document: str | None) -> list[tuple[str, dict[str, Any]]]:
 
 def build_bias_stats(history: HistoryDB, *, since: float | None = None) -> BiasStats:
     """Every run's bias report since `since`, grouped by persona and by model."""
-    condition, parameters = ("started_at >= ?", (since,)) if since is not None else ("1 = 1", ())
-    rows = history.db.execute(
-        # Only documents that can hold a report are parsed (answers make them long).
-        f"SELECT document FROM runs WHERE {condition} "
-        "AND instr(document, '\"position_consistent\"') > 0",
-        parameters,
-    ).fetchall()
+    # Only documents that can hold a report are parsed (answers make them long).
+    documents = documents_holding(history, '"position_consistent"', since=since)
     by_persona: dict[str, list[dict[str, Any]]] = {}
     by_model: dict[str, list[dict[str, Any]]] = {}
     runs = 0
-    for row in rows:
-        reviews = _reviews(row["document"])
+    for document in documents:
+        reviews = _reviews(document)
         runs += bool(reviews)
         for name, review in reviews:
             by_persona.setdefault(name, []).append(review)
