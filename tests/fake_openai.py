@@ -494,6 +494,11 @@ class FakeOpenAI(BatchAPI):
             # Slots stated as llama.cpp's llama-server does (GET /props: total_slots).
             self.total_slots: int | None = None
             self.props_requests = 0  # GET /props asked
+            # Seconds a kept-alive connection may stay idle before the server closes it
+            # (llama-server's cpp-httplib closes after 5 s); None: never.
+            self.keep_alive_timeout: float | None = None
+            self.idle_closed = 0  # connections closed for that
+            self.connections_accepted = 0
             # GET /models lists these ids, as Ollama lists what it pulled (None: fake-model).
             self.listed_models: list[str] | None = None
             self.models_requests = 0  # GET /models asked
@@ -689,9 +694,13 @@ class FakeOpenAI(BatchAPI):
         assert task is not None
         self._connections.add(task)
         conn = _Connection(reader, writer, next(self._accepted))
+        with self._changed:
+            self.connections_accepted += 1
         graceful = False
         try:
-            while (request := await conn.read_request()) is not None:
+            while await self._stays_open(conn):
+                if (request := await conn.read_request()) is None:
+                    break
                 if not await self._dispatch(conn, request) or not request.keep_alive:
                     break
             graceful = True
@@ -709,6 +718,26 @@ class FakeOpenAI(BatchAPI):
                 writer.close()  # after what is buffered has been sent
             else:
                 writer.transport.abort()
+
+    async def _stays_open(self, conn: _Connection) -> bool:
+        """False when an idle connection outlived `keep_alive_timeout` (or was closed)."""
+        idle = self.keep_alive_timeout
+        if idle is None or conn.buffer:
+            return True
+        try:
+            async with asyncio.timeout(idle):
+                await conn._fill()
+        except TimeoutError:
+            conn.writer.close()  # counted once the socket is closed, the FIN on its way
+            with contextlib.suppress(ConnectionError):
+                await conn.writer.wait_closed()
+            with self._changed:
+                self.idle_closed += 1
+                self._changed.notify_all()
+            return False
+        except _ClientGone:
+            return False
+        return True
 
     async def _send_json(
         self, conn: _Connection, request: _Request, status: int, payload: object, **extra: str

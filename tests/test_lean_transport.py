@@ -18,7 +18,7 @@ import pytest
 from council.endpoint.client import EndpointClient
 from council.endpoint.lean_transport import LeanTransport, lean_mounts
 from council.engine.calls import run_call
-from council.engine.events import EventBus
+from council.engine.events import Event, EventBus
 from council.engine.reporter import CallReporter
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.helpers import invoke, resolved_endpoint
@@ -138,6 +138,28 @@ def test_calls_at_once_each_get_a_connection_and_keep_it(fake: FakeOpenAI) -> No
     first, second = fake.requests[:2], fake.requests[2:]
     assert first[0].connection != first[1].connection
     assert {r.connection for r in second} == {r.connection for r in first}
+
+
+def test_an_idle_connection_the_server_closed_is_not_reused(fake: FakeOpenAI) -> None:
+    fake.keep_alive_timeout = 0.5  # as llama-server closes one after 5 s
+
+    async def two(client: EndpointClient, bus: EventBus) -> list[tuple[bool, int]]:
+        events: list[Event] = []
+        bus.subscribe(events.append)
+        first = CallReporter("run", bus, spec("judge"))
+        await run_call(client, first)
+        # Every connection it had (the first call's, a probe's) closed by the server.
+        closed = lambda f: f.idle_closed == f.connections_accepted  # noqa: E731
+        await asyncio.to_thread(fake.wait_for, closed)
+        second = CallReporter("run", bus, spec("critic"))
+        await run_call(client, second)
+        assert [e.kind for e in events if "retr" in e.kind or "resen" in e.kind] == []
+        return [(r.outcome.answered, r.outcome.retries) for r in (first, second)]
+
+    assert with_client(fake, two) == [(True, 0), (True, 0)]
+    judge, critic = fake.requests  # nothing failed, nothing asked again
+    assert judge.connection != critic.connection
+    assert judge.completed and critic.completed
 
 
 @pytest.mark.parametrize("transport", ["lean", "httpx2"])

@@ -27,6 +27,7 @@ origin, and only when no proxy from the environment applies to its host; everyth
 from __future__ import annotations
 
 import asyncio
+import select
 import time
 import urllib.request
 from collections.abc import AsyncIterator
@@ -81,8 +82,22 @@ class _Connection:
         self.idle_since = 0.0
 
     def open(self) -> bool:
-        """Not closed by either side (an idle one the server closed has seen its EOF)."""
-        return not (self.writer.is_closing() or self.reader.at_eof())
+        """Not closed by either side, nor anything to read: an idle connection the server
+        closed has its EOF waiting, seen by the event loop or not yet (one poll, as
+        httpcore2 makes, so that a server's keep-alive timeout is not a failed call)."""
+        if self.writer.is_closing() or self.reader.at_eof():
+            return False
+        sock = self.writer.get_extra_info("socket")
+        if sock is None:
+            return True
+        try:
+            if hasattr(select, "poll"):
+                poller = select.poll()
+                poller.register(sock.fileno(), select.POLLIN)
+                return not poller.poll(0)
+            return not select.select([sock], [], [], 0)[0]
+        except (OSError, ValueError):
+            return False
 
     def close(self) -> None:
         # Not awaited: the FIN goes out after what is buffered, and a cancelled task
