@@ -241,7 +241,6 @@ class LeanTransport(httpx2.AsyncBaseTransport):
     """httpx2's transport interface over asyncio streams and h11; see the module doc."""
 
     def __init__(self, limits: httpx2.Limits) -> None:
-        self._max_connections = limits.max_connections
         self._slots = asyncio.Semaphore(limits.max_connections) if limits.max_connections else None
         self._max_idle = limits.max_keepalive_connections
         self._expiry = limits.keepalive_expiry
