@@ -14,9 +14,10 @@ prints the overhead of the bare openai SDK making the same N streaming calls wit
 asyncio.gather (no council), measured in the same runs, and the fake server's own
 median time per call, and the floor of the HTTP stack itself: bare httpx2 (what both
 the SDK and council send on) making the same N streaming requests, their bodies read and
-dropped unparsed. Last, with default flags (no --max-concurrency) and response
-headers after 0.6 s: how far apart 6 personas' requests reach the server, and the
-wall, on a first run and the two after it (limits_bench.py, part 3).
+dropped unparsed, on httpx2's own transport and on council's lean one. Last, with
+default flags (no --max-concurrency) and response headers after 0.6 s: how far apart
+6 personas' requests reach the server, and the wall, on a first run and the two after
+it (limits_bench.py, part 3).
 
 Where the overhead comes from (issue 21, point 3): the CPU council's process spent per
 call (a run's CPU time / N: the client, the engine, the plan, the output), which a
@@ -146,21 +147,27 @@ def run_bare_sdk(base_url: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-def run_bare_httpx(base_url: str, n: int) -> tuple[float, float]:
+def run_bare_httpx(base_url: str, n: int, *, lean: bool = False) -> tuple[float, float]:
     """The HTTP stack's own floor: the same N streaming requests on httpx2 (the client the
     SDK and council send on), with council's pool limits, each body read and dropped,
-    nothing parsed; its wall seconds and CPU seconds. No client built on httpx2 can be
-    cheaper than this per call."""
+    nothing parsed; its wall seconds and CPU seconds. No client built on httpx2's own
+    transport can be cheaper than this per call. `lean`: the same client with council's
+    lean transport (endpoint/lean_transport.py) mounted, as council mounts it."""
     import asyncio
     import ssl
 
     import httpx2
 
+    from council.endpoint.lean_transport import lean_mounts
+
     async def ask_all() -> None:
         limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=16)
         # No CA store loaded for a plain-http URL, as council does (client.py, _http_client).
         bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        async with httpx2.AsyncClient(limits=limits, timeout=60, verify=bare) as client:
+        mounts = lean_mounts(base_url, limits) if lean else None
+        async with httpx2.AsyncClient(
+            limits=limits, timeout=60, verify=bare, mounts=mounts
+        ) as client:
 
             async def ask(i: int) -> None:
                 body = {"model": "m", "messages": [{"role": "user", "content": f"q{i}"}]}
@@ -210,7 +217,7 @@ def main() -> None:
                 walls, cpus, spreads, bare = [], [], [], []
                 b_walls, b_cpus, b_spreads = [], [], []
                 served: list[float] = []
-                floor_walls, floor_cpus = [], []
+                floor_walls, floor_cpus, lean_walls, lean_cpus = [], [], [], []
                 for _ in range(args.runs):  # paired, so both see the same machine load
                     control(base_url, "/_fake/reset", {})
                     control(base_url, "/_fake/default", reply)
@@ -234,10 +241,15 @@ def main() -> None:
                     wall, cpu = run_bare_httpx(base_url, n)
                     floor_walls.append(wall)
                     floor_cpus.append(cpu / n)
+                    control(base_url, "/_fake/reset", {})
+                    control(base_url, "/_fake/default", reply)
+                    wall, cpu = run_bare_httpx(base_url, n, lean=True)
+                    lean_walls.append(wall)
+                    lean_cpus.append(cpu / n)
                 median = statistics.median
                 bare_ms = median(bare)
                 rows.append((n, median(walls), median(served), bare_ms, cpus, median(spreads)))
-                floors.append((n, median(floor_walls), floor_cpus))
+                floors.append((n, median(floor_walls), floor_cpus, median(lean_walls), lean_cpus))
                 if before is not None:
                     before_rows.append(
                         (n, median(b_walls), median(served), bare_ms, b_cpus, median(b_spreads))
@@ -276,14 +288,16 @@ def main() -> None:
             )
     print(
         "the HTTP stack's floor: bare httpx2, the same N streaming requests, bodies read "
-        "and dropped (same runs)"
+        "and dropped (same runs); then the same on council's lean transport"
     )
-    print(f"{'N':>5} {'wall s':>8} {'overhead ms':>12}  CPU ms/call (median, best)")
-    for n, wall, cpus in floors:
-        print(
-            f"{n:>5} {wall:>8.3f} {(wall - latency) * 1000:>12.1f}  "
-            f"{statistics.median(cpus) * 1000:>6.2f} {min(cpus) * 1000:>6.2f}"
-        )
+    print(f"{'N':>5} {'wall s':>8} {'overhead ms':>12}  CPU ms/call (median, best)  transport")
+    for n, wall, cpus, l_wall, l_cpus in floors:
+        for name, w, c in (("httpx2", wall, cpus), ("lean", l_wall, l_cpus)):
+            print(
+                f"{n:>5} {w:>8.3f} {(w - latency) * 1000:>12.1f}  "
+                f"{statistics.median(c) * 1000:>6.2f} {min(c) * 1000:>6.2f}"
+                f"{'':>16}{name}"
+            )
     print()
     print_default_flags(default_runs, None)
 

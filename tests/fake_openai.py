@@ -149,6 +149,9 @@ class Reply:
     usage: bool = True  # False: never send usage, even when asked
     gate: str | None = None  # hold the whole response until fake.release(gate)
     hang_after: int | None = None  # stream this many content chunks, then hang until cancelled
+    # Stream this many content chunks, then a chunk whose size line is not hex, and close:
+    # the chunked framing broken (as by a proxy that rewrites the stream and gets it wrong).
+    bad_chunk_after: int | None = None
     # Stream the text again and again, as fast as the client reads it, never finishing
     # (a runaway model with no max_tokens, or a broken server).
     endless: bool = False
@@ -215,6 +218,9 @@ class RecordedRequest:
     completed: bool = False
     disconnected: bool = False
     disconnected_at: float | None = None
+    # The TCP connection it came on, numbered as the server accepted them (as an access
+    # log's client port tells them apart): equal numbers mean a kept-alive one reused.
+    connection: int = 0
     # Turned away by the slot limit (429/503), or ended by a newer request ("interrupt").
     over_limit: bool = False
     interrupted: bool = False
@@ -268,9 +274,12 @@ class _Request:
 class _Connection:
     """A buffered view of one client socket, with client-disconnect detection."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int = 0
+    ) -> None:
         self.reader = reader
         self.writer = writer
+        self.number = number
         self.buffer = bytearray()
         self.eof_at: float | None = None
 
@@ -330,6 +339,10 @@ class _Connection:
                 body = await self._take(int(headers.get("content-length", "0") or 0))
         except ValueError as exc:
             raise _BadRequest(f"bad body framing: {exc}") from None
+        if target.lower().startswith(("http://", "https://")):
+            # The absolute form, as a client sends through a proxy: a server must take it
+            # (RFC 9112, 3.2.2), and this one answers it itself.
+            target = "/" + target.split("://", 1)[1].partition("/")[2]
         return _Request(method.upper(), target.split("?")[0], version, headers, body)
 
     async def wait_until_gone(self) -> float:
@@ -443,6 +456,7 @@ class FakeOpenAI(BatchAPI):
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._accepted = itertools.count()  # numbers the connections (RecordedRequest)
         self._generation = 0
         self.reset()
 
@@ -480,6 +494,11 @@ class FakeOpenAI(BatchAPI):
             # Slots stated as llama.cpp's llama-server does (GET /props: total_slots).
             self.total_slots: int | None = None
             self.props_requests = 0  # GET /props asked
+            # Seconds a kept-alive connection may stay idle before the server closes it
+            # (llama-server's cpp-httplib closes after 5 s); None: never.
+            self.keep_alive_timeout: float | None = None
+            self.idle_closed = 0  # connections closed for that
+            self.connections_accepted = 0
             # GET /models lists these ids, as Ollama lists what it pulled (None: fake-model).
             self.listed_models: list[str] | None = None
             self.models_requests = 0  # GET /models asked
@@ -677,10 +696,14 @@ class FakeOpenAI(BatchAPI):
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        conn = _Connection(reader, writer)
+        conn = _Connection(reader, writer, next(self._accepted))
+        with self._changed:
+            self.connections_accepted += 1
         graceful = False
         try:
-            while (request := await conn.read_request()) is not None:
+            while await self._stays_open(conn):
+                if (request := await conn.read_request()) is None:
+                    break
                 if not await self._dispatch(conn, request) or not request.keep_alive:
                     break
             graceful = True
@@ -698,6 +721,26 @@ class FakeOpenAI(BatchAPI):
                 writer.close()  # after what is buffered has been sent
             else:
                 writer.transport.abort()
+
+    async def _stays_open(self, conn: _Connection) -> bool:
+        """False when an idle connection outlived `keep_alive_timeout` (or was closed)."""
+        idle = self.keep_alive_timeout
+        if idle is None or conn.buffer:
+            return True
+        try:
+            async with asyncio.timeout(idle):
+                await conn._fill()
+        except TimeoutError:
+            conn.writer.close()  # counted once the socket is closed, the FIN on its way
+            with contextlib.suppress(ConnectionError):
+                await conn.writer.wait_closed()
+            with self._changed:
+                self.idle_closed += 1
+                self._changed.notify_all()
+            return False
+        except _ClientGone:
+            return False
+        return True
 
     async def _send_json(
         self, conn: _Connection, request: _Request, status: int, payload: object, **extra: str
@@ -892,6 +935,7 @@ class FakeOpenAI(BatchAPI):
                 round=request.headers.get("x-council-round"),
                 received_at=received_at,
                 generation=self._generation,
+                connection=conn.number,
             )
             self._records.append(record)
             self._in_flight += 1
@@ -1167,6 +1211,8 @@ class FakeOpenAI(BatchAPI):
             for i, token in enumerate(tokens):
                 if reply.drop_after is not None and i >= reply.drop_after:
                     break
+                if reply.bad_chunk_after is not None and i >= reply.bad_chunk_after:
+                    break
                 await wait_for_chunk(len(thoughts) + i)
                 first = i == 0 and not thoughts
                 delta = {"role": "assistant", "content": token} if first else {"content": token}
@@ -1175,6 +1221,10 @@ class FakeOpenAI(BatchAPI):
                 self._update(record, tokens_sent=i + 1, first_token_at=record.first_token_at or now)
                 if reply.hang_after is not None and i + 1 >= reply.hang_after:
                     await loop.create_future()  # until the client goes away
+            if reply.bad_chunk_after is not None:
+                await conn.send(b"zz\r\nnot a chunk\r\n")
+                self._update(record, finished_at=time.monotonic())
+                return False
             if reply.drop_after is not None:
                 transport = conn.writer.transport
                 transport.set_write_buffer_limits(high=0)

@@ -56,6 +56,7 @@ from council.endpoint.caps import CALL_CAPS, Caps, EventTooLarge, cap_events
 from council.endpoint.describe import probe_slots, probe_window
 from council.endpoint.errors import CallError, classify, one_line, rate_limit_wait, rejected_fields
 from council.endpoint.formats import FormatLadder, field_unknown, says_form_refused
+from council.endpoint.lean_transport import lean_mounts
 from council.endpoint.limiter import HEAD, EndpointLimiter, Ticket, limiter_for
 from council.endpoint.redact import remember_key
 from council.endpoint.redirects import refuse_cross_origin
@@ -234,6 +235,10 @@ def _http_client(base_url: str) -> Any:
     TLS somehow be used (a redirect to https), verification fails closed.
 
     A POST redirected to another origin fails (`redirects.py`): the question stays here.
+
+    A plain-http endpoint's own origin is served by the lean transport
+    (`lean_transport.py`, half the CPU per call of httpx2's) unless a proxy from the
+    environment applies to it; anything else keeps httpx2's transport.
     """
     limits = httpx2.Limits(
         max_connections=openai.DEFAULT_CONNECTION_LIMITS.max_connections,
@@ -243,7 +248,10 @@ def _http_client(base_url: str) -> Any:
     if urlsplit(base_url).scheme != "http":
         return openai.DefaultAsyncHttpxClient(limits=limits, event_hooks=hooks)
     bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, hostname checked, no CAs
-    return openai.DefaultAsyncHttpxClient(verify=bare, limits=limits, event_hooks=hooks)
+    mounts = lean_mounts(base_url, limits)
+    return openai.DefaultAsyncHttpxClient(
+        verify=bare, limits=limits, event_hooks=hooks, mounts=mounts
+    )
 
 
 def build_client(
