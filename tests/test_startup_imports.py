@@ -47,6 +47,8 @@ NOT_BEFORE_THE_FIRST_REQUEST = {
     "council.app.escalate",
     "council.engine.escalation",
     "council.engine.ballots",
+    # the agreement map, read from an arbiter's reply
+    "council.engine.agreement",
     # the Markdown of the answers
     "council.render.markdown",
     "council.render.ballots",
