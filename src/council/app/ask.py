@@ -42,13 +42,6 @@ from council.engine.plan import (
 )
 from council.errors import UsageError
 from council.render import OutputMode, choose_mode
-from council.render.costs import prices_markdown
-from council.render.json_out import dumps
-from council.render.markdown import (
-    deliberation_plan_markdown,
-    plan_markdown,
-    sources_markdown,
-)
 from council.store.recorder import RecordOptions
 
 if TYPE_CHECKING:
@@ -525,39 +518,13 @@ def _dry_run_or_run(
     request: AskRequest,
     flags: AskFlags,
     *,
-    dry_run_markdown: Callable[[Any], str],
     engine: str,
     record: RecordOptions | None,
     **run_options: Any,
 ) -> int:
     """`--dry-run` prints the plan and where each setting came from; otherwise run it."""
     if flags.dry_run:
-        from council.engine.cost import plan_prices, worst_case_usd
-
-        prices, worst = plan_prices(plan), worst_case_usd(plan)
-        resume = run_options.get("resume")
-        if flags.json_output:
-            plan_dict = plan.to_dict()
-            if resume is not None:  # what the resume reuses and asks, not a fresh round 1
-                from council.render.markdown import resume_outline
-
-                plan_dict["resume"] = resume_outline(plan, resume).to_dict()
-            plan_dict["sources"] = request.settings.sources
-            plan_dict["prices"] = [p.to_dict() for p in prices]
-            plan_dict["worst_case_usd"] = None if worst is None else round(worst, 6)
-            sys.stdout.write(dumps(plan_dict) + "\n")
-        else:
-            if resume is not None:  # what the resume asks, not a fresh round 1
-                from functools import partial
-
-                from council.render.markdown import resume_plan_markdown
-
-                dry_run_markdown = partial(resume_plan_markdown, resume=resume)
-            sys.stdout.write(
-                dry_run_markdown(plan)
-                + prices_markdown(prices, worst, plan.budget_usd, plan.max_tokens_total)
-                + sources_markdown(request.settings)
-            )
+        _print_dry_run(plan, request, flags, engine=engine, resume=run_options.get("resume"))
         return 0
     # Only a real run pays for the engine and openai: a dry run never imports them.
     from council.app.run import run_deliberation, run_oracle
@@ -576,12 +543,14 @@ def _dry_run_or_run(
 
 def _vote_choices(flags: AskFlags) -> tuple[str, ...]:
     """--choices, checked: it needs --vote and two choices at least; () for free answers."""
+    if flags.choices is None:  # free answers: the ballots' module is not imported for them
+        return ()
     from council.engine.ballots import parse_choices
 
-    if flags.choices is not None and not flags.vote:
+    if not flags.vote:
         raise UsageError("--choices goes with --vote", "add --vote, or drop --choices")
     choices = parse_choices(flags.choices)
-    if flags.choices is not None and len(choices) < 2:
+    if len(choices) < 2:
         raise UsageError(
             f"--choices {flags.choices!r} names fewer than two choices",
             "give them separated by commas, e.g. --choices A,B,C,D or --choices yes,no",
@@ -682,6 +651,47 @@ def _prepare_to_send(flags: AskFlags) -> None:
         from council.endpoint.preload import import_sdk_meanwhile
 
         import_sdk_meanwhile()
+
+
+def _print_dry_run(
+    plan: Any, request: AskRequest, flags: AskFlags, *, engine: str, resume: Any
+) -> None:
+    """The plan, its prices and where each setting came from, as --json or Markdown.
+
+    The render modules are imported here: a run that sends imports them only once its
+    answers are in (run_context.py), not before its first request.
+    """
+    from council.engine.cost import plan_prices, worst_case_usd
+    from council.render.costs import prices_markdown
+    from council.render.json_out import dumps
+    from council.render.markdown import deliberation_plan_markdown, plan_markdown, sources_markdown
+
+    prices, worst = plan_prices(plan), worst_case_usd(plan)
+    if flags.json_output:
+        plan_dict = plan.to_dict()
+        if resume is not None:  # what the resume reuses and asks, not a fresh round 1
+            from council.render.markdown import resume_outline
+
+            plan_dict["resume"] = resume_outline(plan, resume).to_dict()
+        plan_dict["sources"] = request.settings.sources
+        plan_dict["prices"] = [p.to_dict() for p in prices]
+        plan_dict["worst_case_usd"] = None if worst is None else round(worst, 6)
+        sys.stdout.write(dumps(plan_dict) + "\n")
+        return
+    markdown: Callable[[Any], str] = (
+        plan_markdown if engine == "oracle" else deliberation_plan_markdown
+    )
+    if resume is not None:  # what the resume asks, not a fresh round 1
+        from functools import partial
+
+        from council.render.markdown import resume_plan_markdown
+
+        markdown = partial(resume_plan_markdown, resume=resume)
+    sys.stdout.write(
+        markdown(plan)
+        + prices_markdown(prices, worst, plan.budget_usd, plan.max_tokens_total)
+        + sources_markdown(request.settings)
+    )
 
 
 def plan_oracle(
@@ -835,9 +845,7 @@ def ask_oracle(
     query, record = _followed(request, earlier, record)
     options = _escalate_options(escalate, request.escalate)
     plan = plan_oracle(request, flags, query, synthesize=synthesize, escalate=options)
-    return _dry_run_or_run(
-        plan, request, flags, dry_run_markdown=plan_markdown, engine="oracle", record=record
-    )
+    return _dry_run_or_run(plan, request, flags, engine="oracle", record=record)
 
 
 def ask_deliberation(
@@ -933,7 +941,6 @@ def _deliberation(
         plan,
         request,
         flags,
-        dry_run_markdown=deliberation_plan_markdown,
         engine="deliberate",
         record=record,
         resume=resumed.state if resumed else None,

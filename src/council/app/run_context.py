@@ -46,7 +46,6 @@ from council.errors import (
 from council.render.costs import budget_lowered_line, budget_stop_line
 from council.render.format import count_of, deliberation_warnings, prompt_cut_warnings
 from council.render.json_out import deliberation_document, oracle_document
-from council.render.markdown import deliberation_markdown, oracle_markdown
 from council.store.recorder import RecordOptions
 
 if TYPE_CHECKING:
@@ -323,6 +322,9 @@ def result_markdown(result: OracleResult | DeliberationResult, *, quiet: bool = 
     is nothing to show."""
     if not has_output(result):
         return ""
+    # Imported once the answers are in: not on the way to a run's first request.
+    from council.render.markdown import deliberation_markdown, oracle_markdown
+
     if isinstance(result, DeliberationResult):
         return deliberation_markdown(result, quiet=quiet)
     return oracle_markdown(result, quiet=quiet)

@@ -2,16 +2,22 @@
 
 One module per group of commands; importing them registers their commands on
 the app. Each imports only typer and light council modules at the top, so that
-`council --help` stays fast.
+`council --help` stays fast. `main` imports only the module of the command that the
+command line names (`COMMAND_MODULES`); `council.cli.app` is the whole app.
 """
 
 from __future__ import annotations
 
 import atexit
 import gc
+import importlib
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from council.cli.usage import CouncilTyper
 
 __all__ = ["app", "main"]
 
@@ -43,8 +49,24 @@ def _end_now() -> None:
 
 atexit.register(_end_now)
 
-from council.cli import ask, batch, catalogs, eval, judge, keys, mcp, records, serve, setup  # noqa: E402, F401 - registers the commands
-from council.cli.base import app  # noqa: E402
+# The modules that register the commands, in the order `council --help` lists them.
+MODULES = ("ask", "batch", "catalogs", "eval", "judge", "keys", "mcp", "records", "serve", "setup")
+# The module of each command of the root app's own (a group's commands need the whole
+# app). A command missing here still runs: the whole app is imported for it.
+COMMAND_MODULES = {
+    "oracle": "ask",
+    "deliberate": "ask",
+    "resume": "ask",
+    "batch": "batch",
+    "init": "catalogs",
+    "eval": "eval",
+    "judge": "judge",
+    "mcp": "mcp",
+    "show": "records",
+    "stats": "records",
+    "serve": "serve",
+    "models": "setup",
+}
 
 # However a command goes, the garbage collector is back this long after it started.
 GC_BACK_AFTER = 2.0
@@ -53,12 +75,52 @@ GC_BACK_AFTER = 2.0
 def main() -> None:
     """Console-script entry point (and `python -m council`): messages say `council`."""
     _collect_later()
+    app = _app_for(sys.argv[1:])
     try:
         with app.only_the_command(sys.argv[1:]):
             app(prog_name="council")
     except SystemExit as done:
         _exit(done.code)
     _exit(0)
+
+
+def __getattr__(name: str) -> Any:
+    """`council.cli.app`: the whole app, every command registered (imported when asked)."""
+    if name == "app":
+        return _whole_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _app_for(args: list[str]) -> CouncilTyper:
+    """The app with at least the command that `args` name registered.
+
+    Importing every command module costs a run some 6-11 ms of CPU before its first
+    request (their imports, and the signatures their options are built from). A command
+    of the root app's own needs only its module; anything else (help, a group's command,
+    a misspelt name) gets the whole app, as `CouncilTyper.only_the_command` builds it.
+    """
+    from council.cli.base import app
+    from council.cli.usage import command_named
+
+    module = COMMAND_MODULES.get(command_named(args) or "")
+    if module is None:
+        return _whole_app()
+    importlib.import_module(f"{__name__}.{module}")
+    return app
+
+
+def _whole_app() -> CouncilTyper:
+    """The root app with every module's commands, listed in `MODULES`' order whichever
+    module came first (`main` may have imported one already)."""
+    from council.cli.base import app
+
+    for module in MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+    order = {f"{__name__}.{module}": place for place, module in enumerate(MODULES)}
+    app.registered_commands.sort(
+        key=lambda command: order.get(getattr(command.callback, "__module__", ""), len(order))
+    )
+    return app
 
 
 def _collect_later() -> None:

@@ -24,6 +24,7 @@ from council.errors import UsageError
 
 if TYPE_CHECKING:
     from council.app.ask import FollowUp
+    from council.app.escalate import EscalateFlags
 
 __all__ = ["deliberate_command", "oracle_command", "resume_command"]
 
@@ -105,11 +106,23 @@ def oracle_command(
       council oracle --continue "And for a team of twenty?"   (a follow-up of the last)
     """
     from council.app.ask import ask_oracle
-    from council.app.escalate import EscalateFlags
 
     follow_up = _follow_up(follow, continue_from)
-    escalation = EscalateFlags(escalate, panel, escalate_threshold, shadow_rate)
+    escalation = _escalate_flags(escalate, panel, escalate_threshold, shadow_rate)
     _exit_with(ask_oracle(flags, synthesize=synthesize, follow_up=follow_up, escalate=escalation))
+
+
+def _escalate_flags(
+    escalate: bool | None, panel: str | None, threshold: float | None, shadow_rate: float | None
+) -> EscalateFlags | None:
+    """--escalate and its flags as the app takes them; None when none was given (a
+    preset's `escalate:` still applies), so that a run without them imports nothing
+    of escalation before its first request."""
+    if escalate is None and panel is None and threshold is None and shadow_rate is None:
+        return None
+    from council.app.escalate import EscalateFlags
+
+    return EscalateFlags(escalate, panel, threshold, shadow_rate)
 
 
 def _follow_up(follow: bool, continue_from: str | None) -> FollowUp | None:
@@ -208,7 +221,6 @@ def deliberate_command(
       council deliberate --json --rounds 2 "Monorepo or not?"
     """
     from council.app.ask import ask_deliberation
-    from council.app.escalate import EscalateFlags
 
     if speculative and no_speculative:
         raise UsageError("--speculative and --no-speculative contradict", "give one of them")
@@ -222,7 +234,7 @@ def deliberate_command(
             max_wasted_tokens=max_wasted_tokens,
             resume=resume,
             follow_up=_follow_up(follow, continue_from),
-            escalate=EscalateFlags(escalate, panel, escalate_threshold, shadow_rate),
+            escalate=_escalate_flags(escalate, panel, escalate_threshold, shadow_rate),
         )
     )
 

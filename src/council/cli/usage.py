@@ -41,6 +41,7 @@ __all__ = [
     "CouncilGroup",
     "CouncilTyper",
     "at_least",
+    "command_named",
     "literal",
     "print_error",
     "usage_error",
@@ -292,9 +293,9 @@ class CouncilTyper(typer.Typer):
         a name that is no command (its "did you mean"), and shell completion.
         """
         registered = self.registered_commands
-        name = _command_named(args, flags=_APP_FLAGS)
+        name = command_named(args)
         chosen = [c for c in registered if name is not None and c.name == name]
-        if len(chosen) != 1 or _COMPLETION_VARIABLE in os.environ:
+        if len(chosen) != 1:
             yield
             return
         groups = self.registered_groups
@@ -312,10 +313,13 @@ _APP_FLAGS = frozenset({"--debug"})
 _COMPLETION_VARIABLE = "_COUNCIL_COMPLETE"
 
 
-def _command_named(args: Sequence[str], flags: frozenset[str]) -> str | None:
-    """The command that a command line names, after any of the app's `flags`; None if
-    anything else comes before it."""
+def command_named(args: Sequence[str]) -> str | None:
+    """The command that a command line names, after any of the app's flags that change
+    nothing of a command's; None if anything else comes before it, or if the shell is
+    completing it (the whole app is built then)."""
+    if _COMPLETION_VARIABLE in os.environ:
+        return None
     for arg in args:
-        if arg not in flags:
+        if arg not in _APP_FLAGS:
             return None if arg.startswith("-") else arg
     return None

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from council.engine.agreement_schema import AGREEMENT_PROPERTIES
 from council.engine.replies import as_confidence
 
 __all__ = [
@@ -37,40 +38,6 @@ __all__ = [
     "read_agreement",
     "split_synthesis",
 ]
-
-_STRINGS = {"type": "array", "items": {"type": "string"}}
-
-
-def _object(properties: dict[str, Any]) -> dict[str, Any]:
-    # Strict schemas (OpenAI's) want every key required and nothing else allowed.
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
-
-
-_SIDE = _object({"members": _STRINGS, "position": {"type": "string"}})
-# The map's fields as JSON-schema properties, added to the verdict's schema.
-AGREEMENT_PROPERTIES: dict[str, Any] = {
-    "consensus": _STRINGS,
-    "contradictions": {
-        "type": "array",
-        "items": _object(
-            {
-                "point": {"type": "string"},
-                "sides": {"type": "array", "items": _SIDE},
-                "assumption": {"type": "string"},
-            }
-        ),
-    },
-    "unique_insights": {
-        "type": "array",
-        "items": _object({"point": {"type": "string"}, "member": {"type": "string"}}),
-    },
-    "blind_spots": _STRINGS,
-}
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,13 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from council.engine.agreement import AgreementMap
 from council.engine.stopping import StopRule
 from council.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, ErrorKind
+
+if TYPE_CHECKING:  # made only by an arbiter's reply (engine/agreement.py)
+    from council.engine.agreement import AgreementMap
 
 __all__ = [
     "STOP_REASONS",

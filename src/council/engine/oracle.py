@@ -15,7 +15,6 @@ import dataclasses
 from collections.abc import Sequence
 
 from council.endpoint.errors import internal_error
-from council.engine.agreement import split_synthesis
 from council.engine.calls import run_call
 from council.engine.clients import EndpointClients
 from council.engine.lifecycle import EngineRun
@@ -95,6 +94,9 @@ class OracleRun(EngineRun[OraclePlan, OracleResult]):
         elif call.role == "arbiter":
             if outcome.text:  # the answer is the text; the map it ends with is apart
                 # (a synthesis stopped mid-map too: what streamed of it is no answer)
+                # Imported here: the map's classes are no part of the way to the first request.
+                from council.engine.agreement import split_synthesis
+
                 text, self.result.agreement = split_synthesis(outcome.text)
                 outcome = dataclasses.replace(outcome, text=text)
             self.result.synthesis = outcome

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from council.config.personas import Persona
-from council.engine.agreement import AGREEMENT_PROPERTIES
+from council.engine.agreement_schema import AGREEMENT_PROPERTIES
 from council.engine.model import Attachment, CallSpec, Part, Quoted, join_parts
 
 __all__ = [

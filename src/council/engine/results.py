@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from council.engine.agreement import AgreementMap
 from council.engine.budget import Budget
 from council.engine.cost import total_cost
 from council.engine.missing import Coverage
@@ -36,7 +35,8 @@ from council.errors import (
     ErrorKind,
 )
 
-if TYPE_CHECKING:  # built only by --rank (engine/ranking.py) and --escalate
+if TYPE_CHECKING:  # built only by an arbiter (its map), --rank (engine/ranking.py), --escalate
+    from council.engine.agreement import AgreementMap
     from council.engine.bias import BiasReport
     from council.engine.escalation import EscalationResult
 
